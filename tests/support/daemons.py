@@ -1,0 +1,119 @@
+"""Start the real rtpengine 10.5 and rtpvault side by side for tests and benchmarks.
+
+Both get the same command line (rtpengine's long options); readiness is an ng ping.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .ng import NgClient
+from .tools import free_port, free_port_range, require
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def rtpvault_command() -> list[str]:
+    exe = Path(sys.executable).with_name("rtpvault")
+    if exe.exists():
+        return [str(exe)]
+    return [sys.executable, "-m", "rtpvault"]
+
+
+@dataclass
+class Daemon:
+    """A running relay: its process, ng address and media port range."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    ng_port: int
+    port_min: int
+    port_max: int
+    log_path: Path
+    tcp_ng_port: int | None = None
+    args: list[str] = field(default_factory=list)
+
+    def client(self, timeout: float = 5.0) -> NgClient:
+        return NgClient("127.0.0.1", self.ng_port, timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return int(self.proc.returncode)
+
+
+def _wait_ready(d: Daemon, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if d.proc.poll() is not None:
+            raise RuntimeError(f"{d.name} exited with {d.proc.returncode}:\n{d.log()}")
+        c = d.client(timeout=0.2)
+        try:
+            if c.call({"command": "ping"}).get("result") == "pong":
+                return
+        except (TimeoutError, socket.timeout, ConnectionRefusedError):
+            pass
+        finally:
+            c.close()
+    d.stop()
+    raise RuntimeError(f"{d.name} did not answer ping:\n{d.log()}")
+
+
+def start(
+    kind: str,
+    workdir: Path,
+    *,
+    interface: str = "lo/127.0.0.1!203.0.113.1",
+    ports: int = 500,
+    extra: list[str] | None = None,
+    tcp: bool = False,
+    config_file: str = "none",
+) -> Daemon:
+    """Start `kind` ("rtpengine" or "rtpvault") on loopback with a private port range."""
+    ng_port = free_port()
+    tcp_port = free_port(socket.SOCK_STREAM) if tcp else None
+    pmin, pmax = free_port_range(ports)
+    args = [
+        f"--config-file={config_file}",
+        "--foreground",
+        "--log-stderr",
+        "--table=-1",
+        f"--interface={interface}",
+        f"--listen-ng=127.0.0.1:{ng_port}",
+        f"--port-min={pmin}",
+        f"--port-max={pmax}",
+        "--log-level=7",
+    ]
+    if tcp_port:
+        args.append(f"--listen-tcp-ng=127.0.0.1:{tcp_port}")
+    args += extra or []
+    if kind == "rtpengine":
+        cmd = [require("rtpengine"), *args, "--no-log-timestamps"]
+    elif kind == "rtpvault":
+        cmd = [*rtpvault_command(), "run", *args]
+    else:
+        raise ValueError(kind)
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / f"{kind}-{ng_port}.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir, env=env
+    )
+    d = Daemon(kind, proc, ng_port, pmin, pmax, log_path, tcp_port, args)
+    _wait_ready(d, time.monotonic() + 20)
+    return d

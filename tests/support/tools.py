@@ -1,0 +1,60 @@
+"""Finding the real programs the tests drive; with CI=true a missing one fails instead of skipping."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(binary: str) -> str:
+    """Path of `binary`; skip the test when absent, but fail when CI=true."""
+    path = shutil.which(binary) or next(
+        (p for p in (f"/usr/sbin/{binary}", f"/usr/bin/{binary}") if os.path.exists(p)), None
+    )
+    if path is None:
+        message = f"{binary} is not installed (run .ci/bootstrap)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def free_port(kind: int = socket.SOCK_DGRAM, host: str = "127.0.0.1") -> int:
+    """A port that is free for `kind` on `host` right now (and for TCP too)."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        other = socket.SOCK_STREAM if kind == socket.SOCK_DGRAM else socket.SOCK_DGRAM
+        with socket.socket(socket.AF_INET, other) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        return port
+
+
+def free_port_range(size: int, host: str = "127.0.0.1") -> tuple[int, int]:
+    """An even-aligned range of `size` UDP ports on `host` that are all free right now."""
+    import random
+
+    for _ in range(200):
+        start = random.randrange(20000, 60000 - size) & ~1
+        socks = []
+        try:
+            for port in range(start, start + size):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind((host, port))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        return start, start + size - 1
+    raise RuntimeError("no free UDP port range")
