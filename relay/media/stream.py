@@ -1,0 +1,102 @@
+"""One local media socket of a call and what the forwarding plane needs to know about it.
+
+A `Stream` faces one party: that party sends to `local_port` and receives from it. A packet
+that arrives on stream X (from party A) leaves through X.sink's socket (the stream facing the
+other party B) towards X.sink.peer. Latching (endpoint learning) updates X.peer from the packets
+that arrive on X. The call model (relay.calls) creates and links streams; the forwarding plane
+(relay.media.userspace) reads and counts. Plain attributes and ints: this object is on the hot path.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Callable
+
+Address = tuple[str, int]
+
+# Endpoint learning modes (rtpengine's --endpoint-learning / ng `endpoint-learning`).
+LEARN_DELAYED = "delayed"
+LEARN_IMMEDIATE = "immediate"
+LEARN_OFF = "off"
+LEARN_HEURISTIC = "heuristic"
+
+Tap = Callable[["Stream", bytes, Address, float], None]
+"""Called with (stream, packet, source address, arrival time) for recorded streams."""
+
+
+class Stream:
+    """A local RTP or RTCP socket facing one party, with the peer it learned and its counters."""
+
+    __slots__ = (
+        "sock",
+        "local_address",
+        "local_port",
+        "family",
+        "is_rtcp",
+        "sink",
+        "peer",
+        "sdp_peer",
+        "confirmed",
+        "learning",
+        "learn_until",
+        "strict_source",
+        "media_handover",
+        "asymmetric",
+        "send_blocked",
+        "filled",
+        "packets",
+        "bytes",
+        "errors",
+        "dropped",
+        "last_packet",
+        "ssrc",
+        "tap",
+        "tag",
+        "call_id",
+    )
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        local_address: str,
+        local_port: int,
+        family: int = socket.AF_INET,
+        is_rtcp: bool = False,
+    ) -> None:
+        self.sock = sock
+        self.local_address = local_address
+        self.local_port = local_port
+        self.family = family
+        self.is_rtcp = is_rtcp
+        self.sink: Stream | None = None
+        """The stream facing the other party; packets received here leave through its socket."""
+        self.peer: Address | None = None
+        """Where packets for this stream's party are sent (learned, or from SDP)."""
+        self.sdp_peer: Address | None = None
+        """The endpoint this party advertised (SDP, or received-from with SIP-source-address)."""
+        self.confirmed = False
+        self.learning = LEARN_DELAYED
+        self.learn_until = 0.0
+        """Monotonic time until which a new source re-targets without confirming (delayed)."""
+        self.strict_source = False
+        self.media_handover = False
+        self.asymmetric = False
+        self.send_blocked = False
+        """True while the party is on hold with a zero address: nothing is sent to it."""
+        self.filled = False
+        """True once the other side is signalled (there is somewhere to forward to)."""
+        self.packets = 0
+        self.bytes = 0
+        self.errors = 0
+        self.dropped = 0
+        """Packets dropped by source checks after latching (injection attempts)."""
+        self.last_packet = 0.0
+        """Wall-clock time of the last received packet (0 = never)."""
+        self.ssrc: int | None = None
+        self.tap: Tap | None = None
+        self.tag = ""
+        self.call_id = ""
+
+    def __repr__(self) -> str:
+        kind = "RTCP" if self.is_rtcp else "RTP"
+        return f"<Stream {kind} {self.local_address}:{self.local_port} peer={self.peer}>"
