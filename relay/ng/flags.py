@@ -1,0 +1,237 @@
+"""ng offer/answer/delete dictionary keys and `flags` words → typed `NgFlags` (pure).
+
+Covers every key Kamailio 5.6's rtpengine module sends (ng-protocol.md §5) and the flag words
+of rtpengine 10.5 (§2.4). Unknown keys and words are kept in `unknown` and otherwise ignored,
+as rtpengine does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Plain words rtpengine 10.5 understands (spaces already turned into hyphens).
+KNOWN_WORDS = frozenset(
+    """trust-address SIP-source-address asymmetric no-redis-update unidirectional strict-source
+    media-handover reset all egress SIPREC fragment port-latching no-port-latching generate-mid
+    strip-extmap record-call debug no-rtcp-attribute full-rtcp-attribute generate-RTCP trickle-ICE
+    ICE-reject reject-ICE loop-protect original-sendrecv always-transcode asymmetric-codecs
+    symmetric-codecs reorder-codecs reuse-codecs no-codec-renegotiation single-codec
+    allow-transcoding inject-DTMF detect-DTMF pad-crypto passthrough no-passthrough
+    no-jitter-buffer pierce-NAT NAT-wait RTCP-mirror fatal to-tag directional""".split()
+)
+
+_LEARNING = {"off", "immediate", "delayed", "heuristic"}
+
+
+@dataclass(slots=True)
+class NgFlags:
+    """What an offer/answer/delete request asks for, keys normalised."""
+
+    words: set[str] = field(default_factory=set)
+    replace: set[str] = field(default_factory=set)
+    ice: str | None = None
+    transport_protocol: str | None = None
+    address_family: str | None = None
+    media_address: str | None = None
+    received_from: tuple[str, str] | None = None
+    label: str | None = None
+    set_label: str | None = None
+    record_call: bool | None = None
+    metadata: str | None = None
+    rtcp_mux: set[str] = field(default_factory=set)
+    codec: dict[str, list[str]] = field(default_factory=dict)
+    sdes: list[str] = field(default_factory=list)
+    dtls: str | None = None
+    osrtp: list[str] = field(default_factory=list)
+    direction: list[str] = field(default_factory=list)
+    endpoint_learning: str | None = None
+    tos: int | None = None
+    ptime: int | None = None
+    via_branch: str | None = None
+    delete_delay: int | None = None
+    unknown: list[str] = field(default_factory=list)
+
+    def has(self, word: str) -> bool:
+        return word in self.words
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _yes(value: str) -> bool | None:
+    v = value.lower()
+    if v in ("yes", "on", "true", "1", "start"):
+        return True
+    if v in ("no", "off", "false", "0", "stop"):
+        return False
+    return None
+
+
+_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("codec-strip-", "strip"),
+    ("codec-offer-", "offer"),
+    ("codec-except-", "except"),
+    ("codec-transcode-", "transcode"),
+    ("transcode-", "transcode"),
+    ("codec-mask-", "mask"),
+    ("codec-set-", "set"),
+    ("codec-accept-", "accept"),
+    ("codec-consume-", "consume"),
+)
+
+
+def _word(flags: NgFlags, raw: str) -> None:
+    word = raw.replace(" ", "-")
+    for prefix, kind in _PREFIXES:
+        if word.startswith(prefix) and len(word) > len(prefix):
+            flags.codec.setdefault(kind, []).append(word[len(prefix) :])
+            return
+    if word.startswith("replace-") and len(word) > 8:
+        flags.replace.add(word[8:])
+    elif word.startswith("SDES-") and len(word) > 5:
+        flags.sdes.append(word[5:])
+    elif word.startswith("OSRTP-") and len(word) > 6:
+        flags.osrtp.append(word[6:])
+    elif word.startswith("endpoint-learning-") and word[18:] in _LEARNING:
+        flags.endpoint_learning = word[18:]
+    elif word.startswith("from-tags-") or word.startswith("T38-"):
+        pass
+    elif word in KNOWN_WORDS:
+        flags.words.add(word)
+        if word == "record-call":
+            flags.record_call = True
+    else:
+        flags.unknown.append(word)
+
+
+_KEY_ALIASES = {
+    "SDP": "sdp",
+    "call ID": "call-id",
+    "call-ID": "call-id",
+    "call id": "call-id",
+    "from tag": "from-tag",
+    "to tag": "to-tag",
+    "via branch": "via-branch",
+    "record call": "record-call",
+    "delete delay": "delete-delay",
+    "from-label": "label",
+    "to-label": "set-label",
+    "T38": "T.38",
+    "transport protocol": "transport-protocol",
+    "address family": "address-family",
+    "media address": "media-address",
+    "received from": "received-from",
+}
+
+
+def parse_flags(body: dict[str, Any]) -> NgFlags:
+    """Read the option keys of one ng request."""
+    f = NgFlags()
+    for key, value in body.items():
+        key = _KEY_ALIASES.get(key, key)
+        handler = _HANDLERS.get(key)
+        if handler is not None:
+            handler(f, value)
+    return f
+
+
+def _h_flags(f: NgFlags, v: Any) -> None:
+    for w in _strings(v):
+        _word(f, w)
+
+
+def _h_replace(f: NgFlags, v: Any) -> None:
+    for w in _strings(v):
+        f.replace.add("sdp-version" if w == "SDP-version" else w.replace(" ", "-"))
+
+
+def _h_received_from(f: NgFlags, v: Any) -> None:
+    items = _strings(v)
+    if len(items) == 2:
+        f.received_from = (items[0], items[1])
+
+
+def _h_record(f: NgFlags, v: Any) -> None:
+    s = _str(v)
+    if s is not None:
+        f.record_call = _yes(s)
+
+
+def _h_codec(f: NgFlags, v: Any) -> None:
+    if isinstance(v, dict):
+        for kind, items in v.items():
+            f.codec.setdefault(kind, []).extend(_strings(items))
+
+
+def _h_learning(f: NgFlags, v: Any) -> None:
+    # rtpengine 10.5 only reads a list here; a plain string is silently ignored (sdp.md §4).
+    for w in _strings(v):
+        if w in _LEARNING:
+            f.endpoint_learning = w
+
+
+def _setter(attr: str, conv: Any = _str) -> Any:
+    def handler(f: NgFlags, v: Any) -> None:
+        value = conv(v)
+        if value is not None:
+            setattr(f, attr, value)
+
+    return handler
+
+
+def _adder(attr: str) -> Any:
+    def handler(f: NgFlags, v: Any) -> None:
+        target = getattr(f, attr)
+        if isinstance(target, set):
+            target.update(_strings(v))
+        else:
+            target.extend(_strings(v))
+
+    return handler
+
+
+_HANDLERS: dict[str, Any] = {
+    "flags": _h_flags,
+    "replace": _h_replace,
+    "ICE": _setter("ice"),
+    "transport-protocol": _setter("transport_protocol"),
+    "address-family": _setter("address_family"),
+    "media-address": _setter("media_address"),
+    "received-from": _h_received_from,
+    "label": _setter("label"),
+    "set-label": _setter("set_label"),
+    "record-call": _h_record,
+    "metadata": _setter("metadata"),
+    "rtcp-mux": _adder("rtcp_mux"),
+    "codec": _h_codec,
+    "SDES": _adder("sdes"),
+    "OSRTP": _adder("osrtp"),
+    "DTLS": _setter("dtls"),
+    "direction": _adder("direction"),
+    "endpoint-learning": _h_learning,
+    "TOS": _setter("tos", _int),
+    "ptime": _setter("ptime", _int),
+    "via-branch": _setter("via_branch"),
+    "delete-delay": _setter("delete_delay", _int),
+}
