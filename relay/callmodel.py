@@ -1,0 +1,78 @@
+"""Call → Party (one per SIP tag) → MediaSide (one per m= line) → Stream, as rtpengine models it.
+
+Plain mutable records; the operations live in relay.calls. A MediaSide's streams face its own
+party: that party sends to (and receives from) `rtp.local_port`, the port advertised *to* it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from relay.media.stream import Stream
+from relay.offered import OfferedMedia
+from relay.ports import PortPool
+
+
+@dataclass(slots=True)
+class MediaSide:
+    index: int
+    type: str
+    protocol: str
+    pool: PortPool | None = None
+    rtp: Stream | None = None
+    rtcp: Stream | None = None
+    sdp: OfferedMedia | None = None
+    """What this side's party last advertised for this m= line."""
+    advertised: str = ""
+    """Address printed in SDP sent to this side's party."""
+    family: str = "IP4"
+    rtcp_mux_flags: frozenset[str] = frozenset()
+    mux_out: bool = False
+    """a=rtcp-mux was put into the SDP sent to this party."""
+    initialized: bool = False
+
+    @property
+    def port(self) -> int:
+        return self.rtp.local_port if self.rtp else 0
+
+    def streams(self) -> list[Stream]:
+        return [s for s in (self.rtp, self.rtcp) if s is not None]
+
+
+@dataclass(slots=True)
+class Party:
+    """One SIP tag's side of the dialogue (rtpengine's monologue)."""
+
+    tag: str
+    created: float
+    label: str | None = None
+    via_branch: str | None = None
+    other: Party | None = None
+    medias: list[MediaSide] = field(default_factory=list)
+    origin_username: str | None = None
+    session_name: str | None = None
+    sdp_version: int | None = None
+    last_out: str | None = None
+    """The last SDP rewritten *from* this party's SDP (for replace: sdp-version)."""
+    signalled: bool = False
+    """This party has sent an SDP (offer or answer)."""
+
+
+@dataclass(slots=True)
+class Call:
+    call_id: str
+    created: float
+    last_signal: float
+    parties: dict[str, Party] = field(default_factory=dict)
+    untagged: list[Party] = field(default_factory=list)
+    answered: bool = False
+    deleted_at: float | None = None
+    record: bool = False
+    metadata: str | None = None
+    foreign: bool = False
+
+    def all_parties(self) -> list[Party]:
+        return [*self.parties.values(), *self.untagged]
+
+    def streams(self) -> list[Stream]:
+        return [s for p in self.all_parties() for m in p.medias for s in m.streams()]

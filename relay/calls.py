@@ -1,0 +1,578 @@
+"""Offer/answer/delete on the call model: pairing, port allocation and the outgoing SDP plan.
+
+No SDP text and no ng encoding here: the caller hands in an `OfferedSession` (relay.offered)
+and a `render` callback that turns a `SessionPlan` into text. Behaviour follows rtpengine 10.5
+(sdp.md §1.5–§1.16, §3; ng-protocol.md §2.5).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from relay.callmodel import Call, MediaSide, Party
+from relay.media.stream import LEARN_DELAYED, Stream
+from relay.ng.flags import NgFlags
+from relay.offered import OfferedMedia, OfferedSession
+from relay.ports import Opener, PortPool, PortsExhausted, bind_udp
+from relay.sdp.plan import MediaPlan, SessionPlan
+
+logger = logging.getLogger(__name__)
+
+LEARNING_WINDOW = 3.0
+"""Seconds after the last signal during which a new source re-targets (delayed learning)."""
+
+Render = Callable[[SessionPlan], str]
+
+
+class CallError(Exception):
+    """A request the call model refuses; `reason` is the ng error-reason text."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class LocalInterface(Protocol):
+    name: str
+    local: str
+    advertised: str
+    family: str
+
+
+class Plane(Protocol):
+    def add(self, stream: Stream) -> None: ...
+    def remove(self, stream: Stream) -> None: ...
+
+
+class NullPlane:
+    """A forwarding plane that forwards nothing (tests, benchmarks of the control plane)."""
+
+    def add(self, stream: Stream) -> None:
+        pass
+
+    def remove(self, stream: Stream) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class Totals:
+    """Counters for `statistics` (rtpengine's totalstatistics names in comments)."""
+
+    managed: int = 0  # managedsessions (calls ended)
+    rejected: int = 0
+    timeout: int = 0
+    silent_timeout: int = 0
+    final_timeout: int = 0
+    offer_timeout: int = 0
+    regular: int = 0
+    forced: int = 0
+    call_duration: float = 0.0
+    call_duration2: float = 0.0
+
+
+CallListener = Callable[[str, Call], None]
+"""Called with (event, call): "created", "updated", "closed:<reason>"."""
+
+
+class Registry:
+    """All calls of this daemon."""
+
+    def __init__(
+        self,
+        interfaces: Sequence[LocalInterface],
+        port_min: int,
+        port_max: int,
+        plane: Plane | None = None,
+        *,
+        opener: Opener = bind_udp,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], float] = time.time,
+        delete_delay: int = 30,
+        sip_source: bool = False,
+        endpoint_learning: str = LEARN_DELAYED,
+        tos: int | None = None,
+        set_tos: Callable[[socket.socket, int], None] | None = None,
+    ) -> None:
+        if not interfaces:
+            raise ValueError("at least one interface is needed")
+        self.interfaces = list(interfaces)
+        self.plane: Plane = plane or NullPlane()
+        self.clock = clock
+        self.wallclock = wallclock
+        self.delete_delay = delete_delay
+        self.sip_source = sip_source
+        self.endpoint_learning = endpoint_learning
+        self.tos = tos
+        self._set_tos = set_tos
+        self.calls: dict[str, Call] = {}
+        self.totals = Totals()
+        self.listeners: list[CallListener] = []
+        self.pools: dict[str, PortPool] = {}
+        for itf in self.interfaces:
+            if itf.local not in self.pools:
+                fam = socket.AF_INET6 if itf.family == "IP6" else socket.AF_INET
+                self.pools[itf.local] = PortPool(itf.local, fam, port_min, port_max, opener, rng)
+        self.instance_id = "%012x" % (rng or random.Random()).getrandbits(48)
+
+    # -- lookup -------------------------------------------------------------------------------
+
+    def get(self, call_id: str) -> Call:
+        call = self.calls.get(call_id)
+        if call is None:
+            raise CallError("Unknown call-id")
+        return call
+
+    def _emit(self, event: str, call: Call) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event, call)
+            except Exception:  # a subscriber must never break signalling
+                logger.exception("call listener failed", extra={"call_id": call.call_id})
+
+    # -- offer / answer -----------------------------------------------------------------------
+
+    def offer(
+        self,
+        call_id: str,
+        from_tag: str,
+        to_tag: str | None,
+        offered: OfferedSession,
+        flags: NgFlags,
+        render: Render,
+    ) -> str:
+        """Handle an offer from `from_tag`; returns the SDP to send on to the other party."""
+        new = call_id not in self.calls
+        call = self.calls.get(call_id) or self._new_call(call_id)
+        try:
+            sender = self._party(call, from_tag)
+            receiver = self._counterpart(call, sender, to_tag)
+            return self._exchange(call, sender, receiver, offered, flags, render, offer=True)
+        except PortsExhausted:
+            if new:
+                self._destroy(call, None)
+            raise CallError("Ran out of ports") from None
+        finally:
+            if new and call_id in self.calls:
+                self._emit("created", call)
+
+    def answer(
+        self,
+        call_id: str,
+        from_tag: str,
+        to_tag: str,
+        offered: OfferedSession,
+        flags: NgFlags,
+        render: Render,
+    ) -> str:
+        """Handle the answer of `to_tag` to `from_tag`'s offer; returns the SDP for the offerer."""
+        call = self.get(call_id)
+        offerer = call.parties.get(from_tag)
+        if offerer is None:
+            raise CallError("Invalid dialogue association")
+        answerer = call.parties.get(to_tag)
+        if answerer is None:
+            answerer = self._counterpart(call, offerer, to_tag)
+        call.answered = True
+        try:
+            return self._exchange(call, answerer, offerer, offered, flags, render, offer=False)
+        except PortsExhausted:
+            raise CallError("Ran out of ports") from None
+
+    def _new_call(self, call_id: str) -> Call:
+        now = self.wallclock()
+        call = Call(call_id=call_id, created=now, last_signal=now)
+        self.calls[call_id] = call
+        return call
+
+    def _party(self, call: Call, tag: str) -> Party:
+        party = call.parties.get(tag)
+        if party is None:
+            party = Party(tag=tag, created=self.wallclock())
+            call.parties[tag] = party
+        return party
+
+    def _counterpart(self, call: Call, sender: Party, to_tag: str | None) -> Party:
+        """The party on the other end: by to-tag, the existing partner, or a new untagged one."""
+        if to_tag:
+            party = call.parties.get(to_tag)
+            if party is None and sender.other is not None and sender.other.tag == "":
+                party = sender.other
+                call.untagged.remove(party)
+                party.tag = to_tag
+                call.parties[to_tag] = party
+            if party is None:
+                party = self._party(call, to_tag)
+        elif sender.other is not None:
+            party = sender.other
+        else:
+            party = Party(tag="", created=self.wallclock())
+            call.untagged.append(party)
+        if party is sender:
+            raise CallError("Invalid dialogue association")
+        sender.other = party
+        party.other = sender
+        return party
+
+    def _exchange(
+        self,
+        call: Call,
+        sender: Party,
+        receiver: Party,
+        offered: OfferedSession,
+        flags: NgFlags,
+        render: Render,
+        *,
+        offer: bool,
+    ) -> str:
+        now = self.wallclock()
+        call.last_signal = now
+        if flags.label is not None:
+            sender.label = flags.label
+        if flags.via_branch is not None and offer:
+            receiver.via_branch = receiver.via_branch or flags.via_branch
+        if flags.record_call is not None:
+            call.record = flags.record_call
+        if flags.metadata is not None:
+            call.metadata = flags.metadata
+        plans = []
+        for index, media in enumerate(offered.media):
+            s_side, r_side = self._sides(sender, receiver, index, media, flags, offer)
+            plans.append(self._media_plan(s_side, r_side, media, flags, offer))
+        for party in (sender, receiver):
+            self._refresh_learning(party)
+        sender.signalled = True
+        plan = self._session_plan(sender, receiver, offered, flags, tuple(plans))
+        out = self._render_versioned(sender, offered, flags, plan, render)
+        self._emit("updated", call)
+        return out
+
+    # -- media sides, ports, streams ----------------------------------------------------------
+
+    def _interface(self, flags: NgFlags, towards_receiver: bool, family: str) -> LocalInterface:
+        want = flags.direction[1 if towards_receiver else 0] if len(flags.direction) == 2 else None
+        candidates = [i for i in self.interfaces if want is None or i.name.split(":")[0] == want]
+        if not candidates:
+            candidates = [i for i in self.interfaces if i.name == self.interfaces[0].name]
+        for itf in candidates:
+            if itf.family == family:
+                return itf
+        return candidates[0]
+
+    def _sides(
+        self,
+        sender: Party,
+        receiver: Party,
+        index: int,
+        media: OfferedMedia,
+        flags: NgFlags,
+        offer: bool,
+    ) -> tuple[MediaSide, MediaSide]:
+        while len(sender.medias) <= index:
+            sender.medias.append(MediaSide(len(sender.medias) + 1, media.type, media.protocol))
+        while len(receiver.medias) <= index:
+            receiver.medias.append(MediaSide(len(receiver.medias) + 1, media.type, media.protocol))
+        s_side, r_side = sender.medias[index], receiver.medias[index]
+        family = (flags.address_family or media.family) if media.family else "IP4"
+        changed = s_side.sdp is not None and (
+            s_side.sdp.address != media.address or s_side.sdp.port != media.port
+        )
+        # The receiver-facing pair (advertised in this SDP's output) is allocated first.
+        if not media.rejected:
+            latch = flags.has("port-latching")
+            if r_side.rtp is None or (changed and offer and not latch):
+                self._allocate(r_side, self._interface(flags, True, family))
+            if s_side.rtp is None:
+                self._allocate(s_side, self._interface(flags, False, family))
+            self._link(s_side, r_side)
+        s_side.type, s_side.protocol = media.type, flags.transport_protocol or media.protocol
+        r_side.type = media.type
+        if offer:
+            r_side.protocol = s_side.protocol
+        s_side.sdp = media
+        s_side.initialized = True
+        self._set_peer(s_side, media, flags)
+        return s_side, r_side
+
+    def _allocate(self, side: MediaSide, itf: LocalInterface) -> None:
+        old = side.streams()
+        pool = self.pools[itf.local]
+        rtp_sock, rtcp_sock, port = pool.allocate_pair()
+        fam = pool.family
+        side.rtp = Stream(rtp_sock, itf.local, port, fam)
+        side.rtcp = Stream(rtcp_sock, itf.local, port + 1, fam, is_rtcp=True)
+        side.pool = pool
+        side.advertised = itf.advertised
+        side.family = itf.family
+        for new, prev in zip((side.rtp, side.rtcp), old or (None, None)):
+            if prev is not None:
+                new.peer, new.sdp_peer, new.sink = prev.peer, prev.sdp_peer, prev.sink
+                new.tag, new.call_id = prev.tag, prev.call_id
+        for stream in (side.rtp, side.rtcp):
+            if self.tos is not None and self._set_tos is not None:
+                self._set_tos(stream.sock, self.tos)
+            self.plane.add(stream)
+        for stream in old:
+            self._close_stream(stream, pool if stream.local_address == pool.address else None)
+
+    def _close_stream(self, stream: Stream, pool: PortPool | None) -> None:
+        self.plane.remove(stream)
+        stream.sock.close()
+        owner = pool or self.pools.get(stream.local_address)
+        if owner is not None:
+            owner.release(stream.local_port)
+
+    @staticmethod
+    def _link(a: MediaSide, b: MediaSide) -> None:
+        if a.rtp and b.rtp:
+            a.rtp.sink, b.rtp.sink = b.rtp, a.rtp
+        if a.rtcp and b.rtcp:
+            a.rtcp.sink, b.rtcp.sink = b.rtcp, a.rtcp
+
+    def _set_peer(self, side: MediaSide, media: OfferedMedia, flags: NgFlags) -> None:
+        """Where packets for this side's party go, from its SDP (or received-from)."""
+        address = media.address
+        use_source = flags.has("SIP-source-address") or (
+            self.sip_source and not flags.has("trust-address")
+        )
+        if use_source and flags.received_from:
+            address = flags.received_from[1]
+        learning = flags.endpoint_learning or self.endpoint_learning
+        for stream, port in ((side.rtp, media.port), (side.rtcp, media.rtcp_port or media.port + 1)):
+            if stream is None:
+                continue
+            if media.rtcp_mux and stream.is_rtcp and media.rtcp_port in (None, media.port):
+                port = media.port + 1
+            endpoint = (address, port) if address and not media.rejected else None
+            if endpoint != stream.sdp_peer:
+                stream.sdp_peer = endpoint
+                stream.peer = endpoint
+                stream.confirmed = False
+            stream.send_blocked = media.zero_address or media.rejected
+            stream.learning = learning
+            stream.strict_source = stream.strict_source or flags.has("strict-source")
+            stream.media_handover = stream.media_handover or flags.has("media-handover")
+            stream.asymmetric = stream.asymmetric or flags.has("asymmetric")
+            if stream.asymmetric:
+                stream.confirmed = True
+
+    def _refresh_learning(self, party: Party) -> None:
+        until = self.clock() + LEARNING_WINDOW
+        for side in party.medias:
+            for stream in side.streams():
+                stream.learn_until = until
+                stream.tag = party.tag
+                if stream.sink is not None:
+                    stream.filled = True
+
+    # -- plans --------------------------------------------------------------------------------
+
+    def _media_plan(
+        self, s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, flags: NgFlags, offer: bool
+    ) -> MediaPlan:
+        if media.rejected:
+            return MediaPlan(port=0, address=r_side.advertised or self.interfaces[0].advertised)
+        s_side.rtcp_mux_flags = frozenset(flags.rtcp_mux) if offer else s_side.rtcp_mux_flags
+        mux = self._mux_out(s_side, r_side, media, offer)
+        r_side.mux_out = mux
+        port = r_side.port
+        require = offer and "require" in s_side.rtcp_mux_flags
+        other = r_side.sdp
+        ptime = media.ptime or (other.ptime if other is not None else None)
+        direction = None if flags.has("original-sendrecv") else (media.direction or "sendrecv")
+        return MediaPlan(
+            port=port,
+            address=flags.media_address or r_side.advertised,
+            family=r_side.family,
+            rtcp_port=None if flags.has("no-rtcp-attribute") else (port if (mux and (require or not offer)) else port + 1),
+            rtcp_mux=mux,
+            full_rtcp_attribute=flags.has("full-rtcp-attribute"),
+            protocol=flags.transport_protocol,
+            formats=self._formats(media, flags),
+            ptime=ptime,
+            direction=direction,
+            keep_zero_address=media.zero_address,
+            end_of_candidates=media.end_of_candidates,
+            strip_extmap=flags.has("strip-extmap"),
+        )
+
+    @staticmethod
+    def _mux_out(s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, offer: bool) -> bool:
+        """Whether the SDP going out carries a=rtcp-mux (sdp.md §1.8, cases M1–M8)."""
+        if offer:
+            opts = s_side.rtcp_mux_flags
+            if media.rtcp_mux:
+                return "demux" not in opts
+            return bool(opts & {"offer", "require"})
+        # Answer going back to the offerer (r_side is the offerer's side).
+        offerer = r_side.sdp
+        if offerer is None or not offerer.rtcp_mux:
+            return False
+        opts = r_side.rtcp_mux_flags
+        if "reject" in opts:
+            return False
+        if opts & {"accept", "demux"}:
+            return True
+        return media.rtcp_mux
+
+    @staticmethod
+    def _formats(media: OfferedMedia, flags: NgFlags) -> tuple[str, ...] | None:
+        strip = flags.codec.get("strip", []) + flags.codec.get("mask", [])
+        keep_only = flags.codec.get("except", [])
+        if not strip and not keep_only:
+            return None
+
+        def matches(pt: str, names: list[str]) -> bool:
+            enc = media.codec_names.get(pt, "").split("/")[0]
+            return any(n in ("all", pt) or n.lower() == enc.lower() for n in names)
+
+        out = []
+        for pt in media.formats:
+            if keep_only and matches(pt, keep_only):
+                out.append(pt)
+            elif not matches(pt, strip) and not ("all" in strip and not keep_only):
+                out.append(pt)
+        return tuple(out)
+
+    def _session_plan(
+        self,
+        sender: Party,
+        receiver: Party,
+        offered: OfferedSession,
+        flags: NgFlags,
+        media: tuple[MediaPlan, ...],
+    ) -> SessionPlan:
+        first = next((m for m in media if m.port), media[0] if media else None)
+        address = flags.media_address or (first.address if first else self.interfaces[0].advertised)
+        family = first.family if first else "IP4"
+        username = session_name = None
+        if sender.origin_username is None:
+            sender.origin_username = offered.origin_username
+            sender.session_name = offered.session_name
+        else:
+            if "username" in flags.replace:
+                username = sender.origin_username
+            if "session-name" in flags.replace:
+                session_name = sender.session_name
+        return SessionPlan(
+            address=address,
+            family=family,
+            media=media,
+            replace_origin="origin" in flags.replace,
+            replace_session_connection="session-connection" in flags.replace,
+            origin_username=username,
+            session_name=session_name,
+            loop_protect_id=self.instance_id if flags.has("loop-protect") else None,
+        )
+
+    def _render_versioned(
+        self, sender: Party, offered: OfferedSession, flags: NgFlags, plan: SessionPlan, render: Render
+    ) -> str:
+        if "sdp-version" not in flags.replace:
+            out = render(plan)
+            sender.last_out = out
+            return out
+        if sender.sdp_version is None:
+            version = int(offered.origin_version) if offered.origin_version.isdigit() else 0
+            if version in (0, 2**64 - 1):
+                version = random.getrandbits(64)
+            sender.sdp_version = version
+        out = render(_with_version(plan, sender.sdp_version))
+        if sender.last_out is not None and out != sender.last_out:
+            sender.sdp_version += 1
+            out = render(_with_version(plan, sender.sdp_version))
+        sender.last_out = out
+        return out
+
+    # -- delete and timers --------------------------------------------------------------------
+
+    def delete(
+        self, call_id: str, from_tag: str | None, to_tag: str | None, delay: int | None
+    ) -> Call | None:
+        """Delete (after `delay` s, default delete-delay); None if the call/tag is unknown."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return None
+        if from_tag and from_tag not in call.parties:
+            return None
+        if to_tag and to_tag not in call.parties:
+            return None
+        delay = self.delete_delay if delay is None or delay < 0 else delay
+        if delay == 0:
+            self._destroy(call, "regular")
+        else:
+            call.deleted_at = self.wallclock() + delay
+        return call
+
+    def terminate(self, call_id: str, reason: str = "forced") -> bool:
+        call = self.calls.get(call_id)
+        if call is None:
+            return False
+        self._destroy(call, reason)
+        return True
+
+    def _destroy(self, call: Call, reason: str | None) -> None:
+        if self.calls.get(call.call_id) is not call:
+            return
+        del self.calls[call.call_id]
+        for party in call.all_parties():
+            for side in party.medias:
+                for stream in side.streams():
+                    self._close_stream(stream, side.pool)
+                side.rtp = side.rtcp = None
+        if reason is None:
+            return
+        duration = max(0.0, self.wallclock() - call.created)
+        t = self.totals
+        t.managed += 1
+        t.call_duration += duration
+        t.call_duration2 += duration * duration
+        field = {"silent-timeout": "silent_timeout", "final-timeout": "final_timeout",
+                 "offer-timeout": "offer_timeout"}.get(reason, reason)
+        if hasattr(t, field):
+            setattr(t, field, getattr(t, field) + 1)
+        logger.info("Call closed (%s)", reason, extra={"call_id": call.call_id})
+        self._emit(f"closed:{reason}", call)
+
+    def sweep(self, timeout: int, silent_timeout: int, final_timeout: int, offer_timeout: int) -> None:
+        """Close calls whose delete-delay passed or that timed out; call about once a second."""
+        now = self.wallclock()
+        for call in list(self.calls.values()):
+            reason = self._expired(call, now, timeout, silent_timeout, final_timeout, offer_timeout)
+            if reason:
+                self._destroy(call, reason)
+
+    @staticmethod
+    def _expired(
+        call: Call, now: float, timeout: int, silent: int, final: int, offer_timeout: int
+    ) -> str | None:
+        if call.deleted_at is not None:
+            return "regular" if now >= call.deleted_at else None
+        if final > 0 and now - call.created >= final:
+            return "final-timeout"
+        if not call.answered:
+            return "offer-timeout" if now - call.last_signal >= offer_timeout else None
+        streams = call.streams()
+        last = max([call.last_signal, *(s.last_packet for s in streams)])
+        one_way = any(
+            m.sdp is not None and m.sdp.direction in ("sendonly", "recvonly", "inactive")
+            or (m.sdp is not None and m.sdp.zero_address)
+            for p in call.all_parties()
+            for m in p.medias
+        )
+        limit = silent if one_way else timeout
+        if now - last >= limit:
+            return "silent-timeout" if one_way else "timeout"
+        return None
+
+
+def _with_version(plan: SessionPlan, version: int) -> SessionPlan:
+    from dataclasses import replace
+
+    return replace(plan, origin_version=str(version))

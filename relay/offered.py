@@ -1,0 +1,54 @@
+"""What one SDP body says, reduced to what the call model negotiates with (plain values).
+
+`relay.sdp_view.summarize` fills these from a parsed SDP; the call model never looks at SDP
+text itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedMedia:
+    """One m= section as its sender described it."""
+
+    type: str
+    port: int
+    protocol: str
+    formats: tuple[str, ...]
+    address: str | None
+    """Effective connection address (media c=, else session c=); None if absent."""
+    family: str = "IP4"
+    rtcp_port: int | None = None
+    rtcp_address: str | None = None
+    rtcp_mux: bool = False
+    direction: str | None = None
+    """sendrecv/sendonly/recvonly/inactive from media or session level; None if absent."""
+    ptime: int | None = None
+    ice: bool = False
+    crypto: bool = False
+    fingerprint: bool = False
+    end_of_candidates: bool = False
+    codec_names: dict[str, str] = field(default_factory=dict)
+    """Payload type → "encoding/clock[/channels]" (rtpmap, or RFC 3551 for static types)."""
+
+    @property
+    def zero_address(self) -> bool:
+        return self.address in ("0.0.0.0", "::")
+
+    @property
+    def rejected(self) -> bool:
+        return self.port == 0
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedSession:
+    """The whole SDP: origin fields and the media sections in order."""
+
+    origin_username: str
+    origin_version: str
+    session_name: str
+    media: tuple[OfferedMedia, ...]
+    rtpengine_ids: tuple[str, ...] = ()
+    """Values of `a=rtpengine:` lines (loop detection)."""
