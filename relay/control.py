@@ -1,0 +1,291 @@
+"""The ng control servers (UDP and TCP): the only control-plane socket code.
+
+Bytes → relay.ng.codec → cookie cache → dispatch → codec → bytes. Both transports share one
+request path, `NgControlServer.handle`, which mirrors rtpengine's `control_ng_process`: requests
+without a cookie get no reply; an empty body gets "Invalid data (no payload)" before the cache is
+consulted; a cached reply is resent before the body is even decoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from relay.ng.codec import (
+    INVALID_NO_PAYLOAD,
+    TcpFramer,
+    encode_reply,
+    error_reply,
+    parse_body,
+    split_cookie,
+)
+from relay.ng.cookies import CookieCache
+from relay.ng.errors import ListenSpecError, NgError
+
+__all__ = ["ControlCounters", "Dispatch", "NgControlServer", "ProxyCounters", "parse_listen"]
+
+log = logging.getLogger(__name__)
+
+Source = tuple[str, int]
+Dispatch = Callable[[dict[str, Any], Source], dict[str, Any]]
+"""dispatch(body, source) → reply dict; raises NgError(reason) for an error reply.
+
+If the reply has no "result" key, `"result": "ok"` is appended last, as rtpengine adds it.
+"""
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+UNRECOGNIZED = "Unrecognized command"
+
+
+@dataclass
+class ProxyCounters:
+    """What one proxy (source IP) sent: requests per command and error replies."""
+
+    commands: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+
+
+@dataclass
+class ControlCounters:
+    """Plain counters for `statistics` and metrics; only the event loop writes them."""
+
+    commands: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    duplicates: int = 0
+    denied: int = 0
+    internal_errors: int = 0
+    tcp_overflows: int = 0
+    proxies: dict[str, ProxyCounters] = field(default_factory=dict)
+
+    def proxy(self, host: str) -> ProxyCounters:
+        found = self.proxies.get(host)
+        if found is None:
+            found = self.proxies[host] = ProxyCounters()
+        return found
+
+
+def _host_of(source: tuple[Any, ...]) -> str:
+    """The source IP as text, with IPv4-mapped IPv6 (dual-stack sockets) shown as IPv4."""
+    host = str(source[0])
+    try:
+        addr = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(addr)
+
+
+class NgControlServer:
+    """ng over UDP and TCP in front of one dispatch function."""
+
+    def __init__(
+        self,
+        dispatch: Dispatch,
+        *,
+        allow: Sequence[Network] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._dispatch = dispatch
+        self._allow = None if allow is None else tuple(allow)
+        self._clock = clock
+        self.cookies = CookieCache(clock())
+        self.counters = ControlCounters()
+        self._transports: list[asyncio.BaseTransport] = []
+        self._servers: list[asyncio.Server] = []
+
+    # --- the request path shared by UDP and TCP ------------------------------------------------
+
+    def allowed(self, host: str) -> bool:
+        if self._allow is None:
+            return True
+        try:
+            addr = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(addr in net for net in self._allow)
+
+    def handle(self, datagram: bytes, source: Source) -> bytes | None:
+        """One request → the reply datagram, or None for "no reply at all"."""
+        host = _host_of(source)
+        if not self.allowed(host):
+            self.counters.denied += 1
+            return None
+        split = split_cookie(datagram)
+        if split is None:
+            log.warning("Received invalid data on NG port (no cookie) from %s", host)
+            return None
+        cookie, data = split
+        key: Source = (host, int(source[1]))
+        now = self._clock()
+        if not data:  # checked before the cache, and cached like any reply, as rtpengine does
+            reply = self._error(cookie, INVALID_NO_PAYLOAD, False, host)
+        else:
+            cached = self.cookies.lookup(key, cookie, now)
+            if cached is not None:
+                self.counters.duplicates += 1
+                log.info("Detected command from %s as a duplicate", host)
+                return cached
+            reply = self._execute(cookie, data, source, host)
+        self.cookies.insert(key, cookie, reply, now)
+        return reply
+
+    def _execute(self, cookie: bytes, data: bytes, source: Source, host: str) -> bytes:
+        try:
+            request = parse_body(cookie, data)
+        except NgError as exc:
+            return self._error(cookie, exc.reason, exc.is_json, host)
+        command = request.command
+        try:
+            reply = self._dispatch(request.body, source)
+        except NgError as exc:
+            if exc.reason != UNRECOGNIZED:
+                self._count_command(command, host)
+            return self._error(cookie, exc.reason, request.is_json, host)
+        except Exception as exc:  # noqa: BLE001 - a handler bug must not take the server down
+            log.exception("Internal error handling %r from %s", command, host)
+            self.counters.internal_errors += 1
+            reason = f"Internal error: {type(exc).__name__}"
+            return self._error(cookie, reason, request.is_json, host)
+        self._count_command(command, host)
+        if "result" not in reply:
+            reply = {**reply, "result": "ok"}
+        try:
+            return encode_reply(cookie, reply, request.is_json)
+        except ValueError as exc:
+            log.error("Unencodable reply to %r from %s: %s", command, host, exc)
+            self.counters.internal_errors += 1
+            reason = f"Internal error: {type(exc).__name__}"
+            return self._error(cookie, reason, request.is_json, host)
+
+    def _count_command(self, command: str, host: str) -> None:
+        self.counters.commands[command] = self.counters.commands.get(command, 0) + 1
+        per_proxy = self.counters.proxy(host).commands
+        per_proxy[command] = per_proxy.get(command, 0) + 1
+
+    def _error(self, cookie: bytes, reason: str, is_json: bool, host: str) -> bytes:
+        log.warning("Protocol error in packet from %s: %s", host, reason)
+        self.counters.errors += 1
+        self.counters.proxy(host).errors += 1
+        return encode_reply(cookie, error_reply(reason), is_json)
+
+    # --- transports ----------------------------------------------------------------------------
+
+    async def start_udp(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _UdpProtocol(self), local_addr=(host, port)
+        )
+        self._transports.append(transport)
+
+    async def start_tcp(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _TcpProtocol(self), host, port)
+        self._servers.append(server)
+
+    def udp_addresses(self) -> list[tuple[Any, ...]]:
+        return [t.get_extra_info("sockname") for t in self._transports]
+
+    def tcp_addresses(self) -> list[tuple[Any, ...]]:
+        return [s.getsockname() for srv in self._servers for s in srv.sockets]
+
+    def close(self) -> None:
+        for transport in self._transports:
+            transport.close()
+        for server in self._servers:
+            server.close()
+        self._transports.clear()
+        self._servers.clear()
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, server: NgControlServer) -> None:
+        self._server = server
+        self._transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self._transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        try:
+            reply = self._server.handle(data, (str(addr[0]), int(addr[1])))
+        except Exception:  # noqa: BLE001 - never let one datagram stop the listener
+            log.exception("Unexpected failure handling an ng datagram from %s", addr[0])
+            return
+        if reply is not None and self._transport is not None:
+            self._transport.sendto(reply, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("ng UDP socket error: %s", exc)
+
+
+class _TcpProtocol(asyncio.Protocol):
+    """One TCP ng connection: rtpengine framing, replies written back to back."""
+
+    def __init__(self, server: NgControlServer) -> None:
+        self._server = server
+        self._framer = TcpFramer()
+        self._transport: asyncio.Transport | None = None
+        self._peer: Source = ("", 0)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self._peer = (str(peer[0]), int(peer[1])) if peer else ("", 0)
+
+    def data_received(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        for message in self._framer.feed(data):
+            try:
+                reply = self._server.handle(message, self._peer)
+            except Exception:  # noqa: BLE001
+                log.exception("Unexpected failure handling an ng message from %s", self._peer[0])
+                continue
+            if reply is not None:
+                transport.write(reply)
+        if self._framer.overflowed:
+            log.warning("Buffer length exceeded in control connection from %s", self._peer[0])
+            self._server.counters.tcp_overflows += 1
+            transport.close()
+            self._transport = None
+
+
+def parse_listen(spec: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """rtpengine's `listen-ng` syntax: `PORT`, `IPv4:PORT`, `[IPv6]:PORT`, `HOST:PORT`.
+
+    A bare IPv6 address without brackets is split at its last colon, as rtpengine does. A bare
+    port gets `default_host` (rtpengine itself binds the wildcard of both families).
+    """
+    text = spec.strip()
+    if text.isdigit():
+        host, port_text = default_host, text
+    elif text.startswith("["):
+        close = text.find("]")
+        if close < 0 or text[close + 1 : close + 2] != ":":
+            raise ListenSpecError(f"listen address {spec!r}: expected [IPv6]:PORT")
+        host, port_text = text[1:close], text[close + 2 :]
+        _check_ipv6(spec, host)
+    elif ":" in text:
+        host, port_text = text.rsplit(":", 1)
+        if ":" in host:
+            _check_ipv6(spec, host)
+    else:
+        raise ListenSpecError(f"listen address {spec!r}: expected PORT, HOST:PORT or [IPv6]:PORT")
+    if not host or not port_text.isdigit() or not 0 < int(port_text) <= 0xFFFF:
+        raise ListenSpecError(f"listen address {spec!r}: port must be 1-65535 after a host")
+    return host, int(port_text)
+
+
+def _check_ipv6(spec: str, host: str) -> None:
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        raise ListenSpecError(f"listen address {spec!r}: {host!r} is not an IPv6 address") from None

@@ -1,0 +1,479 @@
+"""The ng wire format: `<cookie> SP <bencode or JSON body>` (ng-protocol.md §1). Pure.
+
+Bencode is hand-written rather than taken from bencode.py for three reasons, each a place where
+rtpengine 10.5 differs from the strict format and Kamailio-facing behaviour must match it:
+
+* replies keep dict insertion order (`d3:sdp...6:result2:oke`); bencode.py sorts keys;
+* requests are decoded leniently like rtpengine's `__bencode_decode`: trailing bytes after the
+  top-level value are ignored, a dict or list that runs into the end of the input without its
+  `e` is accepted, integers follow C `strtoll` (`i 5e`, `i+5e`, `i-0e` are accepted, out of range
+  values clamp), and for a repeated key the first value wins;
+* TCP message boundaries come from rtpengine's separate, even more lenient `bencode_valid`
+  scanner (`_valid_*` below), which decides only where one message ends.
+
+Byte strings become `str` through UTF-8 with `surrogateescape`, so any bytes survive a round
+trip through decode and encode. JSON replies are rendered the way json-glib 1.6 renders them
+(compact, raw UTF-8, its particular escape set; strings end at the first NUL byte).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import BencodeError, NgError
+
+__all__ = [
+    "NgRequest",
+    "TcpFramer",
+    "bencode_decode",
+    "bencode_encode",
+    "bencode_valid",
+    "encode_reply",
+    "error_reply",
+    "json_decode_body",
+    "json_encode",
+    "parse_body",
+    "parse_request",
+    "split_cookie",
+    "split_tcp",
+]
+
+INVALID_NO_PAYLOAD = "Invalid data (no payload)"
+INVALID_FORMAT = "Invalid NG data format"
+NO_COMMAND = 'Dictionary contains no key "command"'
+BAD_JSON = "Failed to parse JSON document"
+BAD_BENCODE = "Could not decode bencode dictionary"
+
+TCP_BUFFER_LIMIT = 1024
+"""More than this many bytes of an unfinished TCP message close the connection (§1.3)."""
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_C_SPACE = b" \t\n\v\f\r"
+_MAX_DEPTH = 200  # far beyond any real request; keeps Python's recursion limit out of reach
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _raw(text: str | bytes) -> bytes:
+    return text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
+
+
+# --- bencode encoding -----------------------------------------------------------------------
+
+
+def bencode_encode(value: Any) -> bytes:
+    """Bencode `value` keeping dict order; str is UTF-8 (surrogateescape), bool is an int."""
+    out: list[bytes] = []
+    _encode_into(value, out)
+    return b"".join(out)
+
+
+def _encode_into(value: Any, out: list[bytes]) -> None:
+    if isinstance(value, (str, bytes, bytearray)):
+        raw = _raw(bytes(value) if isinstance(value, bytearray) else value)
+        out.append(b"%d:" % len(raw))
+        out.append(raw)
+    elif isinstance(value, int):
+        out.append(b"i%de" % value)
+    elif isinstance(value, dict):
+        out.append(b"d")
+        for key, item in value.items():
+            if not isinstance(key, (str, bytes)):
+                raise BencodeError(f"dict key {key!r} is not a string")
+            _encode_into(key, out)
+            _encode_into(item, out)
+        out.append(b"e")
+    elif isinstance(value, (list, tuple)):
+        out.append(b"l")
+        for item in value:
+            _encode_into(item, out)
+        out.append(b"e")
+    else:
+        raise BencodeError(f"cannot bencode {type(value).__name__} value {value!r}")
+
+
+# --- lenient bencode decoding (rtpengine's __bencode_decode) --------------------------------
+
+_END = object()  # the `e` that closes a list or dict
+
+
+def bencode_decode(data: bytes) -> Any:
+    """Decode the first bencode value of `data`; whatever follows it is ignored."""
+    value, _ = _decode(data, 0, 0)
+    if value is _END:
+        raise BencodeError("unexpected 'e' at offset 0")
+    return value
+
+
+def _decode(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    if pos >= len(data):
+        raise BencodeError(f"input ends at offset {pos} where a value should start")
+    if depth > _MAX_DEPTH:
+        raise BencodeError(f"nesting deeper than {_MAX_DEPTH} at offset {pos}")
+    lead = data[pos]
+    if lead == 0x64:  # d
+        return _decode_dict(data, pos + 1, depth + 1)
+    if lead == 0x6C:  # l
+        return _decode_list(data, pos + 1, depth + 1)
+    if lead == 0x69:  # i
+        return _decode_int(data, pos + 1)
+    if lead == 0x65:  # e
+        return _END, pos + 1
+    if 0x30 <= lead <= 0x39:
+        raw, end = _decode_bytes(data, pos)
+        return _text(raw), end
+    raise BencodeError(f"unexpected byte {data[pos:pos + 1]!r} at offset {pos}")
+
+
+def _decode_dict(data: bytes, pos: int, depth: int) -> tuple[dict[str, Any], int]:
+    result: dict[str, Any] = {}
+    while pos < len(data):  # running out of input ends the dict, as in rtpengine
+        key, pos = _decode(data, pos, depth)
+        if key is _END:
+            break
+        if not isinstance(key, str):
+            raise BencodeError(f"dict key before offset {pos} is not a string")
+        if pos >= len(data):
+            raise BencodeError(f"dict key {key!r} has no value")
+        value, pos = _decode(data, pos, depth)
+        if value is _END:
+            raise BencodeError(f"dict key {key!r} has no value")
+        result.setdefault(key, value)  # rtpengine's lookup finds the first of repeated keys
+    return result, pos
+
+
+def _decode_list(data: bytes, pos: int, depth: int) -> tuple[list[Any], int]:
+    result: list[Any] = []
+    while pos < len(data):
+        item, pos = _decode(data, pos, depth)
+        if item is _END:
+            break
+        result.append(item)
+    return result, pos
+
+
+def _decode_int(data: bytes, pos: int) -> tuple[int, int]:
+    """After the `i`: `0` directly, else C strtoll (spaces, sign, digits), then `e`."""
+    start = pos
+    if data[pos : pos + 1] == b"0":
+        value, pos = 0, pos + 1
+    else:
+        while pos < len(data) and data[pos] in _C_SPACE:
+            pos += 1
+        sign = 1
+        if data[pos : pos + 1] in (b"+", b"-"):
+            sign = -1 if data[pos] == 0x2D else 1
+            pos += 1
+        digits_at = pos
+        while pos < len(data) and 0x30 <= data[pos] <= 0x39:
+            pos += 1
+        if pos == digits_at:
+            raise BencodeError(f"integer at offset {start - 1} has no digits")
+        value = max(_INT64_MIN, min(_INT64_MAX, sign * int(data[digits_at:pos])))
+    if data[pos : pos + 1] != b"e":
+        raise BencodeError(f"integer at offset {start - 1} does not end with 'e'")
+    return value, pos + 1
+
+
+def _decode_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
+    start = pos
+    if data[pos] == 0x30:
+        length, pos = 0, pos + 1
+    else:
+        while pos < len(data) and 0x30 <= data[pos] <= 0x39:
+            pos += 1
+        length = int(data[start:pos])
+    if data[pos : pos + 1] != b":":
+        raise BencodeError(f"string length at offset {start} is not followed by ':'")
+    end = pos + 1 + length
+    if end > len(data):
+        raise BencodeError(f"string at offset {start} needs {length} bytes, input is shorter")
+    return data[pos + 1 : end], end
+
+
+# --- TCP completeness check (rtpengine's bencode_valid) -------------------------------------
+
+NEED_MORE = -1
+INVALID = -2
+
+
+def bencode_valid(data: bytes) -> int:
+    """Length of the first bencode value in `data`, NEED_MORE (-1) or INVALID (-2).
+
+    A port of rtpengine's scanner, which is laxer than its decoder (dict keys need digits but
+    no colon check, `03:` is fine); the decoder later rejects what it cannot read. Bytes past
+    the end read as NUL, like the NUL that terminates rtpengine's GString buffer. One rtpengine
+    bug is not copied: a string missing exactly its last byte counts as incomplete here, where
+    rtpengine claims a length one past its buffer.
+    """
+    try:
+        return _valid_next(data, 0, 0)
+    except RecursionError:  # pragma: no cover - _MAX_DEPTH keeps us far from it
+        return INVALID
+
+
+def _at(data: bytes, pos: int) -> int:
+    return data[pos] if pos < len(data) else 0
+
+
+def _valid_next(data: bytes, pos: int, depth: int) -> int:
+    if pos >= len(data):
+        return NEED_MORE
+    if depth > _MAX_DEPTH:
+        return INVALID
+    lead = data[pos]
+    if lead == 0x69:
+        return _valid_int(data, pos)
+    if lead in (0x6C, 0x64):
+        return _valid_container(data, pos, depth + 1, is_dict=lead == 0x64)
+    if 0x30 <= lead <= 0x39:
+        return _valid_string(data, pos)
+    return INVALID
+
+
+def _valid_string(data: bytes, pos: int) -> int:
+    if not 0x30 <= _at(data, pos) <= 0x39:
+        return INVALID
+    colon = pos
+    while colon < len(data) and 0x30 <= data[colon] <= 0x39:
+        colon += 1
+    if colon == len(data):
+        return NEED_MORE
+    end = colon + 1 + int(data[pos:colon])
+    return NEED_MORE if end > len(data) else end
+
+
+def _valid_int(data: bytes, pos: int) -> int:
+    if _at(data, pos + 1) == 0x2D:  # '-'
+        if pos + 3 < len(data) and data[pos + 2] == 0x30 and data[pos + 3] == 0x65:
+            return INVALID  # i-0e
+        pos += 1
+    if _at(data, pos + 1) == 0x65:
+        return INVALID  # ie
+    if _at(data, pos + 1) == 0x30:
+        return pos + 3 if pos + 2 < len(data) and data[pos + 2] == 0x65 else INVALID
+    cur = pos + 1
+    while cur < len(data) and data[cur] != 0x65:
+        if not 0x30 <= data[cur] <= 0x39:
+            return INVALID
+        cur += 1
+    return NEED_MORE if cur == len(data) else cur + 1
+
+
+def _valid_container(data: bytes, pos: int, depth: int, *, is_dict: bool) -> int:
+    pos += 1
+    while pos < len(data) and data[pos] != 0x65:
+        if is_dict:
+            pos = _valid_string(data, pos)
+            if pos < 0:
+                return pos
+        pos = _valid_next(data, pos, depth)
+        if pos < 0:
+            return pos
+    return NEED_MORE if pos >= len(data) else pos + 1
+
+
+# --- JSON bodies (json-glib on the rtpengine side) ------------------------------------------
+
+
+class _Unsupported:
+    """A JSON float: json-glib parses it, rtpengine's conversion to bencode refuses it."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"JSON constant {name} is not JSON")
+
+
+def json_decode_body(data: bytes) -> dict[str, Any]:
+    """A JSON object body → the same tree a bencode body gives (str, int, list, dict).
+
+    Raises NgError with rtpengine's texts: unparsable → "Failed to parse JSON document";
+    null or a float anywhere → "Could not decode bencode dictionary". Booleans become 0/1,
+    strings end at their first NUL (rtpengine copies them as C strings).
+    """
+    try:
+        tree = json.loads(
+            data.decode("utf-8"),
+            parse_float=lambda _text: _Unsupported(),
+            parse_constant=_reject_constant,
+        )
+    except (ValueError, RecursionError):
+        raise NgError(BAD_JSON, is_json=True) from None
+    converted = _from_json(tree)
+    if not isinstance(converted, dict):
+        raise NgError(BAD_BENCODE, is_json=True)
+    return converted
+
+
+def _json_str(text: str) -> str:
+    raw = text.encode("utf-8", "surrogatepass")
+    return _text(raw.split(b"\0", 1)[0])
+
+
+def _from_json(node: Any) -> Any:
+    if isinstance(node, str):
+        return _json_str(node)
+    if isinstance(node, bool):
+        return int(node)
+    if isinstance(node, int):
+        return max(_INT64_MIN, min(_INT64_MAX, node))
+    if isinstance(node, list):
+        items = [_from_json(item) for item in node]
+        return None if any(item is None for item in items) else items
+    if isinstance(node, dict):
+        result: dict[str, Any] = {}
+        for key, value in node.items():
+            converted = _from_json(value)
+            if converted is None:
+                return None
+            result[_json_str(key)] = converted
+        return result
+    return None  # null, floats
+
+
+# json-glib's json_strescape: short escapes, \u00XX for 0x01..0x1e and 0x7f (0x1f stays raw,
+# a quirk of its `< 0x1f` test), everything else including non-ASCII UTF-8 passed through.
+_JSON_ESCAPES: dict[int, bytes] = {
+    0x22: b'\\"',
+    0x5C: b"\\\\",
+    0x08: b"\\b",
+    0x0C: b"\\f",
+    0x0A: b"\\n",
+    0x0D: b"\\r",
+    0x09: b"\\t",
+}
+for _code in [*range(0x01, 0x1F), 0x7F]:
+    _JSON_ESCAPES.setdefault(_code, b"\\u%04x" % _code)
+_JSON_TABLE = [_JSON_ESCAPES.get(code, bytes([code])) for code in range(256)]
+
+
+def _json_string(value: str | bytes) -> bytes:
+    raw = _raw(value).split(b"\0", 1)[0]
+    return b'"' + b"".join(_JSON_TABLE[code] for code in raw) + b'"'
+
+
+def json_encode(value: Any) -> bytes:
+    """Render a reply tree as json-glib's generator does for rtpengine (compact, no spaces)."""
+    if isinstance(value, (str, bytes)):
+        return _json_string(value)
+    if isinstance(value, int):
+        return b"%d" % value
+    if isinstance(value, dict):
+        members = (_json_string(k) + b":" + json_encode(v) for k, v in value.items())
+        return b"{" + b",".join(members) + b"}"
+    if isinstance(value, (list, tuple)):
+        return b"[" + b",".join(json_encode(v) for v in value) + b"]"
+    raise BencodeError(f"cannot render {type(value).__name__} value {value!r} as JSON")
+
+
+# --- requests and replies -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NgRequest:
+    """One decoded request: the cookie bytes, the body dict, and whether it came as JSON."""
+
+    cookie: bytes
+    body: dict[str, Any]
+    is_json: bool
+
+    @property
+    def command(self) -> str:
+        return str(self.body["command"])
+
+
+def split_cookie(datagram: bytes) -> tuple[bytes, bytes] | None:
+    """(cookie, body bytes), or None when rtpengine sends no reply at all (no cookie)."""
+    space = datagram.find(b" ")
+    if space <= 0:
+        return None
+    return datagram[:space], datagram[space + 1 :]
+
+
+def parse_body(cookie: bytes, data: bytes) -> NgRequest:
+    """Decode the part after the cookie; malformed bodies raise NgError with rtpengine's text."""
+    if not data:
+        raise NgError(INVALID_NO_PAYLOAD, cookie=cookie)
+    is_json = data[0] == 0x7B  # '{'
+    if data[0] == 0x64:  # 'd'
+        try:
+            body = bencode_decode(data)
+        except BencodeError:
+            raise NgError(BAD_BENCODE, cookie=cookie) from None
+    elif is_json:
+        try:
+            body = json_decode_body(data)
+        except NgError as exc:
+            raise NgError(exc.reason, cookie=cookie, is_json=True) from None
+    else:
+        raise NgError(INVALID_FORMAT, cookie=cookie)
+    if not isinstance(body.get("command"), str):
+        raise NgError(NO_COMMAND, cookie=cookie, is_json=is_json)
+    return NgRequest(cookie, body, is_json)
+
+
+def parse_request(datagram: bytes) -> NgRequest | None:
+    """A whole datagram → NgRequest; None = no reply at all; NgError = send its error reply."""
+    split = split_cookie(datagram)
+    if split is None:
+        return None
+    return parse_body(*split)
+
+
+def error_reply(reason: str) -> dict[str, Any]:
+    """The only shape an ng error reply has (§2.2)."""
+    return {"result": "error", "error-reason": reason}
+
+
+def encode_reply(cookie: bytes, reply: dict[str, Any], is_json: bool) -> bytes:
+    """`<cookie> SP <body>`, the body in the request's encoding."""
+    body = json_encode(reply) if is_json else bencode_encode(reply)
+    return cookie + b" " + body
+
+
+# --- TCP framing ----------------------------------------------------------------------------
+
+
+def split_tcp(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """Cut complete messages off the front of a TCP buffer (§1.3): (messages, leftover).
+
+    A message is everything up to the first space plus one complete bencode value after it.
+    Bytes between messages become part of the next cookie, and a body that is not bencode
+    (JSON included) never completes, exactly as in rtpengine.
+    """
+    messages: list[bytes] = []
+    while True:
+        space = buffer.find(b" ")
+        if space < 0:
+            break
+        size = bencode_valid(buffer[space + 1 :])
+        if size < 0:
+            break
+        end = space + 1 + size
+        messages.append(buffer[:end])
+        buffer = buffer[end:]
+    return messages, buffer
+
+
+class TcpFramer:
+    """Per-connection buffer: `feed` returns the complete messages; `overflowed` = close now."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        messages, self._buffer = split_tcp(self._buffer + data)
+        return messages
+
+    @property
+    def pending(self) -> bytes:
+        return self._buffer
+
+    @property
+    def overflowed(self) -> bool:
+        """rtpengine closes without a reply when an unfinished message exceeds 1024 bytes."""
+        return len(self._buffer) > TCP_BUFFER_LIMIT

@@ -1,0 +1,29 @@
+"""Exceptions of the ng layer.
+
+`NgError` is what a command handler raises to produce an error reply; the control server turns
+it into exactly `{"result": "error", "error-reason": reason}` (ng-protocol.md §2.2).
+"""
+
+from __future__ import annotations
+
+
+class NgError(ValueError):
+    """An ng request that gets an error reply; `reason` is the exact `error-reason` text.
+
+    `cookie` and `is_json` are filled in by the codec when the request itself is malformed, so
+    the caller can still address the reply and pick its encoding.
+    """
+
+    def __init__(self, reason: str, *, cookie: bytes = b"", is_json: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.cookie = cookie
+        self.is_json = is_json
+
+
+class BencodeError(ValueError):
+    """Bytes that are not (lenient, rtpengine-style) bencode, or a value bencode cannot carry."""
+
+
+class ListenSpecError(ValueError):
+    """A `listen-ng`/`listen-tcp-ng` address that is not `PORT`, `HOST:PORT` or `[IPv6]:PORT`."""
