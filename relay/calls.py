@@ -74,6 +74,9 @@ class Totals:
     forced: int = 0
     call_duration: float = 0.0
     call_duration2: float = 0.0
+    packets: int = 0  # relayed by calls that have ended
+    bytes: int = 0
+    errors: int = 0
 
 
 CallListener = Callable[[str, Call], None]
@@ -521,15 +524,18 @@ class Registry:
         if self.calls.get(call.call_id) is not call:
             return
         del self.calls[call.call_id]
+        t = self.totals
         for party in call.all_parties():
             for side in party.medias:
                 for stream in side.streams():
+                    t.packets += stream.packets
+                    t.bytes += stream.bytes
+                    t.errors += stream.errors
                     self._close_stream(stream, side.pool)
                 side.rtp = side.rtcp = None
         if reason is None:
             return
         duration = max(0.0, self.wallclock() - call.created)
-        t = self.totals
         t.managed += 1
         t.call_duration += duration
         t.call_duration2 += duration * duration
@@ -570,6 +576,17 @@ class Registry:
         if now - last >= limit:
             return "silent-timeout" if one_way else "timeout"
         return None
+
+    def relayed(self) -> tuple[int, int, int]:
+        """Packets, bytes and errors received on all streams, live and ended."""
+        t = self.totals
+        packets, bytes_, errors = t.packets, t.bytes, t.errors
+        for call in self.calls.values():
+            for s in call.streams():
+                packets += s.packets
+                bytes_ += s.bytes
+                errors += s.errors
+        return packets, bytes_, errors
 
 
 def _with_version(plan: SessionPlan, version: int) -> SessionPlan:

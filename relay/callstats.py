@@ -1,0 +1,140 @@
+"""The `query`/`delete` call statistics dictionary, shaped and ordered like rtpengine 10.5's
+(ng-protocol.md §4.1). Pure: reads the call model, returns plain dicts.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from relay.callmodel import Call, MediaSide, Party
+from relay.media.stream import Stream
+
+
+def _family(stream: Stream) -> str:
+    return "IPv6" if stream.family == socket.AF_INET6 else "IPv4"
+
+
+def _endpoint(address: tuple[str, int] | None, family: str) -> dict[str, Any]:
+    if address is None:
+        return {"family": family, "address": "", "port": 0}
+    fam = "IPv6" if ":" in address[0] else "IPv4"
+    return {"family": fam, "address": address[0], "port": address[1]}
+
+
+def _stream_flags(stream: Stream) -> list[str]:
+    flags = ["RTCP" if stream.is_rtcp else "RTP"]
+    if stream.filled:
+        flags.append("filled")
+    if stream.confirmed:
+        flags.append("confirmed")
+    if stream.strict_source:
+        flags.append("strict source address")
+    if stream.media_handover:
+        flags.append("media handover")
+    if stream.asymmetric:
+        flags.append("asymmetric")
+    return flags
+
+
+def stream_stats(stream: Stream, created: float) -> dict[str, Any]:
+    family = _family(stream)
+    out: dict[str, Any] = {
+        "local port": stream.local_port,
+        "local address": stream.local_address,
+        "family": family,
+        "endpoint": _endpoint(stream.peer, family),
+        "advertised endpoint": _endpoint(stream.sdp_peer, family),
+        "last packet": int(stream.last_packet or created),
+        "flags": _stream_flags(stream),
+    }
+    if stream.ssrc is not None:
+        out["SSRC"] = stream.ssrc
+    out["stats"] = {"packets": stream.packets, "bytes": stream.bytes, "errors": stream.errors}
+    return out
+
+
+def _media_flags(side: MediaSide) -> list[str]:
+    flags = []
+    if side.initialized:
+        flags.append("initialized")
+    direction = side.sdp.direction if side.sdp is not None else None
+    if side.sdp is not None:
+        if direction in (None, "sendrecv", "sendonly"):
+            flags.append("send")
+        if direction in (None, "sendrecv", "recvonly"):
+            flags.append("recv")
+    if side.mux_out and side.sdp is not None and side.sdp.rtcp_mux:
+        flags.append("rtcp-mux")
+    return flags
+
+
+def media_stats(side: MediaSide, codec: str | None, created: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"index": side.index, "type": side.type, "protocol": side.protocol}
+    if codec:
+        out["codec"] = codec
+    out["streams"] = [stream_stats(s, created) for s in side.streams()]
+    out["flags"] = _media_flags(side)
+    return out
+
+
+def _codec(party: Party, side: MediaSide) -> str | None:
+    """The negotiated codec: the first format of the answer, once both sides have spoken."""
+    other = party.other
+    if other is None or not party.signalled or not other.signalled:
+        return None
+    if side.index > len(other.medias):
+        return None
+    mine, theirs = side.sdp, other.medias[side.index - 1].sdp
+    if mine is None or theirs is None or not mine.formats or not theirs.formats:
+        return None
+    common = [pt for pt in theirs.formats if pt in mine.formats] or list(mine.formats)
+    return mine.codec_names.get(common[0]) or theirs.codec_names.get(common[0])
+
+
+def party_stats(party: Party, created: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"tag": party.tag}
+    if party.via_branch:
+        out["via-branch"] = party.via_branch
+    if party.label:
+        out["label"] = party.label
+    out["created"] = int(party.created)
+    subs = [{"tag": party.other.tag, "type": "offer/answer"}] if party.other else []
+    out["subscriptions"] = subs
+    out["subscribers"] = list(subs)
+    out["medias"] = [media_stats(m, _codec(party, m), created) for m in party.medias]
+    return out
+
+
+def call_stats(call: Call, tags: set[str] | None = None) -> dict[str, Any]:
+    """The statistics dict for `query`/`delete`, without `result`."""
+    parties = call.all_parties()
+    if tags:
+        chosen = [p for p in parties if p.tag in tags]
+        chosen += [p.other for p in chosen if p.other is not None and p.other not in chosen]
+        parties = [p for p in parties if p in chosen]
+    tag_dict: dict[str, Any] = {}
+    untagged = 0
+    totals = {"RTP": [0, 0, 0], "RTCP": [0, 0, 0]}
+    for party in parties:
+        key = party.tag
+        if not key:
+            untagged += 1
+            key = f"<untagged {untagged}>"
+        tag_dict[key] = party_stats(party, call.created)
+        for side in party.medias:
+            for s in side.streams():
+                t = totals["RTCP" if s.is_rtcp else "RTP"]
+                t[0] += s.packets
+                t[1] += s.bytes
+                t[2] += s.errors
+    return {
+        "created": int(call.created),
+        "created_us": int((call.created % 1) * 1_000_000),
+        "last signal": int(call.last_signal),
+        "SSRC": {},
+        "tags": tag_dict,
+        "totals": {
+            k: {"packets": v[0], "bytes": v[1], "errors": v[2]} for k, v in totals.items()
+        },
+    }

@@ -1,0 +1,217 @@
+"""The ng command table: command name → handler (ng-protocol.md §2).
+
+Handlers take the decoded request dict and the source address and return the reply dict, or
+raise `NgError(reason)` for an error reply. Error texts and check order are rtpengine 10.5's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from relay.callstats import call_stats
+from relay.calls import CallError, Registry
+from relay.ng.errors import NgError
+from relay.ng.flags import NgFlags, parse_flags
+from relay.sdp_view import SdpUnsupported, prepare
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any], tuple[str, int]], dict[str, Any]]
+
+# Names in rtpengine's order (statistics lists per-command figures in this order).
+COMMAND_NAMES = (
+    "ping", "offer", "answer", "delete", "query", "list", "start recording", "stop recording",
+    "start forwarding", "stop forwarding", "block DTMF", "unblock DTMF", "block media",
+    "unblock media", "play media", "stop media", "play DTMF", "statistics", "silence media",
+    "unsilence media", "publish", "subscribe request", "subscribe answer", "unsubscribe",
+)
+# rtpengine's short names in controlstatistics, same order.
+SHORT_NAMES = (
+    "ping", "offer", "answer", "delete", "query", "list", "startrec", "stoprec", "startfwd",
+    "stopfwd", "blkdtmf", "unblkdtmf", "blkmedia", "unblkmedia", "playmedia", "stopmedia",
+    "playdtmf", "stats", "slnmedia", "unslnmedia", "pub", "subreq", "subans", "unsub",
+)
+
+NOT_FOUND = "Call-ID not found or tags didn't match"
+
+
+def _str(body: dict[str, Any], *keys: str) -> str | None:
+    for key in keys:
+        value = body.get(key)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _call_id(body: dict[str, Any], *, offer: bool = False) -> str:
+    keys = ("call-id", "call-ID", "call id", "call ID") if offer else ("call-id",)
+    call_id = _str(body, *keys)
+    if call_id is None:
+        raise NgError("No call-id in message")
+    return call_id
+
+
+class Commands:
+    """Executes ng commands against a call registry."""
+
+    def __init__(self, registry: Registry, statistics: Callable[[], dict[str, Any]] | None = None):
+        self.registry = registry
+        self._statistics = statistics
+        self.table: dict[str, Handler] = {
+            "ping": self.ping,
+            "offer": self.offer,
+            "answer": self.answer,
+            "delete": self.delete,
+            "query": self.query,
+            "list": self.list,
+            "statistics": self.statistics,
+            "start recording": self.start_recording,
+            "stop recording": self.stop_recording,
+        }
+        for name in COMMAND_NAMES:
+            self.table.setdefault(name, self.unsupported)
+        self.delays: dict[str, list[float]] = {}
+
+    def dispatch(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        command = body.get("command")
+        if not isinstance(command, str):
+            raise NgError('Dictionary contains no key "command"')
+        handler = self.table.get(command)
+        if handler is None:
+            raise NgError("Unrecognized command")
+        started = time.perf_counter()
+        try:
+            return handler(body, source)
+        finally:
+            self.delays.setdefault(command, []).append(time.perf_counter() - started)
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def ping(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        return {"result": "pong"}
+
+    def offer(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        return self._offer_answer(body, offer=True)
+
+    def answer(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        return self._offer_answer(body, offer=False)
+
+    def _offer_answer(self, body: dict[str, Any], *, offer: bool) -> dict[str, Any]:
+        sdp = _str(body, "sdp", "SDP")
+        if sdp is None:
+            raise NgError("No SDP body in message")
+        call_id = _call_id(body, offer=True)
+        from_tag = _str(body, "from-tag", "from tag")
+        if from_tag is None:
+            raise NgError("No from-tag in message")
+        to_tag = _str(body, "to-tag", "to tag")
+        if not offer and to_tag is None:
+            raise NgError("No to-tag in message")
+        flags = parse_flags(body)
+        reg = self.registry
+        if sdp == "":
+            if offer:
+                reg.calls.get(call_id) or reg._new_call(call_id)
+                return {"result": "ok"}
+            reg.get(call_id)
+            return {"result": "ok"}
+        if not offer and call_id not in reg.calls:
+            raise NgError("Unknown call-id")
+        try:
+            desc, offered, render = prepare(sdp, flags)
+        except SdpUnsupported as exc:
+            raise NgError(str(exc)) from None
+        except ValueError:
+            raise NgError("Failed to parse SDP") from None
+        if not offered.media:
+            if offer:
+                reg.calls.get(call_id) or reg._new_call(call_id)
+            raise NgError("Error rewriting SDP")
+        try:
+            if offer:
+                out = reg.offer(call_id, from_tag, to_tag or None, offered, flags, render)
+            else:
+                assert to_tag is not None
+                out = reg.answer(call_id, from_tag, to_tag, offered, flags, render)
+        except CallError as exc:
+            raise NgError(exc.reason) from None
+        self._log_flags(flags, call_id)
+        return {"sdp": out, "result": "ok"}
+
+    @staticmethod
+    def _log_flags(flags: NgFlags, call_id: str) -> None:
+        for word in flags.unknown:
+            logger.warning("Unknown flag encountered: '%s'", word, extra={"call_id": call_id})
+
+    def delete(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        call_id = _call_id(body)
+        flags = parse_flags(body)
+        from_tag = _str(body, "from-tag")
+        to_tag = _str(body, "to-tag")
+        delay = flags.delete_delay
+        stats = None
+        call = self.registry.calls.get(call_id)
+        if call is not None and from_tag and from_tag in call.parties:
+            stats = call_stats(call)
+        if self.registry.delete(call_id, from_tag, to_tag, delay) is None:
+            if flags.has("fatal"):
+                raise NgError(NOT_FOUND)
+            return {"warning": NOT_FOUND, "result": "ok"}
+        if stats is None:
+            return {"result": "ok"}
+        return {**stats, "result": "ok"}
+
+    def query(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        call_id = _call_id(body)
+        call = self.registry.calls.get(call_id)
+        if call is None:
+            raise NgError("Unknown call-id")
+        tags = {t for t in (_str(body, "from-tag"), _str(body, "to-tag")) if t}
+        return {**call_stats(call, tags or None), "result": "ok"}
+
+    def list(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        raw = body.get("limit", 32)
+        limit = raw if isinstance(raw, int) else None
+        if isinstance(raw, str):
+            try:
+                limit = int(raw)
+            except ValueError:
+                limit = 32
+        if limit is None:
+            limit = 32
+        if limit < 0:
+            raise NgError("invalid limit, must be >= 0")
+        return {"calls": list(self.registry.calls)[:limit], "result": "ok"}
+
+    def statistics(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        stats = self._statistics() if self._statistics else {}
+        return {"statistics": stats, "result": "ok"}
+
+    def start_recording(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        return self._recording(body, True)
+
+    def stop_recording(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        return self._recording(body, False)
+
+    def _recording(self, body: dict[str, Any], on: bool) -> dict[str, Any]:
+        call_id = _call_id(body)
+        call = self.registry.calls.get(call_id)
+        if call is None:
+            raise NgError("Unknown call-id")
+        call.record = on
+        metadata = _str(body, "metadata")
+        if metadata is not None:
+            call.metadata = metadata
+        self.registry._emit("updated", call)
+        return {"result": "ok"}
+
+    def unsupported(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        call_id = _str(body, "call-id")
+        if call_id is None:
+            raise NgError("No call-id in message")
+        if call_id not in self.registry.calls:
+            raise NgError("Unknown call-ID")
+        raise NgError(f"Command '{body.get('command')}' is not supported by rtpvault yet")

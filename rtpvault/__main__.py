@@ -1,0 +1,3 @@
+from rtpvault.cli import main
+
+main()

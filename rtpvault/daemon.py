@@ -1,0 +1,154 @@
+"""`rtpvault run`: build the relay from rtpengine-style options and serve until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from relay.calls import Registry
+from relay.config import ConfigError, Settings, load_settings, parse_args
+from relay.control import NgControlServer
+from relay.ng.commands import Commands
+from relay.statistics import statistics
+from rtpvault.logsetup import setup_logging
+
+logger = logging.getLogger("rtpvault.daemon")
+
+
+def _make_plane(loop: asyncio.AbstractEventLoop) -> Any:
+    try:
+        from relay.media.userspace import UserspacePlane
+    except ImportError:  # the media plane is optional while it is being built
+        from relay.calls import NullPlane
+
+        return NullPlane()
+    return UserspacePlane(loop)
+
+
+def _set_tos() -> Any:
+    try:
+        from relay.media.userspace import set_tos
+    except ImportError:
+        return None
+    return set_tos
+
+
+class Daemon:
+    """The running relay: call registry, ng server, timers."""
+
+    def __init__(self, settings: Settings, loop: asyncio.AbstractEventLoop) -> None:
+        self.settings = settings
+        self.loop = loop
+        self.started = time.monotonic()
+        self.plane = _make_plane(loop)
+        self.registry = Registry(
+            settings.interfaces,
+            settings.port_min,
+            settings.port_max,
+            self.plane,
+            delete_delay=settings.delete_delay,
+            sip_source=settings.sip_source,
+            endpoint_learning=settings.endpoint_learning,
+            tos=settings.tos or None,
+            set_tos=_set_tos(),
+        )
+        self.commands = Commands(self.registry, self._statistics)
+        allow = list(settings.ng_allow) if settings.ng_allow else None
+        self.control = NgControlServer(self.commands.dispatch, allow=allow)
+        self.stopping = asyncio.Event()
+
+    def _statistics(self) -> dict[str, Any]:
+        return statistics(
+            self.registry,
+            self.control.counters,
+            self.commands.delays,
+            time.monotonic() - self.started,
+            self.registry.relayed(),
+        )
+
+    async def start(self) -> None:
+        s = self.settings
+        if s.listen_ng is not None:
+            await self.control.start_udp(*s.listen_ng)
+            logger.info("ng listening on udp %s:%d", *s.listen_ng)
+        if s.listen_tcp_ng is not None:
+            await self.control.start_tcp(*s.listen_tcp_ng)
+            logger.info("ng listening on tcp %s:%d", *s.listen_tcp_ng)
+        for itf in s.interfaces:
+            logger.info(
+                "interface '%s': bind %s, advertise %s", itf.name, itf.local, itf.advertised
+            )
+
+    async def run_timers(self) -> None:
+        s = self.settings
+        while not self.stopping.is_set():
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+            try:
+                self.registry.sweep(s.timeout, s.silent_timeout, s.final_timeout, s.offer_timeout)
+            except Exception:
+                logger.exception("timer sweep failed")
+
+    def shutdown(self) -> None:
+        self.control.close()
+        for call_id in list(self.registry.calls):
+            self.registry.terminate(call_id, "forced")
+        close = getattr(self.plane, "close", None)
+        if close is not None:
+            close()
+
+
+async def _serve(settings: Settings) -> int:
+    loop = asyncio.get_running_loop()
+    daemon = Daemon(settings, loop)
+    try:
+        await daemon.start()
+    except OSError as exc:
+        logger.critical("Fatal error: %s", exc)
+        daemon.shutdown()
+        return 255
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, daemon.stopping.set)
+    logger.info("Startup complete, rtpvault")
+    await daemon.run_timers()
+    logger.info("Shutting down")
+    daemon.shutdown()
+    return 0
+
+
+def _write_pidfile(path: str | None) -> None:
+    if path:
+        with open(path, "w") as f:
+            f.write(f"{os.getpid()}\n")
+
+
+def main(argv: list[str]) -> int:
+    try:
+        settings, warnings = load_settings(parse_args(argv))
+    except ConfigError as exc:
+        print(f"rtpvault: {exc}", file=sys.stderr)
+        return 1
+    setup_logging(settings.log_level, True, settings.log_facility)
+    for warning in warnings:
+        logger.warning("%s", warning)
+    _write_pidfile(settings.pidfile)
+    try:
+        try:
+            import uvloop
+
+            return int(uvloop.run(_serve(settings)))
+        except ImportError:
+            return asyncio.run(_serve(settings))
+    finally:
+        if settings.pidfile:
+            try:
+                os.unlink(settings.pidfile)
+            except OSError:
+                pass
