@@ -53,6 +53,11 @@ class Stream:
         "tap",
         "tag",
         "call_id",
+        "drop_foreign",
+        "learned",
+        "detected",
+        "detected_for",
+        "send_errors",
     )
 
     def __init__(
@@ -96,6 +101,18 @@ class Stream:
         self.tap: Tap | None = None
         self.tag = ""
         self.call_id = ""
+        self.drop_foreign = True
+        """After confirmation, drop (and count) packets from any source but the peer. rtpvault's
+        default; False restores rtpengine 10.5 (relay them without re-targeting) unless
+        strict_source is set. See relay.media.latch."""
+        self.learned: Address | None = None
+        """First source seen on an asymmetric stream (what strict-source compares against)."""
+        self.detected: tuple[Address | None, ...] | None = None
+        """Heuristic learning: best source per preference slot since the last signal."""
+        self.detected_for = 0.0
+        """The learn_until value `detected` belongs to (a new signal resets the slots)."""
+        self.send_errors = 0
+        """Failed sendto calls towards this stream's peer (the plane never raises them)."""
 
     def __repr__(self) -> str:
         kind = "RTCP" if self.is_rtcp else "RTP"

@@ -1,0 +1,185 @@
+"""Micro-benchmark: CPU µs per relayed packet, rtpvault's UserspacePlane vs rtpengine 10.5.
+
+A sender paces N RTP packets (12-byte header + 160 bytes) at R packets/s to the relay's port
+facing A; a receiver thread counts what arrives at B. The relay's CPU (user+system, all threads,
+from /proc/<pid>/stat) over the run, divided by the packets relayed, is the figure reported.
+
+    .venv/bin/python bench/relay_micro.py --packets 100000 --rate 50000
+    .venv/bin/python bench/relay_micro.py --rtpengine            # also measure rtpengine
+    .venv/bin/python bench/relay_micro.py --loop asyncio         # without uvloop
+
+Bounded packet counts; loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+HOST = "127.0.0.1"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of every thread of `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def run_relay_child(loop_kind: str) -> None:
+    """Child role: two linked streams on loopback, ports on stdout, run until stdin closes."""
+    from relay.media.stream import LEARN_IMMEDIATE, Stream
+    from relay.media.userspace import UserspacePlane
+
+    if loop_kind == "uvloop":
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    streams = []
+    for _ in range(2):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((HOST, 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        st = Stream(sock, HOST, sock.getsockname()[1])
+        st.filled = True
+        st.learning = LEARN_IMMEDIATE
+        streams.append(st)
+    x, y = streams
+    x.sink, y.sink = y, x
+    plane = UserspacePlane(loop)
+    plane.add(x)
+    plane.add(y)
+    line = sys.stdin.readline().split()  # "<A port> <B port>"
+    x.peer, y.peer = (HOST, int(line[0])), (HOST, int(line[1]))
+    print(json.dumps({"x": x.local_port, "y": y.local_port}), flush=True)
+    loop.add_reader(sys.stdin.fileno(), loop.stop)
+    loop.run_forever()
+    print(json.dumps({"packets": x.packets, "dropped": x.dropped}), flush=True)
+
+
+def start_rtpengine(workdir: Path, a_port: int, b_port: int) -> tuple[object, int, int, int]:
+    """rtpengine via tests.support.daemons, offer/answer; (daemon, pid, port to A, port to B)."""
+    sys.path.insert(0, str(REPO))
+    from tests.support.daemons import start
+
+    d = start("rtpengine", workdir, extra=["--log-level=3"])
+    c = d.client()
+
+    def sdp(port: int) -> str:
+        return (
+            f"v=0\r\no=x 1 1 IN IP4 {HOST}\r\ns=-\r\nc=IN IP4 {HOST}\r\nt=0 0\r\n"
+            f"m=audio {port} RTP/AVP 0\r\na=sendrecv\r\n"
+        )
+
+    def port_of(reply: dict[str, object]) -> int:
+        text = str(reply["sdp"])
+        return int(text.split("m=audio ")[1].split()[0])
+
+    base = {"call-id": "bench", "from-tag": "a", "flags": ["trust-address"]}
+    to_b = port_of(c.call({**base, "command": "offer", "sdp": sdp(a_port)}))
+    to_a = port_of(c.call({**base, "command": "answer", "to-tag": "b", "sdp": sdp(b_port)}))
+    c.close()
+    return d, d.proc.pid, to_a, to_b
+
+
+def measure(relay_pid: int, to_a_port: int, a: socket.socket, b: socket.socket,
+            packets: int, rate: int) -> tuple[int, float]:
+    """Send `packets` from a to the relay at `rate`; (packets received at b, relay CPU s)."""
+    received = 0
+    done = threading.Event()
+
+    def receive() -> None:
+        nonlocal received
+        b.settimeout(1.0)
+        while True:
+            try:
+                b.recv(2048)
+            except TimeoutError:
+                if done.is_set():
+                    return
+                continue
+            received += 1
+
+    t = threading.Thread(target=receive, daemon=True)
+    t.start()
+    header = bytearray(b"\x80\x00\x00\x00" + b"\x00" * 4 + b"\x11\x22\x33\x44")
+    payload = bytes(160)
+    dest = (HOST, to_a_port)
+    burst = max(1, rate // 1000)
+    cpu0 = cpu_seconds(relay_pid)
+    t0 = time.monotonic()
+    for i in range(packets):
+        header[2:4] = (i & 0xFFFF).to_bytes(2, "big")
+        a.sendto(bytes(header) + payload, dest)
+        if i % burst == burst - 1:
+            due = t0 + (i + 1) / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+    time.sleep(0.3)
+    cpu1 = cpu_seconds(relay_pid)
+    done.set()
+    t.join()
+    return received, cpu1 - cpu0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--role", default="bench")
+    ap.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
+    ap.add_argument("--packets", type=int, default=100_000)
+    ap.add_argument("--rate", type=int, default=50_000)
+    ap.add_argument("--rtpengine", action="store_true")
+    args = ap.parse_args()
+    if args.role == "relay":
+        run_relay_child(args.loop)
+        return
+
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    a.bind((HOST, 0))
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    b.bind((HOST, 0))
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    a_port, b_port = a.getsockname()[1], b.getsockname()[1]
+
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--role", "relay", "--loop", args.loop],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert child.stdin and child.stdout
+    child.stdin.write(f"{a_port} {b_port}\n")
+    child.stdin.flush()
+    ports = json.loads(child.stdout.readline())
+    got, cpu = measure(child.pid, ports["x"], a, b, args.packets, args.rate)
+    child.stdin.close()
+    child.wait(10)
+    print(f"rtpvault ({args.loop}): {got}/{args.packets} relayed, "
+          f"{cpu * 1e6 / max(got, 1):.2f} µs CPU/packet at {args.rate} pps")
+
+    if args.rtpengine:
+        with tempfile.TemporaryDirectory() as tmp:
+            d, pid, to_a, _to_b = start_rtpengine(Path(tmp), a_port, b_port)
+            try:
+                got, cpu = measure(pid, to_a, a, b, args.packets, args.rate)
+            finally:
+                d.stop()  # type: ignore[attr-defined]
+        print(f"rtpengine 10.5: {got}/{args.packets} relayed, "
+              f"{cpu * 1e6 / max(got, 1):.2f} µs CPU/packet at {args.rate} pps")
+
+
+if __name__ == "__main__":
+    main()

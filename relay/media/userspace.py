@@ -1,0 +1,152 @@
+"""Userspace forwarding plane: one event-loop reader per media socket (ARCHITECTURE rule 2).
+
+Per readable socket, the reader drains it with `recvfrom_into` into a preallocated buffer (at
+most `BATCH` packets per call, so one busy socket cannot starve the loop; epoll is level
+triggered and calls again). Per packet:
+
+1. latching: the fast path (stream confirmed and the source is its peer) is one comparison,
+   inline; anything else goes through `relay.media.latch.decide`/`apply`, which may drop the
+   packet (then `dropped` and `errors` + 1, nothing else is counted);
+2. counters on the receiving stream: `packets`, `bytes` (UDP payload), `last_packet` (wall
+   clock, seconds), `ssrc` (RTP streams: bytes 8..12 of an RTP v2 packet);
+3. `tap(stream, packet_bytes, source, wall_time)` if the stream has one (recording);
+4. `sink.sock.sendto(packet, sink.peer)` unless the stream has no sink, the sink has no peer or
+   the sink is `send_blocked`. The packet leaves byte-for-byte unchanged; only the addresses
+   change (it leaves from the sink's local port). A failed send counts `sink.send_errors`.
+
+Nothing is logged or raised per packet. Addresses are compared as (host, port) tuples exactly as
+`recvfrom` returns them, so the call model must store `peer`/`sdp_peer` in that form (IPv6: the
+compressed form `socket.inet_ntop` gives, without flowinfo/scope).
+
+Wiring (for relay.calls / rtpvault.wiring)::
+
+    plane = UserspacePlane(loop)             # the daemon's loop (uvloop when installed)
+    set_tos(sock, settings.tos)              # every media socket, if `tos` is configured
+    a.sink, b.sink = b, a                    # a faces party A, b faces party B
+    plane.add(a); plane.add(b)
+    ...                                      # learn_until / flags / peer set on the Streams
+    plane.remove(a); plane.remove(b); a.sock.close(); b.sock.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import time
+from collections.abc import Callable
+
+from relay.media.latch import apply, decide
+from relay.media.stream import Stream
+
+BATCH = 64
+"""Packets read per reader call before yielding to the loop."""
+BUFFER_SIZE = 65536
+_SSRC = struct.Struct("!I").unpack_from
+
+
+def set_tos(sock: socket.socket, tos: int) -> None:
+    """Set the DSCP/ECN byte of outgoing packets: IP_TOS (IPv4) or IPV6_TCLASS (IPv6).
+
+    rtpengine's `tos` setting; applied to every media socket. An IPv6 socket that may also send
+    IPv4 (dual stack) gets IP_TOS too, where the kernel allows it.
+    """
+    if not 0 <= tos <= 255:
+        raise ValueError(f"tos must be 0..255, got {tos}")
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, tos)
+        try:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
+        except OSError:
+            pass  # IPv6-only socket: IP_TOS does not apply
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
+
+
+class UserspacePlane:
+    """Forwards packets between linked `Stream`s with `add_reader` callbacks on `loop`."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        clock: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], float] = time.time,
+    ) -> None:
+        self._loop = loop
+        self._clock = clock
+        self._wallclock = wallclock
+        self._fds: dict[Stream, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._fds)
+
+    def add(self, stream: Stream) -> None:
+        """Start reading `stream.sock`; adding a stream twice is a no-op."""
+        if stream in self._fds:
+            return
+        stream.sock.setblocking(False)
+        fd = stream.sock.fileno()
+        self._loop.add_reader(fd, self._reader(stream))
+        self._fds[stream] = fd
+
+    def update(self, stream: Stream) -> None:
+        """Nothing to do: the readers read the `Stream` on every packet."""
+
+    def remove(self, stream: Stream) -> None:
+        """Stop reading `stream.sock` (before it is closed); unknown streams are ignored."""
+        fd = self._fds.pop(stream, None)
+        if fd is not None:
+            self._loop.remove_reader(fd)
+
+    def close(self) -> None:
+        """Remove every stream; the sockets stay open."""
+        for stream in list(self._fds):
+            self.remove(stream)
+
+    def _reader(self, stream: Stream) -> Callable[[], None]:
+        """The per-socket callback; everything it touches per packet is bound to a local."""
+        buf = bytearray(BUFFER_SIZE)
+        view = memoryview(buf)
+        recv_into = stream.sock.recvfrom_into
+        clock = self._clock
+        wallclock = self._wallclock
+        ssrc_of = _SSRC
+        decide_ = decide
+        apply_ = apply
+        v6 = stream.family == socket.AF_INET6
+        rtp = not stream.is_rtcp
+        batch = range(BATCH)
+        s = stream
+
+        def on_readable() -> None:
+            for _ in batch:
+                try:
+                    n, src = recv_into(buf)
+                except BlockingIOError:
+                    return
+                except OSError:
+                    s.errors += 1
+                    return
+                if v6:
+                    src = src[:2]
+                if not (s.confirmed and src == s.peer):
+                    looks_rtcp = n >= 12 and 194 <= buf[1] <= 223
+                    if not apply_(s, decide_(s, src, clock(), looks_rtcp)):
+                        continue
+                s.packets += 1
+                s.bytes += n
+                now = wallclock()
+                s.last_packet = now
+                if rtp and n >= 12 and buf[0] & 0xC0 == 0x80:
+                    s.ssrc = ssrc_of(buf, 8)[0]
+                if s.tap is not None:
+                    s.tap(s, bytes(view[:n]), src, now)
+                sink = s.sink
+                if sink is None or sink.peer is None or sink.send_blocked:
+                    continue
+                try:
+                    sink.sock.sendto(view[:n], sink.peer)
+                except OSError:
+                    sink.send_errors += 1
+
+        return on_readable
