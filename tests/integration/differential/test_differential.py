@@ -1,0 +1,35 @@
+"""Every scenario in scenarios/*.json, played against rtpengine 10.5 and rtpvault: normalised
+replies must be identical (or equal rtpvault's own expectation in `expect_differs` scenarios)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .relays import RECORD, REFERENCE, TARGET, Relays
+from .harness import (
+    Scenario,
+    expected_for_target,
+    load_expected,
+    load_scenarios,
+    matches,
+    render,
+    save_expected,
+)
+
+SCENARIOS = load_scenarios()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_scenario(scenario: Scenario, relays: Relays) -> None:
+    with relays.pair_for(scenario) as pair:
+        if REFERENCE == "live":
+            reference = pair.player("reference").play(scenario)
+            if RECORD:
+                save_expected(scenario, reference)
+        else:
+            reference = load_expected(scenario)
+        got = pair.player("target").play(scenario)
+    expected = expected_for_target(scenario, reference) if TARGET == "rtpvault" else reference
+    if not matches(expected, got):
+        assert render(scenario, got) == render(scenario, expected), scenario.expect_differs or ""
