@@ -38,10 +38,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def run_relay_child(loop_kind: str) -> None:
-    """Child role: two linked streams on loopback, ports on stdout, run until stdin closes."""
+def run_relay_child(loop_kind: str, pairs: int, batch: int) -> None:
+    """Child role: `pairs` linked stream pairs on loopback, ports on stdout, run until stdin ends."""
+    import relay.media.userspace
     from relay.media.stream import LEARN_IMMEDIATE, Stream
     from relay.media.userspace import UserspacePlane
+
+    relay.media.userspace.BATCH = batch
 
     if loop_kind == "uvloop":
         import uvloop
@@ -49,30 +52,34 @@ def run_relay_child(loop_kind: str) -> None:
         loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     else:
         loop = asyncio.new_event_loop()
-    streams = []
-    for _ in range(2):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind((HOST, 0))
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        st = Stream(sock, HOST, sock.getsockname()[1])
-        st.filled = True
-        st.learning = LEARN_IMMEDIATE
-        streams.append(st)
-    x, y = streams
-    x.sink, y.sink = y, x
     plane = UserspacePlane(loop)
-    plane.add(x)
-    plane.add(y)
     line = sys.stdin.readline().split()  # "<A port> <B port>"
-    x.peer, y.peer = (HOST, int(line[0])), (HOST, int(line[1]))
-    print(json.dumps({"x": x.local_port, "y": y.local_port}), flush=True)
+    xs = []
+    for _ in range(pairs):
+        streams = []
+        for _ in range(2):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind((HOST, 0))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            st = Stream(sock, HOST, sock.getsockname()[1])
+            st.filled = True
+            st.learning = LEARN_IMMEDIATE
+            streams.append(st)
+        x, y = streams
+        x.sink, y.sink = y, x
+        x.peer, y.peer = (HOST, int(line[0])), (HOST, int(line[1]))
+        plane.add(x)
+        plane.add(y)
+        xs.append(x)
+    print(json.dumps({"x": [x.local_port for x in xs]}), flush=True)
     loop.add_reader(sys.stdin.fileno(), loop.stop)
     loop.run_forever()
-    print(json.dumps({"packets": x.packets, "dropped": x.dropped}), flush=True)
 
 
-def start_rtpengine(workdir: Path, a_port: int, b_port: int) -> tuple[object, int, int, int]:
-    """rtpengine via tests.support.daemons, offer/answer; (daemon, pid, port to A, port to B)."""
+def start_rtpengine(
+    workdir: Path, a_port: int, b_port: int, pairs: int
+) -> tuple[object, int, list[int]]:
+    """rtpengine via tests.support.daemons, one offer/answer per pair; (daemon, pid, A ports)."""
     sys.path.insert(0, str(REPO))
     from tests.support.daemons import start
 
@@ -89,14 +96,17 @@ def start_rtpengine(workdir: Path, a_port: int, b_port: int) -> tuple[object, in
         text = str(reply["sdp"])
         return int(text.split("m=audio ")[1].split()[0])
 
-    base = {"call-id": "bench", "from-tag": "a", "flags": ["trust-address"]}
-    to_b = port_of(c.call({**base, "command": "offer", "sdp": sdp(a_port)}))
-    to_a = port_of(c.call({**base, "command": "answer", "to-tag": "b", "sdp": sdp(b_port)}))
+    to_a = []
+    for i in range(pairs):
+        base = {"call-id": f"bench-{i}", "from-tag": "a", "flags": ["trust-address"]}
+        c.call({**base, "command": "offer", "sdp": sdp(a_port)})
+        reply = c.call({**base, "command": "answer", "to-tag": "b", "sdp": sdp(b_port)})
+        to_a.append(port_of(reply))
     c.close()
-    return d, d.proc.pid, to_a, to_b
+    return d, d.proc.pid, to_a
 
 
-def measure(relay_pid: int, to_a_port: int, a: socket.socket, b: socket.socket,
+def measure(relay_pid: int, to_a_ports: list[int], a: socket.socket, b: socket.socket,
             packets: int, rate: int) -> tuple[int, float]:
     """Send `packets` from a to the relay at `rate`; (packets received at b, relay CPU s)."""
     received = 0
@@ -118,13 +128,14 @@ def measure(relay_pid: int, to_a_port: int, a: socket.socket, b: socket.socket,
     t.start()
     header = bytearray(b"\x80\x00\x00\x00" + b"\x00" * 4 + b"\x11\x22\x33\x44")
     payload = bytes(160)
-    dest = (HOST, to_a_port)
+    dests = [(HOST, p) for p in to_a_ports]
+    pairs = len(dests)
     burst = max(1, rate // 1000)
     cpu0 = cpu_seconds(relay_pid)
     t0 = time.monotonic()
     for i in range(packets):
         header[2:4] = (i & 0xFFFF).to_bytes(2, "big")
-        a.sendto(bytes(header) + payload, dest)
+        a.sendto(bytes(header) + payload, dests[i % pairs])
         if i % burst == burst - 1:
             due = t0 + (i + 1) / rate
             delay = due - time.monotonic()
@@ -143,10 +154,13 @@ def main() -> None:
     ap.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
     ap.add_argument("--packets", type=int, default=100_000)
     ap.add_argument("--rate", type=int, default=50_000)
+    ap.add_argument("--pairs", type=int, default=1, help="calls the packets are spread over")
+    ap.add_argument("--batch", type=int, default=0, help="override userspace.BATCH")
     ap.add_argument("--rtpengine", action="store_true")
+    ap.add_argument("--no-rtpvault", action="store_true")
     args = ap.parse_args()
     if args.role == "relay":
-        run_relay_child(args.loop)
+        run_relay_child(args.loop, args.pairs, args.batch)
         return
 
     a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -156,28 +170,34 @@ def main() -> None:
     b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     a_port, b_port = a.getsockname()[1], b.getsockname()[1]
 
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--role", "relay", "--loop", args.loop],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    assert child.stdin and child.stdout
-    child.stdin.write(f"{a_port} {b_port}\n")
-    child.stdin.flush()
-    ports = json.loads(child.stdout.readline())
-    got, cpu = measure(child.pid, ports["x"], a, b, args.packets, args.rate)
-    child.stdin.close()
-    child.wait(10)
-    print(f"rtpvault ({args.loop}): {got}/{args.packets} relayed, "
-          f"{cpu * 1e6 / max(got, 1):.2f} µs CPU/packet at {args.rate} pps")
+    if not args.no_rtpvault:
+        import relay.media.userspace
+
+        batch = args.batch or relay.media.userspace.BATCH
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--role", "relay", "--loop", args.loop,
+             "--pairs", str(args.pairs), "--batch", str(batch)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        assert child.stdin and child.stdout
+        child.stdin.write(f"{a_port} {b_port}\n")
+        child.stdin.flush()
+        ports = json.loads(child.stdout.readline())
+        got, cpu = measure(child.pid, ports["x"], a, b, args.packets, args.rate)
+        child.stdin.close()
+        child.wait(10)
+        print(f"rtpvault ({args.loop}, batch {batch}, {args.pairs} pairs): "
+              f"{got}/{args.packets} relayed, "
+              f"{cpu * 1e6 / max(got, 1):.2f} µs CPU/packet at {args.rate} pps")
 
     if args.rtpengine:
         with tempfile.TemporaryDirectory() as tmp:
-            d, pid, to_a, _to_b = start_rtpengine(Path(tmp), a_port, b_port)
+            d, pid, to_a = start_rtpengine(Path(tmp), a_port, b_port, args.pairs)
             try:
                 got, cpu = measure(pid, to_a, a, b, args.packets, args.rate)
             finally:
                 d.stop()  # type: ignore[attr-defined]
-        print(f"rtpengine 10.5: {got}/{args.packets} relayed, "
+        print(f"rtpengine 10.5 ({args.pairs} pairs): {got}/{args.packets} relayed, "
               f"{cpu * 1e6 / max(got, 1):.2f} µs CPU/packet at {args.rate} pps")
 
 

@@ -1,8 +1,13 @@
 """Userspace forwarding plane: one event-loop reader per media socket (ARCHITECTURE rule 2).
 
-Per readable socket, the reader drains it with `recvfrom_into` into a preallocated buffer (at
-most `BATCH` packets per call, so one busy socket cannot starve the loop; epoll is level
-triggered and calls again). Per packet:
+Per readable socket, the reader reads with `recvfrom_into` into a preallocated buffer. It does
+not always drain until EAGAIN: on this machine the EAGAIN `recvfrom` costs ~1.9 µs (syscall +
+exception), a third of a whole relayed packet, and at normal rates a socket holds one packet per
+wakeup. So each reader adapts how many packets it reads per wakeup: starting at 1, doubling
+(up to `BATCH`) while every read succeeds, halving when one hits EAGAIN. At 50 kpps over 100
+calls this measured 8.3 µs CPU/packet against 12.1 µs for drain-until-EAGAIN (bench/relay_micro.py).
+epoll is level triggered, so packets left in the socket are read on the next loop iteration,
+and one busy socket cannot starve the others. Per packet:
 
 1. latching: the fast path (stream confirmed and the source is its peer) is one comparison,
    inline; anything else goes through `relay.media.latch.decide`/`apply`, which may drop the
@@ -40,7 +45,7 @@ from relay.media.latch import apply, decide
 from relay.media.stream import Stream
 
 BATCH = 64
-"""Packets read per reader call before yielding to the loop."""
+"""Most packets one reader call reads before yielding to the loop."""
 BUFFER_SIZE = 65536
 _SSRC = struct.Struct("!I").unpack_from
 
@@ -115,14 +120,18 @@ class UserspacePlane:
         apply_ = apply
         v6 = stream.family == socket.AF_INET6
         rtp = not stream.is_rtcp
-        batch = range(BATCH)
+        most = BATCH
+        limit = 1
         s = stream
 
         def on_readable() -> None:
-            for _ in batch:
+            nonlocal limit
+            for _ in range(limit):
                 try:
                     n, src = recv_into(buf)
                 except BlockingIOError:
+                    if limit > 1:
+                        limit >>= 1
                     return
                 except OSError:
                     s.errors += 1
@@ -148,5 +157,7 @@ class UserspacePlane:
                     sink.sock.sendto(view[:n], sink.peer)
                 except OSError:
                     sink.send_errors += 1
+            if limit < most:
+                limit <<= 1
 
         return on_readable
