@@ -120,18 +120,17 @@ class NgControlServer:
             log.warning("Received invalid data on NG port (no cookie) from %s", host)
             return None
         cookie, data = split
-        key: Source = (host, int(source[1]))
         now = self._clock()
         if not data:  # checked before the cache, and cached like any reply, as rtpengine does
             reply = self._error(cookie, INVALID_NO_PAYLOAD, False, host)
         else:
-            cached = self.cookies.lookup(key, cookie, now)
+            cached = self.cookies.lookup(host, cookie, now)
             if cached is not None:
                 self.counters.duplicates += 1
                 log.info("Detected command from %s as a duplicate", host)
                 return cached
             reply = self._execute(cookie, data, source, host)
-        self.cookies.insert(key, cookie, reply, now)
+        self.cookies.insert(host, cookie, reply, now)
         return reply
 
     def _execute(self, cookie: bytes, data: bytes, source: Source, host: str) -> bytes:

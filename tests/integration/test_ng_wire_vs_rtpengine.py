@@ -54,8 +54,11 @@ class OurServer:
         self.loop.close()
 
 
+Targets = dict[str, tuple[Address, Address]]
+
+
 @pytest.fixture(scope="module")
-def targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Address, Address]]]:
+def targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Targets]:
     daemon: Daemon = start("rtpengine", Path(tmp_path_factory.mktemp("rtpengine")), tcp=True)
     ours = OurServer()
     try:
@@ -97,7 +100,7 @@ def udp_exchange(addr: Address, datagrams: list[bytes], expect: int = 0) -> list
         return sorted(replies)
 
 
-def both_udp(targets: dict[str, tuple[Address, Address]], datagrams: list[bytes]) -> list[bytes]:
+def both_udp(targets: Targets, datagrams: list[bytes]) -> list[bytes]:
     ours = udp_exchange(targets["rtpvault"][0], datagrams)  # one thread: replies come in order
     theirs = udp_exchange(targets["rtpengine"][0], datagrams, expect=len(ours))
     assert ours == theirs
@@ -131,26 +134,26 @@ SPEC_ROWS = [
 
 
 @pytest.mark.parametrize("datagram", SPEC_ROWS)
-def test_malformed_input_rows(targets: dict[str, tuple[Address, Address]], datagram: bytes) -> None:
+def test_malformed_input_rows(targets: Targets, datagram: bytes) -> None:
     both_udp(targets, [datagram])
 
 
 @pytest.mark.parametrize(("index", "body"), list(enumerate(body for body, _ in LENIENCY)))
-def test_bencode_leniency(targets: dict[str, tuple[Address, Address]], index: int, body: bytes) -> None:
+def test_bencode_leniency(targets: Targets, index: int, body: bytes) -> None:
     both_udp(targets, [b"len%d " % index + body])
 
 
 @pytest.mark.parametrize(("index", "body"), list(enumerate(body for body, _ in JSON_CASES)))
-def test_json_bodies(targets: dict[str, tuple[Address, Address]], index: int, body: bytes) -> None:
+def test_json_bodies(targets: Targets, index: int, body: bytes) -> None:
     both_udp(targets, [b"json%d " % index + body])
 
 
-def test_retransmissions(targets: dict[str, tuple[Address, Address]]) -> None:
-    replies = both_udp(
-        targets,
-        [b"dupA d7:command4:pinge", b"dupA d7:command4:liste", b'dupA {"command":"list"}'],
-    )
-    assert replies == [b"dupA d6:result4:ponge"] * 3
+def test_retransmissions(targets: Targets) -> None:
+    # The original is answered first: rtpengine's worker threads may otherwise run a
+    # retransmission before the original, which is a race, not a rule.
+    assert both_udp(targets, [b"dupA d7:command4:pinge"]) == [b"dupA d6:result4:ponge"]
+    replies = both_udp(targets, [b"dupA d7:command4:liste", b'dupA {"command":"list"}'])
+    assert replies == [b"dupA d6:result4:ponge"] * 2
 
 
 def tcp_exchange(addr: Address, writes: list[bytes], *, sentinel: bool) -> bytes:
@@ -196,9 +199,7 @@ TCP_SCENARIOS = [
 
 
 @pytest.mark.parametrize(("writes", "sentinel"), TCP_SCENARIOS)
-def test_tcp_streams(
-    targets: dict[str, tuple[Address, Address]], writes: list[bytes], sentinel: bool
-) -> None:
+def test_tcp_streams(targets: Targets, writes: list[bytes], sentinel: bool) -> None:
     theirs = tcp_exchange(targets["rtpengine"][1], writes, sentinel=sentinel)
     ours = tcp_exchange(targets["rtpvault"][1], writes, sentinel=sentinel)
     assert ours == theirs

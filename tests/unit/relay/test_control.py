@@ -104,6 +104,10 @@ def test_same_cookie_from_another_proxy_is_executed() -> None:
     assert server.handle(b"0_1_1 d7:command4:liste", ("127.0.0.2", 5060)) == (
         err(b"0_1_1", b"Unrecognized command")
     )
+    # the same host retransmitting from another port is still a retransmission
+    assert server.handle(b"0_1_1 d7:command4:liste", ("127.0.0.1", 5061)) == (
+        b"0_1_1 d6:result4:ponge"
+    )
 
 
 def test_cache_expires_with_injected_clock() -> None:
@@ -150,7 +154,8 @@ def test_handler_bug_becomes_an_error_reply(caplog: pytest.LogCaptureFixture) ->
 
 def test_unencodable_reply_becomes_an_error_reply() -> None:
     server = NgControlServer(lambda body, source: {"x": 1.5}, clock=Clock())
-    assert server.handle(b"f1 d7:command5:offere", SOURCE) == err(b"f1", b"Internal error: BencodeError")
+    reply = server.handle(b"f1 d7:command5:offere", SOURCE)
+    assert reply == err(b"f1", b"Internal error: BencodeError")
 
 
 def test_counters_per_command_and_proxy() -> None:
@@ -214,7 +219,9 @@ async def _udp_exchange(server: NgControlServer, host: str, datagrams: list[byte
 def test_udp_socket_ping(host: str) -> None:
     server = NgControlServer(ping_only)
     got = asyncio.run(
-        _udp_exchange(server, host, [b"no-cookie", b"5323_1 d7:command4:pinge", b"j {\"command\":\"ping\"}"])
+        _udp_exchange(
+            server, host, [b"no-cookie", b"5323_1 d7:command4:pinge", b'j {"command":"ping"}']
+        )
     )
     # "no-cookie" gets no reply, so the first reply is the ping's
     assert got == [b"5323_1 d6:result4:ponge", b'j {"result":"pong"}']
@@ -243,7 +250,12 @@ async def _tcp_exchange(server: NgControlServer, host: str, writes: list[bytes])
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_tcp_socket_framing(host: str) -> None:
     server = NgControlServer(ping_only)
-    writes = [b"t1 d7:command4:pinget2 d7:command4:pinge", b"t3 d7:comm", b"and4:pinge", b"t8 l4:pinge"]
+    writes = [
+        b"t1 d7:command4:pinget2 d7:command4:pinge",
+        b"t3 d7:comm",
+        b"and4:pinge",
+        b"t8 l4:pinge",
+    ]
     got = asyncio.run(_tcp_exchange(server, host, writes))
     assert got == (
         b"t1 d6:result4:ponget2 d6:result4:ponge"

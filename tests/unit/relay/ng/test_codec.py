@@ -265,7 +265,8 @@ def test_bencode_valid_ports_rtpengine(data: bytes, size: int) -> None:
 _leaf = st.one_of(st.binary(max_size=20), st.integers(min_value=-(2**63), max_value=2**63 - 1))
 _values = st.recursive(
     _leaf,
-    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.binary(max_size=8), kids, max_size=4),
+    lambda kids: st.lists(kids, max_size=4)
+    | st.dictionaries(st.binary(max_size=8), kids, max_size=4),
     max_leaves=20,
 )
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from relay.ng.cookies import CookieCache
 
-KAMAILIO = ("127.0.0.1", 22222)
-OTHER_PROXY = ("127.0.0.2", 22222)
+KAMAILIO = "127.0.0.1"
+OTHER_PROXY = "127.0.0.2"
 REPLY = b"dupA d6:result4:ponge"
 
 
@@ -38,7 +38,6 @@ def test_same_cookie_from_two_proxies_is_two_entries() -> None:
     cache = CookieCache(now=0.0)
     cache.insert(KAMAILIO, b"0_100_1", b"0_100_1 d6:result4:ponge", now=0.0)
     assert cache.lookup(OTHER_PROXY, b"0_100_1", now=1.0) is None
-    assert cache.lookup(("127.0.0.1", 22223), b"0_100_1", now=1.0) is None
     cache.insert(OTHER_PROXY, b"0_100_1", b"0_100_1 d6:result2:oke", now=1.0)
     assert cache.lookup(KAMAILIO, b"0_100_1", now=2.0) == b"0_100_1 d6:result4:ponge"
     assert cache.lookup(OTHER_PROXY, b"0_100_1", now=2.0) == b"0_100_1 d6:result2:oke"
