@@ -119,7 +119,9 @@ def sip_rig(
     def make(
         relay: str | Daemon, relay_options: dict[str, Any] | None = None, **kamailio: Any
     ) -> SipRig:
-        daemon = relay if isinstance(relay, Daemon) else relay_factory(relay, **(relay_options or {}))
+        daemon = (
+            relay if isinstance(relay, Daemon) else relay_factory(relay, **(relay_options or {}))
+        )
         k = kamailio_factory(daemon, **kamailio)
         return SipRig(daemon, k, tmp_path)
 

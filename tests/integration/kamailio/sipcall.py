@@ -40,6 +40,9 @@ GUIDE_FLAGS = "trust-address replace-origin replace-session-connection"
 SIPP_PCAP_DIRS = ("/usr/share/sip-tester", "/usr/share/sipp", "/usr/local/share/sipp")
 
 Endpoint = tuple[str, int]
+# CallSpec.callee → the caller's and the callee's scenario
+UAC_SCENARIOS = {"answer": "uac.xml", "busy": "uac_rejected.xml"}
+UAS_SCENARIOS = {"answer": "uas.xml", "busy": "uas_busy.xml"}
 
 
 def _missing(message: str) -> None:
@@ -89,7 +92,9 @@ def wait_bound(port: int, proc: subprocess.Popen[bytes], what: str, log: Path) -
     deadline = time.monotonic() + 30  # a bound on start-up, not a measured threshold
     while not udp_bound(port):
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not bind UDP {port}:\n{log.read_text(errors='replace')}")
+            raise RuntimeError(
+                f"{what} did not bind UDP {port}:\n{log.read_text(errors='replace')}"
+            )
         time.sleep(0.02)
 
 
@@ -201,6 +206,7 @@ class CallSpec:
     media_tail_ms: int = 1000  # call keeps going this long after the last packet is sent
     rate: int = 10  # new calls per second
     concurrency: int | None = None  # sipp -l; None: all calls may overlap
+    callee: str = "answer"  # "answer", or "busy": the UAS rejects with 486 (no media then)
 
 
 @dataclass
@@ -244,6 +250,14 @@ class CallResult:
     def ok_seen_by_caller(self, call_id: str | None = None) -> SipMessage:
         return self._find(self.uac_messages, call_id, received=True, request=False)
 
+    def final_statuses_seen_by_caller(self) -> list[int]:
+        """Final INVITE response codes the UAC received (retransmissions included)."""
+        return [
+            m.status
+            for m in self.uac_messages
+            if m.received and m.method == "INVITE" and m.status is not None and m.status >= 200
+        ]
+
     def offer_seen_by_callee(self, call_id: str | None = None) -> Sdp:
         """The SDP in the INVITE the UAS received (the relay's rewritten offer)."""
         sdp = self.invite_seen_by_callee(call_id).sdp
@@ -276,7 +290,7 @@ def _scenario(spec: CallSpec, workdir: Path, pcap: Path | None) -> Path:
     media = ""
     if pcap is not None:
         media = f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
-    text = (SCENARIOS / "uac.xml").read_text()
+    text = (SCENARIOS / UAC_SCENARIOS[spec.callee]).read_text()
     text = text.replace("@EXTRA_HEADERS@", "".join(f"      {h}\n" for h in headers))
     text = text.replace("@MEDIA_ACTION@\n", media)
     path = workdir / "uac.xml"
@@ -331,7 +345,7 @@ def run_calls(
         sent, seconds = truncate_pcap(source, pcap, spec.media_packets or 10**9)
         duration_ms = max(duration_ms, int(seconds * 1000) + spec.media_tail_ms)
     uac_xml = _scenario(spec, workdir, pcap)
-    (workdir / "uas.xml").write_text((SCENARIOS / "uas.xml").read_text())
+    (workdir / "uas.xml").write_text((SCENARIOS / UAS_SCENARIOS[spec.callee]).read_text())
     # media ports: sipp also uses port+2 (video echo), so take an aligned block of four
     uas_mp, uac_mp = _media_port(avoid_ports), _media_port(avoid_ports)
     uas_port, uac_port = free_port(), free_port()

@@ -7,12 +7,16 @@ even port from the relay's range. The relay must have seen offer, answer and del
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from tests.support.tools import require
+
 from .rig import RELAY_KINDS, SipRig
-from .sipcall import RELAY_ADDRESS, CallSpec
+from .sipcall import EXAMPLE_CFG, RELAY_ADDRESS, CallSpec
 from .sipmsg import Sdp
 
 pytestmark = pytest.mark.integration
@@ -82,3 +86,32 @@ def test_recording_headers_reach_the_relay(sip_rig: Callable[..., SipRig], kind:
     log = rig.kamailio.log()
     assert "record-call=yes metadata=from:alice|to:bob" in log, log[-3000:]
     assert_points_at_relay(result.offer_seen_by_callee(), rig, result.uac_media[1])
+
+
+@pytest.mark.parametrize("kind", RELAY_KINDS)
+def test_rejected_call_is_deleted(sip_rig: Callable[..., SipRig], kind: str) -> None:
+    """A 486 from the callee: offer, no answer (no SDP), and failure_route sends delete."""
+    rig = sip_rig(kind)
+    before = rig.commands()
+    result = rig.call(CallSpec(callee="busy"))
+    assert result.ok, result.describe() + rig.logs()
+    assert set(result.final_statuses_seen_by_caller()) == {486}
+    assert_points_at_relay(result.offer_seen_by_callee(), rig, result.uac_media[1])
+    after = rig.commands()
+    assert after["offer"] - before["offer"] >= 1, (before, after)
+    assert after["answer"] == before["answer"], (before, after)
+    assert after["delete"] - before["delete"] >= 1, (before, after, rig.logs())
+
+
+def test_example_config_is_valid(tmp_path: Path) -> None:
+    """examples/kamailio.cfg, with its own defaults, passes Kamailio's syntax check."""
+    kamailio = require("kamailio")
+    (tmp_path / "run").mkdir()
+    check = subprocess.run(
+        [kamailio, "-c", "-f", str(EXAMPLE_CFG), "-Y", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "config file ok" in check.stdout + check.stderr

@@ -16,9 +16,7 @@ pytestmark = pytest.mark.integration
 
 MEDIA_KINDS = [
     "rtpengine",
-    pytest.param(
-        "rtpvault", marks=pytest.mark.xfail(strict=False, reason="media plane: issue 5")
-    ),
+    pytest.param("rtpvault", marks=pytest.mark.xfail(strict=False, reason="media plane: issue 5")),
 ]
 
 
