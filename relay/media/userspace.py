@@ -119,7 +119,6 @@ class UserspacePlane:
         decide_ = decide
         apply_ = apply
         v6 = stream.family == socket.AF_INET6
-        rtp = not stream.is_rtcp
         most = BATCH
         limit = 1
         s = stream
@@ -146,7 +145,7 @@ class UserspacePlane:
                 s.bytes += n
                 now = wallclock()
                 s.last_packet = now
-                if rtp and n >= 12 and buf[0] & 0xC0 == 0x80:
+                if n >= 12 and not s.is_rtcp and buf[0] & 0xC0 == 0x80:
                     s.ssrc = ssrc_of(buf, 8)[0]
                 if s.tap is not None:
                     s.tap(s, bytes(view[:n]), src, now)
