@@ -176,6 +176,8 @@ _BOOL_LENIENT = {"yes": True, "on": True, "no": False, "off": False, "true": Tru
 
 def parse_bool(key: str, value: str, warnings: list[str], *, cli: bool = False) -> bool:
     """GLib booleans: exactly true/false/1/0 (trailing blanks allowed); yes/no/on/off warn."""
+    if not cli:
+        value = strip_trailing_comment(key, value, warnings)
     text = value.rstrip(ASCII_WS)
     if text in _BOOL_EXACT:
         return _BOOL_EXACT[text]

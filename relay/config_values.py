@@ -37,12 +37,12 @@ def _port(key: str, value: str, text: str, cli: bool) -> int:
 
 
 def _host(key: str, value: str, text: str, cli: bool) -> str:
+    if ":" in text:  # `::1:2223` is ambiguous (itself a valid IPv6 address)
+        raise bad_value(key, value, "an IPv6 address must be written in brackets: [ADDR]:PORT", cli=cli)
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
         pass
-    if ":" in text:
-        raise bad_value(key, value, "an IPv6 address must be written in brackets: [ADDR]:PORT", cli=cli)
     if _HOSTNAME.fullmatch(text) is None:
         raise bad_value(key, value, f"'{text}' is not an IP address or host name", cli=cli)
     return text
