@@ -115,3 +115,15 @@ def test_example_config_is_valid(tmp_path: Path) -> None:
     )
     assert check.returncode == 0, check.stdout + check.stderr
     assert "config file ok" in check.stdout + check.stderr
+
+
+@pytest.mark.parametrize("kind", RELAY_KINDS)
+def test_offer_flags_come_from_kamailio(sip_rig: Callable[..., SipRig], kind: str) -> None:
+    """Without replace-origin the callee sees the caller's o= address; c= is still the relay's."""
+    rig = sip_rig(kind, offer_flags="trust-address replace-session-connection")
+    result = rig.call()
+    assert result.ok, result.describe() + rig.logs()
+    offer = result.offer_seen_by_callee()
+    assert offer.origin_address == "127.0.0.1", offer.text
+    assert offer.connection_for(offer.audio) == RELAY_ADDRESS, offer.text
+    assert_points_at_relay(result.answer_seen_by_caller(), rig, result.uas_media[1])
