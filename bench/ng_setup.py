@@ -315,7 +315,8 @@ class Result:
     """All figures for one daemon; `failure` says why some are missing."""
 
     kind: str
-    passes: dict[str, Pass] = field(default_factory=dict)
+    passes: dict[str, Pass] = field(default_factory=dict)  # the median-rate repetition
+    reps: dict[str, list[Pass]] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
     failure: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -324,6 +325,7 @@ class Result:
         return {
             "kind": self.kind,
             "passes": {k: v.as_dict() for k, v in self.passes.items()},
+            "repetitions": {k: [p.as_dict() for p in v] for k, v in self.reps.items()},
             "memory": self.memory,
             "failure": self.failure,
             "notes": self.notes,
@@ -383,50 +385,86 @@ def short(e: BaseException) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
-def run_kind(
-    kind: str, args: argparse.Namespace, workdir: Path, log: Callable[[str], None]
-) -> Result:
-    """Both phases (rate, then memory, each on a fresh daemon) for one relay."""
-    r = Result(kind)
+def log_pass(kind: str, p: Pass, log: Callable[[str], None]) -> None:
+    log(
+        f"[{kind}] {p.name}: {p.calls} calls in {p.elapsed_s:.2f} s = {p.rate or 0:,.0f}/s, "
+        f"daemon CPU {p.daemon_cpu_s:.2f} s, client CPU {p.client_cpu_s:.2f} s, "
+        f"errors {p.errors}, retransmits {p.retransmits}"
+    )
+
+
+def rate_phase(
+    results: dict[str, Result], args: argparse.Namespace, workdir: Path, log: Callable[[str], None]
+) -> None:
+    """Setup-rate passes on one fresh daemon per relay, interleaved between the relays.
+
+    Both daemons are up at once but only the one being driven works, so they do not compete;
+    interleaving (and alternating who goes first) spreads drifting background load over both.
+    Ports are freed by delete-delay 0, so a small range suffices.
+    """
     extra = [f"--log-level={args.log_level}", f"--timeout={args.timeout}"]
     full = ("offer", "answer", "delete")
+    live: dict[str, tuple[daemons.Daemon, Iterator[int]]] = {}
 
-    # --- phase 1: setup rate (ports freed by delete-delay 0, so a small range suffices)
-    d: daemons.Daemon | None = None
-    try:
-        d = start_daemon(kind, workdir / kind, 2000, extra)
-        log(f"[{kind}] pid {d.proc.pid}, ng 127.0.0.1:{d.ng_port}, ports {d.port_min}-{d.port_max}")
-        numbers = count(1)
-        measure(d, "warmup", full, 1, WARMUP_CALLS, args.seconds, numbers)
-        for clients in (1, args.clients):
-            name = f"rate_c{clients}"
-            p = measure(d, name, full, clients, args.calls, args.seconds, numbers)
-            r.passes[name] = p
-            log(
-                f"[{kind}] {name}: {p.calls} calls in {p.elapsed_s:.2f} s = {p.rate or 0:,.0f}/s, "
-                f"daemon CPU {p.daemon_cpu_s:.2f} s, client CPU {p.client_cpu_s:.2f} s, "
-                f"errors {p.errors}, retransmits {p.retransmits}"
-            )
-            if p.first_error:
-                r.notes.append(f"{name}: first error: {p.first_error}")
-        left = listed_calls(d)
-        if left:
-            r.notes.append(
-                f"{left} calls still listed after the rate passes (delete-delay 0 not honoured?)"
-            )
-    except (RuntimeError, OSError) as e:
-        r.failure = f"rate phase: {short(e)}"
+    def fail(kind: str, e: BaseException, d: daemons.Daemon | None) -> None:
+        results[kind].failure = f"rate phase: {short(e)}"
         log(f"[{kind}] rate phase failed: {short(e)}")
         log(tail(d.log() if d is not None else str(e)))
-    finally:
+        live.pop(kind, None)
         if d is not None:
             d.stop()
-    if r.failure and not r.passes:
-        return r  # the daemon does not start or answer: no point in the memory phase
 
-    # --- phase 2: memory per idle call (4 ports per call, plus slack)
+    try:
+        for kind in results:
+            d: daemons.Daemon | None = None
+            try:
+                d = start_daemon(kind, workdir / kind, 2000, extra)
+                log(f"[{kind}] pid {d.proc.pid}, ng :{d.ng_port}, ports {d.port_min}-{d.port_max}")
+                numbers: Iterator[int] = count(1)
+                measure(d, "warmup", full, 1, WARMUP_CALLS, args.seconds, numbers)
+                live[kind] = (d, numbers)
+            except (RuntimeError, OSError) as e:
+                fail(kind, e, d)
+        for rep in range(args.repeat):
+            for clients in (1, args.clients):
+                name = f"rate_c{clients}"
+                order = list(live) if rep % 2 == 0 else list(reversed(live))
+                for kind in order:
+                    d, numbers = live[kind]
+                    try:
+                        p = measure(d, name, full, clients, args.calls, args.seconds, numbers)
+                    except (RuntimeError, OSError) as e:
+                        fail(kind, e, d)
+                        continue
+                    results[kind].reps.setdefault(name, []).append(p)
+                    log_pass(kind, p, log)
+                    if p.first_error:
+                        results[kind].notes.append(f"{name}: first error: {p.first_error}")
+        for kind, (d, _) in live.items():
+            left = listed_calls(d)
+            if left:
+                results[kind].notes.append(
+                    f"{left} calls still listed after the rate passes"
+                    " (delete-delay 0 not honoured?)"
+                )
+    finally:
+        for d, _ in live.values():
+            d.stop()
+    for r in results.values():
+        for name, reps in r.reps.items():
+            r.passes[name] = sorted(reps, key=lambda p: p.rate or 0.0)[len(reps) // 2]
+
+
+def memory_phase(
+    r: Result, args: argparse.Namespace, workdir: Path, log: Callable[[str], None]
+) -> None:
+    """RSS idle, then with --mem-calls offer+answer calls standing, on a fresh daemon."""
+    kind = r.kind
+    extra = [f"--log-level={args.log_level}", f"--timeout={args.timeout}"]
+    full = ("offer", "answer", "delete")
+    # 4 ports per call, plus slack
     n = args.mem_calls
-    d = None
+    d: daemons.Daemon | None = None
     try:
         d = start_daemon(kind, workdir / kind, n * 4 + max(200, n // 10 * 4), extra)
         log(f"[{kind}] pid {d.proc.pid}, ports {d.port_min}-{d.port_max} for {n} calls")
@@ -453,7 +491,7 @@ def run_kind(
             "ports_used_reported": ports_used,
         }
         log(
-            f"[{kind}] fill: {fill.calls} calls in {fill.elapsed_s:.2f} s, errors {fill.errors}; "
+            f"[{kind}] memory: {fill.calls} calls standing; "
             f"RSS start {rss_start} KB, idle {rss_idle} KB, after {rss_after} KB; "
             f"daemon reports {sessions} sessions, {ports_used} ports used"
         )
@@ -464,6 +502,7 @@ def run_kind(
             )
         if fill.first_error:
             r.notes.append(f"fill: first error: {fill.first_error}")
+        log_pass(kind, fill, log)
     except (RuntimeError, OSError) as e:
         r.failure = (r.failure + "; " if r.failure else "") + f"memory phase: {short(e)}"
         log(f"[{kind}] memory phase failed: {short(e)}")
@@ -471,7 +510,6 @@ def run_kind(
     finally:
         if d is not None:
             d.stop()
-    return r
 
 
 # ---------------------------------------------------------------- report
@@ -583,6 +621,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=100_000, help="call cap of each rate pass")
     ap.add_argument("--clients", type=int, default=8, help="concurrent clients, 2nd rate pass")
     ap.add_argument(
+        "--repeat", type=int, default=3, help="rate passes per setting; the median is reported"
+    )
+    ap.add_argument(
         "--mem-calls",
         type=int,
         default=None,
@@ -633,7 +674,11 @@ def main(argv: list[str] | None = None) -> int:
     kinds = [args.only] if args.only else list(KINDS)
     with tempfile.TemporaryDirectory(prefix="bench-ng-") as tmp:
         workdir = args.workdir or Path(tmp)
-        results = {k: run_kind(k, args, workdir, log) for k in kinds}
+        results = {k: Result(k) for k in kinds}
+        rate_phase(results, args, workdir, log)
+        for r in results.values():
+            if r.passes or r.failure is None:  # skip a relay that does not even start
+                memory_phase(r, args, workdir, log)
 
     rows = table_rows(results, args.clients)
     print()
