@@ -359,6 +359,7 @@ def run_calls(
     if spec.media:
         uas_args.append("-rtp_echo")
     uas = _sipp(uas_args + common, workdir / "uas.out")
+    uac: subprocess.Popen[bytes] | None = None
     try:
         wait_bound(uas_port, uas, "sipp uas", workdir / "uas.out")
         uac_args = [f"{HOST}:{uas_port}", "-sf", str(uac_xml), "-s", "bob"]
@@ -372,7 +373,9 @@ def run_calls(
         # the UAS is done once it answered the last BYE; bound the wait if a call failed
         uas_rc = _wait(uas, 15)
     finally:
-        _stop_group(uas)
+        for proc in (uac, uas):
+            if proc is not None:
+                _stop_group(proc)
 
     def messages(name: str) -> list[SipMessage]:
         p = workdir / name
