@@ -1,0 +1,99 @@
+"""From SDP text to what the call model needs: the parsed description, its `OfferedSession`
+summary, and a render callback that applies a `SessionPlan` to the same text.
+
+Also the gate for what rtpvault cannot do yet: offers needing SRTP (SDES/DTLS), ICE (other than
+`ICE=remove`) or transcoding get a clear error instead of a silently wrong SDP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from relay.ng.flags import NgFlags
+from relay.offered import OfferedMedia, OfferedSession
+from relay.sdp.model import MediaSection, SessionDescription
+from relay.sdp.parse import parse
+from relay.sdp.plan import SessionPlan
+from relay.sdp.rewrite import rewrite
+
+PLAIN_PROTOCOLS = frozenset({"RTP/AVP", "RTP/AVPF"})
+SECURE_PROTOCOLS = frozenset({"RTP/SAVP", "RTP/SAVPF", "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF"})
+
+
+class SdpUnsupported(ValueError):
+    """A valid request asking for something rtpvault does not implement yet (error reply)."""
+
+
+def _media(m: MediaSection) -> OfferedMedia:
+    conn = m.effective_connection
+    names = {}
+    for pt in m.formats:
+        if pt.isdigit():
+            name = m.codec(int(pt))
+            if name:
+                names[pt] = name
+    rtcp_address = m.rtcp_connection.address if m.rtcp_connection is not None else None
+    return OfferedMedia(
+        type=m.media_type,
+        port=m.port,
+        protocol=m.protocol,
+        formats=m.formats,
+        address=conn.address if conn is not None else None,
+        family=conn.family if conn is not None else "IP4",
+        rtcp_port=m.rtcp_port,
+        rtcp_address=rtcp_address,
+        rtcp_mux=m.rtcp_mux,
+        direction=m.direction,
+        ptime=m.ptime,
+        ice=m.ice,
+        crypto=m.crypto,
+        fingerprint=m.fingerprint,
+        end_of_candidates=m.end_of_candidates,
+        codec_names=names,
+    )
+
+
+def summarize(desc: SessionDescription) -> OfferedSession:
+    origin = desc.origin
+    return OfferedSession(
+        origin_username=origin.username if origin else "",
+        origin_version=origin.version if origin else "",
+        session_name=desc.session_name or "",
+        media=tuple(_media(m) for m in desc.media),
+        rtpengine_ids=desc.rtpengine_ids,
+    )
+
+
+def check_supported(offered: OfferedSession, flags: NgFlags) -> None:
+    """Refuse, with a clear reason, what would need SRTP, ICE or transcoding."""
+    if flags.ice in ("force", "force-relay", "force_relay", "optional"):
+        raise SdpUnsupported(f"ICE={flags.ice} is not supported by rtpvault yet")
+    target = flags.transport_protocol
+    if target is not None and target != "accept" and target not in PLAIN_PROTOCOLS:
+        raise SdpUnsupported(f"transport-protocol {target} (SRTP) is not supported by rtpvault yet")
+    for kind in ("transcode", "offer", "accept", "consume", "set"):
+        if flags.codec.get(kind):
+            raise SdpUnsupported(f"codec-{kind} (transcoding) is not supported by rtpvault yet")
+    if flags.words & {"always-transcode", "inject-DTMF", "SIPREC"}:
+        raise SdpUnsupported("transcoding, DTMF injection and SIPREC are not supported by rtpvault yet")
+    for m in offered.media:
+        if m.rejected:
+            continue
+        if m.protocol in SECURE_PROTOCOLS or m.crypto or m.fingerprint:
+            raise SdpUnsupported(f"SRTP media ({m.protocol}) is not supported by rtpvault yet")
+        if m.ice and flags.ice != "remove":
+            raise SdpUnsupported("ICE is not supported by rtpvault yet; use ICE=remove")
+
+
+def prepare(
+    text: str, flags: NgFlags
+) -> tuple[SessionDescription, OfferedSession, Callable[[SessionPlan], str]]:
+    """Parse `text` (SdpError on bad SDP), summarise it and check it is supported."""
+    desc = parse(text)
+    offered = summarize(desc)
+    check_supported(offered, flags)
+
+    def render(plan: SessionPlan) -> str:
+        return rewrite(desc, plan)
+
+    return desc, offered, render
