@@ -1,0 +1,174 @@
+"""The call model on its own: pairing, ports, re-offers, delete, timeouts (sdp.md §1.15, §3)."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+import pytest
+
+from relay.calls import CallError, Registry
+from relay.ng.flags import NgFlags, parse_flags
+from relay.offered import OfferedMedia, OfferedSession
+from relay.sdp.plan import SessionPlan
+
+
+@dataclass
+class Itf:
+    name: str = "lo"
+    local: str = "127.0.0.1"
+    advertised: str = "203.0.113.1"
+    family: str = "IP4"
+
+
+class FakeSock:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def fileno(self) -> int:
+        return -1
+
+
+def opener(address: str, port: int, family: int) -> FakeSock:
+    return FakeSock(port)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def registry(port_max: int = 43999, **kw: object) -> tuple[Registry, Clock]:
+    clock = Clock()
+    reg = Registry([Itf()], 43500, port_max, opener=opener, clock=clock, wallclock=clock, **kw)  # type: ignore[arg-type]
+    return reg, clock
+
+
+def session(addr: str = "192.0.2.10", port: int = 49170, **media: object) -> OfferedSession:
+    m = OfferedMedia(
+        type="audio", port=port, protocol="RTP/AVP", formats=("0", "8"), address=addr, **media  # type: ignore[arg-type]
+    )
+    return OfferedSession("alice", "1", "Talk", (m,))
+
+
+plans: list[SessionPlan] = []
+
+
+def render(plan: SessionPlan) -> str:
+    plans.append(plan)
+    return f"port={plan.media[0].port} rtcp={plan.media[0].rtcp_port} mux={plan.media[0].rtcp_mux}"
+
+
+def flags(**body: object) -> NgFlags:
+    return parse_flags(dict(body))
+
+
+def test_offer_allocates_two_pairs_and_answer_reuses_the_other() -> None:
+    reg, _ = registry()
+    out = reg.offer("c1", "a", None, session(), flags(), render)
+    assert out == "port=43500 rtcp=43501 mux=False"
+    pool = reg.pools["127.0.0.1"]
+    assert len(pool.used) == 4
+    out = reg.answer("c1", "a", "b", session("192.0.2.20", 50000), flags(), render)
+    assert len(pool.used) == 4
+    call = reg.calls["c1"]
+    a, b = call.parties["a"], call.parties["b"]
+    assert int(out.split()[0].split("=")[1]) == a.medias[0].port
+    assert b.medias[0].port == 43500
+    # A packet from A arrives on A's side and leaves through B's side towards B.
+    assert a.medias[0].rtp.sink is b.medias[0].rtp  # type: ignore[union-attr]
+    assert b.medias[0].rtp.peer == ("192.0.2.20", 50000)  # type: ignore[union-attr]
+    assert a.medias[0].rtcp.peer == ("192.0.2.10", 49171)  # type: ignore[union-attr]
+
+
+def test_reoffer_keeps_ports_unless_the_endpoint_moved() -> None:
+    reg, _ = registry()
+    first = reg.offer("c1", "a", None, session(), flags(), render)
+    assert reg.offer("c1", "a", None, session(), flags(), render) == first
+    moved = reg.offer("c1", "a", None, session(port=49180), flags(), render)
+    assert moved != first
+    assert len(reg.pools["127.0.0.1"].used) == 4  # the old pair went back
+
+
+def test_port_latching_keeps_ports_on_moved_endpoint() -> None:
+    reg, _ = registry()
+    first = reg.offer("c1", "a", None, session(), flags(), render)
+    again = reg.offer("c1", "a", None, session(port=49180), flags(flags=["port-latching"]), render)
+    assert again == first
+
+
+def test_ran_out_of_ports_destroys_the_new_call_only() -> None:
+    reg, _ = registry(port_max=43507)
+    reg.offer("c1", "a", None, session(), flags(), render)
+    reg.offer("c2", "a", None, session(), flags(), render)
+    with pytest.raises(CallError, match="Ran out of ports"):
+        reg.offer("c3", "a", None, session(), flags(), render)
+    assert list(reg.calls) == ["c1", "c2"]
+    reg.answer("c1", "a", "b", session("192.0.2.20", 50000), flags(), render)
+
+
+def test_delete_frees_ports_after_delete_delay() -> None:
+    reg, clock = registry(delete_delay=30)
+    reg.offer("c1", "a", None, session(), flags(), render)
+    assert reg.delete("c1", "a", None, None) is not None
+    assert "c1" in reg.calls
+    clock.t += 31
+    reg.sweep(60, 3600, 0, 3600)
+    assert "c1" not in reg.calls
+    assert not reg.pools["127.0.0.1"].used
+    assert reg.totals.regular == 1
+
+
+def test_delete_unknown_tag_or_call() -> None:
+    reg, _ = registry()
+    reg.offer("c1", "a", None, session(), flags(), render)
+    assert reg.delete("c1", "nope", None, 0) is None
+    assert reg.delete("nope", None, None, 0) is None
+    assert reg.delete("c1", None, None, 0) is not None
+    assert not reg.calls
+
+
+def test_timeouts() -> None:
+    reg, clock = registry()
+    reg.offer("c1", "a", None, session(), flags(), render)
+    reg.offer("c2", "a", None, session(), flags(), render)
+    reg.answer("c2", "a", "b", session("192.0.2.20", 50000), flags(), render)
+    clock.t += 61
+    reg.sweep(60, 3600, 0, 3600)
+    assert list(reg.calls) == ["c1"]  # answered call timed out; the offer-only one waits
+    assert reg.totals.timeout == 1
+    clock.t += 3600
+    reg.sweep(60, 3600, 0, 3600)
+    assert not reg.calls and reg.totals.offer_timeout == 1
+
+
+def test_rtcp_mux_table() -> None:
+    # sdp.md §1.8 M1 (both mux), M5 (demux), M7 (reject).
+    reg, _ = registry()
+    assert reg.offer("m1", "a", None, session(rtcp_mux=True), flags(), render).endswith("mux=True")
+    out = reg.answer("m1", "a", "b", session("192.0.2.20", 50000, rtcp_mux=True), flags(), render)
+    port = reg.calls["m1"].parties["a"].medias[0].port
+    assert out == f"port={port} rtcp={port} mux=True"
+    assert reg.offer("m5", "a", None, session(rtcp_mux=True), flags(**{"rtcp-mux": ["demux"]}), render).endswith("mux=False")
+    assert reg.answer("m5", "a", "b", session("192.0.2.20", 50000), flags(), render).endswith("mux=True")
+    reg.offer("m7", "a", None, session(rtcp_mux=True), flags(**{"rtcp-mux": ["reject"]}), render)
+    assert reg.answer("m7", "a", "b", session("192.0.2.20", 50000, rtcp_mux=True), flags(), render).endswith("mux=False")
+
+
+def test_real_sockets_closed_on_delete() -> None:
+    from tests.support.tools import free_port_range
+
+    lo, hi = free_port_range(8)
+    reg = Registry([Itf()], lo, hi)
+    reg.offer("c1", "a", None, session(), flags(), render)
+    socks = [s.sock for p in reg.calls["c1"].all_parties() for m in p.medias for s in m.streams()]
+    assert len(socks) == 4 and all(isinstance(s, socket.socket) for s in socks)
+    reg.delete("c1", None, None, 0)
+    assert all(s.fileno() == -1 for s in socks)
