@@ -57,7 +57,7 @@ class Daemon:
             tos=settings.tos or None,
             set_tos=_set_tos(),
         )
-        self.commands = Commands(self.registry, self._statistics)
+        self.commands = Commands(self.registry, self._statistics, settings.max_sessions)
         allow = list(settings.ng_allow) if settings.ng_allow else None
         self.control = NgControlServer(self.commands.dispatch, allow=allow)
         self.stopping = asyncio.Event()

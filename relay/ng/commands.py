@@ -57,8 +57,14 @@ def _call_id(body: dict[str, Any], *, offer: bool = False) -> str:
 class Commands:
     """Executes ng commands against a call registry."""
 
-    def __init__(self, registry: Registry, statistics: Callable[[], dict[str, Any]] | None = None):
+    def __init__(
+        self,
+        registry: Registry,
+        statistics: Callable[[], dict[str, Any]] | None = None,
+        max_sessions: int = -1,
+    ) -> None:
         self.registry = registry
+        self.max_sessions = max_sessions
         self._statistics = statistics
         self.table: dict[str, Handler] = {
             "ping": self.ping,
@@ -112,6 +118,12 @@ class Commands:
             raise NgError("No to-tag in message")
         flags = parse_flags(body)
         reg = self.registry
+        if offer and call_id not in reg.calls and 0 <= self.max_sessions <= len(reg.calls):
+            reg.totals.rejected += 1
+            supports = body.get("supports")
+            if isinstance(supports, list) and "load limit" in supports:
+                return {"result": "load limit", "message": "Parallel session limit reached"}
+            raise NgError("Parallel session limit reached")
         if sdp == "":
             if offer:
                 reg.calls.get(call_id) or reg._new_call(call_id)
