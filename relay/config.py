@@ -180,7 +180,8 @@ class _Values:
         return value or None
 
     def raw(self) -> Mapping[str, str]:
-        return MappingProxyType({k.name: _text(self.get(k.name) or "") for k in KEYS})
+        typed = {k.name: self.get(k.name) for k in KEYS}
+        return MappingProxyType({k: "" if v is None else _text(v) for k, v in typed.items()})
 
     def bad(self, name: str, reason: str) -> ConfigError:
         return bad_value(name, _text(self.get(name)), reason, cli=name in self.cli)
