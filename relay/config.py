@@ -45,9 +45,19 @@ from .interfaces import Interface, Resolver, resolve_interfaces
 DEFAULT_CONFIG_FILE = "/etc/rtpengine/rtpengine.conf"  # Debian's rtpengine reads this by default
 
 __all__ = [
-    "DEFAULT_CONFIG_FILE", "CommandLine", "ConfigError", "HepTarget", "Interface", "Listen",
-    "Resolver", "Settings", "load_settings", "parse_args", "settings_from_text", "usage",
-]  # fmt: skip
+    "DEFAULT_CONFIG_FILE",
+    "CommandLine",
+    "ConfigError",
+    "HepTarget",
+    "Interface",
+    "Listen",
+    "Resolver",
+    "Settings",
+    "load_settings",
+    "parse_args",
+    "settings_from_text",
+    "usage",
+]
 
 
 @dataclass(frozen=True)
@@ -175,7 +185,7 @@ class _Values:
     def given(self, name: str) -> bool:
         return name in self.typed
 
-    def str(self, name: str) -> str | None:
+    def opt(self, name: str) -> str | None:
         value = self.get(name)
         return value or None
 
@@ -269,7 +279,9 @@ def _table(values: _Values, warnings: list[str]) -> int:
     return table
 
 
-def _recording(values: _Values, cwd: str, warnings: list[str]) -> tuple[str | None, str, str, str | None]:
+def _recording(
+    values: _Values, cwd: str, warnings: list[str]
+) -> tuple[str | None, str, str, str | None]:
     method = values.get("recording-method")
     if method == "proc":
         # Debian's packaged file says proc (kernel module + rtpengine-recording); rtpvault has
@@ -283,17 +295,17 @@ def _recording(values: _Values, cwd: str, warnings: list[str]) -> tuple[str | No
     fmt = values.get("recording-format")
     if fmt not in ("raw", "eth", "pcapng"):
         raise values.bad("recording-format", "not raw, eth or pcapng")
-    directory = values.str("recording-dir")
+    directory = values.opt("recording-dir")
     if directory is not None:
         directory = posixpath.normpath(posixpath.join(cwd, directory))
-    db = values.str("recording-db")
+    db = values.opt("recording-db")
     if db is None and directory is not None:
         db = f"sqlite:///{posixpath.join(directory, 'recordings.db')}"
     return directory, "pcap", fmt, db
 
 
 def _listen(values: _Values, name: str, *, need_host: bool = False) -> Listen | None:
-    text = values.str(name)
+    text = values.opt(name)
     if text is None:
         return None
     return parse_listen(name, text, cli=name in values.cli, need_host=need_host)
@@ -311,7 +323,7 @@ def _homer(values: _Values, warnings: list[str]) -> dict[str, Any]:
     if proto not in ("udp", "tcp"):
         raise values.bad("homer-protocol", "not udp or tcp")
     homer = _listen(values, "homer", need_host=True)
-    ng_text = values.str("homer-ng")
+    ng_text = values.opt("homer-ng")
     ng = None if ng_text is None else parse_hep_target("homer-ng", ng_text, proto)
     interval = values.get("homer-qos-interval")
     if interval <= 0:
@@ -321,7 +333,7 @@ def _homer(values: _Values, warnings: list[str]) -> dict[str, Any]:
         "homer_protocol": proto,
         "homer_id": values.get("homer-id"),
         "homer_ng": ng,
-        "homer_password": values.str("homer-password"),
+        "homer_password": values.opt("homer-password"),
         "homer_rtcp": values.get("homer-rtcp"),
         "homer_qos": values.get("homer-qos"),
         "homer_qos_interval": interval,
@@ -346,7 +358,7 @@ def _prometheus(values: _Values, warnings: list[str]) -> tuple[bool, Listen | No
 def _tls(values: _Values, exists: Callable[[str], bool], warnings: list[str]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name in ("tls-certificate", "tls-private-key"):
-        path = values.str(name)
+        path = values.opt(name)
         result[name.replace("-", "_")] = path
         if path is None:
             continue
@@ -362,18 +374,18 @@ def _s3(values: _Values, warnings: list[str]) -> dict[str, Any]:
     days = values.get("s3-object-lock-days")
     if days < 0:
         raise values.bad("s3-object-lock-days", "must not be negative")
-    if values.str("s3-kms-key-id") and values.get("s3-sse") != "aws:kms":
+    if values.opt("s3-kms-key-id") and values.get("s3-sse") != "aws:kms":
         warnings.append("config: key 's3-kms-key-id' has no effect unless s3-sse = aws:kms")
     return {
-        "s3_bucket": values.str("s3-bucket"),
+        "s3_bucket": values.opt("s3-bucket"),
         "s3_prefix": values.get("s3-prefix"),
-        "s3_endpoint_url": values.str("s3-endpoint-url"),
-        "s3_region": values.str("s3-region"),
+        "s3_endpoint_url": values.opt("s3-endpoint-url"),
+        "s3_region": values.opt("s3-region"),
         "s3_sse": values.get("s3-sse"),
-        "s3_kms_key_id": values.str("s3-kms-key-id"),
+        "s3_kms_key_id": values.opt("s3-kms-key-id"),
         "s3_object_lock_mode": values.get("s3-object-lock-mode"),
         "s3_object_lock_days": days,
-        "s3_storage_class": values.str("s3-storage-class"),
+        "s3_storage_class": values.opt("s3-storage-class"),
         "s3_keep_local": values.get("s3-keep-local"),
     }
 
@@ -399,7 +411,7 @@ def _listeners(values: _Values) -> dict[str, Any]:
 
 def _process(values: _Values) -> dict[str, Any]:
     def facility(name: str) -> str | None:
-        return values.str(name)
+        return values.opt(name)
 
     threads = values.get("num-threads")
     return {
@@ -411,7 +423,7 @@ def _process(values: _Values) -> dict[str, Any]:
         "log_facility_dtmf": facility("log-facility-dtmf"),
         "no_log_timestamps": values.get("no-log-timestamps"),
         "foreground": values.get("foreground"),
-        "pidfile": values.str("pidfile"),
+        "pidfile": values.opt("pidfile"),
         "num_threads": threads if threads is not None and threads > 0 else 0,
     }
 
@@ -438,12 +450,18 @@ def _calls(values: _Values) -> dict[str, Any]:
 
 
 def _build(
-    values: _Values, resolver: Resolver, cwd: str, exists: Callable[[str], bool],
-    source: str | None, warnings: list[str],
-) -> Settings:  # fmt: skip
+    values: _Values,
+    resolver: Resolver,
+    cwd: str,
+    exists: Callable[[str], bool],
+    source: str | None,
+    warnings: list[str],
+) -> Settings:
     specs = values.get("interface")
     if not specs:
-        raise ConfigError("config: key 'interface' is missing (rtpengine: 'Missing option --interface')")
+        raise ConfigError(
+            "config: key 'interface' is missing (rtpengine: 'Missing option --interface')"
+        )
     interfaces, iface_warnings = resolve_interfaces(specs, resolver)
     warnings.extend(iface_warnings)
     port_min, port_max = _ports(values)

@@ -79,7 +79,9 @@ def parse_key_file(text: str) -> KeyFile:
             continue
         eq = body.find("=")
         if eq <= 0:
-            hint = " (';' does not start a comment in a GLib key file; use '#')" * body.startswith(";")
+            hint = " (';' does not start a comment in a GLib key file; use '#')" * body.startswith(
+                ";"
+            )
             raise ConfigError(
                 f"config: line {number}: '{line}' is not a key-value pair, group, or comment{hint}"
             )

@@ -8,7 +8,9 @@ from typing import NamedTuple
 
 from .config_keyfile import ConfigError, bad_value
 
-_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?")  # noqa: E501
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?"
+)  # noqa: E501
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -38,7 +40,9 @@ def _port(key: str, value: str, text: str, cli: bool) -> int:
 
 def _host(key: str, value: str, text: str, cli: bool) -> str:
     if ":" in text:  # `::1:2223` is ambiguous (itself a valid IPv6 address)
-        raise bad_value(key, value, "an IPv6 address must be written in brackets: [ADDR]:PORT", cli=cli)
+        raise bad_value(
+            key, value, "an IPv6 address must be written in brackets: [ADDR]:PORT", cli=cli
+        )
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
@@ -70,7 +74,9 @@ def parse_listen(key: str, value: str, *, cli: bool = False, need_host: bool = F
     return Listen(_host(key, value, host, cli), _port(key, value, port, cli))
 
 
-def parse_hep_target(key: str, value: str, default_protocol: str, *, cli: bool = False) -> HepTarget:
+def parse_hep_target(
+    key: str, value: str, default_protocol: str, *, cli: bool = False
+) -> HepTarget:
     """`[udp:|tcp:]ADDRESS:PORT` (the form newer guides use for `homer-ng`)."""
     proto, sep, rest = value.partition(":")
     if sep and proto.lower() in ("udp", "tcp"):
@@ -91,5 +97,12 @@ def parse_networks(key: str, items: tuple[str, ...], *, cli: bool = False) -> tu
     return tuple(nets)
 
 
-__all__ = ["ConfigError", "HepTarget", "IpNetwork", "Listen", "parse_hep_target",
-           "parse_listen", "parse_networks"]  # fmt: skip
+__all__ = [
+    "ConfigError",
+    "HepTarget",
+    "IpNetwork",
+    "Listen",
+    "parse_hep_target",
+    "parse_listen",
+    "parse_networks",
+]

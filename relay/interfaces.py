@@ -140,8 +140,7 @@ def _resolve_advertised(spec: InterfaceSpec, resolver: Resolver) -> str | None:
         what = "a network interface name" if spec.advertised in resolver.system else "unresolvable"
         raise _bad(
             spec.text,
-            f"advertised address '{spec.advertised}' must be an IP address or a host name "
-            f"({what})",
+            f"advertised address '{spec.advertised}' must be an IP address or a host name ({what})",
         )
     if ip.is_unspecified:
         raise _bad(spec.text, f"advertised address {spec.advertised} is not usable")

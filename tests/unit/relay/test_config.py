@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from relay.config import ConfigError, Interface, Settings, load_settings, parse_args, settings_from_text
+from relay.config import (
+    ConfigError,
+    Interface,
+    Settings,
+    load_settings,
+    parse_args,
+    settings_from_text,
+)
 from relay.config_keys import KEYS
 from relay.interfaces import Resolver
 
@@ -35,7 +42,7 @@ def guide() -> tuple[Settings, list[str]]:
 
 
 def test_guide_snippet_is_the_guides_block_verbatim() -> None:
-    guide_text = (REPO.parent.parent / "shared/reference/rtpengine-deployment-guide.txt")
+    guide_text = REPO.parent.parent / "shared/reference/rtpengine-deployment-guide.txt"
     if not guide_text.exists():
         guide_text = Path("/work/shared/reference/rtpengine-deployment-guide.txt")
     if guide_text.exists():
@@ -96,7 +103,12 @@ def test_local_example_loads_quietly(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert (s.listen_ng, s.listen_tcp_ng) == (("127.0.0.1", 2223), ("127.0.0.1", 2223))
     assert s.recording_dir == str(tmp_path / "spool")
     assert s.recording_db == f"sqlite:///{tmp_path}/spool/recordings.db"
-    assert (s.recording_method, s.s3_bucket, s.log_stderr, s.foreground) == ("pcap", None, True, True)
+    assert (s.recording_method, s.s3_bucket, s.log_stderr, s.foreground) == (
+        "pcap",
+        None,
+        True,
+        True,
+    )
 
 
 def test_debian_packaged_file_loads() -> None:
@@ -164,34 +176,66 @@ def test_unimplemented_key_warns_when_set() -> None:
     ]
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ("port-min = abc\n", "config: key 'port-min' value 'abc': not an integer"),
-    ("port-min = 0\n", "config: key 'port-min' value '0': not within 1..65535"),
-    ("port-max = 70000\n", "config: key 'port-max' value '70000': not within 1..65535"),
-    ("port-min = 5000\nport-max = 4000\n",
-     "config: key 'port-min' value '5000': above port-max 4000 (empty port range)"),
-    ("tos = 300\n", "config: key 'tos' value '300': not within 0..255 (rtpengine: 'Invalid TOS value')"),
-    ("log-level = 8\n", "config: key 'log-level' value '8': not within 0..7"),
-    ("recording-method = foo\n", "config: key 'recording-method' value 'foo': not pcap or proc"),
-    ("recording-format = mp3\n", "config: key 'recording-format' value 'mp3': not raw, eth or pcapng"),
-    ("endpoint-learning = bad\n",
-     "config: key 'endpoint-learning' value 'bad': not one of delayed, immediate, off, heuristic"),
-    ("log-facility = bogus\n", "config: key 'log-facility' value 'bogus': not one of auth, "
-     "authpriv, cron, daemon, ftp, kern, lpr, mail, news, syslog, user, uucp, local0, local1, "
-     "local2, local3, local4, local5, local6, local7"),
-    ("homer-protocol = sctp\n", "config: key 'homer-protocol' value 'sctp': not udp or tcp"),
-    ("homer = 127.0.0.1\n", "config: key 'homer' value '127.0.0.1': expected [ADDRESS:]PORT"),
-    ("homer = 9060\n", "config: key 'homer' value '9060': needs ADDRESS:PORT"),
-    ("listen-cli = ::1:2224\n", "config: key 'listen-cli' value '::1:2224': an IPv6 address "
-     "must be written in brackets: [ADDR]:PORT"),
-    ("listen-cli = 127.0.0.1:0\n", "config: key 'listen-cli' value '127.0.0.1:0': port 0 is not within 1..65535"),
-    ("ng-allow = 10.0.0.0/33\n", "config: key 'ng-allow' value '10.0.0.0/33': not an IP network (e.g. 10.0.0.0/8)"),
-    ("delete-delay = -1\n", "config: key 'delete-delay' value '-1': must not be negative"),
-    ("s3-sse = aes\n", "config: key 's3-sse' value 'aes': not one of none, AES256, aws:kms"),
-    ("table = 0\nno-fallback = true\n", "config: key 'no-fallback' value 'true': table = 0 asks "
-     "for kernel forwarding, which rtpvault does not have (rtpengine: 'Userspace fallback "
-     "disallowed - exiting'); set table = -1"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("port-min = abc\n", "config: key 'port-min' value 'abc': not an integer"),
+        ("port-min = 0\n", "config: key 'port-min' value '0': not within 1..65535"),
+        ("port-max = 70000\n", "config: key 'port-max' value '70000': not within 1..65535"),
+        (
+            "port-min = 5000\nport-max = 4000\n",
+            "config: key 'port-min' value '5000': above port-max 4000 (empty port range)",
+        ),
+        (
+            "tos = 300\n",
+            "config: key 'tos' value '300': not within 0..255 (rtpengine: 'Invalid TOS value')",
+        ),
+        ("log-level = 8\n", "config: key 'log-level' value '8': not within 0..7"),
+        (
+            "recording-method = foo\n",
+            "config: key 'recording-method' value 'foo': not pcap or proc",
+        ),
+        (
+            "recording-format = mp3\n",
+            "config: key 'recording-format' value 'mp3': not raw, eth or pcapng",
+        ),
+        (
+            "endpoint-learning = bad\n",
+            "config: key 'endpoint-learning' value 'bad': "
+            "not one of delayed, immediate, off, heuristic",
+        ),
+        (
+            "log-facility = bogus\n",
+            "config: key 'log-facility' value 'bogus': not one of auth, "
+            "authpriv, cron, daemon, ftp, kern, lpr, mail, news, syslog, user, uucp, "
+            "local0, local1, local2, local3, local4, local5, local6, local7",
+        ),
+        ("homer-protocol = sctp\n", "config: key 'homer-protocol' value 'sctp': not udp or tcp"),
+        ("homer = 127.0.0.1\n", "config: key 'homer' value '127.0.0.1': expected [ADDRESS:]PORT"),
+        ("homer = 9060\n", "config: key 'homer' value '9060': needs ADDRESS:PORT"),
+        (
+            "listen-cli = ::1:2224\n",
+            "config: key 'listen-cli' value '::1:2224': an IPv6 address "
+            "must be written in brackets: [ADDR]:PORT",
+        ),
+        (
+            "listen-cli = 127.0.0.1:0\n",
+            "config: key 'listen-cli' value '127.0.0.1:0': port 0 is not within 1..65535",
+        ),
+        (
+            "ng-allow = 10.0.0.0/33\n",
+            "config: key 'ng-allow' value '10.0.0.0/33': not an IP network (e.g. 10.0.0.0/8)",
+        ),
+        ("delete-delay = -1\n", "config: key 'delete-delay' value '-1': must not be negative"),
+        ("s3-sse = aes\n", "config: key 's3-sse' value 'aes': not one of none, AES256, aws:kms"),
+        (
+            "table = 0\nno-fallback = true\n",
+            "config: key 'no-fallback' value 'true': table = 0 asks "
+            "for kernel forwarding, which rtpvault does not have (rtpengine: 'Userspace fallback "
+            "disallowed - exiting'); set table = -1",
+        ),
+    ],
+)
 def test_bad_values_stop_with_key_value_and_reason(body: str, message: str) -> None:
     assert error(body) == message
 
@@ -205,7 +249,9 @@ def test_missing_interface_and_listener_are_errors() -> None:
 
 
 def test_listen_forms() -> None:
-    s, _ = load("listen-tcp-ng = [::1]:2223\nlisten-cli = 2224\nlisten-http = 127.0.0.1:1;[::1]:2\n")
+    s, _ = load(
+        "listen-tcp-ng = [::1]:2223\nlisten-cli = 2224\nlisten-http = 127.0.0.1:1;[::1]:2\n"
+    )
     assert s.listen_tcp_ng == ("::1", 2223) and s.listen_cli == ("", 2224)
     assert s.listen_http == (("127.0.0.1", 1), ("::1", 2))
 
@@ -224,8 +270,9 @@ def test_prometheus_listen_without_prometheus_is_ignored_loudly() -> None:
 
 
 def test_recording_dir_relative_to_cwd_and_db_default() -> None:
-    s, _ = settings_from_text(BASE + "recording-dir = spool/\n", parse_args([]),
-                              resolver=RESOLVER, cwd="/srv/rtp")  # fmt: skip
+    s, _ = settings_from_text(
+        BASE + "recording-dir = spool/\n", parse_args([]), resolver=RESOLVER, cwd="/srv/rtp"
+    )
     assert s.recording_dir == "/srv/rtp/spool"
     assert s.recording_db == "sqlite:////srv/rtp/spool/recordings.db"
     s, _ = load("recording-dir = /r\nrecording-db = postgresql://db/rec\n")
@@ -233,11 +280,17 @@ def test_recording_dir_relative_to_cwd_and_db_default() -> None:
 
 
 def test_tls_files_that_exist_still_warn_dtls_is_missing() -> None:
-    s, warnings = settings_from_text(BASE + "tls-certificate = /c.pem\n", parse_args([]),
-                                     resolver=RESOLVER, exists=lambda p: True)  # fmt: skip
+    s, warnings = settings_from_text(
+        BASE + "tls-certificate = /c.pem\n",
+        parse_args([]),
+        resolver=RESOLVER,
+        exists=lambda p: True,
+    )
     assert s.tls_certificate == "/c.pem"
-    assert warnings == ["config: key 'tls-certificate' value '/c.pem': file found; DTLS is not "
-                        "implemented yet, so it is not used (and not a 10.5 rtpengine option)"]  # fmt: skip
+    assert warnings == [
+        "config: key 'tls-certificate' value '/c.pem': file found; DTLS is not "
+        "implemented yet, so it is not used (and not a 10.5 rtpengine option)"
+    ]
 
 
 def test_key_only_for_the_command_line_is_ignored_in_the_file() -> None:

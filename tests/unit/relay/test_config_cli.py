@@ -11,10 +11,17 @@ from relay.config_keys import KEYS
 def test_long_forms_and_flags() -> None:
     cmd = parse_args(["--port-min=1000", "--port-max", "2000", "--foreground", "--log-stderr"])
     assert dict(cmd.options) == {
-        "port-min": "1000", "port-max": "2000", "foreground": "true", "log-stderr": "true",
-    }  # fmt: skip
+        "port-min": "1000",
+        "port-max": "2000",
+        "foreground": "true",
+        "log-stderr": "true",
+    }
     assert (cmd.config_file, cmd.config_section, cmd.help, cmd.version) == (
-        None, "rtpengine", False, False)  # fmt: skip
+        None,
+        "rtpengine",
+        False,
+        False,
+    )
 
 
 def test_config_file_and_section_are_separate() -> None:
@@ -25,9 +32,12 @@ def test_config_file_and_section_are_separate() -> None:
 def test_short_options_and_clusters() -> None:
     cmd = parse_args(["-fE", "-m", "100", "-M200", "-i", "a/127.0.0.1", "-ib/127.0.0.2"])
     assert dict(cmd.options) == {
-        "foreground": "true", "log-stderr": "true", "port-min": "100", "port-max": "200",
+        "foreground": "true",
+        "log-stderr": "true",
+        "port-min": "100",
+        "port-max": "200",
         "interface": ("a/127.0.0.1", "b/127.0.0.2"),
-    }  # fmt: skip
+    }
 
 
 def test_duplicate_short_letters_follow_rtpengines_help() -> None:
@@ -48,15 +58,18 @@ def test_value_may_start_with_a_dash() -> None:
     assert parse_args(["--table", "-1"]).options["table"] == "-1"
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--bogus-opt"], "command line: unknown option '--bogus-opt'"),
-    (["--bogus=1"], "command line: unknown option '--bogus'"),
-    (["-Z"], "command line: unknown option '-Z'"),
-    (["--port-min"], "command line: option '--port-min' needs a value"),
-    (["-m"], "command line: option '-m' needs a value"),
-    (["stray"], "command line: unexpected argument 'stray'"),
-    (["--", "stray"], "command line: unexpected argument 'stray'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--bogus-opt"], "command line: unknown option '--bogus-opt'"),
+        (["--bogus=1"], "command line: unknown option '--bogus'"),
+        (["-Z"], "command line: unknown option '-Z'"),
+        (["--port-min"], "command line: option '--port-min' needs a value"),
+        (["-m"], "command line: option '-m' needs a value"),
+        (["stray"], "command line: unexpected argument 'stray'"),
+        (["--", "stray"], "command line: unexpected argument 'stray'"),
+    ],
+)
 def test_errors_name_the_option(argv: list[str], message: str) -> None:
     with pytest.raises(ConfigError) as e:
         parse_args(argv)

@@ -135,16 +135,20 @@ def test_escape_at_end_of_line_is_an_error() -> None:
 # --- 1.3 value types -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "value"), [("true", True), ("1", True), ("false", False),
-                                             ("0", False), ("true  ", True)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("true", True), ("1", True), ("false", False), ("0", False), ("true  ", True)],
+)
 def test_glib_booleans_are_quiet(text: str, value: bool) -> None:
     s, warnings = load(f"foreground = {text}\n")
     assert s.foreground is value
     assert warnings == []
 
 
-@pytest.mark.parametrize(("text", "value"), [("yes", True), ("no", False), ("on", True),
-                                             ("off", False), ("True", True), ("FALSE", False)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("yes", True), ("no", False), ("on", True), ("off", False), ("True", True), ("FALSE", False)],
+)
 def test_non_glib_booleans_are_accepted_with_a_warning(text: str, value: bool) -> None:
     s, warnings = load(f"sip-source = {text}\n")
     assert s.sip_source is value
@@ -158,7 +162,10 @@ def test_non_glib_booleans_are_accepted_with_a_warning(text: str, value: bool) -
 def test_bad_boolean_is_an_error() -> None:
     with pytest.raises(ConfigError) as e:
         load("foreground = maybe\n")
-    assert str(e.value) == "config: key 'foreground' value 'maybe': not a boolean (write true or false)"
+    assert (
+        str(e.value)
+        == "config: key 'foreground' value 'maybe': not a boolean (write true or false)"
+    )
 
 
 @pytest.mark.parametrize("text", ["0xb8", "1e2", "", "abc", "+", "12.5"])
@@ -258,8 +265,10 @@ def test_command_line_bad_value_names_the_option() -> None:
     assert str(e.value) == "command line: option '--port-min' value 'abc': not an integer"
 
 
-@pytest.mark.parametrize(("key", "default", "value"), [("timeout", 60, "0"),
-    ("silent-timeout", 3600, "-5"), ("offer-timeout", 3600, "0")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("key", "default", "value"),
+    [("timeout", 60, "0"), ("silent-timeout", 3600, "-5"), ("offer-timeout", 3600, "0")],
+)
 def test_zero_or_less_means_default(key: str, default: int, value: str) -> None:
     s, _ = load(f"{key} = {value}\n")
     assert getattr(s, key.replace("-", "_")) == default

@@ -8,14 +8,19 @@ from pathlib import Path
 import pytest
 
 from relay.config import parse_args, settings_from_text
-from relay.config_keys import KEYS, CLI_ONLY, Kind, Origin
+from relay.config_keys import CLI_ONLY, KEYS, Kind, Origin
 from relay.interfaces import Resolver
 from tests.support.tools import free_port, require
 
 
 def defaults_file(ng_port: int) -> str:
-    lines = ["[rtpengine]", "interface = lo/127.0.0.1", f"listen-ng = 127.0.0.1:{ng_port}",
-             "port-min = 44500", "port-max = 44599"]  # fmt: skip
+    lines = [
+        "[rtpengine]",
+        "interface = lo/127.0.0.1",
+        f"listen-ng = 127.0.0.1:{ng_port}",
+        "port-min = 44500",
+        "port-max = 44599",
+    ]
     taken = {"interface", "listen-ng", "port-min", "port-max"} | CLI_ONLY
     for key in KEYS:
         if key.origin is Origin.RTPENGINE and key.default and key.name not in taken:
@@ -26,7 +31,9 @@ def defaults_file(ng_port: int) -> str:
 def test_defaults_file_reads_back_quietly_in_rtpvault() -> None:
     text = defaults_file(2223)
     assert "cn-payload = 32" in text and "redis-expires = 86400" in text
-    s, warnings = settings_from_text(text, parse_args([]), resolver=Resolver({"lo": ("127.0.0.1",)}))
+    s, warnings = settings_from_text(
+        text, parse_args([]), resolver=Resolver({"lo": ("127.0.0.1",)})
+    )
     assert warnings == []
     differ = {k.name for k in KEYS if k.default and s.raw[k.name] != k.default}
     assert differ == {"port-min", "port-max"} | {k.name for k in KEYS if k.kind is Kind.DOUBLE}
@@ -39,8 +46,10 @@ def test_rtpengine_starts_with_the_defaults_file(tmp_path: Path) -> None:
     conf.write_text(defaults_file(free_port()))
     proc = subprocess.Popen(
         [binary, f"--config-file={conf}", "--foreground", "--log-stderr", "--no-log-timestamps"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stderr is not None
         seen = []

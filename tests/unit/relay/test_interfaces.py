@@ -7,11 +7,18 @@ import pytest
 from relay.config_keyfile import ConfigError
 from relay.interfaces import Interface, Resolver, parse_interface_spec, resolve_interfaces
 
-HOSTS = {"localhost": ("127.0.0.1", "::1"), "media.example": ("192.0.2.2",),
-         "public.example": ("203.0.113.7",)}  # fmt: skip
+HOSTS = {
+    "localhost": ("127.0.0.1", "::1"),
+    "media.example": ("192.0.2.2",),
+    "public.example": ("203.0.113.7",),
+}
 R = Resolver(
-    {"lo": ("127.0.0.1", "::1"), "eth0": ("192.0.2.2", "fd00::2", "fe80::1"),
-     "va": ("10.200.1.1",), "v6only": ("fd01::1",)},  # fmt: skip
+    {
+        "lo": ("127.0.0.1", "::1"),
+        "eth0": ("192.0.2.2", "fd00::2", "fe80::1"),
+        "va": ("10.200.1.1",),
+        "v6only": ("fd01::1",),
+    },
     lambda name: HOSTS.get(name, ()),
 )
 
@@ -30,7 +37,12 @@ def v6(name: str, local: str, adv: str | None = None) -> Interface:
 
 def test_split() -> None:
     spec = parse_interface_spec("pub/eth0!203.0.113.10")
-    assert (spec.name, spec.named, spec.address, spec.advertised) == ("pub", True, "eth0", "203.0.113.10")
+    assert (spec.name, spec.named, spec.address, spec.advertised) == (
+        "pub",
+        True,
+        "eth0",
+        "203.0.113.10",
+    )
     spec = parse_interface_spec("127.0.0.1")
     assert (spec.name, spec.named, spec.advertised) == ("default", False, None)
 
@@ -101,19 +113,28 @@ def test_guide_form_needs_an_address_of_that_family() -> None:
     assert "not configured on any local interface" in warnings[0]
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("0.0.0.0", "0.0.0.0 is not a usable address"),
-    ("::", ":: is not a usable address"),
-    ("nonexistent0", "'nonexistent0' is not an IP address, a network interface, 'any' or a "
-                     "resolvable host name"),
-    ("pub/eth0!eth1", "advertised address 'eth1' must be an IP address or a host name (unresolvable)"),
-    ("pub/eth0!va", "(a network interface name)"),
-    ("/127.0.0.1", "empty interface name"),
-    ("pub/", "no address"),
-    ("pub/eth0!", "empty advertised address"),
-    ("127.0.0.1 pub/192.0.2.2", "blank inside"),
-    ("pub/eth0!0.0.0.0", "not usable"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("0.0.0.0", "0.0.0.0 is not a usable address"),
+        ("::", ":: is not a usable address"),
+        (
+            "nonexistent0",
+            "'nonexistent0' is not an IP address, a network interface, 'any' or a "
+            "resolvable host name",
+        ),
+        (
+            "pub/eth0!eth1",
+            "advertised address 'eth1' must be an IP address or a host name (unresolvable)",
+        ),
+        ("pub/eth0!va", "(a network interface name)"),
+        ("/127.0.0.1", "empty interface name"),
+        ("pub/", "no address"),
+        ("pub/eth0!", "empty advertised address"),
+        ("127.0.0.1 pub/192.0.2.2", "blank inside"),
+        ("pub/eth0!0.0.0.0", "not usable"),
+    ],
+)
 def test_bad_specs(text: str, reason: str) -> None:
     with pytest.raises(ConfigError) as e:
         resolve(text)
