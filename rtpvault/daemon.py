@@ -73,12 +73,14 @@ class Daemon:
 
     async def start(self) -> None:
         s = self.settings
-        if s.listen_ng is not None:
-            await self.control.start_udp(*s.listen_ng)
-            logger.info("ng listening on udp %s:%d", *s.listen_ng)
-        if s.listen_tcp_ng is not None:
-            await self.control.start_tcp(*s.listen_tcp_ng)
-            logger.info("ng listening on tcp %s:%d", *s.listen_tcp_ng)
+        for spec, start in ((s.listen_ng, self.control.start_udp),
+                            (s.listen_tcp_ng, self.control.start_tcp)):
+            if spec is None:
+                continue
+            # A bare port (host "") listens on every IPv4 and IPv6 address, as rtpengine does.
+            for host in (spec[0],) if spec[0] else ("0.0.0.0", "::"):
+                await start(host, spec[1])
+                logger.info("ng listening on %s:%d", host, spec[1])
         for itf in s.interfaces:
             logger.info(
                 "interface '%s': bind %s, advertise %s", itf.name, itf.local, itf.advertised
