@@ -30,6 +30,8 @@ class MediaSide:
     mux_out: bool = False
     """a=rtcp-mux was put into the SDP sent to this party."""
     initialized: bool = False
+    ice_controlling: bool = False
+    """This side received the first offer (rtpengine marks it "ICE controlling")."""
 
     @property
     def port(self) -> int:

@@ -280,7 +280,9 @@ class Registry:
         while len(sender.medias) <= index:
             sender.medias.append(MediaSide(len(sender.medias) + 1, media.type, media.protocol))
         while len(receiver.medias) <= index:
-            receiver.medias.append(MediaSide(len(receiver.medias) + 1, media.type, media.protocol))
+            side = MediaSide(len(receiver.medias) + 1, media.type, media.protocol)
+            side.ice_controlling = offer
+            receiver.medias.append(side)
         s_side, r_side = sender.medias[index], receiver.medias[index]
         family = (flags.address_family or media.family) if media.family else "IP4"
         changed = s_side.sdp is not None and (

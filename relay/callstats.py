@@ -17,14 +17,14 @@ def _family(stream: Stream) -> str:
 
 def _endpoint(address: tuple[str, int] | None, family: str) -> dict[str, Any]:
     if address is None:
-        return {"family": family, "address": "", "port": 0}
+        return {}
     fam = "IPv6" if ":" in address[0] else "IPv4"
     return {"family": fam, "address": address[0], "port": address[1]}
 
 
 def _stream_flags(stream: Stream) -> list[str]:
     flags = ["RTCP" if stream.is_rtcp else "RTP"]
-    if stream.filled:
+    if stream.sdp_peer is not None:
         flags.append("filled")
     if stream.confirmed:
         flags.append("confirmed")
@@ -59,13 +59,14 @@ def _media_flags(side: MediaSide) -> list[str]:
     if side.initialized:
         flags.append("initialized")
     direction = side.sdp.direction if side.sdp is not None else None
-    if side.sdp is not None:
-        if direction in (None, "sendrecv", "sendonly"):
-            flags.append("send")
-        if direction in (None, "sendrecv", "recvonly"):
-            flags.append("recv")
+    if direction in (None, "sendrecv", "sendonly"):
+        flags.append("send")
+    if direction in (None, "sendrecv", "recvonly"):
+        flags.append("recv")
     if side.mux_out and side.sdp is not None and side.sdp.rtcp_mux:
         flags.append("rtcp-mux")
+    if side.ice_controlling:
+        flags.append("ICE controlling")
     return flags
 
 
@@ -79,9 +80,9 @@ def media_stats(side: MediaSide, codec: str | None, created: float) -> dict[str,
 
 
 def _codec(party: Party, side: MediaSide) -> str | None:
-    """The negotiated codec: the first format of the answer, once both sides have spoken."""
+    """The codec in use: shown once media has arrived, from the first common format."""
     other = party.other
-    if other is None or not party.signalled or not other.signalled:
+    if other is None or side.rtp is None or not side.rtp.packets:
         return None
     if side.index > len(other.medias):
         return None
@@ -106,9 +107,14 @@ def party_stats(party: Party, created: float) -> dict[str, Any]:
     return out
 
 
-def call_stats(call: Call, tags: set[str] | None = None) -> dict[str, Any]:
-    """The statistics dict for `query`/`delete`, without `result`."""
+def call_stats(
+    call: Call, tags: set[str] | None = None, first: Party | None = None
+) -> dict[str, Any]:
+    """The statistics dict for `query`/`delete`, without `result`; `first` is listed first."""
     parties = call.all_parties()
+    if first is not None and first in parties:
+        parties.remove(first)
+        parties.insert(0, first)
     if tags:
         chosen = [p for p in parties if p.tag in tags]
         chosen += [p.other for p in chosen if p.other is not None and p.other not in chosen]

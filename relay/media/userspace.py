@@ -36,6 +36,7 @@ Wiring (for relay.calls / rtpvault.wiring)::
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 import struct
 import time
@@ -69,18 +70,34 @@ def set_tos(sock: socket.socket, tos: int) -> None:
 
 
 class UserspacePlane:
-    """Forwards packets between linked `Stream`s with `add_reader` callbacks on `loop`."""
+    """Forwards packets between linked `Stream`s with reader callbacks on `loop`.
+
+    With `coalesce` = 0 every media socket is its own `loop.add_reader`. With `coalesce` > 0
+    (seconds) the sockets sit in one private epoll set whose fd is the loop's reader: a wakeup
+    serves every ready socket, then the plane polls that set once per `coalesce` interval while
+    packets keep coming and goes back to waiting on the loop when a poll finds nothing. That
+    trades up to `coalesce` of extra forwarding delay for one loop wakeup per interval instead
+    of one per packet.
+    """
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], float] = time.time,
+        coalesce: float = 0.0,
     ) -> None:
         self._loop = loop
         self._clock = clock
         self._wallclock = wallclock
         self._fds: dict[Stream, int] = {}
+        self._coalesce = coalesce
+        self._readers: dict[int, Callable[[], None]] = {}
+        self._epoll: select.epoll | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        if coalesce > 0:
+            self._epoll = select.epoll()
+            loop.add_reader(self._epoll.fileno(), self._on_ready)
 
     def __len__(self) -> int:
         return len(self._fds)
@@ -91,7 +108,11 @@ class UserspacePlane:
             return
         stream.sock.setblocking(False)
         fd = stream.sock.fileno()
-        self._loop.add_reader(fd, self._reader(stream))
+        if self._epoll is not None:
+            self._readers[fd] = self._reader(stream)
+            self._epoll.register(fd, select.EPOLLIN)
+        else:
+            self._loop.add_reader(fd, self._reader(stream))
         self._fds[stream] = fd
 
     def update(self, stream: Stream) -> None:
@@ -100,13 +121,52 @@ class UserspacePlane:
     def remove(self, stream: Stream) -> None:
         """Stop reading `stream.sock` (before it is closed); unknown streams are ignored."""
         fd = self._fds.pop(stream, None)
-        if fd is not None:
+        if fd is None:
+            return
+        if self._epoll is not None:
+            del self._readers[fd]
+            try:
+                self._epoll.unregister(fd)
+            except OSError:
+                pass  # already closed by the caller: the kernel dropped it from the set
+        else:
             self._loop.remove_reader(fd)
 
     def close(self) -> None:
         """Remove every stream; the sockets stay open."""
         for stream in list(self._fds):
             self.remove(stream)
+        if self._epoll is not None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            else:
+                self._loop.remove_reader(self._epoll.fileno())
+            self._epoll.close()
+            self._epoll = None
+
+    def _on_ready(self) -> None:
+        """The private epoll set is readable: serve it now, then again after `coalesce`."""
+        assert self._epoll is not None
+        self._loop.remove_reader(self._epoll.fileno())
+        self._poll()
+
+    def _poll(self) -> None:
+        """Serve every ready socket; keep polling per interval while any was ready."""
+        epoll = self._epoll
+        if epoll is None:
+            return
+        self._timer = None
+        events = epoll.poll(0)
+        if not events:
+            self._loop.add_reader(epoll.fileno(), self._on_ready)
+            return
+        readers = self._readers
+        for fd, _ in events:
+            reader = readers.get(fd)
+            if reader is not None:
+                reader()
+        self._timer = self._loop.call_later(self._coalesce, self._poll)
 
     def _reader(self, stream: Stream) -> Callable[[], None]:
         """The per-socket callback; everything it touches per packet is bound to a local."""

@@ -167,7 +167,8 @@ class Commands:
         stats = None
         call = self.registry.calls.get(call_id)
         if call is not None and from_tag and from_tag in call.parties:
-            stats = call_stats(call)
+            # rtpengine lists the deleting party's counterpart first.
+            stats = call_stats(call, first=call.parties[from_tag].other)
         if self.registry.delete(call_id, from_tag, to_tag, delay) is None:
             if flags.has("fatal"):
                 raise NgError(NOT_FOUND)

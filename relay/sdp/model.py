@@ -20,7 +20,6 @@ RTP_PROTOCOLS = frozenset(
 """Transport protocols rtpengine treats as RTP (codec lists, a=rtcp, a=ptime)."""
 
 
-
 @dataclass(frozen=True, slots=True)
 class Line:
     """One SDP line: `<kind>=<value><eol>`, exactly as received."""
@@ -99,7 +98,7 @@ class MediaSection:
         return self.port == 0
 
     def codec(self, payload_type: int) -> str | None:
-        """`<encoding>/<clock>[/<channels>]` from a=rtpmap or the RFC 3551 table; None if unknown."""
+        """`<encoding>/<clock>[/<channels>]` from a=rtpmap or RFC 3551; None if unknown."""
         rtpmap = self.rtpmap.get(payload_type)
         if rtpmap is not None:
             return rtpmap.text

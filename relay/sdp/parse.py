@@ -27,7 +27,7 @@ from relay.sdp.errors import SdpError
 from relay.sdp.model import RTP_PROTOCOLS, Line, MediaSection, Origin, SessionDescription
 from relay.sdp.text import all_tokens, c_strtol, str_to_i, tokens
 
-_KNOWN_LETTERS = frozenset("vosc" "mabkiuept" "rz")
+_KNOWN_LETTERS = frozenset("voscmabkiueptrz")
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,7 @@ from relay.sdp.text import tokens
 def rewrite(desc: SessionDescription, plan: SessionPlan) -> str:
     """Apply `plan` to `desc`; the plan must have one `MediaPlan` per m= section."""
     if len(plan.media) != len(desc.media):
-        raise SdpError(
-            f"plan has {len(plan.media)} media plans for {len(desc.media)} m= sections"
-        )
+        raise SdpError(f"plan has {len(plan.media)} media plans for {len(desc.media)} m= sections")
     out = [_session_line(line, desc, plan) for line in desc.session_lines]
     if plan.loop_protect_id is not None:
         out.append(f"a=rtpengine:{plan.loop_protect_id}\r\n")

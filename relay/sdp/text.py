@@ -15,7 +15,7 @@ _C_SPACE = " \t\n\v\f\r"
 
 
 def tokens(value: str, limit: int) -> tuple[list[tuple[int, int]], int] | None:
-    """Split off `limit` tokens at single spaces; return their (start, end) spans and the rest's start.
+    """Split off `limit` tokens at single spaces: their (start, end) spans and the rest's start.
 
     Mirrors EXTRACT_TOKEN: the last token may run to the end of the text; None when the text runs
     out before `limit` tokens were found (rtpengine's parse error).
