@@ -113,7 +113,7 @@ class Expander:
         return re.sub(r"\$\{([^}]*)\}", lambda m: self.ident(m.group(1)), s)
 
     def sdp(self, ref: str | dict[str, Any]) -> str:
-        spec = {"@sdp": ref[5:]} if isinstance(ref, str) else ref
+        spec: dict[str, Any] = {"@sdp": ref[5:]} if isinstance(ref, str) else ref
         lib = self.sdps[spec["@sdp"]]
         eol = spec.get("eol", lib.get("eol", "\r\n"))
         body = "".join(line + eol for line in lib["lines"])
@@ -242,17 +242,30 @@ class Player:
 
     def _exchange(self, cookie: bytes, body: bytes) -> bytes | None:
         self.sock.sendto(cookie + b" " + body, self.addr)
+        return self._receive(cookie + b" ")
+
+    def _receive(self, prefix: bytes) -> bytes | None:
+        """The body of the next reply starting with `prefix` (others are late strays)."""
         try:
             while True:
                 data, _ = self.sock.recvfrom(65535)
-                if data.startswith(cookie + b" "):
-                    return data[len(cookie) + 1 :]
+                if data.startswith(prefix):
+                    return data[len(prefix) :]
         except TimeoutError:
             return None
 
     def _exchange_raw(self, ex: Expander, datagram: bytes) -> list[bytes]:
-        """Send `datagram`, then a ping; everything that comes back before the pong is its reply."""
+        """Send `datagram` verbatim and collect what comes back for it.
+
+        With a cookie (bytes before a first space), the reply carrying that cookie is awaited;
+        the relay may answer out of order, so a sentinel ping would not do. Without one, a
+        sentinel ping follows, and anything that is not ours arriving before its pong counts.
+        """
+        cookie, space, _ = datagram.partition(b" ")
         self.sock.sendto(datagram, self.addr)
+        if space and cookie:
+            reply = self._receive(cookie + b" ")
+            return [] if reply is None else [cookie + b" " + reply]
         sentinel = self._cookie(ex, "s") + b" "
         self.sock.sendto(sentinel + b"d7:command4:pinge", self.addr)
         got: list[bytes] = []
@@ -261,10 +274,10 @@ class Player:
                 data, _ = self.sock.recvfrom(65535)
                 if data.startswith(sentinel):
                     return got
-                got.append(data)
+                if self.run.encode() not in data.partition(b" ")[0]:
+                    got.append(data)
         except TimeoutError:
-            got.append(b"{no sentinel reply}")
-            return got
+            return [*got, b"{no sentinel reply}"]
 
     def _raw_reply(
         self, data: bytes, st: ScenarioState, opts: frozenset[str], request: bytes

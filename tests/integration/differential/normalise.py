@@ -66,7 +66,7 @@ class ScenarioState:
         return self.foundations[value]
 
     def ident(self, text: str) -> str:
-        """Undo the run-unique identifiers: `x.<scenario>.<run>` → `x`, other scenarios' → `{other}`."""
+        """Undo run-unique identifiers: `x.<scenario>.<run>` → `x`; other scenarios' → `{other}`."""
 
         def repl(m: re.Match[str]) -> str:
             return m.group(1) if m.group(2) == str(self.scenario) else "{other}"

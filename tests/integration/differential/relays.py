@@ -57,8 +57,9 @@ class Pair:
 def _start_pair(workdir: Path, run: str, ports: int, extra: list[str]) -> Pair:
     reference = None
     if REFERENCE == "live":
-        reference = start("rtpengine", workdir / "reference", interface=INTERFACE, ports=ports,
-                          extra=extra)
+        reference = start(
+            "rtpengine", workdir / "reference", interface=INTERFACE, ports=ports, extra=extra
+        )
     try:
         target = start(TARGET, workdir / "target", interface=INTERFACE, ports=ports, extra=extra)
     except BaseException:
@@ -83,7 +84,9 @@ class Relays:
             return
         spec: dict[str, Any] = scenario.daemon
         pair = _start_pair(
-            self.workdir / scenario.name, self.run, int(spec.get("ports", 100)),
+            self.workdir / scenario.name,
+            self.run,
+            int(spec.get("ports", 100)),
             list(spec.get("extra", [])),
         )
         try:

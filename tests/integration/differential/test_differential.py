@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from .relays import RECORD, REFERENCE, TARGET, Relays
 from .harness import (
     Scenario,
     expected_for_target,
@@ -15,6 +14,7 @@ from .harness import (
     render,
     save_expected,
 )
+from .relays import RECORD, REFERENCE, TARGET, Relays
 
 SCENARIOS = load_scenarios()
 
