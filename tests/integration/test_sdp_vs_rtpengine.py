@@ -30,7 +30,8 @@ CASES = {
     "rejected-mid": HEAD + "m=audio 49170 RTP/AVP 0\r\na=mid:a1\r\n"
     "m=video 0 RTP/AVP 96\r\na=mid:v1\r\na=end-of-candidates\r\n",
     "video-rtcp-fb": HEAD + "m=video 51372 RTP/AVPF 96 97\r\na=rtpmap:96 H264/90000\r\n"
-    "a=rtcp-fb:96 nack\r\na=rtcp-fb:* ccm fir\r\na=rtpmap:97 VP8/90000\r\na=rtcp-fb:97 nack pli\r\n",
+    "a=rtcp-fb:96 nack\r\na=rtcp-fb:* ccm fir\r\na=rtpmap:97 VP8/90000\r\n"
+    "a=rtcp-fb:97 nack pli\r\n",
     "no-final-lf": HEAD + "m=audio 49170 RTP/AVP 0\r\na=X-last",
     "lone-final-lf": HEAD + "m=audio 49170 RTP/AVP 0\r\n\n",
     "empty-line": HEAD + "m=audio 49170 RTP/AVP 0\r\n\r\na=foo\r\n",
@@ -79,8 +80,13 @@ def test_same_output_as_rtpengine(rtpengine: Daemon, case: str) -> None:
     client = rtpengine.client()
     try:
         reply = client.call(
-            {"command": "offer", "call-id": f"sdp-{next(_ids)}-{case}", "from-tag": "a",
-             "sdp": source, "flags": ["trust-address"]}
+            {
+                "command": "offer",
+                "call-id": f"sdp-{next(_ids)}-{case}",
+                "from-tag": "a",
+                "sdp": source,
+                "flags": ["trust-address"],
+            }
         )
     finally:
         client.close()

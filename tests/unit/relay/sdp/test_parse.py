@@ -100,7 +100,9 @@ def test_non_rtp_formats_are_free_text() -> None:
 
 
 def test_broken_attributes_are_not_registered() -> None:
-    m = parse(HEAD + "m=audio 1 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000x\r\na=fmtp:x y\r\na=rtcp:0\r\n").media[0]
+    m = parse(
+        HEAD + "m=audio 1 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000x\r\na=fmtp:x y\r\na=rtcp:0\r\n"
+    ).media[0]
     assert m.rtpmap == {} and m.fmtp == {} and m.rtcp_port is None
 
 
@@ -148,6 +150,4 @@ def test_errors_name_the_line(text: str, reason: str) -> None:
 def test_error_message_names_line_number_and_text() -> None:
     with pytest.raises(SdpError) as info:
         parse(HEAD + "m=audio 1 RTP/AVP 0\r\nq=1\r\n")
-    assert str(info.value) == (
-        "Error parsing SDP at line 7 ('q=1'): Unknown SDP line type found"
-    )
+    assert str(info.value) == ("Error parsing SDP at line 7 ('q=1'): Unknown SDP line type found")

@@ -11,12 +11,36 @@ EOLS = st.sampled_from(["\r\n", "\n"])
 ADDRESSES = st.sampled_from(["192.0.2.10", "0.0.0.0", "203.0.113.1"])
 ATTRIBUTES = st.sampled_from(
     [
-        "rtpmap:0 PCMU/8000", "rtpmap:96 opus/48000/2", "rtpmap:97 x", "fmtp:96 useinbandfec=1",
-        "fmtp:x 1", "rtcp-fb:96 nack", "rtcp-fb:* ccm fir", "ptime:20", "ptime:0", "maxptime:40",
-        "sendrecv", "sendonly", "recvonly", "inactive", "rtcp:49171", "rtcp:49171 IN IP4 1.2.3.4",
-        "rtcp", "rtcp-mux", "mid:0", "mid", "end-of-candidates", "ice-ufrag:abcd",
-        "candidate:1 1 UDP 1 1.2.3.4 5 typ host", "extmap:1 urn:x", "crypto:1 AES inline:x",
-        "setup:actpass", "fingerprint:sha-256 AA", "group:BUNDLE 0", "X-foo:bar", "label:1",
+        "rtpmap:0 PCMU/8000",
+        "rtpmap:96 opus/48000/2",
+        "rtpmap:97 x",
+        "fmtp:96 useinbandfec=1",
+        "fmtp:x 1",
+        "rtcp-fb:96 nack",
+        "rtcp-fb:* ccm fir",
+        "ptime:20",
+        "ptime:0",
+        "maxptime:40",
+        "sendrecv",
+        "sendonly",
+        "recvonly",
+        "inactive",
+        "rtcp:49171",
+        "rtcp:49171 IN IP4 1.2.3.4",
+        "rtcp",
+        "rtcp-mux",
+        "mid:0",
+        "mid",
+        "end-of-candidates",
+        "ice-ufrag:abcd",
+        "candidate:1 1 UDP 1 1.2.3.4 5 typ host",
+        "extmap:1 urn:x",
+        "crypto:1 AES inline:x",
+        "setup:actpass",
+        "fingerprint:sha-256 AA",
+        "group:BUNDLE 0",
+        "X-foo:bar",
+        "label:1",
         "rtpengine:abc",
     ]
 )
@@ -43,7 +67,11 @@ def media_sections(draw: st.DrawFn) -> str:
 
 @st.composite
 def sdps(draw: st.DrawFn) -> str:
-    session = ["v=0", f"o={draw(st.sampled_from(['alice', '-']))} 1 2 IN IP4 {draw(ADDRESSES)}", "s=-"]
+    session = [
+        "v=0",
+        f"o={draw(st.sampled_from(['alice', '-']))} 1 2 IN IP4 {draw(ADDRESSES)}",
+        "s=-",
+    ]
     if draw(st.booleans()):
         session.append(f"c=IN IP4 {draw(ADDRESSES)}")
     session.append("t=0 0")
@@ -67,7 +95,9 @@ def plans(draw: st.DrawFn, count: int) -> SessionPlan:
             rtcp_mux=draw(st.booleans()),
             full_rtcp_attribute=draw(st.booleans()),
             protocol=draw(st.sampled_from([None, "RTP/AVP", "RTP/AVPF"])),
-            formats=draw(st.one_of(st.none(), st.lists(st.sampled_from(["0", "96", "x"])).map(tuple))),
+            formats=draw(
+                st.one_of(st.none(), st.lists(st.sampled_from(["0", "96", "x"])).map(tuple))
+            ),
             ptime=draw(st.sampled_from([None, 0, 20])),
             direction=draw(st.sampled_from([None, "sendrecv", "inactive"])),
             keep_zero_address=draw(st.booleans()),
@@ -99,11 +129,19 @@ def test_arbitrary_text_parses_or_raises_sdp_error(text: str) -> None:
 
 
 @settings(max_examples=300)
-@given(st.lists(st.one_of(st.sampled_from(["v=0", "m=audio 1 RTP/AVP 0", "c=IN IP4 1.2.3.4",
-                                           "o=a 1 1 IN IP4 1.2.3.4", "s=-"]),
-                          ATTRIBUTES.map(lambda a: "a=" + a), st.text(max_size=12)),
-                max_size=12),
-       EOLS)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(
+                ["v=0", "m=audio 1 RTP/AVP 0", "c=IN IP4 1.2.3.4", "o=a 1 1 IN IP4 1.2.3.4", "s=-"]
+            ),
+            ATTRIBUTES.map(lambda a: "a=" + a),
+            st.text(max_size=12),
+        ),
+        max_size=12,
+    ),
+    EOLS,
+)
 def test_sdp_like_text_parses_or_raises_sdp_error(lines: list[str], eol: str) -> None:
     text = eol.join(lines)
     try:

@@ -75,7 +75,11 @@ def test_session_attributes_and_unparsable_media_attributes() -> None:  # verifi
 
 def test_empty_line_ends_the_sdp() -> None:  # verified
     out = run(HEAD + "m=audio 49170 RTP/AVP 0\r\n\r\na=foo\r\n", media())
-    assert out == HEAD_OUT + "m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\na=rtcp:40001\r\n"
+    assert (
+        out
+        == HEAD_OUT
+        + "m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\na=rtcp:40001\r\n"
+    )
 
 
 def test_t38_udptl_has_no_codec_or_rtcp_lines() -> None:  # verified
@@ -155,7 +159,7 @@ def test_strip_extmap_and_crypto_and_bundle() -> None:
     )
 
 
-def test_last_line_without_lf_gets_the_block_glued_on() -> None:
+def test_last_line_without_lf_gets_the_block_glued_on() -> None:  # verified
     # rtpengine appends after the section's text as is; the generated block is CR LF.
     out = run(HEAD + "m=audio 49170 RTP/AVP 0\r\na=X-last", media())
     assert out == HEAD_OUT + (
