@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from relay.callmodel import Party
 from relay.callstats import call_stats
 from relay.calls import CallError, Registry
 from relay.ng.errors import NgError
@@ -52,6 +53,14 @@ def _call_id(body: dict[str, Any], *, offer: bool = False) -> str:
     if call_id is None:
         raise NgError("No call-id in message")
     return call_id
+
+
+def _first(parties: dict[str, Party], from_tag: str | None, to_tag: str | None) -> Party | None:
+    """The party rtpengine lists first: the to-tag's, else the from-tag's (else creation order)."""
+    for tag in (to_tag, from_tag):
+        if tag and tag in parties:
+            return parties[tag]
+    return None
 
 
 class Commands:
@@ -167,8 +176,7 @@ class Commands:
         stats = None
         call = self.registry.calls.get(call_id)
         if call is not None and from_tag and from_tag in call.parties:
-            # rtpengine lists the deleting party's counterpart first.
-            stats = call_stats(call, first=call.parties[from_tag].other)
+            stats = call_stats(call, first=_first(call.parties, from_tag, to_tag))
         if self.registry.delete(call_id, from_tag, to_tag, delay) is None:
             if flags.has("fatal"):
                 raise NgError(NOT_FOUND)
@@ -182,8 +190,10 @@ class Commands:
         call = self.registry.calls.get(call_id)
         if call is None:
             raise NgError("Unknown call-id")
-        tags = {t for t in (_str(body, "from-tag"), _str(body, "to-tag")) if t}
-        return {**call_stats(call, tags or None), "result": "ok"}
+        from_tag, to_tag = _str(body, "from-tag"), _str(body, "to-tag")
+        tags = {t for t in (from_tag, to_tag) if t}
+        first = _first(call.parties, from_tag, to_tag)
+        return {**call_stats(call, tags or None, first), "result": "ok"}
 
     def list(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
         raw = body.get("limit", 32)
