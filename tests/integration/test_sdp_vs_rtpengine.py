@@ -39,6 +39,10 @@ CASES = {
     "t38": HEAD + "m=image 49170 udptl t38\r\na=T38FaxVersion:0\r\na=sendrecv\r\n",
     "rtcp-mux": HEAD + "m=audio 49170 RTP/AVP 0\r\na=rtcp:49170\r\na=rtcp-mux\r\n",
     "port-count": HEAD + "m=audio 49170/2 RTP/AVP 0\r\n",
+    "media-c-only": "v=0\r\no=a 1 1 IN IP4 192.0.2.10\r\ns=-\r\nt=0 0\r\n"
+    "m=audio 49170 RTP/AVP 8\r\nc=IN IP4 192.0.2.10 extra\r\na=rtcp:49171 IN IP4 192.0.2.10\r\n",
+    "odd-tokens": HEAD + "a=sendrecv\r\na=ptime:40\r\nm=audio 49170 RTP/AVP 0 8 \r\n"
+    "a=rtcp:abc\r\na=rtcp-fb:96 nack\r\na=fmtp:8 x\r\na=inactive:now\r\n",
 }
 _ids = itertools.count()
 
