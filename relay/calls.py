@@ -74,6 +74,8 @@ class Totals:
     forced: int = 0
     call_duration: float = 0.0
     call_duration2: float = 0.0
+    zeroway: int = 0  # media of ended calls with no packets in either direction
+    oneway: int = 0  # ... with packets in one direction only
     packets: int = 0  # relayed by calls that have ended
     bytes: int = 0
     errors: int = 0
@@ -522,11 +524,35 @@ class Registry:
         self._destroy(call, reason)
         return True
 
+    def touch(self, call_id: str, from_tag: str, to_tag: str | None) -> Call:
+        """Create the call and its two parties without media (an offer with no usable SDP)."""
+        call = self.calls.get(call_id) or self._new_call(call_id)
+        sender = self._party(call, from_tag)
+        self._counterpart(call, sender, to_tag)
+        return call
+
+    def _count_ways(self, call: Call) -> None:
+        seen: set[int] = set()
+        for party in call.all_parties():
+            other = party.other
+            for side in party.medias:
+                if other is None or side.index in seen or side.index > len(other.medias):
+                    continue
+                seen.add(side.index)
+                peer = other.medias[side.index - 1]
+                ways = sum(1 for m in (side, peer) if m.rtp is not None and m.rtp.packets)
+                if ways == 0:
+                    self.totals.zeroway += 1
+                elif ways == 1:
+                    self.totals.oneway += 1
+
     def _destroy(self, call: Call, reason: str | None) -> None:
         if self.calls.get(call.call_id) is not call:
             return
         del self.calls[call.call_id]
         t = self.totals
+        if reason is not None:
+            self._count_ways(call)
         for party in call.all_parties():
             for side in party.medias:
                 for stream in side.streams():

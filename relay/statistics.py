@@ -28,7 +28,7 @@ def _traffic(registry: Registry) -> tuple[int, int, int, int, int, int]:
                     packets += s.packets
                     bytes_ += s.bytes
                     errors += s.errors
-                if side.rtp is not None:
+                if side.rtp is not None and side.rtp.packets:
                     userspace += 1
     return packets, bytes_, errors, userspace, oneway, zeroway
 
@@ -81,8 +81,8 @@ def total(registry: Registry, uptime: float, relayed: tuple[int, int, int]) -> d
         "relayedpackets": packets,
         "relayedpacketerrors": errors,
         "relayedbytes": bytes_,
-        "zerowaystreams": 0,
-        "onewaystreams": 0,
+        "zerowaystreams": t.zeroway,
+        "onewaystreams": t.oneway,
         "avgcallduration": _f6(avg),
         "totalcallsduration": _f6(t.call_duration),
         "totalcallsduration2": _f6(t.call_duration2),
@@ -93,8 +93,8 @@ def total(registry: Registry, uptime: float, relayed: tuple[int, int, int]) -> d
 def interval(registry: Registry, delays: Mapping[str, Sequence[float]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "totalcallsduration": _f6(0.0),
-        "minmanagedsessions": len(registry.calls),
-        "maxmanagedsessions": len(registry.calls),
+        "minmanagedsessions": 0,
+        "maxmanagedsessions": 0,
     }
     for name in COMMAND_NAMES:
         d = delays.get(name) or [0.0]

@@ -135,7 +135,7 @@ class Commands:
             raise NgError("Parallel session limit reached")
         if sdp == "":
             if offer:
-                reg.calls.get(call_id) or reg._new_call(call_id)
+                reg.touch(call_id, from_tag, to_tag or None)
                 return {"result": "ok"}
             reg.get(call_id)
             return {"result": "ok"}
@@ -149,7 +149,7 @@ class Commands:
             raise NgError("Failed to parse SDP") from None
         if not offered.media:
             if offer:
-                reg.calls.get(call_id) or reg._new_call(call_id)
+                reg.touch(call_id, from_tag, to_tag or None)
             raise NgError("Error rewriting SDP")
         try:
             if offer:
