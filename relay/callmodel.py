@@ -30,6 +30,8 @@ class MediaSide:
     mux_out: bool = False
     """a=rtcp-mux was put into the SDP sent to this party."""
     initialized: bool = False
+    sdp_was_offer: bool = False
+    """This side's party sent `sdp` in an offer (an answer may then only use its codecs)."""
     ice_controlling: bool = False
     """This side received the first offer (rtpengine marks it "ICE controlling")."""
 

@@ -12,7 +12,7 @@ import random
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from relay.callmodel import Call, MediaSide, Party
@@ -287,13 +287,19 @@ class Registry:
             receiver.medias.append(side)
         s_side, r_side = sender.medias[index], receiver.medias[index]
         family = (flags.address_family or media.family) if media.family else "IP4"
-        changed = s_side.sdp is not None and (
-            s_side.sdp.address != media.address or s_side.sdp.port != media.port
+        prev = s_side.sdp
+        # A new endpoint gets a new port towards the other side; going on hold (zero address)
+        # keeps the ports (sdp.md §1.15).
+        changed = (
+            prev is not None
+            and not media.zero_address
+            and not prev.zero_address
+            and (prev.address != media.address or prev.port != media.port)
         )
         # The receiver-facing pair (advertised in this SDP's output) is allocated first.
         if not media.rejected:
             latch = flags.has("port-latching")
-            if r_side.rtp is None or (changed and offer and not latch):
+            if r_side.rtp is None or (changed and not latch):
                 self._allocate(r_side, self._interface(flags, True, family))
             if s_side.rtp is None:
                 self._allocate(s_side, self._interface(flags, False, family))
@@ -303,6 +309,7 @@ class Registry:
         if offer:
             r_side.protocol = s_side.protocol
         s_side.sdp = media
+        s_side.sdp_was_offer = offer
         s_side.initialized = True
         self._set_peer(s_side, media, flags)
         return s_side, r_side
@@ -366,8 +373,6 @@ class Registry:
             stream.strict_source = stream.strict_source or flags.has("strict-source")
             stream.media_handover = stream.media_handover or flags.has("media-handover")
             stream.asymmetric = stream.asymmetric or flags.has("asymmetric")
-            if stream.asymmetric:
-                stream.confirmed = True
 
     def _refresh_learning(self, party: Party) -> None:
         until = self.clock() + LEARNING_WINDOW
@@ -392,7 +397,8 @@ class Registry:
         require = offer and "require" in s_side.rtcp_mux_flags
         other = r_side.sdp
         ptime = media.ptime or (other.ptime if other is not None else None)
-        direction = None if flags.has("original-sendrecv") else (media.direction or "sendrecv")
+        default_direction = "sendonly" if media.zero_address else "sendrecv"
+        direction = None if flags.has("original-sendrecv") else (media.direction or default_direction)
         return MediaPlan(
             port=port,
             address=flags.media_address or r_side.advertised,
@@ -401,10 +407,10 @@ class Registry:
             rtcp_mux=mux,
             full_rtcp_attribute=flags.has("full-rtcp-attribute"),
             protocol=flags.transport_protocol,
-            formats=self._formats(media, flags),
+            formats=self._formats(media, flags, r_side.sdp if r_side.sdp_was_offer else None),
             ptime=ptime,
             direction=direction,
-            keep_zero_address=media.zero_address,
+            keep_zero_address=media.zero_address and "zero-address" not in flags.replace,
             end_of_candidates=media.end_of_candidates,
             strip_extmap=flags.has("strip-extmap"),
         )
@@ -429,9 +435,18 @@ class Registry:
         return media.rtcp_mux
 
     @staticmethod
-    def _formats(media: OfferedMedia, flags: NgFlags) -> tuple[str, ...] | None:
+    def _formats(
+        media: OfferedMedia, flags: NgFlags, offered: OfferedMedia | None
+    ) -> tuple[str, ...] | None:
+        """Payload types to print: an answer (or counter-offer) keeps only what the other side
+        offered; codec strip/mask/except flags remove more."""
         strip = flags.codec.get("strip", []) + flags.codec.get("mask", [])
         keep_only = flags.codec.get("except", [])
+        if offered is not None and any(pt not in offered.formats for pt in media.formats):
+            kept = tuple(pt for pt in media.formats if pt in offered.formats)
+            media = replace(media, formats=kept or media.formats)
+            if not strip and not keep_only:
+                return media.formats
         if not strip and not keep_only:
             return None
 
@@ -618,6 +633,4 @@ class Registry:
 
 
 def _with_version(plan: SessionPlan, version: int) -> SessionPlan:
-    from dataclasses import replace
-
     return replace(plan, origin_version=str(version))

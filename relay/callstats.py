@@ -32,8 +32,6 @@ def _stream_flags(stream: Stream) -> list[str]:
         flags.append("strict source address")
     if stream.media_handover:
         flags.append("media handover")
-    if stream.asymmetric:
-        flags.append("asymmetric")
     return flags
 
 
@@ -59,10 +57,13 @@ def _media_flags(side: MediaSide) -> list[str]:
     if side.initialized:
         flags.append("initialized")
     direction = side.sdp.direction if side.sdp is not None else None
-    if direction in (None, "sendrecv", "sendonly"):
-        flags.append("send")
+    # From the relay's point of view: a sendonly party is one we only receive from.
     if direction in (None, "sendrecv", "recvonly"):
+        flags.append("send")
+    if direction in (None, "sendrecv", "sendonly"):
         flags.append("recv")
+    if any(s.asymmetric for s in side.streams()):
+        flags.append("asymmetric")
     if side.mux_out and side.sdp is not None and side.sdp.rtcp_mux:
         flags.append("rtcp-mux")
     if side.ice_controlling:
