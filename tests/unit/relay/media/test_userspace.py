@@ -34,7 +34,12 @@ def rtp(seq: int, ts: int = 160_000, ssrc: int = 0x11223344, payload: bytes = b"
 class Rig:
     """Relay streams x (facing A) and y (facing B), party sockets a, b and an injector c."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, family: int = socket.AF_INET) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        family: int = socket.AF_INET,
+        coalesce: float = 0.0,
+    ) -> None:
         self.loop = loop
         self.host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
         self.socks: list[socket.socket] = []
@@ -45,7 +50,9 @@ class Rig:
         self.x.peer = self.x.sdp_peer = self.addr(self.a)
         self.y.peer = self.y.sdp_peer = self.addr(self.b)
         self.now = 200.0
-        self.plane = UserspacePlane(loop, clock=lambda: self.now, wallclock=lambda: WALL)
+        self.plane = UserspacePlane(
+            loop, clock=lambda: self.now, wallclock=lambda: WALL, coalesce=coalesce
+        )
         self.plane.add(self.x)
         self.plane.add(self.y)
 
@@ -82,6 +89,15 @@ class Rig:
         self.loop.add_reader(sock.fileno(), ready)
         return self.loop.run_until_complete(asyncio.wait_for(fut, 5))
 
+    def until(self, done: Callable[[], bool]) -> None:
+        """Run the loop until `done()`; the 5 s bound only guards against a hang."""
+
+        async def wait() -> None:
+            while not done():
+                await asyncio.sleep(0.001)
+
+        self.loop.run_until_complete(asyncio.wait_for(wait(), 5))
+
     def close(self) -> None:
         self.plane.close()
         for s in self.socks:
@@ -89,9 +105,13 @@ class Rig:
         self.loop.close()
 
 
-@pytest.fixture(params=[name for name, _ in LOOPS])
+@pytest.fixture(
+    params=[(name, c) for name, _ in LOOPS for c in (0.0, 0.001)],
+    ids=lambda p: f"{p[0]}-{'coalesce' if p[1] else 'per-socket'}",
+)
 def rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
-    r = Rig(dict(LOOPS)[request.param]())
+    loop_name, coalesce = request.param
+    r = Rig(dict(LOOPS)[loop_name](), coalesce=coalesce)
     yield r
     r.close()
 
@@ -280,6 +300,15 @@ def test_ipv6_streams_latch_and_forward() -> None:
         assert (r.x.confirmed, r.x.peer, r.x.dropped) == (True, r.addr(r.a), 1)
     finally:
         r.close()
+
+
+def test_removing_a_stream_whose_socket_is_already_closed(rig: Rig) -> None:
+    rig.plane.remove(rig.y)
+    rig.y.sock.close()
+    rig.plane.remove(rig.y)
+    rig.a.sendto(rtp(1), rig.addr(rig.x.sock))
+    rig.until(lambda: rig.x.packets == 1)
+    assert rig.y.send_errors == 1  # the sink's socket is gone: counted, not raised
 
 
 @pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6])
