@@ -52,18 +52,27 @@ def stream_stats(stream: Stream, created: float) -> dict[str, Any]:
     return out
 
 
-def _media_flags(side: MediaSide) -> list[str]:
+_MIRROR = {"sendonly": "recvonly", "recvonly": "sendonly"}
+
+
+def _media_flags(side: MediaSide, peer: MediaSide | None) -> list[str]:
     flags = []
     if side.initialized:
         flags.append("initialized")
-    direction = side.sdp.direction if side.sdp is not None else None
+    if any(s.asymmetric for s in side.streams()):
+        flags.append("asymmetric")
+    if side.sdp is not None:
+        direction = side.sdp.direction
+    elif peer is not None and peer.sdp is not None and peer.sdp.direction:
+        # Not signalled yet: what the other party offered, seen from this side.
+        direction = _MIRROR.get(peer.sdp.direction, peer.sdp.direction)
+    else:
+        direction = None
     # From the relay's point of view: a sendonly party is one we only receive from.
     if direction in (None, "sendrecv", "recvonly"):
         flags.append("send")
     if direction in (None, "sendrecv", "sendonly"):
         flags.append("recv")
-    if any(s.asymmetric for s in side.streams()):
-        flags.append("asymmetric")
     if side.mux_out and side.sdp is not None and side.sdp.rtcp_mux:
         flags.append("rtcp-mux")
     if side.ice_controlling:
@@ -71,12 +80,14 @@ def _media_flags(side: MediaSide) -> list[str]:
     return flags
 
 
-def media_stats(side: MediaSide, codec: str | None, created: float) -> dict[str, Any]:
+def media_stats(
+    side: MediaSide, codec: str | None, created: float, peer: MediaSide | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {"index": side.index, "type": side.type, "protocol": side.protocol}
     if codec:
         out["codec"] = codec
     out["streams"] = [stream_stats(s, created) for s in side.streams()]
-    out["flags"] = _media_flags(side)
+    out["flags"] = _media_flags(side, peer)
     return out
 
 
@@ -104,7 +115,11 @@ def party_stats(party: Party, created: float) -> dict[str, Any]:
     subs = [{"tag": party.other.tag, "type": "offer/answer"}] if party.other else []
     out["subscriptions"] = subs
     out["subscribers"] = list(subs)
-    out["medias"] = [media_stats(m, _codec(party, m), created) for m in party.medias]
+    others = party.other.medias if party.other is not None else []
+    out["medias"] = [
+        media_stats(m, _codec(party, m), created, others[i] if i < len(others) else None)
+        for i, m in enumerate(party.medias)
+    ]
     return out
 
 
