@@ -451,16 +451,17 @@ class Registry:
             return None
 
         def matches(pt: str, names: list[str]) -> bool:
-            enc = media.codec_names.get(pt, "").split("/")[0]
-            return any(n in ("all", pt) or n.lower() == enc.lower() for n in names)
+            # rtpengine 10.5 matches codec names only, not payload type numbers.
+            enc = media.codec_names.get(pt, "").split("/")[0].lower()
+            return any(n == "all" or n.lower() == enc for n in names)
 
-        out = []
-        for pt in media.formats:
-            if keep_only and matches(pt, keep_only):
-                out.append(pt)
-            elif not matches(pt, strip) and not ("all" in strip and not keep_only):
-                out.append(pt)
-        return tuple(out)
+        out = [
+            pt
+            for pt in media.formats
+            if (keep_only and matches(pt, keep_only)) or not matches(pt, strip)
+        ]
+        # Without transcoding nothing may remain to talk with: then nothing is stripped.
+        return tuple(out) or media.formats
 
     def _session_plan(
         self,
