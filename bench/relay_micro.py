@@ -7,8 +7,15 @@ from /proc/<pid>/stat) over the run, divided by the packets relayed, is the figu
     .venv/bin/python bench/relay_micro.py --packets 100000 --rate 50000
     .venv/bin/python bench/relay_micro.py --rtpengine            # also measure rtpengine
     .venv/bin/python bench/relay_micro.py --loop asyncio         # without uvloop
+    .venv/bin/python bench/relay_micro.py --pairs 100 --coalesce 0,0.001 --repeat 5 --rtpengine
 
-Bounded packet counts; loopback only.
+`--pairs` spreads the packets over that many calls (100 is closer to real traffic than 1);
+`--coalesce` takes a comma list of UserspacePlane coalesce intervals, run interleaved;
+`--loop epoll` replaces the event loop by a bare epoll_wait loop, to see what a dedicated media
+thread could save (measured: nothing over uvloop, so the plane stays on the main loop).
+The relay is pinned to the last CPU and the harness to the others; the relay's CPU includes its
+CPU's ksoftirqd. Results vary run to run on a shared machine: compare medians of interleaved
+repeats, never a single run. Bounded packet counts; loopback only.
 """
 
 from __future__ import annotations
@@ -61,6 +68,32 @@ def ksoftirqd_pids(pid: int) -> list[int]:
     return found
 
 
+class EpollLoop:
+    """The least a loop can do: epoll_wait and call the reader (what a media thread would cost)."""
+
+    def __init__(self) -> None:
+        import select
+
+        self.epoll = select.epoll()
+        self.readers: dict[int, object] = {}
+        self.stopped = False
+
+    def add_reader(self, fd: int, callback: object) -> None:
+        import select
+
+        self.readers[fd] = callback
+        self.epoll.register(fd, select.EPOLLIN)
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def run_forever(self) -> None:
+        readers = self.readers
+        while not self.stopped:
+            for fd, _ in self.epoll.poll():
+                readers[fd]()  # type: ignore[operator]
+
+
 def run_relay_child(loop_kind: str, pairs: int, batch: int, coalesce: float) -> None:
     """Child role: `pairs` linked stream pairs on loopback, ports on stdout, run until stdin ends."""
     import relay.media.userspace
@@ -73,6 +106,8 @@ def run_relay_child(loop_kind: str, pairs: int, batch: int, coalesce: float) -> 
         import uvloop
 
         loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    elif loop_kind == "epoll":
+        loop = EpollLoop()  # type: ignore[assignment]
     else:
         loop = asyncio.new_event_loop()
     plane = UserspacePlane(loop, coalesce=coalesce)
@@ -187,7 +222,7 @@ def measure(relay_pid: int, to_a_ports: list[int], a: socket.socket, b: socket.s
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--role", default="bench")
-    ap.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
+    ap.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio", "epoll"])
     ap.add_argument("--packets", type=int, default=100_000)
     ap.add_argument("--rate", type=int, default=50_000)
     ap.add_argument("--pairs", type=int, default=1, help="calls the packets are spread over")
