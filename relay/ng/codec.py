@@ -73,25 +73,40 @@ def bencode_encode(value: Any) -> bytes:
 
 
 def _encode_into(value: Any, out: list[bytes]) -> None:
-    if isinstance(value, (str, bytes, bytearray)):
-        raw = _raw(bytes(value) if isinstance(value, bytearray) else value)
-        out.append(b"%d:" % len(raw))
-        out.append(raw)
-    elif isinstance(value, int):
+    # Exact-type checks first: replies are mostly str/int/dict/list, and this runs for every
+    # key and value of every reply (the `delete` statistics reply has a few hundred).
+    t = type(value)
+    if t is str:
+        raw = value.encode("utf-8", "surrogateescape")
+        out.append(b"%d:%s" % (len(raw), raw))
+    elif t is int:
         out.append(b"i%de" % value)
-    elif isinstance(value, dict):
+    elif t is dict:
         out.append(b"d")
         for key, item in value.items():
-            if not isinstance(key, (str, bytes)):
+            if type(key) is str:
+                raw = key.encode("utf-8", "surrogateescape")
+                out.append(b"%d:%s" % (len(raw), raw))
+            elif isinstance(key, (str, bytes)):
+                _encode_into(key, out)
+            else:
                 raise BencodeError(f"dict key {key!r} is not a string")
-            _encode_into(key, out)
             _encode_into(item, out)
         out.append(b"e")
-    elif isinstance(value, (list, tuple)):
+    elif t is list or t is tuple:
         out.append(b"l")
         for item in value:
             _encode_into(item, out)
         out.append(b"e")
+    elif isinstance(value, (str, bytes, bytearray)):
+        raw = _raw(bytes(value) if isinstance(value, bytearray) else value)
+        out.append(b"%d:%s" % (len(raw), raw))
+    elif isinstance(value, int):
+        out.append(b"i%de" % value)
+    elif isinstance(value, dict):
+        _encode_into(dict(value), out)
+    elif isinstance(value, (list, tuple)):
+        _encode_into(list(value), out)
     else:
         raise BencodeError(f"cannot bencode {type(value).__name__} value {value!r}")
 
