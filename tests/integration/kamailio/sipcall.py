@@ -8,7 +8,8 @@
 Kamailio runs `examples/kamailio.cfg` unchanged; everything that varies (listen address, ng
 socket, offer/answer/delete flags) is a `-A` preprocessor define. sipp plays both parties from
 the XML scenarios in `scenarios/`, logging every SIP message (`-trace_msg`), which `sipmsg`
-parses. Everything listens on loopback only.
+parses. Everything listens on loopback only: Kamailio and the relay on 127.0.0.1, the two sipp
+parties on 127.0.0.2.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ from .sipmsg import Sdp, SipMessage, parse_message_log
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE_CFG = REPO / "examples" / "kamailio.cfg"
 SCENARIOS = Path(__file__).with_name("scenarios")
-HOST = "127.0.0.1"
-# The relay binds and advertises 127.0.0.2 (loopback too) so that its c=/o= addresses cannot be
-# mistaken for the sipp parties' 127.0.0.1.
-RELAY_ADDRESS = "127.0.0.2"
+HOST = "127.0.0.1"  # Kamailio and the relay's ng socket
+# The relay binds and advertises 127.0.0.1; the sipp parties use 127.0.0.2 (loopback too), so
+# the relay's c=/o= addresses cannot be mistaken for a party's.
+RELAY_ADDRESS = "127.0.0.1"
 RELAY_INTERFACE = f"lo/{RELAY_ADDRESS}"
+PARTY_ADDRESS = "127.0.0.2"
 GUIDE_FLAGS = "trust-address replace-origin replace-session-connection"
 SIPP_PCAP_DIRS = ("/usr/share/sip-tester", "/usr/share/sipp", "/usr/local/share/sipp")
 
@@ -80,17 +82,20 @@ def truncate_pcap(src: Path, dst: Path, packets: int) -> tuple[int, float]:
     return count, float((last or 0) - (first or 0))
 
 
-def udp_bound(port: int) -> bool:
-    """Whether some socket is bound to UDP `port` on 127.0.0.1 or 0.0.0.0 (/proc/net/udp)."""
-    want = {f"0100007F:{port:04X}", f"00000000:{port:04X}"}
+def udp_bound(port: int, host: str = HOST) -> bool:
+    """Whether some socket is bound to UDP `port` on `host` or 0.0.0.0 (/proc/net/udp)."""
+    little_endian = "".join(f"{int(b):02X}" for b in reversed(host.split(".")))
+    want = {f"{little_endian}:{port:04X}", f"00000000:{port:04X}"}
     with open("/proc/net/udp") as f:
         return any(line.split()[1] in want for line in f.readlines()[1:])
 
 
-def wait_bound(port: int, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
-    """Wait until `proc` has bound `port`; raise with its log if it dies first."""
+def wait_bound(
+    port: int, proc: subprocess.Popen[bytes], what: str, log: Path, host: str = HOST
+) -> None:
+    """Wait until `proc` has bound `port` on `host`; raise with its log if it dies first."""
     deadline = time.monotonic() + 30  # a bound on start-up, not a measured threshold
-    while not udp_bound(port):
+    while not udp_bound(port, host):
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(
                 f"{what} did not bind UDP {port}:\n{log.read_text(errors='replace')}"
@@ -319,7 +324,7 @@ def _wait(proc: subprocess.Popen[bytes], seconds: float) -> int:
 
 def _media_port(avoid: tuple[int, int] | None) -> int:
     while True:
-        start, end = free_port_range(4)
+        start, end = free_port_range(4, PARTY_ADDRESS)
         if avoid is None or end < avoid[0] or start > avoid[1]:
             return start
 
@@ -348,10 +353,20 @@ def run_calls(
     (workdir / "uas.xml").write_text((SCENARIOS / UAS_SCENARIOS[spec.callee]).read_text())
     # media ports: sipp also uses port+2 (video echo), so take an aligned block of four
     uas_mp, uac_mp = _media_port(avoid_ports), _media_port(avoid_ports)
-    uas_port, uac_port = free_port(), free_port()
+    uas_port = free_port(host=PARTY_ADDRESS)
+    uac_port = free_port(host=PARTY_ADDRESS)
     # a safety bound for a stuck run, not a measured threshold
     budget = spec.calls / spec.rate + spec.calls * duration_ms / 1000 + 20
-    common = ["-i", HOST, "-mi", HOST, "-bind_local", "-nostdin", "-m", str(spec.calls)]
+    common = [
+        "-i",
+        PARTY_ADDRESS,
+        "-mi",
+        PARTY_ADDRESS,
+        "-bind_local",
+        "-nostdin",
+        "-m",
+        str(spec.calls),
+    ]
     common += ["-timeout", f"{int(budget)}s", "-timeout_error", "-trace_msg", "-trace_err"]
     uas_args = ["-sf", str(workdir / "uas.xml"), "-p", str(uas_port), "-mp", str(uas_mp)]
     uas_args += ["-message_file", str(workdir / "uas_messages.log")]
@@ -361,8 +376,8 @@ def run_calls(
     uas = _sipp(uas_args + common, workdir / "uas.out")
     uac: subprocess.Popen[bytes] | None = None
     try:
-        wait_bound(uas_port, uas, "sipp uas", workdir / "uas.out")
-        uac_args = [f"{HOST}:{uas_port}", "-sf", str(uac_xml), "-s", "bob"]
+        wait_bound(uas_port, uas, "sipp uas", workdir / "uas.out", PARTY_ADDRESS)
+        uac_args = [f"{PARTY_ADDRESS}:{uas_port}", "-sf", str(uac_xml), "-s", "bob"]
         uac_args += ["-p", str(uac_port), "-mp", str(uac_mp), "-rsa", kamailio.address]
         uac_args += ["-d", str(duration_ms), "-r", str(spec.rate)]
         uac_args += ["-l", str(spec.concurrency or spec.calls)]
@@ -387,8 +402,8 @@ def run_calls(
         uas_rc,
         messages("uac_messages.log"),
         messages("uas_messages.log"),
-        (HOST, uac_mp),
-        (HOST, uas_mp),
+        (PARTY_ADDRESS, uac_mp),
+        (PARTY_ADDRESS, uas_mp),
         workdir,
         sent,
     )

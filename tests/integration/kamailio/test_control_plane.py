@@ -16,7 +16,7 @@ import pytest
 from tests.support.tools import require
 
 from .rig import RELAY_KINDS, SipRig
-from .sipcall import EXAMPLE_CFG, RELAY_ADDRESS, CallSpec
+from .sipcall import EXAMPLE_CFG, PARTY_ADDRESS, RELAY_ADDRESS, CallSpec
 from .sipmsg import Sdp
 
 pytestmark = pytest.mark.integration
@@ -124,6 +124,6 @@ def test_offer_flags_come_from_kamailio(sip_rig: Callable[..., SipRig], kind: st
     result = rig.call()
     assert result.ok, result.describe() + rig.logs()
     offer = result.offer_seen_by_callee()
-    assert offer.origin_address == "127.0.0.1", offer.text
+    assert offer.origin_address == PARTY_ADDRESS, offer.text
     assert offer.connection_for(offer.audio) == RELAY_ADDRESS, offer.text
     assert_points_at_relay(result.answer_seen_by_caller(), rig, result.uas_media[1])
