@@ -95,7 +95,7 @@ class EpollLoop:
 
 
 def run_relay_child(loop_kind: str, pairs: int, batch: int, coalesce: float) -> None:
-    """Child role: `pairs` linked stream pairs on loopback, ports on stdout, run until stdin ends."""
+    """Child role: `pairs` linked stream pairs, ports on stdout, run until stdin ends."""
     import relay.media.userspace
     from relay.media.stream import LEARN_IMMEDIATE, Stream
     from relay.media.userspace import UserspacePlane
@@ -174,8 +174,14 @@ def pin_relay(pid: int) -> None:
     os.sched_setaffinity(0, set(cpus[:-1]))
 
 
-def measure(relay_pid: int, to_a_ports: list[int], a: socket.socket, b: socket.socket,
-            packets: int, rate: int) -> tuple[int, float]:
+def measure(
+    relay_pid: int,
+    to_a_ports: list[int],
+    a: socket.socket,
+    b: socket.socket,
+    packets: int,
+    rate: int,
+) -> tuple[int, float]:
     """Send `packets` from a to the relay at `rate`; (packets received at b, relay CPU s)."""
     received = 0
     done = threading.Event()
@@ -253,8 +259,10 @@ def main() -> None:
             results.setdefault(name, []).append(bench_rtpengine(args, a, b, ports))
     for name, runs in results.items():
         runs_text = " ".join(f"{r:.2f}" for r in runs)
-        print(f"{name}: median {statistics.median(runs):.2f} µs CPU/packet "
-              f"at {args.rate} pps (runs: {runs_text})")
+        print(
+            f"{name}: median {statistics.median(runs):.2f} µs CPU/packet "
+            f"at {args.rate} pps (runs: {runs_text})"
+        )
 
 
 def report(name: str, got: int, sent: int, cpu: float) -> float:
@@ -263,16 +271,35 @@ def report(name: str, got: int, sent: int, cpu: float) -> float:
     return per_packet
 
 
-def bench_rtpvault(args: argparse.Namespace, a: socket.socket, b: socket.socket,
-                   ports: tuple[int, int], coalesce: str) -> float:
+def bench_rtpvault(
+    args: argparse.Namespace,
+    a: socket.socket,
+    b: socket.socket,
+    ports: tuple[int, int],
+    coalesce: str,
+) -> float:
     """One run through a fresh rtpvault relay child; µs CPU per relayed packet."""
     import relay.media.userspace
 
     batch = args.batch or relay.media.userspace.BATCH
     child = subprocess.Popen(
-        [sys.executable, __file__, "--role", "relay", "--loop", args.loop,
-         "--pairs", str(args.pairs), "--batch", str(batch), "--coalesce", coalesce],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            __file__,
+            "--role",
+            "relay",
+            "--loop",
+            args.loop,
+            "--pairs",
+            str(args.pairs),
+            "--batch",
+            str(batch),
+            "--coalesce",
+            coalesce,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert child.stdin and child.stdout
     child.stdin.write(f"{ports[0]} {ports[1]}\n")
@@ -284,8 +311,9 @@ def bench_rtpvault(args: argparse.Namespace, a: socket.socket, b: socket.socket,
     return report("rtpvault", got, args.packets, cpu)
 
 
-def bench_rtpengine(args: argparse.Namespace, a: socket.socket, b: socket.socket,
-                    ports: tuple[int, int]) -> float:
+def bench_rtpengine(
+    args: argparse.Namespace, a: socket.socket, b: socket.socket, ports: tuple[int, int]
+) -> float:
     """One run through a fresh rtpengine; µs CPU per relayed packet."""
     with tempfile.TemporaryDirectory() as tmp:
         d, pid, to_a = start_rtpengine(Path(tmp), ports[0], ports[1], args.pairs)

@@ -10,7 +10,7 @@ that arrive on X. The call model (relay.calls) creates and links streams; the fo
 from __future__ import annotations
 
 import socket
-from typing import Callable
+from collections.abc import Callable
 
 Address = tuple[str, int]
 

@@ -75,8 +75,20 @@ class Topology:
         for n, name in enumerate(names, start=1):
             host = self._ns(name)
             self.subnet[name] = n
-            ip("link", "add", "eth0", "netns", host.name, "type", "veth",
-               "peer", "name", f"to-{name}", "netns", relay.name)
+            ip(
+                "link",
+                "add",
+                "eth0",
+                "netns",
+                host.name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                f"to-{name}",
+                "netns",
+                relay.name,
+            )
             ip("addr", "add", f"10.99.{n}.2/24", "dev", "eth0", ns=host.name)
             ip("addr", "add", f"10.99.{n}.1/24", "dev", f"to-{name}", ns=relay.name)
             ip("link", "set", "eth0", "up", ns=host.name)

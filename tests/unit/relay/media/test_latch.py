@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -27,25 +27,26 @@ IN = SIGNAL + 1  # inside the learning window
 AFTER = WINDOW_END + 1  # after it
 
 
+Make = Callable[[], Stream]
+
+
 @pytest.fixture
-def make() -> Iterator[type[Stream]]:
+def make() -> Iterator[Make]:
+    """Streams that are filled, with A as SDP endpoint and peer, signalled at SIGNAL."""
     socks: list[socket.socket] = []
 
-    class Made(Stream):
-        __slots__ = ()
+    def made() -> Stream:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        socks.append(sock)
+        s = Stream(sock, "127.0.0.1", 30000)
+        s.filled = True
+        s.peer = s.sdp_peer = A
+        s.learn_until = WINDOW_END
+        return s
 
-        def __init__(self) -> None:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            socks.append(sock)
-            super().__init__(sock, "127.0.0.1", 30000)
-            self.filled = True
-            self.peer = A
-            self.sdp_peer = A
-            self.learn_until = WINDOW_END
-
-    yield Made
-    for s in socks:
-        s.close()
+    yield made
+    for sock in socks:
+        sock.close()
 
 
 def packet(s: Stream, source: Address, now: float, rtcp: bool = False) -> Decision:
@@ -54,7 +55,7 @@ def packet(s: Stream, source: Address, now: float, rtcp: bool = False) -> Decisi
     return d
 
 
-def test_delayed_retargets_inside_window_and_confirms_after(make: type[Stream]) -> None:
+def test_delayed_retargets_inside_window_and_confirms_after(make: Make) -> None:
     s = make()
     assert s.learning == LEARN_DELAYED
     assert packet(s, A2, IN).why is Why.LEARNING
@@ -68,26 +69,26 @@ def test_delayed_retargets_inside_window_and_confirms_after(make: type[Stream]) 
     assert (s.peer, s.confirmed) == (A2, True)
 
 
-def test_window_boundary_is_inclusive(make: type[Stream]) -> None:
+def test_window_boundary_is_inclusive(make: Make) -> None:
     s = make()
     packet(s, A2, WINDOW_END)
     assert (s.peer, s.confirmed) == (A2, False)
 
 
-def test_first_packet_after_window_confirms_its_own_source(make: type[Stream]) -> None:
+def test_first_packet_after_window_confirms_its_own_source(make: Make) -> None:
     s = make()
     d = packet(s, A2, AFTER)
     assert d == Decision(Why.CONFIRMED, peer=A2, confirm=True)
     assert (s.peer, s.confirmed) == (A2, True)
 
 
-def test_same_source_inside_window_changes_nothing(make: type[Stream]) -> None:
+def test_same_source_inside_window_changes_nothing(make: Make) -> None:
     s = make()
     assert packet(s, A, IN) == Decision(Why.LEARNING)
     assert (s.peer, s.confirmed) == (A, False)
 
 
-def test_after_confirmation_foreign_source_is_dropped_and_counted(make: type[Stream]) -> None:
+def test_after_confirmation_foreign_source_is_dropped_and_counted(make: Make) -> None:
     s = make()
     packet(s, A2, AFTER)
     d = packet(s, A, AFTER + 1)
@@ -97,7 +98,7 @@ def test_after_confirmation_foreign_source_is_dropped_and_counted(make: type[Str
     assert (s.dropped, s.errors) == (1, 1)
 
 
-def test_rtpengine_compat_relays_foreign_source_without_retargeting(make: type[Stream]) -> None:
+def test_rtpengine_compat_relays_foreign_source_without_retargeting(make: Make) -> None:
     s = make()
     s.drop_foreign = False
     packet(s, A2, AFTER)
@@ -106,7 +107,7 @@ def test_rtpengine_compat_relays_foreign_source_without_retargeting(make: type[S
     assert (s.peer, s.confirmed, s.dropped, s.errors) == (A2, True, 0, 0)
 
 
-def test_immediate_confirms_first_packet(make: type[Stream]) -> None:
+def test_immediate_confirms_first_packet(make: Make) -> None:
     s = make()
     s.learning = LEARN_IMMEDIATE
     assert packet(s, A2, IN).why is Why.CONFIRMED
@@ -116,7 +117,7 @@ def test_immediate_confirms_first_packet(make: type[Stream]) -> None:
     assert s.peer == A2
 
 
-def test_off_never_learns_and_accepts_every_source(make: type[Stream]) -> None:
+def test_off_never_learns_and_accepts_every_source(make: Make) -> None:
     s = make()
     s.learning = LEARN_OFF
     for now in (IN, AFTER, AFTER + 1):
@@ -125,7 +126,7 @@ def test_off_never_learns_and_accepts_every_source(make: type[Stream]) -> None:
     assert (s.peer, s.confirmed, s.dropped) == (A, True, 0)
 
 
-def test_off_with_strict_source_drops_all_but_the_sdp_endpoint(make: type[Stream]) -> None:
+def test_off_with_strict_source_drops_all_but_the_sdp_endpoint(make: Make) -> None:
     s = make()
     s.learning = LEARN_OFF
     s.strict_source = True
@@ -134,7 +135,7 @@ def test_off_with_strict_source_drops_all_but_the_sdp_endpoint(make: type[Stream
     assert (s.peer, s.errors) == (A, 1)
 
 
-def test_heuristic_prefers_sdp_endpoint_inside_window(make: type[Stream]) -> None:
+def test_heuristic_prefers_sdp_endpoint_inside_window(make: Make) -> None:
     s = make()
     s.learning = LEARN_HEURISTIC
     packet(s, A, IN)
@@ -144,7 +145,7 @@ def test_heuristic_prefers_sdp_endpoint_inside_window(make: type[Stream]) -> Non
     assert (s.peer, s.confirmed) == (A, True)
 
 
-def test_heuristic_alone_is_tentative_then_sdp_endpoint_confirms(make: type[Stream]) -> None:
+def test_heuristic_alone_is_tentative_then_sdp_endpoint_confirms(make: Make) -> None:
     s = make()
     s.learning = LEARN_HEURISTIC
     packet(s, A2, IN)
@@ -162,7 +163,7 @@ def test_heuristic_alone_is_tentative_then_sdp_endpoint_confirms(make: type[Stre
     ],
 )
 def test_heuristic_preference_order(
-    make: type[Stream], sources: tuple[Address, ...], winner: Address
+    make: Make, sources: tuple[Address, ...], winner: Address
 ) -> None:
     s = make()
     s.learning = LEARN_HEURISTIC
@@ -172,7 +173,7 @@ def test_heuristic_preference_order(
     assert s.peer == winner
 
 
-def test_heuristic_slots_reset_on_new_signal(make: type[Stream]) -> None:
+def test_heuristic_slots_reset_on_new_signal(make: Make) -> None:
     s = make()
     s.learning = LEARN_HEURISTIC
     packet(s, A, IN)
@@ -181,7 +182,7 @@ def test_heuristic_slots_reset_on_new_signal(make: type[Stream]) -> None:
     assert (s.peer, s.confirmed) == (A2, False)
 
 
-def test_heuristic_without_sdp_endpoint_behaves_like_delayed(make: type[Stream]) -> None:
+def test_heuristic_without_sdp_endpoint_behaves_like_delayed(make: Make) -> None:
     s = make()
     s.learning = LEARN_HEURISTIC
     s.sdp_peer = None
@@ -190,7 +191,7 @@ def test_heuristic_without_sdp_endpoint_behaves_like_delayed(make: type[Stream])
     assert s.peer == A2 and s.detected is None
 
 
-def test_strict_source_drops_after_confirmation_even_in_compat(make: type[Stream]) -> None:
+def test_strict_source_drops_after_confirmation_even_in_compat(make: Make) -> None:
     s = make()
     s.strict_source = True
     s.drop_foreign = False
@@ -202,7 +203,7 @@ def test_strict_source_drops_after_confirmation_even_in_compat(make: type[Stream
     assert not d.forward and (s.errors, s.dropped, s.peer) == (1, 1, A)
 
 
-def test_media_handover_retargets_and_unconfirms(make: type[Stream]) -> None:
+def test_media_handover_retargets_and_unconfirms(make: Make) -> None:
     s = make()
     s.media_handover = True
     packet(s, A, AFTER)
@@ -214,7 +215,7 @@ def test_media_handover_retargets_and_unconfirms(make: type[Stream]) -> None:
     assert (s.peer, s.confirmed) == (A, True)
 
 
-def test_media_handover_wins_over_strict_source(make: type[Stream]) -> None:
+def test_media_handover_wins_over_strict_source(make: Make) -> None:
     s = make()
     s.media_handover = True
     s.strict_source = True
@@ -223,7 +224,7 @@ def test_media_handover_wins_over_strict_source(make: type[Stream]) -> None:
     assert s.peer == A2
 
 
-def test_asymmetric_ignores_sources_and_confirms_at_once(make: type[Stream]) -> None:
+def test_asymmetric_ignores_sources_and_confirms_at_once(make: Make) -> None:
     s = make()
     s.asymmetric = True
     d = packet(s, A2, IN)
@@ -234,7 +235,7 @@ def test_asymmetric_ignores_sources_and_confirms_at_once(make: type[Stream]) -> 
     assert (s.peer, s.dropped) == (A, 0)
 
 
-def test_asymmetric_strict_source_compares_with_first_source(make: type[Stream]) -> None:
+def test_asymmetric_strict_source_compares_with_first_source(make: Make) -> None:
     s = make()
     s.asymmetric = True
     s.strict_source = True
@@ -244,7 +245,7 @@ def test_asymmetric_strict_source_compares_with_first_source(make: type[Stream])
     assert (s.peer, s.errors) == (A, 1)
 
 
-def test_not_filled_forwards_without_learning(make: type[Stream]) -> None:
+def test_not_filled_forwards_without_learning(make: Make) -> None:
     s = make()
     s.filled = False
     for now in (IN, AFTER):
@@ -252,20 +253,20 @@ def test_not_filled_forwards_without_learning(make: type[Stream]) -> None:
     assert (s.peer, s.confirmed) == (A, False)
 
 
-def test_stray_rtcp_on_rtp_port_is_ignored_for_learning(make: type[Stream]) -> None:
+def test_stray_rtcp_on_rtp_port_is_ignored_for_learning(make: Make) -> None:
     s = make()
     assert packet(s, A2, AFTER, rtcp=True) == Decision(Why.STRAY_RTCP)
     assert (s.peer, s.confirmed) == (A, False)
 
 
-def test_rtcp_stream_learns_from_rtcp(make: type[Stream]) -> None:
+def test_rtcp_stream_learns_from_rtcp(make: Make) -> None:
     s = make()
     s.is_rtcp = True
     packet(s, A2, AFTER, rtcp=True)
     assert (s.peer, s.confirmed) == (A2, True)
 
 
-def test_stray_rtcp_after_confirmation_from_foreign_source_is_dropped(make: type[Stream]) -> None:
+def test_stray_rtcp_after_confirmation_from_foreign_source_is_dropped(make: Make) -> None:
     s = make()
     packet(s, A, AFTER)
     assert not packet(s, A2, AFTER + 1, rtcp=True).forward
