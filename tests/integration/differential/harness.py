@@ -12,7 +12,8 @@ and a step is one of
     {"req": {<ng request dict>}}          bencoded in the given key order, cookie added
     {"offer"|"answer"|"delete"|"query": {<keys to add/override; null removes one>}}
     {"json": {<ng request dict>}}         sent as a JSON body
-    {"raw": "<whole datagram>"}           sent verbatim; every reply up to a sentinel ping kept
+    {"raw": "<whole datagram>"}           sent verbatim; its reply (or none) kept
+    {"rtp": {"from": ..., "to": "{P2}", ...}}   RTP through the relay, see media.py
 
 with optional step keys `"normalise": [options]` (see normalise.py), `"cookie": "${name}"`
 (reuse a cookie: retransmission), and `"vault": <result>` (rtpvault's own expected result for
@@ -29,19 +30,21 @@ from __future__ import annotations
 import json
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import bencodepy
 
+from .media import Clients
 from .normalise import ScenarioState, normalise_reply
 
 HERE = Path(__file__).resolve().parent
 SCENARIO_DIR = HERE / "scenarios"
 EXPECTED_DIR = HERE / "expected"
 SHORTHAND = ("offer", "answer", "delete", "query")
-STEP_KINDS = ("req", "json", "raw", *SHORTHAND)
+STEP_KINDS = ("req", "json", "raw", "rtp", *SHORTHAND)
 STEP_KEYS = frozenset({*STEP_KINDS, "normalise", "cookie", "vault", "note"})
 SCENARIO_KEYS = frozenset({"name", "doc", "steps", "daemon", "expect_differs"})
 
@@ -101,16 +104,30 @@ def load_scenarios(directory: Path = SCENARIO_DIR) -> list[Scenario]:
 class Expander:
     """Turns step templates into concrete requests for one scenario run."""
 
-    def __init__(self, scenario: Scenario, run: str, sdps: dict[str, dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        run: str,
+        sdps: dict[str, dict[str, Any]],
+        client_port: Callable[[str], int] | None = None,
+    ) -> None:
         self.scenario = scenario
         self.run = run
         self.sdps = sdps
+        self.client_port = client_port
 
     def ident(self, name: str) -> str:
         return f"{name}.{self.scenario.index}.{self.run}"
 
     def text(self, s: str) -> str:
-        return re.sub(r"\$\{([^}]*)\}", lambda m: self.ident(m.group(1)), s)
+        return re.sub(r"\$\{([^}]*)\}", lambda m: self._placeholder(m.group(1)), s)
+
+    def _placeholder(self, name: str) -> str:
+        if name.startswith("port:"):
+            if self.client_port is None:
+                raise ValueError(f"{self.scenario.name}: no client sockets for ${{{name}}}")
+            return str(self.client_port(name[5:]))
+        return self.ident(name)
 
     def sdp(self, ref: str | dict[str, Any]) -> str:
         spec: dict[str, Any] = {"@sdp": ref[5:]} if isinstance(ref, str) else ref
@@ -121,7 +138,7 @@ class Expander:
             if old not in body:
                 raise ValueError(f"{self.scenario.name}: {old!r} not in sdp {spec['@sdp']}")
             body = body.replace(old, new)
-        return body
+        return self.text(body)
 
     def value(self, v: Any, key: str = "") -> Any:
         if isinstance(v, str) and v.startswith("@sdp:"):
@@ -214,16 +231,24 @@ class Player:
         self.sock.close()
 
     def play(self, scenario: Scenario) -> list[dict[str, Any]]:
-        ex = Expander(scenario, self.run, self.sdps)
         st = ScenarioState(self.port_min, self.port_max, scenario.index, self.run)
-        return [self._step(ex, st, step) for step in scenario.steps]
+        clients = Clients(st)
+        ex = Expander(scenario, self.run, self.sdps, clients.port)
+        try:
+            return [self._step(ex, st, clients, step) for step in scenario.steps]
+        finally:
+            clients.close()
 
     def _cookie(self, ex: Expander, suffix: str = "") -> bytes:
         self.counter += 1
         return f"{ex.run}_{ex.scenario.index}_{self.counter}{suffix}".encode()
 
-    def _step(self, ex: Expander, st: ScenarioState, step: dict[str, Any]) -> dict[str, Any]:
+    def _step(
+        self, ex: Expander, st: ScenarioState, clients: Clients, step: dict[str, Any]
+    ) -> dict[str, Any]:
         opts = frozenset(step.get("normalise", []))
+        if "rtp" in step:
+            return {"rtp": clients.rtp(step["rtp"])}
         if "raw" in step:
             datagram = ex.text(step["raw"]).encode("utf-8", "surrogateescape")
             replies = self._exchange_raw(ex, datagram)

@@ -42,6 +42,7 @@ class ScenarioState:
     run: str
     ports: dict[int, str] = field(default_factory=dict)
     foundations: dict[str, str] = field(default_factory=dict)
+    clients: dict[int, str] = field(default_factory=dict)
     port_count: int = 0
 
     def port(self, value: int) -> str | int:
@@ -56,6 +57,18 @@ class ScenarioState:
                 self.port_count += 1
                 self.ports[value] = f"{{P{self.port_count}}}"
         return self.ports[value]
+
+    def port_number(self, placeholder: str) -> int | None:
+        """The relay port a placeholder stands for in this run (for sending media to it)."""
+        return next((p for p, name in self.ports.items() if name == placeholder), None)
+
+    def client_port(self, value: int) -> str | int:
+        """A client socket's port as `{port:NAME}` (`+1` for its RTCP); others unchanged."""
+        if value in self.clients:
+            return self.clients[value]
+        if value - 1 in self.clients:
+            return self.clients[value - 1][:-1] + "+1}"
+        return value
 
     def port_text(self, text: str) -> str:
         return str(self.port(int(text))) if text.isdigit() else text
@@ -183,6 +196,8 @@ def _call_stats(key: str, value: Any, st: ScenarioState) -> Any:
         return "{clock}"
     if key == "local port" and isinstance(value, int):
         return st.port(value)
+    if key == "port" and isinstance(value, int):
+        return st.client_port(value)
     if isinstance(value, str):
         return st.ident(value)
     return value

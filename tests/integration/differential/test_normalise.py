@@ -218,3 +218,28 @@ def test_expander_identifiers_and_sdps() -> None:
     assert req["call-id"] == f"c.7.{RUN}"
     assert req["sdp"].startswith("v=0\no=alice 100 0 IN IP4")
     assert ex.request({"req": {"sdp": ["v=0", "s=-"]}}) == {"sdp": "v=0\r\ns=-\r\n"}
+
+
+def test_client_ports_named_in_endpoints() -> None:
+    st = state()
+    st.clients[30200] = "{port:a}"
+    reply = {
+        "tags": {"x": {"endpoint": {"port": 30200}, "rtcp": {"port": 30201}, "o": {"port": 5}}}
+    }
+    out = normalise_reply(reply, st)["tags"]["x"]
+    assert out == {
+        "endpoint": {"port": "{port:a}"},
+        "rtcp": {"port": "{port:a+1}"},
+        "o": {"port": 5},
+    }
+    st.port(30010)
+    assert st.port_number("{P1}") == 30010
+    assert st.port_number("{P9}") is None
+
+
+def test_rtp_packet_header() -> None:
+    from .media import rtp_packet
+
+    pkt = rtp_packet(7, 320, 0x11111111)
+    assert pkt[:12] == bytes.fromhex("80000007000001401111111" + "1")
+    assert len(pkt) == 172

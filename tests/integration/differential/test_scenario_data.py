@@ -20,8 +20,10 @@ def test_deliberate_differences_are_few_and_explicit() -> None:
 def test_every_request_expands() -> None:
     sdps = load_sdps()
     for s in load_scenarios():
-        ex = Expander(s, "run", sdps)
+        ex = Expander(s, "run", sdps, lambda name: 5000)
         for step in s.steps:
+            if "rtp" in step:
+                continue
             if "raw" in step:
                 ex.text(step["raw"])
             else:
