@@ -61,7 +61,8 @@ class Netns:
 class Topology:
     """Hosts a, b, c each linked to `relay` by a veth pair on subnet 10.99.<n>.0/24.
 
-    The relay end is 10.99.<n>.1, the host end 10.99.<n>.2, with a default route via the relay.
+    The relay end is 10.99.<n>.1, the host end 10.99.<n>.2, with a default route via the relay;
+    the same for IPv6 with fd99:<n>::1 and fd99:<n>::2 (unique local, no DAD).
     The relay does not route (ip_forward is off in a new namespace), so host c can reach hosts
     a and b only through the relay's sockets, like an attacker on the Internet.
     """
@@ -91,9 +92,12 @@ class Topology:
             )
             ip("addr", "add", f"10.99.{n}.2/24", "dev", "eth0", ns=host.name)
             ip("addr", "add", f"10.99.{n}.1/24", "dev", f"to-{name}", ns=relay.name)
+            ip("addr", "add", f"fd99:{n}::2/64", "dev", "eth0", "nodad", ns=host.name)
+            ip("addr", "add", f"fd99:{n}::1/64", "dev", f"to-{name}", "nodad", ns=relay.name)
             ip("link", "set", "eth0", "up", ns=host.name)
             ip("link", "set", f"to-{name}", "up", ns=relay.name)
             ip("route", "add", "default", "via", f"10.99.{n}.1", ns=host.name)
+            ip("-6", "route", "add", "default", "via", f"fd99:{n}::1", ns=host.name)
 
     def _ns(self, name: str) -> Netns:
         ns = Netns(f"{self.prefix}-{name}")
@@ -101,12 +105,14 @@ class Topology:
         self.hosts[name] = ns
         return ns
 
-    def host_address(self, name: str) -> str:
-        return f"10.99.{self.subnet[name]}.2"
+    def host_address(self, name: str, v6: bool = False) -> str:
+        n = self.subnet[name]
+        return f"fd99:{n}::2" if v6 else f"10.99.{n}.2"
 
-    def relay_address(self, name: str) -> str:
+    def relay_address(self, name: str, v6: bool = False) -> str:
         """The relay's address on the link towards host `name`."""
-        return f"10.99.{self.subnet[name]}.1"
+        n = self.subnet[name]
+        return f"fd99:{n}::1" if v6 else f"10.99.{n}.1"
 
     def destroy(self) -> None:
         for ns in self.hosts.values():

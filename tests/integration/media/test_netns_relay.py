@@ -35,30 +35,43 @@ def rtp(seq: int, payload: bytes = b"") -> bytes:
 class Relay:
     """A linked stream pair in the relay namespace, host sockets in a, b, c, one event loop."""
 
-    def __init__(self, topo: Topology, tos: int | None = None) -> None:
+    def __init__(
+        self, topo: Topology, tos: int | None = None, coalesce: float = 0.0, v6: bool = False
+    ) -> None:
         self.topo = topo
+        self.v6 = v6
+        self.family = socket.AF_INET6 if v6 else socket.AF_INET
         self.loop = asyncio.new_event_loop()
         self.socks: list[socket.socket] = []
-        self.a = self._host_sock(topo.hosts["a"], topo.host_address("a"))
-        self.b = self._host_sock(topo.hosts["b"], topo.host_address("b"))
-        self.c = self._host_sock(topo.hosts["c"], topo.host_address("c"))
-        self.b.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
-        self.a.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+        self.a = self._host_sock(topo.hosts["a"], self.host("a"))
+        self.b = self._host_sock(topo.hosts["b"], self.host("b"))
+        self.c = self._host_sock(topo.hosts["c"], self.host("c"))
+        for s in (self.a, self.b):
+            if v6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVTCLASS, 1)
+            else:
+                s.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
         relay = topo.hosts["relay"]
-        self.x = self._stream(relay, topo.relay_address("a"), PORT_X)
-        self.y = self._stream(relay, topo.relay_address("b"), PORT_Y)
+        self.x = self._stream(relay, self.relay("a"), PORT_X)
+        self.y = self._stream(relay, self.relay("b"), PORT_Y)
         if tos is not None:
             set_tos(self.y.sock, tos)
         self.x.sink, self.y.sink = self.y, self.x
-        self.x.peer = self.x.sdp_peer = (topo.host_address("a"), HOST_PORT)
-        self.y.peer = self.y.sdp_peer = (topo.host_address("b"), HOST_PORT)
-        self.plane = UserspacePlane(self.loop, clock=lambda: 1000.0)
+        self.x.peer = self.x.sdp_peer = (self.host("a"), HOST_PORT)
+        self.y.peer = self.y.sdp_peer = (self.host("b"), HOST_PORT)
+        self.plane = UserspacePlane(self.loop, clock=lambda: 1000.0, coalesce=coalesce)
         self.plane.add(self.x)
         self.plane.add(self.y)
 
+    def host(self, name: str) -> str:
+        return self.topo.host_address(name, self.v6)
+
+    def relay(self, name: str) -> str:
+        return self.topo.relay_address(name, self.v6)
+
     def _host_sock(self, ns: Netns, address: str) -> socket.socket:
         with ns.entered():
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s = socket.socket(self.family, socket.SOCK_DGRAM)
         self.socks.append(s)
         s.bind((address, HOST_PORT))
         s.setblocking(False)
@@ -66,19 +79,19 @@ class Relay:
 
     def _stream(self, ns: Netns, address: str, port: int) -> Stream:
         with ns.entered():
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s = socket.socket(self.family, socket.SOCK_DGRAM)
         self.socks.append(s)
         s.bind((address, port))
-        st = Stream(s, address, port)
+        st = Stream(s, address, port, self.family)
         st.filled = True
         st.learn_until = 0.0  # signalled long ago: the first packet confirms
         return st
 
     def to_x(self, sock: socket.socket, data: bytes) -> None:
-        sock.sendto(data, (self.topo.relay_address("a"), PORT_X))
+        sock.sendto(data, (self.relay("a"), PORT_X))
 
     def to_y(self, sock: socket.socket, data: bytes) -> None:
-        sock.sendto(data, (self.topo.relay_address("b"), PORT_Y))
+        sock.sendto(data, (self.relay("b"), PORT_Y))
 
     def recv(self, sock: socket.socket) -> tuple[bytes, Address, int | None]:
         """(datagram, source, TOS byte) of the next packet, running the loop until it arrives."""
@@ -89,10 +102,7 @@ class Relay:
                 data, anc, _flags, addr = sock.recvmsg(65536, 64)
             except BlockingIOError:
                 return
-            tos = next(
-                (c[2][0] for c in anc if c[0] == socket.IPPROTO_IP and c[1] == socket.IP_TOS),
-                None,
-            )
+            tos = next((_tos_of(level, kind, raw) for level, kind, raw in anc), None)
             self.loop.remove_reader(sock.fileno())
             fut.set_result((data, (addr[0], addr[1]), tos))
 
@@ -104,6 +114,15 @@ class Relay:
         for s in self.socks:
             s.close()
         self.loop.close()
+
+
+def _tos_of(level: int, kind: int, raw: bytes) -> int | None:
+    """The TOS / traffic class byte from an IP_TOS (1 byte) or IPV6_TCLASS (int) cmsg."""
+    if level == socket.IPPROTO_IP and kind == socket.IP_TOS:
+        return raw[0]
+    if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_TCLASS:
+        return int.from_bytes(raw[:4], "little")
+    return None
 
 
 @pytest.fixture
@@ -119,9 +138,9 @@ def topo() -> Iterator[Topology]:
         t.destroy()
 
 
-@pytest.fixture
-def relay(topo: Topology) -> Iterator[Relay]:
-    r = Relay(topo)
+@pytest.fixture(params=[0.0, 0.001], ids=["per-socket", "coalesce"])
+def relay(topo: Topology, request: pytest.FixtureRequest) -> Iterator[Relay]:
+    r = Relay(topo, coalesce=request.param)
     yield r
     r.close()
 
@@ -132,12 +151,12 @@ def test_rtp_crosses_the_relay_both_ways_intact_with_rewritten_addresses(relay: 
         relay.to_x(relay.a, rtp(seq, b"A" * 160))
         data, src, _ = relay.recv(relay.b)
         assert data == rtp(seq, b"A" * 160)
-        assert src == (topo.relay_address("b"), PORT_Y)
+        assert src == (relay.relay("b"), PORT_Y)
     for seq in range(3):
         relay.to_y(relay.b, rtp(100 + seq, b"B" * 160))
         data, src, _ = relay.recv(relay.a)
         assert data == rtp(100 + seq, b"B" * 160)
-        assert src == (topo.relay_address("a"), PORT_X)
+        assert src == (relay.relay("a"), PORT_X)
     assert (relay.x.packets, relay.x.bytes) == (5, 5 * 172)
     assert (relay.y.packets, relay.y.bytes) == (3, 3 * 172)
     assert relay.x.ssrc == relay.y.ssrc == 0xCAFEF00D
@@ -175,5 +194,21 @@ def test_tos_set_on_relay_socket_marks_forwarded_packets(topo: Topology) -> None
         r.to_y(r.b, rtp(2))
         data, _, tos = r.recv(r.a)
         assert (data, tos) == (rtp(2), 0)  # only the socket given a TOS marks its packets
+    finally:
+        r.close()
+
+
+def test_ipv6_relay_forwards_and_drops_injection(topo: Topology) -> None:
+    r = Relay(topo, tos=184, v6=True)
+    try:
+        r.to_x(r.a, rtp(1))
+        data, src, tclass = r.recv(r.b)
+        assert (data, src, tclass) == (rtp(1), (r.relay("b"), PORT_Y), 184)
+        r.to_x(r.c, rtp(2))
+        r.to_x(r.a, rtp(3))
+        assert r.recv(r.b)[0] == rtp(3)
+        r.to_y(r.b, rtp(4))
+        assert r.recv(r.a)[:2] == (rtp(4), (r.relay("a"), PORT_X))
+        assert (r.x.confirmed, r.x.peer, r.x.dropped) == (True, (r.host("a"), HOST_PORT), 1)
     finally:
         r.close()
