@@ -114,7 +114,13 @@ def sip_rig(
     relay_factory: Callable[..., Daemon],
     kamailio_factory: Callable[..., Kamailio],
 ) -> Callable[..., SipRig]:
-    """`sip_rig("rtpvault")` or `sip_rig(daemon, offer_flags=...)`: relay + Kamailio."""
+    """`sip_rig("rtpvault")` or `sip_rig(daemon, offer_flags=...)`: relay + Kamailio.
+
+    `relay_options` go to `tests.support.daemons.start` (e.g. `{"extra": ["--delete-delay=0"]}`);
+    other keyword arguments go to `start_kamailio` (offer_flags, answer_flags, delete_flags, ...).
+    Each rig gets its own work folder, so one test may compare two rigs.
+    """
+    rigs = 0
 
     def make(
         relay: str | Daemon, relay_options: dict[str, Any] | None = None, **kamailio: Any
@@ -122,7 +128,9 @@ def sip_rig(
         daemon = (
             relay if isinstance(relay, Daemon) else relay_factory(relay, **(relay_options or {}))
         )
+        nonlocal rigs
+        rigs += 1
         k = kamailio_factory(daemon, **kamailio)
-        return SipRig(daemon, k, tmp_path)
+        return SipRig(daemon, k, tmp_path / f"rig-{rigs}")
 
     return make
