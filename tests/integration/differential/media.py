@@ -37,7 +37,7 @@ class Clients:
         if name not in self.socks:
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.bind(("127.0.0.1", 0))
-            s.settimeout(5.0)  # a guard against packets that never come, not a measurement
+            s.settimeout(3.0)  # a guard against packets that never come, not a measurement
             self.socks[name] = s
             self.st.clients[int(s.getsockname()[1])] = f"{{port:{name}}}"
         return int(self.socks[name].getsockname()[1])
