@@ -22,13 +22,16 @@ pytestmark = pytest.mark.integration
 
 RECORDING_KINDS = [
     "rtpengine",
-    pytest.param("rtpvault", marks=pytest.mark.xfail(strict=False, reason="media plane: issue 5")),
+    pytest.param(
+        "rtpvault",
+        marks=pytest.mark.xfail(strict=False, reason="recording needs the media plane: issue 5"),
+    ),
 ]
 
 
 def wait_for_files(folder: Path, count: int, must_contain: str = "") -> list[Path]:
     """Files in `folder` once there are `count` of them (each containing `must_contain`)."""
-    deadline = time.monotonic() + 20  # a bound on a stuck relay, not a measured threshold
+    deadline = time.monotonic() + 10  # a bound on a stuck relay, not a measured threshold
     while True:
         files = sorted(p for p in folder.glob("*") if p.is_file()) if folder.exists() else []
         if len(files) >= count and all(
