@@ -304,6 +304,8 @@ class Registry:
             if s_side.rtp is None:
                 self._allocate(s_side, self._interface(flags, False, family))
             self._link(s_side, r_side)
+        elif s_side.rtp is not None and s_side.rtp.local_port:
+            self._release(s_side)
         s_side.type, s_side.protocol = media.type, flags.transport_protocol or media.protocol
         r_side.type = media.type
         if offer:
@@ -335,11 +337,17 @@ class Registry:
         for stream in old:
             self._close_stream(stream, pool if stream.local_address == pool.address else None)
 
+    def _release(self, side: MediaSide) -> None:
+        """A party rejected this m= line (port 0): its sockets go, the records stay for query."""
+        for stream in side.streams():
+            self._close_stream(stream, side.pool)
+            stream.local_port = 0
+
     def _close_stream(self, stream: Stream, pool: PortPool | None) -> None:
         self.plane.remove(stream)
         stream.sock.close()
         owner = pool or self.pools.get(stream.local_address)
-        if owner is not None:
+        if owner is not None and stream.local_port:
             owner.release(stream.local_port)
 
     @staticmethod
@@ -363,7 +371,7 @@ class Registry:
                 continue
             if media.rtcp_mux and stream.is_rtcp and media.rtcp_port in (None, media.port):
                 port = media.port + 1
-            endpoint = (address, port) if address and not media.rejected else None
+            endpoint = (address, port) if address else None
             if endpoint != stream.sdp_peer:
                 stream.sdp_peer = endpoint
                 stream.peer = endpoint

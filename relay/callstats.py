@@ -37,15 +37,17 @@ def _stream_flags(stream: Stream) -> list[str]:
 
 def stream_stats(stream: Stream, created: float) -> dict[str, Any]:
     family = _family(stream)
-    out: dict[str, Any] = {
-        "local port": stream.local_port,
-        "local address": stream.local_address,
-        "family": family,
+    out: dict[str, Any] = {}
+    if stream.local_port:  # a rejected stream has given its port back
+        out["local port"] = stream.local_port
+        out["local address"] = stream.local_address
+        out["family"] = family
+    out.update({
         "endpoint": _endpoint(stream.peer, family),
         "advertised endpoint": _endpoint(stream.sdp_peer, family),
         "last packet": int(stream.last_packet or created),
         "flags": _stream_flags(stream),
-    }
+    })
     if stream.ssrc is not None:
         out["SSRC"] = stream.ssrc
     out["stats"] = {"packets": stream.packets, "bytes": stream.bytes, "errors": stream.errors}
