@@ -108,7 +108,8 @@ class Registry:
         if not interfaces:
             raise ValueError("at least one interface is needed")
         self.interfaces = list(interfaces)
-        self.plane: Plane = plane or NullPlane()
+        # `is None`, not `or`: an empty plane (len 0) is falsy.
+        self.plane: Plane = plane if plane is not None else NullPlane()
         self.clock = clock
         self.wallclock = wallclock
         self.delete_delay = delete_delay
