@@ -163,7 +163,8 @@ def _guide_form(spec: InterfaceSpec, resolver: Resolver) -> list[Interface] | No
     ip = _ip(spec.address)
     if not spec.named or spec.advertised is not None or ip is None:
         return None
-    if str(ip) in resolver.local_addresses() or spec.name not in resolver.system:
+    # Every 127.0.0.0/8 address is local on Linux (lo carries the whole block).
+    if ip.is_loopback or str(ip) in resolver.local_addresses() or spec.name not in resolver.system:
         return None
     locals_ = [a for a in resolver.system[spec.name] if _usable(a, loopback=True)]
     if not any(_family(ipaddress.ip_address(a)) == _family(ip) for a in locals_):
@@ -194,7 +195,7 @@ def resolve_interfaces(
             continue
         addrs = _resolve_address(spec, resolver)
         ip = _ip(spec.address)
-        if ip is not None and str(ip) not in local:
+        if ip is not None and not ip.is_loopback and str(ip) not in local:
             warnings.append(
                 f"config: interface '{text}': {spec.address} is not configured on any local "
                 f"interface; media sockets cannot bind to it unless it is added later "

@@ -147,3 +147,13 @@ def test_real_system_table_has_loopback() -> None:
 
     table = read_system_interfaces()
     assert "127.0.0.1" in table.get("lo", ())
+
+
+def test_any_loopback_address_is_local_not_the_guide_form() -> None:
+    # lo carries all of 127.0.0.0/8: `lo/127.0.0.2` binds 127.0.0.2 like rtpengine does.
+    from relay.interfaces import Resolver, resolve_interfaces
+
+    resolver = Resolver(system={"lo": ("127.0.0.1", "::1")}, lookup_host=lambda name: ())
+    itfs, warnings = resolve_interfaces(["lo/127.0.0.2"], resolver)
+    assert [(i.name, i.local, i.advertised) for i in itfs] == [("lo", "127.0.0.2", "127.0.0.2")]
+    assert warnings == []
