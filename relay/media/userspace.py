@@ -111,8 +111,9 @@ class UserspacePlane:
             self._epoll = select.epoll()
             loop.add_reader(self._epoll.fileno(), self._on_ready)
 
-    def __len__(self) -> int:
-        return len(self._fds)
+    def __contains__(self, stream: Stream) -> bool:
+        """Whether `stream` is registered. (No __len__: an empty plane must stay truthy.)"""
+        return stream in self._fds
 
     def add(self, stream: Stream) -> None:
         """Start reading `stream.sock`; adding a stream twice is a no-op."""
