@@ -6,6 +6,7 @@ from /proc/<pid>/stat) over the run, divided by the packets relayed, is the figu
 
     .venv/bin/python bench/relay_micro.py --packets 100000 --rate 50000
     .venv/bin/python bench/relay_micro.py --rtpengine            # also measure rtpengine
+    .venv/bin/python bench/relay_micro.py --daemon               # and `rtpvault run` via ng
     .venv/bin/python bench/relay_micro.py --loop asyncio         # without uvloop
     .venv/bin/python bench/relay_micro.py --pairs 100 --coalesce 0,0.001 --repeat 5 --rtpengine
 
@@ -134,14 +135,14 @@ def run_relay_child(loop_kind: str, pairs: int, batch: int, coalesce: float) -> 
     loop.run_forever()
 
 
-def start_rtpengine(
-    workdir: Path, a_port: int, b_port: int, pairs: int
+def start_daemon(
+    kind: str, workdir: Path, a_port: int, b_port: int, pairs: int
 ) -> tuple[object, int, list[int]]:
-    """rtpengine via tests.support.daemons, one offer/answer per pair; (daemon, pid, A ports)."""
+    """`kind` via tests.support.daemons, one offer/answer per pair; (daemon, pid, A ports)."""
     sys.path.insert(0, str(REPO))
     from tests.support.daemons import start
 
-    d = start("rtpengine", workdir, extra=["--log-level=3"])
+    d = start(kind, workdir, extra=["--log-level=3"])
     c = d.client()
 
     def sdp(port: int) -> str:
@@ -235,6 +236,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=0, help="override userspace.BATCH")
     ap.add_argument("--rtpengine", action="store_true")
     ap.add_argument("--no-rtpvault", action="store_true")
+    ap.add_argument("--daemon", action="store_true", help="also the full rtpvault daemon")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--coalesce", default="0", help="UserspacePlane coalesce (s), comma list")
     args = ap.parse_args()
@@ -254,9 +256,12 @@ def main() -> None:
         for coalesce in [] if args.no_rtpvault else args.coalesce.split(","):
             name = f"rtpvault ({args.loop}, coalesce {coalesce}, {args.pairs} pairs)"
             results.setdefault(name, []).append(bench_rtpvault(args, a, b, ports, coalesce))
+        if args.daemon:
+            name = f"rtpvault daemon ({args.pairs} pairs)"
+            results.setdefault(name, []).append(bench_daemon("rtpvault", args, a, b, ports))
         if args.rtpengine:
             name = f"rtpengine 10.5 ({args.pairs} pairs)"
-            results.setdefault(name, []).append(bench_rtpengine(args, a, b, ports))
+            results.setdefault(name, []).append(bench_daemon("rtpengine", args, a, b, ports))
     for name, runs in results.items():
         runs_text = " ".join(f"{r:.2f}" for r in runs)
         print(
@@ -311,17 +316,17 @@ def bench_rtpvault(
     return report("rtpvault", got, args.packets, cpu)
 
 
-def bench_rtpengine(
-    args: argparse.Namespace, a: socket.socket, b: socket.socket, ports: tuple[int, int]
+def bench_daemon(
+    kind: str, args: argparse.Namespace, a: socket.socket, b: socket.socket, ports: tuple[int, int]
 ) -> float:
-    """One run through a fresh rtpengine; µs CPU per relayed packet."""
+    """One run through a fresh daemon (ng offer/answer per call); µs CPU per relayed packet."""
     with tempfile.TemporaryDirectory() as tmp:
-        d, pid, to_a = start_rtpengine(Path(tmp), ports[0], ports[1], args.pairs)
+        d, pid, to_a = start_daemon(kind, Path(tmp), ports[0], ports[1], args.pairs)
         try:
             got, cpu = measure(pid, to_a, a, b, args.packets, args.rate)
         finally:
             d.stop()  # type: ignore[attr-defined]
-    return report("rtpengine", got, args.packets, cpu)
+    return report(kind, got, args.packets, cpu)
 
 
 if __name__ == "__main__":
