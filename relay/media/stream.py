@@ -58,6 +58,7 @@ class Stream:
         "detected",
         "detected_for",
         "send_errors",
+        "tap_errors",
     )
 
     def __init__(
@@ -113,6 +114,8 @@ class Stream:
         """The learn_until value `detected` belongs to (a new signal resets the slots)."""
         self.send_errors = 0
         """Failed sendto calls towards this stream's peer (the plane never raises them)."""
+        self.tap_errors = 0
+        """Exceptions raised by `tap` (counted, never propagated into the media path)."""
 
     def __repr__(self) -> str:
         kind = "RTCP" if self.is_rtcp else "RTP"

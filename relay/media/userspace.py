@@ -13,7 +13,8 @@ and one busy socket cannot starve the others. Per packet:
    packet (then `dropped` and `errors` + 1, nothing else is counted);
 2. counters on the receiving stream: `packets`, `bytes` (UDP payload), `last_packet` (wall
    clock, seconds), `ssrc` (RTP streams: bytes 8..12 of an RTP v2 packet);
-3. `tap(stream, packet_bytes, source, wall_time)` if the stream has one (recording);
+3. `tap(stream, packet_bytes, source, wall_time)` if the stream has one (recording); an
+   exception from it is counted in `stream.tap_errors`, and the packet is still forwarded;
 4. `sink.sock.sendto(packet, sink.peer)` unless the stream has no sink, the sink has no peer or
    the sink is `send_blocked`. The packet leaves byte-for-byte unchanged; only the addresses
    change (it leaves from the sink's local port). A failed send counts `sink.send_errors`.
@@ -174,12 +175,12 @@ class UserspacePlane:
         if not events:
             self._loop.add_reader(epoll.fileno(), self._on_ready)
             return
+        self._timer = self._loop.call_later(self._coalesce, self._poll)  # first: never stall
         readers = self._readers
         for fd, _ in events:
             reader = readers.get(fd)
             if reader is not None:
                 reader()
-        self._timer = self._loop.call_later(self._coalesce, self._poll)
 
     def _reader(self, stream: Stream) -> Callable[[], None]:
         """The per-socket callback; everything it touches per packet is bound to a local."""
@@ -221,7 +222,10 @@ class UserspacePlane:
                 if n >= 12 and not s.is_rtcp and buf[0] & 0xC0 == 0x80:
                     s.ssrc = ssrc_of(buf, 8)[0]
                 if s.tap is not None:
-                    s.tap(s, bytes(view[:n]), src, now)
+                    try:
+                        s.tap(s, bytes(view[:n]), src, now)
+                    except Exception:  # a recorder bug must not stop the media
+                        s.tap_errors += 1
                 sink = s.sink
                 if sink is None or sink.peer is None or sink.send_blocked:
                     continue

@@ -247,6 +247,17 @@ def test_tap_sees_each_forwarded_packet_and_not_dropped_ones(rig: Rig) -> None:
     ]
 
 
+def test_a_failing_tap_is_counted_and_the_packet_still_forwarded(rig: Rig) -> None:
+    def broken(st: Stream, data: bytes, src: Address, t: float) -> None:
+        raise RuntimeError("recorder bug")
+
+    rig.x.tap = broken
+    for seq in (1, 2):
+        rig.a.sendto(rtp(seq), rig.addr(rig.x.sock))
+        assert rig.recv(rig.b)[0] == rtp(seq)
+    assert (rig.x.tap_errors, rig.x.packets, rig.x.errors) == (2, 2, 0)
+
+
 def test_rtcp_stream_does_not_take_an_ssrc_from_bytes_8_to_12(rig: Rig) -> None:
     rig.x.is_rtcp = True
     rig.x.learning = LEARN_IMMEDIATE
