@@ -4,7 +4,9 @@ Per readable socket, the reader reads with `recvfrom_into` into a preallocated b
 not always drain until EAGAIN: on this machine a `recvfrom` that ends in EAGAIN costs ~1.9 µs
 (syscall + exception) against ~6.1 µs for a whole recvfrom+sendto, and at normal rates a socket
 holds one packet per wakeup. So each reader adapts how many packets it reads per wakeup:
-starting at 1, doubling (up to `BATCH`) while every read succeeds, halving when one hits EAGAIN.
+starting at 1, doubling (up to `BATCH`) after `GROW_AFTER` wakeups in a row that used their
+whole allowance, halving when a read hits EAGAIN. A socket that holds one packet per wakeup thus
+pays one EAGAIN per `GROW_AFTER` + 1 packets instead of every other packet.
 epoll is level triggered, so packets left in the socket are read on the next loop iteration,
 and one busy socket cannot starve the others. Per packet:
 
@@ -60,6 +62,8 @@ from relay.media.stream import Stream
 
 BATCH = 64
 """Most packets one reader call reads before yielding to the loop."""
+GROW_AFTER = 4
+"""Wakeups that each read their whole allowance before the allowance doubles."""
 BUFFER_SIZE = 65536
 _SSRC = struct.Struct("!I").unpack_from
 
@@ -195,14 +199,16 @@ class UserspacePlane:
         v6 = stream.family == socket.AF_INET6
         most = BATCH
         limit = 1
+        full = 0
         s = stream
 
         def on_readable() -> None:
-            nonlocal limit
+            nonlocal limit, full
             for _ in range(limit):
                 try:
                     n, src = recv_into(buf)
                 except BlockingIOError:
+                    full = 0
                     if limit > 1:
                         limit >>= 1
                     return
@@ -233,7 +239,9 @@ class UserspacePlane:
                     sink.sock.sendto(view[:n], sink.peer)
                 except OSError:
                     sink.send_errors += 1
-            if limit < most:
+            full += 1
+            if full >= GROW_AFTER and limit < most:
                 limit <<= 1
+                full = 0
 
         return on_readable
