@@ -29,14 +29,16 @@ Clocks: `learn_until` (set by the call model) is compared with the plane's `cloc
 (time.monotonic by default); `last_packet` comes from `wallclock` (time.time, as rtpengine's
 `last packet` is Unix seconds).
 
-Cost (bench/relay_micro.py, 50 kpps of 172-byte RTP spread evenly over 100 calls, relay pinned to
-its own CPU, CPU of the relay + its CPU's ksoftirqd, medians of 5 interleaved runs, on a shared
-2-core machine whose runs vary by ±3 µs): rtpengine 10.5 userspace 14.0–14.4 µs/packet;
-UserspacePlane on uvloop 12.2–16.6 µs with coalesce=0, 10.6–11.8 µs with coalesce=1 ms. In a
-tight loop with no event loop at all, recvfrom_into+sendto alone costs 6.1 µs/packet and the
-plane's per-packet Python (latch fast path, counters, SSRC) adds 0.4 µs; the rest is the loop
-wakeup. 0.6× rtpengine (~8.5 µs) is therefore at the edge of what per-packet syscalls allow;
-the in-kernel plane is the way below it.
+Cost (bench/relay_micro.py: 50 kpps of 172-byte RTP spread evenly over 100 calls, relay pinned
+to its own CPU, CPU of the relay + that CPU's ksoftirqd, medians of 5-7 interleaved runs on a
+shared 2-core machine where single runs vary by ±3-5 µs). Over several sessions: rtpengine 10.5
+userspace 9.4-14.4 µs/packet; UserspacePlane on uvloop 11.0-17.4 µs with coalesce=0 and
+10.6-12.4 µs with coalesce=1 ms; the whole `rtpvault run` daemon 14.6 µs. A bare epoll_wait
+loop instead of uvloop saved nothing. In a tight loop with no event loop at all,
+recvfrom_into+sendto alone cost 6.1 µs/packet on loopback and the plane's per-packet Python
+(latch fast path, counters, SSRC) adds 0.4 µs; the rest is wakeups. So this plane costs about
+0.9-1.3× rtpengine's userspace path, not 0.6×: that target is at or below what per-packet
+syscalls allow here, and is for the in-kernel plane.
 
 Wiring (for relay.calls / rtpvault.wiring)::
 
