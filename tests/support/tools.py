@@ -11,16 +11,21 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def unavailable(message: str) -> None:
+    """A component the test needs is missing: skip locally, fail when CI=true."""
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def require(binary: str) -> str:
     """Path of `binary`; skip the test when absent, but fail when CI=true."""
     path = shutil.which(binary) or next(
         (p for p in (f"/usr/sbin/{binary}", f"/usr/bin/{binary}") if os.path.exists(p)), None
     )
     if path is None:
-        message = f"{binary} is not installed (run .ci/bootstrap)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"{binary} is not installed (run .ci/bootstrap)")
+    assert path is not None
     return path
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import dpkt
 
 from tests.support.daemons import Daemon
-from tests.support.tools import IN_CI, free_port, free_port_range, require
+from tests.support.tools import free_port, free_port_range, require, unavailable
 
 from .sipmsg import Sdp, SipMessage, parse_message_log
 
@@ -48,11 +48,7 @@ UAS_SCENARIOS = {"answer": "uas.xml", "busy": "uas_busy.xml"}
 
 
 def _missing(message: str) -> None:
-    import pytest
-
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
+    unavailable(message)
 
 
 def sipp_pcap(name: str = "g711a.pcap") -> Path:

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 MEDIA_KINDS = [
     "rtpengine",
-    pytest.param("rtpvault", marks=pytest.mark.xfail(strict=False, reason="media plane: issue 5")),
+    "rtpvault",
 ]
 
 

@@ -24,7 +24,7 @@ RECORDING_KINDS = [
     "rtpengine",
     pytest.param(
         "rtpvault",
-        marks=pytest.mark.xfail(strict=False, reason="recording needs the media plane: issue 5"),
+        marks=pytest.mark.xfail(strict=False, reason="recording: issue 6"),
     ),
 ]
 

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.support.tools import unavailable
+
 from relay.media.plane import ForwardingPlane
 from relay.media.stream import LEARN_IMMEDIATE, Address, Stream
 from relay.media.userspace import UserspacePlane, set_tos
@@ -299,8 +301,9 @@ def _has_ipv6_loopback() -> bool:
         return False
 
 
-@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback")
 def test_ipv6_streams_latch_and_forward() -> None:
+    if not _has_ipv6_loopback():
+        unavailable("no IPv6 loopback (CI=true fails here)")
     r = Rig(asyncio.new_event_loop(), socket.AF_INET6)
     try:
         r.a.sendto(rtp(1), r.addr(r.x.sock))
