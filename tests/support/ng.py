@@ -22,13 +22,14 @@ def _to_bytes(obj: Any) -> Any:
     return obj
 
 
-def _to_str(obj: Any) -> Any:
+def to_str(obj: Any) -> Any:
+    """Decoded bencode with byte strings as str (utf-8, surrogateescape), recursively."""
     if isinstance(obj, bytes):
         return obj.decode("utf-8", "surrogateescape")
     if isinstance(obj, dict):
-        return {_to_str(k): _to_str(v) for k, v in obj.items()}
+        return {to_str(k): to_str(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_to_str(v) for v in obj]
+        return [to_str(v) for v in obj]
     return obj
 
 
@@ -77,4 +78,4 @@ class NgClient:
         data = self.call_raw(body, cookie)
         if data.startswith(b"{"):
             return dict(json.loads(data))
-        return dict(_to_str(bencodepy.decode(data)))
+        return dict(to_str(bencodepy.decode(data)))

@@ -37,6 +37,8 @@ from typing import Any
 
 import bencodepy
 
+from tests.support.ng import to_str
+
 from .media import Clients
 from .normalise import ScenarioState, normalise_reply
 
@@ -190,23 +192,13 @@ def encode(obj: Any) -> bytes:
     return b"%d:%s" % (len(data), data)
 
 
-def _to_str(obj: Any) -> Any:
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", "surrogateescape")
-    if isinstance(obj, dict):
-        return {_to_str(k): _to_str(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to_str(v) for v in obj]
-    return obj
-
-
 def decode_body(body: bytes) -> tuple[str, Any]:
     """(format, decoded value): bencode dicts keep their key order, JSON too."""
     try:
         if body.startswith(b"{"):
             return "json", json.loads(body)
         if body.startswith(b"d"):
-            return "bencode", _to_str(bencodepy.decode(body))
+            return "bencode", to_str(bencodepy.decode(body))
     except ValueError:
         pass
     except bencodepy.BencodeDecodeError:
