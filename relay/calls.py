@@ -287,7 +287,7 @@ class Registry:
             side.ice_controlling = offer
             receiver.medias.append(side)
         s_side, r_side = sender.medias[index], receiver.medias[index]
-        family = (flags.address_family or media.family) if media.family else "IP4"
+        family = flags.address_family or media.family
         prev = s_side.sdp
         # A new endpoint gets a new port towards the other side; going on hold (zero address)
         # keeps the ports (sdp.md §1.15).

@@ -19,23 +19,20 @@ def _f6(x: float) -> str:
     return f"{x:.6f}"
 
 
-def _traffic(registry: Registry) -> tuple[int, int, int, int, int, int]:
-    packets = bytes_ = errors = userspace = oneway = zeroway = 0
-    for call in registry.calls.values():
-        for party in call.all_parties():
-            for side in party.medias:
-                for s in side.streams():
-                    packets += s.packets
-                    bytes_ += s.bytes
-                    errors += s.errors
-                if side.rtp is not None and side.rtp.packets:
-                    userspace += 1
-    return packets, bytes_, errors, userspace, oneway, zeroway
+def _media_in_userspace(registry: Registry) -> int:
+    """Media sections that have received packets (all forwarding is in userspace)."""
+    return sum(
+        1
+        for call in registry.calls.values()
+        for party in call.all_parties()
+        for side in party.medias
+        if side.rtp is not None and side.rtp.packets
+    )
 
 
 def current(registry: Registry, rates: Mapping[str, int]) -> dict[str, Any]:
     own = len(registry.calls)
-    _, _, _, userspace, _, _ = _traffic(registry)
+    userspace = _media_in_userspace(registry)
     return {
         "sessionsown": own,
         "sessionsforeign": 0,
