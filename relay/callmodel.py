@@ -34,6 +34,9 @@ class MediaSide:
     """This side's party sent `sdp` in an offer (an answer may then only use its codecs)."""
     ice_controlling: bool = False
     """This side received the first offer (rtpengine marks it "ICE controlling")."""
+    rtcp_fallback: bool = False
+    """Only an RTP port was allocated (an offer with rtcp-mux=require): RTCP is muxed on it,
+    `rtcp` is None, and `query` shows rtpengine's "fallback RTCP" stream with local port 0."""
 
     @property
     def port(self) -> int:
@@ -60,6 +63,17 @@ class Party:
     """The last SDP rewritten *from* this party's SDP (for replace: sdp-version)."""
     signalled: bool = False
     """This party has sent an SDP (offer or answer)."""
+    former: list[Party] = field(default_factory=list)
+    """Earlier answerers this party was paired with before a forked answer replaced them
+    (newest first); rtpengine keeps receiving from them, and `query` lists them."""
+
+    def subscriptions(self) -> list[Party]:
+        """The parties this one receives media from, as rtpengine's `subscriptions` lists them:
+        the current partner (unless that partner has since paired with someone else), then the
+        former ones."""
+        other = self.other
+        current = [other] if other is not None and other.other is self else []
+        return current + [p for p in self.former if p is not other]
 
 
 @dataclass(slots=True)
@@ -74,6 +88,11 @@ class Call:
     record: bool = False
     metadata: str | None = None
     foreign: bool = False
+    record_paused: bool = False
+    """`pause recording` (rtpvault): the recording stays open but no media is written."""
+    recordings: list[str] = field(default_factory=list)
+    """PCAP paths of this call's recordings, newest last; set by the recorder (the composition
+    root), shown in the `recordings` key of offer/answer replies while recording is on."""
 
     def all_parties(self) -> list[Party]:
         return [*self.parties.values(), *self.untagged]

@@ -79,6 +79,7 @@ class Totals:
     packets: int = 0  # relayed by calls that have ended
     bytes: int = 0
     errors: int = 0
+    dropped: int = 0  # rtpvault: packets refused from a non-latched source, by ended calls
 
 
 CallListener = Callable[[str, Call], None]
@@ -183,13 +184,24 @@ class Registry:
         if offerer is None:
             raise CallError("Invalid dialogue association")
         answerer = call.parties.get(to_tag)
+        forked = False
         if answerer is None:
+            previous = offerer.other
             answerer = self._counterpart(call, offerer, to_tag)
+            if previous is not None and previous is not answerer and previous.tag:
+                # A forked answer: rtpengine keeps the first answerer subscribed (query), and
+                # the new one is a copy of the offer's receiver ("ICE controlling").
+                offerer.former = [previous] + [p for p in offerer.former if p is not previous]
+                forked = True
         call.answered = True
         try:
-            return self._exchange(call, answerer, offerer, offered, flags, render, offer=False)
+            out = self._exchange(call, answerer, offerer, offered, flags, render, offer=False)
         except PortsExhausted:
             raise CallError("Ran out of ports") from None
+        if forked:
+            for side in answerer.medias:
+                side.ice_controlling = True
+        return out
 
     def _new_call(self, call_id: str) -> Call:
         now = self.wallclock()
@@ -301,12 +313,17 @@ class Registry:
         if not media.rejected:
             latch = flags.has("port-latching")
             if r_side.rtp is None or (changed and not latch):
-                self._allocate(r_side, self._interface(flags, True, family))
+                # rtcp-mux=require offers RTCP muxed only: rtpengine binds just the RTP port.
+                mux_only = offer and "require" in flags.rtcp_mux and "demux" not in flags.rtcp_mux
+                self._allocate(r_side, self._interface(flags, True, family), single=mux_only)
             if s_side.rtp is None:
                 self._allocate(s_side, self._interface(flags, False, family))
             self._link(s_side, r_side)
-        elif s_side.rtp is not None and s_side.rtp.local_port:
-            self._release(s_side)
+        else:
+            # An answer rejecting the m= line frees both sides' ports, as rtpengine does.
+            for side in (s_side,) if offer else (s_side, r_side):
+                if side.rtp is not None and side.rtp.local_port:
+                    self._release(side)
         s_side.type, s_side.protocol = media.type, flags.transport_protocol or media.protocol
         r_side.type = media.type
         if offer:
@@ -317,21 +334,26 @@ class Registry:
         self._set_peer(s_side, media, flags)
         return s_side, r_side
 
-    def _allocate(self, side: MediaSide, itf: LocalInterface) -> None:
+    def _allocate(self, side: MediaSide, itf: LocalInterface, single: bool = False) -> None:
         old = side.streams()
         pool = self.pools[itf.local]
-        rtp_sock, rtcp_sock, port = pool.allocate_pair()
         fam = pool.family
-        side.rtp = Stream(rtp_sock, itf.local, port, fam)
-        side.rtcp = Stream(rtcp_sock, itf.local, port + 1, fam, is_rtcp=True)
+        if single:
+            rtp_sock, port = pool.allocate_one()
+            side.rtp, side.rtcp = Stream(rtp_sock, itf.local, port, fam), None
+        else:
+            rtp_sock, rtcp_sock, port = pool.allocate_pair()
+            side.rtp = Stream(rtp_sock, itf.local, port, fam)
+            side.rtcp = Stream(rtcp_sock, itf.local, port + 1, fam, is_rtcp=True)
+        side.rtcp_fallback = single
         side.pool = pool
         side.advertised = itf.advertised
         side.family = itf.family
-        for new, prev in zip((side.rtp, side.rtcp), old or (None, None)):
-            if prev is not None:
+        for new, prev in zip((side.rtp, side.rtcp), old or (None, None), strict=False):
+            if prev is not None and new is not None:
                 new.peer, new.sdp_peer, new.sink = prev.peer, prev.sdp_peer, prev.sink
                 new.tag, new.call_id = prev.tag, prev.call_id
-        for stream in (side.rtp, side.rtcp):
+        for stream in side.streams():
             if self.tos is not None and self._set_tos is not None:
                 self._set_tos(stream.sock, self.tos)
             self.plane.add(stream)
@@ -403,11 +425,15 @@ class Registry:
         mux = self._mux_out(s_side, r_side, media, offer)
         r_side.mux_out = mux
         port = r_side.port
-        require = offer and "require" in s_side.rtcp_mux_flags
+        require = offer and ("require" in s_side.rtcp_mux_flags or r_side.rtcp_fallback)
         other = r_side.sdp
         ptime = media.ptime or (other.ptime if other is not None else None)
         default_direction = "sendonly" if media.zero_address else "sendrecv"
         direction = None if flags.has("original-sendrecv") else (media.direction or default_direction)
+        if media.zero_address and direction in ("sendrecv", "recvonly"):
+            # rtpengine 10.5: a zero address does not receive
+            # (sendrecv -> sendonly, recvonly -> inactive)
+            direction = "sendonly" if direction == "sendrecv" else "inactive"
         return MediaPlan(
             port=port,
             address=flags.media_address or r_side.advertised,
@@ -429,6 +455,8 @@ class Registry:
         """Whether the SDP going out carries a=rtcp-mux (sdp.md §1.8, cases M1–M8)."""
         if offer:
             opts = s_side.rtcp_mux_flags
+            if r_side.rtcp_fallback:
+                return True  # only one port there: mux stays required in re-offers (measured)
             if media.rtcp_mux:
                 return "demux" not in opts
             return bool(opts & {"offer", "require"})
@@ -536,11 +564,26 @@ class Registry:
         if to_tag and to_tag not in call.parties:
             return None
         delay = self.delete_delay if delay is None or delay < 0 else delay
+        if delay == 0 and from_tag and to_tag and self._delete_branch(call, from_tag, to_tag):
+            return call
         if delay == 0:
             self._destroy(call, "regular")
         else:
             call.deleted_at = self.wallclock() + delay
         return call
+
+    def _delete_branch(self, call: Call, from_tag: str, to_tag: str) -> bool:
+        """One branch of a forked call: if `from_tag` is paired with other answerers too, only
+        `to_tag`'s ports go; the call and the party record stay (rtpengine 10.5 lists it)."""
+        offerer, branch = call.parties[from_tag], call.parties[to_tag]
+        partners = ([offerer.other] if offerer.other is not None else []) + offerer.former
+        live = [p for p in partners if p is not branch and _has_ports(p)]
+        if branch not in partners or not live:
+            return False
+        for side in branch.medias:
+            self._release(side)
+        self._emit("updated", call)
+        return True
 
     def terminate(self, call_id: str, reason: str = "forced") -> bool:
         call = self.calls.get(call_id)
@@ -584,6 +627,7 @@ class Registry:
                     t.packets += stream.packets
                     t.bytes += stream.bytes
                     t.errors += stream.errors
+                    t.dropped += stream.dropped
                     self._close_stream(stream, side.pool)
                 side.rtp = side.rtcp = None
         if reason is None:
@@ -617,18 +661,20 @@ class Registry:
             return "final-timeout"
         if not call.answered:
             return "offer-timeout" if now - call.last_signal >= offer_timeout else None
-        streams = call.streams()
-        last = max([call.last_signal, *(s.last_packet for s in streams)])
-        one_way = any(
-            m.sdp is not None and m.sdp.direction in ("sendonly", "recvonly", "inactive")
-            or (m.sdp is not None and m.sdp.zero_address)
-            for p in call.all_parties()
-            for m in p.medias
-        )
-        limit = silent if one_way else timeout
-        if now - last >= limit:
-            return "silent-timeout" if one_way else "timeout"
-        return None
+        # rtpengine 10.5: each media has its own limit (silent-timeout where it does not receive:
+        # sendonly, inactive, or a zero address in an answer — the answer resets the offerer's);
+        # the call ends when no media is within its limit, under the last media's reason (so
+        # A sendonly / B recvonly ends as "timeout"). Measured against 10.5 in docs/media.md.
+        reason = "timeout" if now - call.last_signal >= timeout else None
+        for m in (m for p in call.all_parties() for m in p.medias):
+            receives = m.sdp is None or (
+                m.sdp.direction not in ("sendonly", "inactive")
+                and not (m.sdp.zero_address and not m.sdp_was_offer)
+            )
+            limit, reason = (timeout, "timeout") if receives else (silent, "silent-timeout")
+            if now - max([call.last_signal, *(s.last_packet for s in m.streams())]) < limit:
+                return None
+        return reason
 
     def relayed(self) -> tuple[int, int, int]:
         """Packets, bytes and errors received on all streams, live and ended."""
@@ -640,6 +686,10 @@ class Registry:
                 bytes_ += s.bytes
                 errors += s.errors
         return packets, bytes_, errors
+
+
+def _has_ports(party: Party) -> bool:
+    return any(s.local_port for m in party.medias for s in m.streams())
 
 
 def _with_version(plan: SessionPlan, version: int) -> SessionPlan:

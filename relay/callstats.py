@@ -82,13 +82,43 @@ def _media_flags(side: MediaSide, peer: MediaSide | None) -> list[str]:
     return flags
 
 
+def _plus_one(address: tuple[str, int] | None) -> tuple[str, int] | None:
+    return None if address is None else (address[0], address[1] + 1)
+
+
+def fallback_rtcp_stats(rtp: Stream, created: float, muxed: bool) -> dict[str, Any]:
+    """rtpengine's RTCP stream of a media that has only an RTP port (rtcp-mux=require): local
+    port 0, the RTP peers one port up, flagged "fallback RTCP" while the party muxes."""
+    family = _family(rtp)
+    flags = ["RTCP", "fallback RTCP"] if muxed else ["RTCP"]
+    if rtp.sdp_peer is not None:
+        flags.append("filled")
+    return {
+        "local port": 0,
+        "local address": rtp.local_address,
+        "family": family,
+        "endpoint": _endpoint(_plus_one(rtp.peer), family),
+        "advertised endpoint": _endpoint(_plus_one(rtp.sdp_peer), family),
+        "last packet": int(created),
+        "flags": flags,
+        "stats": {"packets": 0, "bytes": 0, "errors": 0},
+    }
+
+
 def media_stats(
     side: MediaSide, codec: str | None, created: float, peer: MediaSide | None = None
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"index": side.index, "type": side.type, "protocol": side.protocol}
     if codec:
         out["codec"] = codec
-    out["streams"] = [stream_stats(s, created) for s in side.streams()]
+    streams = [stream_stats(s, created) for s in side.streams()]
+    if side.rtcp_fallback and side.rtp is not None and side.rtcp is None:
+        # Muxed unless the party's latest SDP declined rtcp-mux (rtpengine 10.5, measured).
+        muxed = side.sdp is None or side.sdp.rtcp_mux
+        if muxed:
+            streams[0]["flags"].insert(1, "RTCP")  # the RTP stream carries the RTCP too
+        streams.append(fallback_rtcp_stats(side.rtp, created, muxed))
+    out["streams"] = streams
     out["flags"] = _media_flags(side, peer)
     return out
 
@@ -107,16 +137,30 @@ def _codec(party: Party, side: MediaSide) -> str | None:
     return mine.codec_names.get(common[0]) or theirs.codec_names.get(common[0])
 
 
-def party_stats(party: Party, created: float) -> dict[str, Any]:
+def _sub(party: Party) -> dict[str, str]:
+    return {"tag": party.tag, "type": "offer/answer"}
+
+
+def _subscribers(party: Party, parties: list[Party]) -> list[Party]:
+    """The parties receiving from `party`: its partner first, then the others in call order."""
+    candidates = [party.other] if party.other is not None else []
+    candidates += [p for p in parties if p is not party.other]
+    return [p for p in candidates if party in p.subscriptions()]
+
+
+def party_stats(
+    party: Party, created: float, subscribers: list[Party] | None = None
+) -> dict[str, Any]:
+    if subscribers is None:
+        subscribers = [party.other] if party.other is not None else []
     out: dict[str, Any] = {"tag": party.tag}
     if party.via_branch:
         out["via-branch"] = party.via_branch
     if party.label:
         out["label"] = party.label
     out["created"] = int(party.created)
-    subs = [{"tag": party.other.tag, "type": "offer/answer"}] if party.other else []
-    out["subscriptions"] = subs
-    out["subscribers"] = list(subs)
+    out["subscriptions"] = [_sub(p) for p in party.subscriptions()]
+    out["subscribers"] = [_sub(p) for p in subscribers]
     others = party.other.medias if party.other is not None else []
     out["medias"] = [
         media_stats(m, _codec(party, m), created, others[i] if i < len(others) else None)
@@ -133,10 +177,14 @@ def call_stats(
     if first is not None and first in parties:
         parties.remove(first)
         parties.insert(0, first)
-    if tags:
-        chosen = [p for p in parties if p.tag in tags]
-        chosen += [p.other for p in chosen if p.other is not None and p.other not in chosen]
-        parties = [p for p in parties if p in chosen]
+    everyone = parties
+    if tags is not None or first is not None:
+        # rtpengine lists the named party (the to-tag's, else the from-tag's) and the parties
+        # it receives from: its partner, then earlier forked answerers.
+        chosen = [first] if first is not None and (not tags or first.tag in tags) else []
+        if chosen:
+            chosen += [p for p in chosen[0].subscriptions() if p not in chosen]
+        parties = chosen
     tag_dict: dict[str, Any] = {}
     untagged = 0
     totals = {"RTP": [0, 0, 0], "RTCP": [0, 0, 0]}
@@ -145,7 +193,7 @@ def call_stats(
         if not key:
             untagged += 1
             key = f"<untagged {untagged}>"
-        tag_dict[key] = party_stats(party, call.created)
+        tag_dict[key] = party_stats(party, call.created, _subscribers(party, everyone))
         for side in party.medias:
             for s in side.streams():
                 t = totals["RTCP" if s.is_rtcp else "RTP"]

@@ -22,6 +22,11 @@ class Listen(NamedTuple):
     host: str
     port: int
 
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The addresses to bind: the host itself, or both wildcards for a bare port."""
+        return (self.host,) if self.host else ("0.0.0.0", "::")
+
 
 class HepTarget(NamedTuple):
     protocol: str  # "udp" | "tcp"

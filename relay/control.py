@@ -68,9 +68,22 @@ class ControlCounters:
         return found
 
 
+_HOSTS: dict[str, str] = {}
+"""Memo of `_host_of` (a proxy sends from a handful of addresses; bounded by clearing)."""
+
+
 def _host_of(source: tuple[Any, ...]) -> str:
     """The source IP as text, with IPv4-mapped IPv6 (dual-stack sockets) shown as IPv4."""
-    host = str(source[0])
+    raw = str(source[0])
+    host = _HOSTS.get(raw)
+    if host is None:
+        if len(_HOSTS) > 1024:
+            _HOSTS.clear()
+        host = _HOSTS[raw] = _normal_host(raw)
+    return host
+
+
+def _normal_host(host: str) -> str:
     try:
         addr = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
@@ -92,6 +105,7 @@ class NgControlServer:
     ) -> None:
         self._dispatch = dispatch
         self._allow = None if allow is None else tuple(allow)
+        self._allowed: dict[str, bool] = {}
         self._clock = clock
         self.cookies = CookieCache(clock())
         self.counters = ControlCounters()
@@ -103,6 +117,15 @@ class NgControlServer:
     def allowed(self, host: str) -> bool:
         if self._allow is None:
             return True
+        known = self._allowed.get(host)
+        if known is None:
+            if len(self._allowed) > 1024:
+                self._allowed.clear()
+            known = self._allowed[host] = self._in_allow_list(host)
+        return known
+
+    def _in_allow_list(self, host: str) -> bool:
+        assert self._allow is not None
         try:
             addr = ipaddress.ip_address(host)
         except ValueError:

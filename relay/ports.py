@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import socket
-from typing import Callable
+from collections.abc import Callable
 
 Opener = Callable[[str, int, int], socket.socket]
 
@@ -20,9 +20,9 @@ class PortsExhausted(Exception):
 
 def bind_udp(address: str, port: int, family: int) -> socket.socket:
     """Open a non-blocking UDP socket bound to (address, port); OSError if taken."""
-    sock = socket.socket(family, socket.SOCK_DGRAM)
+    # Non-blocking from creation: one syscall fewer than socket() + ioctl(FIONBIO).
+    sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
     try:
-        sock.setblocking(False)
         sock.bind((address, port))
     except OSError:
         sock.close()
@@ -69,39 +69,49 @@ class PortPool:
 
     def allocate_pair(self) -> tuple[socket.socket, socket.socket, int]:
         """Bind RTP (even) and RTCP (RTP+1); returns (rtp, rtcp, rtp_port)."""
+        socks, port = self._scan(2)
+        return socks[0], socks[1], port
+
+    def allocate_one(self) -> tuple[socket.socket, int]:
+        """Bind one even port (RTP with RTCP muxed on it, rtcp-mux=require)."""
+        socks, port = self._scan(1)
+        return socks[0], port
+
+    def _scan(self, width: int) -> tuple[list[socket.socket], int]:
+        """rtpengine's scan for `width` (1 or 2) consecutive free ports from an even one."""
         port = self._start()
         wraps = 0
         tried = 0
         span = self.total // 2 + 1
         while tried <= span:
-            if port + 1 > self.port_max:
+            if port + width - 1 > self.port_max:
                 wraps += 1
                 if wraps > 1:
                     break
                 port = self.port_min + (self.port_min & 1)
                 continue
             tried += 1
-            if port not in self.used and port + 1 not in self.used:
-                pair = self._try_bind(port)
-                if pair is not None:
-                    self.used.update((port, port + 1))
+            used = self.used
+            if port not in used and (width == 1 or port + 1 not in used):
+                socks = self._try_bind(port, width)
+                if socks is not None:
+                    self.used.update(range(port, port + width))
                     self._cursor = port + 2
-                    self.last = port + 1
-                    return pair[0], pair[1], port
+                    self.last = port + width - 1
+                    return socks, port
             port += 2
-        raise PortsExhausted(f"no 2 consecutive ports free on {self.address}")
+        raise PortsExhausted(f"no {width} consecutive ports free on {self.address}")
 
-    def _try_bind(self, port: int) -> tuple[socket.socket, socket.socket] | None:
+    def _try_bind(self, port: int, width: int) -> list[socket.socket] | None:
+        socks: list[socket.socket] = []
         try:
-            rtp = self._opener(self.address, port, self.family)
+            for offset in range(width):
+                socks.append(self._opener(self.address, port + offset, self.family))
         except OSError:
+            for sock in socks:
+                sock.close()
             return None
-        try:
-            rtcp = self._opener(self.address, port + 1, self.family)
-        except OSError:
-            rtp.close()
-            return None
-        return rtp, rtcp
+        return socks
 
     def release(self, port: int) -> None:
         """Return one port (call once for RTP and once for RTCP)."""

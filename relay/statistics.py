@@ -7,12 +7,12 @@ same figures feed the Prometheus exposition.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from relay.calls import Registry
 from relay.control import ControlCounters
-from relay.ng.commands import COMMAND_NAMES, SHORT_NAMES
+from relay.ng.commands import COMMAND_NAMES, SHORT_NAMES, Delays
 
 
 def _f6(x: float) -> str:
@@ -87,17 +87,17 @@ def total(registry: Registry, uptime: float, relayed: tuple[int, int, int]) -> d
     }
 
 
-def interval(registry: Registry, delays: Mapping[str, Sequence[float]]) -> dict[str, Any]:
+def interval(registry: Registry, delays: Mapping[str, Delays]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "totalcallsduration": _f6(0.0),
         "minmanagedsessions": 0,
         "maxmanagedsessions": 0,
     }
     for name in COMMAND_NAMES:
-        d = delays.get(name) or [0.0]
-        out[f"min{name}delay"] = _f6(min(d))
-        out[f"max{name}delay"] = _f6(max(d))
-        out[f"avg{name}delay"] = _f6(sum(d) / len(d))
+        d = delays.get(name)
+        out[f"min{name}delay"] = _f6(d.low if d else 0.0)
+        out[f"max{name}delay"] = _f6(d.high if d else 0.0)
+        out[f"avg{name}delay"] = _f6(d.average if d else 0.0)
     for name in COMMAND_NAMES:
         out[f"min{name}requestrate"] = "0"
         out[f"max{name}requestrate"] = "0"
@@ -146,7 +146,7 @@ def interfaces(registry: Registry) -> list[dict[str, Any]]:
 def statistics(
     registry: Registry,
     counters: ControlCounters,
-    delays: Mapping[str, Sequence[float]],
+    delays: Mapping[str, Delays],
     uptime: float,
     relayed: tuple[int, int, int],
     rates: Mapping[str, int] | None = None,

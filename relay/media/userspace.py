@@ -10,14 +10,15 @@ pays one EAGAIN per `GROW_AFTER` + 1 packets instead of every other packet.
 epoll is level triggered, so packets left in the socket are read on the next loop iteration,
 and one busy socket cannot starve the others. Per packet:
 
+0. `tap(stream, packet_bytes, source, wall_time)` first, if the stream has one (recording,
+   HEP): every packet received, even one latching then drops, as rtpengine records; an
+   exception from it is counted in `stream.tap_errors`, and the packet is still forwarded;
 1. latching: the fast path (stream confirmed and the source is its peer) is one comparison,
    inline; anything else goes through `relay.media.latch.decide`/`apply`, which may drop the
    packet (then `dropped` and `errors` + 1, nothing else is counted);
 2. counters on the receiving stream: `packets`, `bytes` (UDP payload), `last_packet` (wall
    clock, seconds), `ssrc` (RTP streams: bytes 8..12 of an RTP v2 packet);
-3. `tap(stream, packet_bytes, source, wall_time)` if the stream has one (recording); an
-   exception from it is counted in `stream.tap_errors`, and the packet is still forwarded;
-4. `sink.sock.sendto(packet, sink.peer)` unless the stream has no sink, the sink has no peer or
+3. `sink.sock.sendto(packet, sink.peer)` unless the stream has no sink, the sink has no peer or
    the sink is `send_blocked`. The packet leaves byte-for-byte unchanged; only the addresses
    change (it leaves from the sink's local port). A failed send counts `sink.send_errors`.
 
@@ -114,6 +115,8 @@ class UserspacePlane:
         self._readers: dict[int, Callable[[], None]] = {}
         self._epoll: select.epoll | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._buf = bytearray(BUFFER_SIZE)
+        self._view = memoryview(self._buf)
         if coalesce > 0:
             self._epoll = select.epoll()
             loop.add_reader(self._epoll.fileno(), self._on_ready)
@@ -190,8 +193,11 @@ class UserspacePlane:
 
     def _reader(self, stream: Stream) -> Callable[[], None]:
         """The per-socket callback; everything it touches per packet is bound to a local."""
-        buf = bytearray(BUFFER_SIZE)
-        view = memoryview(buf)
+        # One receive buffer for the whole plane: every reader runs on the loop thread and is
+        # done with the packet (tap copied it, sendto sent it) before the next recvfrom_into,
+        # so sharing is safe — and a 64 KiB buffer per socket was 256 KiB of RSS per call.
+        buf = self._buf
+        view = self._view
         recv_into = stream.sock.recvfrom_into
         clock = self._clock
         wallclock = self._wallclock
@@ -219,21 +225,23 @@ class UserspacePlane:
                     return
                 if v6:
                     src = src[:2]
+                now = wallclock()
+                if s.tap is not None:
+                    # Before the latching decision, as rtpengine records: packets that
+                    # strict-source or drop-after-latch discard are in the recording too.
+                    try:
+                        s.tap(s, bytes(view[:n]), src, now)
+                    except Exception:  # a recorder bug must not stop the media
+                        s.tap_errors += 1
                 if not (s.confirmed and src == s.peer):
                     looks_rtcp = n >= 12 and 194 <= buf[1] <= 223
                     if not apply_(s, decide_(s, src, clock(), looks_rtcp)):
                         continue
                 s.packets += 1
                 s.bytes += n
-                now = wallclock()
                 s.last_packet = now
                 if n >= 12 and not s.is_rtcp and buf[0] & 0xC0 == 0x80:
                     s.ssrc = ssrc_of(buf, 8)[0]
-                if s.tap is not None:
-                    try:
-                        s.tap(s, bytes(view[:n]), src, now)
-                    except Exception:  # a recorder bug must not stop the media
-                        s.tap_errors += 1
                 sink = s.sink
                 if sink is None or sink.peer is None or sink.send_blocked:
                     continue

@@ -19,6 +19,7 @@ trip through decode and encode. JSON replies are rendered the way json-glib 1.6 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,42 +68,83 @@ def _raw(text: str | bytes) -> bytes:
 
 def bencode_encode(value: Any) -> bytes:
     """Bencode `value` keeping dict order; str is UTF-8 (surrogateescape), bool is an int."""
-    out: list[bytes] = []
+    # Built as text and encoded once: an ASCII string's length is its byte length, so the
+    # common case needs no per-item `encode` (the delete reply has a few hundred items).
+    out: list[str] = []
     _encode_into(value, out)
-    return b"".join(out)
+    return "".join(out).encode("utf-8", "surrogateescape")
 
 
-def _encode_into(value: Any, out: list[bytes]) -> None:
-    # Exact-type checks first: replies are mostly str/int/dict/list, and this runs for every
-    # key and value of every reply (the `delete` statistics reply has a few hundred).
+def _string(value: str | bytes | bytearray) -> str:
+    """`<byte length>:<text>` for any str or bytes (bytes travel as surrogateescape text)."""
+    if not isinstance(value, str):
+        value = bytes(value).decode("utf-8", "surrogateescape")
+    if value.isascii():
+        return f"{len(value)}:{value}"
+    return f"{len(value.encode('utf-8', 'surrogateescape'))}:{value}"
+
+
+_KEYS: dict[Any, str] = {}
+"""Encoded dict keys seen so far (bounded): "local port", "packets", … recur in every reply."""
+
+
+_ATOMS: dict[str | int, str] = {}
+"""Encoded str/int values seen so far (bounded): "IPv4", "RTP", "filled", 0 … recur too."""
+
+
+def _atom(item: str | int) -> str:
+    """Encode one str or int (exact types) and remember short ones."""
+    if type(item) is int:
+        piece = f"i{item}e"
+    else:
+        assert isinstance(item, str)
+        piece = _string(item)
+        if len(item) > 40:
+            return piece
+    if len(_ATOMS) < 2048:
+        _ATOMS[item] = piece
+    return piece
+
+
+def _encode_into(value: Any, out: list[str]) -> None:
+    # Exact-type checks first, scalars inlined in the container loops: replies are mostly
+    # str/int/dict/list, and this runs for every key and value of every reply.
+    append = out.append
     t = type(value)
-    if t is str:
-        raw = value.encode("utf-8", "surrogateescape")
-        out.append(b"%d:%s" % (len(raw), raw))
-    elif t is int:
-        out.append(b"i%de" % value)
-    elif t is dict:
-        out.append(b"d")
+    if t is dict:
+        append("d")
         for key, item in value.items():
-            if type(key) is str:
-                raw = key.encode("utf-8", "surrogateescape")
-                out.append(b"%d:%s" % (len(raw), raw))
+            piece = _KEYS.get(key)
+            if piece is not None:
+                append(piece)
+            elif type(key) is str and key.isascii():
+                piece = f"{len(key)}:{key}"
+                if len(_KEYS) < 512:  # reply keys are a small fixed set (tags are not)
+                    _KEYS[key] = piece
+                append(piece)
             elif isinstance(key, (str, bytes)):
-                _encode_into(key, out)
+                append(_string(key))
             else:
                 raise BencodeError(f"dict key {key!r} is not a string")
-            _encode_into(item, out)
-        out.append(b"e")
+            ti = type(item)
+            if ti is str or ti is int:
+                append(_ATOMS.get(item) or _atom(item))
+            else:
+                _encode_into(item, out)
+        append("e")
     elif t is list or t is tuple:
-        out.append(b"l")
+        append("l")
         for item in value:
-            _encode_into(item, out)
-        out.append(b"e")
+            ti = type(item)
+            if ti is str or ti is int:
+                append(_ATOMS.get(item) or _atom(item))
+            else:
+                _encode_into(item, out)
+        append("e")
     elif isinstance(value, (str, bytes, bytearray)):
-        raw = _raw(bytes(value) if isinstance(value, bytearray) else value)
-        out.append(b"%d:%s" % (len(raw), raw))
+        append(_string(value))
     elif isinstance(value, int):
-        out.append(b"i%de" % value)
+        append(f"i{int(value)}e")  # bool too: i1e / i0e
     elif isinstance(value, dict):
         _encode_into(dict(value), out)
     elif isinstance(value, (list, tuple)):
@@ -118,10 +160,91 @@ _END = object()  # the `e` that closes a list or dict
 
 def bencode_decode(data: bytes) -> Any:
     """Decode the first bencode value of `data`; whatever follows it is ignored."""
+    if data[:1] == b"d" and data.isascii():
+        fast = _decode_ascii_dict(data.decode("ascii"))
+        if fast is not None:
+            return fast
     value, _ = _decode(data, 0, 0)
     if value is _END:
         raise BencodeError("unexpected 'e' at offset 0")
     return value
+
+
+_PLAIN_INT = re.compile(r"0|-?[1-9][0-9]{0,17}")
+
+
+def _decode_ascii_dict(text: str) -> dict[str, Any] | None:
+    """The hot path for well-formed ASCII requests (every Kamailio request): one loop, no
+    recursion, str slicing instead of per-string decoding. Returns None on anything unusual
+    (non-canonical or huge integers, a dict or list cut off by the end of the input, a key
+    without a value, any error); `_decode` then gives the lenient result or the error.
+    Not bencode.py on this path either: it is strict where rtpengine is lenient (see the module
+    docstring), and being pure Python itself it is slower than this single loop.
+    """
+    n = len(text)
+    find = text.find
+    root: dict[str, Any] = {}
+    cur: Any = root
+    is_dict = True
+    key: str | None = None
+    stack: list[tuple[Any, bool, str | None]] = []
+    pos = 1
+    value: Any
+    while pos < n:
+        c = text[pos]
+        if "1" <= c <= "9":  # strings first: most tokens are
+            colon = find(":", pos)
+            digits = text[pos:colon]
+            if colon < 0 or not digits.isdigit():
+                return None
+            end = colon + 1 + int(digits)
+            if end > n:
+                return None
+            value = text[colon + 1 : end]
+            pos = end
+        elif c == "e":
+            if key is not None:
+                return None
+            if not stack:
+                return root
+            cur, is_dict, key = stack.pop()
+            pos += 1
+            continue
+        elif c == "0":
+            if text[pos + 1 : pos + 2] != ":":
+                return None
+            value = ""
+            pos += 2
+        elif is_dict and key is None:
+            return None  # a key that is not a string
+        elif c == "i":
+            end = find("e", pos)
+            if end < 0 or not _PLAIN_INT.fullmatch(text, pos + 1, end):
+                return None
+            value = int(text[pos + 1 : end])
+            pos = end + 1
+        elif c == "d" or c == "l":
+            if len(stack) >= _MAX_DEPTH:
+                return None
+            value = {} if c == "d" else []
+            if is_dict:
+                cur.setdefault(key, value)
+            else:
+                cur.append(value)
+            stack.append((cur, is_dict, None))
+            cur, is_dict, key = value, c == "d", None
+            pos += 1
+            continue
+        else:
+            return None
+        if not is_dict:
+            cur.append(value)
+        elif key is None:
+            key = value
+        else:
+            cur.setdefault(key, value)  # rtpengine's lookup finds the first of repeated keys
+            key = None
+    return None
 
 
 def _decode(data: bytes, pos: int, depth: int) -> tuple[Any, int]:

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from relay.callmodel import Party
-from relay.callstats import call_stats
 from relay.calls import CallError, Registry
+from relay.callstats import call_stats
 from relay.ng.errors import NgError
 from relay.ng.flags import NgFlags, parse_flags
 from relay.sdp_view import SdpUnsupported, prepare
@@ -21,6 +21,10 @@ from relay.sdp_view import SdpUnsupported, prepare
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any], tuple[str, int]], dict[str, Any]]
+Observer = Callable[[str, dict[str, Any], dict[str, Any], tuple[str, int], float], None]
+"""Called after every command with (command, request, reply, source, wall-clock time received);
+an error is passed as the reply rtpengine sends (`result: error`, `error-reason`). Observers
+(HEP ng trace, metrics) must not raise; an exception is logged and ignored."""
 
 # Names in rtpengine's order (statistics lists per-command figures in this order).
 COMMAND_NAMES = (
@@ -29,6 +33,8 @@ COMMAND_NAMES = (
     "unblock media", "play media", "stop media", "play DTMF", "statistics", "silence media",
     "unsilence media", "publish", "subscribe request", "subscribe answer", "unsubscribe",
 )
+# rtpvault's additions (not rtpengine 10.5 commands); not listed in `statistics`.
+EXTRA_COMMANDS = ("pause recording",)
 # rtpengine's short names in controlstatistics, same order.
 SHORT_NAMES = (
     "ping", "offer", "answer", "delete", "query", "list", "startrec", "stoprec", "startfwd",
@@ -37,6 +43,30 @@ SHORT_NAMES = (
 )
 
 NOT_FOUND = "Call-ID not found or tags didn't match"
+
+
+class Delays:
+    """Handling times of one command, aggregated (a list per command grew without bound)."""
+
+    __slots__ = ("count", "total", "low", "high")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.low = 0.0
+        self.high = 0.0
+
+    def add(self, seconds: float) -> None:
+        if not self.count or seconds < self.low:
+            self.low = seconds
+        if seconds > self.high:
+            self.high = seconds
+        self.count += 1
+        self.total += seconds
+
+    @property
+    def average(self) -> float:
+        return self.total / self.count if self.count else 0.0
 
 
 def _str(body: dict[str, Any], *keys: str) -> str | None:
@@ -85,10 +115,12 @@ class Commands:
             "statistics": self.statistics,
             "start recording": self.start_recording,
             "stop recording": self.stop_recording,
+            "pause recording": self.pause_recording,
         }
         for name in COMMAND_NAMES:
             self.table.setdefault(name, self.unsupported)
-        self.delays: dict[str, list[float]] = {}
+        self.delays: dict[str, Delays] = {name: Delays() for name in self.table}
+        self.observers: list[Observer] = []
 
     def dispatch(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
         command = body.get("command")
@@ -97,11 +129,32 @@ class Commands:
         handler = self.table.get(command)
         if handler is None:
             raise NgError("Unrecognized command")
+        delays = self.delays[command]
         started = time.perf_counter()
+        if not self.observers:
+            try:
+                return handler(body, source)
+            finally:
+                delays.add(time.perf_counter() - started)
+        received = time.time()
         try:
-            return handler(body, source)
+            reply = handler(body, source)
+        except NgError as exc:
+            self._observe(command, body, {"result": "error", "error-reason": exc.reason},
+                          source, received)
+            raise
         finally:
-            self.delays.setdefault(command, []).append(time.perf_counter() - started)
+            delays.add(time.perf_counter() - started)
+        self._observe(command, body, reply, source, received)
+        return reply
+
+    def _observe(self, command: str, body: dict[str, Any], reply: dict[str, Any],
+                 source: tuple[str, int], received: float) -> None:
+        for observer in self.observers:
+            try:
+                observer(command, body, reply, source, received)
+            except Exception:
+                logger.exception("ng observer failed")
 
     # -- commands -----------------------------------------------------------------------------
 
@@ -160,6 +213,10 @@ class Commands:
         except CallError as exc:
             raise NgError(exc.reason) from None
         self._log_flags(flags, call_id)
+        call = reg.calls.get(call_id)
+        if call is not None and call.record and call.recordings:
+            # rtpengine's key order with recording on: recordings, sdp, result (recording.md §5.1)
+            return {"recordings": [call.recordings[-1]], "sdp": out, "result": "ok"}
         return {"sdp": out, "result": "ok"}
 
     @staticmethod
@@ -219,12 +276,18 @@ class Commands:
     def stop_recording(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
         return self._recording(body, False)
 
-    def _recording(self, body: dict[str, Any], on: bool) -> dict[str, Any]:
+    def pause_recording(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        """rtpvault's addition (rtpengine 10.5 answers "Unrecognized command"): the recording
+        stays open but no media is written until `start recording` (PCI-DSS card capture)."""
+        return self._recording(body, True, paused=True)
+
+    def _recording(self, body: dict[str, Any], on: bool, paused: bool = False) -> dict[str, Any]:
         call_id = _call_id(body)
         call = self.registry.calls.get(call_id)
         if call is None:
             raise NgError("Unknown call-id")
         call.record = on
+        call.record_paused = paused and on
         metadata = _str(body, "metadata")
         if metadata is not None:
             call.metadata = metadata

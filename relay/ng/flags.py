@@ -107,9 +107,10 @@ def _word(flags: NgFlags, raw: str) -> None:
         if word.startswith(prefix) and len(word) > len(prefix):
             flags.codec.setdefault(kind, []).append(word[len(prefix) :])
             return
-    if word.startswith("replace-") and len(word) > 8:
-        flags.replace.add(word[8:])
-    elif word.startswith("SDES-") and len(word) > 5:
+    # `replace-origin` and the like as words do nothing in rtpengine 10.5 (measured: o=, the
+    # session c= and the username stay); only the `replace` list replaces. Kamailio's module
+    # turns its `replace-…` flags into that list, so it never sends these words.
+    if word.startswith("SDES-") and len(word) > 5:
         flags.sdes.append(word[5:])
     elif word.startswith("OSRTP-") and len(word) > 6:
         flags.osrtp.append(word[6:])
@@ -174,8 +175,13 @@ def _h_received_from(f: NgFlags, v: Any) -> None:
 
 def _h_record(f: NgFlags, v: Any) -> None:
     s = _str(v)
-    if s is not None:
-        f.record_call = _yes(s)
+    # rtpengine 10.5 takes exactly yes/on and no/off; anything else (YES, maybe) is ignored
+    # (recording.md §5.1)
+    if s in _RECORD_VALUES:
+        f.record_call = _RECORD_VALUES[s]
+
+
+_RECORD_VALUES = {"yes": True, "on": True, "no": False, "off": False}
 
 
 def _h_codec(f: NgFlags, v: Any) -> None:

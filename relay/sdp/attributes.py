@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
 from relay.sdp.text import c_strtol, parse_ip, str_to_i, tokens
+
+_memo = lru_cache(maxsize=1024)
+"""The parsers below are pure and return immutable values, and the same attribute texts
+(`rtpmap:0 PCMU/8000`, `IN IP4 <proxy>`) come in every call: memoised, they cost a lookup."""
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 ICE_ATTRIBUTES = frozenset(
@@ -53,12 +58,14 @@ class Rtpmap:
         return f"{self.encoding}/{self.clock_rate}"
 
 
+@_memo
 def split_attribute(value: str) -> tuple[str, str | None]:
     """`name:value` → (name, value); a flag attribute (no colon) has value None."""
     name, colon, rest = value.partition(":")
     return (name, rest) if colon else (name, None)
 
 
+@_memo
 def parse_connection(value: str) -> tuple[Connection, tuple[int, int]] | None:
     """`IN IP4 <addr>` → the connection and the span from address type to address end."""
     found = tokens(value, 3)
@@ -73,6 +80,7 @@ def parse_connection(value: str) -> tuple[Connection, tuple[int, int]] | None:
     return Connection(family, address), (t0, a1)
 
 
+@_memo
 def parse_rtpmap(value: str | None) -> Rtpmap | None:
     """rtpengine's parse_attribute_rtpmap; None where it fails (the line is then left alone)."""
     found = tokens(value or "", 2)
@@ -97,6 +105,7 @@ def parse_rtpmap(value: str | None) -> Rtpmap | None:
     return Rtpmap(pt % 2**32, encoding, clock % 2**32, channels)
 
 
+@_memo
 def parse_fmtp(value: str | None) -> tuple[int, str] | None:
     """`<pt> <params>` → (pt, params); None without a numeric payload type."""
     found = tokens(value or "", 1)
@@ -109,6 +118,7 @@ def parse_fmtp(value: str | None) -> tuple[int, str] | None:
     return pt, value[rest:]
 
 
+@_memo
 def parse_rtcp_fb(value: str | None) -> tuple[int, str] | None:
     """`<pt> <feedback>` → (pt, feedback); None for `*` and other non-numeric payload types."""
     found = tokens(value or "", 1)
@@ -123,6 +133,7 @@ def parse_rtcp_fb(value: str | None) -> tuple[int, str] | None:
     return pt, feedback
 
 
+@_memo
 def parse_rtcp(value: str | None) -> tuple[int, Connection | None] | None:
     """`<port> [IN IP4 <addr>]` → (port, address); None if invalid (rtpengine strips it anyway)."""
     found = tokens(value or "", 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import MappingProxyType
 
 from relay.sdp.attributes import (
@@ -174,6 +175,7 @@ class _State:
         return None
 
 
+@lru_cache(maxsize=256)  # read while parsing, again per section and again by the rewriter
 def parse_media_line(value: str) -> MediaLine | None:
     """rtpengine's parse_media plus the payload-type check of sdp_streams; None if invalid."""
     found = tokens(value, 3)

@@ -10,8 +10,7 @@ read by strtoul as " 8").
 from __future__ import annotations
 
 import ipaddress
-
-_C_SPACE = " \t\n\v\f\r"
+import re
 
 
 def tokens(value: str, limit: int) -> tuple[list[tuple[int, int]], int] | None:
@@ -49,21 +48,15 @@ def all_tokens(value: str) -> list[tuple[int, int]]:
     return spans
 
 
+_STRTOL = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")
+
+
 def c_strtol(text: str, start: int = 0) -> tuple[int | None, int]:
     """C strtol(…, 10) from `start`: (value, index after the digits); (None, start) if no digits."""
-    pos = start
-    while pos < len(text) and text[pos] in _C_SPACE:
-        pos += 1
-    sign = 1
-    if pos < len(text) and text[pos] in "+-":
-        sign = -1 if text[pos] == "-" else 1
-        pos += 1
-    digits_start = pos
-    while pos < len(text) and "0" <= text[pos] <= "9":
-        pos += 1
-    if pos == digits_start:
+    found = _STRTOL.match(text, start)
+    if found is None:
         return None, start
-    return sign * int(text[digits_start:pos]), pos
+    return int(found.group(1)), found.end()
 
 
 def str_to_i(text: str, default: int) -> int:
@@ -74,8 +67,22 @@ def str_to_i(text: str, default: int) -> int:
     return value
 
 
+_IP_SEEN: dict[tuple[str, str], bool] = {}
+"""Memo of `parse_ip`: the same few addresses appear in every SDP (bounded by clearing)."""
+
+
 def parse_ip(family: str, address: str) -> bool:
     """Whether inet_pton would accept `address` for SDP address type `family` (IP4/IP6)."""
+    key = (family, address)
+    known = _IP_SEEN.get(key)
+    if known is None:
+        if len(_IP_SEEN) > 4096:
+            _IP_SEEN.clear()
+        known = _IP_SEEN[key] = _inet_pton_accepts(family, address)
+    return known
+
+
+def _inet_pton_accepts(family: str, address: str) -> bool:
     try:
         if family == "IP4":
             ipaddress.IPv4Address(address)

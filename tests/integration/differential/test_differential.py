@@ -20,11 +20,8 @@ SCENARIOS = load_scenarios()
 
 # Differences rtpvault still has to close (tracked in issue 4's closing note). They stay visible
 # as xfail instead of hiding in an expectation file; remove an entry once the scenario passes.
-KNOWN_GAPS = {
-    "answer_other_to_tag": "forked answer: rtpengine keeps the first answerer in query",
-    "rtcp_mux_m4_require": "rtcp-mux require: rtpengine shows local port 0 + 'fallback RTCP'",
-    "two_m_lines_answer_rejects_video": "rejected stream details in query",
-}
+KNOWN_GAPS: dict[str, str] = {}
+"""Scenario name → why rtpvault still differs (xfail). Empty: every scenario matches."""
 
 
 @pytest.mark.integration

@@ -172,3 +172,64 @@ def test_real_sockets_closed_on_delete() -> None:
     assert len(socks) == 4 and all(isinstance(s, socket.socket) for s in socks)
     reg.delete("c1", None, None, 0)
     assert all(s.fileno() == -1 for s in socks)
+
+
+def test_rtcp_mux_require_binds_only_the_rtp_port_towards_the_receiver() -> None:
+    from relay.callstats import call_stats
+
+    reg, _ = registry()
+    out = reg.offer("c1", "a", None, session(), flags(**{"rtcp-mux": ["require"]}), render)
+    assert out == "port=43500 rtcp=43500 mux=True"
+    reg.answer("c1", "a", "b", session("192.0.2.20", 50000, rtcp_mux=True), flags(), render)
+    pool = reg.pools["127.0.0.1"]
+    b = reg.calls["c1"].parties["b"].medias[0]
+    assert b.rtcp is None and b.rtcp_fallback and 43501 not in pool.used
+    assert len(pool.used) == 3  # the offerer's side still has its pair
+    streams = call_stats(reg.calls["c1"])["tags"]["b"]["medias"][0]["streams"]
+    assert streams[0]["flags"] == ["RTP", "RTCP", "filled"]
+    assert streams[1]["local port"] == 0
+    assert streams[1]["flags"] == ["RTCP", "fallback RTCP", "filled"]
+    assert streams[1]["endpoint"] == {"family": "IPv4", "address": "192.0.2.20", "port": 50001}
+    reg.delete("c1", None, None, 0)
+    reg.sweep(3600, 3600, 0, 0)
+    assert pool.used == set()
+
+
+def test_answer_rejecting_a_stream_frees_both_sides() -> None:
+    reg, _ = registry()
+    reg.offer("c1", "a", None, session(), flags(), render)
+    reg.answer("c1", "a", "b", session("192.0.2.20", 0), flags(), render)
+    call = reg.calls["c1"]
+    for tag in ("a", "b"):
+        assert all(s.local_port == 0 for s in call.parties[tag].medias[0].streams())
+    assert reg.pools["127.0.0.1"].used == set()
+
+
+def test_forked_answer_keeps_the_first_answerer_subscribed() -> None:
+    from relay.callstats import call_stats
+
+    reg, _ = registry()
+    reg.offer("c1", "a", None, session(), flags(), render)
+    reg.answer("c1", "a", "b", session("192.0.2.20", 50000), flags(), render)
+    reg.answer("c1", "a", "c", session("192.0.2.30", 50010), flags(), render)
+    tags = call_stats(reg.calls["c1"], {"a"}, reg.calls["c1"].parties["a"])["tags"]
+    assert list(tags) == ["a", "c", "b"]
+    assert [s["tag"] for s in tags["a"]["subscriptions"]] == ["c", "b"]
+    assert [s["tag"] for s in tags["a"]["subscribers"]] == ["c"]
+    assert tags["b"]["subscriptions"] == []
+    assert [s["tag"] for s in tags["b"]["subscribers"]] == ["a"]
+    assert "ICE controlling" in tags["c"]["medias"][0]["flags"]
+
+
+def test_deleting_one_forked_branch_keeps_the_call() -> None:
+    reg, _ = registry()
+    reg.offer("c1", "a", None, session(), flags(), render)
+    reg.answer("c1", "a", "b", session("192.0.2.20", 50000), flags(), render)
+    reg.answer("c1", "a", "c", session("192.0.2.30", 50010), flags(), render)
+    assert reg.delete("c1", "a", "b", 0) is not None
+    call = reg.calls["c1"]
+    assert all(s.local_port == 0 for s in call.parties["b"].medias[0].streams())
+    assert all(s.local_port for s in call.parties["c"].medias[0].streams())
+    assert len(reg.pools["127.0.0.1"].used) == 4  # a's and c's pairs
+    reg.delete("c1", "a", "c", 0)  # c is a's only live partner: the whole call goes
+    assert "c1" not in reg.calls and reg.pools["127.0.0.1"].used == set()

@@ -71,3 +71,13 @@ def test_real_sockets_are_bound_and_nonblocking() -> None:
     finally:
         rtp.close()
         rtcp.close()
+
+
+def test_single_port_for_rtcp_mux_require_leaves_the_next_port_free() -> None:
+    pool = PortPool("127.0.0.1", socket.AF_INET, 43500, 43503, fake_opener(), random.Random(4))
+    sock, port = pool.allocate_one()
+    assert (port, sock.port) == (43500, 43500)  # type: ignore[attr-defined]
+    assert pool.used == {43500} and pool.last == 43500
+    assert pool.allocate_pair()[2] == 43502  # the scan still starts pairs at even ports
+    with pytest.raises(PortsExhausted, match="no 2 consecutive"):
+        pool.allocate_pair()

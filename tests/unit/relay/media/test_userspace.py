@@ -235,7 +235,9 @@ def test_send_errors_are_counted_not_raised(rig: Rig) -> None:
     assert (rig.x.packets, rig.y.send_errors) == (1, 1)
 
 
-def test_tap_sees_each_forwarded_packet_and_not_dropped_ones(rig: Rig) -> None:
+def test_tap_sees_every_received_packet_even_dropped_ones(rig: Rig) -> None:
+    """rtpengine records before forwarding decisions (recording.md §4.2): an injected packet
+    that latching drops is still in the recording, and still not forwarded."""
     seen: list[tuple[Stream, bytes, Address, float]] = []
     rig.x.tap = lambda st, data, src, t: seen.append((st, data, src, t))
     rig.a.sendto(rtp(1), rig.addr(rig.x.sock))
@@ -245,8 +247,10 @@ def test_tap_sees_each_forwarded_packet_and_not_dropped_ones(rig: Rig) -> None:
     rig.recv(rig.b)
     assert seen == [
         (rig.x, rtp(1), rig.addr(rig.a), WALL),
+        (rig.x, rtp(2), rig.addr(rig.c), WALL),
         (rig.x, rtp(3), rig.addr(rig.a), WALL),
     ]
+    assert (rig.x.packets, rig.x.dropped) == (2, 1)
 
 
 def test_a_failing_tap_is_counted_and_the_packet_still_forwarded(rig: Rig) -> None:

@@ -328,3 +328,71 @@ def test_framer_chunking_does_not_change_messages(chunks: list[bytes]) -> None:
         got.extend(framer.feed(chunk))
     whole, rest = split_tcp(stream)
     assert got == whole and framer.pending == rest
+
+
+# --- the ASCII fast path of the decoder must agree with the general (lenient) decoder ---------
+
+
+def _general(data: bytes) -> Any:
+    """The general decoder alone, or the BencodeError text it raises."""
+    from relay.ng.codec import _decode
+
+    try:
+        value, _ = _decode(data, 0, 0)
+    except BencodeError as exc:
+        return ("error", str(exc))
+    return value
+
+
+def _either(data: bytes) -> Any:
+    try:
+        return bencode_decode(data)
+    except BencodeError as exc:
+        return ("error", str(exc))
+
+
+_ng_alphabet = st.sampled_from(list(b"dlie0123456789:-+ ax"))
+
+
+@given(st.lists(_ng_alphabet, max_size=60).map(lambda xs: b"d" + bytes(xs)))
+def test_fast_path_agrees_with_general_decoder_on_arbitrary_bytes(data: bytes) -> None:
+    assert _either(data) == _general(data)
+
+
+@given(_values, st.integers(min_value=0, max_value=60), st.binary(max_size=4))
+def test_fast_path_agrees_on_cut_and_mutated_requests(value: Any, cut: int, junk: bytes) -> None:
+    encoded = bencodepy.encode({"command": "offer", "x": value})
+    for data in (encoded[:cut] + junk, encoded + junk, encoded[: len(encoded) // 2]):
+        if data[:1] == b"d":
+            assert _either(data) == _general(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"d1:ai-0ee", {"a": 0}),  # strtoll accepts what the fast path leaves to it
+        (b"d1:ai 5ee", {"a": 5}),
+        (b"d1:ai99999999999999999999ee", {"a": 2**63 - 1}),
+        (b"d1:a1:b1:a1:ce", {"a": "b"}),  # first of a repeated key
+        (b"d1:ad1:bi1ee1:ad1:bi2eee", {"a": {"b": 1}}),
+        (b"d1:al1:b", {"a": ["b"]}),  # runs into the end: accepted
+        (b"d1:a1:bextra", {"a": "b"}),  # trailing bytes ignored
+    ],
+)
+def test_lenient_cases_through_the_public_decoder(data: bytes, expected: Any) -> None:
+    assert bencode_decode(data) == expected
+
+
+@pytest.mark.parametrize("data", [b"d1:ai05ee", b"d1:ae", b"di1e1:ae", b"d01:ae", b"d1:a4:bce"])
+def test_errors_through_the_public_decoder(data: bytes) -> None:
+    with pytest.raises(BencodeError):
+        bencode_decode(data)
+
+
+@given(st.text(max_size=20), st.binary(max_size=10))
+def test_encoder_lengths_are_byte_lengths(text: str, raw: bytes) -> None:
+    text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    encoded = bencode_encode({text: [raw, text, True, -3]})
+    assert bencodepy.decode(encoded) == {
+        text.encode(): [raw, text.encode(), 1, -3]
+    }

@@ -1,0 +1,35 @@
+"""relay.ng.flags and the per-command delay record of relay.ng.commands."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay.ng.commands import Delays
+from relay.ng.flags import parse_flags
+
+
+def test_replace_list_is_read_with_its_spellings() -> None:
+    flags = parse_flags({"replace": ["origin", "session connection", "SDP-version"]})
+    assert flags.replace == {"origin", "session-connection", "sdp-version"}
+
+
+@pytest.mark.parametrize(
+    "word", ["replace-origin", "replace-session-connection", "replace-username"]
+)
+def test_replace_words_in_flags_do_nothing_like_rtpengine_10_5(word: str) -> None:
+    # Measured (differential scenario kamailio_replace_as_flag_words): rtpengine 10.5 keeps o=,
+    # the session c= and the username when these come as `flags` words.
+    flags = parse_flags({"flags": ["trust-address", word]})
+    assert flags.replace == set()
+    assert flags.has("trust-address")
+    assert flags.unknown == [word]
+
+
+def test_delays_keep_count_sum_min_max_only() -> None:
+    d = Delays()
+    assert (d.count, d.low, d.high, d.average) == (0, 0.0, 0.0, 0.0)
+    for seconds in (0.003, 0.001, 0.002):
+        d.add(seconds)
+    assert d.count == 3
+    assert (d.low, d.high) == (0.001, 0.003)
+    assert d.average == pytest.approx(0.002)
