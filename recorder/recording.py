@@ -1,0 +1,232 @@
+"""One recording's in-memory side: the record buffer the loop appends to, per-stream statistics,
+pause state and the sidecar document. No I/O here (recorder.spool does it in a worker thread).
+
+The buffer is a list of whole records: the loop appends (one atomic `list.append` per packet),
+the worker takes a prefix with `take()` (`del chunks[:n]` is atomic too), so no lock is needed
+and a flush always ends on a record boundary.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from recorder import pcap, pcapng
+from recorder.names import RecordingPaths
+from recorder.rtpstats import RtpStats
+
+__all__ = ["Recording", "RtcpCounter", "Address", "FORMATS"]
+
+Address = tuple[str, int]
+FORMATS = ("raw", "eth", "pcapng")
+
+STATUS_RECORDING = "recording"
+STATUS_COMPLETE = "complete"
+STATUS_INTERRUPTED = "interrupted"
+STATUS_FAILED = "failed"
+
+_SSRC = struct.Struct("!I")
+
+
+class RtcpCounter:
+    """Counters of one RTCP source (sender SSRC of the first packet of each compound)."""
+
+    __slots__ = ("ssrc", "packets", "bytes", "first", "last")
+
+    def __init__(self, ssrc: int | None) -> None:
+        self.ssrc = ssrc
+        self.packets = 0
+        self.bytes = 0
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def update(self, packet: bytes, arrival: float) -> None:
+        self.packets += 1
+        self.bytes += len(packet)
+        if self.first is None:
+            self.first = arrival
+        self.last = arrival
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "ssrc": self.ssrc, "packets": self.packets, "bytes": self.bytes, "lost": 0,
+            "out_of_order": 0, "duplicates": 0, "jitter_ms": 0.0, "max_jitter_ms": 0.0,
+            "loss_pct": 0.0, "mos": None, "first": self.first, "last": self.last,
+            "payload_types": [],
+        }  # fmt: skip
+
+
+def _hostport(addr: Address) -> str:
+    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
+
+
+def _is_rtcp(packet: bytes) -> bool:
+    return len(packet) >= 8 and packet[0] & 0xC0 == 0x80 and 200 <= packet[1] <= 204
+
+
+class Recording:
+    """A recording of one call from start to finish (one rtpengine file pair)."""
+
+    def __init__(
+        self,
+        call_id: str,
+        paths: RecordingPaths,
+        fmt: str,
+        started: float,
+        doc: dict[str, Any],
+    ) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown recording format {fmt!r}")
+        self.call_id = call_id
+        self.paths = paths
+        self.fmt = fmt
+        self.link = "eth" if fmt == "pcapng" else fmt
+        self.started = started
+        self.call_created = started
+        self.chunks: list[bytes] = []
+        self.meta: list[bytes] = []
+        """Bytes for the rtpengine metadata file, appended by the loop, written by the worker."""
+        self.packets = 0
+        self.writing = True
+        """False while paused, after a write error and after finish: the taps drop packets."""
+        self.paused = False
+        self.failed = False
+        self.finished = False
+        # keyed by (stream, kind, source, SSRC); the stream object names its party (`tag`),
+        # which may only be known after the answer
+        self.stats: dict[tuple[Any, str, Address, int | None], RtpStats | RtcpCounter] = {}
+        self.dsts: dict[tuple[Any, str, Address, int | None], Address] = {}
+        self.clock_rates: dict[int, int] = {}
+        self.party_started: dict[str, float] = {}
+        self.doc = doc
+        doc.setdefault("version", 1)
+        doc.setdefault("id", str(uuid.uuid4()))
+        doc.update(
+            call_id=call_id,
+            format="pcapng" if fmt == "pcapng" else "pcap",
+            link=self.link,
+            path=paths.pcap,
+            metadata_path=paths.meta_final,
+            started=started,
+            ended=None,
+            status=STATUS_RECORDING,
+            reason=None,
+            size=None,
+            sha256=None,
+        )
+        doc.setdefault("pauses", [])
+        doc.setdefault("streams", [])
+
+    # -- file contents (bytes only) ----------------------------------------------------------
+    def file_header(self, comment: str) -> bytes:
+        if self.fmt == "pcapng":
+            return pcapng.file_header(comment)
+        return pcap.global_header(self.link)
+
+    def make_tap(self, is_rtcp: bool, dst: Address) -> Callable[[Any, bytes, Address, float], None]:
+        """The function the relay calls per packet received on one stream (ingress only)."""
+        chunks = self.chunks
+        stats = self.stats
+        dsts = self.dsts
+        rates = self.clock_rates
+        kind = "rtcp" if is_rtcp else "rtp"
+        if self.fmt == "pcapng":
+            media = pcapng.media_packet
+
+            def build(now: float, source: Address, packet: bytes) -> bytes:
+                return media(now, source, dst, packet)
+        else:
+            build = pcap.record_builder(self.link, dst)
+        # source, SSRC bytes and counter of the last RTP packet: the common case is one more
+        # packet of the same stream, which then costs no key building or dict lookup
+        last_source: Address | None = None
+        last_ssrc = b""
+        last_counter: Any = None
+
+        def tap(stream: Any, packet: bytes, source: Address, now: float) -> None:
+            nonlocal last_source, last_ssrc, last_counter
+            if not self.writing:
+                return
+            chunks.append(build(now, source, packet))
+            self.packets += 1
+            ssrc_bytes = packet[8:12]
+            if ssrc_bytes == last_ssrc and source == last_source and not 200 <= packet[1] <= 204:
+                last_counter.update(packet, now)
+                return
+            if len(packet) < 8:
+                return
+            rtcp = _is_rtcp(packet)
+            ssrc = (
+                _SSRC.unpack_from(packet, 4 if rtcp else 8)[0]
+                if len(packet) >= 12 or rtcp
+                else None
+            )
+            key = (stream, "rtcp" if rtcp else kind, source, ssrc)
+            counter = stats.get(key)
+            if counter is None:
+                counter = RtcpCounter(ssrc) if rtcp or kind == "rtcp" else RtpStats(rates)
+                stats[key] = counter
+                dsts[key] = dst
+            if not rtcp and kind == "rtp" and len(ssrc_bytes) == 4:
+                last_source, last_ssrc, last_counter = source, ssrc_bytes, counter
+            counter.update(packet, now)
+
+        return tap
+
+    def take(self) -> bytes:
+        """The records appended since the last take (worker thread)."""
+        chunks = self.chunks
+        n = len(chunks)
+        if not n:
+            return b""
+        data = b"".join(chunks[:n])
+        del chunks[:n]
+        return data
+
+    def take_meta(self) -> bytes:
+        meta = self.meta
+        n = len(meta)
+        data = b"".join(meta[:n])
+        del meta[:n]
+        return data
+
+    # -- state --------------------------------------------------------------------------------
+    def pause(self, now: float) -> bool:
+        if self.paused or self.finished:
+            return False
+        self.paused = True
+        self.writing = False
+        self.doc["pauses"].append({"start": now, "end": None})
+        if self.fmt == "pcapng":
+            self.chunks.append(pcapng.note_packet(now, "rtpvault: recording paused"))
+        return True
+
+    def resume(self, now: float) -> bool:
+        if not self.paused or self.finished:
+            return False
+        self.paused = False
+        self.writing = not self.failed
+        if self.doc["pauses"] and self.doc["pauses"][-1]["end"] is None:
+            self.doc["pauses"][-1]["end"] = now
+        if self.fmt == "pcapng":
+            self.chunks.append(pcapng.note_packet(now, "rtpvault: recording resumed"))
+        return True
+
+    def stream_docs(self, codec_of: Callable[[str, int], str | None]) -> list[dict[str, Any]]:
+        """The sidecar's `streams`: one per (party, kind, source, SSRC)."""
+        out = []
+        for key, counter in list(self.stats.items()):
+            stream, kind, src, _ = key
+            tag = getattr(stream, "tag", "")
+            snap = counter.snapshot()
+            dst = self.dsts[key]
+            pts = snap["payload_types"]
+            codec = next((c for c in (codec_of(tag, pt) for pt in pts) if c), None)
+            doc = {"ssrc": snap["ssrc"], "kind": kind, "party": tag,
+                   "src": _hostport(src), "dst": _hostport(dst),
+                   "codec": codec}  # fmt: skip
+            doc.update({k: v for k, v in snap.items() if k != "ssrc"})
+            out.append(doc)
+        return out

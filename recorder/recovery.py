@@ -1,0 +1,217 @@
+"""Crash recovery at start-up: finalise what a killed daemon left open.
+
+* every sidecar with status `recording`: its pcap/pcapng is cut back to the last whole record,
+  hashed, its per-stream statistics are rebuilt from the file, its metadata file gets the
+  trailer and moves from tmp/ to metadata/, and the sidecar says `interrupted`;
+* every rtpengine-style `tmp/rtpengine-meta-*.tmp` without such a sidecar (left by rtpengine,
+  or by rtpvault before its sidecar was written): same, with a sidecar made from the file names.
+
+Blocking file I/O: run it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import struct
+import time
+import uuid
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from recorder import metafile, pcap, pcapng
+from recorder.recording import STATUS_INTERRUPTED, STATUS_RECORDING, RtcpCounter
+from recorder.rtpstats import RtpStats
+from recorder.spool import sha256_file, write_json_atomic
+
+__all__ = ["recover", "streams_from_file"]
+
+logger = logging.getLogger("rtpvault.recorder")
+
+_PREFIX_END = 17  # "-" + 16 hex digits
+
+
+def _frames(data: bytes) -> list[tuple[float, bytes]]:
+    """(time, Ethernet-or-raw frame) of every record of a pcap or pcapng file, media only."""
+    out: list[tuple[float, bytes]] = []
+    if data[:4] == struct.pack("<I", pcapng.SHB):
+        pos = 0
+        while pos + 12 <= len(data):
+            kind, n = struct.unpack_from("<II", data, pos)
+            if n < 12:
+                break
+            if kind == pcapng.EPB and n >= 32:
+                iface, hi, lo, cap = struct.unpack_from("<IIII", data, pos + 8)
+                if iface == pcapng.MEDIA_IF:
+                    out.append((((hi << 32) | lo) / 1e6, b"E" + data[pos + 28 : pos + 28 + cap]))
+            pos += n
+        return out
+    link = struct.unpack_from("<I", data, 20)[0] if len(data) >= 24 else 1
+    pos = pcap.PCAP_HEADER_LEN
+    while pos + 16 <= len(data):
+        sec, usec, incl, _ = struct.unpack_from("<IIII", data, pos)
+        tag = b"E" if link == 1 else b"R"
+        out.append((sec + usec / 1e6, tag + data[pos + 16 : pos + 16 + incl]))
+        pos += 16 + incl
+    return out
+
+
+def _udp(frame: bytes) -> tuple[str, str, bytes] | None:
+    import ipaddress
+
+    body = frame[15:] if frame[:1] == b"E" else frame[1:]
+    if not body:
+        return None
+    if body[0] >> 4 == 4 and len(body) >= 28:
+        src, dst = ipaddress.ip_address(body[12:16]), ipaddress.ip_address(body[16:20])
+        sport, dport = struct.unpack_from("!HH", body, 20)
+        return f"{src}:{sport}", f"{dst}:{dport}", body[28:]
+    if body[0] >> 4 == 6 and len(body) >= 48:
+        src, dst = ipaddress.ip_address(body[8:24]), ipaddress.ip_address(body[24:40])
+        sport, dport = struct.unpack_from("!HH", body, 40)
+        return f"[{src}]:{sport}", f"[{dst}]:{dport}", body[48:]
+    return None
+
+
+def streams_from_file(path: str) -> list[dict[str, Any]]:
+    """Per-stream statistics rebuilt from a recording (the sidecar's `streams`, no party)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    counters: dict[tuple[str, str, str, int | None], RtpStats | RtcpCounter] = {}
+    for when, frame in _frames(data):
+        parsed = _udp(frame)
+        if parsed is None:
+            continue
+        src, dst, payload = parsed
+        rtcp = len(payload) >= 8 and 200 <= payload[1] <= 204
+        if len(payload) < 8 or (not rtcp and len(payload) < 12):
+            continue
+        ssrc = struct.unpack_from("!I", payload, 4 if rtcp else 8)[0]
+        key = (src, dst, "rtcp" if rtcp else "rtp", ssrc)
+        c = counters.get(key)
+        if c is None:
+            c = counters[key] = RtcpCounter(ssrc) if rtcp else RtpStats()
+        c.update(payload, when)
+    out = []
+    for (src, dst, kind, _), c in counters.items():
+        snap = c.snapshot()
+        doc = {"ssrc": snap.pop("ssrc"), "kind": kind, "party": None, "src": src, "dst": dst,
+               "codec": None}  # fmt: skip
+        doc.update(snap)
+        out.append(doc)
+    return out
+
+
+def _trim(path: str) -> int:
+    """Cut `path` to its whole records; returns the bytes removed."""
+    with open(path, "rb") as f:
+        data = f.read()
+    valid = (
+        pcapng.valid_prefix(data)
+        if data[:4] == struct.pack("<I", pcapng.SHB)
+        else (pcap.valid_prefix(data))
+    )
+    if data and valid == 0:
+        valid = len(data)  # not a file we can parse: leave it as it is
+    if valid < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(valid)
+            f.flush()
+            os.fsync(f.fileno())
+    return len(data) - valid
+
+
+def _finish_meta(root: str, prefix: str, started: float, ended: float, metadata: str | None) -> str:
+    tmp = os.path.join(root, "tmp", f"rtpengine-meta-{prefix}.tmp")
+    final = os.path.join(root, "metadata", f"rtpengine-meta-{prefix}.txt")
+    if os.path.exists(tmp):
+        with open(tmp, "ab") as f:
+            f.write(metafile.trailer(0.0, started, ended, metadata))
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, final)
+    return final
+
+
+def _recover_one(root: str, prefix: str, doc: dict[str, Any]) -> dict[str, Any]:
+    path = doc.get("path") or os.path.join(root, "pcaps", f"{prefix}.pcap")
+    removed = 0
+    ended = float(doc.get("started") or time.time())
+    if os.path.exists(path):
+        removed = _trim(path)
+        doc["size"], doc["sha256"] = sha256_file(path)
+        streams = streams_from_file(path)
+        if streams:
+            ended = max(s["last"] or ended for s in streams)
+            parties = {s["dst"]: s["party"] for s in doc.get("streams") or []}
+            for s in streams:
+                s["party"] = parties.get(s["dst"])
+            doc["streams"] = streams
+        reason = f"daemon stopped while recording; recovered at start-up, trimmed {removed} bytes"
+    else:
+        doc["size"] = doc["sha256"] = None
+        reason = "daemon stopped while recording; no media file was found"
+    doc["metadata_path"] = _finish_meta(
+        root, prefix, float(doc.get("started") or ended), ended, doc.get("metadata")
+    )
+    doc["ended"] = ended
+    doc["status"] = STATUS_INTERRUPTED
+    doc["reason"] = reason
+    for p in doc.get("pauses") or []:
+        if p.get("end") is None:
+            p["end"] = ended
+    return doc
+
+
+def recover(root: str, node: str, fmt_link: str) -> list[dict[str, Any]]:
+    """Finalise every unfinished recording under `root`; returns their new sidecars."""
+    done: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for side in sorted(glob.glob(os.path.join(glob.escape(root), "sidecars", "*.json"))):
+        prefix = os.path.basename(side)[: -len(".json")]
+        try:
+            with open(side, encoding="utf-8") as f:
+                doc = json.load(f)
+        except (OSError, ValueError) as exc:
+            logger.error("unreadable sidecar %s: %s", side, exc)
+            continue
+        if doc.get("status") != STATUS_RECORDING:
+            continue
+        seen.add(prefix)
+        try:
+            doc = _recover_one(root, prefix, doc)
+            write_json_atomic(side, json.dumps(doc), fsync=True)
+        except OSError as exc:
+            logger.error("cannot recover %s: %s", side, exc)
+            continue
+        logger.warning("recovered interrupted recording %s (%s)", doc.get("path"), doc["reason"])
+        done.append(doc)
+    for tmp in sorted(glob.glob(os.path.join(glob.escape(root), "tmp", "rtpengine-meta-*.tmp"))):
+        prefix = os.path.basename(tmp)[len("rtpengine-meta-") : -len(".tmp")]
+        if prefix in seen:
+            continue
+        try:
+            with open(tmp, "rb") as f:
+                first = f.readline().decode("utf-8", "replace").strip()
+            started = os.stat(tmp).st_mtime
+            path = first if first.endswith((".pcap", ".pcapng")) else None
+            call_id = unquote_to_bytes(prefix[:-_PREFIX_END]).decode("utf-8", "surrogateescape")
+            doc = {"version": 1, "id": str(uuid.uuid4()), "node": node, "call_id": call_id,
+                   "tags": [], "metadata": None, "meta": {}, "caller": None, "callee": None,
+                   "format": "pcapng" if path and path.endswith(".pcapng") else "pcap",
+                   "link": fmt_link, "path": path, "started": started, "parties": [],
+                   "codecs": [], "sdp": [], "pauses": [], "streams": []}  # fmt: skip
+            doc = _recover_one(root, prefix, doc)
+            if path is None:
+                doc["path"] = None
+            write_json_atomic(
+                os.path.join(root, "sidecars", f"{prefix}.json"), json.dumps(doc), fsync=True
+            )
+        except OSError as exc:
+            logger.error("cannot recover %s: %s", tmp, exc)
+            continue
+        logger.warning("recovered leftover metadata %s", tmp)
+        done.append(doc)
+    return done

@@ -1,0 +1,41 @@
+"""What the daemon expects of the parts it composes (recording, archive, HEP, metrics, ctl).
+
+Each part lives in a module of this package with a function `attach(daemon) -> Component | None`
+(None: not configured, nothing to run). `rtpvault.daemon.COMPONENTS` lists the modules in start
+order; a part may look up an earlier one in `daemon.components` by its module's short name
+(e.g. the archive subscribes to `daemon.components["recording"]`). A part subscribes to what
+the relay publishes:
+
+* `daemon.registry.listeners.append(fn)`: fn(event, call) with event "created", "updated" or
+  "closed:<reason>" (relay.calls);
+* `daemon.commands.observers.append(fn)`: fn(command, request, reply, source, received) after
+  every ng command (relay.ng.commands.Observer);
+* `daemon.taps.subscribe(stream, name, tap)`: packets of one stream (rtpvault.taps).
+
+`start()` runs on the loop after the ng listeners are up; `close()` runs at shutdown after every
+call has been terminated (so recordings end as `complete`), in start order (producers before the consumers they feed), and must
+flush what it owns. `stats()` feeds /metrics (rtpvault.metrics): a flat dict of numbers, or of
+dicts of numbers for labelled families; the names are documented where each part defines them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class StartupError(Exception):
+    """A part cannot start (e.g. the index schema is out of date): the daemon prints the message
+    on one line and exits with `code` (1; 255 where rtpengine exits 255 for the same fault)
+    before serving anything."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Component(Protocol):
+    async def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def stats(self) -> dict[str, Any]: ...

@@ -1,0 +1,306 @@
+"""Composition of the recorder: relay call events and ng replies in, recordings on disk out.
+
+* `daemon.registry.listeners`: a call with `record` on gets a Recording (file names as
+  rtpengine, the pcap path appended to `call.recordings` at once so the ng reply names it); its
+  streams get a tap (re-scanned on every "updated"); `record_paused` pauses/resumes; `record`
+  off or "closed:*" finishes it.
+* `daemon.commands.observers`: each offer/answer while recording appends rtpengine's SDP block
+  to the metadata file, an SDP packet to a pcapng file, and the SDP to the sidecar.
+* `subscribe(fn)`: fn(sidecar) on the loop thread when a recording starts and when it ends
+  (complete / interrupted / failed, also the ones crash recovery finalises in `start()`).
+* `stats()`: {"recordings": {status: count}, "recorded_bytes", "flush_lag_seconds",
+  "recording_errors"}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from recorder import metafile, pcapng
+from recorder.names import SUBDIRS, RecordingPaths, new_prefix
+from recorder.recording import STATUS_RECORDING, Recording
+from recorder.recovery import recover
+from recorder.sdpinfo import summarise
+from recorder.spool import Spool
+from relay.callmodel import Call
+from rtpvault.component import StartupError
+
+logger = logging.getLogger("rtpvault.recording")
+
+Subscriber = Callable[[dict[str, Any]], None]
+
+
+def _split_meta(metadata: str | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in (metadata or "").split("|"):
+        key, sep, value = item.partition(":")
+        if sep and key:
+            out[key] = value
+    return out
+
+
+def prepare_dirs(root: str) -> None:
+    """rtpengine's start-up (recording.md §2.1): the spool dir (0700, not recursive) and its
+    subdirectories; rtpvault adds sidecars/. Raises StartupError on failure."""
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise StartupError(f'spool file exists, but "{root}" is not a directory.', 255)
+    try:
+        if not os.path.exists(root):
+            os.mkdir(root, 0o700)
+        for sub in SUBDIRS:
+            path = os.path.join(root, sub)
+            if not os.path.isdir(path):
+                os.mkdir(path, 0o777)
+    except OSError as exc:
+        raise StartupError(f"Failed to create spool directory {root}: {exc.strerror}", 255) from None
+
+
+class RecordingComponent:
+    def __init__(self, daemon: Any, root: str, fmt: str) -> None:
+        self.daemon = daemon
+        self.root = root.rstrip("/") or "/"
+        self.fmt = fmt
+        raw = getattr(daemon.settings, "raw", {}) or {}  # recording-node: as the archive names it
+        self.node = raw.get("recording-node") or socket.gethostname()
+        self.loop: asyncio.AbstractEventLoop = daemon.loop
+        self.active: dict[str, Recording] = {}
+        self.tapped: dict[str, dict[Any, Recording]] = {}
+        self.subscribers: list[Subscriber] = []
+        self.status: Counter[str] = Counter()
+        self.status_of: dict[str, str] = {}
+        self._late: list[dict[str, Any]] = []
+        self.closing = False
+        self.spool = Spool(self._emit_threadsafe)
+        daemon.registry.listeners.append(self._on_call)
+        daemon.commands.observers.append(self._on_ng)
+
+    # -- events -------------------------------------------------------------------------------
+    def subscribe(self, fn: Subscriber) -> None:
+        self.subscribers.append(fn)
+
+    def _emit(self, doc: dict[str, Any]) -> None:
+        for fn in self.subscribers:
+            try:
+                fn(doc)
+            except Exception:
+                logger.exception("recording subscriber failed")
+
+    def _count(self, doc: dict[str, Any]) -> None:
+        old = self.status_of.get(doc["id"])
+        if old is not None:
+            self.status[old] -= 1
+        self.status[doc["status"]] += 1
+        if doc["status"] == STATUS_RECORDING:
+            self.status_of[doc["id"]] = doc["status"]
+        else:
+            self.status_of.pop(doc["id"], None)
+
+    def _final(self, doc: dict[str, Any]) -> None:
+        self._count(doc)
+        self._emit(doc)
+
+    def _emit_threadsafe(self, doc: dict[str, Any]) -> None:
+        if self.closing:  # close() delivers these itself once the worker has finished
+            self._late.append(doc)
+            return
+        try:
+            self.loop.call_soon_threadsafe(self._final, doc)
+        except RuntimeError:  # loop already closed
+            self._late.append(doc)
+
+    # -- component ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        link = "eth" if self.fmt == "pcapng" else self.fmt
+        docs = await self.loop.run_in_executor(None, recover, self.root, self.node, link)
+        for doc in docs:
+            self._final(doc)
+
+    def close(self) -> None:
+        """Finish what is still open (the daemon terminated its calls before), wait for the
+        worker, then tell the subscribers on this (the loop's) thread."""
+        self.closing = True
+        for call_id in list(self.active):
+            self._finish(call_id, 0.0)
+        self.spool.close()
+        late, self._late = self._late, []
+        for doc in late:
+            self._final(doc)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "recordings": {k: v for k, v in self.status.items() if v > 0},
+            "recorded_bytes": self.spool.recorded_bytes,
+            "flush_lag_seconds": round(self.spool.flush_lag(), 3),
+            "recording_errors": self.spool.errors,
+        }
+
+    # -- call events --------------------------------------------------------------------------
+    def _on_call(self, event: str, call: Call) -> None:
+        rec = self.active.get(call.call_id)
+        if event.startswith("closed:"):
+            if rec is not None:
+                self._finish(call.call_id, time.time())
+            return
+        if not call.record:
+            if rec is not None:
+                self._finish(call.call_id, 0.0)
+            return
+        if rec is None:
+            rec = self._start(call)
+        now = time.time()
+        if call.record_paused and rec.pause(now) or not call.record_paused and rec.resume(now):
+            self._sidecar(rec)
+        self._rescan(rec, call)
+
+    def _start(self, call: Call) -> Recording:
+        ext = "pcapng" if self.fmt == "pcapng" else "pcap"
+        paths = RecordingPaths(self.root, new_prefix(call.call_id), ext)
+        now = time.time()
+        doc: dict[str, Any] = {"node": self.node, "tags": [], "parties": [], "codecs": [],
+                               "sdp": []}  # fmt: skip
+        rec = Recording(call.call_id, paths, self.fmt, now, doc)
+        rec.call_created = call.created
+        self._update_doc(rec, call)
+        self.active[call.call_id] = rec
+        self.tapped[call.call_id] = {}
+        call.recordings.append(paths.pcap)
+        comment = f"rtpvault recording\ncall-id: {call.call_id}\nmetadata: {call.metadata or ''}"
+        self.spool.submit("open", rec, rec.file_header(comment))
+        self._count(rec.doc)
+        self._sidecar(rec)
+        self._emit(dict(rec.doc))
+        logger.info("recording to %s", paths.pcap, extra={"call_id": call.call_id})
+        return rec
+
+    def _rescan(self, rec: Recording, call: Call) -> None:
+        tapped = self.tapped[call.call_id]
+        current = set(call.streams())
+        taps = self.daemon.taps
+        for stream in list(tapped):
+            if stream not in current:
+                taps.unsubscribe(stream, "recording")
+                del tapped[stream]
+        for stream in current:
+            if stream in tapped:
+                continue
+            tap = rec.make_tap(stream.is_rtcp, (stream.local_address, stream.local_port))
+            taps.subscribe(stream, "recording", tap)
+            tapped[stream] = rec
+
+    def _update_doc(self, rec: Recording, call: Call) -> None:
+        doc = rec.doc
+        meta = _split_meta(call.metadata)
+        doc["metadata"] = call.metadata
+        doc["meta"] = meta
+        tags = [p.tag for p in call.all_parties() if p.tag]
+        doc["tags"] = tags
+        users = {p["tag"]: p.get("user") for p in doc["parties"]}
+        offerer = next((p["tag"] for p in doc["parties"] if p["role"] == "offerer"), None)
+        doc["caller"] = meta.get("from") or meta.get("caller") or users.get(offerer or "")
+        doc["callee"] = meta.get("to") or meta.get("callee")
+
+    def _finish(self, call_id: str, terminated: float) -> None:
+        rec = self.active.pop(call_id, None)
+        tapped = self.tapped.pop(call_id, {})
+        for stream in tapped:
+            self.daemon.taps.unsubscribe(stream, "recording")
+        if rec is None:
+            return
+        now = time.time()
+        rec.writing = False
+        rec.finished = True
+        call = self.daemon.registry.calls.get(call_id)
+        if call is not None:
+            self._update_doc(rec, call)
+            metadata = call.metadata
+        else:
+            metadata = rec.doc.get("metadata")
+        if rec.paused and rec.doc["pauses"] and rec.doc["pauses"][-1]["end"] is None:
+            rec.doc["pauses"][-1]["end"] = now
+        if rec.fmt == "pcapng" and metadata:
+            rec.chunks.append(pcapng.note_packet(now, f"rtpvault: metadata: {metadata}"))
+        codecs = self._codec_table(rec)
+        rec.doc["streams"] = rec.stream_docs(lambda tag, pt: codecs.get((tag, pt)))
+        names = [s["codec"] for s in rec.doc["streams"] if s["codec"]]
+        rec.doc["codecs"] = sorted(set(names)) or rec.doc.get("codecs", [])
+        trailer = metafile.trailer(terminated, rec.call_created, now, metadata)
+        self.spool.submit("finish", rec, (trailer, now))
+
+    @staticmethod
+    def _codec_table(rec: Recording) -> dict[tuple[str, int], str]:
+        table: dict[tuple[str, int], str] = {}
+        for party in rec.doc["parties"]:
+            for m in party["media"]:
+                for c in m["codecs"]:
+                    table.setdefault((party["tag"], c["pt"]), c["name"])
+        return table
+
+    def _sidecar(self, rec: Recording) -> None:
+        self.spool.submit("sidecar", rec, json.dumps(rec.doc))
+
+    # -- ng replies ---------------------------------------------------------------------------
+    def _on_ng(
+        self,
+        command: str,
+        request: dict[str, Any],
+        reply: dict[str, Any],
+        source: tuple[str, int],
+        received: float,
+    ) -> None:
+        if command not in ("offer", "answer") or reply.get("result") != "ok":
+            return
+        call_id = request.get("call-id")
+        rec = self.active.get(call_id) if isinstance(call_id, str) else None
+        sdp_out = reply.get("sdp")
+        if rec is None or not isinstance(sdp_out, str):
+            return
+        call = self.daemon.registry.calls.get(call_id)
+        if call is None:
+            return
+        tag_key = "from-tag" if command == "offer" else "to-tag"
+        tag = request.get(tag_key) or request.get(tag_key.replace("-", " ")) or ""
+        party = call.parties.get(tag)
+        label = party.label if party is not None else None
+        started = rec.party_started.get(tag, party.created if party is not None else received)
+        rec.meta.append(metafile.sdp_block(label, started, command, rec.packets, sdp_out))
+        now = time.time()
+        rec.party_started[tag] = now
+        sdp_in = request.get("sdp") if isinstance(request.get("sdp"), str) else ""
+        if rec.fmt == "pcapng":
+            rec.chunks.append(pcapng.sdp_packet(received, sdp_out, f"{command} from tag {tag}"))
+        summary = summarise(sdp_in or "")
+        parties = rec.doc["parties"]
+        entry = next((p for p in parties if p["tag"] == tag), None)
+        if entry is None:
+            entry = {"tag": tag, "label": label,
+                     "role": "offerer" if command == "offer" else "answerer"}  # fmt: skip
+            parties.append(entry)
+        entry["label"] = label
+        entry["user"] = summary["user"]
+        entry["media"] = summary["media"]
+        for m in summary["media"]:
+            for c in m["codecs"]:
+                rec.clock_rates.setdefault(c["pt"], c["rate"])
+        rec.doc["codecs"] = sorted({c["name"] for p in parties for m in p["media"]
+                                    for c in m["codecs"]})  # fmt: skip
+        rec.doc["sdp"].append({"direction": command, "party": tag, "in": sdp_in, "out": sdp_out,
+                               "time": received})  # fmt: skip
+        self._update_doc(rec, call)
+        self.spool.submit("flush", rec)
+        self._sidecar(rec)
+
+
+def attach(daemon: Any) -> RecordingComponent | None:
+    settings = daemon.settings
+    if settings.recording_dir is None:
+        return None
+    prepare_dirs(settings.recording_dir)
+    return RecordingComponent(daemon, settings.recording_dir, settings.recording_format)

@@ -1,0 +1,108 @@
+"""recorder.spool (worker-thread writes, disk full) and recorder.recovery (after a crash)."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import dpkt
+
+from recorder import pcap
+from recorder.names import SUBDIRS, RecordingPaths
+from recorder.recovery import recover
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _spool(root: Path) -> None:
+    for sub in SUBDIRS:
+        (root / sub).mkdir(parents=True)
+
+
+def _rtp(i: int) -> bytes:
+    return struct.pack("!BBHII", 0x80, 0, i, 160 * i, 0xAAAA0001) + b"\xff" * 160
+
+
+def test_recover_trims_partial_record(tmp_path: Path) -> None:
+    root = tmp_path / "spool"
+    _spool(root)
+    paths = RecordingPaths(str(root), "c%401-0123456789abcdef")
+    data = pcap.global_header("eth") + b"".join(
+        pcap.record("eth", 1000 + i * 0.02, ("127.0.0.1", 4000), ("127.0.0.1", 30000), _rtp(i))
+        for i in range(10)
+    )
+    Path(paths.pcap).write_bytes(data + data[24:124])  # plus the first 100 bytes of a record
+    Path(paths.meta_tmp).write_text(f"{paths.pcap}\n\n\nSDP mode: offer\n")
+    doc = {"version": 1, "id": "x", "call_id": "c@1", "status": "recording", "path": paths.pcap,
+           "metadata": "case:1", "started": 999.0, "streams": [], "pauses": [
+               {"start": 1000.05, "end": None}]}  # fmt: skip
+    Path(paths.sidecar).write_text(json.dumps(doc))
+    # an rtpengine leftover (no sidecar), as rtpengine 10.5 leaves it after kill -9
+    other = RecordingPaths(str(root), "other%20id-fedcba9876543210")
+    Path(other.pcap).write_bytes(data[:1000])
+    Path(other.meta_tmp).write_text(f"{other.pcap}\n\n")
+
+    done = recover(str(root), "node-1", "eth")
+
+    assert sorted(d["call_id"] for d in done) == ["c@1", "other id"]
+    assert Path(paths.pcap).read_bytes() == data
+    with open(paths.pcap, "rb") as f:
+        assert len(list(dpkt.pcap.Reader(f))) == 10
+    side = json.loads(Path(paths.sidecar).read_text())
+    assert side["status"] == "interrupted" and "trimmed 100 bytes" in side["reason"]
+    assert side["size"] == len(data) and len(side["sha256"]) == 64
+    assert side["streams"][0]["packets"] == 10 and side["streams"][0]["lost"] == 0
+    assert side["ended"] == side["streams"][0]["last"] and side["pauses"][0]["end"] == side["ended"]
+    assert not os.path.exists(paths.meta_tmp)
+    text = Path(paths.meta_final).read_text()
+    assert "Timestamp terminated ms(first monologue): 0.000" in text and text.endswith(
+        "\n\n\ncase:1\n"
+    )
+    leftover = json.loads(Path(other.sidecar).read_text())
+    assert leftover["status"] == "interrupted" and leftover["node"] == "node-1"
+    assert pcap.valid_prefix(Path(other.pcap).read_bytes()) == leftover["size"]
+    assert recover(str(root), "node-1", "eth") == []  # nothing left to do
+
+
+def test_disk_full_marks_failed_and_keeps_whole_records(tmp_path: Path) -> None:
+    """A real EFBIG from RLIMIT_FSIZE (in a child process) stands for a full disk."""
+    root = tmp_path / "spool"
+    _spool(root)
+    script = textwrap.dedent(f"""
+        import json, resource, struct, sys, time
+        sys.path.insert(0, {str(REPO)!r})
+        from recorder.names import RecordingPaths
+        from recorder.recording import Recording
+        from recorder.spool import Spool
+        resource.setrlimit(resource.RLIMIT_FSIZE, (5000, 5000))
+        ended = []
+        spool = Spool(ended.append, interval=0.05)
+        rec = Recording("full@1", RecordingPaths({str(root)!r}, "full%401-0000000000000000"),
+                        "eth", 1000.0, {{}})
+        spool.submit("open", rec, rec.file_header(""))
+        tap = rec.make_tap(False, ("127.0.0.1", 30000))
+        for i in range(60):
+            tap(None, struct.pack("!BBHII", 0x80, 0, i, 160 * i, 7) + b"x" * 160,
+                ("127.0.0.1", 4000), 1000 + i * 0.02)
+            if i % 10 == 9:
+                spool.submit("flush", rec)
+        rec.finished = True
+        spool.submit("finish", rec, (b"", 1002.0))
+        spool.close()
+        print(json.dumps({{"ended": ended, "errors": spool.errors, "writing": rec.writing}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["errors"] == 1 and result["writing"] is False
+    [doc] = result["ended"]
+    assert doc["status"] == "failed" and "File too large" in doc["reason"]
+    data = Path(doc["path"]).read_bytes()
+    assert 0 < len(data) <= 5000 and pcap.valid_prefix(data) == len(data)
+    assert doc["size"] == len(data)
+    assert "recording failed" in out.stderr and out.stderr.count("recording failed") == 1
