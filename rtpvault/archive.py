@@ -1,0 +1,241 @@
+"""The daemon's archive part: recordings → index rows, finished recordings → S3 upload queue.
+
+Subscribes to the recording part (rtpvault.recording) which hands over each recording's sidecar
+document (docs/recording-sidecar.md) on the loop thread when it starts and when it ends
+(complete / interrupted / failed, recovered ones included). The loop only puts the document on
+a queue; one writer thread upserts rows (storage.ingest) and, for finished recordings with
+`s3-bucket` set, adds the upload row in the same transaction and wakes the uploader threads
+(storage.uploader). If the database is unreachable the writer keeps the documents and retries
+with backoff (the sidecars on disk stay the source of truth: `rtpvault db reindex`).
+
+Index location: `recording-db` unset → SQLite `recordings.db` inside `recording-dir`, created and
+migrated automatically (the embedded default). An explicit `recording-db` must already be at the
+newest schema, or the daemon refuses to start and says to run `rtpvault db upgrade`. A database
+server that does not answer at start-up does not stop the relay: recording goes on (sidecars on
+disk), the error is logged and counted, and the writer checks the schema and writes the waiting
+rows (and the uploader starts) once the server answers.
+
+stats(): upload_queue_depth, upload_oldest_age_seconds, uploads {done, retry, failed},
+uploaded_bytes (with a bucket), db_errors (failed index writes, retried), index_rejected
+(documents the index refused: logged and skipped so one bad document cannot stall the rest),
+index_pending.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import queue
+import socket
+import threading
+import time
+from typing import Any
+
+from rtpvault.component import StartupError
+
+# storage (SQLAlchemy, Alembic, boto3) is imported only when a daemon records: ~35 MB of RSS a
+# relay without recording-dir should not carry.
+
+logger = logging.getLogger("rtpvault.archive")
+
+FINAL = ("complete", "interrupted", "failed")
+_STOP = object()
+
+
+class ArchiveComponent:
+    def __init__(self, index: Any, s3: Any, node: str, *, schema_checked: bool = True) -> None:
+        from storage.uploader import Uploader
+
+        self.index = index
+        self.s3 = s3
+        self.node = node
+        self.uploader = Uploader(index, s3, node) if s3 is not None else None
+        self.db_errors = 0
+        self.rejected = 0
+        # schema_checked=False: the database did not answer at start-up; the writer checks the
+        # schema once it does, and only then writes rows and lets the uploader run
+        self._schema_ok = schema_checked
+        self._started = False
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._writer = threading.Thread(target=self._write_loop, name="index-writer", daemon=True)
+        self._writer.start()
+        self._depth: tuple[int, float] = (0, 0.0)
+        self._depth_at = 0.0
+
+    # -- events from the recorder (loop thread) -------------------------------------------------
+
+    def on_recording(self, doc: dict[str, Any]) -> None:
+        # a deep copy: the recorder goes on changing its nested lists (SDP, parties, pauses) on
+        # this thread while the writer thread reads them (tens of µs for a call's document)
+        self._queue.put(copy.deepcopy(doc))
+
+    # -- writer thread --------------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        backoff = 0.5
+        while True:
+            if not self._schema_ok:  # documents wait in the queue meanwhile
+                if self._check_schema():
+                    backoff = 0.5
+                else:
+                    if self._closing.wait(backoff):
+                        return
+                    backoff = min(backoff * 2, 30.0)
+                    continue
+            doc = self._queue.get()
+            if doc is _STOP:
+                return
+            while True:
+                try:
+                    self._write(doc)
+                    backoff = 0.5
+                    break
+                except Exception as exc:
+                    if not _transient(exc):  # the document itself is bad: retrying cannot help
+                        self.rejected += 1
+                        logger.error(
+                            "recording document %r not indexed (its sidecar stays on disk): %s",
+                            str(doc.get("id"))[:40] if isinstance(doc, dict) else doc,
+                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                        )
+                        break
+                    self.db_errors += 1
+                    logger.error(
+                        "index write for recording %s failed (retrying in %.1f s): %s",
+                        doc.get("id"),
+                        backoff,
+                        str(exc).splitlines()[0],
+                    )
+                    if self._closing.wait(backoff):
+                        return
+                    backoff = min(backoff * 2, 30.0)
+
+    def _check_schema(self) -> bool:
+        from storage.db import check_schema
+
+        try:
+            check_schema(self.index.engine, self.index.url)
+        except Exception as exc:
+            self.db_errors += 1
+            logger.error(
+                "recording-db not usable yet, %d document(s) waiting: %s",
+                self._queue.qsize(),
+                str(exc).splitlines()[0],
+            )
+            return False
+        logger.info("recording-db answers with the current schema: indexing resumes")
+        with self._lock:
+            self._schema_ok = True
+            if self._started and self.uploader is not None:
+                self.uploader.start()
+        return True
+
+    def _write(self, doc: dict[str, Any]) -> None:
+        from storage.ingest import upsert_sidecar
+        from storage.uploader import enqueue
+
+        queued = False
+        with self.index.session() as s:
+            rec = upsert_sidecar(s, doc, node=self.node)
+            # recorded here, so this node's uploader owns it (recording-node, else the hostname)
+            rec.node = self.node
+            if self.s3 is not None and rec.status in FINAL and rec.status != "failed":
+                queued = enqueue(s, rec, self.s3, time.time()) is not None
+            elif self.s3 is None:
+                rec.archive_state = "local"
+        if queued and self.uploader is not None:
+            self.uploader.wake()
+
+    # -- component ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        with self._lock:
+            self._started = True
+            if self._schema_ok and self.uploader is not None:
+                self.uploader.start()
+
+    def close(self) -> None:
+        self._closing.set()
+        self._queue.put(_STOP)
+        self._writer.join(15)
+        if self.uploader is not None:
+            self.uploader.stop()
+        self.index.close()
+
+    def stats(self) -> dict[str, Any]:
+        now = time.monotonic()
+        if self.uploader is not None and now - self._depth_at > 1.0:
+            try:  # at most one COUNT per second, whatever the scrape rate
+                self._depth = self.uploader.depth()
+            except Exception:
+                self.db_errors += 1
+            self._depth_at = now
+        uploads = dict(self.uploader.results) if self.uploader is not None else {}
+        return {
+            "upload_queue_depth": self._depth[0],
+            "upload_oldest_age_seconds": self._depth[1],
+            "uploads": uploads,
+            "db_errors": self.db_errors,
+            "index_rejected": self.rejected,
+            **({"uploaded_bytes": self.uploader.uploaded_bytes} if self.uploader else {}),
+            "index_pending": self._queue.qsize(),
+        }
+
+
+def _transient(exc: BaseException) -> bool:
+    """Database unreachable, restarting, locked, or timed out: worth another try. A bad
+    document (missing id, wrong types, a value the schema refuses) is not."""
+    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    return isinstance(
+        exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, OSError)
+    )
+
+
+def attach(daemon: Any) -> ArchiveComponent | None:
+    s = daemon.settings
+    if s.recording_dir is None and not s.recording_db:
+        return None
+    from storage.db import Index, SchemaError, default_url, make_engine, open_index
+    from storage.uploader import S3Settings
+
+    # relay.config fills recording_db with the embedded default; only a configured one is explicit
+    explicit = bool((getattr(s, "raw", {}) or {}).get("recording-db"))
+    url = s.recording_db if explicit else default_url(s.recording_dir)
+    checked = True
+    try:
+        index = open_index(url, create=not explicit)
+    except SchemaError as exc:
+        if not exc.unreachable:  # out of date, not ours, unusable: the operator must act
+            raise StartupError(str(exc)) from None
+        # the server does not answer: relay and record anyway (sidecars on disk), index later
+        logger.error("%s: starting without the index; rows are written once it answers", exc)
+        index, checked = Index(url, make_engine(url)), False
+    raw = getattr(s, "raw", {}) or {}
+    node = raw.get("recording-node") or socket.gethostname()
+    s3 = S3Settings.from_settings(s)
+    if s3 is not None:
+        from storage.s3keys import TemplateError, check_template
+
+        try:
+            check_template(s3.prefix)
+        except TemplateError as exc:
+            index.close()
+            raise StartupError(f"s3-prefix {s3.prefix!r}: {exc}") from None
+    component = ArchiveComponent(index, s3, node, schema_checked=checked)
+    recording = daemon.components.get("recording")
+    if recording is not None:
+        recording.subscribe(component.on_recording)
+    if s3 is not None:
+        logger.info("archiving recordings to s3://%s/%s", s3.bucket, s3.prefix)
+        if s3.lock_mode in ("GOVERNANCE", "COMPLIANCE") and s3.lock_days <= 0:
+            logger.warning(
+                "s3-object-lock-mode %s has no effect without s3-object-lock-days > 0 "
+                "(the bucket's default retention, if any, still applies)",
+                s3.lock_mode,
+            )
+    logger.info("recordings index: %s", index.engine.url.render_as_string(hide_password=True))
+    return component

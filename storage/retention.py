@@ -1,0 +1,121 @@
+"""Retention, legal hold and purge rules for recordings (and their S3 objects).
+
+* A held recording (`legal_hold`) is never purged, whatever its age; `hold` also sets the S3
+  legal hold on its archived object version when the bucket uses Object Lock (so not even a
+  bucket administrator with GOVERNANCE bypass can delete it), and `release` clears it.
+* `purge_query(cutoff, now)` selects what may go: started before `cutoff`, not held, not still
+  recording, no S3 retention date in the future, and no upload in flight.
+* `purge_one` deletes the object version first, then the local files (pcap, metadata, sidecar),
+  then the index row; it stops at the first failure and leaves the row, so nothing is lost
+  from the index while a copy still exists.
+
+The S3 calls go through a small `ObjectStore` protocol (boto3's client satisfies it).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import Session
+
+from storage.models import Recording
+
+__all__ = ["ObjectStore", "PurgeResult", "purge_query", "purge_one", "set_hold"]
+
+
+class ObjectStore(Protocol):
+    def put_object_legal_hold(self, **kwargs: Any) -> Any: ...
+    def delete_object(self, **kwargs: Any) -> Any: ...
+
+
+def purge_query(cutoff: float, now: float) -> Select[Recording]:
+    """Recordings older than `cutoff` that retention allows to delete, oldest first."""
+    r = Recording
+    return (
+        select(r)
+        .where(
+            r.started < cutoff,
+            r.legal_hold == False,  # noqa: E712 - SQL comparison
+            r.status != "recording",
+            or_(r.retain_until.is_(None), r.retain_until <= now),
+            r.archive_state.not_in(("pending", "uploading")),
+        )
+        .order_by(r.started)
+    )
+
+
+def _version(rec: Recording) -> dict[str, str]:
+    return {"VersionId": rec.object_version} if rec.object_version else {}
+
+
+def set_hold(
+    session: Session, rec: Recording, on: bool, reason: str | None, *,
+    store: ObjectStore | None, bucket: str | None, object_lock: bool,
+) -> bool:  # fmt: skip
+    """Set or clear the hold on the row, and on the S3 object when Object Lock is on.
+
+    Returns True when the S3 legal hold was changed too. The S3 call comes first: if it fails
+    the row is not changed, so the index never claims a hold S3 does not enforce."""
+    s3_done = False
+    if object_lock and store is not None and bucket and rec.object_key and (
+            rec.archive_state == "archived"):  # fmt: skip
+        store.put_object_legal_hold(
+            Bucket=bucket, Key=rec.object_key, LegalHold={"Status": "ON" if on else "OFF"},
+            **_version(rec),
+        )  # fmt: skip
+        s3_done = True
+    rec.legal_hold = on
+    rec.hold_reason = reason if on else None
+    session.flush()
+    return s3_done
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    """What purging one recording removed, or why it stopped."""
+
+    id: str
+    call_id: str
+    started: float
+    removed: tuple[str, ...]
+    error: str | None = None
+
+
+def _files(rec: Recording) -> list[str]:
+    return [p for p in (rec.path, rec.metadata_path, rec.sidecar_path) if p]
+
+
+def purge_one(
+    session: Session, rec: Recording, *, store: ObjectStore | None, bucket: str | None,
+) -> PurgeResult:  # fmt: skip
+    """Delete one recording everywhere (object version, local files, row); see module doc."""
+    removed: list[str] = []
+
+    def result(error: str | None = None) -> PurgeResult:
+        return PurgeResult(rec.id, rec.call_id, rec.started, tuple(removed), error)
+
+    if rec.object_key and rec.archive_state == "archived":
+        if store is None or not bucket:
+            return result("archived in S3 but no bucket configured: kept")
+        try:
+            store.delete_object(Bucket=bucket, Key=rec.object_key, **_version(rec))
+        except Exception as exc:  # noqa: BLE001 - reported per recording, the rest go on
+            return result(f"S3 delete failed, kept: {exc}")
+        removed.append(f"s3://{bucket}/{rec.object_key}")
+        rec.object_key = rec.object_version = None  # the row stays true if a file step fails
+        rec.archive_state = "local"
+        session.flush()
+    for path in _files(rec):
+        try:
+            os.unlink(path)
+            removed.append(path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            return result(f"cannot remove {path}: {exc.strerror}; row kept")
+    session.delete(rec)
+    session.flush()
+    return result()

@@ -1,0 +1,1 @@
+from tests.support.db import index, index_url  # noqa: F401  (fixtures)
