@@ -1,0 +1,77 @@
+"""`listen-cli`: rtpengine-ctl's TCP protocol. A client connects, sends one command line (the
+newline is optional: end of input also ends it), gets plain text back and the connection closes
+(spec/metrics.md §3.1). The real `rtpengine-ctl -ip ADDR -port PORT ...` and `rtpvault ctl ...`
+both work against it. The commands are rtpvault.ctlcommands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from relay.config_values import Listen
+from rtpvault.ctlcommands import run
+from rtpvault.ctlstate import shared
+
+__all__ = ["CtlServer", "attach"]
+
+logger = logging.getLogger("rtpvault.ctl")
+
+MAX_LINE = 4096
+READ_TIMEOUT = 10.0
+"""A client that sends no complete line in this time is dropped (it holds no loop time)."""
+
+
+class CtlServer:
+    def __init__(self, daemon: Any, listen: Listen) -> None:
+        self.daemon = daemon
+        self.listen = listen
+        self.state = shared(daemon)
+        self._servers: list[asyncio.Server] = []
+        self.commands = 0
+
+    async def start(self) -> None:
+        for host in self.listen.hosts:
+            server = await asyncio.start_server(self._client, host, self.listen.port,
+                                                limit=MAX_LINE)  # fmt: skip
+            self._servers.append(server)
+            logger.info("CLI listening on %s:%d", host, self.listen.port)
+        self.state.start()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            try:
+                data = await asyncio.wait_for(reader.readline(), timeout=READ_TIMEOUT)
+            except (TimeoutError, ValueError, ConnectionError):  # slow, too long, or gone
+                return
+            line = data.decode("utf-8", "replace").strip()
+            self.commands += 1
+            logger.info("CLI command '%s' from %s", line, writer.get_extra_info("peername"))
+            try:
+                reply = run(self.daemon, line)
+            except Exception:
+                logger.exception("CLI command %r failed", line)
+                reply = f"Internal error running '{line}'\n"
+            writer.write(reply.encode())
+            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        for server in self._servers:
+            server.close()
+        self._servers.clear()
+        self.state.close()
+
+    def stats(self) -> dict[str, Any]:
+        return {"cli_commands": self.commands}
+
+
+def attach(daemon: Any) -> CtlServer | None:
+    listen = daemon.settings.listen_cli
+    if listen is None:
+        return None
+    return CtlServer(daemon, listen)

@@ -1,0 +1,277 @@
+"""Prometheus collector: rtpengine 10.5's families (spec/metrics.md §1.3) and rtpvault's own (§4).
+
+A prometheus-client custom collector reads the live counters at scrape time (no per-packet work):
+the call registry and its totals, the port pools, the ng control counters, and each composed
+part's `stats()` (recording, archive, homer — see rtpvault.component; a missing part or key
+reads as 0). The collector runs on the event loop thread (the HTTP listener in rtpvault.http is
+an asyncio server), so it reads the loop-owned dicts without locks.
+
+Deliberate differences from rtpengine 10.5's exposition (§1.2 lists its quirks): every family has
+`# HELP`, each family's samples are contiguous (prometheus-client writes them that way), and the
+HELP of `closed_sessions_total` says what it counts. The deployment guide's
+`rtpengine_total_traffic_bytes` is written by hand after the collector's output (`exposition`):
+prometheus-client always appends `_total` to a counter's name, and the guide's dashboards query
+the name without it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from relay.ng.commands import COMMAND_NAMES
+
+__all__ = ["DaemonCollector", "NgObserver", "Walk", "exposition", "make_registry"]
+
+RECORDING_STATUSES = ("complete", "interrupted", "failed")
+"""Final statuses always shown (0 until seen); any other status a recorder reports is added."""
+UPLOAD_RESULTS = ("done", "retry", "failed")
+CLOSE_REASONS = (  # rtpengine's label → registry Totals field
+    ("rejected", "rejected"), ("timeout", "timeout"), ("silent_timeout", "silent_timeout"),
+    ("final_timeout", "final_timeout"), ("offer_timeout", "offer_timeout"),
+    ("terminated", "regular"), ("force_terminated", "forced"),
+)  # fmt: skip
+PORT_LABELS = ["name", "address"]
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, doc, value=value)
+
+
+Values = dict[str, float] | list[tuple[str, float]]
+
+
+def _labelled(kind: type[GaugeMetricFamily] | type[CounterMetricFamily], name: str, doc: str,
+              label: str, values: Values) -> Metric:  # fmt: skip
+    family = kind(name, doc, labels=[label])
+    for key, value in values.items() if isinstance(values, dict) else values:
+        family.add_metric([key], value)
+    return family
+
+
+class NgObserver:
+    """Per (proxy, command) processing seconds and rtpvault's per-(command, result) counts,
+    fed by relay.ng.commands observers (called right after each command's handler)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[tuple[str, str], float] = {}
+        self.results: dict[tuple[str, str], int] = {}
+
+    def __call__(self, command: str, request: dict[str, Any], reply: dict[str, Any],
+                 source: tuple[str, int], received: float) -> None:  # fmt: skip
+        key = (str(source[0]), command)
+        self.seconds[key] = self.seconds.get(key, 0.0) + max(0.0, time.time() - received)
+        rkey = (command, "error" if reply.get("result") == "error" else "ok")
+        self.results[rkey] = self.results.get(rkey, 0) + 1
+
+
+@dataclass(slots=True)
+class Walk:
+    """What one pass over the running calls finds, plus the totals of ended calls: the same
+    sums as Registry.relayed(), gathered once per scrape instead of once per family."""
+
+    calls: int = 0
+    foreign: int = 0
+    receiving: int = 0  # media sections whose RTP stream has received packets
+    packets: int = 0
+    bytes: int = 0
+    errors: int = 0
+    dropped: int = 0
+
+    @classmethod
+    def of(cls, registry: Any) -> Walk:
+        t = registry.totals
+        w = cls(len(registry.calls), 0, 0, t.packets, t.bytes, t.errors, getattr(t, "dropped", 0))
+        for call in registry.calls.values():
+            w.foreign += call.foreign
+            for party in call.all_parties():
+                for media in party.medias:
+                    if media.rtp is not None and media.rtp.packets:
+                        w.receiving += 1
+                    for s in (media.rtp, media.rtcp):
+                        if s is not None:
+                            w.packets += s.packets
+                            w.bytes += s.bytes
+                            w.errors += s.errors
+                            w.dropped += s.dropped
+        return w
+
+
+class DaemonCollector(Collector):
+    def __init__(self, daemon: Any, ng: NgObserver) -> None:
+        self.daemon = daemon
+        self.ng = ng
+        self.walk = Walk()
+        """The last scrape's pass over the calls (exposition reads the traffic bytes from it)."""
+
+    def describe(self) -> list[Metric]:
+        return []  # no up-front description: values are read at collect time
+
+    def collect(self) -> Iterator[Metric]:
+        self.walk = Walk.of(self.daemon.registry)
+        yield from self._sessions()
+        yield from self._traffic()
+        yield from self._requests()
+        yield from self._ports()
+        yield from _rtpvault(self.daemon, self.ng, self.walk)
+
+    def _sessions(self) -> Iterator[Metric]:
+        d, w = self.daemon, self.walk
+        t = d.registry.totals
+        yield _labelled(GaugeMetricFamily, "rtpengine_sessions", "Owned sessions", "type",
+                        {"own": w.calls - w.foreign, "foreign": w.foreign})  # fmt: skip
+        yield _gauge("rtpengine_transcoded_media", "Transcoded media", 0)
+        yield _labelled(GaugeMetricFamily, "rtpengine_mediastreams",
+                        "Media sections that have received packets, by forwarding path", "type",
+                        {"userspace": w.receiving, "kernel": 0, "mixed": 0})  # fmt: skip
+        yield _gauge("rtpengine_uptime_seconds", "Uptime of rtpvault",
+                     time.monotonic() - d.started)  # fmt: skip
+        yield _counter("rtpengine_sessions_total", "Total managed sessions (ended)", t.managed)
+        yield _labelled(CounterMetricFamily, "rtpengine_closed_sessions_total",
+                        "Total closed sessions by reason", "reason",
+                        [(label, getattr(t, field)) for label, field in CLOSE_REASONS])  # fmt: skip
+
+    def _traffic(self) -> Iterator[Metric]:
+        t, w = self.daemon.registry.totals, self.walk
+        packets, bytes_, errors = w.packets, w.bytes, w.errors
+        for name, doc, value in (("rtpengine_packets", "Total relayed packets", packets),
+                                 ("rtpengine_packet_errors", "Total relayed packet errors", errors),
+                                 ("rtpengine_bytes", "Total relayed bytes", bytes_)):  # fmt: skip
+            yield _labelled(CounterMetricFamily, name, doc, "type",
+                            {"userspace": value, "kernel": 0})  # fmt: skip
+        yield _counter("rtpengine_zero_packet_streams",
+                       "Total number of streams with no relayed packets", t.zeroway)  # fmt: skip
+        yield _counter("rtpengine_one_way_sessions", "Total number of 1-way streams", t.oneway)
+        avg = t.call_duration / t.managed if t.managed else 0.0
+        yield _gauge("rtpengine_call_duration_avg", "Average call duration", avg)
+        yield _counter("rtpengine_call_duration", "Total calls duration", t.call_duration)
+        yield _counter("rtpengine_call_duration2", "Total calls duration squared",
+                       t.call_duration2)  # fmt: skip
+        yield _counter("rtpengine_mos", "Sum of all MOS values sampled", 0.0)
+        yield _counter("rtpengine_mos2", "Sum of all MOS square values sampled", 0.0)
+        yield _counter("rtpengine_mos_samples", "Total number of MOS samples", 0)
+
+    def _requests(self) -> Iterator[Metric]:
+        labels = ["proxy", "request"]
+        req = CounterMetricFamily("rtpengine_requests", "ng requests received", labels=labels)
+        secs = CounterMetricFamily("rtpengine_request_seconds", "ng request processing time",
+                                   labels=labels)  # fmt: skip
+        err = CounterMetricFamily("rtpengine_errors", "ng requests answered with an error",
+                                  labels=["proxy"])  # fmt: skip
+        for proxy, pc in self.daemon.control.counters.proxies.items():
+            for name in COMMAND_NAMES:
+                req.add_metric([proxy, name], pc.commands.get(name, 0))
+                secs.add_metric([proxy, name], self.ng.seconds.get((proxy, name), 0.0))
+            err.add_metric([proxy], pc.errors)
+        yield from (req, secs, err)
+
+    def _ports(self) -> Iterator[Metric]:
+        reg = self.daemon.registry
+        used = GaugeMetricFamily("rtpengine_ports_used", "Media ports in use", labels=PORT_LABELS)
+        free = GaugeMetricFamily("rtpengine_ports_free", "Free media ports", labels=PORT_LABELS)
+        size = GaugeMetricFamily("rtpengine_ports", "Media port range size", labels=PORT_LABELS)
+        for itf in reg.interfaces:
+            pool = reg.pools.get(itf.local)
+            if pool is not None:
+                used.add_metric([itf.name, itf.local], len(pool.used))
+                free.add_metric([itf.name, itf.local], pool.free)
+                size.add_metric([itf.name, itf.local], pool.total)
+        yield from (used, free, size)
+
+
+def _rtpvault(daemon: Any, ng: NgObserver, walk: Walk) -> Iterator[Metric]:
+    """rtpvault's own families (spec/metrics.md §4, plus flush lag, uploads by result, HEP
+    drops and DB errors)."""
+    c = CounterMetricFamily("rtpvault_ng_commands", "ng commands handled, by command and result",
+                            labels=["command", "result"])  # fmt: skip
+    for (command, result), n in sorted(ng.results.items()):
+        c.add_metric([command, result], n)
+    if daemon.control.counters.denied:
+        c.add_metric(["*", "rejected"], daemon.control.counters.denied)
+    yield c
+    yield _counter("rtpvault_injected_packets_dropped",
+                   "Media packets dropped: not from the learned/allowed peer",
+                   walk.dropped)  # fmt: skip
+
+    parts = daemon.components
+    rec, arc, hep = (_stats(parts.get(n)) for n in ("recording", "archive", "homer"))
+    by_status = rec.get("recordings") or {}
+    yield _gauge("rtpvault_recordings_active", "Recordings currently being written",
+                 by_status.get("recording", 0))  # fmt: skip
+    others = sorted(k for k in by_status if k not in RECORDING_STATUSES and k != "recording")
+    yield _labelled(CounterMetricFamily, "rtpvault_recordings",
+                    "Recordings finished, by final status", "status",
+                    [(s, by_status.get(s, 0)) for s in (*RECORDING_STATUSES, *others)])  # fmt: skip
+    yield _counter("rtpvault_recording_bytes", "Bytes written to recording files",
+                   rec.get("recorded_bytes", 0))  # fmt: skip
+    yield _labelled(CounterMetricFamily, "rtpvault_recording_errors",
+                    "Recording write/open failures and index failures", "reason",
+                    {"io_error": rec.get("recording_errors", 0),
+                     "db_error": arc.get("db_errors", 0)})  # fmt: skip
+    yield _gauge("rtpvault_recording_flush_lag_seconds",
+                 "Age of the oldest recorded data not yet written to disk",
+                 rec.get("flush_lag_seconds", 0.0))  # fmt: skip
+    yield _gauge("rtpvault_upload_queue_length", "Finished recordings waiting for S3 upload",
+                 arc.get("upload_queue_depth", 0))  # fmt: skip
+    yield _gauge("rtpvault_upload_lag_seconds", "Age of the oldest recording still pending upload",
+                 arc.get("upload_oldest_age_seconds", 0.0))  # fmt: skip
+    uploads = arc.get("uploads") or {}
+    results = (*UPLOAD_RESULTS, *sorted(k for k in uploads if k not in UPLOAD_RESULTS))
+    yield _labelled(CounterMetricFamily, "rtpvault_uploads", "Upload attempts by result",
+                    "result", [(r, uploads.get(r, 0)) for r in results])  # fmt: skip
+    if "uploaded_bytes" in arc:  # only once the archive counts them
+        yield _counter("rtpvault_upload_bytes", "Bytes uploaded to S3", arc["uploaded_bytes"])
+    yield _counter("rtpvault_upload_failures", "Failed upload attempts (each retry counts)",
+                   uploads.get("retry", 0) + uploads.get("failed", 0))  # fmt: skip
+    yield _counter("rtpvault_db_errors", "Index database errors", arc.get("db_errors", 0))
+    sent = hep.get("hep_sent", 0)
+    yield _labelled(CounterMetricFamily, "rtpvault_hep_packets_sent", "HEP packets sent", "type",
+                    {str(k): v for k, v in sorted(sent.items())} if isinstance(sent, dict)
+                    else {"all": sent})  # fmt: skip
+    yield _counter("rtpvault_hep_dropped", "HEP packets dropped (queue full or receiver down)",
+                   hep.get("hep_dropped", 0))  # fmt: skip
+    yield _counter("rtpvault_hep_send_errors", "HEP sends that failed", hep.get("hep_errors", 0))
+    yield _gauge("rtpvault_hep_queue_length", "HEP packets waiting to be sent",
+                 hep.get("hep_queue", 0))  # fmt: skip
+
+
+def _stats(component: Any) -> dict[str, Any]:
+    """A part's stats(); a missing or failing part reads as empty (its families show 0)."""
+    if component is None:
+        return {}
+    try:
+        return dict(component.stats())
+    except Exception:
+        return {}
+
+
+def exposition(registry: CollectorRegistry, collector: DaemonCollector) -> bytes:
+    """The /metrics body: the collector's families, then the deployment guide's
+    `rtpengine_total_traffic_bytes` (a counter without the `_total` suffix, which
+    prometheus-client would add; Prometheus stores the sample under the name as written)."""
+    body = generate_latest(registry)
+    bytes_ = collector.walk.bytes  # from the pass generate_latest just made
+    guide = ("# HELP rtpengine_total_traffic_bytes Total relayed bytes, all forwarding paths "
+             "(the deployment guide's name)\n"
+             "# TYPE rtpengine_total_traffic_bytes counter\n"
+             f"rtpengine_total_traffic_bytes {bytes_}\n")  # fmt: skip
+    return body + guide.encode()
+
+
+def make_registry(daemon: Any) -> tuple[CollectorRegistry, DaemonCollector]:
+    ng = NgObserver()
+    daemon.commands.observers.append(ng)
+    registry = CollectorRegistry(auto_describe=False)
+    collector = DaemonCollector(daemon, ng)
+    registry.register(collector)
+    return registry, collector
