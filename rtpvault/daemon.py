@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import signal
@@ -15,9 +16,14 @@ from relay.config import ConfigError, Settings, load_settings, parse_args
 from relay.control import NgControlServer
 from relay.ng.commands import Commands
 from relay.statistics import statistics
-from rtpvault.logsetup import setup_logging
+from rtpvault.component import Component, StartupError
+from rtpvault.logsetup import setup_logging, subsystem_levels
+from rtpvault.taps import TapHub
 
 logger = logging.getLogger("rtpvault.daemon")
+
+COMPONENTS = ("recording", "archive", "homer", "metrics", "ctl")
+"""Modules of this package composed into the daemon, in start order (see rtpvault.component)."""
 
 
 def _make_plane(loop: asyncio.AbstractEventLoop) -> Any:
@@ -61,6 +67,12 @@ class Daemon:
         allow = list(settings.ng_allow) if settings.ng_allow else None
         self.control = NgControlServer(self.commands.dispatch, allow=allow)
         self.stopping = asyncio.Event()
+        self.taps = TapHub()
+        self.components: dict[str, Component] = {}
+        for name in COMPONENTS:
+            component = importlib.import_module(f"rtpvault.{name}").attach(self)
+            if component is not None:
+                self.components[name] = component
 
     def _statistics(self) -> dict[str, Any]:
         return statistics(
@@ -73,26 +85,27 @@ class Daemon:
 
     async def start(self) -> None:
         s = self.settings
-        for spec, start in ((s.listen_ng, self.control.start_udp),
-                            (s.listen_tcp_ng, self.control.start_tcp)):
+        for spec, start, kind in ((s.listen_ng, self.control.start_udp, "udp"),
+                                  (s.listen_tcp_ng, self.control.start_tcp, "tcp")):
             if spec is None:
                 continue
-            # A bare port (host "") listens on every IPv4 and IPv6 address, as rtpengine does.
-            for host in (spec[0],) if spec[0] else ("0.0.0.0", "::"):
+            for host in spec.hosts:
                 await start(host, spec[1])
-                logger.info("ng listening on %s:%d", host, spec[1])
+                logger.info("ng listening on %s:%d (%s)", host, spec[1], kind)
+        for component in self.components.values():
+            await component.start()
         for itf in s.interfaces:
             logger.info(
                 "interface '%s': bind %s, advertise %s", itf.name, itf.local, itf.advertised
             )
 
     async def run_timers(self) -> None:
-        s = self.settings
         while not self.stopping.is_set():
             try:
                 await asyncio.wait_for(self.stopping.wait(), timeout=1.0)
             except TimeoutError:
                 pass
+            s = self.settings  # re-read: `rtpvault ctl set timeout N` replaces it at run time
             try:
                 self.registry.sweep(s.timeout, s.silent_timeout, s.final_timeout, s.offer_timeout)
             except Exception:
@@ -102,6 +115,13 @@ class Daemon:
         self.control.close()
         for call_id in list(self.registry.calls):
             self.registry.terminate(call_id, "forced")
+        # Start order: producers first (the recorder hands its final events to the archive,
+        # which must still be open to write them), then their consumers.
+        for name, component in self.components.items():
+            try:
+                component.close()
+            except Exception:
+                logger.exception("closing %s failed", name)
         close = getattr(self.plane, "close", None)
         if close is not None:
             close()
@@ -109,7 +129,12 @@ class Daemon:
 
 async def _serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
-    daemon = Daemon(settings, loop)
+    try:
+        daemon = Daemon(settings, loop)
+    except StartupError as exc:
+        logger.critical("%s", exc)
+        print(f"rtpvault: {exc}", file=sys.stderr)
+        return exc.code
     try:
         await daemon.start()
     except OSError as exc:
@@ -137,7 +162,10 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"rtpvault: {exc}", file=sys.stderr)
         return 1
-    setup_logging(settings.log_level, True, settings.log_facility)
+    setup_logging(settings.log_level, settings.log_stderr, settings.log_facility,
+                  rtcp_facility=settings.log_facility_rtcp,
+                  timestamps=not settings.no_log_timestamps,
+                  overrides=subsystem_levels(settings.raw))
     for warning in warnings:
         logger.warning("%s", warning)
     _write_pidfile(settings.pidfile)

@@ -1,7 +1,12 @@
-"""The `rtpvault` command: `run` (the daemon) and, later, the operator and compliance commands."""
+"""The `rtpvault` command: `run` (the daemon), and the operator and compliance commands.
+
+Each further group of subcommands lives in its own module of this package with a function
+`register(cli: click.Group) -> None`; SUBCOMMAND_MODULES lists them.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -33,6 +38,17 @@ def run(options: tuple[str, ...]) -> None:
         click.echo("every config-file key as --KEY=VALUE; see docs/configuration.md.")
         return
     sys.exit(daemon_main(list(options)))
+
+
+SUBCOMMAND_MODULES = ("db", "search", "ctl")
+
+
+def _register_subcommands() -> None:
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(f"rtpvault.cli.{name}").register(cli)
+
+
+_register_subcommands()
 
 
 def main() -> None:

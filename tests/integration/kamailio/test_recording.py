@@ -7,6 +7,7 @@ an unrecorded call leaves nothing.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -14,19 +15,16 @@ from pathlib import Path
 
 import pytest
 
+from recorder.names import escape_call_id
+from tests.integration.recording.conftest import rtp_streams
+
 from .capture import read_udp
 from .rig import SipRig
 from .sipcall import CallSpec
 
 pytestmark = pytest.mark.integration
 
-RECORDING_KINDS = [
-    "rtpengine",
-    pytest.param(
-        "rtpvault",
-        marks=pytest.mark.xfail(strict=False, reason="recording: issue 6"),
-    ),
-]
+RECORDING_KINDS = ["rtpengine", "rtpvault"]
 
 
 def wait_for_files(folder: Path, count: int, must_contain: str = "") -> list[Path]:
@@ -73,7 +71,31 @@ def test_recorded_and_unrecorded_calls(
     assert set(by_port) == relay_ports, by_port
     assert all(n == 20 for n in by_port.values()), by_port
 
+    # tshark sees both directions with the packets sipp sent, as PCMA (sipp's g711a.pcap)
+    streams = rtp_streams(pcaps[0])
+    assert sorted((k[3], v) for k, v in streams.items()) == sorted(
+        (port, ("g711A", 20, 0)) for port in relay_ports
+    ), streams
+    if kind == "rtpvault":
+        [sidecar] = [json.loads(p.read_text()) for p in (spool / "sidecars").glob("*.json")]
+        assert sidecar["status"] == "complete" and sidecar["call_id"] == call_id
+        assert (sidecar["caller"], sidecar["callee"]) == ("alice", "bob")
+        by_flow = {(s["src"], s["dst"]): s for s in sidecar["streams"] if s["kind"] == "rtp"}
+        assert len(by_flow) == len(streams) == 2
+        for (src, sport, dst, dport, ssrc), (_, packets, lost) in streams.items():
+            s = by_flow[(f"{src}:{sport}", f"{dst}:{dport}")]
+            assert (s["ssrc"], s["packets"], s["lost"], s["codec"]) == (ssrc, packets, lost, "PCMA")
+
     plain = rig.call(CallSpec(media=True, media_packets=20))
     assert plain.ok, plain.describe() + rig.logs()
     assert sorted((spool / "pcaps").glob("*.pcap")) == pcaps
     assert len(list((spool / "metadata").glob("*"))) == 1
+
+    # several recorded calls at once: exactly one recording each
+    more = rig.call(CallSpec(calls=3, media=True, media_packets=20, record=True))
+    assert more.ok, more.describe() + rig.logs()
+    wait_for_files(spool / "metadata", 4, "call end time")
+    names = sorted(p.name for p in (spool / "pcaps").glob("*.pcap"))
+    assert len(names) == 4, names
+    for cid in more.call_ids:
+        assert sum(n.startswith(escape_call_id(cid) + "-") for n in names) == 1, (cid, names)
