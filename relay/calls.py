@@ -47,6 +47,7 @@ class LocalInterface(Protocol):
 
 class Plane(Protocol):
     def add(self, stream: Stream) -> None: ...
+    def update(self, stream: Stream) -> None: ...
     def remove(self, stream: Stream) -> None: ...
 
 
@@ -54,6 +55,9 @@ class NullPlane:
     """A forwarding plane that forwards nothing (tests, benchmarks of the control plane)."""
 
     def add(self, stream: Stream) -> None:
+        pass
+
+    def update(self, stream: Stream) -> None:
         pass
 
     def remove(self, stream: Stream) -> None:
@@ -268,6 +272,10 @@ class Registry:
         sender.signalled = True
         plan = self._session_plan(sender, receiver, offered, flags, tuple(plans))
         out = self._render_versioned(sender, offered, flags, plan, render)
+        for party in (sender, receiver):  # peers, holds, flags may have changed
+            for side in party.medias:
+                for stream in side.streams():
+                    self.plane.update(stream)
         self._emit("updated", call)
         return out
 

@@ -264,19 +264,10 @@ def _ports(values: _Values) -> tuple[int, int]:
 
 
 def _table(values: _Values, warnings: list[str]) -> int:
-    table = int(values.get("table"))
-    if table >= 0:
-        if values.get("no-fallback"):
-            raise values.bad(
-                "no-fallback",
-                f"table = {table} asks for kernel forwarding, which rtpvault does not have "
-                "(rtpengine: 'Userspace fallback disallowed - exiting'); set table = -1",
-            )
-        warnings.append(
-            f"config: key 'table' value '{table}': no kernel forwarding module; rtpvault "
-            f"forwards in userspace (write 'table = -1' to silence this)"
-        )
-    return table
+    """rtpengine's kernel table: < 0 userspace only; >= 0 asks for kernel forwarding, which the
+    daemon provides with nftables when it can (relay.media.kernel) and otherwise reports, or
+    refuses to start with `no-fallback`, at start-up."""
+    return int(values.get("table"))
 
 
 def _recording(

@@ -26,14 +26,32 @@ COMPONENTS = ("recording", "archive", "homer", "metrics", "ctl")
 """Modules of this package composed into the daemon, in start order (see rtpvault.component)."""
 
 
-def _make_plane(loop: asyncio.AbstractEventLoop) -> Any:
-    try:
-        from relay.media.userspace import UserspacePlane
-    except ImportError:  # the media plane is optional while it is being built
-        from relay.calls import NullPlane
+def _make_plane(loop: asyncio.AbstractEventLoop, settings: Settings) -> Any:
+    """The userspace plane, wrapped in the nftables kernel plane when `table` >= 0 allows it."""
+    from relay.media.kernel import open_kernel_plane, table_name
+    from relay.media.userspace import UserspacePlane
 
-        return NullPlane()
-    return UserspacePlane(loop)
+    plane, why_not = open_kernel_plane(loop, UserspacePlane(loop), settings.table)
+    if why_not:
+        if settings.no_fallback:
+            # rtpengine: "Fatal error: Userspace fallback disallowed - exiting", exit 255
+            raise StartupError(
+                f"kernel table {settings.table} unavailable ({why_not}); "
+                "Userspace fallback disallowed - exiting",
+                255,
+            )
+        logger.error(
+            "FAILED TO CREATE KERNEL TABLE %d (%s), KERNEL FORWARDING DISABLED",
+            settings.table,
+            why_not,
+        )
+    elif plane is not None and settings.table >= 0:
+        logger.info(
+            "kernel forwarding: nftables table 'ip %s' (table = %d)",
+            table_name(settings.table),
+            settings.table,
+        )
+    return plane
 
 
 def _set_tos() -> Any:
@@ -51,7 +69,7 @@ class Daemon:
         self.settings = settings
         self.loop = loop
         self.started = time.monotonic()
-        self.plane = _make_plane(loop)
+        self.plane = _make_plane(loop, settings)
         self.registry = Registry(
             settings.interfaces,
             settings.port_min,
@@ -67,7 +85,7 @@ class Daemon:
         allow = list(settings.ng_allow) if settings.ng_allow else None
         self.control = NgControlServer(self.commands.dispatch, allow=allow)
         self.stopping = asyncio.Event()
-        self.taps = TapHub()
+        self.taps = TapHub(self.plane.update)
         self.components: dict[str, Component] = {}
         for name in COMPONENTS:
             component = importlib.import_module(f"rtpvault.{name}").attach(self)
@@ -85,8 +103,10 @@ class Daemon:
 
     async def start(self) -> None:
         s = self.settings
-        for spec, start, kind in ((s.listen_ng, self.control.start_udp, "udp"),
-                                  (s.listen_tcp_ng, self.control.start_tcp, "tcp")):
+        for spec, start, kind in (
+            (s.listen_ng, self.control.start_udp, "udp"),
+            (s.listen_tcp_ng, self.control.start_tcp, "tcp"),
+        ):
             if spec is None:
                 continue
             for host in spec.hosts:
@@ -162,10 +182,14 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"rtpvault: {exc}", file=sys.stderr)
         return 1
-    setup_logging(settings.log_level, settings.log_stderr, settings.log_facility,
-                  rtcp_facility=settings.log_facility_rtcp,
-                  timestamps=not settings.no_log_timestamps,
-                  overrides=subsystem_levels(settings.raw))
+    setup_logging(
+        settings.log_level,
+        settings.log_stderr,
+        settings.log_facility,
+        rtcp_facility=settings.log_facility_rtcp,
+        timestamps=not settings.no_log_timestamps,
+        overrides=subsystem_levels(settings.raw),
+    )
     for warning in warnings:
         logger.warning("%s", warning)
     _write_pidfile(settings.pidfile)

@@ -13,14 +13,19 @@ and counts into the same counter.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from relay.media.stream import Address, Stream, Tap
 
 
 class TapHub:
     """Keeps, per stream, the subscribers keyed by name, and sets `stream.tap` to match."""
 
-    def __init__(self) -> None:
+    def __init__(self, changed: Callable[[Stream], None] | None = None) -> None:
         self._subs: dict[Stream, dict[str, Tap]] = {}
+        self._changed = changed
+        """Told after a stream's tap slot changed (the kernel plane must hand the stream back
+        to userspace before the next packet, or may take it again)."""
 
     def subscribe(self, stream: Stream, name: str, tap: Tap) -> None:
         """Add (or replace) subscriber `name` on `stream`."""
@@ -43,8 +48,14 @@ class TapHub:
         """Drop every subscriber of `stream` (the stream is being closed)."""
         self._subs.pop(stream, None)
         stream.tap = None
+        # no notification: the stream is being closed and leaves the plane anyway
 
     def _install(self, stream: Stream) -> None:
+        self._set(stream)
+        if self._changed is not None:
+            self._changed(stream)
+
+    def _set(self, stream: Stream) -> None:
         subs = self._subs.get(stream)
         if not subs:
             stream.tap = None

@@ -89,7 +89,6 @@ def test_guide_snippet_warns_about_each_rtpengine_trap() -> None:
     assert "key 'prometheus' value 'yes': read as true" in text
     assert "key 'homer-protocol' value '17': read as udp" in text
     assert "key 'tos' value '184 # DSCP EF (0xB8) for RTP traffic': trailing comment" in text
-    assert "key 'table' value '0': no kernel forwarding module" in text
     assert "key 'tls-certificate' value '/etc/ssl/certs/rtpengine.pem': file not found" in text
     assert "key 'tls-private-key'" in text
 
@@ -228,12 +227,6 @@ def test_unimplemented_key_warns_when_set() -> None:
         ),
         ("delete-delay = -1\n", "config: key 'delete-delay' value '-1': must not be negative"),
         ("s3-sse = aes\n", "config: key 's3-sse' value 'aes': not one of none, AES256, aws:kms"),
-        (
-            "table = 0\nno-fallback = true\n",
-            "config: key 'no-fallback' value 'true': table = 0 asks "
-            "for kernel forwarding, which rtpvault does not have (rtpengine: 'Userspace fallback "
-            "disallowed - exiting'); set table = -1",
-        ),
     ],
 )
 def test_bad_values_stop_with_key_value_and_reason(body: str, message: str) -> None:

@@ -1,0 +1,198 @@
+"""`table = 0`: established streams are forwarded by nftables in the kernel (relay.media.kernel).
+
+The relay namespace routes (ip_forward = 1, as kernel forwarding needs); hosts a, b and c are
+around it as in test_daemon_media. The tests read the kernel's own view (`nft list`) next to
+what arrives on the hosts and what `query` reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import daemons
+from tests.support.tools import free_port, require, unavailable
+
+from .daemon_rig import Host, Relay, media_port, rtp, rtp_stream, sdp, wait_until_gone
+from .netns import Topology
+
+pytestmark = pytest.mark.integration
+
+
+def nft(topo: Topology, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["ip", "netns", "exec", topo.hosts["relay"].name, require("nft"), *args],
+        capture_output=True, text=True, timeout=20,
+    )  # fmt: skip
+
+
+def kernel_entries(topo: Topology) -> list[tuple[list[object], int]]:
+    """(key, packets) of every stream in the `streams` map; [] when the table is gone."""
+    out = nft(topo, "-j", "list", "map", "ip", "rtpvault", "streams")
+    if out.returncode != 0:
+        return []
+    entries = []
+    for item in json.loads(out.stdout)["nftables"]:
+        for el in item.get("map", {}).get("elem", []):
+            entries.append((el[0]["elem"]["val"]["concat"], el[0]["elem"]["counter"]["packets"]))
+    return entries
+
+
+def wait_for(check, deadline: float = 10.0):  # type: ignore[no-untyped-def]
+    """Poll until `check()` is truthy (a bound against a hang, not a timing assertion)."""
+    end = time.monotonic() + deadline
+    while True:
+        value = check()
+        if value or time.monotonic() > end:
+            return value
+        time.sleep(0.1)
+
+
+def establish(topo: Topology, a: Host, b: Host, to_a: int, to_b: int) -> None:
+    """Media both ways until both directions are in the kernel: delayed learning confirms a
+    peer with the first packet after its 3 s window, the next sweep (1 s) offloads it."""
+    seq = 1000
+    end = time.monotonic() + 20
+    while len(kernel_entries(topo)) < 2:
+        assert time.monotonic() < end, "streams never moved into the kernel"
+        seq += 1
+        a.send(to_a, rtp(seq, ssrc=0xA))
+        b.send(to_b, rtp(seq, ssrc=0xB))
+        time.sleep(0.2)
+    a.drain(0.3)
+    b.drain(0.3)
+
+
+@pytest.fixture
+def topo() -> Iterator[Topology]:
+    require("ip")
+    require("nft")
+    if os.geteuid() != 0:
+        unavailable("network namespaces and nftables need root (CI=true fails here)")
+    t = Topology(f"rvk{os.getpid() % 100000}")
+    try:
+        t.build()
+        with t.hosts["relay"].entered():
+            Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
+        yield t
+    finally:
+        t.destroy()
+
+
+@pytest.fixture
+def relay(topo: Topology, tmp_path: Path) -> Iterator[Relay]:
+    r = Relay("rtpvault", topo, tmp_path, ["--log-level=7", "--table=0"])
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def hosts(topo: Topology) -> Iterator[dict[str, Host]]:
+    hs = {name: Host(topo, name) for name in ("a", "b", "c")}
+    yield hs
+    for h in hs.values():
+        h.close()
+
+
+def test_established_streams_move_into_the_kernel_both_ways(
+    relay: Relay, topo: Topology, hosts: dict[str, Host]
+) -> None:
+    a, b, c = hosts["a"], hosts["b"], hosts["c"]
+    to_a, to_b = relay.call("k-1")
+    assert "kernel forwarding: nftables table 'ip rtpvault'" in relay.d.log()
+    # userspace first: learning confirms both peers, then the sweep offloads both directions
+    a.send(to_a, rtp(1, b"\x01" * 160, ssrc=0xA))
+    assert b.recv()[1] == (relay.address, to_b)
+    assert kernel_entries(topo) == []
+    establish(topo, a, b, to_a, to_b)
+    before = {tuple(k[:2]): p for k, p in kernel_entries(topo)}
+    userspace = rtp_stream(relay.query("k-1"), "ta")["stats"]["packets"]
+    keys = sorted(k for k, _ in kernel_entries(topo))
+    assert keys == sorted(
+        [
+            [topo.host_address("a"), 40000, relay.address, to_a],
+            [topo.host_address("b"), 40000, relay.address, to_b],
+        ]
+    )
+    for seq in range(2, 52):
+        a.send(to_a, rtp(seq, bytes([seq]) * 160, ssrc=0xA))
+        b.send(to_b, rtp(seq, bytes([seq + 100]) * 160, ssrc=0xB))
+    got_b = [b.recv() for _ in range(50)]
+    got_a = [a.recv() for _ in range(50)]
+    assert [d for d, _, _ in got_b] == [rtp(s, bytes([s]) * 160, ssrc=0xA) for s in range(2, 52)]
+    assert [d for d, _, _ in got_a] == [
+        rtp(s, bytes([s + 100]) * 160, ssrc=0xB) for s in range(2, 52)
+    ]
+    assert {src for _, src, _ in got_b} == {(relay.address, to_b)}
+    assert {src for _, src, _ in got_a} == {(relay.address, to_a)}
+    # the kernel forwarded them, and query counts them (read once per second)
+    after = {tuple(k[:2]): p for k, p in kernel_entries(topo)}
+    assert {k: after[k] - before[k] for k in after} == {
+        (topo.host_address("a"), 40000): 50,
+        (topo.host_address("b"), 40000): 50,
+    }
+    total = userspace + after[(topo.host_address("a"), 40000)]
+    assert wait_for(lambda: rtp_stream(relay.query("k-1"), "ta")["stats"]["packets"] == total)
+    stream = rtp_stream(relay.query("k-1"), "ta")
+    assert stream["stats"]["bytes"] == total * 172
+    # a foreign source does not match the kernel entry: userspace drops and counts it
+    c.send(to_a, rtp(99, b"\x66" * 160, ssrc=0xC))
+    assert b.drain(0.5) == []
+    assert wait_for(lambda: rtp_stream(relay.query("k-1"), "ta")["stats"]["errors"] == 1)
+    # delete takes the entries out before the ports are free again
+    relay.ng({"command": "delete", "call-id": "k-1", "delete-delay": 0})
+    wait_until_gone(relay, "k-1")
+    assert kernel_entries(topo) == []
+    a.send(to_a, rtp(60, ssrc=0xA))
+    assert b.drain(0.5) == []
+
+
+def test_hold_takes_effect_at_once(relay: Relay, topo: Topology, hosts: dict[str, Host]) -> None:
+    """A re-offer that puts a on hold (zero address) stops b's packets towards a before the
+    next packet, though b's stream was forwarded in the kernel."""
+    a, b = hosts["a"], hosts["b"]
+    to_a, to_b = relay.call("k-2")
+    establish(topo, a, b, to_a, to_b)
+    b.send(to_b, rtp(1, ssrc=0xB))
+    assert a.recv()[1] == (relay.address, to_a)
+    r = relay.ng(
+        {"command": "offer", "call-id": "k-2", "from-tag": "ta",
+         "sdp": sdp("0.0.0.0", 40000, "sendrecv", ver=2)}
+    )  # fmt: skip
+    assert media_port(r) == to_b  # a re-offer keeps the ports
+    # a's zero address also resets a's learned peer (as in userspace): both leave the kernel
+    assert kernel_entries(topo) == []
+    b.send(to_b, rtp(2, ssrc=0xB))
+    assert a.drain(0.5) == []
+    a.send(to_a, rtp(3, ssrc=0xA))
+    assert b.recv()[0] == rtp(3, ssrc=0xA)
+    relay.ng({"command": "delete", "call-id": "k-2", "delete-delay": 0})
+
+
+def test_without_forwarding_the_kernel_table_is_refused(topo: Topology, tmp_path: Path) -> None:
+    """ip_forward off: rtpengine's message and userspace; with no-fallback, exit 255."""
+    with topo.hosts["relay"].entered():
+        Path("/proc/sys/net/ipv4/ip_forward").write_text("0\n")
+        port = free_port()
+        proc = subprocess.run(
+            [*daemons.rtpvault_command(), "run", "--config-file=none", "--foreground",
+             "--log-stderr", "--table=0", "--no-fallback", "--interface=lo/127.0.0.1",
+             f"--listen-ng=127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert proc.returncode == 255
+    assert "Userspace fallback disallowed - exiting" in proc.stderr
+    assert "net.ipv4.ip_forward is 0" in proc.stderr
+    r = Relay("rtpvault", topo, tmp_path, ["--table=0"])
+    try:
+        assert r.ng({"command": "ping"})["result"] == "pong"
+        assert "FAILED TO CREATE KERNEL TABLE 0" in r.d.log()
+        assert nft(topo, "list", "table", "ip", "rtpvault").returncode != 0
+    finally:
+        r.stop()
