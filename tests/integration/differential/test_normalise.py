@@ -243,3 +243,11 @@ def test_rtp_packet_header() -> None:
     pkt = rtp_packet(7, 320, 0x11111111)
     assert pkt[:12] == bytes.fromhex("80000007000001401111111" + "1")
     assert len(pkt) == 172
+
+
+def test_transient_loop_check_flag_dropped_other_flags_kept() -> None:
+    media = {"flags": ["initialized", "send", "recv", "ICE controlling", "loop check"]}
+    out = normalise_reply({"tags": {"ft": {"medias": [media]}}, "result": "ok"}, state())
+    assert out["tags"]["ft"]["medias"][0]["flags"] == [
+        "initialized", "send", "recv", "ICE controlling"
+    ]
