@@ -67,6 +67,8 @@ STAMP = struct.Struct("!Q")
 PROBE_EVERY = 16
 KINDS = ("rtpengine", "rtpvault")
 MEDIA_PORTS = {"rtpengine": 2000, "rtpvault": 16000}  # up to 3,475 sessions each
+EXTRA: dict[str, list[str]] = {}
+"""Extra daemon options per kind (bench/kernel.py runs rtpvault with `--table=0`)."""
 
 
 def _enter(ns: Netns) -> None:
@@ -193,6 +195,7 @@ class Relay:
                     "--silent-timeout=3600",
                     "--final-timeout=0",
                     "--delete-delay=0",
+                    *EXTRA.get(kind, []),
                 ],
             )
             ng = self.d.client(timeout=20)
@@ -278,6 +281,7 @@ def one_pass(
         "got": got,
         "loss": max(0.0, 1 - got / sent) if sent else 1.0,
         "cpu_us": (c1 - c0) / max(got, 1) * 1e6,
+        "busy_us": (cpu_busy(relay_cpu) - b0) / max(got, 1) * 1e6,
         "others": others_share,
         "p50_us": q(0.5),
         "p99_us": q(0.99),
