@@ -232,17 +232,12 @@ class KernelPlane:
         """Bring the kernel in line with what `streams` need now (one nft transaction)."""
         if not self.enabled:
             return
-        gone: list[Stream] = []
-        for s in streams:
-            entry = self._installed.get(s)
-            want = desired(s) if s in self._streams else None
-            if entry is not None and entry.key != want:
-                gone.append(s)
+        wanted = [(s, desired(s) if s in self._streams else None) for s in streams]
+        gone = [s for s, want in wanted if s in self._installed and self._installed[s].key != want]
         if gone:
             self._withdraw(gone)
         commands: list[str] = []
-        for s in streams:
-            want = desired(s) if s in self._streams else None
+        for s, want in wanted:
             if want is None or s in self._installed:
                 continue
             mark = self._free.pop() if self._free else self._take_mark()
@@ -264,7 +259,7 @@ class KernelPlane:
         entries = [(s, self._installed.pop(s)) for s in streams if s in self._installed]
         if not entries or not self.enabled:
             return
-        self._read_counters([(s, e) for s, e in entries])
+        self._read_counters(entries)
         lines = [
             f"delete element ip {self._table} {el}"
             for _, e in entries
