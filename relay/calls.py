@@ -131,6 +131,8 @@ class Registry:
                 fam = socket.AF_INET6 if itf.family == "IP6" else socket.AF_INET
                 self.pools[itf.local] = PortPool(itf.local, fam, port_min, port_max, opener, rng)
         self.instance_id = "%012x" % (rng or random.Random()).getrandbits(48)
+        self.defer: Callable[[Callable[[], None]], None] = _now
+        """How work that no reply depends on is run: at once, or (the daemon) after the reply."""
 
     # -- lookup -------------------------------------------------------------------------------
 
@@ -629,27 +631,35 @@ class Registry:
         t = self.totals
         if reason is not None:
             self._count_ways(call)
-        for party in call.all_parties():
-            for side in party.medias:
+        sides = [side for party in call.all_parties() for side in party.medias]
+        for side in sides:
+            for stream in side.streams():
+                t.packets += stream.packets
+                t.bytes += stream.bytes
+                t.errors += stream.errors
+                t.dropped += stream.dropped
+        if reason is not None:
+            duration = max(0.0, self.wallclock() - call.created)
+            t.managed += 1
+            t.call_duration += duration
+            t.call_duration2 += duration * duration
+            field = {"silent-timeout": "silent_timeout", "final-timeout": "final_timeout",
+                     "offer-timeout": "offer_timeout"}.get(reason, reason)
+            if hasattr(t, field):
+                setattr(t, field, getattr(t, field) + 1)
+
+        def teardown() -> None:
+            for side in sides:
                 for stream in side.streams():
-                    t.packets += stream.packets
-                    t.bytes += stream.bytes
-                    t.errors += stream.errors
-                    t.dropped += stream.dropped
                     self._close_stream(stream, side.pool)
                 side.rtp = side.rtcp = None
-        if reason is None:
-            return
-        duration = max(0.0, self.wallclock() - call.created)
-        t.managed += 1
-        t.call_duration += duration
-        t.call_duration2 += duration * duration
-        field = {"silent-timeout": "silent_timeout", "final-timeout": "final_timeout",
-                 "offer-timeout": "offer_timeout"}.get(reason, reason)
-        if hasattr(t, field):
-            setattr(t, field, getattr(t, field) + 1)
-        logger.info("Call closed (%s)", reason, extra={"call_id": call.call_id})
-        self._emit(f"closed:{reason}", call)
+            if reason is not None:
+                logger.info("Call closed (%s)", reason, extra={"call_id": call.call_id})
+                self._emit(f"closed:{reason}", call)
+
+        # The call is gone from `calls` and counted; its sockets, log line and listeners wait
+        # until the ng reply is sent (see NgControlServer.defer) — before the next request.
+        self.defer(teardown)
 
     def sweep(self, timeout: int, silent_timeout: int, final_timeout: int, offer_timeout: int) -> None:
         """Close calls whose delete-delay passed or that timed out; call about once a second."""
@@ -694,6 +704,10 @@ class Registry:
                 bytes_ += s.bytes
                 errors += s.errors
         return packets, bytes_, errors
+
+
+def _now(work: Callable[[], None]) -> None:
+    work()
 
 
 def _has_ports(party: Party) -> bool:

@@ -111,6 +111,31 @@ class NgControlServer:
         self.counters = ControlCounters()
         self._transports: list[asyncio.BaseTransport] = []
         self._servers: list[asyncio.Server] = []
+        self._later: list[Callable[[], None]] | None = None
+
+    # --- work after the reply ------------------------------------------------------------------
+
+    def defer(self, work: Callable[[], None]) -> None:
+        """Run `work` once the current request's reply is sent (at once outside a request).
+
+        For what the reply does not depend on: closing a deleted call's sockets, its log line,
+        listeners of ended calls, command observers. It still runs before the next request is
+        read (same loop callback), so no other command can see the state in between; the
+        proxy just gets its answer sooner.
+        """
+        if self._later is None:
+            work()
+        else:
+            self._later.append(work)
+
+    def run_deferred(self) -> None:
+        """Run what `defer` queued during the last request; an exception is logged, not raised."""
+        later, self._later = self._later, None
+        for work in later or ():
+            try:
+                work()
+            except Exception:  # noqa: BLE001 - cleanup must not take the server down
+                log.exception("Deferred work after an ng reply failed")
 
     # --- the request path shared by UDP and TCP ------------------------------------------------
 
@@ -133,7 +158,21 @@ class NgControlServer:
         return any(addr in net for net in self._allow)
 
     def handle(self, datagram: bytes, source: Source) -> bytes | None:
-        """One request → the reply datagram, or None for "no reply at all"."""
+        """One request → the reply datagram, or None for "no reply at all"; deferred work done."""
+        try:
+            return self.handle_deferring(datagram, source)
+        finally:
+            self.run_deferred()
+
+    def handle_deferring(self, datagram: bytes, source: Source) -> bytes | None:
+        """As `handle`, but work queued with `defer` waits for `run_deferred`: the transports
+        send the reply first."""
+        if self._later:
+            self.run_deferred()
+        self._later = []
+        return self._handle(datagram, source)
+
+    def _handle(self, datagram: bytes, source: Source) -> bytes | None:
         host = _host_of(source)
         if not self.allowed(host):
             self.counters.denied += 1
@@ -234,13 +273,15 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        server = self._server
         try:
-            reply = self._server.handle(data, (str(addr[0]), int(addr[1])))
+            reply = server.handle_deferring(data, (str(addr[0]), int(addr[1])))
         except Exception:  # noqa: BLE001 - never let one datagram stop the listener
             log.exception("Unexpected failure handling an ng datagram from %s", addr[0])
-            return
+            reply = None
         if reply is not None and self._transport is not None:
             self._transport.sendto(reply, addr)
+        server.run_deferred()
 
     def error_received(self, exc: Exception) -> None:
         log.debug("ng UDP socket error: %s", exc)
@@ -265,13 +306,15 @@ class _TcpProtocol(asyncio.Protocol):
         if transport is None:
             return
         for message in self._framer.feed(data):
+            server = self._server
             try:
-                reply = self._server.handle(message, self._peer)
+                reply = server.handle_deferring(message, self._peer)
             except Exception:  # noqa: BLE001
                 log.exception("Unexpected failure handling an ng message from %s", self._peer[0])
-                continue
+                reply = None
             if reply is not None:
                 transport.write(reply)
+            server.run_deferred()
         if self._framer.overflowed:
             log.warning("Buffer length exceeded in control connection from %s", self._peer[0])
             self._server.counters.tcp_overflows += 1

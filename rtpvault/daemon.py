@@ -84,6 +84,7 @@ class Daemon:
         self.commands = Commands(self.registry, self._statistics, settings.max_sessions)
         allow = list(settings.ng_allow) if settings.ng_allow else None
         self.control = NgControlServer(self.commands.dispatch, allow=allow)
+        self.registry.defer = self.commands.defer = self.control.defer
         self.stopping = asyncio.Event()
         self.taps = TapHub(self.plane.update)
         self.components: dict[str, Component] = {}

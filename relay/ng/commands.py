@@ -69,6 +69,10 @@ class Delays:
         return self.total / self.count if self.count else 0.0
 
 
+def _now(work: Callable[[], None]) -> None:
+    work()
+
+
 def _str(body: dict[str, Any], *keys: str) -> str | None:
     for key in keys:
         value = body.get(key)
@@ -121,6 +125,8 @@ class Commands:
             self.table.setdefault(name, self.unsupported)
         self.delays: dict[str, Delays] = {name: Delays() for name in self.table}
         self.observers: list[Observer] = []
+        self.defer: Callable[[Callable[[], None]], None] = _now
+        """How observers are run: at once, or (the daemon) after the reply is sent."""
 
     def dispatch(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
         command = body.get("command")
@@ -140,12 +146,12 @@ class Commands:
         try:
             reply = handler(body, source)
         except NgError as exc:
-            self._observe(command, body, {"result": "error", "error-reason": exc.reason},
-                          source, received)
+            error = {"result": "error", "error-reason": exc.reason}
+            self.defer(lambda: self._observe(command, body, error, source, received))
             raise
         finally:
             delays.add(time.perf_counter() - started)
-        self._observe(command, body, reply, source, received)
+        self.defer(lambda: self._observe(command, body, reply, source, received))
         return reply
 
     def _observe(self, command: str, body: dict[str, Any], reply: dict[str, Any],

@@ -233,3 +233,23 @@ def test_deleting_one_forked_branch_keeps_the_call() -> None:
     assert len(reg.pools["127.0.0.1"].used) == 4  # a's and c's pairs
     reg.delete("c1", "a", "c", 0)  # c is a's only live partner: the whole call goes
     assert "c1" not in reg.calls and reg.pools["127.0.0.1"].used == set()
+
+
+def test_delete_counts_at_once_and_defers_socket_teardown_and_listeners() -> None:
+    reg, _ = registry()
+    later: list = []
+    events: list[str] = []
+    reg.defer = later.append
+    reg.listeners.append(lambda event, call: events.append(event))
+    reg.offer("c1", "a", None, session(), flags(), render)
+    socks = [s.sock for m in reg.calls["c1"].parties["a"].medias for s in m.streams()]
+    assert reg.delete("c1", "a", None, 0) is not None
+    # What a following request could see is settled before the reply ...
+    assert "c1" not in reg.calls and reg.totals.managed == 1 and reg.totals.regular == 1
+    # ... the sockets, the ports and the "closed" listeners wait for the deferred run.
+    assert not any(s.closed for s in socks) and len(reg.pools["127.0.0.1"].used) == 4
+    assert events == ["updated", "created"]
+    assert len(later) == 1
+    later.pop()()
+    assert all(s.closed for s in socks) and not reg.pools["127.0.0.1"].used
+    assert events[-1] == "closed:regular"

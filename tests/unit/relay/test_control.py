@@ -308,3 +308,91 @@ def test_parse_listen_default_host() -> None:
 def test_parse_listen_rejects(spec: str) -> None:
     with pytest.raises(ListenSpecError, match="listen address"):
         parse_listen(spec)
+
+
+# --- work deferred until the reply is sent -------------------------------------------------
+
+
+def _deferring_server(events: list[str]) -> NgControlServer:
+    server: NgControlServer
+
+    def dispatch(body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        server.defer(lambda: events.append(f"after {body['command']}"))
+        if body["command"] == "fail":
+            raise NgError("Unrecognized command")
+        events.append(f"handled {body['command']}")
+        return {"result": "pong"}
+
+    server = NgControlServer(dispatch, clock=Clock())
+    return server
+
+
+def test_deferred_work_waits_for_run_deferred() -> None:
+    events: list[str] = []
+    server = _deferring_server(events)
+    assert server.handle_deferring(b"d1 d7:command4:pinge", SOURCE) == b"d1 d6:result4:ponge"
+    assert events == ["handled ping"]
+    server.run_deferred()
+    assert events == ["handled ping", "after ping"]
+    server.run_deferred()  # runs once only
+    assert events == ["handled ping", "after ping"]
+
+
+def test_handle_runs_deferred_work_itself_even_after_an_error_reply() -> None:
+    events: list[str] = []
+    server = _deferring_server(events)
+    server.handle(b"d2 d7:command4:faile", SOURCE)
+    assert events == ["after fail"]
+
+
+def test_defer_outside_a_request_runs_at_once() -> None:
+    events: list[str] = []
+    server = _deferring_server(events)
+    server.defer(lambda: events.append("now"))
+    assert events == ["now"]
+
+
+def test_next_request_first_runs_what_the_last_one_left(caplog: pytest.LogCaptureFixture) -> None:
+    events: list[str] = []
+    server = _deferring_server(events)
+    server.handle_deferring(b"d3 d7:command4:pinge", SOURCE)
+
+    def boom() -> None:
+        raise RuntimeError("cleanup bug")
+
+    server.defer(boom)
+    server.handle_deferring(b"d4 d7:command4:pinge", SOURCE)
+    assert events == ["handled ping", "after ping", "handled ping"]
+    assert "Deferred work after an ng reply failed" in caplog.text
+
+
+def test_udp_reply_is_sent_before_deferred_work_runs() -> None:
+    async def scenario() -> list[str]:
+        events: list[str] = []
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.setblocking(False)
+
+        def reply_waiting() -> bool:
+            try:
+                return bool(client.recv(2048, socket.MSG_PEEK))
+            except BlockingIOError:
+                return False
+
+        def dispatch(body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+            server.defer(lambda: events.append(f"reply already sent: {reply_waiting()}"))
+            return {"result": "pong"}
+
+        server = NgControlServer(dispatch, clock=Clock())
+        await server.start_udp("127.0.0.1", 0)
+        port = server.udp_addresses()[0][1]
+        loop = asyncio.get_running_loop()
+        try:
+            client.sendto(b"d5 d7:command4:pinge", ("127.0.0.1", port))
+            reply = await asyncio.wait_for(loop.sock_recv(client, 2048), 5)
+            assert reply == b"d5 d6:result4:ponge"
+        finally:
+            client.close()
+            server.close()
+        return events
+
+    assert asyncio.run(scenario()) == ["reply already sent: True"]
