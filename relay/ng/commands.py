@@ -7,11 +7,12 @@ raise `NgError(reason)` for an error reply. Error texts and check order are rtpe
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
 
-from relay.callmodel import Party
+from relay.callmodel import Call, Party
 from relay.calls import CallError, Registry
 from relay.callstats import call_stats
 from relay.ng.errors import NgError
@@ -85,12 +86,34 @@ def _call_id(body: dict[str, Any], *, offer: bool = False) -> str:
     return call_id
 
 
-def _first(parties: dict[str, Party], from_tag: str | None, to_tag: str | None) -> Party | None:
-    """The party rtpengine lists first: the to-tag's, else the from-tag's (else creation order)."""
-    for tag in (to_tag, from_tag):
-        if tag and tag in parties:
-            return parties[tag]
-    return None
+_STRTOLL = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")
+_INT_MAX = 2**31 - 1
+
+
+def _int_str(value: Any, default: int) -> int:
+    """rtpengine's `bencode_get_integer_str`: an integer, or a string strtoll reads entirely."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        m = _STRTOLL.match(value)
+        if m and m.end() == len(value):
+            return max(-(2**63), min(2**63 - 1, int(m.group(1))))
+    return default
+
+
+def _delete_delay(body: dict[str, Any]) -> int:
+    """`delete-delay`, else `delete delay`, else the legacy prefix parse of a `delete-delay`
+    string ("5x" → 5), as rtpengine 10.5's `call_delete_ng`; negative = the daemon default."""
+    delay = _int_str(body.get("delete-delay"), -1)
+    if delay == -1:
+        delay = _int_str(body.get("delete delay"), -1)
+        legacy = body.get("delete-delay")
+        if delay == -1 and isinstance(legacy, str):
+            m = _STRTOLL.match(legacy)
+            if m:
+                value = int(m.group(1))
+                delay = -1 if value > _INT_MAX else value
+    return (delay + 2**31) % 2**32 - 2**31  # stored in a C int
 
 
 class Commands:
@@ -229,28 +252,37 @@ class Commands:
         flags = parse_flags(body)
         from_tag = _str(body, "from-tag")
         to_tag = _str(body, "to-tag")
-        delay = flags.delete_delay
-        stats = None
-        call = self.registry.calls.get(call_id)
-        if call is not None and from_tag and from_tag in call.parties:
-            stats = call_stats(call, first=_first(call.parties, from_tag, to_tag))
-        if self.registry.delete(call_id, from_tag, to_tag, delay) is None:
+        reg = self.registry
+        call = reg.calls.get(call_id)
+        target = None
+        if call is not None and from_tag:
+            target = reg.delete_target(call, from_tag, to_tag, _str(body, "via-branch"))
+        if call is None or (from_tag and target is None):
             if flags.has("fatal"):
                 raise NgError(NOT_FOUND)
             return {"warning": NOT_FOUND, "result": "ok"}
-        if stats is None:
+        if target is None:  # no from-tag: the whole call, and no statistics
+            reg.delete_call(call, _delete_delay(body))
             return {"result": "ok"}
+        stats = self._stats(call, from_tag, to_tag)
+        reg.delete_party(call, target, _delete_delay(body))
         return {**stats, "result": "ok"}
+
+    def _stats(self, call: Call, from_tag: str | None, to_tag: str | None) -> dict[str, Any]:
+        """rtpengine's `ng_call_stats`: the to-tag's party (else the from-tag's) and those it
+        receives from; a tag that names no (live) party gives empty `tags`; no tag, all."""
+        match = to_tag or from_tag
+        if not match:
+            return call_stats(call)
+        return call_stats(call, {match}, self.registry.live_party(call, match))
 
     def query(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
         call_id = _call_id(body)
         call = self.registry.calls.get(call_id)
         if call is None:
             raise NgError("Unknown call-id")
-        from_tag, to_tag = _str(body, "from-tag"), _str(body, "to-tag")
-        tags = {t for t in (from_tag, to_tag) if t}
-        first = _first(call.parties, from_tag, to_tag)
-        return {**call_stats(call, tags or None, first), "result": "ok"}
+        stats = self._stats(call, _str(body, "from-tag"), _str(body, "to-tag"))
+        return {**stats, "result": "ok"}
 
     def list(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
         raw = body.get("limit", 32)
