@@ -7,16 +7,24 @@ raise `NgError(reason)` for an error reply. Error texts and check order are rtpe
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 from relay.callmodel import Call, Party
 from relay.calls import CallError, Registry
-from relay.callstats import call_stats
+from relay.callstats import _subscribers, call_stats
 from relay.ng.errors import NgError
 from relay.ng.flags import NgFlags, parse_flags
+from relay.ng.unimplemented import (
+    STRTOLL,
+    CALL_ID_KEYS,
+    Selector,
+    dtmf_code,
+    int_str,
+    not_supported,
+    option,
+)
 from relay.sdp_view import SdpUnsupported, prepare
 
 logger = logging.getLogger(__name__)
@@ -86,30 +94,18 @@ def _call_id(body: dict[str, Any], *, offer: bool = False) -> str:
     return call_id
 
 
-_STRTOLL = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")
 _INT_MAX = 2**31 - 1
-
-
-def _int_str(value: Any, default: int) -> int:
-    """rtpengine's `bencode_get_integer_str`: an integer, or a string strtoll reads entirely."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        m = _STRTOLL.match(value)
-        if m and m.end() == len(value):
-            return max(-(2**63), min(2**63 - 1, int(m.group(1))))
-    return default
 
 
 def _delete_delay(body: dict[str, Any]) -> int:
     """`delete-delay`, else `delete delay`, else the legacy prefix parse of a `delete-delay`
     string ("5x" → 5), as rtpengine 10.5's `call_delete_ng`; negative = the daemon default."""
-    delay = _int_str(body.get("delete-delay"), -1)
+    delay = int_str(body.get("delete-delay"), -1)
     if delay == -1:
-        delay = _int_str(body.get("delete delay"), -1)
+        delay = int_str(body.get("delete delay"), -1)
         legacy = body.get("delete-delay")
         if delay == -1 and isinstance(legacy, str):
-            m = _STRTOLL.match(legacy)
+            m = STRTOLL.match(legacy)
             if m:
                 value = int(m.group(1))
                 delay = -1 if value > _INT_MAX else value
@@ -139,11 +135,19 @@ class Commands:
             "start recording": self.start_recording,
             "stop recording": self.stop_recording,
             "pause recording": self.pause_recording,
+            "play media": self.play_media,
+            "stop media": self.stop_media,
+            "play DTMF": self.play_dtmf,
+            "publish": self.publish,
+            "subscribe request": self.subscribe_request,
+            "subscribe answer": self.subscribe_answer,
+            "unsubscribe": self.unsubscribe,
         }
         for name in COMMAND_NAMES:
             self.table.setdefault(name, self.unsupported)
         self.delays: dict[str, Delays] = {name: Delays() for name in self.table}
         self.observers: list[Observer] = []
+        self._media_players: dict[str, set[int]] = {}
 
     def dispatch(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
         command = body.get("command")
@@ -326,10 +330,100 @@ class Commands:
         self.registry._emit("updated", call)
         return {"result": "ok"}
 
+    # -- commands rtpvault does not carry out yet: rtpengine's errors up to where it would act --
+
+    def _selector(self) -> Selector:
+        reg = self.registry
+        return Selector(reg.calls, reg.live_party, lambda call: call.all_parties())
+
     def unsupported(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
-        call_id = _str(body, "call-id")
-        if call_id is None:
+        """block/unblock DTMF and media, silence/unsilence media, start/stop forwarding."""
+        self._selector().match(body)
+        raise not_supported(body)
+
+    def _play_parties(self, body: dict[str, Any]) -> list[Party]:
+        call, party, everyone = self._selector().match(body)
+        if everyone:
+            return call.all_parties()
+        if party is None:
+            raise NgError("No participant party specified")
+        return [party]
+
+    def _players(self, body: dict[str, Any]) -> set[int]:
+        """Parties (by id) that rtpengine would have given a media player: `play media` creates
+        one before it looks at the file, and `stop media` then succeeds."""
+        calls = self.registry.calls
+        if len(self._media_players) > 1000:
+            self._media_players = {k: v for k, v in self._media_players.items() if k in calls}
+        call_id = option(body, *CALL_ID_KEYS) or ""
+        return self._media_players.setdefault(call_id, set())
+
+    def play_media(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        parties = self._play_parties(body)
+        if parties:
+            self._players(body).add(id(parties[0]))
+            if not (option(body, "file") or option(body, "blob")
+                    or int_str(body.get("db-id"), 0) > 0):
+                raise NgError("No media file specified")
+        raise not_supported(body)
+
+    def stop_media(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        parties = self._play_parties(body)
+        players = self._players(body)
+        if any(id(p) not in players for p in parties):
+            raise NgError("Not currently playing media")  # rtpvault never plays any
+        return {"result": "ok"}
+
+    def play_dtmf(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        call, party, everyone = self._selector().match(body)
+        parties = call.all_parties() if everyone else [party] if party is not None else []
+        if not parties:
+            raise NgError("No participant party specified")
+        dtmf_code(body)
+        acts = False  # rtpengine would inject somewhere: its errors for later parties still come
+        for p in parties:
+            audio = [m for m in p.medias if m.type == "audio"]
+            if not audio:
+                raise NgError("Monologue has no media capable of DTMF injection")
+            for sink in _subscribers(p, call.all_parties()):
+                if not any(m.type == "audio" for m in sink.medias):
+                    raise NgError("Sink monologue has no media capable of DTMF playback")
+                first = audio[0].rtp or audio[0].rtcp
+                if first is None:
+                    raise NgError("Media doesn't have an RTP stream")
+                if first.ssrc is None:
+                    raise NgError("No SSRC context present for DTMF injection")
+                acts = True
+        if acts:
+            raise not_supported(body)
+        return {"result": "ok"}
+
+    def publish(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        if option(body, "sdp", "SDP") is None:
+            raise NgError("No SDP body in message")
+        if option(body, *CALL_ID_KEYS) is None:
             raise NgError("No call-id in message")
-        if call_id not in self.registry.calls:
-            raise NgError("Unknown call-ID")
-        raise NgError(f"Command '{body.get('command')}' is not supported by rtpvault yet")
+        if option(body, "from-tag") is None:
+            raise NgError("No from-tag in message")
+        raise not_supported(body)
+
+    def subscribe_request(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        self._selector().match_many(body)
+        raise not_supported(body)
+
+    def subscribe_answer(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        call = self._selector().call(body)
+        to_tag = option(body, "to-tag")
+        if to_tag is None:
+            raise NgError("No to-tag in message")
+        if not option(body, "sdp", "SDP"):
+            raise NgError("No SDP body in message")
+        if self.registry.live_party(call, to_tag) is None:
+            raise NgError("To-tag not found")
+        raise not_supported(body)
+
+    def unsubscribe(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        self._selector().call(body)
+        if option(body, "to-tag") is None:
+            raise NgError("No to-tag in message")
+        raise not_supported(body)
