@@ -289,15 +289,7 @@ class Commands:
         return {**stats, "result": "ok"}
 
     def list(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
-        raw = body.get("limit", 32)
-        limit = raw if isinstance(raw, int) else None
-        if isinstance(raw, str):
-            try:
-                limit = int(raw)
-            except ValueError:
-                limit = 32
-        if limit is None:
-            limit = 32
+        limit = int_str(body.get("limit"), 32)  # "2 " is not a number to rtpengine: 32
         if limit < 0:
             raise NgError("invalid limit, must be >= 0")
         return {"calls": list(self.registry.calls)[:limit], "result": "ok"}
