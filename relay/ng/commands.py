@@ -86,9 +86,8 @@ def _str(body: dict[str, Any], *keys: str) -> str | None:
     return None
 
 
-def _call_id(body: dict[str, Any], *, offer: bool = False) -> str:
-    keys = ("call-id", "call-ID", "call id", "call ID") if offer else ("call-id",)
-    call_id = _str(body, *keys)
+def _call_id(body: dict[str, Any]) -> str:
+    call_id = _str(body, "call-id")
     if call_id is None:
         raise NgError("No call-id in message")
     return call_id
@@ -195,14 +194,18 @@ class Commands:
         return self._offer_answer(body, offer=False)
 
     def _offer_answer(self, body: dict[str, Any], *, offer: bool) -> dict[str, Any]:
-        sdp = _str(body, "sdp", "SDP")
+        # call_ng_process_flags walks all keys: of several spellings the last counts, and a
+        # value that is not a string clears it; tags have only one spelling.
+        sdp = option(body, "sdp", "SDP")
         if sdp is None:
             raise NgError("No SDP body in message")
-        call_id = _call_id(body, offer=True)
-        from_tag = _str(body, "from-tag", "from tag")
+        call_id = option(body, *CALL_ID_KEYS)
+        if call_id is None:
+            raise NgError("No call-id in message")
+        from_tag = option(body, "from-tag")
         if from_tag is None:
             raise NgError("No from-tag in message")
-        to_tag = _str(body, "to-tag", "to tag")
+        to_tag = option(body, "to-tag")
         if not offer and to_tag is None:
             raise NgError("No to-tag in message")
         flags = parse_flags(body)
