@@ -210,6 +210,15 @@ class Commands:
             raise NgError("No to-tag in message")
         flags = parse_flags(body)
         reg = self.registry
+        # rtpengine's order: parse the SDP, then the session limit, then look the call up.
+        refused: str | None = None
+        if sdp != "":
+            try:
+                desc, offered, render = prepare(sdp, flags)
+            except SdpUnsupported as exc:
+                refused = str(exc)  # rtpvault's own refusal: after rtpengine's checks
+            except ValueError:
+                raise NgError("Failed to parse SDP") from None
         if offer and call_id not in reg.calls and 0 <= self.max_sessions <= len(reg.calls):
             reg.totals.rejected += 1
             supports = body.get("supports")
@@ -220,16 +229,13 @@ class Commands:
             if offer:
                 reg.touch(call_id, from_tag, to_tag or None)
                 return {"result": "ok"}
-            reg.get(call_id)
+            if call_id not in reg.calls:
+                raise NgError("Unknown call-id")
             return {"result": "ok"}
         if not offer and call_id not in reg.calls:
             raise NgError("Unknown call-id")
-        try:
-            desc, offered, render = prepare(sdp, flags)
-        except SdpUnsupported as exc:
-            raise NgError(str(exc)) from None
-        except ValueError:
-            raise NgError("Failed to parse SDP") from None
+        if refused is not None:
+            raise NgError(refused)
         if not offered.media:
             if offer:
                 reg.touch(call_id, from_tag, to_tag or None)
