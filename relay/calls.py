@@ -190,7 +190,23 @@ class Registry:
         call = self.get(call_id)
         offerer = call.parties.get(from_tag)
         if offerer is None:
-            raise CallError("Invalid dialogue association")
+            # rtpengine 10.5 (call_get_monologue_new, tags swapped for the answer): the to-tag's
+            # party, existing or new, is paired with a new party for the unknown from-tag.
+            new = to_tag not in call.parties
+            answerer = self._party(call, to_tag)
+            offerer = self._party(call, from_tag)
+            previous = answerer.other
+            if previous is not None:  # still listed among its subscriptions, as in rtpengine
+                answerer.former = [previous] + [p for p in answerer.former if p is not previous]
+            answerer.other, offerer.other = offerer, answerer
+            call.answered = True
+            try:
+                out = self._exchange(call, answerer, offerer, offered, flags, render, offer=False)
+            except PortsExhausted:
+                raise CallError("Ran out of ports") from None
+            for side in answerer.medias:
+                side.ice_controlling = side.ice_controlling or new
+            return out
         answerer = call.parties.get(to_tag)
         forked = False
         if answerer is None:

@@ -269,3 +269,13 @@ def test_delayed_branch_delete_keeps_the_call() -> None:
     assert call.deleted_at is None
     assert all(s.local_port == 0 for s in call.parties["c"].medias[0].streams())
     assert reg.live_party(call, "c") is None and reg.live_party(call, "b") is not None
+
+
+def test_answer_with_unknown_from_tag_pairs_the_answerer_with_a_new_party() -> None:
+    reg, _ = registry()
+    reg.offer("c1", "a", None, session(), flags(), render)
+    reg.answer("c1", "z", "b", session("192.0.2.20", 50000), flags(), render)
+    call = reg.calls["c1"]
+    b, z = call.parties["b"], call.parties["z"]
+    assert b.other is z and z.other is b
+    assert [p.tag for p in call.parties["a"].subscriptions()] == [""]  # a's offer untouched
