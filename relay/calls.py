@@ -123,6 +123,10 @@ class Registry:
         self.tos = tos
         self._set_tos = set_tos
         self.calls: dict[str, Call] = {}
+        self._gone: dict[str, set[int]] = {}
+        """Per call, ids of parties a branch delete destroyed (kept as records, as rtpengine)."""
+        self._branch_deadlines: dict[str, list[tuple[Party, float]]] = {}
+        """Per call, parties a delete with a delay destroys later (rtpengine's `ml->deleted`)."""
         self.totals = Totals()
         self.listeners: list[CallListener] = []
         self.pools: dict[str, PortPool] = {}
@@ -188,7 +192,23 @@ class Registry:
         call = self.get(call_id)
         offerer = call.parties.get(from_tag)
         if offerer is None:
-            raise CallError("Invalid dialogue association")
+            # rtpengine 10.5 (call_get_monologue_new, tags swapped for the answer): the to-tag's
+            # party, existing or new, is paired with a new party for the unknown from-tag.
+            new = to_tag not in call.parties
+            answerer = self._party(call, to_tag)
+            offerer = self._party(call, from_tag)
+            previous = answerer.other
+            if previous is not None:  # still listed among its subscriptions, as in rtpengine
+                answerer.former = [previous] + [p for p in answerer.former if p is not previous]
+            answerer.other, offerer.other = offerer, answerer
+            call.answered = True
+            try:
+                out = self._exchange(call, answerer, offerer, offered, flags, render, offer=False)
+            except PortsExhausted:
+                raise CallError("Ran out of ports") from None
+            for side in answerer.medias:
+                side.ice_controlling = side.ice_controlling or new
+            return out
         answerer = call.parties.get(to_tag)
         forked = False
         if answerer is None:
@@ -563,37 +583,121 @@ class Registry:
     # -- delete and timers --------------------------------------------------------------------
 
     def delete(
-        self, call_id: str, from_tag: str | None, to_tag: str | None, delay: int | None
+        self,
+        call_id: str,
+        from_tag: str | None,
+        to_tag: str | None,
+        delay: int | None,
+        via_branch: str | None = None,
     ) -> Call | None:
-        """Delete (after `delay` s, default delete-delay); None if the call/tag is unknown."""
+        """Delete (after `delay` s, default delete-delay); None if the call/tag is unknown.
+
+        rtpengine 10.5's `call_delete_branch`: without a from-tag the whole call goes; otherwise
+        one party (see `delete_target`) is deleted, and with it the parties left without a
+        partner; the call ends when fewer than two tagged parties remain."""
         call = self.calls.get(call_id)
         if call is None:
             return None
-        if from_tag and from_tag not in call.parties:
-            return None
-        if to_tag and to_tag not in call.parties:
-            return None
-        delay = self.delete_delay if delay is None or delay < 0 else delay
-        if delay == 0 and from_tag and to_tag and self._delete_branch(call, from_tag, to_tag):
+        if not from_tag:
+            self.delete_call(call, delay)
             return call
+        target = self.delete_target(call, from_tag, to_tag, via_branch)
+        if target is None:
+            return None
+        self.delete_party(call, target, delay)
+        return call
+
+    def live_party(self, call: Call, tag: str | None) -> Party | None:
+        """The party a tag names, unless a delete has already destroyed it."""
+        party = call.parties.get(tag) if tag else None
+        if party is None or id(party) in self._gone.get(call.call_id, ()):
+            return None
+        return party
+
+    def _by_branch(self, call: Call, branch: str | None) -> Party | None:
+        if not branch:
+            return None
+        gone = self._gone.get(call.call_id, set())
+        found = [p for p in call.all_parties() if p.via_branch == branch and id(p) not in gone]
+        return found[-1] if found else None
+
+    def delete_target(
+        self, call: Call, from_tag: str, to_tag: str | None, via_branch: str | None
+    ) -> Party | None:
+        """The party a delete with a from-tag removes, found the way rtpengine 10.5 does: the
+        via-branch's (only without to-tag), else the to-tag's (or from-tag's without to-tag),
+        else the via-branch's, else the from-tag's if its partner is still untagged."""
+        if not to_tag:
+            found = self._by_branch(call, via_branch)
+            if found is not None:
+                return found
+        match = to_tag or from_tag
+        found = self.live_party(call, match)
+        if found is not None:
+            return found
+        found = self._by_branch(call, via_branch)
+        if found is not None:
+            return found
+        if to_tag:
+            offerer = self.live_party(call, from_tag)
+            if offerer is not None:
+                subs = offerer.subscriptions()
+                if len(subs) == 1 and not subs[0].tag:
+                    return offerer
+        return None
+
+    def delete_call(self, call: Call, delay: int | None) -> None:
+        delay = self.delete_delay if delay is None or delay < 0 else delay
         if delay == 0:
             self._destroy(call, "regular")
         else:
             call.deleted_at = self.wallclock() + delay
-        return call
 
-    def _delete_branch(self, call: Call, from_tag: str, to_tag: str) -> bool:
-        """One branch of a forked call: if `from_tag` is paired with other answerers too, only
-        `to_tag`'s ports go; the call and the party record stay (rtpengine 10.5 lists it)."""
-        offerer, branch = call.parties[from_tag], call.parties[to_tag]
-        partners = ([offerer.other] if offerer.other is not None else []) + offerer.former
-        live = [p for p in partners if p is not branch and _has_ports(p)]
-        if branch not in partners or not live:
-            return False
-        for side in branch.medias:
-            self._release(side)
+    def _partners(self, call: Call, party: Party) -> list[Party]:
+        """Live parties `party` has been in a dialogue with (rtpengine's `other_tags`)."""
+        gone = self._gone.get(call.call_id, set())
+        return [
+            p for p in call.all_parties()
+            if p is not party and id(p) not in gone
+            and (p.other is party or party.other is p or p in party.former or party in p.former)
+        ]
+
+    def _doomed(self, call: Call, party: Party) -> list[Party]:
+        """`party` and the partners that destroying it leaves without any partner."""
+        doomed = [party]
+        for p in self._partners(call, party):
+            if all(q is party for q in self._partners(call, p)):
+                doomed.append(p)
+        return doomed
+
+    def _ends_call(self, call: Call, doomed: list[Party]) -> bool:
+        gone = self._gone.get(call.call_id, set()) | {id(p) for p in doomed}
+        live = [p for p in call.all_parties() if id(p) not in gone]
+        return len([p for p in live if p.tag]) < 2 and not any(p.via_branch for p in live)
+
+    def delete_party(self, call: Call, party: Party, delay: int | None) -> None:
+        """Destroy `party` now (delay 0) or after the delay, with the partners it leaves alone;
+        the call ends with them when fewer than two tagged parties (and no via-branch) remain.
+        Destroyed parties keep their records (rtpengine still lists them) but lose their ports."""
+        delay = self.delete_delay if delay is None or delay < 0 else delay
+        doomed = self._doomed(call, party)
+        if self._ends_call(call, doomed):
+            self.delete_call(call, delay)
+            return
+        if delay > 0:
+            self._branch_deadlines.setdefault(call.call_id, []).append(
+                (party, self.wallclock() + delay)
+            )
+            return
+        self._destroy_parties(call, doomed)
+
+    def _destroy_parties(self, call: Call, doomed: list[Party]) -> None:
+        gone = self._gone.setdefault(call.call_id, set())
+        for p in doomed:
+            gone.add(id(p))
+            for side in p.medias:
+                self._release(side)
         self._emit("updated", call)
-        return True
 
     def terminate(self, call_id: str, reason: str = "forced") -> bool:
         call = self.calls.get(call_id)
@@ -628,6 +732,8 @@ class Registry:
         if self.calls.get(call.call_id) is not call:
             return
         del self.calls[call.call_id]
+        self._gone.pop(call.call_id, None)
+        self._branch_deadlines.pop(call.call_id, None)
         t = self.totals
         if reason is not None:
             self._count_ways(call)
@@ -664,6 +770,14 @@ class Registry:
     def sweep(self, timeout: int, silent_timeout: int, final_timeout: int, offer_timeout: int) -> None:
         """Close calls whose delete-delay passed or that timed out; call about once a second."""
         now = self.wallclock()
+        for call_id, pending in list(self._branch_deadlines.items()):
+            call = self.calls[call_id]
+            due = [p for p, at in pending if now >= at]
+            if due:
+                self._branch_deadlines[call_id] = [(p, at) for p, at in pending if now < at]
+                for party in due:
+                    if id(party) not in self._gone.get(call_id, ()):
+                        self.delete_party(call, party, 0)
         for call in list(self.calls.values()):
             reason = self._expired(call, now, timeout, silent_timeout, final_timeout, offer_timeout)
             if reason:
@@ -708,10 +822,6 @@ class Registry:
 
 def _now(work: Callable[[], None]) -> None:
     work()
-
-
-def _has_ports(party: Party) -> bool:
-    return any(s.local_port for m in party.medias for s in m.streams())
 
 
 def _with_version(plan: SessionPlan, version: int) -> SessionPlan:

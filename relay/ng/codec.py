@@ -52,7 +52,7 @@ TCP_BUFFER_LIMIT = 1024
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _C_SPACE = b" \t\n\v\f\r"
-_MAX_DEPTH = 200  # far beyond any real request; keeps Python's recursion limit out of reach
+_MAX_DEPTH = 200  # TCP completeness scan only (recursive); decoding has no nesting limit
 
 
 def _text(raw: bytes) -> str:
@@ -164,7 +164,7 @@ def bencode_decode(data: bytes) -> Any:
         fast = _decode_ascii_dict(data.decode("ascii"))
         if fast is not None:
             return fast
-    value, _ = _decode(data, 0, 0)
+    value, _ = _decode(data, 0)
     if value is _END:
         raise BencodeError("unexpected 'e' at offset 0")
     return value
@@ -224,8 +224,6 @@ def _decode_ascii_dict(text: str) -> dict[str, Any] | None:
             value = int(text[pos + 1 : end])
             pos = end + 1
         elif c == "d" or c == "l":
-            if len(stack) >= _MAX_DEPTH:
-                return None
             value = {} if c == "d" else []
             if is_dict:
                 cur.setdefault(key, value)
@@ -247,16 +245,9 @@ def _decode_ascii_dict(text: str) -> dict[str, Any] | None:
     return None
 
 
-def _decode(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
-    if pos >= len(data):
-        raise BencodeError(f"input ends at offset {pos} where a value should start")
-    if depth > _MAX_DEPTH:
-        raise BencodeError(f"nesting deeper than {_MAX_DEPTH} at offset {pos}")
+def _scalar(data: bytes, pos: int) -> tuple[Any, int]:
+    """One non-container token at `pos`: an int, a string, or the `e` that closes a container."""
     lead = data[pos]
-    if lead == 0x64:  # d
-        return _decode_dict(data, pos + 1, depth + 1)
-    if lead == 0x6C:  # l
-        return _decode_list(data, pos + 1, depth + 1)
     if lead == 0x69:  # i
         return _decode_int(data, pos + 1)
     if lead == 0x65:  # e
@@ -267,31 +258,60 @@ def _decode(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
     raise BencodeError(f"unexpected byte {data[pos:pos + 1]!r} at offset {pos}")
 
 
-def _decode_dict(data: bytes, pos: int, depth: int) -> tuple[dict[str, Any], int]:
-    result: dict[str, Any] = {}
-    while pos < len(data):  # running out of input ends the dict, as in rtpengine
-        key, pos = _decode(data, pos, depth)
-        if key is _END:
-            break
-        if not isinstance(key, str):
-            raise BencodeError(f"dict key before offset {pos} is not a string")
-        if pos >= len(data):
-            raise BencodeError(f"dict key {key!r} has no value")
-        value, pos = _decode(data, pos, depth)
-        if value is _END:
-            raise BencodeError(f"dict key {key!r} has no value")
-        result.setdefault(key, value)  # rtpengine's lookup finds the first of repeated keys
-    return result, pos
+def _decode(data: bytes, pos: int, depth: int = 0) -> tuple[Any, int]:
+    """rtpengine's recursive `__bencode_decode`, as a loop: rtpengine has no nesting limit (a
+    UDP datagram holds at most ~32k levels), so neither may Python's recursion limit impose one.
+    Running out of input ends every open container; a dict key needs a value."""
+    if pos >= len(data):
+        raise BencodeError(f"input ends at offset {pos} where a value should start")
+    n = len(data)
+    # Each frame: [container, key-or-None]; the key slot is None for lists and between pairs.
+    stack: list[list[Any]] = []
+    while True:
+        lead = data[pos]
+        if lead == 0x64 or lead == 0x6C:  # d or l: open a container
+            value: Any = {} if lead == 0x64 else []
+            pos += 1
+            if stack:
+                _attach(stack[-1], value, pos)
+            stack.append([value, None])
+        else:
+            value, pos = _scalar(data, pos)
+            if not stack:
+                return value, pos
+            frame = stack[-1]
+            container, key = frame
+            if value is _END:
+                if key is not None:
+                    raise BencodeError(f"dict key {key!r} has no value")
+                stack.pop()
+                value = container
+                if not stack:
+                    return value, pos
+            elif isinstance(container, dict) and key is None:
+                if not isinstance(value, str):
+                    raise BencodeError(f"dict key before offset {pos} is not a string")
+                frame[1] = value
+            else:
+                _attach(frame, value, pos)
+        # Running out of input closes the open containers (a pending key has no value).
+        while pos >= n:
+            container, key = stack.pop()
+            if key is not None:
+                raise BencodeError(f"dict key {key!r} has no value")
+            if not stack:
+                return container, pos
 
 
-def _decode_list(data: bytes, pos: int, depth: int) -> tuple[list[Any], int]:
-    result: list[Any] = []
-    while pos < len(data):
-        item, pos = _decode(data, pos, depth)
-        if item is _END:
-            break
-        result.append(item)
-    return result, pos
+def _attach(frame: list[Any], value: Any, pos: int) -> None:
+    container, key = frame
+    if isinstance(container, list):
+        container.append(value)
+    elif key is None:
+        raise BencodeError(f"dict key before offset {pos} is not a string")
+    else:
+        container.setdefault(key, value)  # rtpengine's lookup finds the first of repeated keys
+        frame[1] = None
 
 
 def _decode_int(data: bytes, pos: int) -> tuple[int, int]:

@@ -11,11 +11,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from relay.callmodel import Party
+from relay.callmodel import Call, Party
 from relay.calls import CallError, Registry
-from relay.callstats import call_stats
+from relay.callstats import _subscribers, call_stats
 from relay.ng.errors import NgError
 from relay.ng.flags import NgFlags, parse_flags
+from relay.ng.unimplemented import (
+    STRTOLL,
+    CALL_ID_KEYS,
+    Selector,
+    dtmf_code,
+    int_str,
+    not_supported,
+    option,
+)
 from relay.sdp_view import SdpUnsupported, prepare
 
 logger = logging.getLogger(__name__)
@@ -81,20 +90,29 @@ def _str(body: dict[str, Any], *keys: str) -> str | None:
     return None
 
 
-def _call_id(body: dict[str, Any], *, offer: bool = False) -> str:
-    keys = ("call-id", "call-ID", "call id", "call ID") if offer else ("call-id",)
-    call_id = _str(body, *keys)
+def _call_id(body: dict[str, Any]) -> str:
+    call_id = _str(body, "call-id")
     if call_id is None:
         raise NgError("No call-id in message")
     return call_id
 
 
-def _first(parties: dict[str, Party], from_tag: str | None, to_tag: str | None) -> Party | None:
-    """The party rtpengine lists first: the to-tag's, else the from-tag's (else creation order)."""
-    for tag in (to_tag, from_tag):
-        if tag and tag in parties:
-            return parties[tag]
-    return None
+_INT_MAX = 2**31 - 1
+
+
+def _delete_delay(body: dict[str, Any]) -> int:
+    """`delete-delay`, else `delete delay`, else the legacy prefix parse of a `delete-delay`
+    string ("5x" → 5), as rtpengine 10.5's `call_delete_ng`; negative = the daemon default."""
+    delay = int_str(body.get("delete-delay"), -1)
+    if delay == -1:
+        delay = int_str(body.get("delete delay"), -1)
+        legacy = body.get("delete-delay")
+        if delay == -1 and isinstance(legacy, str):
+            m = STRTOLL.match(legacy)
+            if m:
+                value = int(m.group(1))
+                delay = -1 if value > _INT_MAX else value
+    return (delay + 2**31) % 2**32 - 2**31  # stored in a C int
 
 
 class Commands:
@@ -120,6 +138,13 @@ class Commands:
             "start recording": self.start_recording,
             "stop recording": self.stop_recording,
             "pause recording": self.pause_recording,
+            "play media": self.play_media,
+            "stop media": self.stop_media,
+            "play DTMF": self.play_dtmf,
+            "publish": self.publish,
+            "subscribe request": self.subscribe_request,
+            "subscribe answer": self.subscribe_answer,
+            "unsubscribe": self.unsubscribe,
         }
         for name in COMMAND_NAMES:
             self.table.setdefault(name, self.unsupported)
@@ -127,6 +152,7 @@ class Commands:
         self.observers: list[Observer] = []
         self.defer: Callable[[Callable[[], None]], None] = _now
         """How observers are run: at once, or (the daemon) after the reply is sent."""
+        self._media_players: dict[str, set[int]] = {}
 
     def dispatch(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
         command = body.get("command")
@@ -174,18 +200,31 @@ class Commands:
         return self._offer_answer(body, offer=False)
 
     def _offer_answer(self, body: dict[str, Any], *, offer: bool) -> dict[str, Any]:
-        sdp = _str(body, "sdp", "SDP")
+        # call_ng_process_flags walks all keys: of several spellings the last counts, and a
+        # value that is not a string clears it; tags have only one spelling.
+        sdp = option(body, "sdp", "SDP")
         if sdp is None:
             raise NgError("No SDP body in message")
-        call_id = _call_id(body, offer=True)
-        from_tag = _str(body, "from-tag", "from tag")
+        call_id = option(body, *CALL_ID_KEYS)
+        if call_id is None:
+            raise NgError("No call-id in message")
+        from_tag = option(body, "from-tag")
         if from_tag is None:
             raise NgError("No from-tag in message")
-        to_tag = _str(body, "to-tag", "to tag")
+        to_tag = option(body, "to-tag")
         if not offer and to_tag is None:
             raise NgError("No to-tag in message")
         flags = parse_flags(body)
         reg = self.registry
+        # rtpengine's order: parse the SDP, then the session limit, then look the call up.
+        refused: str | None = None
+        if sdp != "":
+            try:
+                desc, offered, render = prepare(sdp, flags)
+            except SdpUnsupported as exc:
+                refused = str(exc)  # rtpvault's own refusal: after rtpengine's checks
+            except ValueError:
+                raise NgError("Failed to parse SDP") from None
         if offer and call_id not in reg.calls and 0 <= self.max_sessions <= len(reg.calls):
             reg.totals.rejected += 1
             supports = body.get("supports")
@@ -196,16 +235,13 @@ class Commands:
             if offer:
                 reg.touch(call_id, from_tag, to_tag or None)
                 return {"result": "ok"}
-            reg.get(call_id)
+            if call_id not in reg.calls:
+                raise NgError("Unknown call-id")
             return {"result": "ok"}
         if not offer and call_id not in reg.calls:
             raise NgError("Unknown call-id")
-        try:
-            desc, offered, render = prepare(sdp, flags)
-        except SdpUnsupported as exc:
-            raise NgError(str(exc)) from None
-        except ValueError:
-            raise NgError("Failed to parse SDP") from None
+        if refused is not None:
+            raise NgError(refused)
         if not offered.media:
             if offer:
                 reg.touch(call_id, from_tag, to_tag or None)
@@ -235,39 +271,40 @@ class Commands:
         flags = parse_flags(body)
         from_tag = _str(body, "from-tag")
         to_tag = _str(body, "to-tag")
-        delay = flags.delete_delay
-        stats = None
-        call = self.registry.calls.get(call_id)
-        if call is not None and from_tag and from_tag in call.parties:
-            stats = call_stats(call, first=_first(call.parties, from_tag, to_tag))
-        if self.registry.delete(call_id, from_tag, to_tag, delay) is None:
+        reg = self.registry
+        call = reg.calls.get(call_id)
+        target = None
+        if call is not None and from_tag:
+            target = reg.delete_target(call, from_tag, to_tag, _str(body, "via-branch"))
+        if call is None or (from_tag and target is None):
             if flags.has("fatal"):
                 raise NgError(NOT_FOUND)
             return {"warning": NOT_FOUND, "result": "ok"}
-        if stats is None:
+        if target is None:  # no from-tag: the whole call, and no statistics
+            reg.delete_call(call, _delete_delay(body))
             return {"result": "ok"}
+        stats = self._stats(call, from_tag, to_tag)
+        reg.delete_party(call, target, _delete_delay(body))
         return {**stats, "result": "ok"}
+
+    def _stats(self, call: Call, from_tag: str | None, to_tag: str | None) -> dict[str, Any]:
+        """rtpengine's `ng_call_stats`: the to-tag's party (else the from-tag's) and those it
+        receives from; a tag that names no (live) party gives empty `tags`; no tag, all."""
+        match = to_tag or from_tag
+        if not match:
+            return call_stats(call)
+        return call_stats(call, {match}, self.registry.live_party(call, match))
 
     def query(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
         call_id = _call_id(body)
         call = self.registry.calls.get(call_id)
         if call is None:
             raise NgError("Unknown call-id")
-        from_tag, to_tag = _str(body, "from-tag"), _str(body, "to-tag")
-        tags = {t for t in (from_tag, to_tag) if t}
-        first = _first(call.parties, from_tag, to_tag)
-        return {**call_stats(call, tags or None, first), "result": "ok"}
+        stats = self._stats(call, _str(body, "from-tag"), _str(body, "to-tag"))
+        return {**stats, "result": "ok"}
 
     def list(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
-        raw = body.get("limit", 32)
-        limit = raw if isinstance(raw, int) else None
-        if isinstance(raw, str):
-            try:
-                limit = int(raw)
-            except ValueError:
-                limit = 32
-        if limit is None:
-            limit = 32
+        limit = int_str(body.get("limit"), 32)  # "2 " is not a number to rtpengine: 32
         if limit < 0:
             raise NgError("invalid limit, must be >= 0")
         return {"calls": list(self.registry.calls)[:limit], "result": "ok"}
@@ -300,10 +337,100 @@ class Commands:
         self.registry._emit("updated", call)
         return {"result": "ok"}
 
+    # -- commands rtpvault does not carry out yet: rtpengine's errors up to where it would act --
+
+    def _selector(self) -> Selector:
+        reg = self.registry
+        return Selector(reg.calls, reg.live_party, lambda call: call.all_parties())
+
     def unsupported(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
-        call_id = _str(body, "call-id")
-        if call_id is None:
+        """block/unblock DTMF and media, silence/unsilence media, start/stop forwarding."""
+        self._selector().match(body)
+        raise not_supported(body)
+
+    def _play_parties(self, body: dict[str, Any]) -> list[Party]:
+        call, party, everyone = self._selector().match(body)
+        if everyone:
+            return call.all_parties()
+        if party is None:
+            raise NgError("No participant party specified")
+        return [party]
+
+    def _players(self, body: dict[str, Any]) -> set[int]:
+        """Parties (by id) that rtpengine would have given a media player: `play media` creates
+        one before it looks at the file, and `stop media` then succeeds."""
+        calls = self.registry.calls
+        if len(self._media_players) > 1000:
+            self._media_players = {k: v for k, v in self._media_players.items() if k in calls}
+        call_id = option(body, *CALL_ID_KEYS) or ""
+        return self._media_players.setdefault(call_id, set())
+
+    def play_media(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        parties = self._play_parties(body)
+        if parties:
+            self._players(body).add(id(parties[0]))
+            if not (option(body, "file") or option(body, "blob")
+                    or int_str(body.get("db-id"), 0) > 0):
+                raise NgError("No media file specified")
+        raise not_supported(body)
+
+    def stop_media(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        parties = self._play_parties(body)
+        players = self._players(body)
+        if any(id(p) not in players for p in parties):
+            raise NgError("Not currently playing media")  # rtpvault never plays any
+        return {"result": "ok"}
+
+    def play_dtmf(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        call, party, everyone = self._selector().match(body)
+        parties = call.all_parties() if everyone else [party] if party is not None else []
+        if not parties:
+            raise NgError("No participant party specified")
+        dtmf_code(body)
+        acts = False  # rtpengine would inject somewhere: its errors for later parties still come
+        for p in parties:
+            audio = [m for m in p.medias if m.type == "audio"]
+            if not audio:
+                raise NgError("Monologue has no media capable of DTMF injection")
+            for sink in _subscribers(p, call.all_parties()):
+                if not any(m.type == "audio" for m in sink.medias):
+                    raise NgError("Sink monologue has no media capable of DTMF playback")
+                first = audio[0].rtp or audio[0].rtcp
+                if first is None:
+                    raise NgError("Media doesn't have an RTP stream")
+                if first.ssrc is None:
+                    raise NgError("No SSRC context present for DTMF injection")
+                acts = True
+        if acts:
+            raise not_supported(body)
+        return {"result": "ok"}
+
+    def publish(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        if option(body, "sdp", "SDP") is None:
+            raise NgError("No SDP body in message")
+        if option(body, *CALL_ID_KEYS) is None:
             raise NgError("No call-id in message")
-        if call_id not in self.registry.calls:
-            raise NgError("Unknown call-ID")
-        raise NgError(f"Command '{body.get('command')}' is not supported by rtpvault yet")
+        if option(body, "from-tag") is None:
+            raise NgError("No from-tag in message")
+        raise not_supported(body)
+
+    def subscribe_request(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        self._selector().match_many(body)
+        raise not_supported(body)
+
+    def subscribe_answer(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        call = self._selector().call(body)
+        to_tag = option(body, "to-tag")
+        if to_tag is None:
+            raise NgError("No to-tag in message")
+        if not option(body, "sdp", "SDP"):
+            raise NgError("No SDP body in message")
+        if self.registry.live_party(call, to_tag) is None:
+            raise NgError("To-tag not found")
+        raise not_supported(body)
+
+    def unsubscribe(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
+        self._selector().call(body)
+        if option(body, "to-tag") is None:
+            raise NgError("No to-tag in message")
+        raise not_supported(body)

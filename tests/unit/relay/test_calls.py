@@ -253,3 +253,49 @@ def test_delete_counts_at_once_and_defers_socket_teardown_and_listeners() -> Non
     later.pop()()
     assert all(s.closed for s in socks) and not reg.pools["127.0.0.1"].used
     assert events[-1] == "closed:regular"
+
+
+def test_delete_follows_rtpengines_tag_lookup() -> None:
+    reg, _ = registry()
+    reg.offer("c1", "a", None, session(), flags(**{"via-branch": "vb"}), render)
+    reg.answer("c1", "a", "b", session("192.0.2.20", 50000), flags(), render)
+    call = reg.calls["c1"]
+    # a to-tag alone decides; the from-tag need not be known
+    assert reg.delete_target(call, "nope", "a", None) is call.parties["a"]
+    # without a to-tag the via-branch comes first
+    assert reg.delete_target(call, "a", None, "vb") is call.parties["b"]
+    # an unknown to-tag after the answer finds nothing
+    assert reg.delete_target(call, "a", "nope", None) is None
+    # without a from-tag the whole call goes, whatever the to-tag
+    assert reg.delete("c1", None, "nope", 0) is not None and not reg.calls
+
+
+def test_delete_unknown_to_tag_before_answer_deletes_the_offerer() -> None:
+    reg, _ = registry()
+    reg.offer("c1", "a", None, session(), flags(), render)
+    assert reg.delete("c1", "a", "b", 0) is not None
+    assert not reg.calls and reg.pools["127.0.0.1"].used == set()
+
+
+def test_delayed_branch_delete_keeps_the_call() -> None:
+    reg, clock = registry(delete_delay=30)
+    reg.offer("c1", "a", None, session(), flags(), render)
+    reg.answer("c1", "a", "b", session("192.0.2.20", 50000), flags(), render)
+    reg.answer("c1", "a", "c", session("192.0.2.30", 50010), flags(), render)
+    reg.delete("c1", "a", "c", None)
+    clock.t += 31
+    reg.sweep(3600, 3600, 0, 3600)
+    call = reg.calls["c1"]
+    assert call.deleted_at is None
+    assert all(s.local_port == 0 for s in call.parties["c"].medias[0].streams())
+    assert reg.live_party(call, "c") is None and reg.live_party(call, "b") is not None
+
+
+def test_answer_with_unknown_from_tag_pairs_the_answerer_with_a_new_party() -> None:
+    reg, _ = registry()
+    reg.offer("c1", "a", None, session(), flags(), render)
+    reg.answer("c1", "z", "b", session("192.0.2.20", 50000), flags(), render)
+    call = reg.calls["c1"]
+    b, z = call.parties["b"], call.parties["z"]
+    assert b.other is z and z.other is b
+    assert [p.tag for p in call.parties["a"].subscriptions()] == [""]  # a's offer untouched

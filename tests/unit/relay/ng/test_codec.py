@@ -125,9 +125,27 @@ def test_decoded_strings_keep_any_bytes() -> None:
     assert bencode_encode(body) == b"d7:call-id6:bad\xff\xfex3:nul3:a\x00be"
 
 
-def test_nesting_limit_is_an_error_not_a_crash() -> None:
-    with pytest.raises(BencodeError):
-        bencode_decode(b"l" * 5000)
+def test_deep_nesting_decodes_like_rtpengine() -> None:
+    # rtpengine 10.5 has no nesting limit (measured: 20000 levels inside a ping → pong).
+    depth = 30000
+    body = bencode_decode(b"d3:foo" + b"l" * depth + b"e" * depth + b"7:command4:pinge")
+    assert body["command"] == "ping"
+    # unclosed: the lists swallow the rest, so there is no command
+    body = bencode_decode(b"d3:foo" + b"l" * depth + b"7:command4:pinge")
+    assert list(body) == ["foo"]
+    value = bencode_decode(b"d3:foo" + b"d1:a" * depth + b"i1e" + b"e" * depth + b"e")
+    for _ in range(depth):
+        value = value["foo" if "foo" in value else "a"]
+    assert value == {"a": 1}
+
+
+def test_lenient_decoder_edge_cases() -> None:
+    assert bencode_decode(b"d1:ai1e1:ai2e1:bl1:xe") == {"a": 1, "b": ["x"]}
+    assert bencode_decode(b"d1:ad1:bi1eee") == {"a": {"b": 1}}
+    assert bencode_decode(b"i5e") == 5
+    for bad in (b"d1:a", b"d1:ae", b"di1ei2ee", b"dl1:aei1ee", b"d1:ai5xe", b"e", b"d1:a5:abe"):
+        with pytest.raises(BencodeError):
+            bencode_decode(bad)
 
 
 # --- JSON (§1.2 and probes) ---------------------------------------------------------------

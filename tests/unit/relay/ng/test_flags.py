@@ -33,3 +33,17 @@ def test_delays_keep_count_sum_min_max_only() -> None:
     assert d.count == 3
     assert (d.low, d.high) == (0.001, 0.003)
     assert d.average == pytest.approx(0.002)
+
+
+def test_delete_delay_parsed_like_rtpengine() -> None:
+    from relay.ng.commands import _delete_delay
+
+    assert _delete_delay({}) == -1
+    assert _delete_delay({"delete-delay": "0"}) == 0
+    assert _delete_delay({"delete-delay": " 7"}) == 7
+    assert _delete_delay({"delete-delay": "5x"}) == 5  # legacy prefix parse
+    assert _delete_delay({"delete-delay": "x5"}) == -1
+    assert _delete_delay({"delete-delay": -1, "delete delay": 0}) == 0
+    assert _delete_delay({"delete delay": 0, "delete-delay": 5}) == 5
+    assert _delete_delay({"delete-delay": 2**32}) == 0  # a C int
+    assert _delete_delay({"delete-delay": ["0"]}) == -1
