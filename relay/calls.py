@@ -136,6 +136,7 @@ class Registry:
                 self.pools[itf.local] = PortPool(itf.local, fam, port_min, port_max, opener, rng)
         self.instance_id = "%012x" % (rng or random.Random()).getrandbits(48)
         self.defer: Callable[[Callable[[], None]], None] = _now
+        self._starting: list[Stream] = []
         """How work that no reply depends on is run: at once, or (the daemon) after the reply."""
 
     # -- lookup -------------------------------------------------------------------------------
@@ -386,7 +387,12 @@ class Registry:
         for stream in side.streams():
             if self.tos is not None and self._set_tos is not None:
                 self._set_tos(stream.sock, self.tos)
-            self.plane.add(stream)
+            # Bound now (the port goes into the reply); read from after the reply. Nothing is
+            # lost: packets wait in the socket, and the deferred work runs before the loop
+            # reads anything else.
+            if not self._starting:
+                self.defer(self._start_streams)
+            self._starting.append(stream)
         for stream in old:
             self._close_stream(stream, pool if stream.local_address == pool.address else None)
 
@@ -396,7 +402,14 @@ class Registry:
             self._close_stream(stream, side.pool)
             stream.local_port = 0
 
+    def _start_streams(self) -> None:
+        starting, self._starting = self._starting, []
+        for stream in starting:
+            self.plane.add(stream)
+
     def _close_stream(self, stream: Stream, pool: PortPool | None) -> None:
+        if stream in self._starting:  # allocated and given up within one request
+            self._starting.remove(stream)
         self.plane.remove(stream)
         stream.sock.close()
         owner = pool or self.pools.get(stream.local_address)

@@ -242,6 +242,7 @@ def test_delete_counts_at_once_and_defers_socket_teardown_and_listeners() -> Non
     reg.defer = later.append
     reg.listeners.append(lambda event, call: events.append(event))
     reg.offer("c1", "a", None, session(), flags(), render)
+    later.pop()()  # the offer's deferred work: start reading the new sockets
     socks = [s.sock for m in reg.calls["c1"].parties["a"].medias for s in m.streams()]
     assert reg.delete("c1", "a", None, 0) is not None
     # What a following request could see is settled before the reply ...
@@ -299,3 +300,37 @@ def test_answer_with_unknown_from_tag_pairs_the_answerer_with_a_new_party() -> N
     b, z = call.parties["b"], call.parties["z"]
     assert b.other is z and z.other is b
     assert [p.tag for p in call.parties["a"].subscriptions()] == [""]  # a's offer untouched
+
+
+class RecordingPlane:
+    def __init__(self) -> None:
+        self.added: list[int] = []
+        self.removed: list[int] = []
+
+    def add(self, stream: object) -> None:
+        self.added.append(stream.local_port)  # type: ignore[attr-defined]
+
+    def update(self, stream: object) -> None:
+        pass
+
+    def remove(self, stream: object) -> None:
+        self.removed.append(stream.local_port)  # type: ignore[attr-defined]
+
+
+def test_new_sockets_are_read_from_after_the_reply() -> None:
+    plane = RecordingPlane()
+    reg, _ = registry(plane=plane)
+    later: list = []
+    reg.defer = later.append
+    out = reg.offer("c1", "a", None, session(), flags(), render)
+    assert out.startswith("port=43500") and plane.added == []
+    assert len(later) == 1
+    later.pop()()
+    assert len(plane.added) == 4 and {43500, 43501} <= set(plane.added)
+    # A re-offer from a moved endpoint replaces the pair towards the receiver; the new pair
+    # starts after the reply, the old one stops at once.
+    plane.added.clear()
+    reg.offer("c1", "a", None, session(port=49180), flags(), render)
+    assert plane.added == [] and sorted(plane.removed) == [43500, 43501]
+    later.pop()()
+    assert len(plane.added) == 2 and not set(plane.added) & {43500, 43501}
