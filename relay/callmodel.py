@@ -32,6 +32,10 @@ class MediaSide:
     initialized: bool = False
     sdp_was_offer: bool = False
     """This side's party sent `sdp` in an offer (an answer may then only use its codecs)."""
+    sent_formats: tuple[str, ...] | None = None
+    """Payload types this side's last offer passed on (after codec strip/mask)."""
+    kept_formats: tuple[str, ...] = ()
+    """Payload types of that offer still usable by its party (stripped ones gone, masked kept)."""
     ice_controlling: bool = False
     """This side received the first offer (rtpengine marks it "ICE controlling")."""
     rtcp_fallback: bool = False

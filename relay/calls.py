@@ -20,6 +20,7 @@ from relay.media.stream import LEARN_DELAYED, Stream
 from relay.ng.flags import NgFlags
 from relay.offered import OfferedMedia, OfferedSession
 from relay.ports import Opener, PortPool, PortsExhausted, bind_udp
+from relay.sdp.codecs import answer_formats, offer_formats
 from relay.sdp.plan import MediaPlan, SessionPlan
 
 logger = logging.getLogger(__name__)
@@ -450,7 +451,7 @@ class Registry:
             rtcp_mux=mux,
             full_rtcp_attribute=flags.has("full-rtcp-attribute"),
             protocol=flags.transport_protocol,
-            formats=self._formats(media, flags, r_side.sdp if r_side.sdp_was_offer else None),
+            formats=self._formats(s_side, r_side, media, flags, offer),
             ptime=ptime,
             direction=direction,
             keep_zero_address=media.zero_address and "zero-address" not in flags.replace,
@@ -481,32 +482,23 @@ class Registry:
 
     @staticmethod
     def _formats(
-        media: OfferedMedia, flags: NgFlags, offered: OfferedMedia | None
+        s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, flags: NgFlags, offer: bool
     ) -> tuple[str, ...] | None:
-        """Payload types to print: an answer (or counter-offer) keeps only what the other side
-        offered; codec strip/mask/except flags remove more."""
-        strip = flags.codec.get("strip", []) + flags.codec.get("mask", [])
-        keep_only = flags.codec.get("except", [])
-        if offered is not None and any(pt not in offered.formats for pt in media.formats):
-            kept = tuple(pt for pt in media.formats if pt in offered.formats)
-            media = replace(media, formats=kept or media.formats)
-            if not strip and not keep_only:
-                return media.formats
-        if not strip and not keep_only:
-            return None
-
-        def matches(pt: str, names: list[str]) -> bool:
-            # rtpengine 10.5 matches codec names only, not payload type numbers.
-            enc = media.codec_names.get(pt, "").split("/")[0].lower()
-            return any(n == "all" or n.lower() == enc for n in names)
-
-        out = [
-            pt
-            for pt in media.formats
-            if (keep_only and matches(pt, keep_only)) or not matches(pt, strip)
-        ]
-        # Without transcoding nothing may remain to talk with: then nothing is stripped.
-        return tuple(out) or media.formats
+        """Payload types to print (relay.sdp.codecs): an offer applies strip/mask (and a
+        counter-offer keeps only what the other side offered); an answer keeps what was offered
+        to its sender. None keeps the input's list."""
+        formats = media.formats
+        if offer:
+            offered = r_side.sdp if r_side.sdp_was_offer else None
+            if offered is not None and any(pt not in offered.formats for pt in formats):
+                formats = tuple(pt for pt in formats if pt in offered.formats) or formats
+            sent, kept = offer_formats(formats, media.codec_names, flags.codec)
+            s_side.sent_formats, s_side.kept_formats = sent, kept
+        else:
+            if r_side.sent_formats is not None:
+                formats = answer_formats(formats, r_side.sent_formats, r_side.kept_formats)
+            sent, _ = offer_formats(formats, media.codec_names, flags.codec)
+        return None if sent == media.formats else sent
 
     def _session_plan(
         self,
