@@ -21,6 +21,7 @@ from relay.ng.flags import NgFlags
 from relay.offered import OfferedMedia, OfferedSession
 from relay.ports import Opener, PortPool, PortsExhausted, bind_udp
 from relay.sdp.codecs import answer_formats, offer_formats
+from relay.sdp.model import RTP_PROTOCOLS
 from relay.sdp.plan import MediaPlan, SessionPlan
 
 logger = logging.getLogger(__name__)
@@ -333,7 +334,8 @@ class Registry:
             for side in (s_side,) if offer else (s_side, r_side):
                 if side.rtp is not None and side.rtp.local_port:
                     self._release(side)
-        s_side.type, s_side.protocol = media.type, flags.transport_protocol or media.protocol
+        self._out_protocol(s_side, r_side, prev, media, flags, offer)
+        s_side.type, s_side.protocol = media.type, flags.plain_transport or media.protocol
         r_side.type = media.type
         if offer:
             r_side.protocol = s_side.protocol
@@ -342,6 +344,27 @@ class Registry:
         s_side.initialized = True
         self._set_peer(s_side, media, flags)
         return s_side, r_side
+
+    @staticmethod
+    def _out_protocol(
+        s_side: MediaSide,
+        r_side: MediaSide,
+        prev: OfferedMedia | None,
+        media: OfferedMedia,
+        flags: NgFlags,
+        offer: bool,
+    ) -> None:
+        """The m= protocol for the SDP going to the receiver (rtpengine's
+        __update_media_protocol): an offer keeps an earlier override until the sender changes
+        its own protocol; an answer goes back with the protocol that was offered."""
+        if offer:
+            if r_side.out_protocol is None or prev is None or prev.protocol != media.protocol:
+                r_side.out_protocol = media.protocol
+        else:
+            offered = r_side.sdp
+            r_side.out_protocol = offered.protocol if offered is not None else media.protocol
+        if flags.plain_transport is not None and media.protocol in RTP_PROTOCOLS:
+            r_side.out_protocol = flags.plain_transport
 
     def _allocate(self, side: MediaSide, itf: LocalInterface, single: bool = False) -> None:
         old = side.streams()
@@ -446,11 +469,11 @@ class Registry:
         return MediaPlan(
             port=port,
             address=flags.media_address or r_side.advertised,
-            family=r_side.family,
+            family=flags.media_address_family if flags.media_address else r_side.family,
             rtcp_port=None if flags.has("no-rtcp-attribute") else (port if (mux and (require or not offer)) else port + 1),
             rtcp_mux=mux,
             full_rtcp_attribute=flags.has("full-rtcp-attribute"),
-            protocol=flags.transport_protocol,
+            protocol=r_side.out_protocol,
             formats=self._formats(s_side, r_side, media, flags, offer),
             ptime=ptime,
             direction=direction,
