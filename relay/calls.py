@@ -451,8 +451,12 @@ class Registry:
     def _media_plan(
         self, s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, flags: NgFlags, offer: bool
     ) -> MediaPlan:
+        # generate-mid: an offer numbers the sections that have no a=mid (rejected ones too)
+        mid = str(s_side.index) if offer and flags.has("generate-mid") else None
         if media.rejected:
-            return MediaPlan(port=0, address=r_side.advertised or self.interfaces[0].advertised)
+            return MediaPlan(
+                port=0, address=r_side.advertised or self.interfaces[0].advertised, mid=mid
+            )
         s_side.rtcp_mux_flags = frozenset(flags.rtcp_mux) if offer else s_side.rtcp_mux_flags
         mux = self._mux_out(s_side, r_side, media, offer)
         r_side.mux_out = mux
@@ -480,6 +484,7 @@ class Registry:
             keep_zero_address=media.zero_address and "zero-address" not in flags.replace,
             end_of_candidates=media.end_of_candidates,
             strip_extmap=flags.has("strip-extmap"),
+            mid=mid,
         )
 
     @staticmethod

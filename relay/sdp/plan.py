@@ -40,6 +40,8 @@ class MediaPlan:
     """Emit `a=end-of-candidates` last (the input had it)."""
     strip_extmap: bool = False
     """Drop `a=extmap` lines (strip-extmap)."""
+    mid: str | None = None
+    """`a=mid` value for a section that has none (generate-mid); the input's own mid wins."""
 
 
 @dataclass(frozen=True, slots=True)
