@@ -414,12 +414,8 @@ class Registry:
 
     def _set_peer(self, side: MediaSide, media: OfferedMedia, flags: NgFlags) -> None:
         """Where packets for this side's party go, from its SDP (or received-from)."""
-        address = media.address
-        use_source = flags.has("SIP-source-address") or (
-            self.sip_source and not flags.has("trust-address")
-        )
-        if use_source and flags.received_from:
-            address = flags.received_from[1]
+        source = self._source_address(flags)
+        address = source or media.address
         learning = flags.endpoint_learning or self.endpoint_learning
         for stream, port in ((side.rtp, media.port), (side.rtcp, media.rtcp_port or media.port + 1)):
             if stream is None:
@@ -431,11 +427,18 @@ class Registry:
                 stream.sdp_peer = endpoint
                 stream.peer = endpoint
                 stream.confirmed = False
-            stream.send_blocked = media.zero_address or media.rejected
+            stream.send_blocked = (media.zero_address and source is None) or media.rejected
             stream.learning = learning
             stream.strict_source = stream.strict_source or flags.has("strict-source")
             stream.media_handover = stream.media_handover or flags.has("media-handover")
             stream.asymmetric = stream.asymmetric or flags.has("asymmetric")
+
+    def _source_address(self, flags: NgFlags) -> str | None:
+        """The SIP source address (`received-from`) when it replaces the SDP's address."""
+        use_source = flags.has("SIP-source-address") or (
+            self.sip_source and not flags.has("trust-address")
+        )
+        return flags.received_from[1] if use_source and flags.received_from else None
 
     def _refresh_learning(self, party: Party) -> None:
         until = self.clock() + LEARNING_WINDOW
@@ -464,9 +467,12 @@ class Registry:
         require = offer and ("require" in s_side.rtcp_mux_flags or r_side.rtcp_fallback)
         other = r_side.sdp
         ptime = media.ptime or (other.ptime if other is not None else None)
-        default_direction = "sendonly" if media.zero_address else "sendrecv"
+        # A zero address (hold) counts only where the SDP address is used: with
+        # SIP-source-address the received-from address replaces it (measured).
+        zero = media.zero_address and self._source_address(flags) is None
+        default_direction = "sendonly" if zero else "sendrecv"
         direction = None if flags.has("original-sendrecv") else (media.direction or default_direction)
-        if media.zero_address and direction in ("sendrecv", "recvonly"):
+        if zero and direction in ("sendrecv", "recvonly"):
             # rtpengine 10.5: a zero address does not receive
             # (sendrecv -> sendonly, recvonly -> inactive)
             direction = "sendonly" if direction == "sendrecv" else "inactive"
@@ -481,7 +487,9 @@ class Registry:
             formats=self._formats(s_side, r_side, media, flags, offer),
             ptime=ptime,
             direction=direction,
-            keep_zero_address=media.zero_address and "zero-address" not in flags.replace,
+            keep_zero_address=(
+                zero and "zero-address" not in flags.replace and flags.media_address is None
+            ),
             end_of_candidates=media.end_of_candidates,
             strip_extmap=flags.has("strip-extmap"),
             mid=mid,
