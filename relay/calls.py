@@ -462,9 +462,18 @@ class Registry:
             )
         s_side.rtcp_mux_flags = frozenset(flags.rtcp_mux) if offer else s_side.rtcp_mux_flags
         mux = self._mux_out(s_side, r_side, media, offer)
+        # Once mux is negotiated with a party, rtpengine keeps it in use there: later offers
+        # to that party say a=rtcp:<RTP port> + a=rtcp-mux, whatever the sender offers.
+        if offer:
+            s_side.mux_in_use = s_side.mux_in_use and media.rtcp_mux
+        else:
+            s_side.mux_in_use = media.rtcp_mux and s_side.mux_out
+            r_side.mux_in_use = mux
         r_side.mux_out = mux
         port = r_side.port
-        require = offer and ("require" in s_side.rtcp_mux_flags or r_side.rtcp_fallback)
+        require = offer and (
+            "require" in s_side.rtcp_mux_flags or r_side.rtcp_fallback or r_side.mux_in_use
+        )
         other = r_side.sdp
         ptime = media.ptime or (other.ptime if other is not None else None)
         # A zero address (hold) counts only where the SDP address is used: with
@@ -500,8 +509,8 @@ class Registry:
         """Whether the SDP going out carries a=rtcp-mux (sdp.md §1.8, cases M1–M8)."""
         if offer:
             opts = s_side.rtcp_mux_flags
-            if r_side.rtcp_fallback:
-                return True  # only one port there: mux stays required in re-offers (measured)
+            if r_side.rtcp_fallback or r_side.mux_in_use:
+                return True  # only one port there / mux in use: it stays in re-offers (measured)
             if media.rtcp_mux:
                 return "demux" not in opts
             return bool(opts & {"offer", "require"})
