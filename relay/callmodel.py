@@ -42,6 +42,8 @@ class MediaSide:
     """Payload types of that offer still usable by its party (stripped ones gone, masked kept)."""
     ice_controlling: bool = False
     """This side received the first offer (rtpengine marks it "ICE controlling")."""
+    released_port: int = 0
+    """RTP port this side had before a rejection released it (taken again if still free)."""
     rtcp_fallback: bool = False
     """Only an RTP port was allocated (an offer with rtcp-mux=require): RTCP is muxed on it,
     `rtcp` is None, and `query` shows rtpengine's "fallback RTCP" stream with local port 0."""

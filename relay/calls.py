@@ -322,11 +322,11 @@ class Registry:
         # The receiver-facing pair (advertised in this SDP's output) is allocated first.
         if not media.rejected:
             latch = flags.has("port-latching")
-            if r_side.rtp is None or (changed and not latch):
+            if r_side.rtp is None or r_side.port == 0 or (changed and not latch):
                 # rtcp-mux=require offers RTCP muxed only: rtpengine binds just the RTP port.
                 mux_only = offer and "require" in flags.rtcp_mux and "demux" not in flags.rtcp_mux
                 self._allocate(r_side, self._interface(flags, True, family), single=mux_only)
-            if s_side.rtp is None:
+            if s_side.rtp is None or s_side.port == 0:
                 self._allocate(s_side, self._interface(flags, False, family))
             self._link(s_side, r_side)
         else:
@@ -370,11 +370,14 @@ class Registry:
         old = side.streams()
         pool = self.pools[itf.local]
         fam = pool.family
+        # An m= line rejected earlier gets its old port numbers back (rtpengine 10.5 keeps
+        # them: a re-offer shows the same port again).
+        prefer, side.released_port = side.released_port, 0
         if single:
-            rtp_sock, port = pool.allocate_one()
+            rtp_sock, port = pool.allocate_one(prefer)
             side.rtp, side.rtcp = Stream(rtp_sock, itf.local, port, fam), None
         else:
-            rtp_sock, rtcp_sock, port = pool.allocate_pair()
+            rtp_sock, rtcp_sock, port = pool.allocate_pair(prefer)
             side.rtp = Stream(rtp_sock, itf.local, port, fam)
             side.rtcp = Stream(rtcp_sock, itf.local, port + 1, fam, is_rtcp=True)
         side.rtcp_fallback = single
@@ -394,6 +397,7 @@ class Registry:
 
     def _release(self, side: MediaSide) -> None:
         """A party rejected this m= line (port 0): its sockets go, the records stay for query."""
+        side.released_port = side.port or side.released_port
         for stream in side.streams():
             self._close_stream(stream, side.pool)
             stream.local_port = 0
