@@ -42,6 +42,10 @@ class MediaSide:
     """Payload types of that offer still usable by its party (stripped ones gone, masked kept)."""
     ice_controlling: bool = False
     """This side received the first offer (rtpengine marks it "ICE controlling")."""
+    mid: str | None = None
+    """The m= line's a=mid as first offered (rtpengine prints it in every later SDP, both ways)."""
+    ptime: int | None = None
+    """a=ptime printed towards this side's party: the last one either party gave."""
     released_port: int = 0
     """RTP port this side had before a rejection released it (taken again if still free)."""
     rtcp_fallback: bool = False

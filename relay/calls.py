@@ -458,11 +458,19 @@ class Registry:
     def _media_plan(
         self, s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, flags: NgFlags, offer: bool
     ) -> MediaPlan:
-        # generate-mid: an offer numbers the sections that have no a=mid (rejected ones too)
-        mid = str(s_side.index) if offer and flags.has("generate-mid") else None
+        mid = self._mid(s_side, r_side, media, flags, offer)
+        # A zero address (hold) counts only where the SDP address is used: with
+        # SIP-source-address the received-from address replaces it (measured).
+        zero = media.zero_address and self._source_address(flags) is None
+        keep_zero = zero and "zero-address" not in flags.replace and flags.media_address is None
         if media.rejected:
+            # a rejected first m= line still decides the session c= (0.0.0.0 stays)
             return MediaPlan(
-                port=0, address=r_side.advertised or self.interfaces[0].advertised, mid=mid
+                port=0,
+                address=r_side.advertised or self.interfaces[0].advertised,
+                mid=mid,
+                input_mid=False,
+                keep_zero_address=keep_zero,
             )
         s_side.rtcp_mux_flags = frozenset(flags.rtcp_mux) if offer else s_side.rtcp_mux_flags
         mux = self._mux_out(s_side, r_side, media, offer)
@@ -478,11 +486,11 @@ class Registry:
         require = offer and (
             "require" in s_side.rtcp_mux_flags or r_side.rtcp_fallback or r_side.mux_in_use
         )
-        other = r_side.sdp
-        ptime = media.ptime or (other.ptime if other is not None else None)
-        # A zero address (hold) counts only where the SDP address is used: with
-        # SIP-source-address the received-from address replaces it (measured).
-        zero = media.zero_address and self._source_address(flags) is None
+        # rtpengine keeps one ptime per side: either party's a=ptime sets both, and an SDP
+        # without one leaves them (the answer to a ptime:20 offer says ptime:20 too).
+        if media.ptime:
+            s_side.ptime = r_side.ptime = media.ptime
+        ptime = r_side.ptime
         default_direction = "sendonly" if zero else "sendrecv"
         direction = None if flags.has("original-sendrecv") else (media.direction or default_direction)
         if zero and direction in ("sendrecv", "recvonly"):
@@ -500,13 +508,27 @@ class Registry:
             formats=self._formats(s_side, r_side, media, flags, offer),
             ptime=ptime,
             direction=direction,
-            keep_zero_address=(
-                zero and "zero-address" not in flags.replace and flags.media_address is None
-            ),
+            keep_zero_address=keep_zero,
             end_of_candidates=media.end_of_candidates,
             strip_extmap=flags.has("strip-extmap"),
             mid=mid,
+            input_mid=False,
         )
+
+    @staticmethod
+    def _mid(
+        s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, flags: NgFlags, offer: bool
+    ) -> str | None:
+        """a=mid to print: an offer's mid is remembered for the m= line and printed in every
+        later SDP both ways; an answer's own mid is not printed. generate-mid numbers the
+        lines of this offer that have none (not remembered)."""
+        if not offer:
+            return r_side.mid
+        if media.mid is not None:
+            s_side.mid = r_side.mid = media.mid
+        if r_side.mid is not None:
+            return r_side.mid
+        return str(s_side.index) if flags.has("generate-mid") else None
 
     @staticmethod
     def _mux_out(s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, offer: bool) -> bool:

@@ -49,6 +49,7 @@ def _media(m: MediaSection) -> OfferedMedia:
         crypto=m.crypto,
         fingerprint=m.fingerprint,
         end_of_candidates=m.end_of_candidates,
+        mid=m.mid,
         codec_names=names,
     )
 

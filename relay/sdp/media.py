@@ -105,7 +105,7 @@ def _block(
 ) -> str:
     """The generated lines (§1.7 order); a rejected section gets only mid/end-of-candidates."""
     lines: list[str] = []
-    mid = section.mid if section.mid is not None else plan.mid
+    mid = section.mid if plan.input_mid and section.mid is not None else plan.mid
     if mid is not None:
         lines.append(f"a=mid:{mid}")
     rtp = protocol in RTP_PROTOCOLS

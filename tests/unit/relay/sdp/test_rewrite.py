@@ -188,3 +188,10 @@ def test_empty_format_list_keeps_codec_lines_in_place() -> None:  # verified (st
         "m=audio 40000 RTP/AVP \r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
         "a=rtcp:40001\r\n"
     )
+
+
+def test_remembered_mid_replaces_the_inputs_own() -> None:  # verified (mid_remembered_from_offer)
+    text = HEAD + "m=audio 49170 RTP/AVP 0\r\na=mid:b1\r\n"
+    out = run(text, media(mid="a1", input_mid=False))
+    assert "a=mid:b1" not in out and "m=audio 40000 RTP/AVP 0\r\na=mid:a1\r\n" in out
+    assert "a=mid" not in run(text, media(input_mid=False))
