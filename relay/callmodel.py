@@ -30,7 +30,7 @@ class MediaSide:
     mux_out: bool = False
     """a=rtcp-mux was put into the SDP sent to this party."""
     mux_in_use: bool = False
-    """rtcp-mux was negotiated with this party (offered to it and answered, or answered to it)."""
+    """rtcp-mux is in use with this party: it answered with a=rtcp-mux, or was answered it."""
     initialized: bool = False
     sdp_was_offer: bool = False
     """This side's party sent `sdp` in an offer (an answer may then only use its codecs)."""

@@ -479,7 +479,7 @@ class Registry:
         if offer:
             s_side.mux_in_use = s_side.mux_in_use and media.rtcp_mux
         else:
-            s_side.mux_in_use = media.rtcp_mux and s_side.mux_out
+            s_side.mux_in_use = media.rtcp_mux  # even when mux was not offered to it
             r_side.mux_in_use = mux
         r_side.mux_out = mux
         port = r_side.port
