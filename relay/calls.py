@@ -471,6 +471,7 @@ class Registry:
                 mid=mid,
                 input_mid=False,
                 keep_zero_address=keep_zero,
+                ptime=media.ptime,  # only strips the input's a=ptime: nothing is generated
             )
         s_side.rtcp_mux_flags = frozenset(flags.rtcp_mux) if offer else s_side.rtcp_mux_flags
         mux = self._mux_out(s_side, r_side, media, offer)
@@ -519,16 +520,18 @@ class Registry:
     def _mid(
         s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, flags: NgFlags, offer: bool
     ) -> str | None:
-        """a=mid to print: an offer's mid is remembered for the m= line and printed in every
-        later SDP both ways; an answer's own mid is not printed. generate-mid numbers the
-        lines of this offer that have none (not remembered)."""
+        """a=mid to print (rtpengine's per-side media_id): an offer's mid is remembered on both
+        sides and printed in every later SDP both ways; an answer prints its sender side's
+        (never its own new mid); generate-mid numbers a line without one on the offerer's side
+        only, so the first answer goes back without it."""
         if not offer:
-            return r_side.mid
+            return s_side.mid
         if media.mid is not None:
-            s_side.mid = r_side.mid = media.mid
-        if r_side.mid is not None:
-            return r_side.mid
-        return str(s_side.index) if flags.has("generate-mid") else None
+            s_side.mid = media.mid
+            r_side.mid = r_side.mid or media.mid
+        elif s_side.mid is None and r_side.mid is None and flags.has("generate-mid"):
+            s_side.mid = str(s_side.index)
+        return r_side.mid or s_side.mid
 
     @staticmethod
     def _mux_out(s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, offer: bool) -> bool:
@@ -568,7 +571,7 @@ class Registry:
         else:
             if r_side.sent_formats is not None:
                 formats = answer_formats(formats, r_side.sent_formats, r_side.kept_formats)
-            sent, _ = offer_formats(formats, media.codec_names, flags.codec)
+            _, sent = offer_formats(formats, media.codec_names, flags.codec)  # mask: no-op here
         return None if sent == media.formats else sent
 
     def _session_plan(
