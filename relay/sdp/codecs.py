@@ -8,8 +8,9 @@ Measured against rtpengine 10.5 (differential scenarios `codec_*`):
   `opus/48000/2`, and payload type numbers match nothing.
 * `all` (or `full`) strips/masks every codec except those named in `except`; `except` does
   nothing without `all`.
-* When stripping would leave no codec, nothing is stripped; when only supplementary codecs
-  (telephone-event, CN) would be left, the format list becomes empty.
+* When stripping would leave no codec, nothing is stripped. After stripping or masking, a
+  supplementary codec (telephone-event, CN) stays only next to a remaining codec of its clock
+  rate; with none left at all the format list becomes empty.
 * Masked codecs are not offered to the other side but stay acceptable in its answer.
 * The answer going back to the offerer lists the answered payload types that were offered to
   the answerer; failing that, those the offerer can still use (masked ones). With none of
@@ -56,9 +57,20 @@ def _remove(
     out = tuple(pt for pt in formats if not _selected(names_of.get(pt, ""), names, keep))
     if not out:
         return formats  # nothing may remain to talk with: then nothing goes
-    if all(names_of.get(pt, "").split("/")[0].lower() in SUPPLEMENTARY for pt in out):
-        return ()  # telephone-event or CN alone make no media
-    return out
+    # telephone-event and CN stay only next to a remaining codec of their clock rate
+    clocks = {_clock(names_of.get(pt, "")) for pt in out if not _supplementary(names_of, pt)}
+    return tuple(
+        pt for pt in out if not _supplementary(names_of, pt) or _clock(names_of[pt]) in clocks
+    )
+
+
+def _supplementary(names_of: Mapping[str, str], pt: str) -> bool:
+    return names_of.get(pt, "").split("/")[0].lower() in SUPPLEMENTARY
+
+
+def _clock(codec: str) -> str:
+    parts = codec.split("/")
+    return parts[1] if len(parts) > 1 else ""
 
 
 def offer_formats(

@@ -8,6 +8,7 @@ import pytest
 from relay.sdp.codecs import answer_formats, codec_matches, offer_formats
 
 NAMES = {
+    "102": "telephone-event/48000",
     "0": "PCMU/8000",
     "8": "PCMA/8000",
     "13": "CN/8000",
@@ -58,6 +59,12 @@ def test_nothing_left_strips_nothing_only_supplementary_left_empties() -> None:
     assert offer("0 8 101", strip=["PCMU", "PCMA", "telephone-event"]) == ("0 8 101",) * 2
     assert offer("0 8 13 101", strip=["PCMU", "PCMA"]) == ("", "")
     assert offer("0 101", strip=["all"], **{"except": ["telephone-event"]}) == ("", "")
+
+
+def test_supplementary_codecs_need_a_codec_of_their_clock_rate() -> None:
+    assert offer("96 0 101 102", strip=["PCMU"]) == ("96 102", "96 102")
+    assert offer("96 0 101", mask=["PCMU"]) == ("96", "96 0 101")
+    assert offer("96 8 0 13 101", strip=["PCMU"]) == ("96 8 13 101",) * 2
 
 
 def test_masked_codecs_stay_with_the_offerer() -> None:
