@@ -29,11 +29,25 @@ class MediaSide:
     rtcp_mux_flags: frozenset[str] = frozenset()
     mux_out: bool = False
     """a=rtcp-mux was put into the SDP sent to this party."""
+    mux_in_use: bool = False
+    """rtcp-mux is in use with this party: it answered with a=rtcp-mux, or was answered it."""
     initialized: bool = False
     sdp_was_offer: bool = False
     """This side's party sent `sdp` in an offer (an answer may then only use its codecs)."""
+    out_protocol: str | None = None
+    """Transport protocol printed in the m= lines sent to this side's party."""
+    sent_formats: tuple[str, ...] | None = None
+    """Payload types this side's last offer passed on (after codec strip/mask)."""
+    kept_formats: tuple[str, ...] = ()
+    """Payload types of that offer still usable by its party (stripped ones gone, masked kept)."""
     ice_controlling: bool = False
     """This side received the first offer (rtpengine marks it "ICE controlling")."""
+    mid: str | None = None
+    """The m= line's a=mid as first offered (rtpengine prints it in every later SDP, both ways)."""
+    ptime: int | None = None
+    """a=ptime printed towards this side's party: the last one either party gave."""
+    released_port: int = 0
+    """RTP port this side had before a rejection released it (taken again if still free)."""
     rtcp_fallback: bool = False
     """Only an RTP port was allocated (an offer with rtcp-mux=require): RTCP is muxed on it,
     `rtcp` is None, and `query` shows rtpengine's "fallback RTCP" stream with local port 0."""

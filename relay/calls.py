@@ -20,6 +20,8 @@ from relay.media.stream import LEARN_DELAYED, Stream
 from relay.ng.flags import NgFlags
 from relay.offered import OfferedMedia, OfferedSession
 from relay.ports import Opener, PortPool, PortsExhausted, bind_udp
+from relay.sdp.codecs import answer_formats, offer_formats
+from relay.sdp.model import RTP_PROTOCOLS
 from relay.sdp.plan import MediaPlan, SessionPlan
 
 logger = logging.getLogger(__name__)
@@ -343,11 +345,11 @@ class Registry:
         # The receiver-facing pair (advertised in this SDP's output) is allocated first.
         if not media.rejected:
             latch = flags.has("port-latching")
-            if r_side.rtp is None or (changed and not latch):
+            if r_side.rtp is None or r_side.port == 0 or (changed and not latch):
                 # rtcp-mux=require offers RTCP muxed only: rtpengine binds just the RTP port.
                 mux_only = offer and "require" in flags.rtcp_mux and "demux" not in flags.rtcp_mux
                 self._allocate(r_side, self._interface(flags, True, family), single=mux_only)
-            if s_side.rtp is None:
+            if s_side.rtp is None or s_side.port == 0:
                 self._allocate(s_side, self._interface(flags, False, family))
             self._link(s_side, r_side)
         else:
@@ -355,7 +357,8 @@ class Registry:
             for side in (s_side,) if offer else (s_side, r_side):
                 if side.rtp is not None and side.rtp.local_port:
                     self._release(side)
-        s_side.type, s_side.protocol = media.type, flags.transport_protocol or media.protocol
+        self._out_protocol(s_side, r_side, prev, media, flags, offer)
+        s_side.type, s_side.protocol = media.type, flags.plain_transport or media.protocol
         r_side.type = media.type
         if offer:
             r_side.protocol = s_side.protocol
@@ -365,15 +368,39 @@ class Registry:
         self._set_peer(s_side, media, flags)
         return s_side, r_side
 
+    @staticmethod
+    def _out_protocol(
+        s_side: MediaSide,
+        r_side: MediaSide,
+        prev: OfferedMedia | None,
+        media: OfferedMedia,
+        flags: NgFlags,
+        offer: bool,
+    ) -> None:
+        """The m= protocol for the SDP going to the receiver (rtpengine's
+        __update_media_protocol): an offer keeps an earlier override until the sender changes
+        its own protocol; an answer goes back with the protocol that was offered."""
+        if offer:
+            if r_side.out_protocol is None or prev is None or prev.protocol != media.protocol:
+                r_side.out_protocol = media.protocol
+        else:
+            offered = r_side.sdp
+            r_side.out_protocol = offered.protocol if offered is not None else media.protocol
+        if flags.plain_transport is not None and media.protocol in RTP_PROTOCOLS:
+            r_side.out_protocol = flags.plain_transport
+
     def _allocate(self, side: MediaSide, itf: LocalInterface, single: bool = False) -> None:
         old = side.streams()
         pool = self.pools[itf.local]
         fam = pool.family
+        # An m= line rejected earlier gets its old port numbers back (rtpengine 10.5 keeps
+        # them: a re-offer shows the same port again).
+        prefer, side.released_port = side.released_port, 0
         if single:
-            rtp_sock, port = pool.allocate_one()
+            rtp_sock, port = pool.allocate_one(prefer)
             side.rtp, side.rtcp = Stream(rtp_sock, itf.local, port, fam), None
         else:
-            rtp_sock, rtcp_sock, port = pool.allocate_pair()
+            rtp_sock, rtcp_sock, port = pool.allocate_pair(prefer)
             side.rtp = Stream(rtp_sock, itf.local, port, fam)
             side.rtcp = Stream(rtcp_sock, itf.local, port + 1, fam, is_rtcp=True)
         side.rtcp_fallback = single
@@ -398,6 +425,7 @@ class Registry:
 
     def _release(self, side: MediaSide) -> None:
         """A party rejected this m= line (port 0): its sockets go, the records stay for query."""
+        side.released_port = side.port or side.released_port
         for stream in side.streams():
             self._close_stream(stream, side.pool)
             stream.local_port = 0
@@ -425,12 +453,8 @@ class Registry:
 
     def _set_peer(self, side: MediaSide, media: OfferedMedia, flags: NgFlags) -> None:
         """Where packets for this side's party go, from its SDP (or received-from)."""
-        address = media.address
-        use_source = flags.has("SIP-source-address") or (
-            self.sip_source and not flags.has("trust-address")
-        )
-        if use_source and flags.received_from:
-            address = flags.received_from[1]
+        source = self._source_address(flags)
+        address = source or media.address
         learning = flags.endpoint_learning or self.endpoint_learning
         for stream, port in ((side.rtp, media.port), (side.rtcp, media.rtcp_port or media.port + 1)):
             if stream is None:
@@ -442,11 +466,18 @@ class Registry:
                 stream.sdp_peer = endpoint
                 stream.peer = endpoint
                 stream.confirmed = False
-            stream.send_blocked = media.zero_address or media.rejected
+            stream.send_blocked = (media.zero_address and source is None) or media.rejected
             stream.learning = learning
             stream.strict_source = stream.strict_source or flags.has("strict-source")
             stream.media_handover = stream.media_handover or flags.has("media-handover")
             stream.asymmetric = stream.asymmetric or flags.has("asymmetric")
+
+    def _source_address(self, flags: NgFlags) -> str | None:
+        """The SIP source address (`received-from`) when it replaces the SDP's address."""
+        use_source = flags.has("SIP-source-address") or (
+            self.sip_source and not flags.has("trust-address")
+        )
+        return flags.received_from[1] if use_source and flags.received_from else None
 
     def _refresh_learning(self, party: Party) -> None:
         until = self.clock() + LEARNING_WINDOW
@@ -462,44 +493,88 @@ class Registry:
     def _media_plan(
         self, s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, flags: NgFlags, offer: bool
     ) -> MediaPlan:
+        mid = self._mid(s_side, r_side, media, flags, offer)
+        # A zero address (hold) counts only where the SDP address is used: with
+        # SIP-source-address the received-from address replaces it (measured).
+        zero = media.zero_address and self._source_address(flags) is None
+        keep_zero = zero and "zero-address" not in flags.replace and flags.media_address is None
         if media.rejected:
-            return MediaPlan(port=0, address=r_side.advertised or self.interfaces[0].advertised)
+            # a rejected first m= line still decides the session c= (0.0.0.0 stays)
+            return MediaPlan(
+                port=0,
+                address=r_side.advertised or self.interfaces[0].advertised,
+                mid=mid,
+                input_mid=False,
+                keep_zero_address=keep_zero,
+                ptime=media.ptime,  # only strips the input's a=ptime: nothing is generated
+            )
         s_side.rtcp_mux_flags = frozenset(flags.rtcp_mux) if offer else s_side.rtcp_mux_flags
         mux = self._mux_out(s_side, r_side, media, offer)
+        # Once mux is negotiated with a party, rtpengine keeps it in use there: later offers
+        # to that party say a=rtcp:<RTP port> + a=rtcp-mux, whatever the sender offers.
+        if offer:
+            s_side.mux_in_use = s_side.mux_in_use and media.rtcp_mux
+        else:
+            s_side.mux_in_use = media.rtcp_mux  # even when mux was not offered to it
+            r_side.mux_in_use = mux
         r_side.mux_out = mux
         port = r_side.port
-        require = offer and ("require" in s_side.rtcp_mux_flags or r_side.rtcp_fallback)
-        other = r_side.sdp
-        ptime = media.ptime or (other.ptime if other is not None else None)
-        default_direction = "sendonly" if media.zero_address else "sendrecv"
+        require = offer and (
+            "require" in s_side.rtcp_mux_flags or r_side.rtcp_fallback or r_side.mux_in_use
+        )
+        # rtpengine keeps one ptime per side: either party's a=ptime sets both, and an SDP
+        # without one leaves them (the answer to a ptime:20 offer says ptime:20 too).
+        if media.ptime:
+            s_side.ptime = r_side.ptime = media.ptime
+        ptime = r_side.ptime
+        default_direction = "sendonly" if zero else "sendrecv"
         direction = None if flags.has("original-sendrecv") else (media.direction or default_direction)
-        if media.zero_address and direction in ("sendrecv", "recvonly"):
+        if zero and direction in ("sendrecv", "recvonly"):
             # rtpengine 10.5: a zero address does not receive
             # (sendrecv -> sendonly, recvonly -> inactive)
             direction = "sendonly" if direction == "sendrecv" else "inactive"
         return MediaPlan(
             port=port,
             address=flags.media_address or r_side.advertised,
-            family=r_side.family,
+            family=flags.media_address_family if flags.media_address else r_side.family,
             rtcp_port=None if flags.has("no-rtcp-attribute") else (port if (mux and (require or not offer)) else port + 1),
             rtcp_mux=mux,
             full_rtcp_attribute=flags.has("full-rtcp-attribute"),
-            protocol=flags.transport_protocol,
-            formats=self._formats(media, flags, r_side.sdp if r_side.sdp_was_offer else None),
+            protocol=r_side.out_protocol,
+            formats=self._formats(s_side, r_side, media, flags, offer),
             ptime=ptime,
             direction=direction,
-            keep_zero_address=media.zero_address and "zero-address" not in flags.replace,
+            keep_zero_address=keep_zero,
             end_of_candidates=media.end_of_candidates,
             strip_extmap=flags.has("strip-extmap"),
+            mid=mid,
+            input_mid=False,
         )
+
+    @staticmethod
+    def _mid(
+        s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, flags: NgFlags, offer: bool
+    ) -> str | None:
+        """a=mid to print (rtpengine's per-side media_id): an offer's mid is remembered on both
+        sides and printed in every later SDP both ways; an answer prints its sender side's
+        (never its own new mid); generate-mid numbers a line without one on the offerer's side
+        only, so the first answer goes back without it."""
+        if not offer:
+            return s_side.mid
+        if media.mid is not None:
+            s_side.mid = media.mid
+            r_side.mid = r_side.mid or media.mid
+        elif s_side.mid is None and r_side.mid is None and flags.has("generate-mid"):
+            s_side.mid = str(s_side.index)
+        return r_side.mid or s_side.mid
 
     @staticmethod
     def _mux_out(s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, offer: bool) -> bool:
         """Whether the SDP going out carries a=rtcp-mux (sdp.md §1.8, cases M1–M8)."""
         if offer:
             opts = s_side.rtcp_mux_flags
-            if r_side.rtcp_fallback:
-                return True  # only one port there: mux stays required in re-offers (measured)
+            if r_side.rtcp_fallback or r_side.mux_in_use:
+                return True  # only one port there / mux in use: it stays in re-offers (measured)
             if media.rtcp_mux:
                 return "demux" not in opts
             return bool(opts & {"offer", "require"})
@@ -516,32 +591,23 @@ class Registry:
 
     @staticmethod
     def _formats(
-        media: OfferedMedia, flags: NgFlags, offered: OfferedMedia | None
+        s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, flags: NgFlags, offer: bool
     ) -> tuple[str, ...] | None:
-        """Payload types to print: an answer (or counter-offer) keeps only what the other side
-        offered; codec strip/mask/except flags remove more."""
-        strip = flags.codec.get("strip", []) + flags.codec.get("mask", [])
-        keep_only = flags.codec.get("except", [])
-        if offered is not None and any(pt not in offered.formats for pt in media.formats):
-            kept = tuple(pt for pt in media.formats if pt in offered.formats)
-            media = replace(media, formats=kept or media.formats)
-            if not strip and not keep_only:
-                return media.formats
-        if not strip and not keep_only:
-            return None
-
-        def matches(pt: str, names: list[str]) -> bool:
-            # rtpengine 10.5 matches codec names only, not payload type numbers.
-            enc = media.codec_names.get(pt, "").split("/")[0].lower()
-            return any(n == "all" or n.lower() == enc for n in names)
-
-        out = [
-            pt
-            for pt in media.formats
-            if (keep_only and matches(pt, keep_only)) or not matches(pt, strip)
-        ]
-        # Without transcoding nothing may remain to talk with: then nothing is stripped.
-        return tuple(out) or media.formats
+        """Payload types to print (relay.sdp.codecs): an offer applies strip/mask (and a
+        counter-offer keeps only what the other side offered); an answer keeps what was offered
+        to its sender. None keeps the input's list."""
+        formats = media.formats
+        if offer:
+            offered = r_side.sdp if r_side.sdp_was_offer else None
+            if offered is not None and any(pt not in offered.formats for pt in formats):
+                formats = tuple(pt for pt in formats if pt in offered.formats) or formats
+            sent, kept = offer_formats(formats, media.codec_names, flags.codec)
+            s_side.sent_formats, s_side.kept_formats = sent, kept
+        else:
+            if r_side.sent_formats is not None:
+                formats = answer_formats(formats, r_side.sent_formats, r_side.kept_formats)
+            _, sent = offer_formats(formats, media.codec_names, flags.codec)  # mask: no-op here
+        return None if sent == media.formats else sent
 
     def _session_plan(
         self,

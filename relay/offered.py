@@ -30,6 +30,7 @@ class OfferedMedia:
     crypto: bool = False
     fingerprint: bool = False
     end_of_candidates: bool = False
+    mid: str | None = None
     codec_names: dict[str, str] = field(default_factory=dict)
     """Payload type → "encoding/clock[/channels]" (rtpmap, or RFC 3551 for static types)."""
 

@@ -67,18 +67,28 @@ class PortPool:
             port = self.port_min
         return port + (port & 1)
 
-    def allocate_pair(self) -> tuple[socket.socket, socket.socket, int]:
-        """Bind RTP (even) and RTCP (RTP+1); returns (rtp, rtcp, rtp_port)."""
-        socks, port = self._scan(2)
+    def allocate_pair(self, prefer: int = 0) -> tuple[socket.socket, socket.socket, int]:
+        """Bind RTP (even) and RTCP (RTP+1); returns (rtp, rtcp, rtp_port). `prefer`: a port
+        to take again if it is still free (a re-activated m= line)."""
+        socks, port = self._scan(2, prefer)
         return socks[0], socks[1], port
 
-    def allocate_one(self) -> tuple[socket.socket, int]:
+    def allocate_one(self, prefer: int = 0) -> tuple[socket.socket, int]:
         """Bind one even port (RTP with RTCP muxed on it, rtcp-mux=require)."""
-        socks, port = self._scan(1)
+        socks, port = self._scan(1, prefer)
         return socks[0], port
 
-    def _scan(self, width: int) -> tuple[list[socket.socket], int]:
+    def _scan(self, width: int, prefer: int = 0) -> tuple[list[socket.socket], int]:
         """rtpengine's scan for `width` (1 or 2) consecutive free ports from an even one."""
+        if (
+            prefer
+            and self.port_min <= prefer <= self.port_max - width + 1
+            and not self.used.intersection(range(prefer, prefer + width))
+        ):
+            socks = self._try_bind(prefer, width)
+            if socks is not None:
+                self.used.update(range(prefer, prefer + width))
+                return socks, prefer
         port = self._start()
         wraps = 0
         tried = 0

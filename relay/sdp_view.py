@@ -49,6 +49,7 @@ def _media(m: MediaSection) -> OfferedMedia:
         crypto=m.crypto,
         fingerprint=m.fingerprint,
         end_of_candidates=m.end_of_candidates,
+        mid=m.mid,
         codec_names=names,
     )
 
@@ -69,7 +70,8 @@ def check_supported(offered: OfferedSession, flags: NgFlags) -> None:
     if flags.ice in ("force", "force-relay", "force_relay", "optional"):
         raise SdpUnsupported(f"ICE={flags.ice} is not supported by rtpvault yet")
     target = flags.transport_protocol
-    if target is not None and target != "accept" and target not in PLAIN_PROTOCOLS:
+    # `accept` and names rtpengine does not know leave the protocol alone (measured)
+    if target in SECURE_PROTOCOLS:
         raise SdpUnsupported(f"transport-protocol {target} (SRTP) is not supported by rtpvault yet")
     for kind in ("transcode", "offer", "accept", "consume", "set"):
         if flags.codec.get(kind):

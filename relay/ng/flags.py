@@ -7,6 +7,7 @@ as rtpengine does.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,9 @@ KNOWN_WORDS = frozenset(
 )
 
 _LEARNING = {"off", "immediate", "delayed", "heuristic"}
+
+PLAIN_TRANSPORTS = frozenset({"RTP/AVP", "RTP/AVPF"})
+"""`transport-protocol` values rtpvault carries out itself."""
 
 
 @dataclass(slots=True)
@@ -54,6 +58,18 @@ class NgFlags:
 
     def has(self, word: str) -> bool:
         return word in self.words
+
+    @property
+    def plain_transport(self) -> str | None:
+        """The requested plain RTP protocol; rtpengine ignores `accept` and unknown names here
+        (the m= line keeps its protocol), and SRTP ones are refused before this is asked."""
+        tp = self.transport_protocol
+        return tp if tp in PLAIN_TRANSPORTS else None
+
+    @property
+    def media_address_family(self) -> str:
+        """"IP6" for an IPv6 `media-address`: rtpengine prints its own family (IN IP6 …)."""
+        return "IP6" if self.media_address is not None and ":" in self.media_address else "IP4"
 
 
 def _str(value: Any) -> str | None:
@@ -173,6 +189,19 @@ def _h_received_from(f: NgFlags, v: Any) -> None:
         f.received_from = (items[0], items[1])
 
 
+def _h_media_address(f: NgFlags, v: Any) -> None:
+    # rtpengine 10.5 parses the value as an address; anything else is ignored (the interface's
+    # advertised address stays in the SDP).
+    s = _str(v)
+    if s is None:
+        return
+    try:
+        ipaddress.ip_address(s)
+    except ValueError:
+        return
+    f.media_address = s
+
+
 def _h_record(f: NgFlags, v: Any) -> None:
     s = _str(v)
     # rtpengine 10.5 takes exactly yes/on and no/off; anything else (YES, maybe) is ignored
@@ -223,7 +252,7 @@ _HANDLERS: dict[str, Any] = {
     "ICE": _setter("ice"),
     "transport-protocol": _setter("transport_protocol"),
     "address-family": _setter("address_family"),
-    "media-address": _setter("media_address"),
+    "media-address": _h_media_address,
     "received-from": _h_received_from,
     "label": _setter("label"),
     "set-label": _setter("set_label"),

@@ -105,8 +105,9 @@ def _block(
 ) -> str:
     """The generated lines (§1.7 order); a rejected section gets only mid/end-of-candidates."""
     lines: list[str] = []
-    if section.mid is not None:
-        lines.append(f"a=mid:{section.mid}")
+    mid = section.mid if plan.input_mid and section.mid is not None else plan.mid
+    if mid is not None:
+        lines.append(f"a=mid:{mid}")
     rtp = protocol in RTP_PROTOCOLS
     if active:
         if rtp:

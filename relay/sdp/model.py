@@ -78,7 +78,8 @@ class MediaSection:
     rtcp_port: int | None
     rtcp_connection: Connection | None
     ice: bool
-    """ICE attributes (ice-ufrag/-pwd/candidate/…) at media or session level."""
+    """An a=ice-ufrag at media or session level: the sender does ICE (candidates alone do not
+    count, rtpengine 10.5 just strips them)."""
     crypto: bool
     fingerprint: bool
     """a=fingerprint at media or session level."""
@@ -126,7 +127,7 @@ class SessionDescription:
     direction: str | None
     """Session-level direction attribute (first one), or None."""
     ice: bool
-    """ICE attributes at session level."""
+    """An a=ice-ufrag at session level."""
     rtpengine_ids: tuple[str, ...] = ()
     """Values of session-level `a=rtpengine:` lines (loop-protect)."""
     tail: str = ""

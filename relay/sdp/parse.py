@@ -15,7 +15,6 @@ from types import MappingProxyType
 
 from relay.sdp.attributes import (
     DIRECTIONS,
-    ICE_ATTRIBUTES,
     Connection,
     Rtpmap,
     parse_connection,
@@ -212,7 +211,9 @@ def _attr_names(attrs: tuple[Line, ...]) -> list[str]:
 
 
 def _is_ice(name: str) -> bool:
-    return name in ICE_ATTRIBUTES or name == "candidate"
+    # rtpengine 10.5 takes part in ICE only when the SDP has an ICE ufrag: candidates,
+    # ice-options or ice-lite alone are just stripped (measured).
+    return name == "ice-ufrag"
 
 
 def _direction(media: list[str], session: list[str]) -> str | None:

@@ -40,6 +40,10 @@ class MediaPlan:
     """Emit `a=end-of-candidates` last (the input had it)."""
     strip_extmap: bool = False
     """Drop `a=extmap` lines (strip-extmap)."""
+    mid: str | None = None
+    """`a=mid` value for a section that has none (generate-mid); the input's own mid wins."""
+    input_mid: bool = True
+    """Print the input's own a=mid; False prints only `mid` (the call's remembered mid)."""
 
 
 @dataclass(frozen=True, slots=True)

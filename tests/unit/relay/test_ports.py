@@ -81,3 +81,21 @@ def test_single_port_for_rtcp_mux_require_leaves_the_next_port_free() -> None:
     assert pool.allocate_pair()[2] == 43502  # the scan still starts pairs at even ports
     with pytest.raises(PortsExhausted, match="no 2 consecutive"):
         pool.allocate_pair()
+
+
+def test_preferred_port_is_taken_again_when_free() -> None:
+    pool = PortPool("127.0.0.1", socket.AF_INET, 43500, 43999, fake_opener(), random.Random(1))
+    _, _, first = pool.allocate_pair()
+    _, _, second = pool.allocate_pair(prefer=43700)
+    assert second == 43700 and {43700, 43701} <= pool.used
+    # in use already: an ordinary scan
+    _, _, third = pool.allocate_pair(prefer=first)
+    assert third not in (first, 43700)
+    # out of range or unbindable: an ordinary scan too
+    _, _, fourth = pool.allocate_pair(prefer=44000)
+    assert 43500 <= fourth < 43999
+    blocked = PortPool(
+        "127.0.0.1", socket.AF_INET, 43500, 43999, fake_opener({43800}), random.Random(1)
+    )
+    _, _, p = blocked.allocate_pair(prefer=43800)
+    assert p != 43800

@@ -47,3 +47,27 @@ def test_delete_delay_parsed_like_rtpengine() -> None:
     assert _delete_delay({"delete delay": 0, "delete-delay": 5}) == 5
     assert _delete_delay({"delete-delay": 2**32}) == 0  # a C int
     assert _delete_delay({"delete-delay": ["0"]}) == -1
+
+
+@pytest.mark.parametrize(
+    ("value", "address", "family"),
+    [
+        ("198.51.100.7", "198.51.100.7", "IP4"),
+        ("2001:db8::7", "2001:db8::7", "IP6"),
+        ("bogus", None, "IP4"),  # rtpengine 10.5 ignores what is not an address
+    ],
+)
+def test_media_address_is_an_address_with_its_family(
+    value: str, address: str | None, family: str
+) -> None:
+    flags = parse_flags({"media-address": value})
+    assert flags.media_address == address
+    assert flags.media_address_family == family
+
+
+@pytest.mark.parametrize(
+    ("value", "plain"),
+    [("RTP/AVPF", "RTP/AVPF"), ("RTP/AVP", "RTP/AVP"), ("accept", None), ("UDP", None)],
+)
+def test_plain_transport_ignores_accept_and_unknown_names(value: str, plain: str | None) -> None:
+    assert parse_flags({"transport-protocol": value}).plain_transport == plain

@@ -60,6 +60,16 @@ def test_ice_at_session_level_counts_for_media() -> None:
     assert desc.ice and desc.media[0].ice
 
 
+@pytest.mark.parametrize(
+    "attrs",
+    ["a=ice-lite\r\n", "a=ice-options:trickle\r\n", "a=candidate:1 1 UDP 1 192.0.2.10 1 typ host\r\n"],
+)
+def test_ice_needs_a_ufrag(attrs: str) -> None:
+    # measured (differential ice_attributes_without_ufrag): rtpengine 10.5 only strips these
+    desc = parse(HEAD + attrs + "m=audio 1 RTP/AVP 0\r\n" + attrs)
+    assert not desc.ice and not desc.media[0].ice
+
+
 def test_zero_connection() -> None:
     desc = parse(HEAD.replace("192.0.2.10\r\nt", "0.0.0.0\r\nt") + "m=audio 1 RTP/AVP 0\r\n")
     conn = desc.media[0].effective_connection

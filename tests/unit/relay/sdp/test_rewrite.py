@@ -170,3 +170,28 @@ def test_last_line_without_lf_gets_the_block_glued_on() -> None:  # verified
 def test_media_count_mismatch() -> None:
     with pytest.raises(SdpError, match="1 media plans for 2 m= sections"):
         run(HEAD + "m=audio 1 RTP/AVP 0\r\nm=audio 3 RTP/AVP 0\r\n", media())
+
+
+def test_generated_mid_only_where_the_input_has_none() -> None:  # verified (generate-mid)
+    text = HEAD + "m=audio 49170 RTP/AVP 0\r\na=mid:audio\r\nm=video 0 RTP/AVP 96\r\n"
+    out = run(text, media(mid="1"), media(port=0, mid="2"))
+    assert out == HEAD_OUT + (
+        "m=audio 40000 RTP/AVP 0\r\na=mid:audio\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+        "a=rtcp:40001\r\nm=video 0 RTP/AVP 96\r\na=mid:2\r\n"
+    )
+
+
+def test_empty_format_list_keeps_codec_lines_in_place() -> None:  # verified (strip to DTMF)
+    text = HEAD + "m=audio 49170 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+    out = run(text, media(formats=()))
+    assert out == HEAD_OUT + (
+        "m=audio 40000 RTP/AVP \r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+        "a=rtcp:40001\r\n"
+    )
+
+
+def test_remembered_mid_replaces_the_inputs_own() -> None:  # verified (mid_remembered_from_offer)
+    text = HEAD + "m=audio 49170 RTP/AVP 0\r\na=mid:b1\r\n"
+    out = run(text, media(mid="a1", input_mid=False))
+    assert "a=mid:b1" not in out and "m=audio 40000 RTP/AVP 0\r\na=mid:a1\r\n" in out
+    assert "a=mid" not in run(text, media(input_mid=False))

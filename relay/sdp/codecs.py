@@ -1,0 +1,95 @@
+"""Which payload types an SDP lists after codec flags, the way rtpengine 10.5 decides (pure).
+
+Measured against rtpengine 10.5 (differential scenarios `codec_*`):
+
+* A codec name in `strip`/`mask`/`except` matches case-insensitively the encoding name
+  (`PCMA`), the name with its parameters as printed (`PCMA/8000`, `opus/48000/2`) or the name
+  with the full parameters, channels included (`PCMA/8000/1`). `opus/48000` does not match
+  `opus/48000/2`, and payload type numbers match nothing.
+* `all` (or `full`) strips/masks every codec except those named in `except`; `except` does
+  nothing without `all`.
+* When stripping would leave no codec, nothing is stripped. After stripping or masking, a
+  supplementary codec (telephone-event, CN) stays only next to a remaining codec of its clock
+  rate; with none left at all the format list becomes empty.
+* Masked codecs are not offered to the other side but stay acceptable in its answer.
+* The answer going back to the offerer lists the answered payload types that were offered to
+  the answerer; failing that, those the offerer can still use (masked ones). With none of
+  those rtpengine transcodes to the offerer's first codec; rtpvault cannot, so the answer then
+  passes unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+SUPPLEMENTARY = frozenset({"telephone-event", "cn"})
+
+
+def codec_matches(wanted: str, codec: str) -> bool:
+    """`wanted` (a flag's codec name) names `codec` (`<encoding>/<clock>[/<channels>]`)."""
+    parts = codec.split("/")
+    if not parts[0]:
+        return False
+    name = parts[0]
+    forms = {name.lower()}
+    if len(parts) >= 2:
+        channels = parts[2] if len(parts) > 2 else "1"
+        forms.add(f"{name}/{parts[1]}".lower() + ("" if channels == "1" else f"/{channels}"))
+        forms.add(f"{name}/{parts[1]}/{channels}".lower())
+    return wanted.lower() in forms
+
+
+def _selected(codec: str, names: Sequence[str], keep: Sequence[str]) -> bool:
+    for wanted in names:
+        if wanted in ("all", "full"):
+            if not any(codec_matches(k, codec) for k in keep):
+                return True
+        elif codec_matches(wanted, codec):
+            return True
+    return False
+
+
+def _remove(
+    formats: tuple[str, ...], names_of: Mapping[str, str], names: Sequence[str], keep: Sequence[str]
+) -> tuple[str, ...]:
+    if not names:
+        return formats
+    out = tuple(pt for pt in formats if not _selected(names_of.get(pt, ""), names, keep))
+    if not out:
+        return formats  # nothing may remain to talk with: then nothing goes
+    # telephone-event and CN stay only next to a remaining codec of their clock rate
+    clocks = {_clock(names_of.get(pt, "")) for pt in out if not _supplementary(names_of, pt)}
+    return tuple(
+        pt for pt in out if not _supplementary(names_of, pt) or _clock(names_of[pt]) in clocks
+    )
+
+
+def _supplementary(names_of: Mapping[str, str], pt: str) -> bool:
+    return names_of.get(pt, "").split("/")[0].lower() in SUPPLEMENTARY
+
+
+def _clock(codec: str) -> str:
+    parts = codec.split("/")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def offer_formats(
+    formats: tuple[str, ...], names_of: Mapping[str, str], codec: Mapping[str, Sequence[str]]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(formats offered to the other side, formats the offerer keeps) after strip and mask."""
+    keep = codec.get("except", [])
+    kept = _remove(formats, names_of, codec.get("strip", []), keep)
+    sent = _remove(kept, names_of, codec.get("mask", []), keep) if kept else kept
+    return sent, kept
+
+
+def answer_formats(
+    answered: Iterable[str], sent: tuple[str, ...], kept: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The answered payload types the offerer gets back (see the module docstring)."""
+    answered = tuple(answered)
+    for allowed in (sent, kept):
+        out = tuple(pt for pt in answered if pt in allowed)
+        if out:
+            return out
+    return answered  # rtpengine would transcode (to kept[0]); pass the answer through

@@ -1,0 +1,89 @@
+"""relay.sdp.codecs: codec strip/mask/except and answer filtering, as measured on rtpengine 10.5
+(differential scenarios codec_*)."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay.sdp.codecs import answer_formats, codec_matches, offer_formats
+
+NAMES = {
+    "102": "telephone-event/48000",
+    "0": "PCMU/8000",
+    "8": "PCMA/8000",
+    "13": "CN/8000",
+    "96": "opus/48000/2",
+    "101": "telephone-event/8000",
+}
+
+
+@pytest.mark.parametrize(
+    ("wanted", "codec", "hit"),
+    [
+        ("PCMA", "PCMA/8000", True),
+        ("pcma", "PCMA/8000", True),
+        ("PCMA/8000", "PCMA/8000", True),
+        ("PCMA/8000/1", "PCMA/8000", True),
+        ("PCMA/16000", "PCMA/8000", False),
+        ("8", "PCMA/8000", False),
+        ("opus", "opus/48000/2", True),
+        ("opus/48000", "opus/48000/2", False),
+        ("opus/48000/2", "opus/48000/2", True),
+        ("opus/48000/1", "opus/48000/2", False),
+        ("telephone-event/8000/1", "telephone-event/8000", True),
+        ("x", "", False),
+    ],
+)
+def test_codec_names_match_like_rtpengine(wanted: str, codec: str, hit: bool) -> None:
+    assert codec_matches(wanted, codec) is hit
+
+
+def offer(formats: str, **codec: list[str]) -> tuple[str, str]:
+    sent, kept = offer_formats(tuple(formats.split()), NAMES, codec)
+    return " ".join(sent), " ".join(kept)
+
+
+def test_strip_by_name_and_full_format() -> None:
+    assert offer("0 8 101", strip=["PCMA"]) == ("0 101", "0 101")
+    assert offer("0 8 101", strip=["PCMA/8000"]) == ("0 101", "0 101")
+    assert offer("96 0 101", strip=["opus/48000"]) == ("96 0 101", "96 0 101")
+
+
+def test_except_only_counts_with_all() -> None:
+    assert offer("0 8 101", strip=["all"]) == ("0 8 101", "0 8 101")
+    assert offer("0 8 101", strip=["all"], **{"except": ["PCMU"]}) == ("0", "0")
+    assert offer("0 8 101", strip=["PCMA"], **{"except": ["PCMA"]}) == ("0 101", "0 101")
+
+
+def test_nothing_left_strips_nothing_only_supplementary_left_empties() -> None:
+    assert offer("0 8 101", strip=["PCMU", "PCMA", "telephone-event"]) == ("0 8 101",) * 2
+    assert offer("0 8 13 101", strip=["PCMU", "PCMA"]) == ("", "")
+    assert offer("0 101", strip=["all"], **{"except": ["telephone-event"]}) == ("", "")
+
+
+def test_supplementary_codecs_need_a_codec_of_their_clock_rate() -> None:
+    assert offer("96 0 101 102", strip=["PCMU"]) == ("96 102", "96 102")
+    assert offer("96 0 101", mask=["PCMU"]) == ("96", "96 0 101")
+    assert offer("96 8 0 13 101", strip=["PCMU"]) == ("96 8 13 101",) * 2
+
+
+def test_masked_codecs_stay_with_the_offerer() -> None:
+    assert offer("0 8 101", mask=["PCMA"]) == ("0 101", "0 8 101")
+    assert offer("0 8 101", mask=["all"], **{"except": ["PCMA"]}) == ("8", "0 8 101")
+    assert offer("0 8 101", mask=["all"]) == ("0 8 101", "0 8 101")
+
+
+@pytest.mark.parametrize(
+    ("answered", "sent", "kept", "out"),
+    [
+        ("0 101", "0 8 101", "0 8 101", "0 101"),
+        ("8 0 101", "0 101", "0 101", "0 101"),  # stripped PCMA answered anyway
+        ("8", "0 101", "0 8 101", "8"),  # masked PCMA is fine
+        ("8", "0 101", "0 101", "8"),  # rtpengine transcodes to PCMU here; rtpvault cannot
+        ("9", "8 0 101", "8 0 101", "9"),
+        ("0 100", "0 8 101", "0 8 101", "0"),  # matched by payload type number
+    ],
+)
+def test_answer_keeps_what_was_offered(answered: str, sent: str, kept: str, out: str) -> None:
+    got = answer_formats(answered.split(), tuple(sent.split()), tuple(kept.split()))
+    assert " ".join(got) == out
