@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 from relay.sdp.attributes import Connection, Rtpmap, split_attribute
 from relay.sdp.rfc3551 import STATIC_PAYLOAD_TYPES
@@ -20,9 +21,12 @@ RTP_PROTOCOLS = frozenset(
 """Transport protocols rtpengine treats as RTP (codec lists, a=rtcp, a=ptime)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
-    """One SDP line: `<kind>=<value><eol>`, exactly as received."""
+class Line(NamedTuple):
+    """One SDP line: `<kind>=<value><eol>`, exactly as received.
+
+    A NamedTuple rather than a frozen dataclass: every request makes a dozen or two of these,
+    and a tuple is built about three times faster (the frozen __init__ sets fields one by one).
+    """
 
     kind: str
     """The line letter (v, o, s, c, m, a, …)."""

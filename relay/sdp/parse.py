@@ -47,6 +47,30 @@ class MediaLine:
 
 def split_lines(text: str) -> tuple[list[Line], str, str]:
     """Cut the body into lines; also return the kept 1-character tail and the dropped rest."""
+    if text.endswith("\n"):
+        lines = _split_plain(text)
+        if lines is not None:
+            return lines, "", ""
+    return _split_scan(text)
+
+
+def _split_plain(text: str) -> list[Line] | None:
+    """The common body (every line `X=…`, the last one ending in LF) cut with `str.split`;
+    None for anything else (an empty line, a line without `=`, …): `_split_scan` decides."""
+    lines: list[Line] = []
+    append = lines.append
+    for raw in text[:-1].split("\n"):
+        if len(raw) < 2 or raw[1] != "=" or raw[0] == "\r":
+            return None
+        if raw[-1] == "\r" and len(raw) > 2:
+            append(Line(raw[0], raw[2:-1], "\r\n"))
+        else:
+            append(Line(raw[0], raw[2:], "\n"))
+    return lines
+
+
+def _split_scan(text: str) -> tuple[list[Line], str, str]:
+    """rtpengine's line loop, character positions and all."""
     lines: list[Line] = []
     pos, end = 0, len(text)
     # rtpengine's loop runs while at least two characters are left (`b < end - 1`).
@@ -71,7 +95,11 @@ def parse(text: str) -> SessionDescription:
     if not lines:
         raise SdpError("Error parsing SDP: empty body, no v= line")
     state = _State()
+    session_lines, sections = state.session_lines, state.sections
     for number, line in enumerate(lines, 1):
+        if line.kind == "a" and session_lines:  # most lines: what `feed` does with them
+            (sections[-1] if sections else session_lines).append(line)
+            continue
         reason = state.feed(line)
         if reason:
             raise _error(number, line.text, reason)
@@ -157,10 +185,12 @@ class _State:
             self.session_lines.append(line)
 
     def _origin(self, value: str) -> str | None:
-        found = tokens(value, 6)
-        if self.origin is not None or found is None:
+        # `tokens(value, 6)` by str.split: six tokens at single spaces, the rest ignored; the
+        # text may not run out before the sixth starts.
+        parts = value.split(" ", 6)
+        if self.origin is not None or len(parts) < 6 or (len(parts) == 6 and not parts[5]):
             return "Error parsing o= line"
-        self.origin = Origin(*(value[a:b] for a, b in found[0]))
+        self.origin = Origin(*parts[:6])
         return None
 
     def _connection(self, value: str, in_media: bool) -> str | None:
@@ -216,7 +246,7 @@ def _is_ice(name: str) -> bool:
     return name == "ice-ufrag"
 
 
-def _direction(media: list[str], session: list[str]) -> str | None:
+def _direction(media: set[str], session: set[str]) -> str | None:
     """rtpengine's precedence: recvonly beats sendonly beats inactive, each media then session."""
     for word in ("recvonly", "sendonly", "inactive", "sendrecv"):
         if word in media or word in session:
@@ -229,15 +259,29 @@ def _media_section(
 ) -> MediaSection:
     m = parse_media_line(lines[0].value)
     assert m is not None  # checked while walking the lines
-    attrs = [line for line in lines if line.kind == "a"]
-    names, session_names = _attr_names(tuple(attrs)), _attr_names(session_attrs)
-    conn = next(
-        (c[0] for line in lines if line.kind == "c" for c in [parse_connection(line.value)] if c),
-        None,
-    )
-    values = [line.attribute for line in attrs]
-    ptime = next((str_to_i(v, 0) for n, v in values if n == "ptime" and v is not None), None)
-    rtcp = next((r for n, v in values if n == "rtcp" for r in [parse_rtcp(v)] if r), None)
+    conn = None
+    values: list[tuple[str, str | None]] = []
+    for line in lines:
+        kind = line.kind
+        if kind == "a":
+            values.append(line.attribute)
+        elif kind == "c" and conn is None:
+            found = parse_connection(line.value)
+            if found:
+                conn = found[0]
+    # One pass for the first value of each attribute the views need (as `next(...)` would).
+    ptime = rtcp = mid = None
+    for n, v in values:
+        if n == "ptime":
+            if ptime is None and v is not None:
+                ptime = str_to_i(v, 0)
+        elif n == "rtcp":
+            if rtcp is None:
+                rtcp = parse_rtcp(v)
+        elif n == "mid" and mid is None and v is not None:
+            mid = v
+    names = {n for n, _ in values}
+    session_names = {line.attribute[0] for line in session_attrs}
     rtpmap, fmtp, rtcp_fb = _codec_maps(values)
     return MediaSection(
         lines=tuple(lines),
@@ -254,16 +298,20 @@ def _media_section(
         rtcp_mux="rtcp-mux" in names,
         rtcp_port=rtcp[0] if rtcp else None,
         rtcp_connection=rtcp[1] if rtcp else None,
-        ice=any(_is_ice(n) for n in names + session_names),
+        ice=_has_ice(names) or _has_ice(session_names),
         crypto="crypto" in names,
         fingerprint="fingerprint" in names or "fingerprint" in session_names,
         setup="setup" in names or "setup" in session_names,
-        mid=next((v for n, v in values if n == "mid" and v is not None), None),
+        mid=mid,
         end_of_candidates="end-of-candidates" in names,
         rtpmap=rtpmap,
         fmtp=fmtp,
         rtcp_fb=rtcp_fb,
     )
+
+
+def _has_ice(names: set[str]) -> bool:
+    return any(_is_ice(n) for n in names)
 
 
 def _codec_maps(
