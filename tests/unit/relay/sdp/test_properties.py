@@ -168,3 +168,33 @@ def test_rewrite_is_total_for_matching_plans(data: st.DataObject) -> None:
     # Lines nobody touches come through unchanged and in order.
     kept = [line.text for line in desc.session_lines if line.value.startswith(("X-", "t="))]
     assert all(text in out for text in kept)
+
+
+SDP_CHARS = st.text(alphabet="av=0 \r\n\tx", max_size=30)
+
+
+@settings(max_examples=1000)
+@given(SDP_CHARS)
+def test_split_fast_path_agrees_with_rtpengines_line_loop(text: str) -> None:
+    from relay.sdp.parse import _split_scan, split_lines
+
+    def outcome(split: object) -> object:
+        try:
+            return split(text)  # type: ignore[operator]
+        except SdpError as exc:
+            return str(exc)
+
+    assert outcome(split_lines) == outcome(_split_scan)
+
+
+@settings(max_examples=1000)
+@given(st.text(alphabet="ab1 \t", max_size=16))
+def test_origin_split_agrees_with_the_token_walk(value: str) -> None:
+    from relay.sdp.model import Origin
+    from relay.sdp.parse import _State
+    from relay.sdp.text import tokens
+
+    found = tokens(value, 6)
+    expected = None if found is None else Origin(*(value[a:b] for a, b in found[0]))
+    state = _State()
+    assert (state.origin if state._origin(value) is None else None) == expected
