@@ -50,6 +50,7 @@ UAC_SCENARIOS = {
     "hold": "uac_hold.xml",
     "cancel": "uac_cancel.xml",
     "one-codec": "uac_codecs.xml",
+    "callee-hold": "uac_callee_hold.xml",
 }
 UAS_SCENARIOS = {
     "answer": "uas.xml",
@@ -58,6 +59,7 @@ UAS_SCENARIOS = {
     "hold": "uas_hold.xml",
     "cancel": "uas_cancel.xml",
     "one-codec": "uas_codecs.xml",
+    "callee-hold": "uas_callee_hold.xml",
 }
 
 

@@ -296,6 +296,56 @@ def test_hold_and_resume_reinvites(sip_rig: Callable[..., SipRig], kind: str) ->
 
 
 @pytest.mark.parametrize("kind", RELAY_KINDS)
+def test_callee_puts_call_on_hold(sip_rig: Callable[..., SipRig], kind: str) -> None:
+    """The callee sends the re-INVITEs (From and To swapped, so Kamailio's offer and answer carry
+    the callee's tag as from-tag): a=inactive, answered a=inactive, then a=sendrecv; media plays
+    after that, then the caller hangs up. The relay reuses each leg's port in both directions."""
+    rig = sip_rig(kind, relay_options=RELAY_OPTIONS)
+    before = rig.commands()
+    spec = CallSpec(callee="callee-hold", media=True, media_packets=MEDIA_PACKETS)
+    result, legs = rig.call_with_capture(spec)
+    assert result.ok, result.describe() + rig.logs()
+    call_id = result.call_ids[0]
+
+    caller_got = sdps_received(result.uac_messages, call_id)
+    callee_got = sdps_received(result.uas_messages, call_id)
+    assert list(caller_got) == ["200 1", "INVITE 1", "INVITE 2"], caller_got
+    assert list(callee_got) == ["INVITE 1", "200 1", "200 2"], callee_got
+    for sdp in caller_got.values():
+        assert_points_at_relay(sdp, rig, result.uas_media[1])
+    for sdp in callee_got.values():
+        assert_points_at_relay(sdp, rig, result.uac_media[1])
+    callee_leg, caller_leg = callee_got["INVITE 1"].audio.port, caller_got["200 1"].audio.port
+    names = port_names(rig, result, callee_leg, caller_leg)
+
+    def from_caller(version: int, direction: str) -> str:
+        origin = CALLER_ORIGIN.format(version=version)
+        return expected_sdp(origin, "callee-leg", "8 101", CALLEE_CODECS, direction=direction)
+
+    expected_for_caller = {
+        "200 1": callee_answer(),
+        "INVITE 1": callee_answer(4322, direction="inactive"),
+        "INVITE 2": callee_answer(4323),
+    }
+    expected_for_callee = {
+        "INVITE 1": caller_offer(),
+        "200 1": from_caller(2353687638, "inactive"),
+        "200 2": from_caller(2353687639, "sendrecv"),
+    }
+    for key, expected in expected_for_caller.items():
+        assert_sdp(caller_got[key], names, expected, f"{key} the caller got")
+    for key, expected in expected_for_callee.items():
+        assert_sdp(callee_got[key], names, expected, f"{key} the callee got")
+
+    after = rig.commands()
+    assert after["offer"] - before["offer"] == 3, (before, after)
+    assert after["answer"] - before["answer"] == 3, (before, after)
+    assert after["delete"] - before["delete"] >= 1, (before, after)
+    assert_media_both_ways(legs, MEDIA_PACKETS)
+    assert_no_call_left(rig, [call_id])
+
+
+@pytest.mark.parametrize("kind", RELAY_KINDS)
 def test_cancel_while_ringing_leaves_no_call(sip_rig: Callable[..., SipRig], kind: str) -> None:
     """The caller cancels after 180 Ringing: 200 for the CANCEL, 487 for the INVITE. Kamailio
     deletes the call on the CANCEL (the failure route skips cancelled transactions); the relay
