@@ -375,6 +375,26 @@ def test_cancel_while_ringing_leaves_no_call(sip_rig: Callable[..., SipRig], kin
 
 
 @pytest.mark.parametrize("kind", RELAY_KINDS)
+def test_cancel_with_default_delete_delay(sip_rig: Callable[..., SipRig], kind: str) -> None:
+    """With the default --delete-delay (30 s) a deleted call stays listed and queryable until
+    the delay passes: rtpengine 10.5 does so, and so must rtpvault (this is why the other tests
+    here use --delete-delay=0)."""
+    rig = sip_rig(kind)
+    before = rig.commands()
+    result = rig.call(CallSpec(callee="cancel"))
+    assert result.ok, result.describe() + rig.logs()
+    call_id = result.call_ids[0]
+    after = rig.commands()
+    assert after["delete"] - before["delete"] >= 1, (before, after, rig.logs())
+    assert ng(rig, {"command": "list"}).get("calls") == [call_id]
+    reply = ng(rig, {"command": "query", "call-id": call_id})
+    assert reply.get("result") == "ok", reply
+    stats = ng(rig, {"command": "statistics"})["statistics"]
+    assert stats["currentstatistics"]["sessionsown"] == 1, stats["currentstatistics"]
+    assert stats["totalstatistics"]["managedsessions"] == 0, stats["totalstatistics"]
+
+
+@pytest.mark.parametrize("kind", RELAY_KINDS)
 def test_callee_answers_fewer_codecs(sip_rig: Callable[..., SipRig], kind: str) -> None:
     """Five codecs offered (PCMU, PCMA, G722, G729, telephone-event), PCMA alone answered: the
     callee gets all five, the caller gets PCMA alone, and PCMA media flows both ways."""
