@@ -18,8 +18,10 @@ keeps it for 30 s).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -155,14 +157,52 @@ def ng(rig: SipRig, request: dict[str, Any]) -> dict[str, Any]:
     return reply
 
 
+def _process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (/proc/<pid>/task/<tid>/children)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for children in Path(f"/proc/{p}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in children.read_text().split()]
+            except OSError:
+                pass
+    return out
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for p in _process_tree(pid):
+        try:
+            fds = list(Path(f"/proc/{p}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
 def bound_relay_ports(rig: SipRig) -> list[int]:
-    """UDP ports of the relay's range that some socket is bound to (/proc/net/udp)."""
+    """Ports of the relay's range that the relay process has a UDP socket bound to.
+
+    Only the relay's own sockets count (/proc/<pid>/fd against /proc/net/udp's inodes): the
+    range lies among the ephemeral ports, where other programs' sockets may turn up.
+    """
+    inodes = _socket_inodes(rig.relay.proc.pid)
     ports = []
-    with open("/proc/net/udp") as f:
-        for line in f.readlines()[1:]:
-            port = int(line.split()[1].split(":")[1], 16)
-            if rig.relay.port_min <= port <= rig.relay.port_max:
-                ports.append(port)
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                port = int(fields[1].rsplit(":", 1)[1], 16)
+                if fields[9] in inodes and rig.relay.port_min <= port <= rig.relay.port_max:
+                    ports.append(port)
     return sorted(ports)
 
 
@@ -392,6 +432,8 @@ def test_cancel_with_default_delete_delay(sip_rig: Callable[..., SipRig], kind: 
     stats = ng(rig, {"command": "statistics"})["statistics"]
     assert stats["currentstatistics"]["sessionsown"] == 1, stats["currentstatistics"]
     assert stats["totalstatistics"]["managedsessions"] == 0, stats["totalstatistics"]
+    # both legs' RTP and RTCP ports are still held (this also shows bound_relay_ports works)
+    assert len(bound_relay_ports(rig)) == 4, bound_relay_ports(rig)
 
 
 @pytest.mark.parametrize("kind", RELAY_KINDS)
