@@ -43,8 +43,24 @@ SIPP_PCAP_DIRS = ("/usr/share/sip-tester", "/usr/share/sipp", "/usr/local/share/
 
 Endpoint = tuple[str, int]
 # CallSpec.callee → the caller's and the callee's scenario
-UAC_SCENARIOS = {"answer": "uac.xml", "busy": "uac_rejected.xml"}
-UAS_SCENARIOS = {"answer": "uas.xml", "busy": "uas_busy.xml"}
+UAC_SCENARIOS = {
+    "answer": "uac.xml",
+    "busy": "uac_rejected.xml",
+    "early": "uac.xml",
+    "hold": "uac_hold.xml",
+    "cancel": "uac_cancel.xml",
+    "one-codec": "uac_codecs.xml",
+    "callee-hold": "uac_callee_hold.xml",
+}
+UAS_SCENARIOS = {
+    "answer": "uas.xml",
+    "busy": "uas_busy.xml",
+    "early": "uas_early.xml",
+    "hold": "uas_hold.xml",
+    "cancel": "uas_cancel.xml",
+    "one-codec": "uas_codecs.xml",
+    "callee-hold": "uas_callee_hold.xml",
+}
 
 
 def _missing(message: str) -> None:
@@ -207,7 +223,12 @@ class CallSpec:
     media_tail_ms: int = 1000  # call keeps going this long after the last packet is sent
     rate: int = 10  # new calls per second
     concurrency: int | None = None  # sipp -l; None: all calls may overlap
-    callee: str = "answer"  # "answer", or "busy": the UAS rejects with 486 (no media then)
+    # the call flow, a key of UAC_SCENARIOS/UAS_SCENARIOS: "answer"; "busy" (the UAS rejects
+    # with 486, no media then); "early" (183 with SDP, then 200 with the same SDP); "hold"
+    # (re-INVITEs: a=sendonly, c=0.0.0.0, a=sendrecv; media plays in the first and the last);
+    # "cancel" (the UAC cancels while ringing; no media); "one-codec" (five codecs offered,
+    # PCMA alone answered)
+    callee: str = "answer"
 
 
 @dataclass
