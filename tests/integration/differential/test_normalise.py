@@ -251,3 +251,16 @@ def test_transient_loop_check_flag_dropped_other_flags_kept() -> None:
     assert out["tags"]["ft"]["medias"][0]["flags"] == [
         "initialized", "send", "recv", "ICE controlling"
     ]
+
+
+def test_sampled_media_gauges_compared_by_type_only() -> None:
+    current = {"sessionsown": 1, "media_userspace": 2, "media_kernel": 0, "media_mixed": 0}
+    counted = normalise_reply(
+        {"statistics": {"currentstatistics": current}}, state(), frozenset({"stats-counters"})
+    )
+    assert counted["statistics"]["currentstatistics"] == {
+        "sessionsown": 1,
+        "media_userspace": "{int}",
+        "media_kernel": "{int}",
+        "media_mixed": "{int}",
+    }
