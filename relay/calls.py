@@ -417,9 +417,9 @@ class Registry:
             # Bound now (the port goes into the reply); read from after the reply. Nothing is
             # lost: packets wait in the socket, and the deferred work runs before the loop
             # reads anything else.
-            if not self._starting:
-                self.defer(self._start_streams)
             self._starting.append(stream)
+            if len(self._starting) == 1:  # the first this request: one deferred start for all
+                self.defer(self._start_streams)
         for stream in old:
             self._close_stream(stream, pool if stream.local_address == pool.address else None)
 

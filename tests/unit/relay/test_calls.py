@@ -334,3 +334,13 @@ def test_new_sockets_are_read_from_after_the_reply() -> None:
     assert plane.added == [] and sorted(plane.removed) == [43500, 43501]
     later.pop()()
     assert len(plane.added) == 2 and not set(plane.added) & {43500, 43501}
+
+
+def test_new_sockets_are_read_from_at_once_outside_a_request() -> None:
+    plane = RecordingPlane()
+    reg, _ = registry(plane=plane)  # defer runs the work at once (no ng server around)
+    reg.offer("c1", "a", None, session(), flags(), render)
+    assert len(plane.added) == 4
+    reg.answer("c1", "a", "b", session("192.0.2.20", 50000), flags(), render)
+    reg.offer("c2", "x", None, session(), flags(), render)
+    assert len(plane.added) == 8
