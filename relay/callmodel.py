@@ -32,6 +32,10 @@ class MediaSide:
     mux_in_use: bool = False
     """rtcp-mux is in use with this party: it answered with a=rtcp-mux, or was answered it."""
     initialized: bool = False
+    send: bool = True
+    recv: bool = True
+    """rtpengine's media SEND/RECV flags (its point of view: it sends to / receives from this
+    side's party), set on both sides by every SDP that passes this m= line, either way."""
     sdp_was_offer: bool = False
     """This side's party sent `sdp` in an offer (an answer may then only use its codecs)."""
     out_protocol: str | None = None

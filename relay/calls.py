@@ -365,6 +365,7 @@ class Registry:
         s_side.sdp = media
         s_side.sdp_was_offer = offer
         s_side.initialized = True
+        _direction_flags(s_side, r_side, media, self._source_address(flags) is not None)
         self._set_peer(s_side, media, flags)
         return s_side, r_side
 
@@ -410,6 +411,8 @@ class Registry:
         for new, prev in zip((side.rtp, side.rtcp), old or (None, None), strict=False):
             if prev is not None and new is not None:
                 new.peer, new.sdp_peer, new.sink = prev.peer, prev.sdp_peer, prev.sink
+                new.strict_source, new.media_handover = prev.strict_source, prev.media_handover
+                new.asymmetric = prev.asymmetric
                 new.tag, new.call_id = prev.tag, prev.call_id
         for stream in side.streams():
             if self.tos is not None and self._set_tos is not None:
@@ -468,9 +471,12 @@ class Registry:
                 stream.confirmed = False
             stream.send_blocked = (media.zero_address and source is None) or media.rejected
             stream.learning = learning
-            stream.strict_source = stream.strict_source or flags.has("strict-source")
-            stream.media_handover = stream.media_handover or flags.has("media-handover")
-            stream.asymmetric = stream.asymmetric or flags.has("asymmetric")
+            # rtpengine 10.5 takes these from each SDP its party sends, not sticky (asymmetric,
+            # a media flag there, only from an m= line that is not rejected).
+            stream.strict_source = flags.has("strict-source")
+            stream.media_handover = flags.has("media-handover")
+            if not media.rejected:
+                stream.asymmetric = flags.has("asymmetric")
 
     def _source_address(self, flags: NgFlags) -> str | None:
         """The SIP source address (`received-from`) when it replaces the SDP's address."""
@@ -897,6 +903,20 @@ class Registry:
                 bytes_ += s.bytes
                 errors += s.errors
         return packets, bytes_, errors
+
+
+def _direction_flags(
+    s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, source_address: bool
+) -> None:
+    """rtpengine 10.5's media send/recv flags after an SDP from s_side's party: the receiving
+    side gets the SDP's own direction, the sending side its mirror; a zero address (not replaced
+    by the SIP source address, not on a rejected line) stops sending to the sender and
+    receiving from the receiver."""
+    sends = media.direction in (None, "sendrecv", "sendonly")
+    receives = media.direction in (None, "sendrecv", "recvonly")
+    zero = media.zero_address and not source_address and not media.rejected
+    r_side.send, r_side.recv = sends, receives and not zero
+    s_side.send, s_side.recv = receives and not zero, sends
 
 
 def _now(work: Callable[[], None]) -> None:

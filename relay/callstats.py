@@ -54,26 +54,15 @@ def stream_stats(stream: Stream, created: float) -> dict[str, Any]:
     return out
 
 
-_MIRROR = {"sendonly": "recvonly", "recvonly": "sendonly"}
-
-
-def _media_flags(side: MediaSide, peer: MediaSide | None) -> list[str]:
+def _media_flags(side: MediaSide) -> list[str]:
     flags = []
     if side.initialized:
         flags.append("initialized")
     if any(s.asymmetric for s in side.streams()):
         flags.append("asymmetric")
-    if side.sdp is not None:
-        direction = side.sdp.direction
-    elif peer is not None and peer.sdp is not None and peer.sdp.direction:
-        # Not signalled yet: what the other party offered, seen from this side.
-        direction = _MIRROR.get(peer.sdp.direction, peer.sdp.direction)
-    else:
-        direction = None
-    # From the relay's point of view: a sendonly party is one we only receive from.
-    if direction in (None, "sendrecv", "recvonly"):
+    if side.send:
         flags.append("send")
-    if direction in (None, "sendrecv", "sendonly"):
+    if side.recv:
         flags.append("recv")
     if side.mux_out and side.sdp is not None and side.sdp.rtcp_mux:
         flags.append("rtcp-mux")
@@ -105,9 +94,7 @@ def fallback_rtcp_stats(rtp: Stream, created: float, muxed: bool) -> dict[str, A
     }
 
 
-def media_stats(
-    side: MediaSide, codec: str | None, created: float, peer: MediaSide | None = None
-) -> dict[str, Any]:
+def media_stats(side: MediaSide, codec: str | None, created: float) -> dict[str, Any]:
     out: dict[str, Any] = {"index": side.index, "type": side.type, "protocol": side.protocol}
     if codec:
         out["codec"] = codec
@@ -119,7 +106,7 @@ def media_stats(
             streams[0]["flags"].insert(1, "RTCP")  # the RTP stream carries the RTCP too
         streams.append(fallback_rtcp_stats(side.rtp, created, muxed))
     out["streams"] = streams
-    out["flags"] = _media_flags(side, peer)
+    out["flags"] = _media_flags(side)
     return out
 
 
@@ -161,11 +148,7 @@ def party_stats(
     out["created"] = int(party.created)
     out["subscriptions"] = [_sub(p) for p in party.subscriptions()]
     out["subscribers"] = [_sub(p) for p in subscribers]
-    others = party.other.medias if party.other is not None else []
-    out["medias"] = [
-        media_stats(m, _codec(party, m), created, others[i] if i < len(others) else None)
-        for i, m in enumerate(party.medias)
-    ]
+    out["medias"] = [media_stats(m, _codec(party, m), created) for m in party.medias]
     return out
 
 

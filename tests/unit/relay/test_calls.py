@@ -334,3 +334,41 @@ def test_new_sockets_are_read_from_after_the_reply() -> None:
     assert plane.added == [] and sorted(plane.removed) == [43500, 43501]
     later.pop()()
     assert len(plane.added) == 2 and not set(plane.added) & {43500, 43501}
+
+
+def _send_recv(reg: Registry, tag: str) -> tuple[bool, bool]:
+    call = reg.calls["d1"]
+    side = (call.parties[tag] if tag else call.untagged[0]).medias[0]
+    return side.send, side.recv
+
+
+def test_direction_flags_follow_the_latest_sdp_either_way() -> None:
+    """rtpengine 10.5 (query "send"/"recv"): each SDP sets the receiver's side as written and
+    the sender's side mirrored; a zero address stops sending to the sender and receiving from
+    the receiver."""
+    reg, _ = registry()
+    reg.offer("d1", "a", None, session(direction="sendonly"), flags(), render)
+    assert _send_recv(reg, "a") == (False, True)
+    assert _send_recv(reg, "") == (True, False)
+    reg.answer("d1", "a", "b", session("192.0.2.20", 50000), flags(), render)
+    assert _send_recv(reg, "a") == (True, True)  # the answer overrides a's own sendonly
+    assert _send_recv(reg, "b") == (True, True)
+    reg.offer("d1", "a", "b", session("0.0.0.0"), flags(), render)
+    assert _send_recv(reg, "a") == (False, True)
+    assert _send_recv(reg, "b") == (True, False)
+    reg.offer("d1", "b", "a", session("192.0.2.20", 50000, direction="inactive"), flags(), render)
+    assert _send_recv(reg, "a") == (False, False)
+    assert _send_recv(reg, "b") == (False, False)
+    reg.answer("d1", "b", "a", session(port=0, direction="recvonly"), flags(), render)
+    assert _send_recv(reg, "b") == (False, True)  # rejected: direction counts, zero rule not
+    assert _send_recv(reg, "a") == (True, False)
+
+
+def test_stream_flags_come_from_each_sdp_of_the_party() -> None:
+    reg, _ = registry()
+    f = flags(flags=["strict-source", "media-handover", "asymmetric"])
+    reg.offer("d1", "a", None, session(), f, render)
+    rtp = reg.calls["d1"].parties["a"].medias[0].rtp
+    assert rtp is not None and rtp.strict_source and rtp.media_handover and rtp.asymmetric
+    reg.offer("d1", "a", None, session(), flags(), render)
+    assert not (rtp.strict_source or rtp.media_handover or rtp.asymmetric)
