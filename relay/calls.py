@@ -334,23 +334,26 @@ class Registry:
         s_side, r_side = sender.medias[index], receiver.medias[index]
         family = flags.address_family or media.family
         prev = s_side.sdp
-        # A new endpoint gets a new port towards the other side; going on hold (zero address)
-        # keeps the ports (sdp.md §1.15).
-        changed = (
-            prev is not None
-            and not media.zero_address
-            and not prev.zero_address
-            and (prev.address != media.address or prev.port != media.port)
-        )
-        # The receiver-facing pair (advertised in this SDP's output) is allocated first.
+        source = self._source_address(flags)
+        _direction_flags(s_side, r_side, media, source is not None)
+        # The receiver-facing pair (advertised in this SDP's output) is allocated first, for
+        # the sender's endpoint (rtpengine's endpoint map): a new endpoint gets new ports, the
+        # same one (only its port compared when either address is zero) keeps them, and so
+        # does port-latching. (10.5's source also latches where it does not receive, but
+        # measured, a=sendonly/inactive from a new port gets new ports all the same.)
         if not media.rejected:
+            endpoint = (source or media.address or "", media.port)
             latch = flags.has("port-latching")
-            if r_side.rtp is None or r_side.port == 0 or (changed and not latch):
+            if r_side.rtp is None or r_side.port == 0 or not (
+                latch or _same_endpoint(r_side, endpoint)
+            ):
                 # rtcp-mux=require offers RTCP muxed only: rtpengine binds just the RTP port.
                 mux_only = offer and "require" in flags.rtcp_mux and "demux" not in flags.rtcp_mux
                 self._allocate(r_side, self._interface(flags, True, family), single=mux_only)
+                r_side.endpoint = endpoint
             if s_side.rtp is None or s_side.port == 0:
                 self._allocate(s_side, self._interface(flags, False, family))
+                s_side.endpoint = None  # filled by the first SDP sent to s_side's party
             self._link(s_side, r_side)
         else:
             # An answer rejecting the m= line frees both sides' ports, as rtpengine does.
@@ -365,7 +368,6 @@ class Registry:
         s_side.sdp = media
         s_side.sdp_was_offer = offer
         s_side.initialized = True
-        _direction_flags(s_side, r_side, media, self._source_address(flags) is not None)
         self._set_peer(s_side, media, flags)
         return s_side, r_side
 
@@ -903,6 +905,22 @@ class Registry:
                 bytes_ += s.bytes
                 errors += s.errors
         return packets, bytes_, errors
+
+
+def _same_endpoint(side: MediaSide, endpoint: tuple[str, int]) -> bool:
+    """Whether `side`'s ports serve `endpoint` (rtpengine's __hunt_endpoint_map); a side not
+    yet used for any endpoint takes it, and a zero address is filled in by a real one."""
+    if side.endpoint is None:
+        side.endpoint = endpoint
+        return True
+    zero = ("0.0.0.0", "::")
+    if side.endpoint[0] in zero or endpoint[0] in zero:
+        if side.endpoint[1] != endpoint[1]:
+            return False
+        if side.endpoint[0] in zero:
+            side.endpoint = endpoint
+        return True
+    return side.endpoint == endpoint
 
 
 def _direction_flags(

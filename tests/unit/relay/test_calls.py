@@ -372,3 +372,30 @@ def test_stream_flags_come_from_each_sdp_of_the_party() -> None:
     assert rtp is not None and rtp.strict_source and rtp.media_handover and rtp.asymmetric
     reg.offer("d1", "a", None, session(), flags(), render)
     assert not (rtp.strict_source or rtp.media_handover or rtp.asymmetric)
+
+
+def test_same_endpoint_is_rtpengines_endpoint_map_match() -> None:
+    from relay.callmodel import MediaSide
+    from relay.calls import _same_endpoint
+
+    side = MediaSide(1, "audio", "RTP/AVP")
+    assert _same_endpoint(side, ("192.0.2.10", 16000))  # a fresh side takes the first one
+    assert side.endpoint == ("192.0.2.10", 16000)
+    assert not _same_endpoint(side, ("192.0.2.10", 16010))
+    assert not _same_endpoint(side, ("192.0.2.11", 16000))
+    assert _same_endpoint(side, ("0.0.0.0", 16000))  # zero address: the port alone counts
+    assert not _same_endpoint(side, ("0.0.0.0", 16010))
+    side.endpoint = ("0.0.0.0", 16010)
+    assert _same_endpoint(side, ("192.0.2.12", 16010))
+    assert side.endpoint == ("192.0.2.12", 16010)  # filled in
+
+
+def test_forked_answer_from_another_endpoint_gets_new_ports() -> None:
+    reg, _ = registry()
+    reg.offer("f1", "a", None, session(), flags(), render)
+    reg.answer("f1", "a", "b", session("192.0.2.20", 50000), flags(), render)
+    first = reg.calls["f1"].parties["a"].medias[0].port
+    reg.answer("f1", "a", "c", session("192.0.2.20", 50000), flags(), render)
+    assert reg.calls["f1"].parties["a"].medias[0].port == first  # same endpoint, same ports
+    reg.answer("f1", "a", "d", session("192.0.2.21", 50000), flags(), render)
+    assert reg.calls["f1"].parties["a"].medias[0].port != first
