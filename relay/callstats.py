@@ -94,6 +94,22 @@ def fallback_rtcp_stats(rtp: Stream, created: float, muxed: bool) -> dict[str, A
     }
 
 
+def _rejected_stats(address: str | None, created: float) -> list[dict[str, Any]]:
+    """rtpengine's streams of an m= line its party rejected before it had ports (a forked
+    answer with port 0): no local port, the SDP's address with ports 0 and 1."""
+    out = []
+    for port, kind in ((0, "RTP"), (1, "RTCP")):
+        endpoint = _endpoint((address, port) if address else None, "")
+        out.append({
+            "endpoint": endpoint,
+            "advertised endpoint": dict(endpoint),
+            "last packet": int(created),
+            "flags": [kind, "filled"] if address else [kind],
+            "stats": {"packets": 0, "bytes": 0, "errors": 0},
+        })
+    return out
+
+
 def media_stats(side: MediaSide, codec: str | None, created: float) -> dict[str, Any]:
     out: dict[str, Any] = {"index": side.index, "type": side.type, "protocol": side.protocol}
     if codec:
@@ -105,6 +121,8 @@ def media_stats(side: MediaSide, codec: str | None, created: float) -> dict[str,
         if muxed:
             streams[0]["flags"].insert(1, "RTCP")  # the RTP stream carries the RTCP too
         streams.append(fallback_rtcp_stats(side.rtp, created, muxed))
+    if not streams and side.sdp is not None and side.sdp.rejected:
+        streams = _rejected_stats(side.sdp.address, created)
     out["streams"] = streams
     out["flags"] = _media_flags(side)
     return out

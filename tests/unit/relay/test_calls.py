@@ -399,3 +399,16 @@ def test_forked_answer_from_another_endpoint_gets_new_ports() -> None:
     assert reg.calls["f1"].parties["a"].medias[0].port == first  # same endpoint, same ports
     reg.answer("f1", "a", "d", session("192.0.2.21", 50000), flags(), render)
     assert reg.calls["f1"].parties["a"].medias[0].port != first
+
+
+def test_rejected_line_without_ports_shows_rtpengines_two_portless_streams() -> None:
+    from relay.callmodel import MediaSide
+    from relay.callstats import media_stats
+
+    side = MediaSide(2, "video", "RTP/AVP", initialized=True)
+    side.sdp = OfferedMedia(type="video", port=0, protocol="RTP/AVP", formats=("96",),
+                            address="192.0.2.20")
+    streams = media_stats(side, None, 1000.0)["streams"]
+    assert [s["endpoint"]["port"] for s in streams] == [0, 1]
+    assert [s["flags"] for s in streams] == [["RTP", "filled"], ["RTCP", "filled"]]
+    assert all("local port" not in s for s in streams)
