@@ -50,7 +50,9 @@ def stream_stats(stream: Stream, created: float) -> dict[str, Any]:
     })
     if stream.ssrc is not None:
         out["SSRC"] = stream.ssrc
-    out["stats"] = {"packets": stream.packets, "bytes": stream.bytes, "errors": stream.errors}
+    # rtpengine counts a failed send on the sink's errors (e.g. its ports were released).
+    errors = stream.errors + stream.send_errors
+    out["stats"] = {"packets": stream.packets, "bytes": stream.bytes, "errors": errors}
     return out
 
 
@@ -200,7 +202,7 @@ def call_stats(
                 t = totals["RTCP" if s.is_rtcp else "RTP"]
                 t[0] += s.packets
                 t[1] += s.bytes
-                t[2] += s.errors
+                t[2] += s.errors + s.send_errors
     return {
         "created": int(call.created),
         "created_us": int((call.created % 1) * 1_000_000),

@@ -412,3 +412,12 @@ def test_rejected_line_without_ports_shows_rtpengines_two_portless_streams() -> 
     assert [s["endpoint"]["port"] for s in streams] == [0, 1]
     assert [s["flags"] for s in streams] == [["RTP", "filled"], ["RTCP", "filled"]]
     assert all("local port" not in s for s in streams)
+
+
+def test_failed_sends_count_in_the_sinks_errors() -> None:
+    from relay.callstats import stream_stats
+    from relay.media.stream import Stream
+
+    s = Stream(FakeSock(43500), "127.0.0.1", 43500)  # type: ignore[arg-type]
+    s.errors, s.send_errors = 1, 2
+    assert stream_stats(s, 1000.0)["stats"]["errors"] == 3
