@@ -351,7 +351,9 @@ class Registry:
                 mux_only = offer and "require" in flags.rtcp_mux and "demux" not in flags.rtcp_mux
                 self._allocate(r_side, self._interface(flags, True, family), single=mux_only)
                 r_side.endpoint = endpoint
-            if s_side.rtp is None or s_side.port == 0:
+            # The sender's own side gets ports only when first created (rtpengine's wildcard
+            # endpoint map); released by a rejection, it waits for an SDP sent to its party.
+            if s_side.rtp is None:
                 self._allocate(s_side, self._interface(flags, False, family))
                 s_side.endpoint = None  # filled by the first SDP sent to s_side's party
             self._link(s_side, r_side)

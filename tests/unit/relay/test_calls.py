@@ -421,3 +421,14 @@ def test_failed_sends_count_in_the_sinks_errors() -> None:
     s = Stream(FakeSock(43500), "127.0.0.1", 43500)  # type: ignore[arg-type]
     s.errors, s.send_errors = 1, 2
     assert stream_stats(s, 1000.0)["stats"]["errors"] == 3
+
+
+def test_rejecting_party_reoffer_gets_its_ports_with_the_answer() -> None:
+    reg, _ = registry()
+    reg.offer("r1", "a", None, session(), flags(), render)
+    reg.answer("r1", "a", "b", session("192.0.2.20", 0), flags(), render)
+    b_side = reg.calls["r1"].parties["b"].medias[0]
+    reg.offer("r1", "b", "a", session("192.0.2.20", 50000), flags(), render)
+    assert b_side.port == 0  # the sender's released side waits for an SDP to its party
+    reg.answer("r1", "b", "a", session(), flags(), render)
+    assert b_side.port != 0
