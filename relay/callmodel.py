@@ -32,6 +32,13 @@ class MediaSide:
     mux_in_use: bool = False
     """rtcp-mux is in use with this party: it answered with a=rtcp-mux, or was answered it."""
     initialized: bool = False
+    endpoint: tuple[str, int] | None = None
+    """The other party's SDP endpoint these ports were allocated for (rtpengine's endpoint
+    map); None while the side waits for its first one (allocated as the sender's side)."""
+    send: bool = True
+    recv: bool = True
+    """rtpengine's media SEND/RECV flags (its point of view: it sends to / receives from this
+    side's party), set on both sides by every SDP that passes this m= line, either way."""
     sdp_was_offer: bool = False
     """This side's party sent `sdp` in an offer (an answer may then only use its codecs)."""
     out_protocol: str | None = None

@@ -334,23 +334,28 @@ class Registry:
         s_side, r_side = sender.medias[index], receiver.medias[index]
         family = flags.address_family or media.family
         prev = s_side.sdp
-        # A new endpoint gets a new port towards the other side; going on hold (zero address)
-        # keeps the ports (sdp.md §1.15).
-        changed = (
-            prev is not None
-            and not media.zero_address
-            and not prev.zero_address
-            and (prev.address != media.address or prev.port != media.port)
-        )
-        # The receiver-facing pair (advertised in this SDP's output) is allocated first.
+        source = self._source_address(flags)
+        _direction_flags(s_side, r_side, media, source is not None)
+        # The receiver-facing pair (advertised in this SDP's output) is allocated first, for
+        # the sender's endpoint (rtpengine's endpoint map): a new endpoint gets new ports, the
+        # same one (only its port compared when either address is zero) keeps them, and so
+        # does port-latching. (10.5's source also latches where it does not receive, but
+        # measured, a=sendonly/inactive from a new port gets new ports all the same.)
         if not media.rejected:
+            endpoint = (source or media.address or "", media.port)
             latch = flags.has("port-latching")
-            if r_side.rtp is None or r_side.port == 0 or (changed and not latch):
+            if r_side.rtp is None or r_side.port == 0 or not (
+                latch or _same_endpoint(r_side, endpoint)
+            ):
                 # rtcp-mux=require offers RTCP muxed only: rtpengine binds just the RTP port.
                 mux_only = offer and "require" in flags.rtcp_mux and "demux" not in flags.rtcp_mux
                 self._allocate(r_side, self._interface(flags, True, family), single=mux_only)
-            if s_side.rtp is None or s_side.port == 0:
+                r_side.endpoint = endpoint
+            # The sender's own side gets ports only when first created (rtpengine's wildcard
+            # endpoint map); released by a rejection, it waits for an SDP sent to its party.
+            if s_side.rtp is None:
                 self._allocate(s_side, self._interface(flags, False, family))
+                s_side.endpoint = None  # filled by the first SDP sent to s_side's party
             self._link(s_side, r_side)
         else:
             # An answer rejecting the m= line frees both sides' ports, as rtpengine does.
@@ -410,6 +415,8 @@ class Registry:
         for new, prev in zip((side.rtp, side.rtcp), old or (None, None), strict=False):
             if prev is not None and new is not None:
                 new.peer, new.sdp_peer, new.sink = prev.peer, prev.sdp_peer, prev.sink
+                new.strict_source, new.media_handover = prev.strict_source, prev.media_handover
+                new.asymmetric = prev.asymmetric
                 new.tag, new.call_id = prev.tag, prev.call_id
         for stream in side.streams():
             if self.tos is not None and self._set_tos is not None:
@@ -468,9 +475,12 @@ class Registry:
                 stream.confirmed = False
             stream.send_blocked = (media.zero_address and source is None) or media.rejected
             stream.learning = learning
-            stream.strict_source = stream.strict_source or flags.has("strict-source")
-            stream.media_handover = stream.media_handover or flags.has("media-handover")
-            stream.asymmetric = stream.asymmetric or flags.has("asymmetric")
+            # rtpengine 10.5 takes these from each SDP its party sends, not sticky (asymmetric,
+            # a media flag there, only from an m= line that is not rejected).
+            stream.strict_source = flags.has("strict-source")
+            stream.media_handover = flags.has("media-handover")
+            if not media.rejected:
+                stream.asymmetric = flags.has("asymmetric")
 
     def _source_address(self, flags: NgFlags) -> str | None:
         """The SIP source address (`received-from`) when it replaces the SDP's address."""
@@ -897,6 +907,36 @@ class Registry:
                 bytes_ += s.bytes
                 errors += s.errors
         return packets, bytes_, errors
+
+
+def _same_endpoint(side: MediaSide, endpoint: tuple[str, int]) -> bool:
+    """Whether `side`'s ports serve `endpoint` (rtpengine's __hunt_endpoint_map); a side not
+    yet used for any endpoint takes it, and a zero address is filled in by a real one."""
+    if side.endpoint is None:
+        side.endpoint = endpoint
+        return True
+    zero = ("0.0.0.0", "::")
+    if side.endpoint[0] in zero or endpoint[0] in zero:
+        if side.endpoint[1] != endpoint[1]:
+            return False
+        if side.endpoint[0] in zero:
+            side.endpoint = endpoint
+        return True
+    return side.endpoint == endpoint
+
+
+def _direction_flags(
+    s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, source_address: bool
+) -> None:
+    """rtpengine 10.5's media send/recv flags after an SDP from s_side's party: the receiving
+    side gets the SDP's own direction, the sending side its mirror; a zero address (not replaced
+    by the SIP source address, not on a rejected line) stops sending to the sender and
+    receiving from the receiver."""
+    sends = media.direction in (None, "sendrecv", "sendonly")
+    receives = media.direction in (None, "sendrecv", "recvonly")
+    zero = media.zero_address and not source_address and not media.rejected
+    r_side.send, r_side.recv = sends, receives and not zero
+    s_side.send, s_side.recv = receives and not zero, sends
 
 
 def _now(work: Callable[[], None]) -> None:

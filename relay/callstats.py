@@ -50,30 +50,21 @@ def stream_stats(stream: Stream, created: float) -> dict[str, Any]:
     })
     if stream.ssrc is not None:
         out["SSRC"] = stream.ssrc
-    out["stats"] = {"packets": stream.packets, "bytes": stream.bytes, "errors": stream.errors}
+    # rtpengine counts a failed send on the sink's errors (e.g. its ports were released).
+    errors = stream.errors + stream.send_errors
+    out["stats"] = {"packets": stream.packets, "bytes": stream.bytes, "errors": errors}
     return out
 
 
-_MIRROR = {"sendonly": "recvonly", "recvonly": "sendonly"}
-
-
-def _media_flags(side: MediaSide, peer: MediaSide | None) -> list[str]:
+def _media_flags(side: MediaSide) -> list[str]:
     flags = []
     if side.initialized:
         flags.append("initialized")
     if any(s.asymmetric for s in side.streams()):
         flags.append("asymmetric")
-    if side.sdp is not None:
-        direction = side.sdp.direction
-    elif peer is not None and peer.sdp is not None and peer.sdp.direction:
-        # Not signalled yet: what the other party offered, seen from this side.
-        direction = _MIRROR.get(peer.sdp.direction, peer.sdp.direction)
-    else:
-        direction = None
-    # From the relay's point of view: a sendonly party is one we only receive from.
-    if direction in (None, "sendrecv", "recvonly"):
+    if side.send:
         flags.append("send")
-    if direction in (None, "sendrecv", "sendonly"):
+    if side.recv:
         flags.append("recv")
     if side.mux_out and side.sdp is not None and side.sdp.rtcp_mux:
         flags.append("rtcp-mux")
@@ -105,9 +96,23 @@ def fallback_rtcp_stats(rtp: Stream, created: float, muxed: bool) -> dict[str, A
     }
 
 
-def media_stats(
-    side: MediaSide, codec: str | None, created: float, peer: MediaSide | None = None
-) -> dict[str, Any]:
+def _rejected_stats(address: str | None, created: float) -> list[dict[str, Any]]:
+    """rtpengine's streams of an m= line its party rejected before it had ports (a forked
+    answer with port 0): no local port, the SDP's address with ports 0 and 1."""
+    out = []
+    for port, kind in ((0, "RTP"), (1, "RTCP")):
+        endpoint = _endpoint((address, port) if address else None, "")
+        out.append({
+            "endpoint": endpoint,
+            "advertised endpoint": dict(endpoint),
+            "last packet": int(created),
+            "flags": [kind, "filled"] if address else [kind],
+            "stats": {"packets": 0, "bytes": 0, "errors": 0},
+        })
+    return out
+
+
+def media_stats(side: MediaSide, codec: str | None, created: float) -> dict[str, Any]:
     out: dict[str, Any] = {"index": side.index, "type": side.type, "protocol": side.protocol}
     if codec:
         out["codec"] = codec
@@ -118,8 +123,10 @@ def media_stats(
         if muxed:
             streams[0]["flags"].insert(1, "RTCP")  # the RTP stream carries the RTCP too
         streams.append(fallback_rtcp_stats(side.rtp, created, muxed))
+    if not streams and side.sdp is not None and side.sdp.rejected:
+        streams = _rejected_stats(side.sdp.address, created)
     out["streams"] = streams
-    out["flags"] = _media_flags(side, peer)
+    out["flags"] = _media_flags(side)
     return out
 
 
@@ -161,11 +168,7 @@ def party_stats(
     out["created"] = int(party.created)
     out["subscriptions"] = [_sub(p) for p in party.subscriptions()]
     out["subscribers"] = [_sub(p) for p in subscribers]
-    others = party.other.medias if party.other is not None else []
-    out["medias"] = [
-        media_stats(m, _codec(party, m), created, others[i] if i < len(others) else None)
-        for i, m in enumerate(party.medias)
-    ]
+    out["medias"] = [media_stats(m, _codec(party, m), created) for m in party.medias]
     return out
 
 
@@ -199,7 +202,7 @@ def call_stats(
                 t = totals["RTCP" if s.is_rtcp else "RTP"]
                 t[0] += s.packets
                 t[1] += s.bytes
-                t[2] += s.errors
+                t[2] += s.errors + s.send_errors
     return {
         "created": int(call.created),
         "created_us": int((call.created % 1) * 1_000_000),

@@ -344,3 +344,101 @@ def test_new_sockets_are_read_from_at_once_outside_a_request() -> None:
     reg.answer("c1", "a", "b", session("192.0.2.20", 50000), flags(), render)
     reg.offer("c2", "x", None, session(), flags(), render)
     assert len(plane.added) == 8
+
+
+def _send_recv(reg: Registry, tag: str) -> tuple[bool, bool]:
+    call = reg.calls["d1"]
+    side = (call.parties[tag] if tag else call.untagged[0]).medias[0]
+    return side.send, side.recv
+
+
+def test_direction_flags_follow_the_latest_sdp_either_way() -> None:
+    """rtpengine 10.5 (query "send"/"recv"): each SDP sets the receiver's side as written and
+    the sender's side mirrored; a zero address stops sending to the sender and receiving from
+    the receiver."""
+    reg, _ = registry()
+    reg.offer("d1", "a", None, session(direction="sendonly"), flags(), render)
+    assert _send_recv(reg, "a") == (False, True)
+    assert _send_recv(reg, "") == (True, False)
+    reg.answer("d1", "a", "b", session("192.0.2.20", 50000), flags(), render)
+    assert _send_recv(reg, "a") == (True, True)  # the answer overrides a's own sendonly
+    assert _send_recv(reg, "b") == (True, True)
+    reg.offer("d1", "a", "b", session("0.0.0.0"), flags(), render)
+    assert _send_recv(reg, "a") == (False, True)
+    assert _send_recv(reg, "b") == (True, False)
+    reg.offer("d1", "b", "a", session("192.0.2.20", 50000, direction="inactive"), flags(), render)
+    assert _send_recv(reg, "a") == (False, False)
+    assert _send_recv(reg, "b") == (False, False)
+    reg.answer("d1", "b", "a", session(port=0, direction="recvonly"), flags(), render)
+    assert _send_recv(reg, "b") == (False, True)  # rejected: direction counts, zero rule not
+    assert _send_recv(reg, "a") == (True, False)
+
+
+def test_stream_flags_come_from_each_sdp_of_the_party() -> None:
+    reg, _ = registry()
+    f = flags(flags=["strict-source", "media-handover", "asymmetric"])
+    reg.offer("d1", "a", None, session(), f, render)
+    rtp = reg.calls["d1"].parties["a"].medias[0].rtp
+    assert rtp is not None and rtp.strict_source and rtp.media_handover and rtp.asymmetric
+    reg.offer("d1", "a", None, session(), flags(), render)
+    assert not (rtp.strict_source or rtp.media_handover or rtp.asymmetric)
+
+
+def test_same_endpoint_is_rtpengines_endpoint_map_match() -> None:
+    from relay.callmodel import MediaSide
+    from relay.calls import _same_endpoint
+
+    side = MediaSide(1, "audio", "RTP/AVP")
+    assert _same_endpoint(side, ("192.0.2.10", 16000))  # a fresh side takes the first one
+    assert side.endpoint == ("192.0.2.10", 16000)
+    assert not _same_endpoint(side, ("192.0.2.10", 16010))
+    assert not _same_endpoint(side, ("192.0.2.11", 16000))
+    assert _same_endpoint(side, ("0.0.0.0", 16000))  # zero address: the port alone counts
+    assert not _same_endpoint(side, ("0.0.0.0", 16010))
+    side.endpoint = ("0.0.0.0", 16010)
+    assert _same_endpoint(side, ("192.0.2.12", 16010))
+    assert side.endpoint == ("192.0.2.12", 16010)  # filled in
+
+
+def test_forked_answer_from_another_endpoint_gets_new_ports() -> None:
+    reg, _ = registry()
+    reg.offer("f1", "a", None, session(), flags(), render)
+    reg.answer("f1", "a", "b", session("192.0.2.20", 50000), flags(), render)
+    first = reg.calls["f1"].parties["a"].medias[0].port
+    reg.answer("f1", "a", "c", session("192.0.2.20", 50000), flags(), render)
+    assert reg.calls["f1"].parties["a"].medias[0].port == first  # same endpoint, same ports
+    reg.answer("f1", "a", "d", session("192.0.2.21", 50000), flags(), render)
+    assert reg.calls["f1"].parties["a"].medias[0].port != first
+
+
+def test_rejected_line_without_ports_shows_rtpengines_two_portless_streams() -> None:
+    from relay.callmodel import MediaSide
+    from relay.callstats import media_stats
+
+    side = MediaSide(2, "video", "RTP/AVP", initialized=True)
+    side.sdp = OfferedMedia(type="video", port=0, protocol="RTP/AVP", formats=("96",),
+                            address="192.0.2.20")
+    streams = media_stats(side, None, 1000.0)["streams"]
+    assert [s["endpoint"]["port"] for s in streams] == [0, 1]
+    assert [s["flags"] for s in streams] == [["RTP", "filled"], ["RTCP", "filled"]]
+    assert all("local port" not in s for s in streams)
+
+
+def test_failed_sends_count_in_the_sinks_errors() -> None:
+    from relay.callstats import stream_stats
+    from relay.media.stream import Stream
+
+    s = Stream(FakeSock(43500), "127.0.0.1", 43500)  # type: ignore[arg-type]
+    s.errors, s.send_errors = 1, 2
+    assert stream_stats(s, 1000.0)["stats"]["errors"] == 3
+
+
+def test_rejecting_party_reoffer_gets_its_ports_with_the_answer() -> None:
+    reg, _ = registry()
+    reg.offer("r1", "a", None, session(), flags(), render)
+    reg.answer("r1", "a", "b", session("192.0.2.20", 0), flags(), render)
+    b_side = reg.calls["r1"].parties["b"].medias[0]
+    reg.offer("r1", "b", "a", session("192.0.2.20", 50000), flags(), render)
+    assert b_side.port == 0  # the sender's released side waits for an SDP to its party
+    reg.answer("r1", "b", "a", session(), flags(), render)
+    assert b_side.port != 0
