@@ -195,13 +195,19 @@ def bound_relay_ports(rig: SipRig) -> list[int]:
     range lies among the ephemeral ports, where other programs' sockets may turn up.
     """
     inodes = _socket_inodes(rig.relay.proc.pid)
+    # The ng port is picked among the ephemeral ports too and may land inside the media range.
+    control = {rig.relay.ng_port, rig.relay.tcp_port}
     ports = []
     for table in ("/proc/net/udp", "/proc/net/udp6"):
         with open(table) as f:
             for line in f.readlines()[1:]:
                 fields = line.split()
                 port = int(fields[1].rsplit(":", 1)[1], 16)
-                if fields[9] in inodes and rig.relay.port_min <= port <= rig.relay.port_max:
+                if (
+                    fields[9] in inodes
+                    and rig.relay.port_min <= port <= rig.relay.port_max
+                    and port not in control
+                ):
                     ports.append(port)
     return sorted(ports)
 
