@@ -196,7 +196,7 @@ def bound_relay_ports(rig: SipRig) -> list[int]:
     """
     inodes = _socket_inodes(rig.relay.proc.pid)
     # The ng port is picked among the ephemeral ports too and may land inside the media range.
-    control = {rig.relay.ng_port, rig.relay.tcp_port}
+    control = {rig.relay.ng_port, rig.relay.tcp_ng_port}
     ports = []
     for table in ("/proc/net/udp", "/proc/net/udp6"):
         with open(table) as f:
