@@ -17,8 +17,8 @@ from relay.callstats import _subscribers, call_stats
 from relay.ng.errors import NgError
 from relay.ng.flags import NgFlags, parse_flags
 from relay.ng.unimplemented import (
-    STRTOLL,
     CALL_ID_KEYS,
+    STRTOLL,
     Selector,
     dtmf_code,
     int_str,
