@@ -7,9 +7,10 @@ order; a part may look up an earlier one in `daemon.components` by its module's 
 the relay publishes:
 
 * `daemon.registry.listeners.append(fn)`: fn(event, call) with event "created", "updated" or
-  "closed:<reason>" (relay.calls);
+  "closed:<reason>" (relay.calls); "created"/"updated" run before the ng reply is built (the
+  recorder's file name goes into it), "closed:…" right after the reply is sent;
 * `daemon.commands.observers.append(fn)`: fn(command, request, reply, source, received) after
-  every ng command (relay.ng.commands.Observer);
+  every ng command, once its reply is sent (relay.ng.commands.Observer; `NgControlServer.defer`);
 * `daemon.taps.subscribe(stream, name, tap)`: packets of one stream (rtpvault.taps).
 
 `start()` runs on the loop after the ng listeners are up; `close()` runs at shutdown after every
