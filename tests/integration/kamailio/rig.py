@@ -68,6 +68,12 @@ class SipRig:
         """The relay's ng command totals (statistics → controlstatistics)."""
         return relay_command_counts(self.relay)
 
+    def sent_since(self, before: dict[str, int]) -> tuple[int, int, int]:
+        """How many offers, answers and deletes the relay got since `before = commands()`."""
+        after = self.commands()
+        offers, answers, deletes = (after[c] - before[c] for c in ("offer", "answer", "delete"))
+        return offers, answers, deletes
+
     def logs(self) -> str:
         """Relay and Kamailio logs, for assertion messages."""
         return (
