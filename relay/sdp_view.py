@@ -77,7 +77,9 @@ def check_supported(offered: OfferedSession, flags: NgFlags) -> None:
         if flags.codec.get(kind):
             raise SdpUnsupported(f"codec-{kind} (transcoding) is not supported by rtpvault yet")
     if flags.words & {"always-transcode", "inject-DTMF", "SIPREC"}:
-        raise SdpUnsupported("transcoding, DTMF injection and SIPREC are not supported by rtpvault yet")
+        raise SdpUnsupported(
+            "transcoding, DTMF injection and SIPREC are not supported by rtpvault yet"
+        )
     for m in offered.media:
         if m.rejected:
             continue

@@ -15,9 +15,10 @@ the relay publishes:
 * `daemon.taps.subscribe(stream, name, tap)`: packets of one stream (rtpvault.taps).
 
 `start()` runs on the loop after the ng listeners are up; `close()` runs at shutdown after every
-call has been terminated (so recordings end as `complete`), in start order (producers before the consumers they feed), and must
-flush what it owns. `stats()` feeds /metrics (rtpvault.metrics): a flat dict of numbers, or of
-dicts of numbers for labelled families; the names are documented where each part defines them.
+call has been terminated (so recordings end as `complete`), in start order (producers before
+the consumers they feed), and must flush what it owns. `stats()` feeds /metrics
+(rtpvault.metrics): a flat dict of numbers, or of dicts of numbers for labelled families; the
+names are documented where each part defines them.
 """
 
 from __future__ import annotations

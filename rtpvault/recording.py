@@ -60,7 +60,8 @@ def prepare_dirs(root: str) -> None:
             if not os.path.isdir(path):
                 os.mkdir(path, 0o777)
     except OSError as exc:
-        raise StartupError(f"Failed to create spool directory {root}: {exc.strerror}", 255) from None
+        reason = f"Failed to create spool directory {root}: {exc.strerror}"
+        raise StartupError(reason, 255) from None
 
 
 class RecordingComponent:

@@ -1,7 +1,7 @@
 """initial schema: recordings, streams, side tables, uploads, audit
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-25 07:49:48.163568
 """
 

@@ -65,7 +65,7 @@ def _wait_ready(d: Daemon, deadline: float) -> None:
         try:
             if c.call({"command": "ping"}).get("result") == "pong":
                 return
-        except (TimeoutError, socket.timeout, ConnectionRefusedError):
+        except (TimeoutError, ConnectionRefusedError):
             pass
         finally:
             c.close()

@@ -1,4 +1,7 @@
-"""Finding the real programs the tests drive; with CI=true a missing one fails instead of skipping."""
+"""Finding the real programs the tests drive.
+
+With CI=true a missing one fails the test instead of skipping it.
+"""
 
 from __future__ import annotations
 

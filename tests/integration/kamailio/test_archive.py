@@ -14,8 +14,10 @@ from sqlalchemy import select
 
 from storage.db import open_index
 from storage.models import Recording
-from tests.support.s3 import MotoServer
-from tests.support.s3 import s3  # noqa: F401  (fixture)
+from tests.support.s3 import (
+    MotoServer,
+    s3,  # noqa: F401  (fixture)
+)
 
 from .rig import SipRig
 from .sipcall import CallSpec

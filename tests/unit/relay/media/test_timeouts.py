@@ -1,8 +1,8 @@
 """Timeout rules of the call model with a fake clock (rtpengine 10.5's call timer, docs/media.md).
 
 Each media has its own limit: silent-timeout where it does not receive (sendonly, inactive,
-a zero address in an answer), else timeout; the call ends when no media is within its limit, and is counted
-under the last media's reason. final-timeout ends a call regardless of media.
+a zero address in an answer), else timeout; the call ends when no media is within its limit,
+and is counted under the last media's reason. final-timeout ends a call regardless of media.
 The same rules are checked against the real rtpengine in
 tests/integration/media/test_daemon_media.py.
 """

@@ -9,11 +9,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.support.tools import unavailable
-
 from relay.media.plane import ForwardingPlane
 from relay.media.stream import LEARN_IMMEDIATE, Address, Stream
 from relay.media.userspace import UserspacePlane, set_tos
+from tests.support.tools import unavailable
 
 LOOPS: list[tuple[str, Callable[[], asyncio.AbstractEventLoop]]] = [
     ("asyncio", asyncio.new_event_loop)

@@ -62,7 +62,11 @@ def test_ice_at_session_level_counts_for_media() -> None:
 
 @pytest.mark.parametrize(
     "attrs",
-    ["a=ice-lite\r\n", "a=ice-options:trickle\r\n", "a=candidate:1 1 UDP 1 192.0.2.10 1 typ host\r\n"],
+    [
+        "a=ice-lite\r\n",
+        "a=ice-options:trickle\r\n",
+        "a=candidate:1 1 UDP 1 192.0.2.10 1 typ host\r\n",
+    ],
 )
 def test_ice_needs_a_ufrag(attrs: str) -> None:
     # measured (differential ice_attributes_without_ufrag): rtpengine 10.5 only strips these
