@@ -132,6 +132,7 @@ class Recording:
         dsts = self.dsts
         rates = self.clock_rates
         kind = "rtcp" if is_rtcp else "rtp"
+        build: Callable[[float, Address, bytes], bytes]
         if self.fmt == "pcapng":
             media = pcapng.media_packet
 

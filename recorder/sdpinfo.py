@@ -49,9 +49,9 @@ def summarise(sdp: str) -> dict[str, Any]:
         elif kind == "a" and media and value.startswith("rtpmap:"):
             head, _, enc = value[7:].partition(" ")
             if head.isdigit():
-                name, _, rest = enc.partition("/")
-                rate = rest.split("/")[0]
-                maps[-1][int(head)] = (name, int(rate) if rate.isdigit() else 8000)
+                encoding, _, rest = enc.partition("/")
+                clock = rest.split("/")[0]
+                maps[-1][int(head)] = (encoding, int(clock) if clock.isdigit() else 8000)
     for m, rtpmap in zip(media, maps, strict=True):
         codecs = []
         for pt in m.pop("pts"):

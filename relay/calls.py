@@ -41,10 +41,16 @@ class CallError(Exception):
 
 
 class LocalInterface(Protocol):
-    name: str
-    local: str
-    advertised: str
-    family: str
+    """What the call model reads of a local media address (relay.interfaces.Interface)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def local(self) -> str: ...
+    @property
+    def advertised(self) -> str: ...
+    @property
+    def family(self) -> str: ...
 
 
 class Plane(Protocol):
@@ -194,6 +200,7 @@ class Registry:
         """Handle the answer of `to_tag` to `from_tag`'s offer; returns the SDP for the offerer."""
         call = self.get(call_id)
         offerer = call.parties.get(from_tag)
+        answerer: Party | None
         if offerer is None:
             # rtpengine 10.5 (call_get_monologue_new, tags swapped for the answer): the to-tag's
             # party, existing or new, is paired with a new party for the unknown from-tag.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from relay.callmodel import Call, Party
@@ -348,7 +348,7 @@ class Commands:
         self._selector().match(body)
         raise not_supported(body)
 
-    def _play_parties(self, body: dict[str, Any]) -> list[Party]:
+    def _play_parties(self, body: dict[str, Any]) -> Sequence[Party]:
         call, party, everyone = self._selector().match(body)
         if everyone:
             return call.all_parties()

@@ -91,12 +91,12 @@ class Selector:
                 wanted = ipaddress.ip_address(address)
             except ValueError:
                 raise NgError("Failed to parse network address") from None
-            for party in self.all_parties(call):
-                for side in party.medias:
+            for candidate in self.all_parties(call):
+                for side in candidate.medias:
                     first = side.rtp or side.rtcp
                     peer = first.sdp_peer if first is not None else None
                     if peer is not None and _same_address(peer[0], wanted):
-                        return party
+                        return candidate
             raise NgError("Failed to match address to any tag")
         if from_tag is not None:
             party = self.live_party(call, from_tag)
