@@ -24,6 +24,7 @@ from relay.ng.unimplemented import (
     int_str,
     not_supported,
     option,
+    unopenable_media_file,
 )
 from relay.sdp_view import SdpUnsupported, prepare
 
@@ -372,6 +373,8 @@ class Commands:
             if not (option(body, "file") or option(body, "blob")
                     or int_str(body.get("db-id"), 0) > 0):
                 raise NgError("No media file specified")
+            if unopenable_media_file(body):
+                raise NgError("Failed to start media playback from file")
         raise not_supported(body)
 
     def stop_media(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:

@@ -179,8 +179,11 @@ def _h_flags(f: NgFlags, v: Any) -> None:
 
 
 def _h_replace(f: NgFlags, v: Any) -> None:
+    # rtpengine hyphenates first, then matches; OpenSIPS sends "SDP version", "session name" and
+    # "zero address" with spaces.
     for w in _strings(v):
-        f.replace.add("sdp-version" if w == "SDP-version" else w.replace(" ", "-"))
+        w = w.replace(" ", "-")
+        f.replace.add("sdp-version" if w == "SDP-version" else w)
 
 
 def _h_received_from(f: NgFlags, v: Any) -> None:

@@ -9,6 +9,7 @@ the spellings of one option the last one wins, and a value of the wrong type cle
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -130,6 +131,22 @@ class Selector:
         if not found:
             raise NgError("No monologues matched")
         return found
+
+
+def unopenable_media_file(body: dict[str, Any]) -> bool:
+    """`play media` with a `file` that cannot be opened: rtpengine's libav open fails before any
+    media is played, and it answers "Failed to start media playback from file"."""
+    path = option(body, "file")
+    if not path:
+        return False
+    try:
+        if os.path.isdir(path):
+            return True
+        # O_NONBLOCK: a FIFO must not stall the control loop
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+    except (OSError, ValueError):
+        return True
+    return False
 
 
 def _same_address(text: str, wanted: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:

@@ -13,6 +13,12 @@ def test_replace_list_is_read_with_its_spellings() -> None:
     assert flags.replace == {"origin", "session-connection", "sdp-version"}
 
 
+def test_replace_list_as_opensips_spells_it() -> None:
+    # OpenSIPS's replace-SDP-version / -session-name / -zero-address flags
+    flags = parse_flags({"replace": ["SDP version", "session name", "zero address", "username"]})
+    assert flags.replace == {"sdp-version", "session-name", "zero-address", "username"}
+
+
 @pytest.mark.parametrize(
     "word", ["replace-origin", "replace-session-connection", "replace-username"]
 )
