@@ -285,8 +285,10 @@ def test_kill9_during_recorded_calls(
         with index.session() as s:
             rows = s.scalars(select(Recording)).all()
             jobs = {j.recording_id: j for j in s.scalars(select(Upload))}
-            streams = {r.id: list(s.scalars(select(StreamRow).where(StreamRow.recording_id == r.id)))
-                       for r in rows}  # fmt: skip
+            streams = {
+                r.id: list(s.scalars(select(StreamRow).where(StreamRow.recording_id == r.id)))
+                for r in rows
+            }
             s.expunge_all()
     finally:
         index.close()
@@ -313,10 +315,83 @@ def test_kill9_during_recorded_calls(
             f"\n\n\nfrom:a-{rec.call_id}|to:b\n"
         )
         assert jobs[rec.id].state == "done"
-        assert rec.object_key and rec.object_key.startswith(f"kill9-node/{quote(rec.call_id, safe='-_.~')}/")
+        key_prefix = f"kill9-node/{quote(rec.call_id, safe='-_.~')}/"
+        assert rec.object_key and rec.object_key.startswith(key_prefix)
         assert rec.object_sha256 == sha
         obj = s3.client.get_object(Bucket=BUCKET, Key=rec.object_key, ChecksumMode="ENABLED")
         assert obj["Body"].read() == data
         assert obj["ChecksumSHA256"] == base64.b64encode(bytes.fromhex(sha)).decode()
         assert obj["Metadata"]["sha256"] == sha
     assert list((spool / "tmp").iterdir()) == []
+
+
+def test_kill9_before_the_index_heard_of_the_finish(s3: MotoServer, tmp_path: Path) -> None:
+    """Calls finished on disk (sidecar `complete`) but the index writer had not written that yet
+    when the daemon was killed (here: the test holds SQLite's write lock). After the restart the
+    rows must not stay `recording`: they are completed from the sidecars and archived."""
+    import sqlite3
+
+    s3.client.create_bucket(Bucket=BUCKET)
+    spool = tmp_path / "spool"
+    extra = [
+        f"--recording-dir={spool}", "--recording-format=eth", "--delete-delay=0",
+        f"--s3-bucket={BUCKET}", f"--s3-endpoint-url={s3.endpoint}", "--s3-region=us-east-1",
+        "--s3-retry-initial=0.2", "--s3-retry-max=1",
+    ]  # fmt: skip
+    url = "sqlite:///" + str(spool / "recordings.db")
+    relay = daemons.start("rtpvault", tmp_path / "run1", extra=extra)
+    index = open_index(url, create=False)
+    lock: sqlite3.Connection | None = None
+    try:
+        calls = [Call(relay, f"late-{i}@192.0.2.1") for i in range(3)]
+        for c in calls:
+            c.offer(**{"record-call": "yes", "metadata": "from:x|to:y"})
+            c.answer()
+            c.media(5, rtcp=True)
+            c.relayed(5)
+
+        def rows_recording() -> bool:
+            with index.session() as s:
+                return len(s.scalars(select(Recording.status)).all()) == len(calls)
+
+        assert wait_for(rows_recording)
+        lock = sqlite3.connect(spool / "recordings.db", isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")  # the daemon's index writer now waits
+        for c in calls:
+            c.delete()
+            c.close()
+
+        def finished_on_disk() -> bool:
+            docs = [json.loads(p.read_text()) for p in (spool / "sidecars").glob("*.json")]
+            return len(docs) == len(calls) and {d["status"] for d in docs} == {"complete"}
+
+        assert wait_for(finished_on_disk), relay.log()[-3000:]
+        relay.proc.send_signal(signal.SIGKILL)
+        relay.proc.wait(10)
+        lock.execute("ROLLBACK")
+        lock.close()
+        lock = None
+        with index.session() as s:
+            assert set(s.scalars(select(Recording.status)).all()) == {"recording"}
+
+        relay = daemons.start("rtpvault", tmp_path / "run2", extra=extra)
+
+        def archived() -> bool:
+            with index.session() as s:
+                states = s.scalars(select(Recording.archive_state)).all()
+            return len(states) == len(calls) and set(states) == {"archived"}
+
+        assert wait_for(archived, 30), relay.log()[-3000:]
+        with index.session() as s:
+            for rec in s.scalars(select(Recording)):
+                data = Path(rec.path).read_bytes()
+                sha = hashlib.sha256(data).hexdigest()
+                assert (rec.status, rec.size, rec.sha256) == ("complete", len(data), sha)
+                assert rec.object_sha256 == sha and rec.packets == 12
+                body = s3.client.get_object(Bucket=BUCKET, Key=rec.object_key)["Body"].read()
+                assert body == data
+    finally:
+        if lock is not None:
+            lock.close()
+        relay.stop()
+        index.close()
