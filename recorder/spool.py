@@ -73,10 +73,14 @@ Emit = Callable[[dict[str, Any]], None]
 
 class Spool:
     """Worker thread owning the files. `emit(doc)` is called (from this thread) whenever a
-    recording reaches a final status; the caller hops it onto its loop."""
+    recording reaches a final status, `announce(doc)` for an `announce` job (in queue order);
+    the caller hops them onto its loop."""
 
-    def __init__(self, emit: Emit, interval: float = FLUSH_INTERVAL) -> None:
+    def __init__(
+        self, emit: Emit, interval: float = FLUSH_INTERVAL, announce: Emit | None = None
+    ) -> None:
         self.emit = emit
+        self.announce = announce
         self.interval = interval
         self.jobs: queue.SimpleQueue[tuple[str, Any, Any]] = queue.SimpleQueue()
         self.open_recs: dict[int, _Open] = {}
@@ -198,6 +202,11 @@ class Spool:
 
     def _job_sidecar(self, rec: Recording, text: str) -> None:
         self._write_sidecar(rec, text)
+
+    def _job_announce(self, _: Recording, doc: dict[str, Any]) -> None:
+        """Hand `doc` to `announce` after the jobs queued before it (its sidecar) are done."""
+        if self.announce is not None:
+            self.announce(doc)
 
     def _write_sidecar(self, rec: Recording, text: str, fsync: bool = False) -> None:
         try:
