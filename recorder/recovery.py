@@ -180,6 +180,7 @@ def recover(root: str, node: str, fmt_link: str) -> list[dict[str, Any]]:
         if doc.get("status") != STATUS_RECORDING:
             continue
         seen.add(prefix)
+        doc.setdefault("sidecar_path", side)  # written by versions that did not say
         try:
             doc = _recover_one(root, prefix, doc)
             write_json_atomic(side, json.dumps(doc), fsync=True)
@@ -203,12 +204,12 @@ def recover(root: str, node: str, fmt_link: str) -> list[dict[str, Any]]:
                    "format": "pcapng" if path and path.endswith(".pcapng") else "pcap",
                    "link": fmt_link, "path": path, "started": started, "parties": [],
                    "codecs": [], "sdp": [], "pauses": [], "streams": []}  # fmt: skip
+            side = os.path.join(root, "sidecars", f"{prefix}.json")
+            doc["sidecar_path"] = side
             doc = _recover_one(root, prefix, doc)
             if path is None:
                 doc["path"] = None
-            write_json_atomic(
-                os.path.join(root, "sidecars", f"{prefix}.json"), json.dumps(doc), fsync=True
-            )
+            write_json_atomic(side, json.dumps(doc), fsync=True)
         except OSError as exc:
             logger.error("cannot recover %s: %s", tmp, exc)
             continue

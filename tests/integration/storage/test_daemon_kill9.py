@@ -308,7 +308,8 @@ def test_kill9_during_recorded_calls(
         assert rec.packets == len(packets)
         assert sum(st.packets for st in streams[rec.id]) == len(packets)
         assert {(st.kind, st.ssrc) for st in streams[rec.id]} == kinds
-        side = json.loads((spool / "sidecars" / f"{path.stem}.json").read_text())
+        assert rec.sidecar_path == str(spool / "sidecars" / f"{path.stem}.json")
+        side = json.loads(Path(rec.sidecar_path).read_text())
         assert (side["status"], side["size"], side["sha256"]) == ("interrupted", len(data), sha)
         meta = Path(rec.metadata_path or "")
         assert meta.parent == spool / "metadata" and meta.read_text().endswith(
