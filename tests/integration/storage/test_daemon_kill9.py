@@ -308,6 +308,11 @@ def test_kill9_during_recorded_calls(
         assert rec.packets == len(packets)
         assert sum(st.packets for st in streams[rec.id]) == len(packets)
         assert {(st.kind, st.ssrc) for st in streams[rec.id]} == kinds
+        # party and codec of each stream, although the crash came before the finish wrote them
+        assert {(st.kind, st.ssrc, st.party, st.codec) for st in streams[rec.id]} == {
+            ("rtp", CALLER_SSRC, "ft", "PCMU"), ("rtp", CALLEE_SSRC, "tt", "PCMU"),
+            ("rtcp", CALLER_SSRC, "ft", None), ("rtcp", CALLEE_SSRC, "tt", None),
+        }  # fmt: skip
         assert rec.sidecar_path == str(spool / "sidecars" / f"{path.stem}.json")
         side = json.loads(Path(rec.sidecar_path).read_text())
         assert (side["status"], side["size"], side["sha256"]) == ("interrupted", len(data), sha)
