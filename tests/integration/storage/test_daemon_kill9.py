@@ -330,6 +330,17 @@ def test_kill9_during_recorded_calls(
         assert obj["Metadata"]["sha256"] == sha
     assert list((spool / "tmp").iterdir()) == []
 
+    # the operator's proof: every local file and S3 object re-hashed against the index
+    conf = tmp_path / "rtpvault.conf"
+    conf.write_text("[rtpengine]\n" + "".join(
+        f"{a[2:].split('=', 1)[0]} = {a.split('=', 1)[1]}\n" for a in extra))  # fmt: skip
+    verify = subprocess.run(
+        [*daemons.rtpvault_command(), "verify", f"--config-file={conf}", "--status=interrupted"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert f"verified {CALLS} recordings, {2 * CALLS} copies: 0 problems" in verify.stdout
+
 
 def test_kill9_before_the_index_heard_of_the_finish(s3: MotoServer, tmp_path: Path) -> None:
     """Calls finished on disk (sidecar `complete`) but the index writer had not written that yet
