@@ -19,10 +19,10 @@ Start-up reconciliation (crash safety, ARCHITECTURE rules 4 and 5): the document
 are held in memory until written, so a `kill -9` between the recorder's finish (sidecar
 `complete` on disk) and the index write, or while the database was unreachable, would leave a
 row stuck at `recording` (or no row) and nothing queued for S3. Before its first document the
-writer therefore reads the sidecars a previous run finished since the index last heard from
-this node (sidecars modified from the start of the oldest row still `recording`, or of the
-newest row, minus a minute, up to this start) and writes those whose row is missing or
-differs. Recordings crash recovery finalises arrive as events as usual.
+writer therefore reads the sidecar of every row of this node an earlier run left at
+`recording`, and the sidecars modified since the start of this node's newest row (minus a
+minute) up to this start, and writes the finished ones whose row is missing or differs.
+Recordings crash recovery finalises arrive as events as usual.
 
 stats(): upload_queue_depth, upload_oldest_age_seconds, uploads {done, retry, failed},
 uploaded_bytes (with a bucket), db_errors (failed index writes, retried), index_rejected
@@ -183,34 +183,47 @@ class ArchiveComponent:
         from storage.models import Recording
 
         assert self.root is not None
+        sidecars = os.path.join(self.root, "sidecars")
         with self.index.session() as s:
-            stuck = s.scalar(
-                select(func.min(Recording.started)).where(
-                    Recording.status == "recording", Recording.node == self.node
+            # rows an earlier run left at `recording`: their own sidecar says how they ended
+            stuck = s.execute(
+                select(Recording.path, Recording.sidecar_path).where(
+                    Recording.status == "recording",
+                    Recording.node == self.node,
+                    Recording.started < self._cutoff,
                 )
-            )
+            ).all()
             newest = s.scalar(
                 select(func.max(Recording.started)).where(Recording.node == self.node)
             )
-        if newest is None:
-            return 0  # nothing indexed from this node: `rtpvault db reindex` builds an index
-        since = min(t for t in (stuck, newest) if t is not None) - RECONCILE_MARGIN
-        docs = []
-        try:
-            entries = list(os.scandir(os.path.join(self.root, "sidecars")))
-        except OSError as exc:
-            logger.error("cannot list the sidecars for reconciliation: %s", exc)
-            return 0
-        for entry in entries:
-            if not entry.name.endswith(".json") or entry.name.startswith("."):
-                continue
+        paths = {
+            side or os.path.join(sidecars, os.path.splitext(os.path.basename(path))[0] + ".json")
+            for path, side in stuck
+        }
+        # rows never written (the database was unreachable until the crash): the sidecars
+        # changed since the newest row's start
+        if newest is not None:
+            since = newest - RECONCILE_MARGIN
             try:
-                if not since <= entry.stat().st_mtime < self._cutoff:
-                    continue
-                with open(entry.path, encoding="utf-8") as f:
+                with os.scandir(sidecars) as it:
+                    for entry in it:
+                        if entry.name.endswith(".json") and not entry.name.startswith("."):
+                            try:
+                                if since <= entry.stat().st_mtime < self._cutoff:
+                                    paths.add(entry.path)
+                            except OSError:
+                                continue
+            except OSError as exc:
+                logger.error("cannot list the sidecars for reconciliation: %s", exc)
+        docs = []
+        for path in sorted(paths):
+            try:
+                if os.stat(path).st_mtime >= self._cutoff:
+                    continue  # rewritten by this run's recovery: it arrives as an event
+                with open(path, encoding="utf-8") as f:
                     doc = json.load(f)
             except (OSError, ValueError):
-                continue  # gone, or half-written by a crash: recovery's business
+                continue  # gone, or not yet recovered: recovery's business
             if (
                 isinstance(doc, dict)
                 and doc.get("status") in FINAL

@@ -344,8 +344,9 @@ def test_kill9_during_recorded_calls(
 
 def test_kill9_before_the_index_heard_of_the_finish(s3: MotoServer, tmp_path: Path) -> None:
     """Calls finished on disk (sidecar `complete`) but the index writer had not written that yet
-    when the daemon was killed (here: the test holds SQLite's write lock). After the restart the
-    rows must not stay `recording`: they are completed from the sidecars and archived."""
+    when the daemon was killed (here: the test holds SQLite's write lock), one of them not even
+    its start. After the restart no row stays `recording` and none is missing: they are
+    completed from the sidecars and archived."""
     import sqlite3
 
     s3.client.create_bucket(Bucket=BUCKET)
@@ -374,6 +375,12 @@ def test_kill9_before_the_index_heard_of_the_finish(s3: MotoServer, tmp_path: Pa
         assert wait_for(rows_recording)
         lock = sqlite3.connect(spool / "recordings.db", isolation_level=None)
         lock.execute("BEGIN IMMEDIATE")  # the daemon's index writer now waits
+        unseen = Call(relay, "late-unseen@192.0.2.1")  # no row at all, not even `recording`
+        unseen.offer(**{"record-call": "yes", "metadata": "from:x|to:y"})
+        unseen.answer()
+        unseen.media(5, rtcp=True)
+        unseen.relayed(5)
+        calls.append(unseen)
         for c in calls:
             c.delete()
             c.close()
@@ -389,6 +396,9 @@ def test_kill9_before_the_index_heard_of_the_finish(s3: MotoServer, tmp_path: Pa
         lock.close()
         lock = None
         with index.session() as s:
+            assert sorted(s.scalars(select(Recording.call_id)).all()) == [
+                f"late-{i}@192.0.2.1" for i in range(3)
+            ]
             assert set(s.scalars(select(Recording.status)).all()) == {"recording"}
 
         relay = daemons.start("rtpvault", tmp_path / "run2", extra=extra)
