@@ -109,6 +109,7 @@ class Recording:
             link=self.link,
             path=paths.pcap,
             metadata_path=paths.meta_final,
+            sidecar_path=paths.sidecar,
             started=started,
             ended=None,
             status=STATUS_RECORDING,

@@ -24,6 +24,7 @@ from urllib.parse import unquote_to_bytes
 from recorder import metafile, pcap, pcapng
 from recorder.recording import STATUS_INTERRUPTED, STATUS_RECORDING, RtcpCounter
 from recorder.rtpstats import RtpStats
+from recorder.sdpinfo import summarise
 from recorder.spool import sha256_file, write_json_atomic
 
 __all__ = ["recover", "streams_from_file"]
@@ -104,6 +105,41 @@ def streams_from_file(path: str) -> list[dict[str, Any]]:
     return out
 
 
+def _senders(doc: dict[str, Any]) -> dict[int, str]:
+    """Relay port → tag of the party that sends to it, from the SDPs the relay sent out: an
+    offer goes to the answerer (who then sends to its ports), an answer to the offerer. RTCP:
+    the port after each RTP port, or the one `a=rtcp:` names."""
+    roles = {p.get("role"): p.get("tag") for p in doc.get("parties") or [] if isinstance(p, dict)}
+    out: dict[int, str] = {}
+    for entry in doc.get("sdp") or []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("out"), str):
+            continue
+        sender = roles.get("answerer" if entry.get("direction") == "offer" else "offerer")
+        if not isinstance(sender, str):
+            continue
+        for m in summarise(entry["out"])["media"]:
+            if m["port"]:
+                out[m["port"]] = out[m["port"] + 1] = sender
+        for line in entry["out"].splitlines():
+            port = line[7:].split()[0] if line.startswith("a=rtcp:") and line[7:].split() else ""
+            if port.isdigit():
+                out[int(port)] = sender
+    return out
+
+
+def _codecs(doc: dict[str, Any]) -> dict[tuple[Any, Any], Any]:
+    """(party tag, payload type) → codec name, from each party's own SDP (values as the
+    sidecar's JSON has them)."""
+    table: dict[tuple[Any, Any], Any] = {}
+    for party in doc.get("parties") or []:
+        if not isinstance(party, dict):
+            continue
+        for m in party.get("media") or []:
+            for c in m.get("codecs") or []:
+                table.setdefault((party.get("tag"), c.get("pt")), c.get("name"))
+    return table
+
+
 def _trim(path: str) -> int:
     """Cut `path` to its whole records; returns the bytes removed."""
     with open(path, "rb") as f:
@@ -145,9 +181,16 @@ def _recover_one(root: str, prefix: str, doc: dict[str, Any]) -> dict[str, Any]:
         streams = streams_from_file(path)
         if streams:
             ended = max(s["last"] or ended for s in streams)
+            # the party of each stream: as the last sidecar said, else from the SDPs sent out
+            # (the streams are only written at the finish, which a crash never reached)
             parties = {s["dst"]: s["party"] for s in doc.get("streams") or []}
+            senders = _senders(doc)
+            codecs = _codecs(doc)
             for s in streams:
-                s["party"] = parties.get(s["dst"])
+                port = s["dst"].rsplit(":", 1)[-1]
+                s["party"] = parties.get(s["dst"]) or senders.get(int(port) if port else -1)
+                names = [codecs.get((s["party"], pt)) for pt in s["payload_types"]]
+                s["codec"] = next((n for n in names if n), None)
             doc["streams"] = streams
         reason = f"daemon stopped while recording; recovered at start-up, trimmed {removed} bytes"
     else:
@@ -180,6 +223,7 @@ def recover(root: str, node: str, fmt_link: str) -> list[dict[str, Any]]:
         if doc.get("status") != STATUS_RECORDING:
             continue
         seen.add(prefix)
+        doc.setdefault("sidecar_path", side)  # written by versions that did not say
         try:
             doc = _recover_one(root, prefix, doc)
             write_json_atomic(side, json.dumps(doc), fsync=True)
@@ -203,12 +247,12 @@ def recover(root: str, node: str, fmt_link: str) -> list[dict[str, Any]]:
                    "format": "pcapng" if path and path.endswith(".pcapng") else "pcap",
                    "link": fmt_link, "path": path, "started": started, "parties": [],
                    "codecs": [], "sdp": [], "pauses": [], "streams": []}  # fmt: skip
+            side = os.path.join(root, "sidecars", f"{prefix}.json")
+            doc["sidecar_path"] = side
             doc = _recover_one(root, prefix, doc)
             if path is None:
                 doc["path"] = None
-            write_json_atomic(
-                os.path.join(root, "sidecars", f"{prefix}.json"), json.dumps(doc), fsync=True
-            )
+            write_json_atomic(side, json.dumps(doc), fsync=True)
         except OSError as exc:
             logger.error("cannot recover %s: %s", tmp, exc)
             continue

@@ -5,7 +5,9 @@ the thread flushes every open recording's buffer at least every FLUSH_INTERVAL s
 whole records (pcap has no footer, so a file cut at a record boundary is valid). A write that
 fails (disk full, unwritable directory) truncates the file back to its last whole record, marks
 the recording `failed` with the reason, logs one error and counts it; the call is not affected.
-Periodic flushes are plain write(2) (survives kill -9); the finish fsyncs, hashes and renames.
+Periodic flushes are plain write(2) (survives kill -9); the finish fsyncs, hashes and renames,
+in a second thread (`recorder-finish`): an fsync on a busy disk or the hash of a long call takes
+seconds, and the other recordings' flushes must not wait for it.
 """
 
 from __future__ import annotations
@@ -73,18 +75,28 @@ Emit = Callable[[dict[str, Any]], None]
 
 class Spool:
     """Worker thread owning the files. `emit(doc)` is called (from this thread) whenever a
-    recording reaches a final status; the caller hops it onto its loop."""
+    recording reaches a final status, `announce(doc)` for an `announce` job (in queue order);
+    the caller hops them onto its loop."""
 
-    def __init__(self, emit: Emit, interval: float = FLUSH_INTERVAL) -> None:
+    def __init__(
+        self, emit: Emit, interval: float = FLUSH_INTERVAL, announce: Emit | None = None
+    ) -> None:
         self.emit = emit
+        self.announce = announce
         self.interval = interval
         self.jobs: queue.SimpleQueue[tuple[str, Any, Any]] = queue.SimpleQueue()
         self.open_recs: dict[int, _Open] = {}
         self.recorded_bytes = 0
         self.errors = 0
         self.last_flush = time.monotonic()
+        self._errors_lock = threading.Lock()
+        self.finishing: queue.SimpleQueue[tuple[_Open, bytes, float] | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name="recorder-spool", daemon=True)
+        self.finisher = threading.Thread(
+            target=self._run_finisher, name="recorder-finish", daemon=True
+        )
         self.thread.start()
+        self.finisher.start()
 
     # -- loop side ----------------------------------------------------------------------------
     def submit(self, job: str, rec: Recording | None = None, arg: Any = None) -> None:
@@ -94,6 +106,8 @@ class Spool:
         """Finish the queued jobs, flush everything and stop the thread."""
         self.jobs.put(("stop", None, None))
         self.thread.join(timeout)
+        self.finishing.put(None)  # after every finish the worker handed over
+        self.finisher.join(timeout)
 
     def flush_lag(self) -> float:
         return max(0.0, time.monotonic() - self.last_flush) if self.open_recs else 0.0
@@ -129,7 +143,7 @@ class Spool:
         if rec.failed:
             return
         rec.failed = True
-        self.errors += 1
+        self._error()
         reason = f"{what}: {exc.strerror or exc} ({errno.errorcode.get(exc.errno or 0, exc.errno)})"
         reason += f"; kept {state.size} bytes"
         rec.doc["status"] = STATUS_FAILED
@@ -138,6 +152,10 @@ class Spool:
             state.error_logged = True
             logger.error("recording failed: %s", reason, extra={"call_id": rec.call_id})
         self._write_sidecar(rec, json.dumps(rec.doc))  # the end event follows at finish
+
+    def _error(self) -> None:
+        with self._errors_lock:  # counted by both threads
+            self.errors += 1
 
     def _job_open(self, rec: Recording, header: bytes) -> None:
         state = _Open(rec)
@@ -160,7 +178,7 @@ class Spool:
                 exc,
                 extra={"call_id": rec.call_id},
             )
-            self.errors += 1
+            self._error()
 
     def _write(self, state: _Open, data: bytes) -> None:
         if state.fd is None or not data:
@@ -199,6 +217,11 @@ class Spool:
     def _job_sidecar(self, rec: Recording, text: str) -> None:
         self._write_sidecar(rec, text)
 
+    def _job_announce(self, _: Recording, doc: dict[str, Any]) -> None:
+        """Hand `doc` to `announce` after the jobs queued before it (its sidecar) are done."""
+        if self.announce is not None:
+            self.announce(doc)
+
     def _write_sidecar(self, rec: Recording, text: str, fsync: bool = False) -> None:
         try:
             write_json_atomic(rec.paths.sidecar, text, fsync)
@@ -216,6 +239,18 @@ class Spool:
         if state is None:
             return
         self._flush(state)
+        self.finishing.put((state, trailer, ended))
+
+    def _run_finisher(self) -> None:
+        while (item := self.finishing.get()) is not None:
+            try:
+                self._complete(*item)
+            except Exception:  # a bug in one finish must not stop the others
+                logger.exception("finishing recording %s failed", item[0].rec.paths.pcap)
+
+    def _complete(self, state: _Open, trailer: bytes, ended: float) -> None:
+        """fsync, hash, metadata trailer and rename, final sidecar, `emit` (finisher thread)."""
+        rec = state.rec
         doc = rec.doc
         if state.fd is not None:
             try:
@@ -240,7 +275,7 @@ class Spool:
                     exc,
                     extra={"call_id": rec.call_id},
                 )
-                self.errors += 1
+                self._error()
         doc["ended"] = ended
         if not rec.failed:
             doc["status"] = STATUS_COMPLETE

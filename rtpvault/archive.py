@@ -15,6 +15,15 @@ server that does not answer at start-up does not stop the relay: recording goes 
 disk), the error is logged and counted, and the writer checks the schema and writes the waiting
 rows (and the uploader starts) once the server answers.
 
+Start-up reconciliation (crash safety, ARCHITECTURE rules 4 and 5): the documents of the events
+are held in memory until written, so a `kill -9` between the recorder's finish (sidecar
+`complete` on disk) and the index write, or while the database was unreachable, would leave a
+row stuck at `recording` (or no row) and nothing queued for S3. Before its first document the
+writer therefore reads the sidecar of every row of this node an earlier run left at
+`recording`, and the sidecars modified since the start of this node's newest row (minus a
+minute) up to this start, and writes the finished ones whose row is missing or differs.
+Recordings crash recovery finalises arrive as events as usual.
+
 stats(): upload_queue_depth, upload_oldest_age_seconds, uploads {done, retry, failed},
 uploaded_bytes (with a bucket), db_errors (failed index writes, retried), index_rejected
 (documents the index refused: logged and skipped so one bad document cannot stall the rest),
@@ -24,7 +33,9 @@ index_pending.
 from __future__ import annotations
 
 import copy
+import json
 import logging
+import os
 import queue
 import socket
 import threading
@@ -39,14 +50,28 @@ from rtpvault.component import StartupError
 logger = logging.getLogger("rtpvault.archive")
 
 FINAL = ("complete", "interrupted", "failed")
+RECONCILE_MARGIN = 60.0  # seconds before the index's last word that sidecars are read again
 _STOP = object()
 
 
 class ArchiveComponent:
-    def __init__(self, index: Any, s3: Any, node: str, *, schema_checked: bool = True) -> None:
+    def __init__(
+        self,
+        index: Any,
+        s3: Any,
+        node: str,
+        *,
+        schema_checked: bool = True,
+        root: str | None = None,
+    ) -> None:
         from storage.uploader import Uploader
 
         self.index = index
+        self.root = root
+        # sidecars written from now on reach the writer as events; older ones are reconciled
+        self._cutoff = time.time()
+        self._reconciled = root is None
+        self.reconciled = 0
         self.s3 = s3
         self.node = node
         self.uploader = Uploader(index, s3, node) if s3 is not None else None
@@ -80,6 +105,25 @@ class ArchiveComponent:
                 if self._check_schema():
                     backoff = 0.5
                 else:
+                    if self._closing.wait(backoff):
+                        return
+                    backoff = min(backoff * 2, 30.0)
+                    continue
+            if not self._reconciled:
+                try:
+                    self.reconciled += self._reconcile()
+                    self._reconciled = True
+                except Exception as exc:
+                    if not _transient(exc):
+                        self._reconciled = True
+                        logger.exception("start-up reconciliation of the index failed")
+                        continue
+                    self.db_errors += 1
+                    logger.error(
+                        "start-up reconciliation of the index failed (retrying in %.1f s): %s",
+                        backoff,
+                        str(exc).splitlines()[0],
+                    )
                     if self._closing.wait(backoff):
                         return
                     backoff = min(backoff * 2, 30.0)
@@ -131,6 +175,88 @@ class ArchiveComponent:
             if self._started and self.uploader is not None:
                 self.uploader.start()
         return True
+
+    def _reconcile(self) -> int:
+        """Write the finished sidecars of earlier runs whose row is missing or out of date."""
+        from sqlalchemy import func, select
+
+        from storage.models import Recording
+
+        assert self.root is not None
+        sidecars = os.path.join(self.root, "sidecars")
+        with self.index.session() as s:
+            # rows an earlier run left at `recording`: their own sidecar says how they ended
+            stuck = s.execute(
+                select(Recording.path, Recording.sidecar_path).where(
+                    Recording.status == "recording",
+                    Recording.node == self.node,
+                    Recording.started < self._cutoff,
+                )
+            ).all()
+            newest = s.scalar(
+                select(func.max(Recording.started)).where(Recording.node == self.node)
+            )
+        paths = {
+            side or os.path.join(sidecars, os.path.splitext(os.path.basename(path))[0] + ".json")
+            for path, side in stuck
+        }
+        # rows never written (the database was unreachable until the crash): the sidecars
+        # changed since the newest row's start
+        if newest is not None:
+            since = newest - RECONCILE_MARGIN
+            try:
+                with os.scandir(sidecars) as it:
+                    for entry in it:
+                        if entry.name.endswith(".json") and not entry.name.startswith("."):
+                            try:
+                                if since <= entry.stat().st_mtime < self._cutoff:
+                                    paths.add(entry.path)
+                            except OSError:
+                                continue
+            except OSError as exc:
+                logger.error("cannot list the sidecars for reconciliation: %s", exc)
+        docs = []
+        for path in sorted(paths):
+            try:
+                if os.stat(path).st_mtime >= self._cutoff:
+                    continue  # rewritten by this run's recovery: it arrives as an event
+                with open(path, encoding="utf-8") as f:
+                    doc = json.load(f)
+            except (OSError, ValueError):
+                continue  # gone, or not yet recovered: recovery's business
+            if (
+                isinstance(doc, dict)
+                and doc.get("status") in FINAL
+                and doc.get("node", self.node) == self.node
+                and isinstance(doc.get("id"), str)
+            ):
+                docs.append(doc)
+        written = 0
+        for doc in docs:
+            with self.index.session() as s:
+                row = s.get(Recording, doc["id"])
+                current = row is not None and (row.status, row.sha256, row.size) == (
+                    doc.get("status"),
+                    doc.get("sha256"),
+                    doc.get("size"),
+                )
+            if current:
+                continue
+            try:
+                self._write(doc)
+            except Exception as exc:
+                if _transient(exc):
+                    raise
+                self.rejected += 1
+                logger.error("sidecar %s not indexed: %s", doc.get("id"), exc)
+                continue
+            written += 1
+        if written:
+            logger.warning(
+                "index: %d recording(s) finished by an earlier run written from their sidecars",
+                written,
+            )
+        return written
 
     def _write(self, doc: dict[str, Any]) -> None:
         from storage.ingest import upsert_sidecar
@@ -225,7 +351,9 @@ def attach(daemon: Any) -> ArchiveComponent | None:
         except TemplateError as exc:
             index.close()
             raise StartupError(f"s3-prefix {s3.prefix!r}: {exc}") from None
-    component = ArchiveComponent(index, s3, node, schema_checked=checked)
+    component = ArchiveComponent(
+        index, s3, node, schema_checked=checked, root=s.recording_dir or None
+    )
     recording = daemon.components.get("recording")
     if recording is not None:
         recording.subscribe(component.on_recording)

@@ -6,8 +6,9 @@
   off or "closed:*" finishes it.
 * `daemon.commands.observers`: each offer/answer while recording appends rtpengine's SDP block
   to the metadata file, an SDP packet to a pcapng file, and the SDP to the sidecar.
-* `subscribe(fn)`: fn(sidecar) on the loop thread when a recording starts and when it ends
-  (complete / interrupted / failed, also the ones crash recovery finalises in `start()`).
+* `subscribe(fn)`: fn(sidecar) on the loop thread when a recording starts (once its first
+  sidecar is on disk) and when it ends (complete / interrupted / failed, also the ones crash
+  recovery finalises in `start()`).
 * `stats()`: {"recordings": {status: count}, "recorded_bytes", "flush_lag_seconds",
   "recording_errors"}.
 """
@@ -77,9 +78,9 @@ class RecordingComponent:
         self.subscribers: list[Subscriber] = []
         self.status: Counter[str] = Counter()
         self.status_of: dict[str, str] = {}
-        self._late: list[dict[str, Any]] = []
+        self._late: list[tuple[Subscriber, dict[str, Any]]] = []
         self.closing = False
-        self.spool = Spool(self._emit_threadsafe)
+        self.spool = Spool(self._emit_threadsafe, announce=self._announce_threadsafe)
         daemon.registry.listeners.append(self._on_call)
         daemon.commands.observers.append(self._on_ng)
 
@@ -108,14 +109,20 @@ class RecordingComponent:
         self._count(doc)
         self._emit(doc)
 
-    def _emit_threadsafe(self, doc: dict[str, Any]) -> None:
+    def _threadsafe(self, fn: Subscriber, doc: dict[str, Any]) -> None:
         if self.closing:  # close() delivers these itself once the worker has finished
-            self._late.append(doc)
+            self._late.append((fn, doc))
             return
         try:
-            self.loop.call_soon_threadsafe(self._final, doc)
+            self.loop.call_soon_threadsafe(fn, doc)
         except RuntimeError:  # loop already closed
-            self._late.append(doc)
+            self._late.append((fn, doc))
+
+    def _emit_threadsafe(self, doc: dict[str, Any]) -> None:
+        self._threadsafe(self._final, doc)
+
+    def _announce_threadsafe(self, doc: dict[str, Any]) -> None:
+        self._threadsafe(self._emit, doc)
 
     # -- component ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -132,8 +139,8 @@ class RecordingComponent:
             self._finish(call_id, 0.0)
         self.spool.close()
         late, self._late = self._late, []
-        for doc in late:
-            self._final(doc)
+        for fn, doc in late:
+            fn(doc)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -177,7 +184,9 @@ class RecordingComponent:
         self.spool.submit("open", rec, rec.file_header(comment))
         self._count(rec.doc)
         self._sidecar(rec)
-        self._emit(dict(rec.doc))
+        # the start event (an index row) only once the sidecar is on disk: a kill -9 in between
+        # must not leave a row that recovery, which works from the sidecars, cannot find
+        self.spool.submit("announce", rec, dict(rec.doc))
         logger.info("recording to %s", paths.pcap, extra={"call_id": call.call_id})
         return rec
 

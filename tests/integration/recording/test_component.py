@@ -55,12 +55,21 @@ def test_events_and_stats(tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     _leftover(spool)
     events: list[dict[str, Any]] = []
+    seen_at_start: list[tuple[str, str]] = []
 
     async def scenario() -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         daemon = Daemon(_settings(spool), loop)
         component: Any = daemon.components["recording"]
         component.subscribe(events.append)
+
+        def on_disk(doc: dict[str, Any]) -> None:
+            if doc["status"] == "recording":
+                side = spool / "sidecars" / (Path(doc["path"]).stem + ".json")
+                on = json.loads(side.read_text())
+                seen_at_start.append((on["status"], on["id"]))
+
+        component.subscribe(on_disk)
         await daemon.start()
         assert [(e["call_id"], e["status"]) for e in events] == [("old", "interrupted")]
         a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -81,7 +90,13 @@ def test_events_and_stats(tmp_path: Path) -> None:
                 ("127.0.0.1", 5060),
             )
             assert offer["recordings"][0].endswith(".pcapng")
+            for _ in range(200):  # the start event follows the sidecar, from the worker
+                if len(events) == 2:
+                    break
+                await asyncio.sleep(0.02)
             assert [e["status"] for e in events] == ["interrupted", "recording"]
+            # an index row may only appear once recovery could find the recording on disk
+            assert seen_at_start == [("recording", events[1]["id"])]
             answer = d(
                 {**base, "command": "answer", "to-tag": "tt", "sdp": sdp(b.getsockname()[1], 2)},
                 ("127.0.0.1", 5060),

@@ -78,6 +78,7 @@ def test_recorded_call(
     assert doc["format"] == ("pcapng" if fmt == "pcapng" else "pcap")
     assert doc["link"] == ("raw" if fmt == "raw" else "eth")
     assert doc["metadata_path"] == str(meta[0]) and doc["ended"] >= doc["started"]
+    assert doc["sidecar_path"] == str(spool / "sidecars" / f"{pcaps[0].stem}.json")
     assert [s["direction"] for s in doc["sdp"]] == ["offer", "answer"]
     assert [p["role"] for p in doc["parties"]] == ["offerer", "answerer"]
     assert doc["codecs"] == ["PCMU"]

@@ -8,9 +8,12 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import dpkt
+import pytest
 
 from recorder import pcap
 from recorder.names import SUBDIRS, RecordingPaths
@@ -106,3 +109,57 @@ def test_disk_full_marks_failed_and_keeps_whole_records(tmp_path: Path) -> None:
     assert 0 < len(data) <= 5000 and pcap.valid_prefix(data) == len(data)
     assert doc["size"] == len(data)
     assert "recording failed" in out.stderr and out.stderr.count("recording failed") == 1
+
+
+def test_a_slow_finish_does_not_hold_up_the_other_recordings_flushes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finishing a recording fsyncs and hashes it, which on a busy disk or a long call takes
+    seconds; meanwhile the other open recordings must still be flushed (ARCHITECTURE rule 4:
+    kill -9 loses at most the last second). Here the finish's fsync is held until the other
+    recording's new records are on disk."""
+    from recorder.recording import Recording
+    from recorder.spool import Spool
+
+    root = tmp_path / "spool"
+    _spool(root)
+    entered, release = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+    calls = []
+
+    def slow_fsync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:  # the first: the finishing recording's capture
+            entered.set()
+            release.wait(30)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    ended: list[dict[str, object]] = []
+    spool = Spool(ended.append, interval=0.02)
+    try:
+        a = Recording("a@1", RecordingPaths(str(root), "a%401-0000000000000000"), "eth", 1.0, {})
+        b = Recording("b@1", RecordingPaths(str(root), "b%401-0000000000000000"), "eth", 1.0, {})
+        for rec in (a, b):
+            spool.submit("open", rec, rec.file_header(""))
+        tap_a = a.make_tap(False, ("127.0.0.1", 30000))
+        tap_b = b.make_tap(False, ("127.0.0.1", 30002))
+        for i in range(5):
+            tap_a(None, _rtp(i), ("127.0.0.1", 4000), 1000 + i * 0.02)
+        a.finished = True
+        spool.submit("finish", a, (b"", 1001.0))
+        assert entered.wait(30)
+        size = 24 + 10 * (16 + 14 + 28 + 172)
+        for i in range(10):
+            tap_b(None, _rtp(i), ("127.0.0.1", 4002), 1000 + i * 0.02)
+        deadline = time.monotonic() + 10  # bounds the wait; the fsync is held until then
+        while os.path.getsize(b.paths.pcap) < size and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert os.path.getsize(b.paths.pcap) == size
+        assert ended == []  # a is still being finished
+    finally:
+        release.set()
+        spool.close()
+    [doc] = ended
+    assert doc["status"] == "complete" and doc["call_id"] == "a@1"
+    assert doc["size"] == os.path.getsize(a.paths.pcap) == 24 + 5 * (16 + 14 + 28 + 172)
