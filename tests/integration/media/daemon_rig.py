@@ -125,6 +125,16 @@ def rtp_stream(reply: dict[str, Any], tag: str, rtcp: bool = False) -> dict[str,
     return next(s for s in streams if ("RTCP" in s["flags"]) == rtcp)
 
 
+def wait_counted(relay: Relay, cid: str, tag: str, packets: int, deadline: float = 10.0) -> None:
+    """Wait until `tag`'s RTP stream has counted `packets` (the relay has read them); after
+    `deadline` seconds go on anyway: a relay that drops them must fail on what follows."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if rtp_stream(relay.query(cid), tag)["stats"]["packets"] >= packets:
+            return
+        time.sleep(0.05)
+
+
 class Host:
     """A UDP socket on host `name` (port HOST_PORT or `port`) that also reports the TOS byte."""
 

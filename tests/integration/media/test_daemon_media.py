@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.tools import require, unavailable
 
-from .daemon_rig import Host, Relay, rtcp_sr, rtp, rtp_stream, wait_until_gone
+from .daemon_rig import Host, Relay, rtcp_sr, rtp, rtp_stream, wait_counted, wait_until_gone
 from .netns import Topology
 
 pytestmark = pytest.mark.integration
@@ -180,6 +180,10 @@ def test_before_latching_the_learning_rules_decide_as_in_rtpengine(
         to_a, to_b = relay.call(f"learn-{kind}")
         for seq, name in enumerate(first):
             hosts[name].send(to_a, rtp(seq))
+        # b's packet must come after the relay has read the others (on a loaded machine they
+        # may still wait in the socket when b sends); a relay that latched on the first source
+        # does not count the second, so wait for the first: both arrived together
+        wait_counted(relay, f"learn-{kind}", "ta", 1)
         b.drain(0.3)
         b.send(to_b, rtp(77))
         assert hosts[expect].recv()[0] == rtp(77), kind
