@@ -603,14 +603,14 @@ class Registry:
     def _formats(
         s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, flags: NgFlags, offer: bool
     ) -> tuple[str, ...] | None:
-        """Payload types to print (relay.sdp.codecs): an offer applies strip/mask (and a
-        counter-offer keeps only what the other side offered); an answer keeps what was offered
-        to its sender. None keeps the input's list."""
+        """Payload types to print (relay.sdp.codecs): an offer applies strip/mask; an answer
+        keeps what was offered to its sender. None keeps the input's list.
+
+        An offer is never narrowed to what the other side offered before: rtpengine 10.5
+        repopulates both sides' codecs from the new offer (a callee's re-INVITE may bring new
+        codecs)."""
         formats = media.formats
         if offer:
-            offered = r_side.sdp if r_side.sdp_was_offer else None
-            if offered is not None and any(pt not in offered.formats for pt in formats):
-                formats = tuple(pt for pt in formats if pt in offered.formats) or formats
             sent, kept = offer_formats(formats, media.codec_names, flags.codec)
             s_side.sent_formats, s_side.kept_formats = sent, kept
         else:
