@@ -52,6 +52,7 @@ class NgFlags:
     endpoint_learning: str | None = None
     tos: int | None = None
     ptime: int | None = None
+    rev_ptime: int | None = None
     via_branch: str | None = None
     delete_delay: int | None = None
     unknown: list[str] = field(default_factory=list)
@@ -266,7 +267,12 @@ _HANDLERS: dict[str, Any] = {
     "direction": _adder("direction"),
     "endpoint-learning": _h_learning,
     "TOS": _setter("tos", _int),
+    "tos": _setter("tos", _int),
     "ptime": _setter("ptime", _int),
+    "ptime-reverse": _setter("rev_ptime", _int),
+    "ptime reverse": _setter("rev_ptime", _int),
+    "reverse ptime": _setter("rev_ptime", _int),
+    "reverse-ptime": _setter("rev_ptime", _int),
     "via-branch": _setter("via_branch"),
     "delete-delay": _setter("delete_delay", _int),
 }
