@@ -55,6 +55,11 @@ class MediaSide:
     """a=ptime printed towards this side's party: the last one either party gave."""
     released_port: int = 0
     """RTP port this side had before a rejection released it (taken again if still free)."""
+    rtcp_mux: bool = False
+    """rtpengine's MEDIA_FLAG_RTCP_MUX for this side (`__rtcp_mux_logic`): what `query` shows as
+    the media flag "rtcp-mux" and the streams' "RTCP" / "fallback RTCP" flags."""
+    rtcp_mux_override: bool = False
+    """rtpengine's MEDIA_FLAG_RTCP_MUX_OVERRIDE: the answer does not decide the offerer's mux."""
     rtcp_fallback: bool = False
     """Only an RTP port was allocated (an offer with rtcp-mux=require): RTCP is muxed on it,
     `rtcp` is None, and `query` shows rtpengine's "fallback RTCP" stream with local port 0."""

@@ -519,6 +519,7 @@ class Registry:
                 ptime=media.ptime,  # only strips the input's a=ptime: nothing is generated
             )
         s_side.rtcp_mux_flags = frozenset(flags.rtcp_mux) if offer else s_side.rtcp_mux_flags
+        _rtcp_mux_logic(s_side, r_side, media.rtcp_mux, frozenset(flags.rtcp_mux), offer)
         mux = self._mux_out(s_side, r_side, media, offer)
         # Once mux is negotiated with a party, rtpengine keeps it in use there: later offers
         # to that party say a=rtcp:<RTP port> + a=rtcp-mux, whatever the sender offers.
@@ -907,6 +908,37 @@ class Registry:
                 bytes_ += s.bytes
                 errors += s.errors
         return packets, bytes_, errors
+
+
+def _rtcp_mux_logic(
+    sender: MediaSide, receiver: MediaSide, sdp_mux: bool, opts: frozenset[str], offer: bool
+) -> None:
+    """rtpengine 10.5's MEDIA_FLAG_RTCP_MUX bookkeeping for one m= line that is not rejected
+    (`__media_init_from_flags` copies the sender's a=rtcp-mux, then `__rtcp_mux_logic`)."""
+    sender.rtcp_mux = sdp_mux
+    if not offer:
+        if not sender.rtcp_mux_override:
+            receiver.rtcp_mux = sender.rtcp_mux
+        return
+    if not receiver.rtcp_mux:
+        receiver.rtcp_mux = sender.rtcp_mux
+    if opts & {"offer", "require"}:
+        receiver.rtcp_mux = True
+    elif "demux" in opts:
+        receiver.rtcp_mux = False
+    receiver.rtcp_mux_override = False
+    if sender.rtcp_mux:
+        if not receiver.rtcp_mux:
+            receiver.rtcp_mux_override = True
+            if "reject" in opts:
+                sender.rtcp_mux = False
+        elif "accept" in opts:
+            receiver.rtcp_mux_override = True
+        elif "reject" in opts:
+            receiver.rtcp_mux_override = True
+            sender.rtcp_mux = False
+    else:
+        receiver.rtcp_mux_override = True
 
 
 def _same_endpoint(side: MediaSide, endpoint: tuple[str, int]) -> bool:

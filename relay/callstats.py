@@ -66,7 +66,7 @@ def _media_flags(side: MediaSide) -> list[str]:
         flags.append("send")
     if side.recv:
         flags.append("recv")
-    if side.mux_out and side.sdp is not None and side.sdp.rtcp_mux:
+    if side.rtcp_mux:
         flags.append("rtcp-mux")
     if side.ice_controlling:
         flags.append("ICE controlling")
@@ -117,6 +117,11 @@ def media_stats(side: MediaSide, codec: str | None, created: float) -> dict[str,
     if codec:
         out["codec"] = codec
     streams = [stream_stats(s, created) for s in side.streams()]
+    if side.rtcp_mux and side.rtp is not None and side.rtcp is not None and len(streams) == 2:
+        # rtpengine's __init_streams: with rtcp-mux the RTP stream carries RTCP too and the
+        # RTCP port is only the fallback
+        streams[0]["flags"].insert(1, "RTCP")
+        streams[1]["flags"].insert(1, "fallback RTCP")
     if side.rtcp_fallback and side.rtp is not None and side.rtcp is None:
         # Muxed unless the party's latest SDP declined rtcp-mux (rtpengine 10.5, measured).
         muxed = side.sdp is None or side.sdp.rtcp_mux
