@@ -26,11 +26,6 @@ class MediaSide:
     advertised: str = ""
     """Address printed in SDP sent to this side's party."""
     family: str = "IP4"
-    rtcp_mux_flags: frozenset[str] = frozenset()
-    mux_out: bool = False
-    """a=rtcp-mux was put into the SDP sent to this party."""
-    mux_in_use: bool = False
-    """rtcp-mux is in use with this party: it answered with a=rtcp-mux, or was answered it."""
     initialized: bool = False
     endpoint: tuple[str, int] | None = None
     """The other party's SDP endpoint these ports were allocated for (rtpengine's endpoint
@@ -58,6 +53,8 @@ class MediaSide:
     rtcp_mux: bool = False
     """rtpengine's MEDIA_FLAG_RTCP_MUX for this side (`__rtcp_mux_logic`): what `query` shows as
     the media flag "rtcp-mux" and the streams' "RTCP" / "fallback RTCP" flags."""
+    mux_require: bool = False
+    """The current offer to this side's party requires rtcp-mux (flag, or mux already in use)."""
     rtcp_mux_override: bool = False
     """rtpengine's MEDIA_FLAG_RTCP_MUX_OVERRIDE: the answer does not decide the offerer's mux."""
     rtcp_fallback: bool = False

@@ -13,7 +13,8 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from types import SimpleNamespace
+from typing import Any, Protocol
 
 from relay.callmodel import Call, MediaSide, Party
 from relay.media.stream import LEARN_DELAYED, Stream
@@ -342,19 +343,30 @@ class Registry:
         # does port-latching. (10.5's source also latches where it does not receive, but
         # measured, a=sendonly/inactive from a new port gets new ports all the same.)
         if not media.rejected:
+            opts = frozenset(flags.rtcp_mux)
+            # __rtcp_mux_logic: mux already in use towards the receiver implies require
+            r_side.mux_require = offer and ("require" in opts or r_side.rtcp_mux)
+            if r_side.mux_require:
+                opts = opts | {"require"}
+            _rtcp_mux_logic(s_side, r_side, media.rtcp_mux, opts, offer)
+            # proto_num_ports: only the RTP port where RTCP is muxed under require (offer), or
+            # towards an offerer that keeps mux (answer)
+            mux_only = r_side.rtcp_mux and (r_side.mux_require or not offer)
             endpoint = (source or media.address or "", media.port)
             latch = flags.has("port-latching")
+            # (an endpoint map with too few ports gets new ones: __get_endpoint_map)
             if r_side.rtp is None or r_side.port == 0 or not (
                 latch or _same_endpoint(r_side, endpoint)
-            ):
-                # rtcp-mux=require offers RTCP muxed only: rtpengine binds just the RTP port.
-                mux_only = offer and "require" in flags.rtcp_mux and "demux" not in flags.rtcp_mux
+            ) or (r_side.rtcp_fallback and not mux_only):
                 self._allocate(r_side, self._interface(flags, True, family), single=mux_only)
                 r_side.endpoint = endpoint
             # The sender's own side gets ports only when first created (rtpengine's wildcard
             # endpoint map); released by a rejection, it waits for an SDP sent to its party.
             if s_side.rtp is None:
-                self._allocate(s_side, self._interface(flags, False, family))
+                # rtpengine's proto_num_ports: an offerer that keeps rtcp-mux under demux or
+                # accept gets only its RTP port (the RTCP stream is a fallback, local port 0).
+                single = offer and s_side.rtcp_mux and bool(opts & {"demux", "accept"})
+                self._allocate(s_side, self._interface(flags, False, family), single=single)
                 s_side.endpoint = None  # filled by the first SDP sent to s_side's party
             self._link(s_side, r_side)
         else:
@@ -412,7 +424,18 @@ class Registry:
         side.pool = pool
         side.advertised = itf.advertised
         side.family = itf.family
-        for new, prev in zip((side.rtp, side.rtcp), old or (None, None), strict=False):
+        if len(old) == 1 and side.rtcp is not None:
+            # the single-port side's fallback RTCP stream had the RTP peer one port up
+            rtp = old[0]
+            fallback = SimpleNamespace(
+                peer=_plus_one(rtp.peer), sdp_peer=_plus_one(rtp.sdp_peer), sink=rtp.sink,
+                strict_source=rtp.strict_source, media_handover=rtp.media_handover,
+                asymmetric=rtp.asymmetric, tag=rtp.tag, call_id=rtp.call_id,
+            )
+            old_pairs: tuple[Any, ...] = (rtp, fallback)
+        else:
+            old_pairs = tuple(old) or (None, None)
+        for new, prev in zip((side.rtp, side.rtcp), old_pairs, strict=False):
             if prev is not None and new is not None:
                 new.peer, new.sdp_peer, new.sink = prev.peer, prev.sdp_peer, prev.sink
                 new.strict_source, new.media_handover = prev.strict_source, prev.media_handover
@@ -518,21 +541,11 @@ class Registry:
                 keep_zero_address=keep_zero,
                 ptime=media.ptime,  # only strips the input's a=ptime: nothing is generated
             )
-        s_side.rtcp_mux_flags = frozenset(flags.rtcp_mux) if offer else s_side.rtcp_mux_flags
-        _rtcp_mux_logic(s_side, r_side, media.rtcp_mux, frozenset(flags.rtcp_mux), offer)
-        mux = self._mux_out(s_side, r_side, media, offer)
-        # Once mux is negotiated with a party, rtpengine keeps it in use there: later offers
-        # to that party say a=rtcp:<RTP port> + a=rtcp-mux, whatever the sender offers.
-        if offer:
-            s_side.mux_in_use = s_side.mux_in_use and media.rtcp_mux
-        else:
-            s_side.mux_in_use = media.rtcp_mux  # even when mux was not offered to it
-            r_side.mux_in_use = mux
-        r_side.mux_out = mux
+        # rtpengine's print_rtcp: the receiver's MEDIA_FLAG_RTCP_MUX decides a=rtcp-mux; an
+        # answer, or an offer under (explicit or implicit) require, puts RTCP on the RTP port.
+        mux = r_side.rtcp_mux
         port = r_side.port
-        require = offer and (
-            "require" in s_side.rtcp_mux_flags or r_side.rtcp_fallback or r_side.mux_in_use
-        )
+        require = offer and r_side.mux_require
         # rtpengine keeps one ptime per side: either party's a=ptime sets both, and an SDP
         # without one leaves them (the answer to a ptime:20 offer says ptime:20 too).
         if media.ptime:
@@ -578,27 +591,6 @@ class Registry:
         elif s_side.mid is None and r_side.mid is None and flags.has("generate-mid"):
             s_side.mid = str(s_side.index)
         return r_side.mid or s_side.mid
-
-    @staticmethod
-    def _mux_out(s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, offer: bool) -> bool:
-        """Whether the SDP going out carries a=rtcp-mux (sdp.md §1.8, cases M1–M8)."""
-        if offer:
-            opts = s_side.rtcp_mux_flags
-            if r_side.rtcp_fallback or r_side.mux_in_use:
-                return True  # only one port there / mux in use: it stays in re-offers (measured)
-            if media.rtcp_mux:
-                return "demux" not in opts
-            return bool(opts & {"offer", "require"})
-        # Answer going back to the offerer (r_side is the offerer's side).
-        offerer = r_side.sdp
-        if offerer is None or not offerer.rtcp_mux:
-            return False
-        opts = r_side.rtcp_mux_flags
-        if "reject" in opts:
-            return False
-        if opts & {"accept", "demux"}:
-            return True
-        return media.rtcp_mux
 
     @staticmethod
     def _formats(
@@ -939,6 +931,10 @@ def _rtcp_mux_logic(
             sender.rtcp_mux = False
     else:
         receiver.rtcp_mux_override = True
+
+
+def _plus_one(address: tuple[str, int] | None) -> tuple[str, int] | None:
+    return None if address is None else (address[0], address[1] + 1)
 
 
 def _same_endpoint(side: MediaSide, endpoint: tuple[str, int]) -> bool:
