@@ -415,7 +415,10 @@ class Registry:
         prefer, side.released_port = side.released_port, 0
         if single:
             rtp_sock, port = pool.allocate_one(prefer)
-            side.rtp, side.rtcp = Stream(rtp_sock, itf.local, port, fam), None
+            # rtpengine assigns the one new port to the RTP stream only: an RTCP stream that
+            # had a port keeps it (query shows it as the fallback RTCP)
+            kept = old[1] if len(old) == 2 and old[1].local_port else None
+            side.rtp, side.rtcp = Stream(rtp_sock, itf.local, port, fam), kept
         else:
             rtp_sock, rtcp_sock, port = pool.allocate_pair(prefer)
             side.rtp = Stream(rtp_sock, itf.local, port, fam)
@@ -442,6 +445,8 @@ class Registry:
                 new.asymmetric = prev.asymmetric
                 new.tag, new.call_id = prev.tag, prev.call_id
         for stream in side.streams():
+            if any(stream is o for o in old):
+                continue  # a kept RTCP stream is running already
             if self.tos is not None and self._set_tos is not None:
                 self._set_tos(stream.sock, self.tos)
             # Bound now (the port goes into the reply); read from after the reply. Nothing is
@@ -451,7 +456,8 @@ class Registry:
             if len(self._starting) == 1:  # the first this request: one deferred start for all
                 self.defer(self._start_streams)
         for stream in old:
-            self._close_stream(stream, pool if stream.local_address == pool.address else None)
+            if stream is not side.rtcp:
+                self._close_stream(stream, pool if stream.local_address == pool.address else None)
 
     def _release(self, side: MediaSide) -> None:
         """A party rejected this m= line (port 0): its sockets go, the records stay for query."""
