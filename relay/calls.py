@@ -375,10 +375,11 @@ class Registry:
                 if side.rtp is not None and side.rtp.local_port:
                     self._release(side)
         self._out_protocol(s_side, r_side, prev, media, flags, offer)
-        s_side.type, s_side.protocol = media.type, flags.plain_transport or media.protocol
+        # rtpengine's media->protocol (query "protocol"): the sender's side takes its SDP's,
+        # the receiver's what is printed towards it
+        s_side.type, s_side.protocol = media.type, media.protocol
         r_side.type = media.type
-        if offer:
-            r_side.protocol = s_side.protocol
+        r_side.protocol = r_side.out_protocol or media.protocol
         s_side.sdp = media
         s_side.sdp_was_offer = offer
         s_side.initialized = True
@@ -541,6 +542,7 @@ class Registry:
             # a rejected first m= line still decides the session c= (0.0.0.0 stays)
             return MediaPlan(
                 port=0,
+                protocol=r_side.out_protocol,
                 address=r_side.advertised or self.interfaces[0].advertised,
                 mid=mid,
                 input_mid=False,
