@@ -326,6 +326,7 @@ class Registry:
         flags: NgFlags,
         offer: bool,
     ) -> tuple[MediaSide, MediaSide]:
+        new_sender_side = len(sender.medias) <= index
         while len(sender.medias) <= index:
             sender.medias.append(MediaSide(len(sender.medias) + 1, media.type, media.protocol))
         while len(receiver.medias) <= index:
@@ -358,11 +359,17 @@ class Registry:
             if r_side.rtp is None or r_side.port == 0 or not (
                 latch or _same_endpoint(r_side, endpoint)
             ) or (r_side.rtcp_fallback and not mux_only):
+                had_streams = r_side.rtp is not None
                 self._allocate(r_side, self._interface(flags, True, family), single=mux_only)
+                if not had_streams and r_side.sdp is not None:
+                    # rtpengine's port-less streams kept what the party's SDP said (a line
+                    # it rejected: its address with port 0)
+                    self._set_peer(r_side, r_side.sdp, NgFlags())
                 r_side.endpoint = endpoint
             # The sender's own side gets ports only when first created (rtpengine's wildcard
-            # endpoint map); released by a rejection, it waits for an SDP sent to its party.
-            if s_side.rtp is None:
+            # endpoint map); created by a rejected line or released by a rejection, it waits
+            # for an SDP sent to its party.
+            if s_side.rtp is None and new_sender_side:
                 # rtpengine's proto_num_ports: an offerer that keeps rtcp-mux under demux or
                 # accept gets only its RTP port (the RTCP stream is a fallback, local port 0).
                 single = offer and s_side.rtcp_mux and bool(opts & {"demux", "accept"})
@@ -370,8 +377,8 @@ class Registry:
                 s_side.endpoint = None  # filled by the first SDP sent to s_side's party
             self._link(s_side, r_side)
         else:
-            # An answer rejecting the m= line frees both sides' ports, as rtpengine does.
-            for side in (s_side,) if offer else (s_side, r_side):
+            # Rejecting the m= line frees both sides' ports (rtpengine's __disable_streams).
+            for side in (s_side, r_side):
                 if side.rtp is not None and side.rtp.local_port:
                     self._release(side)
         self._out_protocol(s_side, r_side, prev, media, flags, offer)

@@ -96,11 +96,12 @@ def fallback_rtcp_stats(rtp: Stream, created: float, muxed: bool) -> dict[str, A
     }
 
 
-def _rejected_stats(address: str | None, created: float) -> list[dict[str, Any]]:
-    """rtpengine's streams of an m= line its party rejected before it had ports (a forked
-    answer with port 0): no local port, the SDP's address with ports 0 and 1."""
+def _rejected_stats(address: str | None, created: float, base: int = 0) -> list[dict[str, Any]]:
+    """rtpengine's streams of an m= line without ports (rejected, or re-enabled by its party's
+    offer before an SDP went to it): no local port, the SDP's address and port (0 if
+    rejected) and one up."""
     out = []
-    for port, kind in ((0, "RTP"), (1, "RTCP")):
+    for port, kind in ((base, "RTP"), (base + 1, "RTCP")):
         endpoint = _endpoint((address, port) if address else None, "")
         out.append({
             "endpoint": endpoint,
@@ -128,8 +129,12 @@ def media_stats(side: MediaSide, codec: str | None, created: float) -> dict[str,
         if muxed:
             streams[0]["flags"].insert(1, "RTCP")  # the RTP stream carries the RTCP too
         streams.append(fallback_rtcp_stats(side.rtp, created, muxed))
-    if not streams and side.sdp is not None and side.sdp.rejected:
-        streams = _rejected_stats(side.sdp.address, created)
+    if not streams:
+        # rtpengine's __disable_streams gives both sides of a rejected line two port-less
+        # streams; only a side that sent the SDP has its (zero-port) address in them
+        sdp = side.sdp
+        address = sdp.address if sdp is not None and (sdp.rejected or side.initialized) else None
+        streams = _rejected_stats(address, created, sdp.port if sdp is not None else 0)
     out["streams"] = streams
     out["flags"] = _media_flags(side)
     return out
