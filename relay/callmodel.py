@@ -82,8 +82,10 @@ class Party:
     origin_username: str | None = None
     session_name: str | None = None
     sdp_version: int | None = None
+    """o= username, s= and version of the first SDP sent *to* this party (rtpengine keeps them
+    on the receiving monologue)."""
     last_out: str | None = None
-    """The last SDP rewritten *from* this party's SDP (for replace: sdp-version)."""
+    """The last SDP sent to this party under replace: sdp-version."""
     signalled: bool = False
     """This party has sent an SDP (offer or answer)."""
     former: list[Party] = field(default_factory=list)

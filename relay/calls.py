@@ -297,7 +297,7 @@ class Registry:
             self._refresh_learning(party)
         sender.signalled = True
         plan = self._session_plan(sender, receiver, offered, flags, tuple(plans))
-        out = self._render_versioned(sender, offered, flags, plan, render)
+        out = self._render_versioned(receiver, offered, flags, plan, render)
         for party in (sender, receiver):  # peers, holds, flags may have changed
             for side in party.medias:
                 for stream in side.streams():
@@ -638,15 +638,18 @@ class Registry:
         first = next((m for m in media if m.port), media[0] if media else None)
         address = flags.media_address or (first.address if first else self.interfaces[0].advertised)
         family = first.family if first else "IP4"
+        # rtpengine 10.5 keeps these on the monologue the SDP goes *to* (sdp_replace gets the
+        # receiver): the first SDP sent to a party records them; a forked answer therefore
+        # gets the first answerer's username back.
         username = session_name = None
-        if sender.origin_username is None:
-            sender.origin_username = offered.origin_username
-            sender.session_name = offered.session_name
+        if receiver.origin_username is None:
+            receiver.origin_username = offered.origin_username
+            receiver.session_name = offered.session_name
         else:
             if "username" in flags.replace:
-                username = sender.origin_username
+                username = receiver.origin_username
             if "session-name" in flags.replace:
-                session_name = sender.session_name
+                session_name = receiver.session_name
         return SessionPlan(
             address=address,
             family=family,
@@ -659,22 +662,24 @@ class Registry:
         )
 
     def _render_versioned(
-        self, sender: Party, offered: OfferedSession, flags: NgFlags, plan: SessionPlan, render: Render
+        self, receiver: Party, offered: OfferedSession, flags: NgFlags, plan: SessionPlan,
+        render: Render,
     ) -> str:
-        if "sdp-version" not in flags.replace:
-            out = render(plan)
-            sender.last_out = out
-            return out
-        if sender.sdp_version is None:
+        """rtpengine's o= version handling: the receiver's monologue takes its version from the
+        first SDP sent to it (flag or not); with `replace: sdp-version` that number is written
+        in, and raised by one when the output differs from the last flagged output."""
+        if receiver.sdp_version is None:
             version = int(offered.origin_version) if offered.origin_version.isdigit() else 0
             if version in (0, 2**64 - 1):
                 version = random.getrandbits(64)
-            sender.sdp_version = version
-        out = render(_with_version(plan, sender.sdp_version))
-        if sender.last_out is not None and out != sender.last_out:
-            sender.sdp_version += 1
-            out = render(_with_version(plan, sender.sdp_version))
-        sender.last_out = out
+            receiver.sdp_version = version
+        if "sdp-version" not in flags.replace:
+            return render(plan)
+        out = render(_with_version(plan, receiver.sdp_version))
+        if receiver.last_out is not None and out != receiver.last_out:
+            receiver.sdp_version += 1
+            out = render(_with_version(plan, receiver.sdp_version))
+        receiver.last_out = out
         return out
 
     # -- delete and timers --------------------------------------------------------------------
