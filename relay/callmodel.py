@@ -42,6 +42,13 @@ class MediaSide:
     """Payload types this side's last offer passed on (after codec strip/mask)."""
     kept_formats: tuple[str, ...] = ()
     """Payload types of that offer still usable by its party (stripped ones gone, masked kept)."""
+    portless: tuple[str | None, bool, bool] = (None, False, False)
+    """For a side without ports: the address its party's SDP gave (or the SIP source), and the
+    strict-source / media-handover flags of that SDP (query shows them on port-less streams)."""
+    unidirectional: bool = False
+    """The `unidirectional` flag of the last non-rejected SDP from this side's party."""
+    trickle_ice: bool = False
+    """rtpengine's media flag "trickle ICE": an offer to this side's party had `trickle-ICE`."""
     ice_controlling: bool = False
     """This side received the first offer (rtpengine marks it "ICE controlling")."""
     mid: str | None = None

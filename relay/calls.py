@@ -344,6 +344,12 @@ class Registry:
         # does port-latching. (10.5's source also latches where it does not receive, but
         # measured, a=sendonly/inactive from a new port gets new ports all the same.)
         if not media.rejected:
+            # shared flags copied from each SDP to its sender's side (__media_init_from_flags;
+            # an SDP with ICE attributes is refused, so never trickle ICE from the SDP here)
+            s_side.unidirectional = flags.has("unidirectional")
+            s_side.trickle_ice = False
+            if offer and flags.has("trickle-ICE"):
+                r_side.trickle_ice = True
             opts = frozenset(flags.rtcp_mux)
             # __rtcp_mux_logic: mux already in use towards the receiver implies require
             r_side.mux_require = offer and ("require" in opts or r_side.rtcp_mux)
@@ -387,6 +393,9 @@ class Registry:
         s_side.type, s_side.protocol = media.type, media.protocol
         r_side.type = media.type
         r_side.protocol = r_side.out_protocol or media.protocol
+        s_side.portless = (
+            source or media.address, flags.has("strict-source"), flags.has("media-handover")
+        )
         s_side.sdp = media
         s_side.sdp_was_offer = offer
         s_side.initialized = True

@@ -68,8 +68,12 @@ def _media_flags(side: MediaSide) -> list[str]:
         flags.append("recv")
     if side.rtcp_mux:
         flags.append("rtcp-mux")
+    if side.trickle_ice:
+        flags.append("trickle ICE")
     if side.ice_controlling:
         flags.append("ICE controlling")
+    if side.unidirectional:
+        flags.append("unidirectional")
     return flags
 
 
@@ -96,7 +100,9 @@ def fallback_rtcp_stats(rtp: Stream, created: float, muxed: bool) -> dict[str, A
     }
 
 
-def _rejected_stats(address: str | None, created: float, base: int = 0) -> list[dict[str, Any]]:
+def _rejected_stats(
+    address: str | None, created: float, base: int = 0, strict: bool = False, handover: bool = False
+) -> list[dict[str, Any]]:
     """rtpengine's streams of an m= line without ports (rejected, or re-enabled by its party's
     offer before an SDP went to it): no local port, the SDP's address and port (0 if
     rejected) and one up."""
@@ -107,7 +113,9 @@ def _rejected_stats(address: str | None, created: float, base: int = 0) -> list[
             "endpoint": endpoint,
             "advertised endpoint": dict(endpoint),
             "last packet": int(created),
-            "flags": [kind, "filled"] if address else [kind],
+            "flags": [kind, "filled"] + (
+                ["strict source address"] * strict + ["media handover"] * handover
+            ) if address else [kind],
             "stats": {"packets": 0, "bytes": 0, "errors": 0},
         })
     return out
@@ -133,8 +141,13 @@ def media_stats(side: MediaSide, codec: str | None, created: float) -> dict[str,
         # rtpengine's __disable_streams gives both sides of a rejected line two port-less
         # streams; only a side that sent the SDP has its (zero-port) address in them
         sdp = side.sdp
-        address = sdp.address if sdp is not None and (sdp.rejected or side.initialized) else None
-        streams = _rejected_stats(address, created, sdp.port if sdp is not None else 0)
+        address, strict, handover = side.portless
+        address = address or (sdp.address if sdp is not None else None)
+        if sdp is None or not (sdp.rejected or side.initialized):
+            address = None
+        streams = _rejected_stats(
+            address, created, sdp.port if sdp is not None else 0, strict, handover
+        )
     out["streams"] = streams
     out["flags"] = _media_flags(side)
     return out
