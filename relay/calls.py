@@ -559,7 +559,8 @@ class Registry:
             return MediaPlan(
                 port=0,
                 protocol=r_side.out_protocol,
-                address=r_side.advertised or self.interfaces[0].advertised,
+                address=flags.media_address or r_side.advertised or self.interfaces[0].advertised,
+                family=flags.media_address_family if flags.media_address else r_side.family,
                 mid=mid,
                 input_mid=False,
                 keep_zero_address=keep_zero,
