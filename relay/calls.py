@@ -215,6 +215,18 @@ class Registry:
             return out
         answerer = call.parties.get(to_tag)
         forked = False
+        if answerer is None and flags.via_branch:
+            # rtpengine 10.5 (call_get_dialogue): an unknown to-tag whose via-branch names a
+            # party takes that party over, re-tagged (Kamailio's via-branch=auto gives every
+            # forked reply the caller's branch, so a second 200/183 renames the first answerer)
+            found = self._by_branch(call, flags.via_branch)
+            if found is not None and found is not offerer and found.tag:
+                call.parties = {
+                    (to_tag if p is found else t): p for t, p in call.parties.items()
+                }
+                found.tag = to_tag
+                answerer = found
+                offerer.other, found.other = found, offerer
         if answerer is None:
             previous = offerer.other
             answerer = self._counterpart(call, offerer, to_tag)
