@@ -377,6 +377,9 @@ class Registry:
             if r_side.rtp is None or r_side.port == 0 or not (
                 latch or _same_endpoint(r_side, endpoint)
             ) or (r_side.rtcp_fallback and not mux_only):
+                if r_side.released_port and not (latch or _same_endpoint(r_side, endpoint)):
+                    # the rejected line's old ports stay bound to the old endpoint's map
+                    r_side.released_port = 0
                 had_streams = r_side.rtp is not None
                 self._allocate(r_side, self._interface(flags, True, family), single=mux_only)
                 if not had_streams and r_side.sdp is not None:
@@ -567,6 +570,8 @@ class Registry:
         zero = media.zero_address and self._source_address(flags) is None
         keep_zero = zero and "zero-address" not in flags.replace and flags.media_address is None
         if media.rejected:
+            if media.ptime:  # stored even from a rejected line (__media_init_from_flags)
+                s_side.ptime = r_side.ptime = media.ptime
             # a rejected first m= line still decides the session c= (0.0.0.0 stays)
             return MediaPlan(
                 port=0,
