@@ -582,6 +582,10 @@ class Registry:
                 input_mid=False,
                 keep_zero_address=keep_zero,
                 ptime=media.ptime,  # only strips the input's a=ptime: nothing is generated
+                # codec flags still apply to a rejected line's format list in an offer
+                # (codecs_offer_answer runs before the port check); an answer rejecting the
+                # line is not narrowed to the offered codecs (no codec_answer_only)
+                formats=self._formats(s_side, r_side, media, flags, offer),
             )
         # rtpengine's print_rtcp: the receiver's MEDIA_FLAG_RTCP_MUX decides a=rtcp-mux; an
         # answer, or an offer under (explicit or implicit) require, puts RTCP on the RTP port.
