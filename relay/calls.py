@@ -586,6 +586,8 @@ class Registry:
                 # (codecs_offer_answer runs before the port check); an answer rejecting the
                 # line is not narrowed to the offered codecs (no codec_answer_only)
                 formats=self._formats(s_side, r_side, media, flags, offer),
+                # original-sendrecv keeps the direction line in place here too
+                direction=None if flags.has("original-sendrecv") else "sendrecv",
             )
         # rtpengine's print_rtcp: the receiver's MEDIA_FLAG_RTCP_MUX decides a=rtcp-mux; an
         # answer, or an offer under (explicit or implicit) require, puts RTCP on the RTP port.
