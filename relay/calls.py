@@ -367,6 +367,8 @@ class Registry:
             r_side.mux_require = offer and ("require" in opts or r_side.rtcp_mux)
             if r_side.mux_require:
                 opts = opts | {"require"}
+                # rtpengine sets flags->rtcp_mux_require: it stays for the request's later m= lines
+                flags.rtcp_mux.add("require")
             _rtcp_mux_logic(s_side, r_side, media.rtcp_mux, opts, offer)
             # proto_num_ports: only the RTP port where RTCP is muxed under require (offer), or
             # towards an offerer that keeps mux (answer)
