@@ -660,6 +660,11 @@ class Registry:
             if r_side.sent_formats is not None:
                 formats = answer_formats(formats, r_side.sent_formats, r_side.kept_formats)
             _, sent = offer_formats(formats, media.codec_names, flags.codec)  # mask: no-op here
+            if r_side.sent_formats is not None:
+                # what is agreed now is all a later answer to the same offer may use (rtpengine
+                # populates the answerer's codecs "answer only": a 200 OK after a 183, or
+                # another fork's answer, is narrowed to the first answer's codecs)
+                r_side.sent_formats = r_side.kept_formats = sent
         return None if sent == media.formats else sent
 
     def _session_plan(
