@@ -93,3 +93,16 @@ def answer_formats(
         if out:
             return out
     return answered  # rtpengine would transcode (to kept[0]); pass the answer through
+
+
+def single_codec(formats: tuple[str, ...], names_of: Mapping[str, str]) -> tuple[str, ...]:
+    """`single-codec` in an answer: the first real codec and every supplementary one."""
+    out: list[str] = []
+    seen_real = False
+    for pt in formats:
+        if _supplementary(names_of, pt):
+            out.append(pt)
+        elif not seen_real:
+            seen_real = True
+            out.append(pt)
+    return tuple(out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.sdp.codecs import answer_formats, codec_matches, offer_formats
+from relay.sdp.codecs import answer_formats, codec_matches, offer_formats, single_codec
 
 NAMES = {
     "102": "telephone-event/48000",
@@ -87,3 +87,11 @@ def test_masked_codecs_stay_with_the_offerer() -> None:
 def test_answer_keeps_what_was_offered(answered: str, sent: str, kept: str, out: str) -> None:
     got = answer_formats(answered.split(), tuple(sent.split()), tuple(kept.split()))
     assert " ".join(got) == out
+
+
+def test_single_codec_keeps_the_first_real_codec_and_all_supplementary_ones() -> None:
+    names = {"0": "PCMU/8000", "8": "PCMA/8000", "9": "G722/8000", "13": "CN/8000",
+             "101": "telephone-event/8000"}
+    assert single_codec(("8", "0", "101", "9", "13"), names) == ("8", "101", "13")
+    assert single_codec(("101", "8", "0"), names) == ("101", "8")
+    assert single_codec(("0",), names) == ("0",)
