@@ -376,10 +376,12 @@ class Registry:
             endpoint = (source or media.address or "", media.port)
             latch = flags.has("port-latching")
             # (an endpoint map with too few ports gets new ones: __get_endpoint_map)
+            # (a wildcard map takes the endpoint even under port-latching)
+            same = r_side.rtp is not None and _same_endpoint(r_side, endpoint)
             if r_side.rtp is None or r_side.port == 0 or not (
-                latch or _same_endpoint(r_side, endpoint)
+                latch or same
             ) or (r_side.rtcp_fallback and not mux_only):
-                if r_side.released_port and not (latch or _same_endpoint(r_side, endpoint)):
+                if r_side.released_port and not (latch or same):
                     # the rejected line's old ports stay bound to the old endpoint's map
                     r_side.released_port = 0
                 had_streams = r_side.rtp is not None
