@@ -67,7 +67,7 @@ def summarize(desc: SessionDescription) -> OfferedSession:
 
 def check_supported(offered: OfferedSession, flags: NgFlags) -> None:
     """Refuse, with a clear reason, what would need SRTP, ICE or transcoding."""
-    if flags.ice in ("force", "force-relay", "force_relay", "optional"):
+    if flags.ice in ("force", "force-relay", "force_relay", "force relay", "optional"):
         raise SdpUnsupported(f"ICE={flags.ice} is not supported by rtpvault yet")
     target = flags.transport_protocol
     # `accept` and names rtpengine does not know leave the protocol alone (measured)

@@ -148,9 +148,6 @@ _KEY_ALIASES = {
     "call ID": "call-id",
     "call-ID": "call-id",
     "call id": "call-id",
-    "from tag": "from-tag",
-    "to tag": "to-tag",
-    "via branch": "via-branch",
     "record call": "record-call",
     "delete delay": "delete-delay",
     "from-label": "label",
@@ -160,6 +157,13 @@ _KEY_ALIASES = {
     "address family": "address-family",
     "media address": "media-address",
     "received from": "received-from",
+    "ice": "ICE",
+    "RTCP-mux": "rtcp-mux",
+    "sdes": "SDES",
+    "osrtp": "OSRTP",
+    "dtls": "DTLS",
+    "endpoint learning": "endpoint-learning",
+    "XMLRPC-callback": "xmlrpc-callback",
 }
 
 
