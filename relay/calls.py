@@ -531,9 +531,15 @@ class Registry:
         for stream, port in ((side.rtp, media.port), (side.rtcp, media.rtcp_port or media.port + 1)):
             if stream is None:
                 continue
-            if media.rtcp_mux and stream.is_rtcp and media.rtcp_port in (None, media.port):
-                port = media.port + 1
-            endpoint = (address, port) if address else None
+            here = address
+            if stream.is_rtcp and media.rtcp_port is not None:
+                # rtpengine's sdp_streams: a=rtcp naming the RTP port leaves the RTCP endpoint
+                # empty; another port (and address, unless SIP-source-address) is taken as is
+                if media.rtcp_port == media.port:
+                    here = None
+                elif source is None and media.rtcp_address:
+                    here = media.rtcp_address
+            endpoint = (here, port) if here else None
             if endpoint != stream.sdp_peer:
                 stream.sdp_peer = endpoint
                 stream.peer = endpoint

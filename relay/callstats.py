@@ -131,6 +131,14 @@ def media_stats(side: MediaSide, codec: str | None, created: float) -> dict[str,
         # RTCP port is only the fallback
         streams[0]["flags"].insert(1, "RTCP")
         streams[1]["flags"].insert(1, "fallback RTCP")
+    sdp = side.sdp
+    if (
+        sdp is not None and not sdp.rejected and sdp.rtcp_port == sdp.port
+        and side.rtcp is not None and len(streams) == 2 and "filled" not in streams[1]["flags"]
+    ):
+        # a=rtcp naming the RTP port: rtpengine fills the RTCP stream with an empty endpoint
+        f = streams[1]["flags"]
+        f.insert(sum(1 for x in f if x in ("RTCP", "fallback RTCP")), "filled")
     if side.rtcp_fallback and side.rtp is not None and side.rtcp is None:
         # Muxed unless the party's latest SDP declined rtcp-mux (rtpengine 10.5, measured).
         muxed = side.sdp is None or side.sdp.rtcp_mux
