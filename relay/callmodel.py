@@ -36,8 +36,6 @@ class MediaSide:
     side's party), set on both sides by every SDP that passes this m= line, either way."""
     sdp_was_offer: bool = False
     """This side's party sent `sdp` in an offer (an answer may then only use its codecs)."""
-    out_protocol: str | None = None
-    """Transport protocol printed in the m= lines sent to this side's party."""
     sent_formats: tuple[str, ...] | None = None
     """Payload types this side's last offer passed on (after codec strip/mask)."""
     kept_formats: tuple[str, ...] = ()

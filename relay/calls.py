@@ -347,7 +347,6 @@ class Registry:
             receiver.medias.append(side)
         s_side, r_side = sender.medias[index], receiver.medias[index]
         family = flags.address_family or media.family
-        prev = s_side.sdp
         source = self._source_address(flags)
         _direction_flags(s_side, r_side, media, source is not None)
         # The receiver-facing pair (advertised in this SDP's output) is allocated first, for
@@ -406,12 +405,8 @@ class Registry:
             for side in (s_side, r_side):
                 if side.rtp is not None and side.rtp.local_port:
                     self._release(side)
-        self._out_protocol(s_side, r_side, prev, media, flags, offer)
-        # rtpengine's media->protocol (query "protocol"): the sender's side takes its SDP's,
-        # the receiver's what is printed towards it
-        s_side.type, s_side.protocol = media.type, media.protocol
-        r_side.type = media.type
-        r_side.protocol = r_side.out_protocol or media.protocol
+        self._update_protocol(s_side, r_side, media, flags, offer)
+        s_side.type = r_side.type = media.type
         s_side.portless = (
             source or media.address, flags.has("strict-source"), flags.has("media-handover")
         )
@@ -422,25 +417,19 @@ class Registry:
         return s_side, r_side
 
     @staticmethod
-    def _out_protocol(
-        s_side: MediaSide,
-        r_side: MediaSide,
-        prev: OfferedMedia | None,
-        media: OfferedMedia,
-        flags: NgFlags,
-        offer: bool,
+    def _update_protocol(
+        s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, flags: NgFlags, offer: bool
     ) -> None:
-        """The m= protocol for the SDP going to the receiver (rtpengine's
-        __update_media_protocol): an offer keeps an earlier override until the sender changes
-        its own protocol; an answer goes back with the protocol that was offered."""
-        if offer:
-            if r_side.out_protocol is None or prev is None or prev.protocol != media.protocol:
-                r_side.out_protocol = media.protocol
-        else:
-            offered = r_side.sdp
-            r_side.out_protocol = offered.protocol if offered is not None else media.protocol
+        """rtpengine's __update_media_protocol, on its one protocol per side (printed in the m=
+        lines sent to that side's party, shown by query): the sender's side takes its SDP's; if
+        that changed, an offer's receiver follows it (an answer's only with transport-protocol
+        accept), else keeps what it had; then transport-protocol overrides the receiver's."""
+        if s_side.protocol != media.protocol:
+            s_side.protocol = media.protocol
+            if offer or flags.transport_protocol == "accept":
+                r_side.protocol = media.protocol
         if flags.plain_transport is not None and media.protocol in RTP_PROTOCOLS:
-            r_side.out_protocol = flags.plain_transport
+            r_side.protocol = flags.plain_transport
 
     def _allocate(self, side: MediaSide, itf: LocalInterface, single: bool = False) -> None:
         old = side.streams()
@@ -585,7 +574,7 @@ class Registry:
             # a rejected first m= line still decides the session c= (0.0.0.0 stays)
             return MediaPlan(
                 port=0,
-                protocol=r_side.out_protocol,
+                protocol=r_side.protocol,
                 address=flags.media_address or r_side.advertised or self.interfaces[0].advertised,
                 family=flags.media_address_family if flags.media_address else r_side.family,
                 mid=mid,
@@ -622,7 +611,7 @@ class Registry:
             rtcp_port=None if flags.has("no-rtcp-attribute") else (port if (mux and (require or not offer)) else port + 1),
             rtcp_mux=mux,
             full_rtcp_attribute=flags.has("full-rtcp-attribute"),
-            protocol=r_side.out_protocol,
+            protocol=r_side.protocol,
             formats=self._formats(s_side, r_side, media, flags, offer),
             ptime=ptime,
             direction=direction,
