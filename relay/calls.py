@@ -626,18 +626,18 @@ class Registry:
     def _mid(
         s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, flags: NgFlags, offer: bool
     ) -> str | None:
-        """a=mid to print (rtpengine's per-side media_id): an offer's mid is remembered on both
-        sides and printed in every later SDP both ways; an answer prints its sender side's
-        (never its own new mid); generate-mid numbers a line without one on the offerer's side
-        only, so the first answer goes back without it."""
-        if not offer:
-            return s_side.mid
-        if media.mid is not None:
-            s_side.mid = media.mid
-            r_side.mid = r_side.mid or media.mid
-        elif s_side.mid is None and r_side.mid is None and flags.has("generate-mid"):
-            s_side.mid = str(s_side.index)
-        return r_side.mid or s_side.mid
+        """a=mid to print: the receiver side's media id (rtpengine's __update_media_id). An
+        offer's mid (new or changed) is the sender side's; a receiver without one copies it,
+        or with generate-mid numbers the line; answers change nothing."""
+        if offer:
+            if media.mid is not None:
+                s_side.mid = media.mid
+            if r_side.mid is None:
+                if s_side.mid is not None:
+                    r_side.mid = s_side.mid
+                elif flags.has("generate-mid"):
+                    r_side.mid = str(s_side.index)
+        return r_side.mid
 
     @staticmethod
     def _formats(
