@@ -173,7 +173,11 @@ class Registry:
         call = self.calls.get(call_id) or self._new_call(call_id)
         try:
             sender = self._party(call, from_tag)
+            previous = sender.other
             receiver = self._counterpart(call, sender, to_tag)
+            if previous is not None and previous is not receiver and previous.tag:
+                # a re-offer to one forked answerer: the others stay subscribed (query)
+                sender.former = [previous] + [p for p in sender.former if p is not previous]
             return self._exchange(call, sender, receiver, offered, flags, render, offer=True)
         except PortsExhausted:
             if new:
