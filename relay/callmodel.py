@@ -53,6 +53,8 @@ class MediaSide:
     """The m= line's a=mid as first offered (rtpengine prints it in every later SDP, both ways)."""
     ptime: int | None = None
     """a=ptime printed towards this side's party: the last one either party gave."""
+    released_pair: bool = False
+    """Those released ports were an RTP/RTCP pair."""
     released_port: int = 0
     """RTP port this side had before a rejection released it (taken again if still free)."""
     rtcp_mux: bool = False

@@ -387,8 +387,10 @@ class Registry:
                 if r_side.released_port and not (latch or same):
                     # the rejected line's old ports stay bound to the old endpoint's map
                     r_side.released_port = 0
+                # that map, taken again, keeps its two ports even where one would do
+                single = mux_only and not (r_side.released_port and r_side.released_pair)
                 had_streams = r_side.rtp is not None
-                self._allocate(r_side, self._interface(flags, True, family), single=mux_only)
+                self._allocate(r_side, self._interface(flags, True, family), single=single)
                 if not had_streams and r_side.sdp is not None:
                     # rtpengine's port-less streams kept what the party's SDP said (a line
                     # it rejected: its address with port 0)
@@ -492,6 +494,8 @@ class Registry:
 
     def _release(self, side: MediaSide) -> None:
         """A party rejected this m= line (port 0): its sockets go, the records stay for query."""
+        if side.port:
+            side.released_pair = side.rtcp is not None and side.rtcp.local_port != 0
         side.released_port = side.port or side.released_port
         for stream in side.streams():
             self._close_stream(stream, side.pool)
