@@ -540,9 +540,14 @@ class Registry:
                     here = media.rtcp_address
             endpoint = (here, port) if here else None
             if endpoint != stream.sdp_peer:
+                was_filled = stream.sdp_peer is not None
                 stream.sdp_peer = endpoint
-                stream.peer = endpoint
-                stream.confirmed = False
+                fam = socket.AF_INET6 if endpoint and ":" in endpoint[0] else socket.AF_INET
+                if not (was_filled and endpoint and fam != stream.family):
+                    # rtpengine's __fill_stream ignores a new endpoint of the other address
+                    # family than the local socket (only the advertised one changes)
+                    stream.peer = endpoint
+                    stream.confirmed = False
             stream.send_blocked = (media.zero_address and source is None) or media.rejected
             stream.learning = learning
             # rtpengine 10.5 takes these from each SDP its party sends, not sticky (asymmetric,
