@@ -559,9 +559,9 @@ class Registry:
 
     def _source_address(self, flags: NgFlags) -> str | None:
         """The SIP source address (`received-from`) when it replaces the SDP's address."""
-        use_source = flags.has("SIP-source-address") or (
-            self.sip_source and not flags.has("trust-address")
-        )
+        # the last of trust-address / SIP-source-address counts (rtpengine's flag order)
+        trust = flags.trust_address if flags.trust_address is not None else not self.sip_source
+        use_source = not trust
         return flags.received_from[1] if use_source and flags.received_from else None
 
     def _refresh_learning(self, party: Party) -> None:

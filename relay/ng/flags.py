@@ -33,6 +33,8 @@ class NgFlags:
     """What an offer/answer/delete request asks for, keys normalised."""
 
     words: set[str] = field(default_factory=set)
+    trust_address: bool | None = None
+    """The last of `trust-address` (True) / `SIP-source-address` (False) in the flags list."""
     replace: set[str] = field(default_factory=set)
     ice: str | None = None
     transport_protocol: str | None = None
@@ -137,6 +139,8 @@ def _word(flags: NgFlags, raw: str) -> None:
         pass
     elif word in KNOWN_WORDS:
         flags.words.add(word)
+        if word in ("trust-address", "SIP-source-address"):
+            flags.trust_address = word == "trust-address"
         if word == "record-call":
             flags.record_call = True
     else:

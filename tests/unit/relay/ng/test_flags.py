@@ -82,3 +82,12 @@ def test_ptime_reverse_spellings(key: str) -> None:
 
 def test_tos_lower_case_spelling() -> None:
     assert parse_flags({"tos": "184"}).tos == 184
+
+
+@pytest.mark.parametrize(
+    ("words", "trust"),
+    [(["SIP-source-address", "trust-address"], True), (["trust address", "SIP-source-address"], False),
+     (["symmetric"], None)],
+)
+def test_last_of_trust_address_and_sip_source_address_wins(words: list[str], trust: bool | None) -> None:
+    assert parse_flags({"flags": words}).trust_address is trust
