@@ -351,6 +351,9 @@ class Registry:
             receiver.medias.append(side)
         s_side, r_side = sender.medias[index], receiver.medias[index]
         family = flags.address_family or media.family
+        if media.ice:
+            # rtpengine's sdp_streams: ICE in the SDP means trust-address from this m= line on
+            flags.trust_address = True
         source = self._source_address(flags)
         _direction_flags(s_side, r_side, media, source is not None)
         # The receiver-facing pair (advertised in this SDP's output) is allocated first, for
@@ -362,6 +365,7 @@ class Registry:
             # shared flags copied from each SDP to its sender's side (__media_init_from_flags;
             # an SDP with ICE attributes is refused, so never trickle ICE from the SDP here)
             s_side.unidirectional = flags.has("unidirectional")
+            s_side.ice = media.ice
             s_side.trickle_ice = False
             if offer and flags.has("trickle-ICE"):
                 r_side.trickle_ice = True
@@ -416,6 +420,11 @@ class Registry:
         s_side.portless = (
             source or media.address, flags.has("strict-source"), flags.has("media-handover")
         )
+        # __ice_offer: a new receiver follows the sender's ICE, ICE=remove clears it
+        if offer and not r_side.initialized and flags.ice != "remove":
+            r_side.ice = s_side.ice
+        if flags.ice == "remove":
+            r_side.ice = False
         s_side.sdp = media
         s_side.sdp_was_offer = offer
         if offer and flags.has("reset"):

@@ -68,6 +68,8 @@ def _media_flags(side: MediaSide) -> list[str]:
         flags.append("recv")
     if side.rtcp_mux:
         flags.append("rtcp-mux")
+    if side.ice:
+        flags.append("ICE")
     if side.trickle_ice:
         flags.append("trickle ICE")
     if side.ice_controlling:
@@ -126,6 +128,9 @@ def media_stats(side: MediaSide, codec: str | None, created: float) -> dict[str,
     if codec:
         out["codec"] = codec
     streams = [stream_stats(s, created) for s in side.streams()]
+    if side.ice:
+        for st in streams:
+            st["flags"].append("ICE")
     if side.rtcp_mux and side.rtp is not None and side.rtcp is not None and len(streams) == 2:
         # rtpengine's __init_streams: with rtcp-mux the RTP stream carries RTCP too and the
         # RTCP port is only the fallback
