@@ -43,6 +43,8 @@ class MediaSide:
     portless: tuple[str | None, bool, bool] = (None, False, False)
     """For a side without ports: the address its party's SDP gave (or the SIP source), and the
     strict-source / media-handover flags of that SDP (query shows them on port-less streams)."""
+    asymmetric: bool = False
+    """The `asymmetric` flag of the last non-rejected SDP from this side's party."""
     ice: bool = False
     """The party's SDP for this line does ICE (rtpengine's shared ICE flag, with ICE=remove)."""
     unidirectional: bool = False

@@ -365,6 +365,7 @@ class Registry:
             # shared flags copied from each SDP to its sender's side (__media_init_from_flags;
             # an SDP with ICE attributes is refused, so never trickle ICE from the SDP here)
             s_side.unidirectional = flags.has("unidirectional")
+            s_side.asymmetric = flags.has("asymmetric")
             s_side.ice = media.ice
             s_side.trickle_ice = False
             if offer and flags.has("trickle-ICE"):
@@ -609,6 +610,7 @@ class Registry:
                 # (codecs_offer_answer runs before the port check); an answer rejecting the
                 # line is not narrowed to the offered codecs (no codec_answer_only)
                 formats=self._formats(s_side, r_side, media, flags, offer),
+                strip_extmap=flags.has("strip-extmap"),
                 # original-sendrecv keeps the direction line in place here too
                 direction=None if flags.has("original-sendrecv") else "sendrecv",
             )

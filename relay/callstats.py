@@ -60,7 +60,7 @@ def _media_flags(side: MediaSide) -> list[str]:
     flags = []
     if side.initialized:
         flags.append("initialized")
-    if any(s.asymmetric for s in side.streams()):
+    if side.asymmetric or any(s.asymmetric for s in side.streams()):
         flags.append("asymmetric")
     if side.send:
         flags.append("send")
