@@ -429,7 +429,8 @@ class Registry:
         s_side.sdp = media
         s_side.sdp_was_offer = offer
         if offer and flags.has("reset"):
-            r_side.initialized = False  # __media_init_from_flags clears both; the sender's is set again
+            # __media_init_from_flags clears both; the sender's is set again
+            r_side.initialized = False
         s_side.initialized = True
         self._set_peer(s_side, media, flags)
         return s_side, r_side
