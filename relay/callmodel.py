@@ -38,6 +38,8 @@ class MediaSide:
     """This side's party sent `sdp` in an offer (an answer may then only use its codecs)."""
     sent_formats: tuple[str, ...] | None = None
     """Payload types this side's last offer passed on (after codec strip/mask)."""
+    codecs_touched: bool = False
+    """This side's last offer had codecs stripped or masked (rtpengine's codec tracker runs)."""
     kept_formats: tuple[str, ...] = ()
     """Payload types of that offer still usable by its party (stripped ones gone, masked kept)."""
     portless: tuple[str | None, bool, bool] = (None, False, False)

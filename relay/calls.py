@@ -21,7 +21,13 @@ from relay.media.stream import LEARN_DELAYED, Stream
 from relay.ng.flags import NgFlags
 from relay.offered import OfferedMedia, OfferedSession
 from relay.ports import Opener, PortPool, PortsExhausted, bind_udp
-from relay.sdp.codecs import answer_formats, offer_formats, single_codec
+from relay.sdp.codecs import (
+    answer_formats,
+    codecs_touched,
+    drop_orphans,
+    offer_formats,
+    single_codec,
+)
 from relay.sdp.model import RTP_PROTOCOLS
 from relay.sdp.plan import MediaPlan, SessionPlan
 
@@ -680,12 +686,15 @@ class Registry:
         if offer:
             sent, kept = offer_formats(formats, media.codec_names, flags.codec)
             s_side.sent_formats, s_side.kept_formats = sent, kept
+            s_side.codecs_touched = codecs_touched(formats, media.codec_names, flags.codec)
         else:
             if r_side.sent_formats is not None:
                 formats = answer_formats(formats, r_side.sent_formats, r_side.kept_formats)
             _, sent = offer_formats(formats, media.codec_names, flags.codec)  # mask: no-op here
             if flags.has("single-codec"):
                 sent = single_codec(sent, media.codec_names)
+            if r_side.codecs_touched:
+                sent = drop_orphans(sent, media.codec_names)
             if r_side.sent_formats is not None:
                 # what is agreed now is all a later answer to the same offer may use (rtpengine
                 # populates the answerer's codecs "answer only": a 200 OK after a 183, or

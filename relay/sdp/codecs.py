@@ -116,3 +116,22 @@ def single_codec(formats: tuple[str, ...], names_of: Mapping[str, str]) -> tuple
             seen_real = True
             out.append(pt)
     return tuple(out)
+
+
+def drop_orphans(formats: tuple[str, ...], names_of: Mapping[str, str]) -> tuple[str, ...]:
+    """telephone-event/CN only next to a codec of their clock rate (rtpengine's codec tracker,
+    which runs where codec flags touched the list)."""
+    clocks = {_clock(names_of.get(pt, "")) for pt in formats if not _supplementary(names_of, pt)}
+    return tuple(
+        pt for pt in formats if not _supplementary(names_of, pt) or _clock(names_of[pt]) in clocks
+    )
+
+
+def codecs_touched(
+    formats: tuple[str, ...], names_of: Mapping[str, str], codec: Mapping[str, Sequence[str]]
+) -> bool:
+    """Whether strip or mask removed anything (even if the empty check restored it all)."""
+    keep = codec.get("except", [])
+    stripped = _remove(formats, names_of, codec.get("strip", []), keep)
+    masked = _remove(stripped, names_of, codec.get("mask", []), keep)
+    return stripped != formats or masked != stripped

@@ -106,3 +106,13 @@ def test_offer_formats_settles_like_rtpengine() -> None:
     # strip all empties the list, mask has nothing left: everything comes back, mask too
     assert offer_formats(("0", "9"), names, {"strip": ["G722", "all"], "mask": ["PCMU"]}) == (
         ("0", "9"), ("0", "9"))
+
+
+def test_codecs_touched_and_orphans() -> None:
+    from relay.sdp.codecs import codecs_touched, drop_orphans
+
+    names = {"0": "PCMU/8000", "9": "G722/8000", "13": "CN/8000", "101": "telephone-event/8000"}
+    assert codecs_touched(("0", "9"), names, {"mask": ["all"]})  # restored, but touched
+    assert not codecs_touched(("0", "9"), names, {"strip": ["PCMA"]})
+    assert drop_orphans(("13",), names) == ()
+    assert drop_orphans(("0", "101"), names) == ("0", "101")
