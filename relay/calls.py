@@ -374,8 +374,6 @@ class Registry:
             s_side.asymmetric = flags.has("asymmetric")
             s_side.ice = media.ice
             s_side.trickle_ice = False
-            if offer and flags.has("trickle-ICE"):
-                r_side.trickle_ice = True
             opts = frozenset(flags.rtcp_mux)
             # __rtcp_mux_logic: mux already in use towards the receiver implies require
             r_side.mux_require = offer and ("require" in opts or r_side.rtcp_mux)
@@ -427,6 +425,8 @@ class Registry:
         s_side.portless = (
             source or media.address, flags.has("strict-source"), flags.has("media-handover")
         )
+        if offer and flags.has("trickle-ICE"):
+            r_side.trickle_ice = True  # __ice_offer, rejected lines included
         # __ice_offer: a new receiver follows the sender's ICE, ICE=remove clears it
         if offer and not r_side.initialized and flags.ice != "remove":
             r_side.ice = s_side.ice

@@ -90,10 +90,10 @@ def fallback_rtcp_stats(rtp: Stream, created: float, muxed: bool) -> dict[str, A
     flags = ["RTCP", "fallback RTCP"] if muxed else ["RTCP"]
     if rtp.sdp_peer is not None:
         flags.append("filled")
-    return {
-        "local port": 0,
-        "local address": rtp.local_address,
-        "family": family,
+    out: dict[str, Any] = {}
+    if rtp.local_port:  # a rejected line's released streams show no local socket at all
+        out.update({"local port": 0, "local address": rtp.local_address, "family": family})
+    return out | {
         "endpoint": _endpoint(_plus_one(rtp.peer), family),
         "advertised endpoint": _endpoint(_plus_one(rtp.sdp_peer), family),
         "last packet": int(created),
