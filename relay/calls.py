@@ -220,8 +220,9 @@ class Registry:
                 out = self._exchange(call, answerer, offerer, offered, flags, render, offer=False)
             except PortsExhausted:
                 raise CallError("Ran out of ports") from None
-            for side in answerer.medias:
-                side.ice_controlling = side.ice_controlling or new
+            if flags.ice != "remove":  # __ice_offer returns before the roles with ICE=remove
+                for side in answerer.medias:
+                    side.ice_controlling = side.ice_controlling or new
             return out
         answerer = call.parties.get(to_tag)
         forked = False
@@ -250,7 +251,7 @@ class Registry:
             out = self._exchange(call, answerer, offerer, offered, flags, render, offer=False)
         except PortsExhausted:
             raise CallError("Ran out of ports") from None
-        if forked:
+        if forked and flags.ice != "remove":  # ICE=remove: __ice_offer sets no roles
             for side in answerer.medias:
                 side.ice_controlling = True
         return out
