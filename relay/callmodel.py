@@ -26,11 +26,6 @@ class MediaSide:
     advertised: str = ""
     """Address printed in SDP sent to this side's party."""
     family: str = "IP4"
-    rtcp_mux_flags: frozenset[str] = frozenset()
-    mux_out: bool = False
-    """a=rtcp-mux was put into the SDP sent to this party."""
-    mux_in_use: bool = False
-    """rtcp-mux is in use with this party: it answered with a=rtcp-mux, or was answered it."""
     initialized: bool = False
     endpoint: tuple[str, int] | None = None
     """The other party's SDP endpoint these ports were allocated for (rtpengine's endpoint
@@ -41,20 +36,40 @@ class MediaSide:
     side's party), set on both sides by every SDP that passes this m= line, either way."""
     sdp_was_offer: bool = False
     """This side's party sent `sdp` in an offer (an answer may then only use its codecs)."""
-    out_protocol: str | None = None
-    """Transport protocol printed in the m= lines sent to this side's party."""
     sent_formats: tuple[str, ...] | None = None
     """Payload types this side's last offer passed on (after codec strip/mask)."""
+    codecs_touched: bool = False
+    """This side's last offer had codecs stripped or masked (rtpengine's codec tracker runs)."""
     kept_formats: tuple[str, ...] = ()
     """Payload types of that offer still usable by its party (stripped ones gone, masked kept)."""
+    portless: tuple[str | None, bool, bool] = (None, False, False)
+    """For a side without ports: the address its party's SDP gave (or the SIP source), and the
+    strict-source / media-handover flags of that SDP (query shows them on port-less streams)."""
+    asymmetric: bool = False
+    """The `asymmetric` flag of the last non-rejected SDP from this side's party."""
+    ice: bool = False
+    """The party's SDP for this line does ICE (rtpengine's shared ICE flag, with ICE=remove)."""
+    unidirectional: bool = False
+    """The `unidirectional` flag of the last non-rejected SDP from this side's party."""
+    trickle_ice: bool = False
+    """rtpengine's media flag "trickle ICE": an offer to this side's party had `trickle-ICE`."""
     ice_controlling: bool = False
     """This side received the first offer (rtpengine marks it "ICE controlling")."""
     mid: str | None = None
     """The m= line's a=mid as first offered (rtpengine prints it in every later SDP, both ways)."""
     ptime: int | None = None
     """a=ptime printed towards this side's party: the last one either party gave."""
+    released_pair: bool = False
+    """Those released ports were an RTP/RTCP pair."""
     released_port: int = 0
     """RTP port this side had before a rejection released it (taken again if still free)."""
+    rtcp_mux: bool = False
+    """rtpengine's MEDIA_FLAG_RTCP_MUX for this side (`__rtcp_mux_logic`): what `query` shows as
+    the media flag "rtcp-mux" and the streams' "RTCP" / "fallback RTCP" flags."""
+    mux_require: bool = False
+    """The current offer to this side's party requires rtcp-mux (flag, or mux already in use)."""
+    rtcp_mux_override: bool = False
+    """rtpengine's MEDIA_FLAG_RTCP_MUX_OVERRIDE: the answer does not decide the offerer's mux."""
     rtcp_fallback: bool = False
     """Only an RTP port was allocated (an offer with rtcp-mux=require): RTCP is muxed on it,
     `rtcp` is None, and `query` shows rtpengine's "fallback RTCP" stream with local port 0."""
@@ -80,8 +95,10 @@ class Party:
     origin_username: str | None = None
     session_name: str | None = None
     sdp_version: int | None = None
+    """o= username, s= and version of the first SDP sent *to* this party (rtpengine keeps them
+    on the receiving monologue)."""
     last_out: str | None = None
-    """The last SDP rewritten *from* this party's SDP (for replace: sdp-version)."""
+    """The last SDP sent to this party under replace: sdp-version."""
     signalled: bool = False
     """This party has sent an SDP (offer or answer)."""
     former: list[Party] = field(default_factory=list)

@@ -13,14 +13,21 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from types import SimpleNamespace
+from typing import Any, Protocol
 
 from relay.callmodel import Call, MediaSide, Party
 from relay.media.stream import LEARN_DELAYED, Stream
 from relay.ng.flags import NgFlags
 from relay.offered import OfferedMedia, OfferedSession
 from relay.ports import Opener, PortPool, PortsExhausted, bind_udp
-from relay.sdp.codecs import answer_formats, offer_formats
+from relay.sdp.codecs import (
+    answer_formats,
+    codecs_touched,
+    drop_orphans,
+    offer_formats,
+    single_codec,
+)
 from relay.sdp.model import RTP_PROTOCOLS
 from relay.sdp.plan import MediaPlan, SessionPlan
 
@@ -178,7 +185,11 @@ class Registry:
         call = self.calls.get(call_id) or self._new_call(call_id)
         try:
             sender = self._party(call, from_tag)
+            previous = sender.other
             receiver = self._counterpart(call, sender, to_tag)
+            if previous is not None and previous is not receiver and previous.tag:
+                # a re-offer to one forked answerer: the others stay subscribed (query)
+                sender.former = [previous] + [p for p in sender.former if p is not previous]
             return self._exchange(call, sender, receiver, offered, flags, render, offer=True)
         except PortsExhausted:
             if new:
@@ -216,11 +227,24 @@ class Registry:
                 out = self._exchange(call, answerer, offerer, offered, flags, render, offer=False)
             except PortsExhausted:
                 raise CallError("Ran out of ports") from None
-            for side in answerer.medias:
-                side.ice_controlling = side.ice_controlling or new
+            if flags.ice != "remove":  # __ice_offer returns before the roles with ICE=remove
+                for side in answerer.medias:
+                    side.ice_controlling = side.ice_controlling or new
             return out
         answerer = call.parties.get(to_tag)
         forked = False
+        if answerer is None and flags.via_branch:
+            # rtpengine 10.5 (call_get_dialogue): an unknown to-tag whose via-branch names a
+            # party takes that party over, re-tagged (Kamailio's via-branch=auto gives every
+            # forked reply the caller's branch, so a second 200/183 renames the first answerer)
+            found = self._by_branch(call, flags.via_branch)
+            if found is not None and found is not offerer and found.tag:
+                call.parties = {
+                    (to_tag if p is found else t): p for t, p in call.parties.items()
+                }
+                found.tag = to_tag
+                answerer = found
+                offerer.other, found.other = found, offerer
         if answerer is None:
             previous = offerer.other
             answerer = self._counterpart(call, offerer, to_tag)
@@ -234,7 +258,7 @@ class Registry:
             out = self._exchange(call, answerer, offerer, offered, flags, render, offer=False)
         except PortsExhausted:
             raise CallError("Ran out of ports") from None
-        if forked:
+        if forked and flags.ice != "remove":  # ICE=remove: __ice_offer sets no roles
             for side in answerer.medias:
                 side.ice_controlling = True
         return out
@@ -303,7 +327,7 @@ class Registry:
             self._refresh_learning(party)
         sender.signalled = True
         plan = self._session_plan(sender, receiver, offered, flags, tuple(plans))
-        out = self._render_versioned(sender, offered, flags, plan, render)
+        out = self._render_versioned(receiver, offered, flags, plan, render)
         for party in (sender, receiver):  # peers, holds, flags may have changed
             for side in party.medias:
                 for stream in side.streams():
@@ -332,6 +356,7 @@ class Registry:
         flags: NgFlags,
         offer: bool,
     ) -> tuple[MediaSide, MediaSide]:
+        new_sender_side = len(sender.medias) <= index
         while len(sender.medias) <= index:
             sender.medias.append(MediaSide(len(sender.medias) + 1, media.type, media.protocol))
         while len(receiver.medias) <= index:
@@ -340,7 +365,9 @@ class Registry:
             receiver.medias.append(side)
         s_side, r_side = sender.medias[index], receiver.medias[index]
         family = flags.address_family or media.family
-        prev = s_side.sdp
+        if media.ice:
+            # rtpengine's sdp_streams: ICE in the SDP means trust-address from this m= line on
+            flags.trust_address = True
         source = self._source_address(flags)
         _direction_flags(s_side, r_side, media, source is not None)
         # The receiver-facing pair (advertised in this SDP's output) is allocated first, for
@@ -349,57 +376,93 @@ class Registry:
         # does port-latching. (10.5's source also latches where it does not receive, but
         # measured, a=sendonly/inactive from a new port gets new ports all the same.)
         if not media.rejected:
+            # shared flags copied from each SDP to its sender's side (__media_init_from_flags;
+            # an SDP with ICE attributes is refused, so never trickle ICE from the SDP here)
+            s_side.unidirectional = flags.has("unidirectional")
+            s_side.asymmetric = flags.has("asymmetric")
+            s_side.ice = media.ice
+            s_side.trickle_ice = False
+            opts = frozenset(flags.rtcp_mux)
+            # __rtcp_mux_logic: mux already in use towards the receiver implies require
+            r_side.mux_require = offer and ("require" in opts or r_side.rtcp_mux)
+            if r_side.mux_require:
+                opts = opts | {"require"}
+                # rtpengine sets flags->rtcp_mux_require: it stays for the request's later m= lines
+                flags.rtcp_mux.add("require")
+            _rtcp_mux_logic(s_side, r_side, media.rtcp_mux, opts, offer)
+            # proto_num_ports: only the RTP port where RTCP is muxed under require (offer), or
+            # towards an offerer that keeps mux (answer)
+            mux_only = r_side.rtcp_mux and (r_side.mux_require or not offer)
             endpoint = (source or media.address or "", media.port)
             latch = flags.has("port-latching")
+            # (an endpoint map with too few ports gets new ones: __get_endpoint_map)
+            # (a wildcard map takes the endpoint even under port-latching)
+            same = r_side.rtp is not None and _same_endpoint(r_side, endpoint)
             if r_side.rtp is None or r_side.port == 0 or not (
-                latch or _same_endpoint(r_side, endpoint)
-            ):
-                # rtcp-mux=require offers RTCP muxed only: rtpengine binds just the RTP port.
-                mux_only = offer and "require" in flags.rtcp_mux and "demux" not in flags.rtcp_mux
-                self._allocate(r_side, self._interface(flags, True, family), single=mux_only)
+                latch or same
+            ) or (r_side.rtcp_fallback and not mux_only):
+                if r_side.released_port and not (latch or same):
+                    # the rejected line's old ports stay bound to the old endpoint's map
+                    r_side.released_port = 0
+                # that map, taken again, keeps its two ports even where one would do
+                single = mux_only and not (r_side.released_port and r_side.released_pair)
+                had_streams = r_side.rtp is not None
+                self._allocate(r_side, self._interface(flags, True, family), single=single)
+                if not had_streams and r_side.sdp is not None:
+                    # rtpengine's port-less streams kept what the party's SDP said (a line
+                    # it rejected: its address with port 0)
+                    self._set_peer(r_side, r_side.sdp, NgFlags())
                 r_side.endpoint = endpoint
             # The sender's own side gets ports only when first created (rtpengine's wildcard
-            # endpoint map); released by a rejection, it waits for an SDP sent to its party.
-            if s_side.rtp is None:
-                self._allocate(s_side, self._interface(flags, False, family))
+            # endpoint map); created by a rejected line or released by a rejection, it waits
+            # for an SDP sent to its party.
+            if s_side.rtp is None and new_sender_side:
+                # rtpengine's proto_num_ports: an offerer that keeps rtcp-mux under demux or
+                # accept gets only its RTP port (the RTCP stream is a fallback, local port 0).
+                single = offer and s_side.rtcp_mux and bool(opts & {"demux", "accept"})
+                self._allocate(s_side, self._interface(flags, False, family), single=single)
                 s_side.endpoint = None  # filled by the first SDP sent to s_side's party
             self._link(s_side, r_side)
         else:
-            # An answer rejecting the m= line frees both sides' ports, as rtpengine does.
-            for side in (s_side,) if offer else (s_side, r_side):
+            # Rejecting the m= line frees both sides' ports (rtpengine's __disable_streams).
+            for side in (s_side, r_side):
                 if side.rtp is not None and side.rtp.local_port:
                     self._release(side)
-        self._out_protocol(s_side, r_side, prev, media, flags, offer)
-        s_side.type, s_side.protocol = media.type, flags.plain_transport or media.protocol
-        r_side.type = media.type
-        if offer:
-            r_side.protocol = s_side.protocol
+        self._update_protocol(s_side, r_side, media, flags, offer)
+        s_side.type = r_side.type = media.type
+        s_side.portless = (
+            source or media.address, flags.has("strict-source"), flags.has("media-handover")
+        )
+        if offer and flags.has("trickle-ICE"):
+            r_side.trickle_ice = True  # __ice_offer, rejected lines included
+        # __ice_offer: a new receiver follows the sender's ICE, ICE=remove clears it
+        if offer and not r_side.initialized and flags.ice != "remove":
+            r_side.ice = s_side.ice
+        if flags.ice == "remove":
+            r_side.ice = False
         s_side.sdp = media
         s_side.sdp_was_offer = offer
+        if offer and flags.has("reset"):
+            # __media_init_from_flags clears both; the sender's is set again
+            r_side.initialized = False
         s_side.initialized = True
         self._set_peer(s_side, media, flags)
         return s_side, r_side
 
     @staticmethod
-    def _out_protocol(
-        s_side: MediaSide,
-        r_side: MediaSide,
-        prev: OfferedMedia | None,
-        media: OfferedMedia,
-        flags: NgFlags,
-        offer: bool,
+    def _update_protocol(
+        s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, flags: NgFlags, offer: bool
     ) -> None:
-        """The m= protocol for the SDP going to the receiver (rtpengine's
-        __update_media_protocol): an offer keeps an earlier override until the sender changes
-        its own protocol; an answer goes back with the protocol that was offered."""
-        if offer:
-            if r_side.out_protocol is None or prev is None or prev.protocol != media.protocol:
-                r_side.out_protocol = media.protocol
-        else:
-            offered = r_side.sdp
-            r_side.out_protocol = offered.protocol if offered is not None else media.protocol
+        """rtpengine's __update_media_protocol, on its one protocol per side (printed in the m=
+        lines sent to that side's party, shown by query): the sender's side takes its SDP's; if
+        that changed, an offer's receiver follows it (an answer's only with transport-protocol
+        accept), else keeps what it had; then transport-protocol overrides the receiver's."""
+        if s_side.protocol != media.protocol:
+            s_side.protocol = media.protocol
+            if offer or flags.transport_protocol == "accept":
+                r_side.protocol = media.protocol
         if flags.plain_transport is not None and media.protocol in RTP_PROTOCOLS:
-            r_side.out_protocol = flags.plain_transport
+            r_side.protocol = flags.plain_transport
 
     def _allocate(self, side: MediaSide, itf: LocalInterface, single: bool = False) -> None:
         old = side.streams()
@@ -410,7 +473,10 @@ class Registry:
         prefer, side.released_port = side.released_port, 0
         if single:
             rtp_sock, port = pool.allocate_one(prefer)
-            side.rtp, side.rtcp = Stream(rtp_sock, itf.local, port, fam), None
+            # rtpengine assigns the one new port to the RTP stream only: an RTCP stream that
+            # had a port keeps it (query shows it as the fallback RTCP)
+            kept = old[1] if len(old) == 2 and old[1].local_port else None
+            side.rtp, side.rtcp = Stream(rtp_sock, itf.local, port, fam), kept
         else:
             rtp_sock, rtcp_sock, port = pool.allocate_pair(prefer)
             side.rtp = Stream(rtp_sock, itf.local, port, fam)
@@ -419,13 +485,26 @@ class Registry:
         side.pool = pool
         side.advertised = itf.advertised
         side.family = itf.family
-        for new, prev in zip((side.rtp, side.rtcp), old or (None, None), strict=False):
+        if len(old) == 1 and side.rtcp is not None:
+            # the single-port side's fallback RTCP stream had the RTP peer one port up
+            rtp = old[0]
+            fallback = SimpleNamespace(
+                peer=_plus_one(rtp.peer), sdp_peer=_plus_one(rtp.sdp_peer), sink=rtp.sink,
+                strict_source=rtp.strict_source, media_handover=rtp.media_handover,
+                asymmetric=rtp.asymmetric, tag=rtp.tag, call_id=rtp.call_id,
+            )
+            old_pairs: tuple[Any, ...] = (rtp, fallback)
+        else:
+            old_pairs = tuple(old) or (None, None)
+        for new, prev in zip((side.rtp, side.rtcp), old_pairs, strict=False):
             if prev is not None and new is not None:
                 new.peer, new.sdp_peer, new.sink = prev.peer, prev.sdp_peer, prev.sink
                 new.strict_source, new.media_handover = prev.strict_source, prev.media_handover
                 new.asymmetric = prev.asymmetric
                 new.tag, new.call_id = prev.tag, prev.call_id
         for stream in side.streams():
+            if any(stream is o for o in old):
+                continue  # a kept RTCP stream is running already
             if self.tos is not None and self._set_tos is not None:
                 self._set_tos(stream.sock, self.tos)
             # Bound now (the port goes into the reply); read from after the reply. Nothing is
@@ -435,10 +514,13 @@ class Registry:
             if len(self._starting) == 1:  # the first this request: one deferred start for all
                 self.defer(self._start_streams)
         for stream in old:
-            self._close_stream(stream, pool if stream.local_address == pool.address else None)
+            if stream is not side.rtcp:
+                self._close_stream(stream, pool if stream.local_address == pool.address else None)
 
     def _release(self, side: MediaSide) -> None:
         """A party rejected this m= line (port 0): its sockets go, the records stay for query."""
+        if side.port:
+            side.released_pair = side.rtcp is not None and side.rtcp.local_port != 0
         side.released_port = side.port or side.released_port
         for stream in side.streams():
             self._close_stream(stream, side.pool)
@@ -473,13 +555,24 @@ class Registry:
         for stream, port in ((side.rtp, media.port), (side.rtcp, media.rtcp_port or media.port + 1)):
             if stream is None:
                 continue
-            if media.rtcp_mux and stream.is_rtcp and media.rtcp_port in (None, media.port):
-                port = media.port + 1
-            endpoint = (address, port) if address else None
+            here = address
+            if stream.is_rtcp and media.rtcp_port is not None:
+                # rtpengine's sdp_streams: a=rtcp naming the RTP port leaves the RTCP endpoint
+                # empty; another port (and address, unless SIP-source-address) is taken as is
+                if media.rtcp_port == media.port:
+                    here = None
+                elif source is None and media.rtcp_address:
+                    here = media.rtcp_address
+            endpoint = (here, port) if here else None
             if endpoint != stream.sdp_peer:
+                was_filled = stream.sdp_peer is not None
                 stream.sdp_peer = endpoint
-                stream.peer = endpoint
-                stream.confirmed = False
+                fam = socket.AF_INET6 if endpoint and ":" in endpoint[0] else socket.AF_INET
+                if not (was_filled and endpoint and fam != stream.family):
+                    # rtpengine's __fill_stream ignores a new endpoint of the other address
+                    # family than the local socket (only the advertised one changes)
+                    stream.peer = endpoint
+                    stream.confirmed = False
             stream.send_blocked = (media.zero_address and source is None) or media.rejected
             stream.learning = learning
             # rtpengine 10.5 takes these from each SDP its party sends, not sticky (asymmetric,
@@ -491,9 +584,9 @@ class Registry:
 
     def _source_address(self, flags: NgFlags) -> str | None:
         """The SIP source address (`received-from`) when it replaces the SDP's address."""
-        use_source = flags.has("SIP-source-address") or (
-            self.sip_source and not flags.has("trust-address")
-        )
+        # the last of trust-address / SIP-source-address counts (rtpengine's flag order)
+        trust = flags.trust_address if flags.trust_address is not None else not self.sip_source
+        use_source = not trust
         return flags.received_from[1] if use_source and flags.received_from else None
 
     def _refresh_learning(self, party: Party) -> None:
@@ -516,29 +609,31 @@ class Registry:
         zero = media.zero_address and self._source_address(flags) is None
         keep_zero = zero and "zero-address" not in flags.replace and flags.media_address is None
         if media.rejected:
+            if media.ptime:  # stored even from a rejected line (__media_init_from_flags)
+                s_side.ptime = r_side.ptime = media.ptime
             # a rejected first m= line still decides the session c= (0.0.0.0 stays)
             return MediaPlan(
                 port=0,
-                address=r_side.advertised or self.interfaces[0].advertised,
+                protocol=r_side.protocol,
+                address=flags.media_address or r_side.advertised or self.interfaces[0].advertised,
+                family=flags.media_address_family if flags.media_address else r_side.family,
                 mid=mid,
                 input_mid=False,
                 keep_zero_address=keep_zero,
                 ptime=media.ptime,  # only strips the input's a=ptime: nothing is generated
+                # codec flags still apply to a rejected line's format list in an offer
+                # (codecs_offer_answer runs before the port check); an answer rejecting the
+                # line is not narrowed to the offered codecs (no codec_answer_only)
+                formats=self._formats(s_side, r_side, media, flags, offer),
+                strip_extmap=flags.has("strip-extmap"),
+                # original-sendrecv keeps the direction line in place here too
+                direction=None if flags.has("original-sendrecv") else "sendrecv",
             )
-        s_side.rtcp_mux_flags = frozenset(flags.rtcp_mux) if offer else s_side.rtcp_mux_flags
-        mux = self._mux_out(s_side, r_side, media, offer)
-        # Once mux is negotiated with a party, rtpengine keeps it in use there: later offers
-        # to that party say a=rtcp:<RTP port> + a=rtcp-mux, whatever the sender offers.
-        if offer:
-            s_side.mux_in_use = s_side.mux_in_use and media.rtcp_mux
-        else:
-            s_side.mux_in_use = media.rtcp_mux  # even when mux was not offered to it
-            r_side.mux_in_use = mux
-        r_side.mux_out = mux
+        # rtpengine's print_rtcp: the receiver's MEDIA_FLAG_RTCP_MUX decides a=rtcp-mux; an
+        # answer, or an offer under (explicit or implicit) require, puts RTCP on the RTP port.
+        mux = r_side.rtcp_mux
         port = r_side.port
-        require = offer and (
-            "require" in s_side.rtcp_mux_flags or r_side.rtcp_fallback or r_side.mux_in_use
-        )
+        require = offer and r_side.mux_require
         # rtpengine keeps one ptime per side: either party's a=ptime sets both, and an SDP
         # without one leaves them (the answer to a ptime:20 offer says ptime:20 too).
         if media.ptime:
@@ -557,7 +652,7 @@ class Registry:
             rtcp_port=None if flags.has("no-rtcp-attribute") else (port if (mux and (require or not offer)) else port + 1),
             rtcp_mux=mux,
             full_rtcp_attribute=flags.has("full-rtcp-attribute"),
-            protocol=r_side.out_protocol,
+            protocol=r_side.protocol,
             formats=self._formats(s_side, r_side, media, flags, offer),
             ptime=ptime,
             direction=direction,
@@ -572,58 +667,47 @@ class Registry:
     def _mid(
         s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, flags: NgFlags, offer: bool
     ) -> str | None:
-        """a=mid to print (rtpengine's per-side media_id): an offer's mid is remembered on both
-        sides and printed in every later SDP both ways; an answer prints its sender side's
-        (never its own new mid); generate-mid numbers a line without one on the offerer's side
-        only, so the first answer goes back without it."""
-        if not offer:
-            return s_side.mid
-        if media.mid is not None:
-            s_side.mid = media.mid
-            r_side.mid = r_side.mid or media.mid
-        elif s_side.mid is None and r_side.mid is None and flags.has("generate-mid"):
-            s_side.mid = str(s_side.index)
-        return r_side.mid or s_side.mid
-
-    @staticmethod
-    def _mux_out(s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, offer: bool) -> bool:
-        """Whether the SDP going out carries a=rtcp-mux (sdp.md §1.8, cases M1–M8)."""
+        """a=mid to print: the receiver side's media id (rtpengine's __update_media_id). An
+        offer's mid (new or changed) is the sender side's; a receiver without one copies it,
+        or with generate-mid numbers the line; answers change nothing."""
         if offer:
-            opts = s_side.rtcp_mux_flags
-            if r_side.rtcp_fallback or r_side.mux_in_use:
-                return True  # only one port there / mux in use: it stays in re-offers (measured)
-            if media.rtcp_mux:
-                return "demux" not in opts
-            return bool(opts & {"offer", "require"})
-        # Answer going back to the offerer (r_side is the offerer's side).
-        offerer = r_side.sdp
-        if offerer is None or not offerer.rtcp_mux:
-            return False
-        opts = r_side.rtcp_mux_flags
-        if "reject" in opts:
-            return False
-        if opts & {"accept", "demux"}:
-            return True
-        return media.rtcp_mux
+            if media.mid is not None:
+                s_side.mid = media.mid
+            if r_side.mid is None:
+                if s_side.mid is not None:
+                    r_side.mid = s_side.mid
+                elif flags.has("generate-mid"):
+                    r_side.mid = str(s_side.index)
+        return r_side.mid
 
     @staticmethod
     def _formats(
         s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, flags: NgFlags, offer: bool
     ) -> tuple[str, ...] | None:
-        """Payload types to print (relay.sdp.codecs): an offer applies strip/mask (and a
-        counter-offer keeps only what the other side offered); an answer keeps what was offered
-        to its sender. None keeps the input's list."""
+        """Payload types to print (relay.sdp.codecs): an offer applies strip/mask; an answer
+        keeps what was offered to its sender. None keeps the input's list.
+
+        An offer is never narrowed to what the other side offered before: rtpengine 10.5
+        repopulates both sides' codecs from the new offer (a callee's re-INVITE may bring new
+        codecs)."""
         formats = media.formats
         if offer:
-            offered = r_side.sdp if r_side.sdp_was_offer else None
-            if offered is not None and any(pt not in offered.formats for pt in formats):
-                formats = tuple(pt for pt in formats if pt in offered.formats) or formats
             sent, kept = offer_formats(formats, media.codec_names, flags.codec)
             s_side.sent_formats, s_side.kept_formats = sent, kept
+            s_side.codecs_touched = codecs_touched(formats, media.codec_names, flags.codec)
         else:
             if r_side.sent_formats is not None:
                 formats = answer_formats(formats, r_side.sent_formats, r_side.kept_formats)
             _, sent = offer_formats(formats, media.codec_names, flags.codec)  # mask: no-op here
+            if flags.has("single-codec"):
+                sent = single_codec(sent, media.codec_names)
+            if r_side.codecs_touched:
+                sent = drop_orphans(sent, media.codec_names)
+            if r_side.sent_formats is not None:
+                # what is agreed now is all a later answer to the same offer may use (rtpengine
+                # populates the answerer's codecs "answer only": a 200 OK after a 183, or
+                # another fork's answer, is narrowed to the first answer's codecs)
+                r_side.sent_formats = r_side.kept_formats = sent
         return None if sent == media.formats else sent
 
     def _session_plan(
@@ -637,15 +721,18 @@ class Registry:
         first = next((m for m in media if m.port), media[0] if media else None)
         address = flags.media_address or (first.address if first else self.interfaces[0].advertised)
         family = first.family if first else "IP4"
+        # rtpengine 10.5 keeps these on the monologue the SDP goes *to* (sdp_replace gets the
+        # receiver): the first SDP sent to a party records them; a forked answer therefore
+        # gets the first answerer's username back.
         username = session_name = None
-        if sender.origin_username is None:
-            sender.origin_username = offered.origin_username
-            sender.session_name = offered.session_name
+        if receiver.origin_username is None:
+            receiver.origin_username = offered.origin_username
+            receiver.session_name = offered.session_name
         else:
             if "username" in flags.replace:
-                username = sender.origin_username
+                username = receiver.origin_username
             if "session-name" in flags.replace:
-                session_name = sender.session_name
+                session_name = receiver.session_name
         return SessionPlan(
             address=address,
             family=family,
@@ -658,22 +745,24 @@ class Registry:
         )
 
     def _render_versioned(
-        self, sender: Party, offered: OfferedSession, flags: NgFlags, plan: SessionPlan, render: Render
+        self, receiver: Party, offered: OfferedSession, flags: NgFlags, plan: SessionPlan,
+        render: Render,
     ) -> str:
-        if "sdp-version" not in flags.replace:
-            out = render(plan)
-            sender.last_out = out
-            return out
-        if sender.sdp_version is None:
+        """rtpengine's o= version handling: the receiver's monologue takes its version from the
+        first SDP sent to it (flag or not); with `replace: sdp-version` that number is written
+        in, and raised by one when the output differs from the last flagged output."""
+        if receiver.sdp_version is None:
             version = int(offered.origin_version) if offered.origin_version.isdigit() else 0
             if version in (0, 2**64 - 1):
                 version = random.getrandbits(64)
-            sender.sdp_version = version
-        out = render(_with_version(plan, sender.sdp_version))
-        if sender.last_out is not None and out != sender.last_out:
-            sender.sdp_version += 1
-            out = render(_with_version(plan, sender.sdp_version))
-        sender.last_out = out
+            receiver.sdp_version = version
+        if "sdp-version" not in flags.replace:
+            return render(plan)
+        out = render(_with_version(plan, receiver.sdp_version))
+        if receiver.last_out is not None and out != receiver.last_out:
+            receiver.sdp_version += 1
+            out = render(_with_version(plan, receiver.sdp_version))
+        receiver.last_out = out
         return out
 
     # -- delete and timers --------------------------------------------------------------------
@@ -914,6 +1003,41 @@ class Registry:
                 bytes_ += s.bytes
                 errors += s.errors
         return packets, bytes_, errors
+
+
+def _rtcp_mux_logic(
+    sender: MediaSide, receiver: MediaSide, sdp_mux: bool, opts: frozenset[str], offer: bool
+) -> None:
+    """rtpengine 10.5's MEDIA_FLAG_RTCP_MUX bookkeeping for one m= line that is not rejected
+    (`__media_init_from_flags` copies the sender's a=rtcp-mux, then `__rtcp_mux_logic`)."""
+    sender.rtcp_mux = sdp_mux
+    if not offer:
+        if not sender.rtcp_mux_override:
+            receiver.rtcp_mux = sender.rtcp_mux
+        return
+    if not receiver.rtcp_mux:
+        receiver.rtcp_mux = sender.rtcp_mux
+    if opts & {"offer", "require"}:
+        receiver.rtcp_mux = True
+    elif "demux" in opts:
+        receiver.rtcp_mux = False
+    receiver.rtcp_mux_override = False
+    if sender.rtcp_mux:
+        if not receiver.rtcp_mux:
+            receiver.rtcp_mux_override = True
+            if "reject" in opts:
+                sender.rtcp_mux = False
+        elif "accept" in opts:
+            receiver.rtcp_mux_override = True
+        elif "reject" in opts:
+            receiver.rtcp_mux_override = True
+            sender.rtcp_mux = False
+    else:
+        receiver.rtcp_mux_override = True
+
+
+def _plus_one(address: tuple[str, int] | None) -> tuple[str, int] | None:
+    return None if address is None else (address[0], address[1] + 1)
 
 
 def _same_endpoint(side: MediaSide, endpoint: tuple[str, int]) -> bool:

@@ -60,16 +60,22 @@ def _media_flags(side: MediaSide) -> list[str]:
     flags = []
     if side.initialized:
         flags.append("initialized")
-    if any(s.asymmetric for s in side.streams()):
+    if side.asymmetric or any(s.asymmetric for s in side.streams()):
         flags.append("asymmetric")
     if side.send:
         flags.append("send")
     if side.recv:
         flags.append("recv")
-    if side.mux_out and side.sdp is not None and side.sdp.rtcp_mux:
+    if side.rtcp_mux:
         flags.append("rtcp-mux")
+    if side.ice:
+        flags.append("ICE")
+    if side.trickle_ice:
+        flags.append("trickle ICE")
     if side.ice_controlling:
         flags.append("ICE controlling")
+    if side.unidirectional:
+        flags.append("unidirectional")
     return flags
 
 
@@ -84,10 +90,10 @@ def fallback_rtcp_stats(rtp: Stream, created: float, muxed: bool) -> dict[str, A
     flags = ["RTCP", "fallback RTCP"] if muxed else ["RTCP"]
     if rtp.sdp_peer is not None:
         flags.append("filled")
-    return {
-        "local port": 0,
-        "local address": rtp.local_address,
-        "family": family,
+    out: dict[str, Any] = {}
+    if rtp.local_port:  # a rejected line's released streams show no local socket at all
+        out.update({"local port": 0, "local address": rtp.local_address, "family": family})
+    return out | {
         "endpoint": _endpoint(_plus_one(rtp.peer), family),
         "advertised endpoint": _endpoint(_plus_one(rtp.sdp_peer), family),
         "last packet": int(created),
@@ -96,17 +102,22 @@ def fallback_rtcp_stats(rtp: Stream, created: float, muxed: bool) -> dict[str, A
     }
 
 
-def _rejected_stats(address: str | None, created: float) -> list[dict[str, Any]]:
-    """rtpengine's streams of an m= line its party rejected before it had ports (a forked
-    answer with port 0): no local port, the SDP's address with ports 0 and 1."""
+def _rejected_stats(
+    address: str | None, created: float, base: int = 0, strict: bool = False, handover: bool = False
+) -> list[dict[str, Any]]:
+    """rtpengine's streams of an m= line without ports (rejected, or re-enabled by its party's
+    offer before an SDP went to it): no local port, the SDP's address and port (0 if
+    rejected) and one up."""
     out = []
-    for port, kind in ((0, "RTP"), (1, "RTCP")):
+    for port, kind in ((base, "RTP"), (base + 1, "RTCP")):
         endpoint = _endpoint((address, port) if address else None, "")
         out.append({
             "endpoint": endpoint,
             "advertised endpoint": dict(endpoint),
             "last packet": int(created),
-            "flags": [kind, "filled"] if address else [kind],
+            "flags": [kind, "filled"] + (
+                ["strict source address"] * strict + ["media handover"] * handover
+            ) if address else [kind],
             "stats": {"packets": 0, "bytes": 0, "errors": 0},
         })
     return out
@@ -117,14 +128,39 @@ def media_stats(side: MediaSide, codec: str | None, created: float) -> dict[str,
     if codec:
         out["codec"] = codec
     streams = [stream_stats(s, created) for s in side.streams()]
+    if side.ice:
+        for st in streams:
+            st["flags"].append("ICE")
+    if side.rtcp_mux and side.rtp is not None and side.rtcp is not None and len(streams) == 2:
+        # rtpengine's __init_streams: with rtcp-mux the RTP stream carries RTCP too and the
+        # RTCP port is only the fallback
+        streams[0]["flags"].insert(1, "RTCP")
+        streams[1]["flags"].insert(1, "fallback RTCP")
+    sdp = side.sdp
+    if (
+        sdp is not None and not sdp.rejected and sdp.rtcp_port == sdp.port
+        and side.rtcp is not None and len(streams) == 2 and "filled" not in streams[1]["flags"]
+    ):
+        # a=rtcp naming the RTP port: rtpengine fills the RTCP stream with an empty endpoint
+        f = streams[1]["flags"]
+        f.insert(sum(1 for x in f if x in ("RTCP", "fallback RTCP")), "filled")
     if side.rtcp_fallback and side.rtp is not None and side.rtcp is None:
         # Muxed unless the party's latest SDP declined rtcp-mux (rtpengine 10.5, measured).
         muxed = side.sdp is None or side.sdp.rtcp_mux
         if muxed:
             streams[0]["flags"].insert(1, "RTCP")  # the RTP stream carries the RTCP too
         streams.append(fallback_rtcp_stats(side.rtp, created, muxed))
-    if not streams and side.sdp is not None and side.sdp.rejected:
-        streams = _rejected_stats(side.sdp.address, created)
+    if not streams:
+        # rtpengine's __disable_streams gives both sides of a rejected line two port-less
+        # streams; only a side that sent the SDP has its (zero-port) address in them
+        sdp = side.sdp
+        address, strict, handover = side.portless
+        address = address or (sdp.address if sdp is not None else None)
+        if sdp is None or not (sdp.rejected or side.initialized):
+            address = None
+        streams = _rejected_stats(
+            address, created, sdp.port if sdp is not None else 0, strict, handover
+        )
     out["streams"] = streams
     out["flags"] = _media_flags(side)
     return out

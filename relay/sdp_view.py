@@ -33,16 +33,21 @@ def _media(m: MediaSection) -> OfferedMedia:
             if name:
                 names[pt] = name
     rtcp_address = m.rtcp_connection.address if m.rtcp_connection is not None else None
+    address = conn.address if conn is not None else None
+    # rtpengine's sdp_streams: a=rtcp naming the RTP port means rtcp-mux (a=rtcp-mux or not),
+    # except for the trickle-ICE placeholder 0.0.0.0:9
+    trickle = m.port == 9 and address in ("0.0.0.0", "::")
+    rtcp_on_rtp = m.rtcp_port is not None and m.rtcp_port == m.port and not trickle
     return OfferedMedia(
         type=m.media_type,
         port=m.port,
         protocol=m.protocol,
         formats=m.formats,
-        address=conn.address if conn is not None else None,
+        address=address,
         family=conn.family if conn is not None else "IP4",
         rtcp_port=m.rtcp_port,
         rtcp_address=rtcp_address,
-        rtcp_mux=m.rtcp_mux,
+        rtcp_mux=m.rtcp_mux or rtcp_on_rtp,
         direction=m.direction,
         ptime=m.ptime,
         ice=m.ice,
@@ -67,7 +72,7 @@ def summarize(desc: SessionDescription) -> OfferedSession:
 
 def check_supported(offered: OfferedSession, flags: NgFlags) -> None:
     """Refuse, with a clear reason, what would need SRTP, ICE or transcoding."""
-    if flags.ice in ("force", "force-relay", "force_relay", "optional"):
+    if flags.ice in ("force", "force-relay", "force_relay", "force relay", "optional"):
         raise SdpUnsupported(f"ICE={flags.ice} is not supported by rtpvault yet")
     target = flags.transport_protocol
     # `accept` and names rtpengine does not know leave the protocol alone (measured)

@@ -33,6 +33,8 @@ class NgFlags:
     """What an offer/answer/delete request asks for, keys normalised."""
 
     words: set[str] = field(default_factory=set)
+    trust_address: bool | None = None
+    """The last of `trust-address` (True) / `SIP-source-address` (False) in the flags list."""
     replace: set[str] = field(default_factory=set)
     ice: str | None = None
     transport_protocol: str | None = None
@@ -52,6 +54,7 @@ class NgFlags:
     endpoint_learning: str | None = None
     tos: int | None = None
     ptime: int | None = None
+    rev_ptime: int | None = None
     via_branch: str | None = None
     delete_delay: int | None = None
     unknown: list[str] = field(default_factory=list)
@@ -136,6 +139,8 @@ def _word(flags: NgFlags, raw: str) -> None:
         pass
     elif word in KNOWN_WORDS:
         flags.words.add(word)
+        if word in ("trust-address", "SIP-source-address"):
+            flags.trust_address = word == "trust-address"
         if word == "record-call":
             flags.record_call = True
     else:
@@ -147,9 +152,6 @@ _KEY_ALIASES = {
     "call ID": "call-id",
     "call-ID": "call-id",
     "call id": "call-id",
-    "from tag": "from-tag",
-    "to tag": "to-tag",
-    "via branch": "via-branch",
     "record call": "record-call",
     "delete delay": "delete-delay",
     "from-label": "label",
@@ -159,6 +161,13 @@ _KEY_ALIASES = {
     "address family": "address-family",
     "media address": "media-address",
     "received from": "received-from",
+    "ice": "ICE",
+    "RTCP-mux": "rtcp-mux",
+    "sdes": "SDES",
+    "osrtp": "OSRTP",
+    "dtls": "DTLS",
+    "endpoint learning": "endpoint-learning",
+    "XMLRPC-callback": "xmlrpc-callback",
 }
 
 
@@ -269,7 +278,12 @@ _HANDLERS: dict[str, Any] = {
     "direction": _adder("direction"),
     "endpoint-learning": _h_learning,
     "TOS": _setter("tos", _int),
+    "tos": _setter("tos", _int),
     "ptime": _setter("ptime", _int),
+    "ptime-reverse": _setter("rev_ptime", _int),
+    "ptime reverse": _setter("rev_ptime", _int),
+    "reverse ptime": _setter("rev_ptime", _int),
+    "reverse-ptime": _setter("rev_ptime", _int),
     "via-branch": _setter("via_branch"),
     "delete-delay": _setter("delete_delay", _int),
 }

@@ -52,12 +52,22 @@ def _selected(codec: str, names: Sequence[str], keep: Sequence[str]) -> bool:
 def _remove(
     formats: tuple[str, ...], names_of: Mapping[str, str], names: Sequence[str], keep: Sequence[str]
 ) -> tuple[str, ...]:
+    """rtpengine's codec_store_strip: may leave nothing."""
     if not names:
         return formats
-    out = tuple(pt for pt in formats if not _selected(names_of.get(pt, ""), names, keep))
+    return tuple(pt for pt in formats if not _selected(names_of.get(pt, ""), names, keep))
+
+
+def _settle(
+    formats: tuple[str, ...], out: tuple[str, ...], names_of: Mapping[str, str]
+) -> tuple[str, ...]:
+    """codec_store_check_empty, then the codec tracker: nothing left means everything comes
+    back; once something was removed, telephone-event and CN stay only next to a remaining
+    codec of their clock rate (with none left at all, the list is empty)."""
     if not out:
         return formats  # nothing may remain to talk with: then nothing goes
-    # telephone-event and CN stay only next to a remaining codec of their clock rate
+    if len(out) == len(formats):
+        return formats  # nothing touched: orphaned telephone-event/CN stay too
     clocks = {_clock(names_of.get(pt, "")) for pt in out if not _supplementary(names_of, pt)}
     return tuple(
         pt for pt in out if not _supplementary(names_of, pt) or _clock(names_of[pt]) in clocks
@@ -78,9 +88,9 @@ def offer_formats(
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(formats offered to the other side, formats the offerer keeps) after strip and mask."""
     keep = codec.get("except", [])
-    kept = _remove(formats, names_of, codec.get("strip", []), keep)
-    sent = _remove(kept, names_of, codec.get("mask", []), keep) if kept else kept
-    return sent, kept
+    stripped = _remove(formats, names_of, codec.get("strip", []), keep)
+    masked = _remove(stripped, names_of, codec.get("mask", []), keep)
+    return _settle(formats, masked, names_of), _settle(formats, stripped, names_of)
 
 
 def answer_formats(
@@ -93,3 +103,35 @@ def answer_formats(
         if out:
             return out
     return answered  # rtpengine would transcode (to kept[0]); pass the answer through
+
+
+def single_codec(formats: tuple[str, ...], names_of: Mapping[str, str]) -> tuple[str, ...]:
+    """`single-codec` in an answer: the first real codec and every supplementary one."""
+    out: list[str] = []
+    seen_real = False
+    for pt in formats:
+        if _supplementary(names_of, pt):
+            out.append(pt)
+        elif not seen_real:
+            seen_real = True
+            out.append(pt)
+    return tuple(out)
+
+
+def drop_orphans(formats: tuple[str, ...], names_of: Mapping[str, str]) -> tuple[str, ...]:
+    """telephone-event/CN only next to a codec of their clock rate (rtpengine's codec tracker,
+    which runs where codec flags touched the list)."""
+    clocks = {_clock(names_of.get(pt, "")) for pt in formats if not _supplementary(names_of, pt)}
+    return tuple(
+        pt for pt in formats if not _supplementary(names_of, pt) or _clock(names_of[pt]) in clocks
+    )
+
+
+def codecs_touched(
+    formats: tuple[str, ...], names_of: Mapping[str, str], codec: Mapping[str, Sequence[str]]
+) -> bool:
+    """Whether strip or mask removed anything (even if the empty check restored it all)."""
+    keep = codec.get("except", [])
+    stripped = _remove(formats, names_of, codec.get("strip", []), keep)
+    masked = _remove(stripped, names_of, codec.get("mask", []), keep)
+    return stripped != formats or masked != stripped

@@ -442,3 +442,27 @@ def test_rejecting_party_reoffer_gets_its_ports_with_the_answer() -> None:
     assert b_side.port == 0  # the sender's released side waits for an SDP to its party
     reg.answer("r1", "b", "a", session(), flags(), render)
     assert b_side.port != 0
+
+
+@pytest.mark.parametrize(
+    ("a_mux", "opts", "b_mux", "a_after_offer", "b_after_offer", "a_after_answer"),
+    [
+        (True, set(), False, True, True, False),  # M2: the answer decides
+        (True, {"accept"}, False, True, True, True),  # M6: accepted regardless
+        (True, {"reject"}, True, False, True, False),  # M7: refused toward the offerer
+        (False, {"offer"}, True, False, True, False),  # M3: never offered by A
+        (True, {"demux"}, False, True, False, True),  # M5
+    ],
+)
+def test_rtcp_mux_media_flag_like_rtpengine(
+    a_mux: bool, opts: set[str], b_mux: bool, a_after_offer: bool, b_after_offer: bool,
+    a_after_answer: bool,
+) -> None:
+    from relay.callmodel import MediaSide
+    from relay.calls import _rtcp_mux_logic
+
+    a, b = MediaSide(1, "audio", "RTP/AVP"), MediaSide(1, "audio", "RTP/AVP")
+    _rtcp_mux_logic(a, b, a_mux, frozenset(opts), offer=True)
+    assert (a.rtcp_mux, b.rtcp_mux) == (a_after_offer, b_after_offer)
+    _rtcp_mux_logic(b, a, b_mux, frozenset(), offer=False)
+    assert (a.rtcp_mux, b.rtcp_mux) == (a_after_answer, b_mux)

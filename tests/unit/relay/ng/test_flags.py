@@ -77,3 +77,30 @@ def test_media_address_is_an_address_with_its_family(
 )
 def test_plain_transport_ignores_accept_and_unknown_names(value: str, plain: str | None) -> None:
     assert parse_flags({"transport-protocol": value}).plain_transport == plain
+
+
+@pytest.mark.parametrize(
+    "key", ["ptime-reverse", "ptime reverse", "reverse ptime", "reverse-ptime"]
+)
+def test_ptime_reverse_spellings(key: str) -> None:
+    # rtpengine 10.5 reads all four spellings (offers only); rtpvault refuses them (repacketizing)
+    flags = parse_flags({"ptime": "20", key: 30})
+    assert (flags.ptime, flags.rev_ptime) == (20, 30)
+
+
+def test_tos_lower_case_spelling() -> None:
+    assert parse_flags({"tos": "184"}).tos == 184
+
+
+@pytest.mark.parametrize(
+    ("words", "trust"),
+    [
+        (["SIP-source-address", "trust-address"], True),
+        (["trust address", "SIP-source-address"], False),
+        (["symmetric"], None),
+    ],
+)
+def test_last_of_trust_address_and_sip_source_address_wins(
+    words: list[str], trust: bool | None
+) -> None:
+    assert parse_flags({"flags": words}).trust_address is trust

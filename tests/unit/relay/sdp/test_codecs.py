@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.sdp.codecs import answer_formats, codec_matches, offer_formats
+from relay.sdp.codecs import answer_formats, codec_matches, offer_formats, single_codec
 
 NAMES = {
     "102": "telephone-event/48000",
@@ -87,3 +87,32 @@ def test_masked_codecs_stay_with_the_offerer() -> None:
 def test_answer_keeps_what_was_offered(answered: str, sent: str, kept: str, out: str) -> None:
     got = answer_formats(answered.split(), tuple(sent.split()), tuple(kept.split()))
     assert " ".join(got) == out
+
+
+def test_single_codec_keeps_the_first_real_codec_and_all_supplementary_ones() -> None:
+    names = {"0": "PCMU/8000", "8": "PCMA/8000", "9": "G722/8000", "13": "CN/8000",
+             "101": "telephone-event/8000"}
+    assert single_codec(("8", "0", "101", "9", "13"), names) == ("8", "101", "13")
+    assert single_codec(("101", "8", "0"), names) == ("101", "8")
+    assert single_codec(("0",), names) == ("0",)
+
+
+def test_offer_formats_settles_like_rtpengine() -> None:
+    names = {"0": "PCMU/8000", "9": "G722/8000", "100": "telephone-event/48000",
+             "101": "speex/16000", "13": "CN/8000", "111": "telephone-event/8000"}
+    # nothing matched: an orphaned telephone-event stays
+    assert offer_formats(("100", "101"), names, {"strip": ["PCMU"]}) == (("100", "101"),) * 2
+    assert offer_formats(("111", "13"), names, {"strip": ["0"]}) == (("111", "13"),) * 2
+    # strip all empties the list, mask has nothing left: everything comes back, mask too
+    assert offer_formats(("0", "9"), names, {"strip": ["G722", "all"], "mask": ["PCMU"]}) == (
+        ("0", "9"), ("0", "9"))
+
+
+def test_codecs_touched_and_orphans() -> None:
+    from relay.sdp.codecs import codecs_touched, drop_orphans
+
+    names = {"0": "PCMU/8000", "9": "G722/8000", "13": "CN/8000", "101": "telephone-event/8000"}
+    assert codecs_touched(("0", "9"), names, {"mask": ["all"]})  # restored, but touched
+    assert not codecs_touched(("0", "9"), names, {"strip": ["PCMA"]})
+    assert drop_orphans(("13",), names) == ()
+    assert drop_orphans(("0", "101"), names) == ("0", "101")
