@@ -149,7 +149,7 @@ class Registry:
             if itf.local not in self.pools:
                 fam = socket.AF_INET6 if itf.family == "IP6" else socket.AF_INET
                 self.pools[itf.local] = PortPool(itf.local, fam, port_min, port_max, opener, rng)
-        self.instance_id = "%012x" % (rng or random.Random()).getrandbits(48)
+        self.instance_id = f"{(rng or random.Random()).getrandbits(48):012x}"
         self.defer: Callable[[Callable[[], None]], None] = _now
         self._starting: list[Stream] = []
         """How work that no reply depends on is run: at once, or (the daemon) after the reply."""
@@ -552,7 +552,8 @@ class Registry:
         source = self._source_address(flags)
         address = source or media.address
         learning = flags.endpoint_learning or self.endpoint_learning
-        for stream, port in ((side.rtp, media.port), (side.rtcp, media.rtcp_port or media.port + 1)):
+        rtcp_port = media.rtcp_port or media.port + 1
+        for stream, port in ((side.rtp, media.port), (side.rtcp, rtcp_port)):
             if stream is None:
                 continue
             here = address
@@ -640,16 +641,21 @@ class Registry:
             s_side.ptime = r_side.ptime = media.ptime
         ptime = r_side.ptime
         default_direction = "sendonly" if zero else "sendrecv"
-        direction = None if flags.has("original-sendrecv") else (media.direction or default_direction)
+        direction: str | None = media.direction or default_direction
+        if flags.has("original-sendrecv"):
+            direction = None
         if zero and direction in ("sendrecv", "recvonly"):
             # rtpengine 10.5: a zero address does not receive
             # (sendrecv -> sendonly, recvonly -> inactive)
             direction = "sendonly" if direction == "sendrecv" else "inactive"
+        rtcp_port: int | None = port if (mux and (require or not offer)) else port + 1
+        if flags.has("no-rtcp-attribute"):
+            rtcp_port = None
         return MediaPlan(
             port=port,
             address=flags.media_address or r_side.advertised,
             family=flags.media_address_family if flags.media_address else r_side.family,
-            rtcp_port=None if flags.has("no-rtcp-attribute") else (port if (mux and (require or not offer)) else port + 1),
+            rtcp_port=rtcp_port,
             rtcp_mux=mux,
             full_rtcp_attribute=flags.has("full-rtcp-attribute"),
             protocol=r_side.protocol,
@@ -952,7 +958,9 @@ class Registry:
         # until the ng reply is sent (see NgControlServer.defer) — before the next request.
         self.defer(teardown)
 
-    def sweep(self, timeout: int, silent_timeout: int, final_timeout: int, offer_timeout: int) -> None:
+    def sweep(
+        self, timeout: int, silent_timeout: int, final_timeout: int, offer_timeout: int
+    ) -> None:
         """Close calls whose delete-delay passed or that timed out; call about once a second."""
         now = self.wallclock()
         for call_id, pending in list(self._branch_deadlines.items()):

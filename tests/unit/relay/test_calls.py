@@ -156,10 +156,13 @@ def test_rtcp_mux_table() -> None:
     out = reg.answer("m1", "a", "b", session("192.0.2.20", 50000, rtcp_mux=True), flags(), render)
     port = reg.calls["m1"].parties["a"].medias[0].port
     assert out == f"port={port} rtcp={port} mux=True"
-    assert reg.offer("m5", "a", None, session(rtcp_mux=True), flags(**{"rtcp-mux": ["demux"]}), render).endswith("mux=False")
-    assert reg.answer("m5", "a", "b", session("192.0.2.20", 50000), flags(), render).endswith("mux=True")
+    demux = flags(**{"rtcp-mux": ["demux"]})
+    assert reg.offer("m5", "a", None, session(rtcp_mux=True), demux, render).endswith("mux=False")
+    out = reg.answer("m5", "a", "b", session("192.0.2.20", 50000), flags(), render)
+    assert out.endswith("mux=True")
     reg.offer("m7", "a", None, session(rtcp_mux=True), flags(**{"rtcp-mux": ["reject"]}), render)
-    assert reg.answer("m7", "a", "b", session("192.0.2.20", 50000, rtcp_mux=True), flags(), render).endswith("mux=False")
+    out = reg.answer("m7", "a", "b", session("192.0.2.20", 50000, rtcp_mux=True), flags(), render)
+    assert out.endswith("mux=False")
 
 
 def test_real_sockets_closed_on_delete() -> None:
