@@ -31,6 +31,7 @@ from hep.qos import SampledQos, merge_windows, qos_report
 from hep.rtcp import rtcp_json
 from hep.sender import HepSender
 from recorder.rtpstats import RtpStats, mos_g107
+from relay.callmodel import MediaSide
 from relay.ng.codec import bencode_encode  # the ng wire form, as upstream rtpengine traces it
 
 logger = logging.getLogger("rtpvault.homer")
@@ -57,10 +58,10 @@ class _RtpState:
         self.cell: list[Any] = [qos.stats.update if qos is not None and qos.stats else None]
 
 
-def _may_mux(side: Any) -> bool:
-    """RTCP may arrive on the RTP port of this m= line (RFC 5761)."""
-    sdp = getattr(side, "sdp", None)
-    return side.rtcp is None or bool(side.mux_out) or bool(getattr(sdp, "rtcp_mux", False))
+def _may_mux(side: MediaSide) -> bool:
+    """RTCP may arrive on the RTP port of this m= line (RFC 5761): no RTCP port, rtcp-mux in
+    use with this party (rtpengine's MEDIA_FLAG_RTCP_MUX), or offered in its SDP."""
+    return side.rtcp is None or side.rtcp_mux or bool(side.sdp is not None and side.sdp.rtcp_mux)
 
 
 class HomerComponent:
