@@ -18,6 +18,7 @@ import pytest
 
 from tests.support import daemons
 from tests.support.tools import free_port, require, unavailable
+from tests.support.wait import wait_for
 
 from .daemon_rig import Host, Relay, media_port, rtp, rtp_stream, sdp, wait_until_gone
 from .netns import Topology
@@ -42,16 +43,6 @@ def kernel_entries(topo: Topology) -> list[tuple[list[object], int]]:
         for el in item.get("map", {}).get("elem", []):
             entries.append((el[0]["elem"]["val"]["concat"], el[0]["elem"]["counter"]["packets"]))
     return entries
-
-
-def wait_for(check, deadline: float = 10.0):  # type: ignore[no-untyped-def]
-    """Poll until `check()` is truthy (a bound against a hang, not a timing assertion)."""
-    end = time.monotonic() + deadline
-    while True:
-        value = check()
-        if value or time.monotonic() > end:
-            return value
-        time.sleep(0.1)
 
 
 def establish(topo: Topology, a: Host, b: Host, to_a: int, to_b: int) -> None:
@@ -138,13 +129,13 @@ def test_established_streams_move_into_the_kernel_both_ways(
         (topo.host_address("b"), 40000): 50,
     }
     total = userspace + after[(topo.host_address("a"), 40000)]
-    assert wait_for(lambda: rtp_stream(relay.query("k-1"), "ta")["stats"]["packets"] == total)
+    assert wait_for(lambda: rtp_stream(relay.query("k-1"), "ta")["stats"]["packets"] == total, 10)
     stream = rtp_stream(relay.query("k-1"), "ta")
     assert stream["stats"]["bytes"] == total * 172
     # a foreign source does not match the kernel entry: userspace drops and counts it
     c.send(to_a, rtp(99, b"\x66" * 160, ssrc=0xC))
     assert b.drain(0.5) == []
-    assert wait_for(lambda: rtp_stream(relay.query("k-1"), "ta")["stats"]["errors"] == 1)
+    assert wait_for(lambda: rtp_stream(relay.query("k-1"), "ta")["stats"]["errors"] == 1, 10)
     # delete takes the entries out before the ports are free again
     relay.ng({"command": "delete", "call-id": "k-1", "delete-delay": 0})
     wait_until_gone(relay, "k-1")

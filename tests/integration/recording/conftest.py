@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 
 from tests.support import daemons
 from tests.support.tools import require
+from tests.support.wait import wait_for
 
 # tshark decodes UDP 47000 as HCrt and 47808 as BACnet, hiding RTP in -z rtp,streams
 TSHARK_RTP = ["-o", "rtp.heuristic_rtp:TRUE", "--disable-protocol", "hcrt",
@@ -56,12 +56,7 @@ def sidecars(spool: Path) -> list[dict[str, Any]]:
 
 def wait_until(cond: Callable[[], bool], bound: float = 10.0) -> bool:
     """Poll `cond`; the bound only stops a stuck daemon from hanging the test."""
-    deadline = time.monotonic() + bound
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    return bool(wait_for(cond, bound, interval=0.05))
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from rtpvault.cli import cli
 from tests.integration.recording.media import Call
 from tests.support import daemons
 from tests.support.s3 import MotoServer
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -39,15 +40,6 @@ def send_tones(call: Call, packets: int) -> None:
             head = struct.pack("!BBHII", 0x80, 0, i, 160 * i, ssrc)
             leg.rtp.sendto(head + tone(freq, i, amp), ("127.0.0.1", port))
         time.sleep(0.02)
-
-
-def wait_for(cond, bound: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + bound
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_recorded_call_found_verified_exported(s3: MotoServer, tmp_path: Path) -> None:

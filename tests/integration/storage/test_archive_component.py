@@ -31,6 +31,7 @@ from storage.models import Recording, Upload
 from tests.support.db import pg_database, recording
 from tests.support.s3 import MotoServer
 from tests.support.tools import free_port
+from tests.support.wait import wait_for
 
 RESOLVER = Resolver({"lo": ("127.0.0.1", "::1")})
 
@@ -90,15 +91,6 @@ def documents(spool: Path, n: int = 1) -> list[tuple[dict[str, Any], dict[str, A
         )
         out.append((start, end))
     return out
-
-
-def wait_for(cond: Callable[[], bool], bound: float = 30.0) -> bool:
-    deadline = time.monotonic() + bound  # bounds a stuck writer; not a timing assertion
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_started_then_finished_recordings_are_indexed_and_archived(

@@ -7,7 +7,6 @@ import base64
 import hashlib
 import json
 import subprocess
-import time
 from pathlib import Path
 
 from sqlalchemy import select
@@ -18,20 +17,9 @@ from tests.integration.recording.media import Call
 from tests.support import daemons
 from tests.support.s3 import MotoServer
 from tests.support.tools import free_port
+from tests.support.wait import wait_for
 
 BUCKET = "calls"
-
-
-def wait_for(cond, bound: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + bound
-    while time.monotonic() < deadline:
-        try:
-            if cond():
-                return True
-        except Exception:
-            pass
-        time.sleep(0.1)
-    return False
 
 
 def test_recorded_call_is_indexed_and_archived(
@@ -77,7 +65,7 @@ def test_recorded_call_is_indexed_and_archived(
                 rec = s.scalars(select(Recording)).one()
                 return rec.archive_state == "archived"
 
-        assert wait_for(archived), relay.log_path.read_text()[-3000:]
+        assert wait_for(archived, 20, retry_on=(Exception,)), relay.log_path.read_text()[-3000:]
         with index.session() as s:
             rec = s.scalars(select(Recording)).one()
             job = s.scalars(select(Upload)).one()

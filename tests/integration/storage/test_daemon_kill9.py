@@ -25,7 +25,7 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -39,6 +39,7 @@ from tests.support import daemons
 from tests.support.db import pg_database
 from tests.support.s3 import MotoServer
 from tests.support.tools import require
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -48,18 +49,6 @@ CALLER_SSRC, CALLEE_SSRC = 0xAAAA0001, 0xBBBB0002
 # The documented bound (docs/recording.md, ARCHITECTURE rule 4): kill -9 loses at most the
 # packets of the last second. Not a wait: the property under test.
 LOSS_BOUND = 1.0
-
-
-def wait_for(cond: Callable[[], bool], bound: float = 60.0) -> bool:
-    deadline = time.monotonic() + bound  # bounds a stuck daemon; not a timing assertion
-    while time.monotonic() < deadline:
-        try:
-            if cond():
-                return True
-        except Exception:
-            pass
-        time.sleep(0.1)
-    return False
 
 
 def rtcp_sr(ssrc: int, n: int) -> bytes:
@@ -231,7 +220,7 @@ def test_kill9_during_recorded_calls(
                 and len(list((spool / "pcaps").glob(f"*.{ext}"))) == CALLS
             )
 
-        assert wait_for(flowing), relay.log()[-3000:]
+        assert wait_for(flowing, 60, retry_on=(Exception,)), relay.log()[-3000:]
         killed_at = time.time()
         relay.proc.send_signal(signal.SIGKILL)
         relay.proc.wait(10)
@@ -279,7 +268,7 @@ def test_kill9_during_recorded_calls(
                     states = s.scalars(select(Recording.archive_state)).all()
                 return len(states) == CALLS and set(states) == {"archived"}
 
-            assert wait_for(archived), relay.log()[-3000:]
+            assert wait_for(archived, 60, retry_on=(Exception,)), relay.log()[-3000:]
         finally:
             relay.stop()
         with index.session() as s:
@@ -372,7 +361,7 @@ def test_kill9_before_the_index_heard_of_the_finish(s3: MotoServer, tmp_path: Pa
             with index.session() as s:
                 return len(s.scalars(select(Recording.status)).all()) == len(calls)
 
-        assert wait_for(rows_recording)
+        assert wait_for(rows_recording, 60, retry_on=(Exception,))
         lock = sqlite3.connect(spool / "recordings.db", isolation_level=None)
         lock.execute("BEGIN IMMEDIATE")  # the daemon's index writer now waits
         unseen = Call(relay, "late-unseen@192.0.2.1")  # no row at all, not even `recording`
@@ -389,7 +378,7 @@ def test_kill9_before_the_index_heard_of_the_finish(s3: MotoServer, tmp_path: Pa
             docs = [json.loads(p.read_text()) for p in (spool / "sidecars").glob("*.json")]
             return len(docs) == len(calls) and {d["status"] for d in docs} == {"complete"}
 
-        assert wait_for(finished_on_disk), relay.log()[-3000:]
+        assert wait_for(finished_on_disk, 60, retry_on=(Exception,)), relay.log()[-3000:]
         relay.proc.send_signal(signal.SIGKILL)
         relay.proc.wait(10)
         lock.execute("ROLLBACK")
@@ -408,7 +397,7 @@ def test_kill9_before_the_index_heard_of_the_finish(s3: MotoServer, tmp_path: Pa
                 states = s.scalars(select(Recording.archive_state)).all()
             return len(states) == len(calls) and set(states) == {"archived"}
 
-        assert wait_for(archived, 30), relay.log()[-3000:]
+        assert wait_for(archived, 30, retry_on=(Exception,)), relay.log()[-3000:]
         with index.session() as s:
             for rec in s.scalars(select(Recording)):
                 data = Path(rec.path).read_bytes()

@@ -7,8 +7,6 @@ shortened by config."""
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -18,18 +16,10 @@ from storage.models import Recording, Upload
 from tests.integration.recording.media import Call
 from tests.support import daemons
 from tests.support.s3 import MotoServer
+from tests.support.wait import wait_for
 
 BUCKET = "outage"
 CALLS = 20
-
-
-def wait_for(cond: Callable[[], bool], bound: float = 90.0) -> bool:
-    deadline = time.monotonic() + bound  # bounds a stuck daemon; not a timing assertion
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_outage_and_restart_lose_nothing_and_store_nothing_twice(
@@ -76,7 +66,7 @@ def test_outage_and_restart_lose_nothing_and_store_nothing_twice(
                 )
             return tried == CALLS
 
-        assert wait_for(all_tried_while_down), relay.log()[-3000:]
+        assert wait_for(all_tried_while_down, 90), relay.log()[-3000:]
     finally:
         relay.stop()  # with every upload still queued
     assert index is not None
@@ -95,7 +85,7 @@ def test_outage_and_restart_lose_nothing_and_store_nothing_twice(
                 states = s.scalars(select(Recording.archive_state)).all()
             return len(states) == CALLS and set(states) == {"archived"}
 
-        assert wait_for(all_archived), relay.log()[-3000:]
+        assert wait_for(all_archived, 90), relay.log()[-3000:]
     finally:
         relay.stop()
     versions = s3.client.list_object_versions(Bucket=BUCKET).get("Versions", [])
