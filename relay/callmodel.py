@@ -42,6 +42,11 @@ class MediaSide:
     """This side's last offer had codecs stripped or masked (rtpengine's codec tracker runs)."""
     kept_formats: tuple[str, ...] = ()
     """Payload types of that offer still usable by its party (stripped ones gone, masked kept)."""
+    offered_names: dict[str, str] = field(default_factory=dict)
+    """That offer's codec under each payload type (an answer's same number must name it)."""
+    transcoding: bool = False
+    """rtpengine's media flag "transcoding": the last answer on this line had no codec in
+    common with the offer (rtpvault accepts that only on a rejected line, where no media flows)."""
     portless: tuple[str | None, bool, bool] = (None, False, False)
     """For a side without ports: the address its party's SDP gave (or the SIP source), and the
     strict-source / media-handover flags of that SDP (query shows them on port-less streams)."""

@@ -23,6 +23,8 @@ from relay.offered import OfferedMedia, OfferedSession
 from relay.ports import Opener, PortPool, PortsExhausted, bind_udp
 from relay.sdp.codecs import (
     answer_formats,
+    answer_has_common,
+    answer_transcodes,
     codecs_touched,
     drop_orphans,
     offer_formats,
@@ -211,6 +213,9 @@ class Registry:
         """Handle the answer of `to_tag` to `from_tag`'s offer; returns the SDP for the offerer."""
         call = self.get(call_id)
         offerer = call.parties.get(from_tag)
+        if offerer is not None and _answer_transcodes(offerer, offered):
+            # checked before anything changes: the call stays as it was before this answer
+            raise CallError(ANSWER_TRANSCODING)
         answerer: Party | None
         if offerer is None:
             # rtpengine 10.5 (call_get_monologue_new, tags swapped for the answer): the to-tag's
@@ -700,10 +705,21 @@ class Registry:
         if offer:
             sent, kept = offer_formats(formats, media.codec_names, flags.codec)
             s_side.sent_formats, s_side.kept_formats = sent, kept
+            s_side.offered_names = dict(media.codec_names)
+            s_side.transcoding = r_side.transcoding = False
             s_side.codecs_touched = codecs_touched(formats, media.codec_names, flags.codec)
         else:
+            s_side.transcoding = r_side.transcoding = r_side.sent_formats is not None and (
+                not answer_has_common(
+                    formats, r_side.sent_formats, r_side.kept_formats, media.codec_names,
+                    r_side.offered_names,
+                )
+            )  # only a rejected line gets here (_answer_transcodes refuses the others)
             if r_side.sent_formats is not None:
-                formats = answer_formats(formats, r_side.sent_formats, r_side.kept_formats)
+                formats = answer_formats(
+                    formats, r_side.sent_formats, r_side.kept_formats, media.codec_names,
+                    r_side.offered_names,
+                )
             _, sent = offer_formats(formats, media.codec_names, flags.codec)  # mask: no-op here
             if flags.has("single-codec"):
                 sent = single_codec(sent, media.codec_names)
@@ -1076,6 +1092,28 @@ def _direction_flags(
     zero = media.zero_address and not source_address and not media.rejected
     r_side.send, r_side.recv = sends, receives and not zero
     s_side.send, s_side.recv = receives and not zero, sends
+
+
+ANSWER_TRANSCODING = (
+    "answer codecs not matching the offer (transcoding) are not supported by rtpvault yet"
+)
+
+
+def _answer_transcodes(offerer: Party, offered: OfferedSession) -> bool:
+    """rtpengine 10.5 would transcode some accepted m= line of this answer to `offerer`
+    (relay.sdp.codecs.answer_transcodes); rejected lines carry no media and are not counted."""
+    for index, media in enumerate(offered.media):
+        if media.rejected or index >= len(offerer.medias):
+            continue
+        side = offerer.medias[index]
+        if side.sent_formats is None:
+            continue
+        if answer_transcodes(
+            media.formats, side.sent_formats, side.kept_formats, media.codec_names,
+            side.offered_names,
+        ):
+            return True
+    return False
 
 
 def _now(work: Callable[[], None]) -> None:

@@ -76,6 +76,8 @@ def _media_flags(side: MediaSide) -> list[str]:
         flags.append("ICE controlling")
     if side.unidirectional:
         flags.append("unidirectional")
+    if side.transcoding:
+        flags.append("transcoding")
     return flags
 
 

@@ -13,9 +13,18 @@ Measured against rtpengine 10.5 (differential scenarios `codec_*`):
   rate; with none left at all the format list becomes empty.
 * Masked codecs are not offered to the other side but stay acceptable in its answer.
 * The answer going back to the offerer lists the answered payload types that were offered to
-  the answerer; failing that, those the offerer can still use (masked ones). With none of
-  those rtpengine transcodes to the offerer's first codec; rtpvault cannot, so the answer then
-  passes unchanged.
+  the answerer; failing that, those the offerer can still use (masked ones). A payload type
+  counts only with the offerer's codec under it (`8 G722/8000` is not the offered PCMA).
+* With none of those, rtpengine 10.5 transcodes to the offerer's first codec (query: media
+  flag "transcoding"; differential scenarios `tc_*`): an answer with only codecs not offered,
+  with an offered codec under another payload type (opus 111 for opus 96), or with a codec
+  the offer stripped. telephone-event alone, a subset, extra codecs next to a common one and
+  a masked codec are answered without. An answered payload type that the offer used for
+  another codec (`8 G722/8000` next to a common PCMU) gets a transcoder too (media flag
+  "transcoding" on the answerer's side only), though the SDP only lists PCMU. rtpvault
+  cannot transcode, so such an answer is refused (`answer_transcodes`); a rejected (port 0)
+  line without a common codec only prints the offerer's first payload type and shows
+  "transcoding", as rtpengine does, since no media flows there.
 """
 
 from __future__ import annotations
@@ -93,16 +102,84 @@ def offer_formats(
     return _settle(formats, masked, names_of), _settle(formats, stripped, names_of)
 
 
-def answer_formats(
-    answered: Iterable[str], sent: tuple[str, ...], kept: tuple[str, ...]
+def _same_codec(
+    pt: str, answered_names: Mapping[str, str], offered_names: Mapping[str, str]
+) -> bool:
+    """The answer's codec under `pt` is the offerer's (unknown names count as the same)."""
+    mine, theirs = answered_names.get(pt), offered_names.get(pt)
+    if not mine or not theirs:
+        return True
+    return _full(mine) == _full(theirs)
+
+
+def _full(codec: str) -> str:
+    parts = codec.lower().split("/")
+    return "/".join(parts + (["1"] if len(parts) == 2 else []))
+
+
+def _common(
+    answered: tuple[str, ...],
+    sent: tuple[str, ...],
+    kept: tuple[str, ...],
+    answered_names: Mapping[str, str],
+    offered_names: Mapping[str, str],
 ) -> tuple[str, ...]:
-    """The answered payload types the offerer gets back (see the module docstring)."""
-    answered = tuple(answered)
     for allowed in (sent, kept):
-        out = tuple(pt for pt in answered if pt in allowed)
+        out = tuple(
+            pt for pt in answered
+            if pt in allowed and _same_codec(pt, answered_names, offered_names)
+        )
         if out:
             return out
-    return answered  # rtpengine would transcode (to kept[0]); pass the answer through
+    return ()
+
+
+def answer_transcodes(
+    answered: Iterable[str],
+    sent: tuple[str, ...],
+    kept: tuple[str, ...],
+    answered_names: Mapping[str, str] | None = None,
+    offered_names: Mapping[str, str] | None = None,
+) -> bool:
+    """rtpengine 10.5 would transcode this answer: none of its payload types carries a codec
+    the offerer offered to the answerer or can still use, or one of them is an offered
+    payload type naming another codec (see the module docstring)."""
+    answered = tuple(answered)
+    answered_names, offered_names = answered_names or {}, offered_names or {}
+    if not answer_has_common(answered, sent, kept, answered_names, offered_names):
+        return True
+    return any(
+        pt in offered_names and not _same_codec(pt, answered_names, offered_names)
+        for pt in answered
+    )
+
+
+def answer_has_common(
+    answered: Iterable[str],
+    sent: tuple[str, ...],
+    kept: tuple[str, ...],
+    answered_names: Mapping[str, str] | None = None,
+    offered_names: Mapping[str, str] | None = None,
+) -> bool:
+    """Some answered payload type carries a codec the offerer offered or can still use."""
+    return bool(_common(tuple(answered), sent, kept, answered_names or {}, offered_names or {}))
+
+
+def answer_formats(
+    answered: Iterable[str],
+    sent: tuple[str, ...],
+    kept: tuple[str, ...],
+    answered_names: Mapping[str, str] | None = None,
+    offered_names: Mapping[str, str] | None = None,
+) -> tuple[str, ...]:
+    """The answered payload types the offerer gets back (see the module docstring). Where
+    rtpengine transcodes (refused by rtpvault except on a rejected line) this is the offerer's
+    first payload type, as rtpengine prints it."""
+    answered = tuple(answered)
+    out = _common(answered, sent, kept, answered_names or {}, offered_names or {})
+    if out:
+        return out
+    return kept[:1] or answered
 
 
 def single_codec(formats: tuple[str, ...], names_of: Mapping[str, str]) -> tuple[str, ...]:

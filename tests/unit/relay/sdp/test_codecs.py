@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from relay.sdp.codecs import answer_formats, codec_matches, offer_formats, single_codec
+from relay.sdp.codecs import (
+    answer_formats,
+    answer_transcodes,
+    codec_matches,
+    offer_formats,
+    single_codec,
+)
 
 NAMES = {
     "102": "telephone-event/48000",
@@ -79,14 +85,55 @@ def test_masked_codecs_stay_with_the_offerer() -> None:
         ("0 101", "0 8 101", "0 8 101", "0 101"),
         ("8 0 101", "0 101", "0 101", "0 101"),  # stripped PCMA answered anyway
         ("8", "0 101", "0 8 101", "8"),  # masked PCMA is fine
-        ("8", "0 101", "0 101", "8"),  # rtpengine transcodes to PCMU here; rtpvault cannot
-        ("9", "8 0 101", "8 0 101", "9"),
+        ("8", "0 101", "0 101", "0"),  # transcoded to PCMU (rtpvault: rejected lines only)
+        ("9", "8 0 101", "8 0 101", "8"),
         ("0 100", "0 8 101", "0 8 101", "0"),  # matched by payload type number
     ],
 )
 def test_answer_keeps_what_was_offered(answered: str, sent: str, kept: str, out: str) -> None:
     got = answer_formats(answered.split(), tuple(sent.split()), tuple(kept.split()))
     assert " ".join(got) == out
+
+
+OFFERED_NAMES = {"0": "PCMU/8000", "8": "PCMA/8000", "9": "G722/8000", "96": "opus/48000/2",
+         "101": "telephone-event/8000"}
+
+
+@pytest.mark.parametrize(
+    ("answered", "answered_names", "sent", "kept", "transcodes"),
+    [
+        # measured with rtpengine 10.5 (differential scenarios tc_*)
+        ("9", {"9": "G722/8000"}, "0 8 101", "0 8 101", True),  # codec not offered
+        ("111", {"111": "opus/48000/2"}, "96 0 8 101", "96 0 8 101", True),  # other PT
+        ("111 0", {"111": "opus/48000/2", "0": "PCMU/8000"}, "96 0 8 101", "96 0 8 101", False),
+        ("8", {"8": "G722/8000"}, "0 8 101", "0 8 101", True),  # PT 8, but not PCMA
+        ("101", {"101": "telephone-event/8000"}, "0 8 101", "0 8 101", False),  # DTMF only
+        ("8", {"8": "PCMA/8000"}, "0 8 101", "0 8 101", False),  # subset
+        ("9 8 101", {"9": "G722/8000", "8": "PCMA/8000"}, "0 8 101", "0 8 101", False),
+        ("0", {"0": "PCMU/8000"}, "", "0 8 101", False),  # everything masked, PCMU answered
+        ("101", {"101": "telephone-event/8000"}, "", "0 8 101", False),
+        ("9", {"9": "G722/8000"}, "8 101", "0 8 101", True),  # PCMU masked, G722 answered
+        ("8", {"8": "PCMA/8000"}, "0 101", "0 101", True),  # PCMA stripped, answered anyway
+        ("8 0", {"8": "G722/8000", "0": "PCMU/8000"}, "0 8 101", "0 8 101", True),  # PT clash
+        ("9 0", {"9": "G722/8000", "0": "PCMU/8000"}, "0 8", "0 8", False),  # 9 not offered
+        ("8", {}, "0 8 101", "0 8 101", False),  # static PT without rtpmap
+        ("96", {"96": "OPUS/48000/2"}, "96 0", "96 0", False),  # names match case-insensitively
+        ("0", {"0": "PCMU/8000/1"}, "0", "0", False),  # channels 1 written out
+    ],
+)
+def test_answer_transcodes(
+    answered: str, answered_names: dict[str, str], sent: str, kept: str, transcodes: bool
+) -> None:
+    assert answer_transcodes(
+        answered.split(), tuple(sent.split()), tuple(kept.split()), answered_names, OFFERED_NAMES
+    ) is transcodes
+
+
+def test_transcoded_answer_prints_the_offerers_first_codec() -> None:
+    got = answer_formats(["9"], ("8", "101"), ("0", "8", "101"), {"9": "G722/8000"}, OFFERED_NAMES)
+    assert got == ("0",)
+    got = answer_formats(["8"], ("0", "8"), ("0", "8"), {"8": "G722/8000"}, OFFERED_NAMES)
+    assert got == ("0",)
 
 
 def test_single_codec_keeps_the_first_real_codec_and_all_supplementary_ones() -> None:
