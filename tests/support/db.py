@@ -80,3 +80,14 @@ def index(index_url: str) -> Iterator[object]:
         yield ix
     finally:
         ix.close()
+
+
+def all_archived(index: Any, count: int) -> bool:
+    """`count` recordings are indexed and every one is archived (a check for wait_for)."""
+    from sqlalchemy import select
+
+    from storage.models import Recording
+
+    with index.session() as s:
+        states = s.scalars(select(Recording.archive_state)).all()
+    return len(states) == count and set(states) == {"archived"}

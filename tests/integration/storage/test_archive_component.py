@@ -28,7 +28,7 @@ from rtpvault import archive
 from rtpvault.component import StartupError
 from storage.db import open_index, upgrade
 from storage.models import Recording, Upload
-from tests.support.db import pg_database, recording
+from tests.support.db import all_archived, pg_database, recording
 from tests.support.s3 import MotoServer
 from tests.support.tools import free_port
 from tests.support.wait import wait_for
@@ -122,12 +122,7 @@ def test_started_then_finished_recordings_are_indexed_and_archived(
         for _, end in docs:
             recorder.publish(end)
 
-        def archived() -> bool:
-            with index.session() as s:
-                states = s.scalars(select(Recording.archive_state)).all()
-            return len(states) == 3 and set(states) == {"archived"}
-
-        assert wait_for(archived)
+        assert wait_for(lambda: all_archived(index, 3))
         with index.session() as s:
             rows = s.scalars(select(Recording).order_by(Recording.call_id)).all()
             assert [(r.call_id, r.status, r.caller, r.callee, r.node) for r in rows] == [

@@ -36,7 +36,7 @@ from storage.db import open_index, upgrade
 from storage.models import Recording, StreamRow, Upload
 from tests.integration.recording.media import Call, Leg, rtp
 from tests.support import daemons
-from tests.support.db import pg_database
+from tests.support.db import all_archived, pg_database
 from tests.support.s3 import MotoServer
 from tests.support.tools import require
 from tests.support.wait import wait_for
@@ -263,12 +263,9 @@ def test_kill9_during_recorded_calls(
         relay = daemons.start("rtpvault", tmp_path / "run2", extra=extra)
         try:
 
-            def archived() -> bool:
-                with index.session() as s:
-                    states = s.scalars(select(Recording.archive_state)).all()
-                return len(states) == CALLS and set(states) == {"archived"}
-
-            assert wait_for(archived, 60, retry_on=(Exception,)), relay.log()[-3000:]
+            assert wait_for(
+                lambda: all_archived(index, CALLS), 60, retry_on=(Exception,)
+            ), relay.log()[-3000:]
         finally:
             relay.stop()
         with index.session() as s:
@@ -392,12 +389,9 @@ def test_kill9_before_the_index_heard_of_the_finish(s3: MotoServer, tmp_path: Pa
 
         relay = daemons.start("rtpvault", tmp_path / "run2", extra=extra)
 
-        def archived() -> bool:
-            with index.session() as s:
-                states = s.scalars(select(Recording.archive_state)).all()
-            return len(states) == len(calls) and set(states) == {"archived"}
-
-        assert wait_for(archived, 30, retry_on=(Exception,)), relay.log()[-3000:]
+        assert wait_for(
+            lambda: all_archived(index, len(calls)), 30, retry_on=(Exception,)
+        ), relay.log()[-3000:]
         with index.session() as s:
             for rec in s.scalars(select(Recording)):
                 data = Path(rec.path).read_bytes()

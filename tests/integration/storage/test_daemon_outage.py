@@ -15,6 +15,7 @@ from storage.db import open_index, upgrade
 from storage.models import Recording, Upload
 from tests.integration.recording.media import Call
 from tests.support import daemons
+from tests.support.db import all_archived
 from tests.support.s3 import MotoServer
 from tests.support.wait import wait_for
 
@@ -80,12 +81,7 @@ def test_outage_and_restart_lose_nothing_and_store_nothing_twice(
     relay = daemons.start("rtpvault", tmp_path / "run2", extra=extra)
     try:
 
-        def all_archived() -> bool:
-            with index.session() as s:
-                states = s.scalars(select(Recording.archive_state)).all()
-            return len(states) == CALLS and set(states) == {"archived"}
-
-        assert wait_for(all_archived, 90), relay.log()[-3000:]
+        assert wait_for(lambda: all_archived(index, CALLS), 90), relay.log()[-3000:]
     finally:
         relay.stop()
     versions = s3.client.list_object_versions(Bucket=BUCKET).get("Versions", [])
