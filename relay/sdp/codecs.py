@@ -77,10 +77,7 @@ def _settle(
         return formats  # nothing may remain to talk with: then nothing goes
     if len(out) == len(formats):
         return formats  # nothing touched: orphaned telephone-event/CN stay too
-    clocks = {_clock(names_of.get(pt, "")) for pt in out if not _supplementary(names_of, pt)}
-    return tuple(
-        pt for pt in out if not _supplementary(names_of, pt) or _clock(names_of[pt]) in clocks
-    )
+    return drop_orphans(out, names_of)
 
 
 def _supplementary(names_of: Mapping[str, str], pt: str) -> bool:
@@ -96,10 +93,17 @@ def offer_formats(
     formats: tuple[str, ...], names_of: Mapping[str, str], codec: Mapping[str, Sequence[str]]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(formats offered to the other side, formats the offerer keeps) after strip and mask."""
+    stripped, masked = _strip_mask(formats, names_of, codec)
+    return _settle(formats, masked, names_of), _settle(formats, stripped, names_of)
+
+
+def _strip_mask(
+    formats: tuple[str, ...], names_of: Mapping[str, str], codec: Mapping[str, Sequence[str]]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(after strip, after strip and mask), before the empty check."""
     keep = codec.get("except", [])
     stripped = _remove(formats, names_of, codec.get("strip", []), keep)
-    masked = _remove(stripped, names_of, codec.get("mask", []), keep)
-    return _settle(formats, masked, names_of), _settle(formats, stripped, names_of)
+    return stripped, _remove(stripped, names_of, codec.get("mask", []), keep)
 
 
 def _same_codec(
@@ -208,7 +212,5 @@ def codecs_touched(
     formats: tuple[str, ...], names_of: Mapping[str, str], codec: Mapping[str, Sequence[str]]
 ) -> bool:
     """Whether strip or mask removed anything (even if the empty check restored it all)."""
-    keep = codec.get("except", [])
-    stripped = _remove(formats, names_of, codec.get("strip", []), keep)
-    masked = _remove(stripped, names_of, codec.get("mask", []), keep)
+    stripped, masked = _strip_mask(formats, names_of, codec)
     return stripped != formats or masked != stripped
