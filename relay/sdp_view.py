@@ -70,7 +70,7 @@ def summarize(desc: SessionDescription) -> OfferedSession:
     )
 
 
-def check_supported(offered: OfferedSession, flags: NgFlags) -> None:
+def check_supported(offered: OfferedSession, flags: NgFlags, offer: bool = True) -> None:
     """Refuse, with a clear reason, what would need SRTP, ICE or transcoding."""
     if flags.ice in ("force", "force-relay", "force_relay", "force relay", "optional"):
         raise SdpUnsupported(f"ICE={flags.ice} is not supported by rtpvault yet")
@@ -92,15 +92,19 @@ def check_supported(offered: OfferedSession, flags: NgFlags) -> None:
             raise SdpUnsupported(f"SRTP media ({m.protocol}) is not supported by rtpvault yet")
         if m.ice and flags.ice != "remove":
             raise SdpUnsupported("ICE is not supported by rtpvault yet; use ICE=remove")
+    if offer and ((flags.ptime or 0) > 0 or (flags.rev_ptime or 0) > 0):
+        # rtpengine 10.5 repacketizes (transcodes) to a requested ptime
+        raise SdpUnsupported("ptime (repacketization) is not supported by rtpvault yet")
 
 
 def prepare(
-    text: str, flags: NgFlags
+    text: str, flags: NgFlags, offer: bool = True
 ) -> tuple[SessionDescription, OfferedSession, Callable[[SessionPlan], str]]:
-    """Parse `text` (SdpError on bad SDP), summarise it and check it is supported."""
+    """Parse `text` (SdpError on bad SDP), summarise it and check it is supported (`offer`:
+    the SDP is an offer, where flags like ptime= ask for transcoding)."""
     desc = parse(text)
     offered = summarize(desc)
-    check_supported(offered, flags)
+    check_supported(offered, flags, offer)
 
     def render(plan: SessionPlan) -> str:
         return rewrite(desc, plan)

@@ -221,14 +221,11 @@ class Commands:
         refused: str | None = None
         if sdp != "":
             try:
-                desc, offered, render = prepare(sdp, flags)
+                desc, offered, render = prepare(sdp, flags, offer)
             except SdpUnsupported as exc:
                 refused = str(exc)  # rtpvault's own refusal: after rtpengine's checks
             except ValueError:
                 raise NgError("Failed to parse SDP") from None
-            if refused is None and offer and ((flags.ptime or 0) > 0 or (flags.rev_ptime or 0) > 0):
-                # rtpengine 10.5 repacketizes (transcodes) to a requested ptime: refused
-                refused = "ptime (repacketization) is not supported by rtpvault yet"
         if offer and call_id not in reg.calls and 0 <= self.max_sessions <= len(reg.calls):
             reg.totals.rejected += 1
             supports = body.get("supports")
