@@ -13,6 +13,11 @@ from relay.offered import OfferedMedia
 from relay.ports import PortPool
 
 
+def plus_one(address: tuple[str, int] | None) -> tuple[str, int] | None:
+    """The address one port up (an RTCP endpoint next to its RTP one)."""
+    return None if address is None else (address[0], address[1] + 1)
+
+
 @dataclass(slots=True)
 class MediaSide:
     index: int

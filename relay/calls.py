@@ -13,10 +13,9 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from types import SimpleNamespace
-from typing import Any, Protocol
+from typing import Protocol
 
-from relay.callmodel import Call, MediaSide, Party
+from relay.callmodel import Call, MediaSide, Party, plus_one
 from relay.media.stream import LEARN_DELAYED, Stream
 from relay.ng.flags import NgFlags
 from relay.offered import OfferedMedia, OfferedSession
@@ -490,23 +489,13 @@ class Registry:
         side.pool = pool
         side.advertised = itf.advertised
         side.family = itf.family
+        for new, prev in zip((side.rtp, side.rtcp), old, strict=False):
+            if new is not None:
+                _carry(prev, new)
         if len(old) == 1 and side.rtcp is not None:
             # the single-port side's fallback RTCP stream had the RTP peer one port up
-            rtp = old[0]
-            fallback = SimpleNamespace(
-                peer=_plus_one(rtp.peer), sdp_peer=_plus_one(rtp.sdp_peer), sink=rtp.sink,
-                strict_source=rtp.strict_source, media_handover=rtp.media_handover,
-                asymmetric=rtp.asymmetric, tag=rtp.tag, call_id=rtp.call_id,
-            )
-            old_pairs: tuple[Any, ...] = (rtp, fallback)
-        else:
-            old_pairs = tuple(old) or (None, None)
-        for new, prev in zip((side.rtp, side.rtcp), old_pairs, strict=False):
-            if prev is not None and new is not None:
-                new.peer, new.sdp_peer, new.sink = prev.peer, prev.sdp_peer, prev.sink
-                new.strict_source, new.media_handover = prev.strict_source, prev.media_handover
-                new.asymmetric = prev.asymmetric
-                new.tag, new.call_id = prev.tag, prev.call_id
+            _carry(old[0], side.rtcp)
+            side.rtcp.peer, side.rtcp.sdp_peer = plus_one(old[0].peer), plus_one(old[0].sdp_peer)
         for stream in side.streams():
             if any(stream is o for o in old):
                 continue  # a kept RTCP stream is running already
@@ -1060,8 +1049,12 @@ def _rtcp_mux_logic(
         receiver.rtcp_mux_override = True
 
 
-def _plus_one(address: tuple[str, int] | None) -> tuple[str, int] | None:
-    return None if address is None else (address[0], address[1] + 1)
+def _carry(prev: Stream, new: Stream) -> None:
+    """What a stream learned (peers, sink, source flags, owner) survives its re-allocation."""
+    new.peer, new.sdp_peer, new.sink = prev.peer, prev.sdp_peer, prev.sink
+    new.strict_source, new.media_handover = prev.strict_source, prev.media_handover
+    new.asymmetric = prev.asymmetric
+    new.tag, new.call_id = prev.tag, prev.call_id
 
 
 def _same_endpoint(side: MediaSide, endpoint: tuple[str, int]) -> bool:

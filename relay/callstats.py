@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from relay.callmodel import Call, MediaSide, Party
+from relay.callmodel import Call, MediaSide, Party, plus_one
 from relay.media.stream import Stream
 
 
@@ -81,10 +81,6 @@ def _media_flags(side: MediaSide) -> list[str]:
     return flags
 
 
-def _plus_one(address: tuple[str, int] | None) -> tuple[str, int] | None:
-    return None if address is None else (address[0], address[1] + 1)
-
-
 def fallback_rtcp_stats(rtp: Stream, created: float, muxed: bool) -> dict[str, Any]:
     """rtpengine's RTCP stream of a media that has only an RTP port (rtcp-mux=require): local
     port 0, the RTP peers one port up, flagged "fallback RTCP" while the party muxes."""
@@ -96,8 +92,8 @@ def fallback_rtcp_stats(rtp: Stream, created: float, muxed: bool) -> dict[str, A
     if rtp.local_port:  # a rejected line's released streams show no local socket at all
         out.update({"local port": 0, "local address": rtp.local_address, "family": family})
     return out | {
-        "endpoint": _endpoint(_plus_one(rtp.peer), family),
-        "advertised endpoint": _endpoint(_plus_one(rtp.sdp_peer), family),
+        "endpoint": _endpoint(plus_one(rtp.peer), family),
+        "advertised endpoint": _endpoint(plus_one(rtp.sdp_peer), family),
         "last packet": int(created),
         "flags": flags,
         "stats": {"packets": 0, "bytes": 0, "errors": 0},
