@@ -5,7 +5,6 @@ S3 object (moto_server) whose SHA-256 is the local file's."""
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,10 +14,12 @@ from sqlalchemy import select
 from storage.db import open_index
 from storage.models import Recording
 from tests.support import daemons
+from tests.support.db import all_archived
 from tests.support.s3 import (
     MotoServer,
     s3,  # noqa: F401  (fixture)
 )
+from tests.support.wait import wait_for
 
 from .rig import SipRig
 from .sipcall import CallSpec
@@ -26,29 +27,32 @@ from .sipcall import CallSpec
 pytestmark = pytest.mark.integration
 
 
+def archiving_options(spool: Path, bucket: str, moto: MotoServer) -> list[str]:
+    """Relay options: eth captures in `spool`, archived to `bucket` on the moto server."""
+    return [f"--recording-dir={spool}", "--recording-format=eth", "--delete-delay=0",
+            f"--s3-bucket={bucket}", f"--s3-endpoint-url={moto.endpoint}",
+            "--s3-region=us-east-1", "--s3-retry-initial=0.2"]  # fmt: skip
+
+
 def test_recorded_kamailio_call_is_indexed_and_archived(
     sip_rig: Callable[..., SipRig], s3: MotoServer, tmp_path: Path  # noqa: F811
 ) -> None:
     s3.client.create_bucket(Bucket="kam-calls")
     spool = tmp_path / "spool"
-    extra = [f"--recording-dir={spool}", "--recording-format=eth", "--delete-delay=0",
-             "--s3-bucket=kam-calls", f"--s3-endpoint-url={s3.endpoint}",
-             "--s3-region=us-east-1", "--s3-retry-initial=0.2"]  # fmt: skip
+    extra = archiving_options(spool, "kam-calls", s3)
     rig = sip_rig("rtpvault", relay_options={"extra": extra})
     result = rig.call(CallSpec(media=True, media_packets=20, record=True,
                                metadata="from:alice|to:bob"))  # fmt: skip
     assert result.ok, result.describe() + rig.logs()
     index = open_index("sqlite:///" + str(spool / "recordings.db"), create=False)
     try:
-        deadline = time.monotonic() + 20  # bounds a stuck daemon; not a timing assertion
-        rec = None
-        while time.monotonic() < deadline:
+        def archived_row() -> Recording | None:
             with index.session() as s:
                 rec = s.scalars(select(Recording)).first()
-                if rec is not None and rec.archive_state == "archived":
-                    break
-            time.sleep(0.1)
-        assert rec is not None and rec.archive_state == "archived", rig.logs()
+            return rec if rec is not None and rec.archive_state == "archived" else None
+
+        rec = wait_for(archived_row, 20)
+        assert rec is not None, rig.logs()
         assert (rec.call_id, rec.caller, rec.callee) == (result.call_ids[0], "alice", "bob")
         assert rec.status == "complete" and rec.packets >= 40
         local = Path(rec.path).read_bytes()
@@ -73,9 +77,7 @@ def test_kill9_during_recorded_kamailio_calls(
 
     s3.client.create_bucket(Bucket="kam-kill")
     spool = tmp_path / "spool"
-    extra = [f"--recording-dir={spool}", "--recording-format=eth", "--delete-delay=0",
-             "--s3-bucket=kam-kill", f"--s3-endpoint-url={s3.endpoint}",
-             "--s3-region=us-east-1", "--s3-retry-initial=0.2"]  # fmt: skip
+    extra = archiving_options(spool, "kam-kill", s3)
     rig = sip_rig("rtpvault", relay_options={"extra": extra})
     calls = 3
     spec = CallSpec(calls=calls, media=True, media_packets=None, record=True,
@@ -88,10 +90,7 @@ def test_kill9_during_recorded_kamailio_calls(
             files = list((spool / "pcaps").glob("*.pcap"))
             return len(files) == calls and all(f.stat().st_size > 24 + 50 * 214 for f in files)
 
-        deadline = time.monotonic() + 30  # bounds a stuck run; not a timing assertion
-        while not recording_media() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert recording_media(), rig.logs()
+        assert wait_for(recording_media, 30, interval=0.05), rig.logs()
         rig.relay.proc.send_signal(signal.SIGKILL)
         rig.relay.proc.wait(10)
     finally:
@@ -106,16 +105,10 @@ def test_kill9_during_recorded_kamailio_calls(
     relay = daemons.start("rtpvault", tmp_path / "restart", extra=extra)
     index = open_index("sqlite:///" + str(spool / "recordings.db"), create=False)
     try:
-        deadline = time.monotonic() + 30  # bounds a stuck daemon; not a timing assertion
-        rows: list[Recording] = []
-        while time.monotonic() < deadline:
-            with index.session() as s:
-                rows = list(s.scalars(select(Recording)))
-                s.expunge_all()
-            if len(rows) == calls and {r.archive_state for r in rows} == {"archived"}:
-                break
-            time.sleep(0.1)
-        assert {r.archive_state for r in rows} == {"archived"}, relay.log()[-3000:]
+        assert wait_for(lambda: all_archived(index, calls), 30), relay.log()[-3000:]
+        with index.session() as s:
+            rows = list(s.scalars(select(Recording)))
+            s.expunge_all()
         assert sorted(r.path for r in rows) == [str(p) for p in pcaps]
         for rec in rows:
             local = Path(rec.path).read_bytes()
