@@ -11,11 +11,11 @@ import sys
 import time
 from typing import Any
 
-from relay.calls import Registry
+from relay.call import Registry
 from relay.config import ConfigError, Settings, load_settings, parse_args
 from relay.control import NgControlServer
 from relay.ng.commands import Commands
-from relay.statistics import statistics
+from relay.ng.statistics import statistics
 from rtpvault.component import Component, StartupError
 from rtpvault.logsetup import setup_logging, subsystem_levels
 from rtpvault.taps import TapHub

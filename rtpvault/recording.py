@@ -1,9 +1,11 @@
 """Composition of the recorder: relay call events and ng replies in, recordings on disk out.
 
 * `daemon.registry.listeners`: a call with `record` on gets a Recording (file names as
-  rtpengine, the pcap path appended to `call.recordings` at once so the ng reply names it); its
-  streams get a tap (re-scanned on every "updated"); `record_paused` pauses/resumes; `record`
-  off or "closed:*" finishes it.
+  rtpengine); its streams get a tap (re-scanned on every `CallUpdated`); `record_paused`
+  pauses/resumes; `record` off or `CallClosed` finishes it. A `CallUpdated` from an SDP
+  exchange brings the relay's parsed summary of that SDP (the sidecar's parties and codecs).
+* `daemon.commands.recording_path`: the current recording's pcap path, which the offer/answer
+  reply names.
 * `daemon.commands.observers`: each offer/answer while recording appends rtpengine's SDP block
   to the metadata file, an SDP packet to a pcapng file, and the SDP to the sidecar.
 * `subscribe(fn)`: fn(sidecar) on the loop thread when a recording starts (once its first
@@ -29,9 +31,9 @@ from recorder import metafile, pcapng
 from recorder.names import SUBDIRS, RecordingPaths, new_prefix
 from recorder.recording import STATUS_RECORDING, Recording
 from recorder.recovery import recover
-from recorder.sdpinfo import summarise
+from recorder.sdpinfo import STATIC_NAMES
 from recorder.spool import Spool
-from relay.callmodel import Call
+from relay.call import Call, CallClosed, CallEvent, CallUpdated, Exchange, OfferedSession
 from rtpvault.component import StartupError
 
 logger = logging.getLogger("rtpvault.recording")
@@ -46,6 +48,28 @@ def _split_meta(metadata: str | None) -> dict[str, str]:
         if sep and key:
             out[key] = value
     return out
+
+
+def _summary(offered: OfferedSession) -> dict[str, Any]:
+    """The sidecar's view of one SDP, from the relay's parse of it: {"user": o= user or None,
+    "media": [{type, address, port, codecs: [{pt, name, rate}]}]} (docs/recording-sidecar.md)."""
+    user = offered.origin_username
+    media = []
+    for m in offered.media:
+        codecs = []
+        for pt in m.formats:
+            if not pt.isdigit():
+                continue
+            text = m.codec_names.get(pt)
+            if text is not None:
+                name, _, rest = text.partition("/")
+                clock = rest.split("/")[0]
+                rate = int(clock) if clock.isdigit() else 8000
+            else:
+                name, rate = STATIC_NAMES.get(int(pt), (str(int(pt)), 8000))
+            codecs.append({"pt": int(pt), "name": name, "rate": rate})
+        media.append({"type": m.type, "address": m.address, "port": m.port, "codecs": codecs})
+    return {"user": user if user not in ("", "-") else None, "media": media}
 
 
 def prepare_dirs(root: str) -> None:
@@ -81,8 +105,11 @@ class RecordingComponent:
         self._late: list[tuple[Subscriber, dict[str, Any]]] = []
         self.closing = False
         self.spool = Spool(self._emit_threadsafe, announce=self._announce_threadsafe)
+        self._exchanges: dict[str, Exchange] = {}
+        """Per call, the SDP exchange the next offer/answer observer records (same request)."""
         daemon.registry.listeners.append(self._on_call)
         daemon.commands.observers.append(self._on_ng)
+        daemon.commands.recording_path = self.recording_path
 
     # -- events -------------------------------------------------------------------------------
     def subscribe(self, fn: Subscriber) -> None:
@@ -151,13 +178,21 @@ class RecordingComponent:
         }
 
     # -- call events --------------------------------------------------------------------------
-    def _on_call(self, event: str, call: Call) -> None:
+    def recording_path(self, call_id: str) -> str | None:
+        """The pcap path of `call_id`'s current recording, if it is being recorded."""
+        rec = self.active.get(call_id)
+        return rec.paths.pcap if rec is not None else None
+
+    def _on_call(self, event: CallEvent) -> None:
+        call = event.call
         rec = self.active.get(call.call_id)
-        if event.startswith("closed:"):
+        if isinstance(event, CallClosed):
+            self._exchanges.pop(call.call_id, None)
             if rec is not None:
                 self._finish(call.call_id, time.time())
             return
         if not call.record:
+            self._exchanges.pop(call.call_id, None)
             if rec is not None:
                 self._finish(call.call_id, 0.0)
             return
@@ -167,6 +202,8 @@ class RecordingComponent:
         if call.record_paused and rec.pause(now) or not call.record_paused and rec.resume(now):
             self._sidecar(rec)
         self._rescan(rec, call)
+        if isinstance(event, CallUpdated) and event.exchange is not None:
+            self._exchanges[call.call_id] = event.exchange  # for _on_ng, after the reply
 
     def _start(self, call: Call) -> Recording:
         ext = "pcapng" if self.fmt == "pcapng" else "pcap"
@@ -179,7 +216,6 @@ class RecordingComponent:
         self._update_doc(rec, call)
         self.active[call.call_id] = rec
         self.tapped[call.call_id] = {}
-        call.recordings.append(paths.pcap)
         comment = f"rtpvault recording\ncall-id: {call.call_id}\nmetadata: {call.metadata or ''}"
         self.spool.submit("open", rec, rec.file_header(comment))
         self._count(rec.doc)
@@ -268,15 +304,15 @@ class RecordingComponent:
         if command not in ("offer", "answer") or reply.get("result") != "ok":
             return
         call_id = request.get("call-id")
+        exchange = self._exchanges.pop(call_id, None) if isinstance(call_id, str) else None
         rec = self.active.get(call_id) if isinstance(call_id, str) else None
         sdp_out = reply.get("sdp")
-        if rec is None or not isinstance(sdp_out, str):
+        if rec is None or exchange is None or not isinstance(sdp_out, str):
             return
         call = self.daemon.registry.calls.get(call_id)
         if call is None:
             return
-        tag_key = "from-tag" if command == "offer" else "to-tag"
-        tag = request.get(tag_key) or request.get(tag_key.replace("-", " ")) or ""
+        tag = exchange.tag
         party = call.parties.get(tag)
         label = party.label if party is not None else None
         started = rec.party_started.get(tag, party.created if party is not None else received)
@@ -286,7 +322,7 @@ class RecordingComponent:
         sdp_in = request.get("sdp") if isinstance(request.get("sdp"), str) else ""
         if rec.fmt == "pcapng":
             rec.chunks.append(pcapng.sdp_packet(received, sdp_out, f"{command} from tag {tag}"))
-        summary = summarise(sdp_in or "")
+        summary = _summary(exchange.offered)
         parties = rec.doc["parties"]
         entry = next((p for p in parties if p["tag"] == tag), None)
         if entry is None:

@@ -11,11 +11,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from relay.callmodel import Call, Party
-from relay.calls import CallError, Registry
-from relay.callstats import _subscribers, call_stats
+from relay.call import Call, CallError, CallUpdated, Party, Registry
+from relay.ng.callstats import call_stats, subscribers
 from relay.ng.errors import NgError
-from relay.ng.flags import NgFlags, parse_flags
+from relay.ng.flags import NgFlags, call_options, parse_flags
 from relay.ng.unimplemented import (
     CALL_ID_KEYS,
     STRTOLL,
@@ -43,8 +42,6 @@ COMMAND_NAMES = (
     "unblock media", "play media", "stop media", "play DTMF", "statistics", "silence media",
     "unsilence media", "publish", "subscribe request", "subscribe answer", "unsubscribe",
 )
-# rtpvault's additions (not rtpengine 10.5 commands); not listed in `statistics`.
-EXTRA_COMMANDS = ("pause recording",)
 # rtpengine's short names in controlstatistics, same order.
 SHORT_NAMES = (
     "ping", "offer", "answer", "delete", "query", "list", "startrec", "stoprec", "startfwd",
@@ -81,6 +78,10 @@ class Delays:
 
 def _now(work: Callable[[], None]) -> None:
     work()
+
+
+def _no_recording(call_id: str) -> str | None:
+    return None
 
 
 def _str(body: dict[str, Any], *keys: str) -> str | None:
@@ -154,6 +155,9 @@ class Commands:
         self.defer: Callable[[Callable[[], None]], None] = _now
         """How observers are run: at once, or (the daemon) after the reply is sent."""
         self._media_players: dict[str, set[int]] = {}
+        self.recording_path: Callable[[str], str | None] = _no_recording
+        """The path of a call's current recording (the recorder sets it; None: not recording),
+        named in offer/answer replies while `record` is on."""
 
     def dispatch(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
         command = body.get("command")
@@ -247,19 +251,21 @@ class Commands:
             if offer:
                 reg.touch(call_id, from_tag, to_tag or None)
             raise NgError("Error rewriting SDP")
+        options = call_options(flags)
         try:
             if offer:
-                out = reg.offer(call_id, from_tag, to_tag or None, offered, flags, render)
+                out = reg.offer(call_id, from_tag, to_tag or None, offered, options, render)
             else:
                 assert to_tag is not None
-                out = reg.answer(call_id, from_tag, to_tag, offered, flags, render)
+                out = reg.answer(call_id, from_tag, to_tag, offered, options, render)
         except CallError as exc:
             raise NgError(exc.reason) from None
         self._log_flags(flags, call_id)
         call = reg.calls.get(call_id)
-        if call is not None and call.record and call.recordings:
+        path = self.recording_path(call_id) if call is not None and call.record else None
+        if path is not None:
             # rtpengine's key order with recording on: recordings, sdp, result (recording.md §5.1)
-            return {"recordings": [call.recordings[-1]], "sdp": out, "result": "ok"}
+            return {"recordings": [path], "sdp": out, "result": "ok"}
         return {"sdp": out, "result": "ok"}
 
     @staticmethod
@@ -335,7 +341,7 @@ class Commands:
         metadata = _str(body, "metadata")
         if metadata is not None:
             call.metadata = metadata
-        self.registry._emit("updated", call)
+        self.registry.emit(CallUpdated(call))
         return {"result": "ok"}
 
     # -- commands rtpvault does not carry out yet: rtpengine's errors up to where it would act --
@@ -395,7 +401,7 @@ class Commands:
             audio = [m for m in p.medias if m.type == "audio"]
             if not audio:
                 raise NgError("Monologue has no media capable of DTMF injection")
-            for sink in _subscribers(p, call.all_parties()):
+            for sink in subscribers(p, call.all_parties()):
                 if not any(m.type == "audio" for m in sink.medias):
                     raise NgError("Sink monologue has no media capable of DTMF playback")
                 first = audio[0].rtp or audio[0].rtcp

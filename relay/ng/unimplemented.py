@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from relay.callmodel import Call, Party
+from relay.call.model import Call, Party
 from relay.ng.errors import NgError
 
 CALL_ID_KEYS = ("call-id", "call-ID", "call id", "call ID")
