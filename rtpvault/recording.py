@@ -50,7 +50,7 @@ def _split_meta(metadata: str | None) -> dict[str, str]:
     return out
 
 
-def _summary(offered: OfferedSession) -> dict[str, Any]:
+def sdp_summary(offered: OfferedSession) -> dict[str, Any]:
     """The sidecar's view of one SDP, from the relay's parse of it: {"user": o= user or None,
     "media": [{type, address, port, codecs: [{pt, name, rate}]}]} (docs/recording-sidecar.md)."""
     user = offered.origin_username
@@ -322,7 +322,7 @@ class RecordingComponent:
         sdp_in = request.get("sdp") if isinstance(request.get("sdp"), str) else ""
         if rec.fmt == "pcapng":
             rec.chunks.append(pcapng.sdp_packet(received, sdp_out, f"{command} from tag {tag}"))
-        summary = _summary(exchange.offered)
+        summary = sdp_summary(exchange.offered)
         parties = rec.doc["parties"]
         entry = next((p for p in parties if p["tag"] == tag), None)
         if entry is None:
