@@ -37,27 +37,9 @@ def media_plan(
     # SIP-source-address the received-from address replaces it (measured).
     zero = media.zero_address and source is None
     keep_zero = zero and "zero-address" not in options.replace and options.media_address is None
-    family = options.media_address_family if options.media_address else r_side.family
     if media.rejected:
-        if media.ptime:  # stored even from a rejected line (__media_init_from_flags)
-            s_side.ptime = r_side.ptime = media.ptime
-        # a rejected first m= line still decides the session c= (0.0.0.0 stays)
-        return MediaPlan(
-            port=0,
-            protocol=r_side.protocol,
-            address=options.media_address or r_side.advertised or fallback_address,
-            family=family,
-            mid=mid,
-            input_mid=False,
-            keep_zero_address=keep_zero,
-            ptime=media.ptime,  # only strips the input's a=ptime: nothing is generated
-            # codec flags still apply to a rejected line's format list in an offer
-            # (codecs_offer_answer runs before the port check); an answer rejecting the
-            # line is not narrowed to the offered codecs (no codec_answer_only)
-            formats=_formats(s_side, r_side, media, options, offer),
-            strip_extmap=options.has("strip-extmap"),
-            # original-sendrecv keeps the direction line in place here too
-            direction=None if options.has("original-sendrecv") else "sendrecv",
+        return _rejected_plan(
+            s_side, r_side, media, options, offer, mid, keep_zero, fallback_address
         )
     # rtpengine's print_rtcp: the receiver's MEDIA_FLAG_RTCP_MUX decides a=rtcp-mux; an
     # answer, or an offer under (explicit or implicit) require, puts RTCP on the RTP port.
@@ -74,7 +56,7 @@ def media_plan(
     return MediaPlan(
         port=port,
         address=options.media_address or r_side.advertised,
-        family=family,
+        family=_family(r_side, options),
         rtcp_port=rtcp_port,
         rtcp_mux=mux,
         full_rtcp_attribute=options.has("full-rtcp-attribute"),
@@ -88,6 +70,37 @@ def media_plan(
         mid=mid,
         input_mid=False,
     )
+
+
+def _rejected_plan(
+    s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, options: CallOptions,
+    offer: bool, mid: str | None, keep_zero: bool, fallback_address: str,
+) -> MediaPlan:
+    """A rejected m= line (port 0): no ports, but its address, codecs and ptime still count."""
+    if media.ptime:  # stored even from a rejected line (__media_init_from_flags)
+        s_side.ptime = r_side.ptime = media.ptime
+    # a rejected first m= line still decides the session c= (0.0.0.0 stays)
+    return MediaPlan(
+        port=0,
+        protocol=r_side.protocol,
+        address=options.media_address or r_side.advertised or fallback_address,
+        family=_family(r_side, options),
+        mid=mid,
+        input_mid=False,
+        keep_zero_address=keep_zero,
+        ptime=media.ptime,  # only strips the input's a=ptime: nothing is generated
+        # codec flags still apply to a rejected line's format list in an offer
+        # (codecs_offer_answer runs before the port check); an answer rejecting the
+        # line is not narrowed to the offered codecs (no codec_answer_only)
+        formats=_formats(s_side, r_side, media, options, offer),
+        strip_extmap=options.has("strip-extmap"),
+        # original-sendrecv keeps the direction line in place here too
+        direction=None if options.has("original-sendrecv") else "sendrecv",
+    )
+
+
+def _family(r_side: MediaSide, options: CallOptions) -> str:
+    return options.media_address_family if options.media_address else r_side.family
 
 
 def _direction(media: OfferedMedia, options: CallOptions, zero: bool) -> str | None:

@@ -97,10 +97,6 @@ class Registry:
         return self.teardown.totals
 
     @property
-    def plane(self) -> Plane:
-        return self.streams.plane
-
-    @property
     def pools(self) -> dict[str, PortPool]:
         return self.streams.pools
 
@@ -419,28 +415,7 @@ class Registry:
         # towards an offerer that keeps mux (answer)
         mux_only = r_side.rtcp_mux and (r_side.mux_require or not offer)
         endpoint = (source or media.address or "", media.port)
-        latch = options.has("port-latching")
-        # (an endpoint map with too few ports gets new ones: __get_endpoint_map)
-        # (a wildcard map takes the endpoint even under port-latching)
-        same = r_side.rtp is not None and sides.same_endpoint(r_side, endpoint)
-        if r_side.rtp is None or r_side.port == 0 or not (
-            latch or same
-        ) or (r_side.rtcp_fallback and not mux_only):
-            if r_side.released_port and not (latch or same):
-                # the rejected line's old ports stay bound to the old endpoint's map
-                r_side.released_port = 0
-            # that map, taken again, keeps its two ports even where one would do
-            single = mux_only and not (r_side.released_port and r_side.released_pair)
-            had_streams = r_side.rtp is not None
-            itf = pick_interface(self.interfaces, options, True, family)
-            self.streams.allocate(r_side, itf, single=single)
-            if not had_streams and r_side.sdp is not None:
-                # rtpengine's port-less streams kept what the party's SDP said (a line
-                # it rejected: its address with port 0)
-                sides.set_peer(
-                    r_side, r_side.sdp, RequestState.of(NO_OPTIONS), None, self.endpoint_learning
-                )
-            r_side.endpoint = endpoint
+        self._receiver_ports(r_side, endpoint, mux_only, options, family)
         # The sender's own side gets ports only when first created (rtpengine's wildcard
         # endpoint map); created by a rejected line or released by a rejection, it waits
         # for an SDP sent to its party.
@@ -451,3 +426,34 @@ class Registry:
             itf = pick_interface(self.interfaces, options, False, family)
             self.streams.allocate(s_side, itf, single=single)
             s_side.endpoint = None  # filled by the first SDP sent to s_side's party
+
+    def _receiver_ports(
+        self, r_side: MediaSide, endpoint: tuple[str, int], mux_only: bool,
+        options: CallOptions, family: str,
+    ) -> None:
+        """New ports towards the receiver unless its ports already serve `endpoint` (or
+        port-latching keeps them)."""
+        latch = options.has("port-latching")
+        # (an endpoint map with too few ports gets new ones: __get_endpoint_map)
+        # (a wildcard map takes the endpoint even under port-latching)
+        same = r_side.rtp is not None and sides.same_endpoint(r_side, endpoint)
+        if not (
+            r_side.rtp is None or r_side.port == 0 or not (latch or same)
+            or (r_side.rtcp_fallback and not mux_only)
+        ):
+            return
+        if r_side.released_port and not (latch or same):
+            # the rejected line's old ports stay bound to the old endpoint's map
+            r_side.released_port = 0
+        # that map, taken again, keeps its two ports even where one would do
+        single = mux_only and not (r_side.released_port and r_side.released_pair)
+        had_streams = r_side.rtp is not None
+        itf = pick_interface(self.interfaces, options, True, family)
+        self.streams.allocate(r_side, itf, single=single)
+        if not had_streams and r_side.sdp is not None:
+            # rtpengine's port-less streams kept what the party's SDP said (a line
+            # it rejected: its address with port 0)
+            sides.set_peer(
+                r_side, r_side.sdp, RequestState.of(NO_OPTIONS), None, self.endpoint_learning
+            )
+        r_side.endpoint = endpoint
