@@ -22,8 +22,9 @@ from relay.call.model import Call, MediaSide, Party
 from relay.call.offered import OfferedMedia, OfferedSession
 from relay.call.options import NO_OPTIONS, CallOptions
 from relay.call.sides import ANSWER_TRANSCODING, RequestState
-from relay.call.streams import Defer, LocalInterface, Plane, StreamAllocator, pick_interface
+from relay.call.streams import Defer, LocalInterface, StreamAllocator, pick_interface
 from relay.call.teardown import Teardown, Totals
+from relay.media.plane import ForwardingPlane
 from relay.media.stream import LEARN_DELAYED
 from relay.ports import Opener, PortPool, PortsExhausted, bind_udp
 
@@ -41,7 +42,7 @@ class Registry:
         interfaces: Sequence[LocalInterface],
         port_min: int,
         port_max: int,
-        plane: Plane | None = None,
+        plane: ForwardingPlane | None = None,
         *,
         opener: Opener = bind_udp,
         rng: random.Random | None = None,

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from relay.call.model import MediaSide, Party, plus_one
 from relay.call.options import CallOptions
+from relay.media.plane import ForwardingPlane
 from relay.media.stream import Stream
 from relay.ports import Opener, PortPool
 
@@ -33,14 +34,6 @@ class LocalInterface(Protocol):
     def family(self) -> str: ...
 
 
-class Plane(Protocol):
-    """The part of relay.media.plane.ForwardingPlane the call model drives."""
-
-    def add(self, stream: Stream) -> None: ...
-    def update(self, stream: Stream) -> None: ...
-    def remove(self, stream: Stream) -> None: ...
-
-
 class NullPlane:
     """A forwarding plane that forwards nothing (tests, benchmarks of the control plane)."""
 
@@ -51,6 +44,9 @@ class NullPlane:
         pass
 
     def remove(self, stream: Stream) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 
@@ -91,14 +87,14 @@ class StreamAllocator:
         interfaces: Sequence[LocalInterface],
         port_min: int,
         port_max: int,
-        plane: Plane | None,
+        plane: ForwardingPlane | None,
         opener: Opener,
         rng: random.Random | None,
         tos: int | None = None,
         set_tos: Callable[[socket.socket, int], None] | None = None,
     ) -> None:
         # `is None`, not `or`: an empty plane (len 0) is falsy.
-        self.plane: Plane = plane if plane is not None else NullPlane()
+        self.plane: ForwardingPlane = plane if plane is not None else NullPlane()
         self.tos = tos
         self._set_tos = set_tos
         self.pools: dict[str, PortPool] = {}
