@@ -86,3 +86,16 @@ def test_empty_results() -> None:
     assert render("csv", [], 80).startswith("id,started")
     assert render("vertical", [], 80) == ""
     assert "CALL-ID" in render("table", [], 80)
+
+
+def test_plural() -> None:
+    from rtpvault.cli.searchout import plural
+
+    assert [plural(n, "recording") for n in (0, 1, 2)] == ["0 recordings", "1 recording",
+                                                           "2 recordings"]  # fmt: skip
+    assert [plural(n, "copy", "copies") for n in (1, 3)] == ["1 copy", "3 copies"]
+
+
+def test_vertical_writes_dict_values_as_json() -> None:
+    out = render_vertical([{"action": "search", "details": {"results": 1, "filter": {}}}])
+    assert out.splitlines()[-1] == 'details | {"filter": {}, "results": 1}'
