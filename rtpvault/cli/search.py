@@ -40,9 +40,10 @@ def search_cmd(vault: Vault, limit: int, sort: str, fmt: str, **opts: Any) -> No
     from rtpvault.cli.searchrows import run_search, summary
 
     flt = make_filter(opts, limit=limit, sort=sort)
-    with vault.session() as session:
-        rows = [summary(r) for r in run_search(session, flt)]
-    vault.audit("search", filter=describe_filter(flt), results=len(rows))
+    with vault.attempt("search", None, filter=describe_filter(flt)) as att:
+        with vault.session() as session:
+            rows = [summary(r) for r in run_search(session, flt)]
+        att.details["results"] = len(rows)
     click.echo(searchout.render(fmt, rows, terminal_width()))
 
 
