@@ -17,6 +17,7 @@ from rtpvault.cli.searchctx import OneLineCommand, Vault, describe, friendly, so
 from rtpvault.cli.searchfiles import copies
 from rtpvault.cli.searchopts import describe_filter, filter_options, make_filter
 from rtpvault.cli.searchout import plural
+from storage.s3 import composite
 
 __all__ = ["COMMANDS", "verify_cmd"]
 
@@ -48,31 +49,70 @@ def _sidecar_sha(rec: Any) -> tuple[str | None, str | None]:
     return (str(sha), None) if sha else (None, f"sidecar {path} has no SHA-256")
 
 
-def _s3_shas(vault: Vault, rec: Any) -> list[tuple[str, str]]:
-    """(where, SHA-256 hex) S3 holds for the archived object: its own checksum (single PUT;
-    a multipart object's is over its parts, not comparable) and the `sha256` metadata."""
+class _Digest:
+    """SHA-256 of a stream and, when `part_size` is given, S3's composite checksum of it (the
+    SHA-256 over each part's SHA-256, as storage.s3 uploads multipart objects)."""
+
+    def __init__(self, part_size: int | None) -> None:
+        self.whole = hashlib.sha256()
+        self.part_size = part_size
+        self.part = hashlib.sha256()
+        self.filled = 0
+        self.parts: list[str] = []
+
+    def update(self, chunk: bytes) -> None:
+        self.whole.update(chunk)
+        while self.part_size and chunk:
+            take = chunk[: self.part_size - self.filled]
+            self.part.update(take)
+            self.filled += len(take)
+            chunk = chunk[len(take):]
+            if self.filled == self.part_size:
+                self._close_part()
+
+    def _close_part(self) -> None:
+        self.parts.append(base64.b64encode(self.part.digest()).decode())
+        self.part, self.filled = hashlib.sha256(), 0
+
+    def composite(self) -> str:
+        if self.filled:
+            self._close_part()
+        return f"{composite(self.parts)}-{len(self.parts)}"
+
+
+@dataclass(frozen=True)
+class S3Record:
+    """What S3 recorded with the archived object version (head_object)."""
+
+    name: str
+    checksum: str  # base64; a multipart object's composite (AWS adds "-N", moto does not)
+    metadata_sha256: str | None
+    part_size: int | None  # a multipart object's first part (storage.s3: all but the last)
+
+
+def _s3_record(vault: Vault, rec: Any) -> S3Record | None:
+    """head_object of the archived version with its checksum (None: not archived here)."""
     from rtpvault.cli.searchrows import object_ref
 
     ref = object_ref(rec, vault.bucket)
     if ref is None:
-        return []
+        return None
     bucket, key, version = ref
     extra = {"VersionId": version} if version else {}
     head = vault.s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED", **extra)
-    name = f"s3://{bucket}/{key}"
-    out = []
     checksum = str(head.get("ChecksumSHA256") or "")
-    if checksum and "-" not in checksum:
-        out.append((f"{name} checksum", base64.b64decode(checksum).hex()))
+    part_size = None
+    if "-" in checksum or "-" in str(head.get("ETag") or ""):  # a multipart upload's object
+        first = vault.s3.head_object(Bucket=bucket, Key=key, PartNumber=1, **extra)
+        part_size = int(first["ContentLength"])
     meta = (head.get("Metadata") or {}).get("sha256")
-    if meta:
-        out.append((f"{name} metadata", str(meta)))
-    return out
+    return S3Record(f"s3://{bucket}/{key}", checksum, str(meta) if meta else None, part_size)
 
 
-def _cross_check(vault: Vault, rec: Any, label: str) -> list[str]:
+def _cross_check(rec: Any, label: str, s3: S3Record | None, s3_composite: str | None
+                 ) -> list[str]:  # fmt: skip
     """The indexed SHA-256 against every other record of it: the row's object_sha256, the
-    sidecar on disk, and what S3 stored with the object."""
+    sidecar on disk, and what S3 stored with the object (checksum, `sha256` metadata)."""
     expected = str(rec.sha256)
     recorded: list[tuple[str, str]] = []
     problems: list[str] = []
@@ -83,22 +123,28 @@ def _cross_check(vault: Vault, rec: Any, label: str) -> list[str]:
         problems.append(f"MISSING {label}: {problem}")
     if sha:
         recorded.append((f"sidecar {rec.sidecar_path}", sha))
-    try:
-        recorded += _s3_shas(vault, rec)
-    except Exception:  # noqa: BLE001, S110 - reading the object reports the same failure
-        pass
+    if s3 is not None and s3.checksum and s3.part_size is None:
+        recorded.append((f"{s3.name} checksum", base64.b64decode(s3.checksum).hex()))
+    if s3 is not None and s3.metadata_sha256:
+        recorded.append((f"{s3.name} metadata", s3.metadata_sha256))
     for where, sha in recorded:
         if sha != expected:
             problems.append(f"MISMATCH {label}: {where} records SHA-256 {sha}, the index "
                             f"{expected}")  # fmt: skip
+    if s3 is not None and s3_composite is not None and s3.checksum and (
+            s3_composite.split("-")[0] != s3.checksum.split("-")[0]):  # fmt: skip
+        problems.append(f"MISMATCH {label}: {s3.name} checksum {s3.checksum} is not the "
+                        f"composite {s3_composite} of the bytes it returned")  # fmt: skip
     return problems
 
 
-def _rehash(vault: Vault, rec: Any, label: str) -> tuple[int, list[str]]:
-    """(copies read, problems): every copy's bytes against the indexed SHA-256."""
+def _rehash(vault: Vault, rec: Any, label: str, s3: S3Record | None
+            ) -> tuple[int, list[str], str | None]:  # fmt: skip
+    """(copies read, problems, composite checksum of the S3 copy's bytes if multipart): every
+    copy's bytes against the indexed SHA-256."""
     from rtpvault.cli.searchrows import object_ref
 
-    problems, checked = [], 0
+    problems, checked, s3_composite = [], 0, None
     expected = str(rec.sha256)
     found = copies(vault, rec)
     if not rec.local_removed and not any(c.where == "local" for c in found):
@@ -109,17 +155,19 @@ def _rehash(vault: Vault, rec: Any, label: str) -> tuple[int, list[str]]:
         problems.append(f"MISSING {label}: local file removed and no S3 copy")
     for copy in found:
         checked += 1
-        h = hashlib.sha256()
+        h = _Digest(s3.part_size if s3 is not None and copy.where == "s3" else None)
         try:
             for chunk in copy.chunks(vault):
                 h.update(chunk)
         except Exception as exc:  # noqa: BLE001 - every failure of one copy is a finding
             problems.append(f"MISSING {label}: {copy.name}: {describe(exc)}")
             continue
-        if h.hexdigest() != expected:
-            problems.append(f"MISMATCH {label}: {copy.name}: SHA-256 {h.hexdigest()} != "
+        if h.part_size:
+            s3_composite = h.composite()
+        if h.whole.hexdigest() != expected:
+            problems.append(f"MISMATCH {label}: {copy.name}: SHA-256 {h.whole.hexdigest()} != "
                             f"indexed {expected}")  # fmt: skip
-    return checked, problems
+    return checked, problems, s3_composite
 
 
 def _check(vault: Vault, rec: Any, tally: Tally) -> list[str]:
@@ -134,9 +182,13 @@ def _check(vault: Vault, rec: Any, tally: Tally) -> list[str]:
         tally.recordings += 1
         return [f"NO-HASH {label}: no SHA-256 in the index (status {rec.status})"]
     tally.recordings += 1
-    checked, problems = _rehash(vault, rec, label)
+    try:
+        s3 = _s3_record(vault, rec)
+    except Exception:  # noqa: BLE001 - reading the object reports the same failure
+        s3 = None
+    checked, problems, s3_composite = _rehash(vault, rec, label, s3)
     tally.copies += checked
-    return problems + _cross_check(vault, rec, label)
+    return problems + _cross_check(rec, label, s3, s3_composite)
 
 
 def _audit(vault: Vault) -> tuple[list[str], str]:
