@@ -193,17 +193,24 @@ def test_verify_cross_checks_sidecar_and_s3(s3lab: Lab) -> None:
 
 
 def test_verify_skips_recordings_in_progress(lab: Lab) -> None:
+    """An intact store of every kind: complete, interrupted, waiting for its upload, and one
+    still recording (skipped and counted apart, not as verified)."""
     lab.add("done@pbx")
+    lab.add("cut@pbx", status="interrupted")
+    waiting = lab.add("waiting@pbx")
     open_ = lab.add("open@pbx")
     with lab.index.session() as s:
         s.execute(text("UPDATE recordings SET status = 'recording', sha256 = NULL, size = NULL "
                        "WHERE id = :i"), {"i": open_["id"]})  # fmt: skip
+        s.execute(text("UPDATE recordings SET archive_state = 'pending' WHERE id = :i"),
+                  {"i": waiting["id"]})  # fmt: skip
     side = json.loads(Path(open_["sidecar_path"]).read_text())
     Path(open_["sidecar_path"]).write_text(json.dumps({**side, "sha256": None}))
     r = lab.cli("verify")
     assert r.exit_code == 0, r.output
     assert r.stdout.splitlines()[-1] == (
-        "verified 1 recording, 1 copy (skipped: 1 still recording): 0 problems; audit chain: ok")
+        "verified 3 recordings, 3 copies (skipped: 1 still recording): 0 problems; "
+        "audit chain: ok")
     assert lab.json("audit", "--action", "verify")[0]["details"]["skipped"] == {"recording": 1}
 
 
