@@ -1,6 +1,6 @@
 """The `listen-http` listener (and the guide's `prometheus = yes` + `prometheus-listen`):
 `GET /metrics`, `GET /ping`, `GET /cli/<command>` and `POST /ng`, as rtpengine 10.5 serves them
-(spec/metrics.md §1.1, §2): `text/plain` bodies, 404 `not found` for anything else.
+(docs/spec/metrics.md §1.1, §2): `text/plain` bodies, 404 `not found` for anything else.
 
 Hand-written over asyncio streams on purpose: four routes, and the handlers must run on the event
 loop thread so that /metrics and /cli read the loop-owned call state without locks (the

@@ -1,10 +1,11 @@
 """All calls of this daemon: lookup, offer/answer pairing and the events they publish.
 
-No SDP text and no ng encoding here: the caller hands in an `OfferedSession` (relay.call.offered),
-the request's `CallOptions` and a `render` callback that turns a `SessionPlan` into text.
-Behaviour follows rtpengine 10.5 (sdp.md §1.5–§1.16, §3; ng-protocol.md §2.5). The per-side
-decisions are relay.call.sides, ports relay.call.streams, the SDP plan relay.call.plan, and
-deletes, timeouts and totals relay.call.teardown.
+No SDP text and no ng encoding here: the caller hands in an `OfferedSession`
+(relay.call.offered), the request's `CallOptions` and a `render` callback that turns a
+`SessionPlan` into text. Behaviour follows rtpengine 10.5 (docs/spec/sdp.md §1.5–§1.16, §3;
+docs/spec/ng-protocol.md §2.5). The per-side decisions are relay.call.sides, ports
+relay.call.streams, the SDP plan relay.call.plan, and deletes, timeouts and totals
+relay.call.teardown.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The per-side decisions of one SDP passing one m= line: rtcp-mux, direction, endpoint, peers,
-protocol and learning, as rtpengine 10.5 takes them (sdp.md §1.5–§1.16). No I/O: these read and
-set fields of `MediaSide`s and their `Stream`s; ports come from relay.call.streams.
+protocol and learning, as rtpengine 10.5 takes them (docs/spec/sdp.md §1.5–§1.16). No I/O:
+these read and set fields of `MediaSide`s and their `Stream`s; ports come from
+relay.call.streams.
 """
 
 from __future__ import annotations

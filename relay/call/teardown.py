@@ -1,6 +1,6 @@
 """The end of parties and calls: which party a delete names, branch deletes, delete-delay and
 timeouts (the sweep), and the totals `statistics` reports (rtpengine 10.5's call_delete_branch
-and call timer; ng-protocol.md §2.5, docs/media.md).
+and call timer; docs/spec/ng-protocol.md §2.5, docs/media.md).
 """
 
 from __future__ import annotations
