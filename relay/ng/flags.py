@@ -284,6 +284,9 @@ _HANDLERS: dict[str, Any] = {
 }
 
 
+_NO_CODECS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({})
+
+
 def call_options(flags: NgFlags) -> CallOptions:
     """What the call model needs of `flags`, frozen (the call model never changes a request)."""
     return CallOptions(
@@ -300,7 +303,8 @@ def call_options(flags: NgFlags) -> CallOptions:
         record_call=flags.record_call,
         metadata=flags.metadata,
         rtcp_mux=frozenset(flags.rtcp_mux),
-        codec=MappingProxyType({kind: tuple(items) for kind, items in flags.codec.items()}),
+        codec=MappingProxyType({kind: tuple(items) for kind, items in flags.codec.items()})
+        if flags.codec else _NO_CODECS,
         direction=tuple(flags.direction),
         endpoint_learning=flags.endpoint_learning,
         via_branch=flags.via_branch,
