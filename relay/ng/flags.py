@@ -289,6 +289,7 @@ _NO_CODECS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({})
 
 def call_options(flags: NgFlags) -> CallOptions:
     """What the call model needs of `flags`, frozen (the call model never changes a request)."""
+    codec = flags.codec
     return CallOptions(
         words=frozenset(flags.words),
         trust_address=flags.trust_address,
@@ -303,8 +304,7 @@ def call_options(flags: NgFlags) -> CallOptions:
         record_call=flags.record_call,
         metadata=flags.metadata,
         rtcp_mux=frozenset(flags.rtcp_mux),
-        codec=MappingProxyType({kind: tuple(items) for kind, items in flags.codec.items()})
-        if flags.codec else _NO_CODECS,
+        codec=MappingProxyType({k: tuple(v) for k, v in codec.items()}) if codec else _NO_CODECS,
         direction=tuple(flags.direction),
         endpoint_learning=flags.endpoint_learning,
         via_branch=flags.via_branch,
