@@ -234,6 +234,9 @@ def _rtpvault(daemon: Any, ng: NgObserver, walk: Walk) -> Iterator[Metric]:
     yield _counter("rtpvault_upload_failures", "Failed upload attempts (each retry counts)",
                    uploads.get("retry", 0) + uploads.get("failed", 0))  # fmt: skip
     yield _counter("rtpvault_db_errors", "Index database errors", arc.get("db_errors", 0))
+    yield _gauge("rtpvault_index_pending",
+                 "Recording documents waiting for an index write (retried after a fault)",
+                 arc.get("index_pending", 0))  # fmt: skip
     sent = hep.get("hep_sent", 0)
     yield _labelled(CounterMetricFamily, "rtpvault_hep_packets_sent", "HEP packets sent", "type",
                     {str(k): v for k, v in sorted(sent.items())} if isinstance(sent, dict)
