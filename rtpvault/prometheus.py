@@ -218,6 +218,10 @@ def _rtpvault(daemon: Any, ng: NgObserver, walk: Walk) -> Iterator[Metric]:
                     "Recording write/open failures and index failures", "reason",
                     {"io_error": rec.get("recording_errors", 0),
                      "db_error": arc.get("db_errors", 0)})  # fmt: skip
+    if rec.get("spool_free_bytes") is not None:
+        yield _gauge("rtpvault_spool_free_bytes",
+                     "Bytes free on the recording-dir file system (recordings stop at "
+                     "recording-min-free)", rec["spool_free_bytes"])  # fmt: skip
     yield _gauge("rtpvault_recording_flush_lag_seconds",
                  "Age of the oldest recorded data not yet written to disk",
                  rec.get("flush_lag_seconds", 0.0))  # fmt: skip

@@ -99,7 +99,9 @@ def to_rollback_journal(path: str) -> None:
         done = subprocess.run([sys.executable, "-c", _CONVERT, path], capture_output=True,
                               text=True, timeout=60)  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise sqlite3.OperationalError(f"{path} is in WAL mode; converting it failed: {exc}")
+        raise sqlite3.OperationalError(
+            f"{path} is in WAL mode; converting it failed: {exc}"
+        ) from None
     if done.returncode == 0:
         return
     if done.returncode < 0:
