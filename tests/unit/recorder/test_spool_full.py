@@ -57,10 +57,14 @@ def _record(spool: Spool, root: Path, name: str) -> Recording:
                     1000.0, {})  # fmt: skip
     assert spool.create(rec, rec.file_header("")) is None
     spool.submit("sidecar", rec, json.dumps(rec.doc))
+    deadline = time.monotonic() + 30  # the worker writes it; bounded, not a timing assertion
+    while not os.path.exists(rec.paths.sidecar) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert os.path.exists(rec.paths.sidecar)
     return rec
 
 
-def _feed_until_failed(spool: Spool, rec: Recording, free_pages: bool = False) -> None:
+def _feed_until_failed(spool: Spool, rec: Recording) -> None:
     tap = rec.make_tap(False, ("127.0.0.1", 30000))
     deadline = time.monotonic() + 30  # bounds a broken spool; not a timing assertion
     i = 0
