@@ -197,6 +197,8 @@ class RecordingComponent:
         else:  # the reply says so (`warning`), the log did (spool), the sidecar and row will
             call.recording_error = f"Recording not created: {problem}"
         self._count(rec.doc)
+        if problem is not None:  # counted `failed` now, and only once when it ends
+            self.status_of[rec.doc["id"]] = rec.doc["status"]
         self._sidecar(rec)
         # the start event (an index row) only once the sidecar is on disk: a kill -9 in between
         # must not leave a row that recovery, which works from the sidecars, cannot find

@@ -84,6 +84,8 @@ def test_a_full_spool_ends_sidecar_and_row_failed_with_the_reason(
         assert wait_for(lambda: sorted(_rows(spool)) == [
             ("full-1", "failed", reason), ("full-2", "failed", docs["full-2"]["reason"])],
             20, retry_on=(Exception,)), relay.log()[-3000:]  # fmt: skip
+        # each counted once, the refused one too (failed from its start)
+        assert one(scrape(http), "rtpvault_recordings_total", status="failed") == 2
         log = relay.log()
         assert "% full (" in log and "recordings stop at 1 MiB free" in log
         assert relay.proc.poll() is None
