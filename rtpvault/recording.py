@@ -10,7 +10,10 @@
   sidecar is on disk) and when it ends (complete / interrupted / failed, also the ones crash
   recovery finalises in `start()`).
 * `stats()`: {"recordings": {status: count}, "recorded_bytes", "flush_lag_seconds",
-  "recording_errors"}.
+  "recording_errors", "spool_free_bytes"}.
+* A recording that cannot be created (open(2) fails: EMFILE, unwritable spool; or the spool is
+  below its `recording-min-free` reserve) is `failed` with the reason from the start: the ng
+  reply carries `warning`, the log says so, the sidecar and the index row say why.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from recorder import metafile, pcapng
+from recorder.diskspace import MIB
 from recorder.names import SUBDIRS, RecordingPaths, new_prefix
 from recorder.recording import STATUS_RECORDING, Recording
 from recorder.recovery import recover
@@ -37,6 +41,9 @@ from rtpvault.component import StartupError
 logger = logging.getLogger("rtpvault.recording")
 
 Subscriber = Callable[[dict[str, Any]], None]
+
+DEFAULT_MIN_FREE_MIB = 16
+"""`recording-min-free`: MiB of the spool kept free for sidecars, metadata and the index."""
 
 
 def _split_meta(metadata: str | None) -> dict[str, str]:
@@ -80,7 +87,9 @@ class RecordingComponent:
         self.status_of: dict[str, str] = {}
         self._late: list[tuple[Subscriber, dict[str, Any]]] = []
         self.closing = False
-        self.spool = Spool(self._emit_threadsafe, announce=self._announce_threadsafe)
+        raw_min_free = raw.get("recording-min-free") or str(DEFAULT_MIN_FREE_MIB)
+        self.spool = Spool(self._emit_threadsafe, announce=self._announce_threadsafe,
+                           root=self.root, min_free=int(raw_min_free) * MIB)  # fmt: skip
         daemon.registry.listeners.append(self._on_call)
         daemon.commands.observers.append(self._on_ng)
 
@@ -148,6 +157,7 @@ class RecordingComponent:
             "recorded_bytes": self.spool.recorded_bytes,
             "flush_lag_seconds": round(self.spool.flush_lag(), 3),
             "recording_errors": self.spool.errors,
+            "spool_free_bytes": self.spool.free_bytes,
         }
 
     # -- call events --------------------------------------------------------------------------
@@ -179,15 +189,22 @@ class RecordingComponent:
         self._update_doc(rec, call)
         self.active[call.call_id] = rec
         self.tapped[call.call_id] = {}
-        call.recordings.append(paths.pcap)
         comment = f"rtpvault recording\ncall-id: {call.call_id}\nmetadata: {call.metadata or ''}"
-        self.spool.submit("open", rec, rec.file_header(comment))
+        problem = self.spool.create(rec, rec.file_header(comment))
+        if problem is None:
+            call.recordings.append(paths.pcap)
+            call.recording_error = None
+        else:  # the reply says so (`warning`), the log did (spool), the sidecar and row will
+            call.recording_error = f"Recording not created: {problem}"
         self._count(rec.doc)
+        if problem is not None:  # counted `failed` now, and only once when it ends
+            self.status_of[rec.doc["id"]] = rec.doc["status"]
         self._sidecar(rec)
         # the start event (an index row) only once the sidecar is on disk: a kill -9 in between
         # must not leave a row that recovery, which works from the sidecars, cannot find
         self.spool.submit("announce", rec, dict(rec.doc))
-        logger.info("recording to %s", paths.pcap, extra={"call_id": call.call_id})
+        if problem is None:
+            logger.info("recording to %s", paths.pcap, extra={"call_id": call.call_id})
         return rec
 
     def _rescan(self, rec: Recording, call: Call) -> None:
