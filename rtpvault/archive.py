@@ -84,6 +84,7 @@ class ArchiveComponent:
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._queue: queue.Queue[Any] = queue.Queue()
+        self._in_hand = 0  # the document being written (or retried), out of the queue
         self._writer = threading.Thread(target=self._write_loop, name="index-writer", daemon=True)
         self._writer.start()
         self._depth: tuple[int, float] = (0, 0.0)
@@ -131,6 +132,7 @@ class ArchiveComponent:
             doc = self._queue.get()
             if doc is _STOP:
                 return
+            self._in_hand = 1
             while True:
                 try:
                     self._write(doc)
@@ -155,6 +157,7 @@ class ArchiveComponent:
                     if self._closing.wait(backoff):
                         return
                     backoff = min(backoff * 2, 30.0)
+            self._in_hand = 0
 
     def _check_schema(self) -> bool:
         from storage.db import check_schema
@@ -306,7 +309,7 @@ class ArchiveComponent:
             "db_errors": self.db_errors,
             "index_rejected": self.rejected,
             **({"uploaded_bytes": self.uploader.uploaded_bytes} if self.uploader else {}),
-            "index_pending": self._queue.qsize(),
+            "index_pending": self._queue.qsize() + self._in_hand,
         }
 
 

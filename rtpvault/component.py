@@ -8,7 +8,7 @@ the relay publishes:
 
 * `daemon.registry.listeners.append(fn)`: fn(event) with a `CallCreated`, `CallUpdated` or
   `CallClosed` (relay.call.events); created/updated run before the ng reply is built (the
-  recorder's file name goes into it, through `daemon.commands.recording_path`), closed after
+  recorder's file name goes into it, through `daemon.commands.recording_state`), closed after
   the reply to the `delete` that ended the call (at once when a timer ends it);
 * `daemon.commands.observers.append(fn)`: fn(command, request, reply, source, received) after
   every ng command, once its reply is sent (relay.ng.commands.Observer; `NgControlServer.defer`);

@@ -17,6 +17,7 @@ from relay.control import NgControlServer
 from relay.ng.commands import Commands
 from relay.ng.statistics import statistics
 from rtpvault.component import Component, StartupError
+from rtpvault.limits import raise_open_files_limit
 from rtpvault.logsetup import setup_logging, subsystem_levels
 from rtpvault.taps import TapHub
 
@@ -193,6 +194,7 @@ def main(argv: list[str]) -> int:
     )
     for warning in warnings:
         logger.warning("%s", warning)
+    raise_open_files_limit()
     _write_pidfile(settings.pidfile)
     try:
         try:

@@ -33,6 +33,7 @@ from hep.sender import HepSender
 from recorder.rtpstats import RtpStats, mos_g107
 from relay.call import CallClosed, CallEvent, MediaSide
 from relay.ng.codec import bencode_encode  # the ng wire form, as upstream rtpengine traces it
+from rtp.demux import is_rtcp
 
 logger = logging.getLogger("rtpvault.homer")
 
@@ -118,7 +119,7 @@ class HomerComponent:
         rtcp_tap = self._rtcp_tap if self.rtcp else None
 
         def tap(s: Any, packet: bytes, source: tuple[str, int], now: float) -> None:
-            if len(packet) >= 8 and 200 <= packet[1] <= 204 and packet[0] >> 6 == 2:
+            if is_rtcp(packet):
                 if rtcp_tap is not None:
                     rtcp_tap(s, packet, source, now)
                 return

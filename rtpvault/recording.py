@@ -4,15 +4,18 @@
   rtpengine); its streams get a tap (re-scanned on every `CallUpdated`); `record_paused`
   pauses/resumes; `record` off or `CallClosed` finishes it. A `CallUpdated` from an SDP
   exchange brings the relay's parsed summary of that SDP (the sidecar's parties and codecs).
-* `daemon.commands.recording_path`: the current recording's pcap path, which the offer/answer
-  reply names.
+* `daemon.commands.recording_state`: per call, the newest recording's pcap path and why the
+  last one could not be created, which offer/answer replies name (`recordings`, `warning`).
 * `daemon.commands.observers`: each offer/answer while recording appends rtpengine's SDP block
   to the metadata file, an SDP packet to a pcapng file, and the SDP to the sidecar.
 * `subscribe(fn)`: fn(sidecar) on the loop thread when a recording starts (once its first
   sidecar is on disk) and when it ends (complete / interrupted / failed, also the ones crash
   recovery finalises in `start()`).
 * `stats()`: {"recordings": {status: count}, "recorded_bytes", "flush_lag_seconds",
-  "recording_errors"}.
+  "recording_errors", "spool_free_bytes"}.
+* A recording that cannot be created (open(2) fails: EMFILE, unwritable spool; or the spool is
+  below its `recording-min-free` reserve) is `failed` with the reason from the start: the ng
+  reply carries `warning`, the log says so, the sidecar and the index row say why.
 """
 
 from __future__ import annotations
@@ -28,17 +31,21 @@ from collections.abc import Callable
 from typing import Any
 
 from recorder import metafile, pcapng
+from recorder.diskspace import MIB
 from recorder.names import SUBDIRS, RecordingPaths, new_prefix
 from recorder.recording import STATUS_RECORDING, Recording
 from recorder.recovery import recover
-from recorder.sdpinfo import STATIC_NAMES
 from recorder.spool import Spool
 from relay.call import Call, CallClosed, CallEvent, CallUpdated, Exchange, OfferedSession
+from rtp.payload_types import STATIC_PAYLOAD_TYPES
 from rtpvault.component import StartupError
 
 logger = logging.getLogger("rtpvault.recording")
 
 Subscriber = Callable[[dict[str, Any]], None]
+
+DEFAULT_MIN_FREE_MIB = 16
+"""`recording-min-free`: MiB of the spool kept free for sidecars, metadata and the index."""
 
 
 def _split_meta(metadata: str | None) -> dict[str, str]:
@@ -66,7 +73,7 @@ def sdp_summary(offered: OfferedSession) -> dict[str, Any]:
                 clock = rest.split("/")[0]
                 rate = int(clock) if clock.isdigit() else 8000
             else:
-                name, rate = STATIC_NAMES.get(int(pt), (str(int(pt)), 8000))
+                name, rate = STATIC_PAYLOAD_TYPES.get(int(pt), (str(int(pt)), 8000))
             codecs.append({"pt": int(pt), "name": name, "rate": rate})
         media.append({"type": m.type, "address": m.address, "port": m.port, "codecs": codecs})
     return {"user": user if user not in ("", "-") else None, "media": media}
@@ -104,12 +111,17 @@ class RecordingComponent:
         self.status_of: dict[str, str] = {}
         self._late: list[tuple[Subscriber, dict[str, Any]]] = []
         self.closing = False
-        self.spool = Spool(self._emit_threadsafe, announce=self._announce_threadsafe)
+        raw_min_free = raw.get("recording-min-free") or str(DEFAULT_MIN_FREE_MIB)
+        self.spool = Spool(self._emit_threadsafe, announce=self._announce_threadsafe,
+                           root=self.root, min_free=int(raw_min_free) * MIB)  # fmt: skip
         self._exchanges: dict[str, Exchange] = {}
         """Per call, the SDP exchange the next offer/answer observer records (same request)."""
+        self._replies: dict[str, tuple[str | None, str | None]] = {}
+        """Per call, what offer/answer replies say: (newest pcap path, why the last recording
+        asked for could not be created)."""
         daemon.registry.listeners.append(self._on_call)
         daemon.commands.observers.append(self._on_ng)
-        daemon.commands.recording_path = self.recording_path
+        daemon.commands.recording_state = self.recording_state
 
     # -- events -------------------------------------------------------------------------------
     def subscribe(self, fn: Subscriber) -> None:
@@ -175,19 +187,21 @@ class RecordingComponent:
             "recorded_bytes": self.spool.recorded_bytes,
             "flush_lag_seconds": round(self.spool.flush_lag(), 3),
             "recording_errors": self.spool.errors,
+            "spool_free_bytes": self.spool.free_bytes,
         }
 
     # -- call events --------------------------------------------------------------------------
-    def recording_path(self, call_id: str) -> str | None:
-        """The pcap path of `call_id`'s current recording, if it is being recorded."""
-        rec = self.active.get(call_id)
-        return rec.paths.pcap if rec is not None else None
+    def recording_state(self, call_id: str) -> tuple[str | None, str | None]:
+        """(the pcap path of the call's newest recording, why the last recording asked for
+        could not be created) for the offer/answer reply; (None, None) before any."""
+        return self._replies.get(call_id, (None, None))
 
     def _on_call(self, event: CallEvent) -> None:
         call = event.call
         rec = self.active.get(call.call_id)
         if isinstance(event, CallClosed):
             self._exchanges.pop(call.call_id, None)
+            self._replies.pop(call.call_id, None)
             if rec is not None:
                 self._finish(call.call_id, time.time())
             return
@@ -217,13 +231,21 @@ class RecordingComponent:
         self.active[call.call_id] = rec
         self.tapped[call.call_id] = {}
         comment = f"rtpvault recording\ncall-id: {call.call_id}\nmetadata: {call.metadata or ''}"
-        self.spool.submit("open", rec, rec.file_header(comment))
+        problem = self.spool.create(rec, rec.file_header(comment))
+        if problem is None:
+            self._replies[call.call_id] = (paths.pcap, None)
+        else:  # the reply says so (`warning`), the log did (spool), the sidecar and row will
+            newest, _ = self.recording_state(call.call_id)
+            self._replies[call.call_id] = (newest, f"Recording not created: {problem}")
         self._count(rec.doc)
+        if problem is not None:  # counted `failed` now, and only once when it ends
+            self.status_of[rec.doc["id"]] = rec.doc["status"]
         self._sidecar(rec)
         # the start event (an index row) only once the sidecar is on disk: a kill -9 in between
         # must not leave a row that recovery, which works from the sidecars, cannot find
         self.spool.submit("announce", rec, dict(rec.doc))
-        logger.info("recording to %s", paths.pcap, extra={"call_id": call.call_id})
+        if problem is None:
+            logger.info("recording to %s", paths.pcap, extra={"call_id": call.call_id})
         return rec
 
     def _rescan(self, rec: Recording, call: Call) -> None:

@@ -6,6 +6,7 @@ The only part of relay.call that opens or closes sockets (through the pools' inj
 
 from __future__ import annotations
 
+import logging
 import random
 import socket
 from collections.abc import Callable, Iterable, Sequence
@@ -15,7 +16,9 @@ from relay.call.model import MediaSide, Party, plus_one
 from relay.call.options import CallOptions
 from relay.media.plane import ForwardingPlane
 from relay.media.stream import Stream
-from relay.ports import Opener, PortPool
+from relay.ports import Opener, PortPool, PortsExhausted
+
+logger = logging.getLogger("relay.calls")  # its log lines keep the name (docs/operations.md)
 
 Defer = Callable[[Callable[[], None]], None]
 """Runs work that no reply depends on: at once, or (the daemon) right after the reply."""
@@ -114,14 +117,24 @@ class StreamAllocator:
         # An m= line rejected earlier gets its old port numbers back (rtpengine 10.5 keeps
         # them: a re-offer shows the same port again).
         prefer, side.released_port = side.released_port, 0
+        try:
+            if single:
+                rtp_sock, port = pool.allocate_one(prefer)
+            else:
+                rtp_sock, rtcp_sock, port = pool.allocate_pair(prefer)
+        except PortsExhausted as exc:
+            # rtpengine's three lines (docs/spec/sdp.md §3), naming the interface and the real cause
+            logger.error("%s", exc)
+            logger.error("Failed to get %d consecutive ports on all locals of logical '%s'",
+                         exc.width, itf.name)  # fmt: skip
+            logger.error("Error allocating media ports")
+            raise
         if single:
-            rtp_sock, port = pool.allocate_one(prefer)
             # rtpengine assigns the one new port to the RTP stream only: an RTCP stream that
             # had a port keeps it (query shows it as the fallback RTCP)
             kept = old[1] if len(old) == 2 and old[1].local_port else None
             side.rtp, side.rtcp = Stream(rtp_sock, itf.local, port, fam), kept
         else:
-            rtp_sock, rtcp_sock, port = pool.allocate_pair(prefer)
             side.rtp = Stream(rtp_sock, itf.local, port, fam)
             side.rtcp = Stream(rtcp_sock, itf.local, port + 1, fam, is_rtcp=True)
         side.rtcp_fallback = single

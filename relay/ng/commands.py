@@ -80,8 +80,13 @@ def _now(work: Callable[[], None]) -> None:
     work()
 
 
-def _no_recording(call_id: str) -> str | None:
-    return None
+RecordingState = Callable[[str], tuple[str | None, str | None]]
+"""A call's (newest recording's pcap path, why the last recording asked for could not be
+created); the recorder answers it, offer/answer replies name both while `record` is on."""
+
+
+def _no_recording(call_id: str) -> tuple[str | None, str | None]:
+    return None, None
 
 
 def _str(body: dict[str, Any], *keys: str) -> str | None:
@@ -155,9 +160,8 @@ class Commands:
         self.defer: Callable[[Callable[[], None]], None] = _now
         """How observers are run: at once, or (the daemon) after the reply is sent."""
         self._media_players: dict[str, set[int]] = {}
-        self.recording_path: Callable[[str], str | None] = _no_recording
-        """The path of a call's current recording (the recorder sets it; None: not recording),
-        named in offer/answer replies while `record` is on."""
+        self.recording_state: RecordingState = _no_recording
+        """Set by the recorder (the composition root)."""
 
     def dispatch(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
         command = body.get("command")
@@ -262,11 +266,19 @@ class Commands:
             raise NgError(exc.reason) from None
         self._log_flags(flags, call_id)
         call = reg.calls.get(call_id)
-        path = self.recording_path(call_id) if call is not None and call.record else None
-        if path is not None:
-            # key order with recording on: recordings, sdp, result (docs/spec/recording.md §5.1)
-            return {"recordings": [path], "sdp": out, "result": "ok"}
-        return {"sdp": out, "result": "ok"}
+        if call is None or not call.record:
+            return {"sdp": out, "result": "ok"}
+        # rtpengine's key order with recording on: recordings, sdp, result
+        # (docs/spec/recording.md §5.1); a recording that could not be created: no file to name,
+        # a `warning` (docs/spec/ng-protocol.md §2.2: `result` ok plus `warning` for non-fatal
+        # problems) and the media still relayed
+        path, error = self.recording_state(call_id)
+        reply: dict[str, Any] = {"recordings": [path]} if path else {}
+        reply["sdp"] = out
+        if error:
+            reply["warning"] = error
+        reply["result"] = "ok"
+        return reply
 
     @staticmethod
     def _log_flags(flags: NgFlags, call_id: str) -> None:

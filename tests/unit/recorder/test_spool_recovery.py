@@ -87,7 +87,7 @@ def test_disk_full_marks_failed_and_keeps_whole_records(tmp_path: Path) -> None:
         spool = Spool(ended.append, interval=0.05)
         rec = Recording("full@1", RecordingPaths({str(root)!r}, "full%401-0000000000000000"),
                         "eth", 1000.0, {{}})
-        spool.submit("open", rec, rec.file_header(""))
+        spool.create(rec, rec.file_header(""))
         tap = rec.make_tap(False, ("127.0.0.1", 30000))
         for i in range(60):
             tap(None, struct.pack("!BBHII", 0x80, 0, i, 160 * i, 7) + b"x" * 160,
@@ -141,7 +141,7 @@ def test_a_slow_finish_does_not_hold_up_the_other_recordings_flushes(
         a = Recording("a@1", RecordingPaths(str(root), "a%401-0000000000000000"), "eth", 1.0, {})
         b = Recording("b@1", RecordingPaths(str(root), "b%401-0000000000000000"), "eth", 1.0, {})
         for rec in (a, b):
-            spool.submit("open", rec, rec.file_header(""))
+            spool.create(rec, rec.file_header(""))
         tap_a = a.make_tap(False, ("127.0.0.1", 30000))
         tap_b = b.make_tap(False, ("127.0.0.1", 30002))
         for i in range(5):

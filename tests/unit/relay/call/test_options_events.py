@@ -3,7 +3,6 @@ what it may import (ARCHITECTURE: relay.call never reaches back into the ng laye
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 from pathlib import Path
 
@@ -12,28 +11,19 @@ import pytest
 from relay.call import CallCreated, CallEvent, CallUpdated, Exchange
 from relay.call.offered import OfferedMedia, OfferedSession
 from tests.unit.relay.test_calls import flags, registry, render, session
+from tests.unit.test_import_rules import imported_names, module_name
 
 ROOT = Path(__file__).resolve().parents[4]
 
 
-def _imports(package: Path) -> set[tuple[str, str]]:
-    found = set()
-    for path in package.rglob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                found.add((path.name, node.module))
-            elif isinstance(node, ast.Import):
-                found.update((path.name, alias.name) for alias in node.names)
-    return found
-
-
 def test_the_call_model_never_imports_the_ng_layer_or_the_composition_root() -> None:
     forbidden = ("relay.ng", "relay.control", "recorder", "storage", "hep", "rtpvault")
-    bad = sorted(
-        (name, module) for name, module in _imports(ROOT / "relay" / "call")
-        if any(module == f or module.startswith(f + ".") for f in forbidden)
-    )
+    bad = []
+    for path in sorted((ROOT / "relay" / "call").rglob("*.py")):
+        module = module_name(path, ROOT)
+        for line, name in imported_names(path.read_text(), module, path.name == "__init__.py"):
+            if any(name == f or name.startswith(f + ".") for f in forbidden):
+                bad.append(f"{module}:{line} imports {name}")
     assert bad == []
 
 

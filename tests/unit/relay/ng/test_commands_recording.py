@@ -1,5 +1,5 @@
-"""The `recordings` key of offer/answer replies: the recorder's current path, asked of the
-recorder (Commands.recording_path), never stored on the call model."""
+"""The `recordings` and `warning` keys of offer/answer replies: asked of the recorder
+(Commands.recording_state), never stored on the call model."""
 
 from __future__ import annotations
 
@@ -23,17 +23,27 @@ def test_reply_names_the_recorders_path_while_recording_is_on() -> None:
     commands = Commands(reg)
     asked: list[str] = []
 
-    def path(call_id: str) -> str | None:
+    def state(call_id: str) -> tuple[str | None, str | None]:
         asked.append(call_id)
-        return f"/spool/pcaps/{call_id}.pcap"
+        return f"/spool/pcaps/{call_id}.pcap", None
 
-    commands.recording_path = path
+    commands.recording_state = state
     assert list(_offer(commands)) == ["sdp", "result"]  # not recording: not even asked
     assert asked == []
     reply = _offer(commands, **{"record-call": "yes"})
     assert list(reply) == ["recordings", "sdp", "result"]
     assert reply["recordings"] == ["/spool/pcaps/c1.pcap"] and asked == ["c1"]
     assert not hasattr(reg.calls["c1"], "recordings")
+
+
+def test_a_recording_that_could_not_be_created_gives_a_warning() -> None:
+    reg, _ = registry()
+    commands = Commands(reg)
+    commands.recording_state = lambda call_id: (None, "Recording not created: no space")
+    reply = _offer(commands, **{"record-call": "yes"})
+    assert reply == {"sdp": reply["sdp"], "warning": "Recording not created: no space",
+                     "result": "ok"}  # fmt: skip
+    assert list(reply) == ["sdp", "warning", "result"]
 
 
 def test_no_recorder_no_recordings_key() -> None:
