@@ -18,6 +18,7 @@ import pytest
 from tests.integration.recording.media import Call
 from tests.support import daemons
 from tests.support.tools import free_port, require
+from tests.unit.relay.ng.test_codec_huge import HUGE
 
 EXACT = [
     "list numsessions", "list maxsessions", "get timeout", "list silenttimeout",
@@ -130,3 +131,18 @@ def test_http_cli_answers_the_same_text(pair: dict[str, daemons.Daemon]) -> None
         url = f"http://127.0.0.1:{d.http_port}/cli/{urllib.parse.quote('list numsessions')}"  # type: ignore[attr-defined]
         texts[kind] = urllib.request.urlopen(url, timeout=10).read().decode()
     assert texts["rtpvault"] == texts["rtpengine"]
+
+
+def _post_ng(port: int, body: bytes) -> tuple[int, bytes]:
+    ng = {"Content-Type": "application/x-rtpengine-ng"}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/ng", data=body, headers=ng)
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return reply.status, reply.read()
+
+
+@pytest.mark.parametrize(("index", "body"), list(enumerate(body for body, _ in HUGE)))
+def test_http_ng_answers_huge_numbers_the_same(pair: dict[str, daemons.Daemon], index: int,
+                                               body: bytes) -> None:  # fmt: skip
+    replies = {kind: _post_ng(d.http_port, b"hh%d " % index + body)  # type: ignore[attr-defined]
+               for kind, d in pair.items()}  # fmt: skip
+    assert replies["rtpvault"] == replies["rtpengine"]
