@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from relay.calls import Registry
@@ -177,6 +178,16 @@ def _write_pidfile(path: str | None) -> None:
             f.write(f"{os.getpid()}\n")
 
 
+def _runner() -> Callable[[Coroutine[Any, Any, int]], int]:
+    """uvloop.run when installed, else asyncio.run. Chosen before running, so the server does
+    not run inside `except ImportError:` (every traceback would carry the ImportError)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
+
+
 def main(argv: list[str]) -> int:
     try:
         settings, warnings = load_settings(parse_args(argv))
@@ -195,12 +206,7 @@ def main(argv: list[str]) -> int:
         logger.warning("%s", warning)
     _write_pidfile(settings.pidfile)
     try:
-        try:
-            import uvloop
-
-            return int(uvloop.run(_serve(settings)))
-        except ImportError:
-            return asyncio.run(_serve(settings))
+        return int(_runner()(_serve(settings)))
     finally:
         if settings.pidfile:
             try:
