@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from relay.listener import TcpListener, bind_error, listen_tcp
 from relay.ng.codec import (
     INVALID_NO_PAYLOAD,
     TcpFramer,
@@ -110,7 +111,7 @@ class NgControlServer:
         self.cookies = CookieCache(clock())
         self.counters = ControlCounters()
         self._transports: list[asyncio.BaseTransport] = []
-        self._servers: list[asyncio.Server] = []
+        self._servers: list[TcpListener] = []
         self._later: list[Callable[[], None]] | None = None
 
     # --- work after the reply ------------------------------------------------------------------
@@ -238,14 +239,16 @@ class NgControlServer:
 
     async def start_udp(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self), local_addr=(host, port)
-        )
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(self), local_addr=(host, port)
+            )
+        except OSError as exc:
+            raise bind_error(exc, "ng (UDP)", host, port) from None
         self._transports.append(transport)
 
     async def start_tcp(self, host: str, port: int) -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _TcpProtocol(self), host, port)
+        server = await listen_tcp(host, port, lambda: _TcpProtocol(self), "ng (TCP)")
         self._servers.append(server)
 
     def udp_addresses(self) -> list[tuple[Any, ...]]:

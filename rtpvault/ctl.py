@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from relay.config_values import Listen
+from relay.listener import TcpListener, listen_tcp, stream_protocol
 from rtpvault.ctlcommands import run
 from rtpvault.ctlstate import shared
 
@@ -28,13 +29,13 @@ class CtlServer:
         self.daemon = daemon
         self.listen = listen
         self.state = shared(daemon)
-        self._servers: list[asyncio.Server] = []
+        self._servers: list[TcpListener] = []
         self.commands = 0
 
     async def start(self) -> None:
         for host in self.listen.hosts:
-            server = await asyncio.start_server(self._client, host, self.listen.port,
-                                                limit=MAX_LINE)  # fmt: skip
+            server = await listen_tcp(host, self.listen.port,
+                                      stream_protocol(self._client, MAX_LINE), "CLI")
             self._servers.append(server)
             logger.info("CLI listening on %s:%d", host, self.listen.port)
         self.state.start()

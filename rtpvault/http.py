@@ -17,6 +17,7 @@ import urllib.parse
 from typing import Any
 
 from relay.config_values import Listen
+from relay.listener import TcpListener, listen_tcp, stream_protocol
 from rtpvault.ctlcommands import run as run_cli
 from rtpvault.ctlstate import shared
 from rtpvault.prometheus import exposition, make_registry
@@ -33,13 +34,14 @@ class HttpServer:
         self.listens = listens
         self.registry, self.collector = make_registry(daemon)
         self.state = shared(daemon)
-        self._servers: list[asyncio.base_events.Server] = []
+        self._servers: list[TcpListener] = []
         self.requests = 0
 
     async def start(self) -> None:
         for listen in self.listens:
             for host in listen.hosts:
-                self._servers.append(await asyncio.start_server(self._client, host, listen.port))
+                self._servers.append(await listen_tcp(host, listen.port,
+                                                      stream_protocol(self._client), "HTTP"))
                 logger.info("HTTP listening on %s:%d (/metrics, /ping, /cli, /ng)", host,
                             listen.port)  # fmt: skip
         self.state.start()
