@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from relay.listener import TcpListener, bind_error, listen_tcp
+from relay.listener import TcpListener, bind_error, host_port, listen_tcp
 from relay.ng.codec import (
     INVALID_NO_PAYLOAD,
     TcpFramer,
@@ -27,6 +27,7 @@ from relay.ng.codec import (
 )
 from relay.ng.cookies import CookieCache
 from relay.ng.errors import ListenSpecError, NgError
+from relay.ratelog import RateLimitedLog
 
 __all__ = ["ControlCounters", "Dispatch", "NgControlServer", "ProxyCounters", "parse_listen"]
 
@@ -113,6 +114,7 @@ class NgControlServer:
         self._transports: list[asyncio.BaseTransport] = []
         self._servers: list[TcpListener] = []
         self._later: list[Callable[[], None]] | None = None
+        self._refusals = RateLimitedLog(log, logging.WARNING, clock=clock)
 
     # --- work after the reply ------------------------------------------------------------------
 
@@ -150,6 +152,20 @@ class NgControlServer:
             known = self._allowed[host] = self._in_allow_list(host)
         return known
 
+    def admit(self, source: tuple[Any, ...], via: str) -> bool:
+        """ng-allow for any control path (`via`: "ng", "HTTP /cli", "CLI", ...): a refused
+        request is counted and logged with its source, at most one line a second per path."""
+        host = _host_of(source)
+        if self.allowed(host):
+            return True
+        self._refuse(via, host, int(source[1]))
+        return False
+
+    def _refuse(self, via: str, host: str, port: int) -> None:
+        self.counters.denied += 1
+        self._refusals.log(via, "Refused %s request from %s: source not in ng-allow", via,
+                           host_port(host, port))  # fmt: skip
+
     def _in_allow_list(self, host: str) -> bool:
         assert self._allow is not None
         try:
@@ -176,7 +192,7 @@ class NgControlServer:
     def _handle(self, datagram: bytes, source: Source) -> bytes | None:
         host = _host_of(source)
         if not self.allowed(host):
-            self.counters.denied += 1
+            self._refuse("ng", host, source[1])
             return None
         split = split_cookie(datagram)
         if split is None:
