@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -255,12 +256,17 @@ class NgControlServer:
 
     async def start_udp(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
+        # Bound here, not by create_datagram_endpoint: uvloop's error then has no errno or reason
+        family, kind, proto, _, address = (await loop.getaddrinfo(host, port,
+                                                                  type=socket.SOCK_DGRAM))[0]
+        sock = socket.socket(family, kind, proto)
         try:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(self), local_addr=(host, port)
-            )
+            sock.bind(address)
         except OSError as exc:
+            sock.close()
             raise bind_error(exc, "ng (UDP)", host, port) from None
+        sock.setblocking(False)
+        transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), sock=sock)
         self._transports.append(transport)
 
     async def start_tcp(self, host: str, port: int) -> None:

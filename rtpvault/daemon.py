@@ -23,6 +23,11 @@ from rtpvault.taps import TapHub
 
 logger = logging.getLogger("rtpvault.daemon")
 
+EXIT_CONFIG = 1
+"""`rtpvault run` exit status for a bad configuration (docs/operations.md, "Exit status")."""
+EXIT_FATAL = 255
+"""... for a listener that cannot bind (address in use or not local), as rtpengine exits."""
+
 COMPONENTS = ("recording", "archive", "homer", "metrics", "ctl")
 """Modules of this package composed into the daemon, in start order (see rtpvault.component)."""
 
@@ -159,10 +164,12 @@ async def _serve(settings: Settings) -> int:
         return exc.code
     try:
         await daemon.start()
-    except OSError as exc:
-        logger.critical("Fatal error: %s", exc)
+    except OSError as exc:  # a listener cannot bind: rtpengine's "Fatal error: ...", exit 255
+        reason = exc.strerror or str(exc)
+        logger.critical("Fatal error: %s", reason)
+        print(f"rtpvault: Fatal error: {reason}", file=sys.stderr)
         daemon.shutdown()
-        return 255
+        return EXIT_FATAL
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stopping.set)
     logger.info("Startup complete, rtpvault")
@@ -193,7 +200,7 @@ def main(argv: list[str]) -> int:
         settings, warnings = load_settings(parse_args(argv))
     except ConfigError as exc:
         print(f"rtpvault: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_CONFIG
     setup_logging(
         settings.log_level,
         settings.log_stderr,
