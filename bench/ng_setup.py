@@ -70,7 +70,7 @@ def _sdp(user: str, codecs: list[tuple[int, str]]) -> str:
 def _offer_answer(command: str, sdp: str, to_tag: bool) -> dict[str, Any]:
     """offer/answer as Kamailio 5.6 builds them for
     `rtpengine_offer/answer("trust-address replace-origin replace-session-connection ICE=remove
-    RTP/AVP via-branch=auto")` (ng-protocol.md §5.1, §5.4), key order kept."""
+    RTP/AVP via-branch=auto")` (docs/spec/ng-protocol.md §5.1, §5.4), key order kept."""
     body: dict[str, Any] = {
         "supports": ["load limit"],
         "sdp": sdp,
@@ -93,7 +93,7 @@ def templates() -> dict[str, bytes]:
     """Bencoded request bodies with the NUM / PORT placeholders still in them."""
     offer = _offer_answer("offer", _sdp("alice", [(0, "PCMU"), (8, "PCMA")]), to_tag=False)
     answer = _offer_answer("answer", _sdp("bob", [(0, "PCMU")]), to_tag=True)
-    # rtpengine_delete("delete-delay=0"): Kamailio sends both keys (ng-protocol.md §5.4)
+    # rtpengine_delete("delete-delay=0"): Kamailio sends both keys (docs/spec/ng-protocol.md §5.4)
     delete = {
         "supports": ["load limit"],
         "delete delay": 0,

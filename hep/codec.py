@@ -1,4 +1,4 @@
-"""HEPv3 encoder and decoder (spec/hep.md §1), pure: bytes in, objects out.
+"""HEPv3 encoder and decoder (docs/spec/hep.md §1), pure: bytes in, objects out.
 
 Hand-written: no maintained Python HEP library exists (the known ones are capture agents, not
 codecs), and the format is a 6-byte header plus TLV chunks, all network byte order.

@@ -1,6 +1,6 @@
 """Per-stream quality report (RTP-derived, for endpoints that send no RTCP) as HEP JSON, pure.
 
-The keys are those of the "rtpagent" MOS report (HEP protocol type 34, spec/hep.md §1.3) that
+The keys are those of the "rtpagent" MOS report (HEP protocol type 34, docs/spec/hep.md §1.3) that
 heplify-server stores in `hep_proto_35_default` with `sid` = the correlation id, so Homer lists it
 with the call's SIP messages. `TYPE` is `PERIODIC` during the call and `HANGUP` at its end.
 

@@ -1,4 +1,4 @@
-"""An RTCP compound packet → rtpengine 10.5's HEP JSON text (spec/hep.md §2.5), pure.
+"""An RTCP compound packet → rtpengine 10.5's HEP JSON text (docs/spec/hep.md §2.5), pure.
 
 rtpengine builds this JSON by string formatting, spaces included (`"{ "`, `" }"`, `, "packets"`,
 `"sdes_information": [ ... ]`), and Homer shows it as is, so it is reproduced byte for byte here

@@ -1,4 +1,4 @@
-"""The text of rtpengine's metadata file (shared/spec/recording.md §3.2), byte for byte.
+"""The text of rtpengine's metadata file (docs/spec/recording.md §3.2), byte for byte.
 
 Pure: each function returns the bytes of one part; the caller appends them to
 tmp/rtpengine-meta-<prefix>.tmp and renames the file to metadata/ at the end.

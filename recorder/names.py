@@ -1,4 +1,4 @@
-"""rtpengine's file names under recording-dir (shared/spec/recording.md §2.2), made safe.
+"""rtpengine's file names under recording-dir (docs/spec/recording.md §2.2), made safe.
 
     <prefix>          = <escaped call-id> "-" <16 lowercase hex digits>
     pcap              = pcaps/<prefix>.pcap        (rtpvault's pcapng: pcaps/<prefix>.pcapng)

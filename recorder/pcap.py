@@ -1,4 +1,4 @@
-"""Classic libpcap records as rtpengine 10.5 writes them (docs: shared/spec/recording.md §1.2–1.4).
+"""Classic libpcap records as rtpengine 10.5 writes them (docs: docs/spec/recording.md §1.2–1.4).
 
 Pure functions over bytes. Each received UDP payload becomes one record whose frame is a
 synthesised IPv4/IPv6 + UDP header (IP id 0, TTL 64, both checksums 0) preceded, for `eth`, by an

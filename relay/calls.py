@@ -2,7 +2,7 @@
 
 No SDP text and no ng encoding here: the caller hands in an `OfferedSession` (relay.offered)
 and a `render` callback that turns a `SessionPlan` into text. Behaviour follows rtpengine 10.5
-(sdp.md §1.5–§1.16, §3; ng-protocol.md §2.5).
+(docs/spec/sdp.md §1.5–§1.16, §3; docs/spec/ng-protocol.md §2.5).
 """
 
 from __future__ import annotations

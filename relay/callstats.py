@@ -1,5 +1,5 @@
 """The `query`/`delete` call statistics dictionary, shaped and ordered like rtpengine 10.5's
-(ng-protocol.md §4.1). Pure: reads the call model, returns plain dicts.
+(docs/spec/ng-protocol.md §4.1). Pure: reads the call model, returns plain dicts.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""rtpengine.conf + command line → frozen Settings (config.md; docs/configuration.md).
+"""rtpengine.conf + command line → frozen Settings (docs/spec/config.md; docs/configuration.md).
 
 One GLib key file, section `[rtpengine]` (or `--config-section`), keys = rtpengine's long option
 names; command-line options override the file per option (a list option replaces the whole

@@ -1,7 +1,7 @@
 """GLib key-file reading and GLib's value spellings, as rtpengine 10.5 sees them.
 
 Pure: text in, values out. The rules are GLib 2.74's (`gkeyfile.c`, see
-/work/shared/spec/config.md §1); where rtpengine's behaviour is a trap (yes/no booleans, trailing
+docs/spec/config.md §1); where rtpengine's behaviour is a trap (yes/no booleans, trailing
 `# comments`, spaces after `;`) rtpvault accepts the value and returns a warning saying what
 rtpengine would do. Anything that cannot be read raises ConfigError naming key, value and reason.
 """

@@ -1,7 +1,7 @@
 """Every configuration key rtpvault knows: rtpengine 10.5.3.5's options plus rtpvault's own.
 
 This is a declarative table and is allowed to run past the usual module size. Sources:
-`rtpengine --help` of Debian's 10.5.3.5 build and /work/shared/spec/config.md §2 (rtpengine's
+`rtpengine --help` of Debian's 10.5.3.5 build and docs/spec/config.md §2 (rtpengine's
 options, defaults from `daemon/main.c`/`lib/auxlib.c`) and §5 (rtpvault's additions). The key
 file, the command line, `docs/configuration.md` and the `raw` view of Settings all come from here.
 """
@@ -25,7 +25,7 @@ class Kind(enum.Enum):
 
 class Origin(enum.Enum):
     RTPENGINE = "rtpengine"  # an option of rtpengine 10.5.3.5
-    RTPVAULT = "rtpvault"  # config.md §5 and the brief: ours, same file and section
+    RTPVAULT = "rtpvault"  # docs/spec/config.md §5 and the brief: ours, same file and section
     COMPAT = "compat"  # not a 10.5 option, but found in popular guides/newer releases
 
 

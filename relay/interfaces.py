@@ -1,7 +1,7 @@
 """The `interface` option: `[NAME/]ADDRESS[!ADVERTISED]` → local media addresses.
 
 Parsing and resolution are pure: system interfaces and DNS come in through a `Resolver`
-(relay.netifs builds the real one). Rules follow rtpengine 10.5 (config.md §3), plus one
+(relay.netifs builds the real one). Rules follow rtpengine 10.5 (docs/spec/config.md §3), plus one
 deliberate difference: `NAME/ADDR`, where NAME is a system interface and ADDR an IP that is not
 local, is read the way deployment guides mean it (bind NAME, advertise ADDR) - rtpengine binds
 ADDR and every call then fails with "Ran out of ports". The difference is logged as a warning.

@@ -1,6 +1,6 @@
 """Media port allocation in port-min..port-max: even RTP port, RTCP on RTP+1.
 
-Follows rtpengine 10.5's scan (sdp.md §3): a per-interface cursor plus a small random step,
+Follows rtpengine 10.5's scan (docs/spec/sdp.md §3): a per-interface cursor + a small random step,
 rounded up to even, then consecutive pairs upward, wrapping to port-min once. The sockets are
 opened by an injected opener so tests and benchmarks can allocate without binding.
 """

@@ -1,4 +1,4 @@
-"""The ng `statistics` reply, keys and value types in rtpengine 10.5's order (ng-protocol.md §4.3).
+"""The ng `statistics` reply: keys, types, rtpengine 10.5's order (docs/spec/ng-protocol.md §4.3).
 
 Gathered from neutral counters (registry totals, control counters, per-command delays); the
 same figures feed the Prometheus exposition.

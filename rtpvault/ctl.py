@@ -1,8 +1,9 @@
 """`listen-cli`: rtpengine-ctl's TCP protocol. A client connects, sends one command line (the
 newline is optional: end of input also ends it), gets plain text back and the connection closes
-(spec/metrics.md §3.1). The real `rtpengine-ctl -ip ADDR -port PORT ...` and `rtpvault ctl ...`
-both work against it. The commands are rtpvault.ctlcommands. A client whose address is not in
-`ng-allow` is refused like every other control path: the connection closes without a reply.
+(docs/spec/metrics.md §3.1). The real `rtpengine-ctl -ip ADDR -port PORT ...` and
+`rtpvault ctl ...` both work against it. The commands are rtpvault.ctlcommands. A client whose
+address is not in `ng-allow` is refused like every other control path: the connection closes
+without a reply.
 """
 
 from __future__ import annotations

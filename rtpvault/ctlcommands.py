@@ -1,4 +1,4 @@
-"""rtpengine-ctl's command language over a running daemon (spec/metrics.md §3): `run(daemon,
+"""rtpengine-ctl's command language over a running daemon (docs/spec/metrics.md §3): `run(daemon,
 line)` returns the exact text rtpengine 10.5 prints for the operators' commands (list/get, set,
 terminate, params, kslist), plus rtpvault's `forwarding` and `list session CALLID`.
 
@@ -250,7 +250,7 @@ def _redis(verb: str) -> Handler:
     def handler(daemon: Any, state: CtlState, rest: str) -> str:
         if not rest:
             return MORE
-        # rtpengine 10.5 segfaults on `ksadd 1` without Redis (spec/metrics.md §3.3): answer.
+        # rtpengine 10.5 segfaults on `ksadd 1` without Redis (docs/spec/metrics.md §3.3): answer.
         return f"Fail {verb} keyspace {rest}; Redis is not configured (rtpvault has none)\n"
 
     return handler

@@ -1,5 +1,5 @@
 """The text of rtpengine-ctl's `list ...` replies, byte for byte as rtpengine 10.5 prints them
-(spec/metrics.md §3.3, compared side by side in tests/integration/ops/test_ctl_vs_rtpengine.py),
+(docs/spec/metrics.md §3.3, compared side by side in tests/integration/ops/test_ctl_vs_rtpengine.py)
 and rtpvault's `forwarding` table. Each function takes the daemon (and the CtlState) and returns
 the whole reply; all run on the loop thread, so they read the call state without locks.
 """

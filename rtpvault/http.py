@@ -1,6 +1,6 @@
 """The `listen-http` listener (and the guide's `prometheus = yes` + `prometheus-listen`):
 `GET /metrics`, `GET /ping`, `GET /cli/<command>` and `POST /ng`, as rtpengine 10.5 serves them
-(spec/metrics.md §1.1, §2): `text/plain` bodies, 404 `not found` for anything else.
+(docs/spec/metrics.md §1.1, §2): `text/plain` bodies, 404 `not found` for anything else.
 
 `/cli` and `/ng` change calls, so they obey `ng-allow` like every other control path (refused:
 403, counted, logged at most once a second). `prometheus-listen` serves `/metrics` only: it is

@@ -1,4 +1,4 @@
-"""stdlib logging for the daemon, configured as rtpengine 10.5 logs (spec/config.md §2.1).
+"""stdlib logging for the daemon, configured as rtpengine 10.5 logs (docs/spec/config.md §2.1).
 
 * `log-level` 0-7 (syslog priorities) and rtpengine's 13 subsystems (`log-level-core`, …),
   each changeable at run time (`rtpvault ctl set loglevel [SUBSYSTEM] N`). A subsystem is a set

@@ -1,4 +1,4 @@
-"""Prometheus collector: rtpengine 10.5's families (spec/metrics.md §1.3) and rtpvault's own (§4).
+"""Prometheus collector: rtpengine 10.5's families (docs/spec/metrics.md §1.3), rtpvault's own (§4).
 
 A prometheus-client custom collector reads the live counters at scrape time (no per-packet work):
 the call registry and its totals, the port pools, the ng control counters, and each composed
@@ -190,7 +190,7 @@ class DaemonCollector(Collector):
 
 
 def _rtpvault(daemon: Any, ng: NgObserver, walk: Walk) -> Iterator[Metric]:
-    """rtpvault's own families (spec/metrics.md §4, plus flush lag, uploads by result, HEP
+    """rtpvault's own families (docs/spec/metrics.md §4, plus flush lag, uploads by result, HEP
     drops and DB errors)."""
     c = CounterMetricFamily("rtpvault_ng_commands", "ng commands handled, by command and result",
                             labels=["command", "result"])  # fmt: skip

@@ -49,7 +49,7 @@ def _split_meta(metadata: str | None) -> dict[str, str]:
 
 
 def prepare_dirs(root: str) -> None:
-    """rtpengine's start-up (recording.md §2.1): the spool dir (0700, not recursive) and its
+    """rtpengine's start-up (docs/spec/recording.md §2.1): spool dir (0700, not recursive) and its
     subdirectories; rtpvault adds sidecars/. Raises StartupError on failure."""
     if os.path.exists(root) and not os.path.isdir(root):
         raise StartupError(f'spool file exists, but "{root}" is not a directory.', 255)

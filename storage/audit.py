@@ -15,13 +15,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import Index
 from storage.models import AuditEntry
 
-__all__ = ["GENESIS", "append", "verify", "entry_hash", "ChainProblem"]
+__all__ = ["GENESIS", "append", "verify", "entry_hash", "ChainProblem", "purged_query"]
 
 GENESIS = "0" * 64
 _RETRIES = 20
@@ -104,3 +104,22 @@ def verify(index: Index) -> list[ChainProblem]:
             expected_seq = row.seq + 1
             prev = row.hash
     return problems
+
+
+def purged_query(ref: str, limit: int = 6) -> Select[str]:
+    """Ids of purged recordings that `ref` names — the id, an 8+ character id prefix, or the
+    Call-ID — from the per-recording `purge` entries (their target is the id, their details
+    carry the Call-ID in canonical JSON)."""
+    a = AuditEntry
+    by_id = a.target == ref
+    if len(ref) >= 8:
+        by_id = or_(by_id, a.target.startswith(ref, autoescape=True))
+    by_call = a.details.contains(f'"call_id":{json.dumps(ref, ensure_ascii=False)}',
+                                 autoescape=True)  # fmt: skip
+    return (
+        select(a.target)
+        .where(a.action == "purge", a.target != "", or_(by_id, by_call))
+        .group_by(a.target)
+        .order_by(a.target)
+        .limit(limit)
+    )

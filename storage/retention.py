@@ -18,12 +18,13 @@ import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from storage.models import Recording
 
-__all__ = ["ObjectStore", "PurgeResult", "purge_query", "purge_one", "set_hold"]
+__all__ = ["ObjectStore", "PurgeResult", "purge_query", "purge_one", "set_hold", "kept_counts",
+           "KEPT"]  # fmt: skip
 
 
 class ObjectStore(Protocol):
@@ -45,6 +46,31 @@ def purge_query(cutoff: float, now: float) -> Select[Recording]:
         )
         .order_by(r.started)
     )
+
+
+KEPT = ("held", "recording", "retained", "uploading")
+"""Why purge keeps an old recording, in the order the reasons are counted (first one wins)."""
+
+
+def _kept_reasons(now: float) -> dict[str, ColumnElement[bool]]:
+    r = Recording
+    held = r.legal_hold == True  # noqa: E712 - SQL comparison
+    recording = r.status == "recording"
+    retained = and_(r.retain_until.is_not(None), r.retain_until > now)
+    uploading = r.archive_state.in_(("pending", "uploading"))
+    return {"held": held, "recording": and_(not_(held), recording),
+            "retained": and_(not_(held), not_(recording), retained),
+            "uploading": and_(not_(held), not_(recording), not_(retained), uploading)}  # fmt: skip
+
+
+def kept_counts(session: Session, cutoff: float, now: float) -> dict[str, int]:
+    """How many recordings older than `cutoff` purge keeps, by reason (KEPT; each counted once,
+    under its first reason): the complement of `purge_query`."""
+    return {
+        reason: int(session.scalar(select(func.count()).select_from(Recording).where(
+            Recording.started < cutoff, cond)) or 0)
+        for reason, cond in _kept_reasons(now).items()
+    }  # fmt: skip
 
 
 def _version(rec: Recording) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Endpoint learning (latching): what to do with one received packet, as a pure decision.
 
-Implements docs spec sdp.md §4 (rtpengine 10.5 `media_packet_address_check`). `decide` reads a
+Implements docs/spec/sdp.md §4 (rtpengine 10.5 `media_packet_address_check`). `decide` reads a
 stream's learning state, the packet's source address and the current monotonic time and returns
 a `Decision`; `apply` writes that decision back to the stream. Neither does I/O, so the same code
 serves the userspace plane, a kernel plane's slow path and the tests.
@@ -17,7 +17,7 @@ Modes (stream.learning, plus the flags):
 * heuristic: like delayed, but the candidate is the best source seen since the last signal, in
   the order SDP address+port, same address other port, same port other address, anything.
   (rtpengine resets its slots on an internal timestamp; we reset them when ``learn_until``
-  changes, i.e. on a new signal. This matches both sequences measured in sdp.md §4.)
+  changes, i.e. on a new signal. This matches both sequences measured in docs/spec/sdp.md §4.)
 * asymmetric: sources are ignored, the stream is confirmed at once, the peer stays as signalled.
 * media-handover: after confirmation a new source re-targets at once and unconfirms.
 * strict-source: after confirmation a packet from another source is dropped, ``errors`` + 1.

@@ -1,4 +1,4 @@
-"""The ng wire format: `<cookie> SP <bencode or JSON body>` (ng-protocol.md §1). Pure.
+"""The ng wire format: `<cookie> SP <bencode or JSON body>` (docs/spec/ng-protocol.md §1). Pure.
 
 Bencode is hand-written rather than taken from bencode.py for three reasons, each a place where
 rtpengine 10.5 differs from the strict format and Kamailio-facing behaviour must match it:

@@ -1,4 +1,4 @@
-"""The ng command table: command name → handler (ng-protocol.md §2).
+"""The ng command table: command name → handler (docs/spec/ng-protocol.md §2).
 
 Handlers take the decoded request dict and the source address and return the reply dict, or
 raise `NgError(reason)` for an error reply. Error texts and check order are rtpengine 10.5's.
@@ -258,7 +258,7 @@ class Commands:
         self._log_flags(flags, call_id)
         call = reg.calls.get(call_id)
         if call is not None and call.record and call.recordings:
-            # rtpengine's key order with recording on: recordings, sdp, result (recording.md §5.1)
+            # key order with recording on: recordings, sdp, result (docs/spec/recording.md §5.1)
             return {"recordings": [call.recordings[-1]], "sdp": out, "result": "ok"}
         return {"sdp": out, "result": "ok"}
 

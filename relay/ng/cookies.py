@@ -1,4 +1,4 @@
-"""The ng retransmission cache (ng-protocol.md §1.4). No clock inside: callers pass `now`.
+"""The ng retransmission cache (docs/spec/ng-protocol.md §1.4). No clock inside: callers pass `now`.
 
 Like rtpengine's `cookie_cache.c` it keeps two generations and swaps them when a lookup happens
 30 s or more after the last swap, so an entry answers retransmissions for 30 to 60 s, and the

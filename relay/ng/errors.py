@@ -1,7 +1,7 @@
 """Exceptions of the ng layer.
 
 `NgError` is what a command handler raises to produce an error reply; the control server turns
-it into exactly `{"result": "error", "error-reason": reason}` (ng-protocol.md §2.2).
+it into exactly `{"result": "error", "error-reason": reason}` (docs/spec/ng-protocol.md §2.2).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """ng offer/answer/delete dictionary keys and `flags` words → typed `NgFlags` (pure).
 
-Covers every key Kamailio 5.6's rtpengine module sends (ng-protocol.md §5) and the flag words
+Covers every key Kamailio 5.6's rtpengine module sends (docs/spec/ng-protocol.md §5), flag words
 of rtpengine 10.5 (§2.4). Unknown keys and words are kept in `unknown` and otherwise ignored,
 as rtpengine does.
 """
@@ -217,7 +217,7 @@ def _h_media_address(f: NgFlags, v: Any) -> None:
 def _h_record(f: NgFlags, v: Any) -> None:
     s = _str(v)
     # rtpengine 10.5 takes exactly yes/on and no/off; anything else (YES, maybe) is ignored
-    # (recording.md §5.1)
+    # (docs/spec/recording.md §5.1)
     if s in _RECORD_VALUES:
         f.record_call = _RECORD_VALUES[s]
 
@@ -232,7 +232,7 @@ def _h_codec(f: NgFlags, v: Any) -> None:
 
 
 def _h_learning(f: NgFlags, v: Any) -> None:
-    # rtpengine 10.5 only reads a list here; a plain string is silently ignored (sdp.md §4).
+    # rtpengine 10.5 reads only a list here; a plain string is ignored (docs/spec/sdp.md §4).
     for w in _strings(v):
         if w in _LEARNING:
             f.endpoint_learning = w

@@ -10,7 +10,7 @@ Public API:
   end_of_candidates). Raises `SdpError` (a ValueError) naming the line rtpengine would refuse.
 * `render(desc) -> str` — the exact input text back.
 * `rewrite(desc, SessionPlan) -> str` — the outgoing SDP, edited as rtpengine 10.5 does
-  (../shared/spec/sdp.md §1); one `MediaPlan` per m= section, else `SdpError`.
+  (docs/spec/sdp.md §1); one `MediaPlan` per m= section, else `SdpError`.
 """
 
 from relay.sdp.attributes import Connection, Rtpmap

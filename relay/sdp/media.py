@@ -1,4 +1,4 @@
-"""One m= section through rtpengine 10.5's rewriter (sdp.md §1.6–§1.11).
+"""One m= section through rtpengine 10.5's rewriter (docs/spec/sdp.md §1.6–§1.11).
 
 Kept lines stay in place; codec, direction, RTCP, ptime, ICE, mid and SRTP attributes are
 stripped; the generated block goes after the section's last surviving line, in the order of

@@ -1,7 +1,7 @@
 """The parsed SDP: every line kept verbatim (with its own terminator) plus read-only views.
 
 The views are what the call model negotiates with; the lines are what `relay.sdp.rewrite` edits.
-Both follow rtpengine 10.5's reading of the text (sdp.md §1.2; daemon/sdp.c `sdp_parse`,
+Both follow rtpengine 10.5's reading of the text (docs/spec/sdp.md §1.2; daemon/sdp.c `sdp_parse`,
 `sdp_streams`), quirks included.
 """
 

@@ -1,4 +1,4 @@
-"""SDP text → `SessionDescription`, following rtpengine 10.5's `sdp_parse` (sdp.md §1.2).
+"""SDP text → `SessionDescription`, following rtpengine 10.5's `sdp_parse` (docs/spec/sdp.md §1.2).
 
 Lines end at LF (a CR before it belongs to the terminator); a missing final LF is fine; an empty
 line ends the SDP. Only the line letters rtpengine accepts are allowed, `o=`/`s=` may not appear

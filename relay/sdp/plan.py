@@ -2,7 +2,7 @@
 
 The call model (relay.calls) owns negotiation state (ports, rtcp-mux, remembered o=/s= values,
 ptime seen on the other side); the rewriter only applies these decisions to the text, editing
-it in place the way rtpengine 10.5 does (see ../shared/spec/sdp.md §1).
+it in place the way rtpengine 10.5 does (see docs/spec/sdp.md §1).
 """
 
 from __future__ import annotations

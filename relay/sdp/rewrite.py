@@ -1,4 +1,4 @@
-"""`rewrite(desc, plan)`: the outgoing SDP, edited the way rtpengine 10.5 edits it (sdp.md §1).
+"""`rewrite(desc, plan)`: the outgoing SDP, edited as rtpengine 10.5 edits it (docs/spec/sdp.md §1).
 
 The text is copied left to right; tokens are substituted in `o=`, `s=`, `c=` and `m=`, some
 attributes are skipped, and generated lines (always CR LF) are inserted at the end of the session

@@ -134,7 +134,9 @@ def reindex_cmd(
             bad += 1
             click.echo(f"skipped {path}: {str(exc).splitlines()[0]}", err=True)
     index.close()
-    click.echo(f"indexed {done} recording(s), skipped {bad}, queued {queued} for S3")
+    from rtpvault.cli.searchout import plural
+
+    click.echo(f"indexed {plural(done, 'recording')}, skipped {bad}, queued {queued} for S3")
     if bad:
         sys.exit(1)
 

@@ -1,5 +1,5 @@
-"""`rtpvault search | show | audit` (this module) and, registered from here, `fetch | verify |
-export` (searchfiles) and `hold | release | purge` (searchgov).
+"""`rtpvault search | show | audit` (this module) and, registered from here, `fetch | export`
+(searchfiles), `verify` (searchverify) and `hold | release | purge` (searchgov).
 
 Every command reads `--config-file` (rtpengine.conf: recording-dir / recording-db / s3-*) or
 `--db URL`, appends what it did to the hash-chained audit log with the OS user, and reports any
@@ -40,9 +40,10 @@ def search_cmd(vault: Vault, limit: int, sort: str, fmt: str, **opts: Any) -> No
     from rtpvault.cli.searchrows import run_search, summary
 
     flt = make_filter(opts, limit=limit, sort=sort)
-    with vault.session() as session:
-        rows = [summary(r) for r in run_search(session, flt)]
-    vault.audit("search", filter=describe_filter(flt), results=len(rows))
+    with vault.attempt("search", None, filter=describe_filter(flt)) as att:
+        with vault.session() as session:
+            rows = [summary(r) for r in run_search(session, flt)]
+        att.details["results"] = len(rows)
     click.echo(searchout.render(fmt, rows, terminal_width()))
 
 
@@ -55,10 +56,10 @@ def show_cmd(vault: Vault, ref: str, as_json: bool) -> None:
     """Everything about one recording: streams, quality, SDP, sidecar, archive, hold, audit.
 
     REF is a recording ID (or a unique prefix of one, 8+ characters) or a Call-ID."""
-    from rtpvault.cli.searchrows import details, resolve
+    from rtpvault.cli.searchrows import details
 
     with vault.session() as session:
-        rec = resolve(session, ref)
+        (rec,) = vault.resolve(session, "show", (ref,))
         vault.audit("show", rec.id, call_id=rec.call_id)
         doc = details(session, rec)
     if as_json:
@@ -112,11 +113,14 @@ def render_details(doc: dict[str, Any]) -> str:
 def audit_cmd(vault: Vault, since: float | None, until: float | None, users: tuple[str, ...],
               actions: tuple[str, ...], ref: str | None, limit: int, fmt: str) -> None:  # fmt: skip
     """Who did what, when: the audit log, newest first."""
-    from rtpvault.cli.searchrows import audit_row, resolve
+    from rtpvault.cli.searchrows import audit_row, audit_target
     from storage.search import audit_query
 
     with vault.session() as session:
-        rid = resolve(session, ref).id if ref else None
+        rid = None
+        if ref:
+            with vault.attempt("audit", None, failures_only=True, ref=ref):
+                rid = audit_target(session, ref)
         q = audit_query(since=since, until=until, users=users, actions=actions,
                         target=rid, limit=limit or None)  # fmt: skip
         rows = [audit_row(e) for e in session.scalars(q)]
@@ -138,7 +142,7 @@ def register(cli: click.Group) -> None:
     import importlib
 
     commands = [search_cmd, show_cmd, audit_cmd]
-    for name in ("searchfiles", "searchgov"):
+    for name in ("searchfiles", "searchverify", "searchgov"):
         try:
             commands += importlib.import_module(f"rtpvault.cli.{name}").COMMANDS
         except ModuleNotFoundError as exc:  # while being built

@@ -9,17 +9,20 @@ shows the traceback for developers.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import pwd
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import click
 
-__all__ = ["Vault", "source_options", "friendly", "os_user", "terminal_width", "OneLineCommand"]
+__all__ = ["Vault", "Attempt", "source_options", "friendly", "os_user", "terminal_width",
+           "OneLineCommand"]  # fmt: skip
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,6 +81,7 @@ class Vault:
     _settings: Any = None
     _index: Any = None
     _s3: Any = None
+    _appended: bool = False
 
     @property
     def settings(self) -> Any:
@@ -127,6 +131,71 @@ class Vault:
         from storage import audit
 
         audit.append(self.index, action, recording_id or "", details or None, user=self.user)
+        self._appended = True
+
+    @contextlib.contextmanager
+    def attempt(self, action: str, recording_id: str | None = None, *,
+                failures_only: bool = False, **details: Any) -> Iterator[Attempt]:  # fmt: skip
+        """Audit one access whatever its outcome: the entry is appended when the block ends,
+        with `error` (the one-line reason) when it failed (`failures_only`: only then). The
+        block may fill in the recording and details as it learns them."""
+        att = Attempt(recording_id, dict(details))
+        try:
+            yield att
+        except BaseException as exc:
+            att.details["error"] = _reason(exc)
+            try:
+                self.audit(action, att.recording_id, **att.details)
+            except Exception:  # noqa: BLE001 - the index itself failed: the original error wins
+                pass
+            raise
+        if not failures_only:
+            self.audit(action, att.recording_id, **att.details)
+
+    def resolve(self, session: Any, action: str, refs: tuple[str, ...]) -> list[Any]:
+        """The recordings `refs` name (rtpvault.cli.searchrows.resolve); a ref that names none
+        or several is an error, and that refused attempt is audited too."""
+        from rtpvault.cli.searchrows import resolve
+
+        with self.attempt(action, None, failures_only=True, refs=list(refs)):
+            return [resolve(session, ref) for ref in refs]
+
+    def anchors(self) -> tuple[Any, Any]:
+        """(HeadFile or None, CheckpointStore or None) this configuration names: the head file
+        in recording-dir (when that directory exists here), checkpoints in the bucket."""
+        from storage.auditanchor import HEAD_FILE, CheckpointStore, HeadFile, checkpoint_prefix
+
+        s = self.settings
+        head = None
+        if s is not None and s.recording_dir and os.path.isdir(s.recording_dir):
+            head = HeadFile(os.path.join(s.recording_dir, HEAD_FILE))
+        store = None
+        if self.bucket:
+            store = CheckpointStore(
+                self.s3, self.bucket, checkpoint_prefix(s.s3_prefix or "{yyyy}/{mm}/{dd}/"),
+                lock_mode=s.s3_object_lock_mode or "none", lock_days=s.s3_object_lock_days or 0,
+            )
+        return head, store
+
+    def checkpoint(self) -> list[str]:
+        """Anchor the chain's current head (storage.auditanchor); returns warnings. The entries
+        are already in the index: a failed checkpoint loses nothing, the next one covers it."""
+        from storage.auditanchor import head
+
+        cp = head(self.index, time.time())
+        if cp is None:
+            return []
+        head_file, store = self.anchors()
+        warnings = []
+        for name, target in (("local head file", head_file), ("S3 checkpoint", store)):
+            if target is None:
+                continue
+            try:
+                target.advance(cp) if name == "local head file" else target.put(cp)
+            except Exception as exc:  # noqa: BLE001 - reported; the next command retries
+                warnings.append(f"warning: audit {name} not written ({describe(exc)}); "
+                                "the next command writes a newer one")  # fmt: skip
+        return warnings
 
     @property
     def bucket(self) -> str | None:
@@ -155,9 +224,25 @@ class Vault:
             )  # fmt: skip
         return self._s3
 
-    def close(self) -> None:
+    def close(self, quiet: bool = False) -> None:
+        """Checkpoint the audit chain if this command appended to it, then close the index.
+        `quiet`: the command failed and says why; a checkpoint warning would only add noise."""
         if self._index is not None:
-            self._index.close()
+            try:
+                if self._appended:
+                    for line in self.checkpoint():
+                        if not quiet:
+                            click.echo(line, err=True)
+            finally:
+                self._index.close()
+
+
+@dataclass
+class Attempt:
+    """What `Vault.attempt` will write: the recording (once known) and the details."""
+
+    recording_id: str | None
+    details: dict[str, Any]
 
 
 def source_options(f: F) -> F:
@@ -181,15 +266,20 @@ def source_options(f: F) -> F:
                 db_url: str | None, **kwargs: Any) -> Any:  # fmt: skip
         vault = Vault(config_file, config_section, db_url)
         try:
-            return f(*args, vault=vault, **kwargs)
-        finally:
-            vault.close()
+            result = f(*args, vault=vault, **kwargs)
+        except BaseException as exc:
+            vault.close(quiet=not isinstance(exc, SystemExit))
+            raise
+        vault.close()
+        return result
 
     return wrapper  # type: ignore[return-value]
 
 
 class OneLineCommand(click.Command):
-    """A command whose usage errors (bad option values) print one line, not the usage text."""
+    """A command whose bad option values print one line, not the usage text; a command line
+    click cannot parse (unknown option, extra argument) gets the usage and the `Try '… --help'`
+    hint, as the top-level `rtpvault` gives them."""
 
     def make_context(
         self, info_name: str | None, args: list[str], parent: click.Context | None = None,
@@ -197,9 +287,20 @@ class OneLineCommand(click.Command):
     ) -> click.Context:  # fmt: skip
         try:
             return super().make_context(info_name, args, parent, **extra)
-        except click.UsageError as exc:
+        except click.BadParameter as exc:
             exc.ctx = None  # UsageError.show prints the usage and a hint only with a context
             raise
+
+
+def _reason(exc: BaseException) -> str:
+    """Why an attempt failed, for its audit entry."""
+    if isinstance(exc, click.ClickException):
+        return exc.format_message()
+    if isinstance(exc, (KeyboardInterrupt, click.Abort)):
+        return "interrupted"
+    if isinstance(exc, SystemExit):
+        return f"exit status {exc.code}"
+    return describe(exc)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,4 +1,5 @@
-"""`rtpvault fetch | verify | export`: the recording files themselves, on local disk or in S3.
+"""`rtpvault fetch | export`: the recording files themselves, on local disk or in S3 (`verify`
+is rtpvault.cli.searchverify).
 
 Every byte read is hashed on the way (SHA-256) and compared with the index before anything is
 called done; a copy is written as `<name>.part` and renamed only when its hash matched.
@@ -17,7 +18,6 @@ from typing import Any
 import click
 
 from rtpvault.cli.searchctx import OneLineCommand, Vault, friendly, source_options
-from rtpvault.cli.searchopts import describe_filter, filter_options, make_filter
 
 __all__ = ["COMMANDS", "Copy", "copies", "read_verified"]
 
@@ -126,14 +126,13 @@ def _copy_to(vault: Vault, rec: Any, dest: Path, bar: Any) -> str:
 @friendly
 def fetch_cmd(vault: Vault, refs: tuple[str, ...], output_dir: str) -> None:
     """Copy recordings here from local disk or S3; SHA-256 checked before "done"."""
-    from rtpvault.cli.searchrows import resolve
-
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with vault.session() as session:
-        recs = [resolve(session, ref) for ref in refs]
+        recs = vault.resolve(session, "fetch", refs)
         for rec in recs:
-            _expected(rec)
+            with vault.attempt("fetch", rec.id, failures_only=True, call_id=rec.call_id):
+                _expected(rec)
         total = sum(int(r.size or 0) for r in recs)
         show = total > PROGRESS_BYTES or len(recs) > 1
         label = f"fetching {len(recs)} recording{'s' if len(recs) > 1 else ''}"
@@ -141,8 +140,8 @@ def fetch_cmd(vault: Vault, refs: tuple[str, ...], output_dir: str) -> None:
                                show_pos=False) as bar:  # fmt: skip
             for rec in recs:
                 dest = out_dir / _target_name(rec)
-                source = _copy_to(vault, rec, dest, bar)
-                vault.audit("fetch", rec.id, source=source, to=str(dest.resolve()))
+                with vault.attempt("fetch", rec.id, to=str(dest.resolve())) as att:
+                    att.details["source"] = source = _copy_to(vault, rec, dest, bar)
                 click.echo(f"done {dest} (sha256 {rec.sha256} ok, from {source})")
 
 
@@ -161,90 +160,19 @@ def fetch_cmd(vault: Vault, refs: tuple[str, ...], output_dir: str) -> None:
 def export_cmd(vault: Vault, ref: str, as_wav: bool, output: str | None) -> None:
     """Export a recording as audio."""
     from recorder.wav import export_wav
-    from rtpvault.cli.searchrows import resolve, sidecar_of
+    from rtpvault.cli.searchrows import sidecar_of
 
     with vault.session() as session:
-        rec = resolve(session, ref)
-        data = read_verified(vault, rec)
-        wav = export_wav(data, sidecar_of(rec))
+        (rec,) = vault.resolve(session, "export", (ref,))
         dest = Path(output or Path(_target_name(rec)).with_suffix(".wav").name)
-        tmp = dest.with_name(dest.name + ".part")
-        tmp.write_bytes(wav)
-        os.replace(tmp, dest)
-        vault.audit("export", rec.id, format="wav", to=str(dest.resolve()))
+        with vault.attempt("export", rec.id, format="wav", to=str(dest.resolve())):
+            data = read_verified(vault, rec)
+            wav = export_wav(data, sidecar_of(rec))
+            tmp = dest.with_name(dest.name + ".part")
+            tmp.write_bytes(wav)
+            os.replace(tmp, dest)
     seconds = (len(wav) - 44) / 32000
     click.echo(f"done {dest} (stereo 8000 Hz, {seconds:.1f} s)")
 
 
-def _check(vault: Vault, rec: Any) -> tuple[int, list[str]]:
-    """(copies checked, problems) for one recording."""
-    from rtpvault.cli.searchrows import object_ref
-
-    label = f"{rec.id} ({rec.call_id})"
-    if not rec.sha256:
-        # still open, or writing failed before a hash existed (reason on the row): nothing to
-        # check against; any other recording without a hash is a finding
-        if rec.status in ("recording", "failed"):
-            return 0, []
-        return 0, [f"NO-HASH {label}: no SHA-256 in the index (status {rec.status})"]
-    problems, checked = [], 0
-    expected = str(rec.sha256)
-    found = copies(vault, rec)
-    if not rec.local_removed and not any(c.where == "local" for c in found):
-        problems.append(f"MISSING {label}: local file {rec.path} is gone")
-    if rec.archive_state == "archived" and object_ref(rec, vault.bucket) is None:
-        problems.append(f"MISSING {label}: archived, but no bucket configured to check it in")
-    if rec.local_removed and object_ref(rec, vault.bucket) is None:
-        problems.append(f"MISSING {label}: local file removed and no S3 copy")
-    for copy in found:
-        checked += 1
-        h = hashlib.sha256()
-        try:
-            for chunk in copy.chunks(vault):
-                h.update(chunk)
-        except Exception as exc:  # noqa: BLE001 - every failure of one copy is a finding
-            from rtpvault.cli.searchctx import describe
-
-            problems.append(f"MISSING {label}: {copy.name}: {describe(exc)}")
-            continue
-        if h.hexdigest() != expected:
-            problems.append(f"MISMATCH {label}: {copy.name}: SHA-256 {h.hexdigest()} != "
-                            f"indexed {expected}")  # fmt: skip
-    return checked, problems
-
-
-@click.command("verify", cls=OneLineCommand)
-@source_options
-@filter_options
-@friendly
-def verify_cmd(vault: Vault, **opts: Any) -> None:
-    """Re-hash local files and S3 objects against the index, and check the audit chain.
-
-    Prints every mismatch or missing copy; exit status 1 if there is any problem."""
-    from storage import audit
-    from storage.search import build_query
-
-    flt = make_filter(opts, limit=None, sort="started")
-    problems: list[str] = []
-    recordings = copies_checked = 0
-    with vault.session() as session:
-        for rec in session.scalars(build_query(flt)):
-            recordings += 1
-            n, found = _check(vault, rec)
-            copies_checked += n
-            for line in found:
-                click.echo(line)
-            problems += found
-    chain = audit.verify(vault.index)
-    for p in chain:
-        click.echo(f"AUDIT entry {p.seq}: {p.problem}")
-    vault.audit("verify", filter=describe_filter(flt), recordings=recordings,
-                problems=len(problems) + len(chain))  # fmt: skip
-    click.echo(f"verified {recordings} recordings, {copies_checked} copies: "
-               f"{len(problems)} problems; audit chain: "
-               f"{'ok' if not chain else f'{len(chain)} problems'}")  # fmt: skip
-    if problems or chain:
-        sys.exit(1)
-
-
-COMMANDS = [fetch_cmd, export_cmd, verify_cmd]
+COMMANDS = [fetch_cmd, export_cmd]

@@ -9,6 +9,7 @@ import click
 
 from rtpvault.cli.searchctx import OneLineCommand, Vault, friendly, source_options
 from rtpvault.cli.searchopts import DurationType
+from rtpvault.cli.searchout import plural
 
 __all__ = ["COMMANDS"]
 
@@ -18,18 +19,22 @@ def _store(vault: Vault) -> Any:
 
 
 def _set(vault: Vault, refs: tuple[str, ...], on: bool, reason: str | None) -> None:
-    from rtpvault.cli.searchrows import resolve
     from storage.retention import set_hold
 
+    action = "hold" if on else "release"
     with vault.session() as session:
-        recs = [resolve(session, ref) for ref in refs]  # all found before anything changes
+        recs = vault.resolve(session, action, refs)  # all found before anything changes
     for rec_ref in recs:
-        with vault.session() as session:
-            rec = session.merge(rec_ref)
-            s3 = set_hold(session, rec, on, reason, store=_store(vault), bucket=vault.bucket,
-                          object_lock=vault.object_lock)  # fmt: skip
-        action = "hold" if on else "release"
-        vault.audit(action, rec.id, call_id=rec.call_id, reason=reason, s3_legal_hold=s3)
+        if not on and not rec_ref.legal_hold:
+            vault.audit(action, rec_ref.id, call_id=rec_ref.call_id, was_held=False)
+            click.echo(f"not held: {rec_ref.id} {rec_ref.call_id} (nothing to release)")
+            continue
+        with vault.attempt(action, rec_ref.id, call_id=rec_ref.call_id, reason=reason) as att:
+            with vault.session() as session:
+                rec = session.merge(rec_ref)
+                s3 = set_hold(session, rec, on, reason, store=_store(vault),
+                              bucket=vault.bucket, object_lock=vault.object_lock)  # fmt: skip
+            att.details["s3_legal_hold"] = s3
         where = " (and S3 legal hold)" if s3 else ""
         click.echo(f"{'held' if on else 'released'} {rec.id} {rec.call_id}{where}")
 
@@ -69,49 +74,57 @@ def release_cmd(vault: Vault, refs: tuple[str, ...]) -> None:
 def purge_cmd(vault: Vault, older_than: float, dry_run: bool) -> None:
     """Delete old recordings (object, files, index row); held ones are skipped."""
     from storage.models import Recording
-    from storage.retention import purge_one, purge_query
+    from storage.retention import kept_counts, purge_query
 
     now = time.time()
     cutoff = now - older_than
     with vault.session() as session:
         ids = list(session.scalars(purge_query(cutoff, now).with_only_columns(Recording.id)))
-        held = (
-            session.query(Recording)
-            .filter(Recording.started < cutoff, Recording.legal_hold.is_(True))
-            .count()
-        )
+        kept = kept_counts(session, cutoff, now)
     purged: list[str] = []
     failed = 0
     for rid in ids:
-        with vault.session() as session:
-            rec = session.get(Recording, rid)
-            if rec is None:
-                continue
-            if dry_run:
-                click.echo(f"would purge {rec.id} {rec.call_id} {rec.path}")
-                purged.append(rec.id)
-                continue
-            res = purge_one(session, rec, store=_store(vault), bucket=vault.bucket)
-        if res.error:
-            failed += 1
-            click.echo(f"kept {res.id} {res.call_id}: {res.error}", err=True)
-        else:
-            purged.append(res.id)
-            click.echo(f"purged {res.id} {res.call_id} ({len(res.removed)} copies removed)")
-    vault.audit(
-        "purge",
-        older_than_s=older_than,
-        cutoff=cutoff,
-        dry_run=dry_run,
-        count=len(purged),
-        ids=purged[:1000],
-        failed=failed,
-        skipped_held=held,
-    )
+        if dry_run:
+            with vault.session() as session:
+                rec = session.get(Recording, rid)
+                if rec is not None:
+                    click.echo(f"would purge {rec.id} {rec.call_id} {rec.path}")
+                    purged.append(rec.id)
+            continue
+        ok = _purge(vault, rid, cutoff)
+        if ok is not None:
+            purged += [rid] if ok else []
+            failed += 0 if ok else 1
+    vault.audit("purge", older_than_s=older_than, cutoff=cutoff, dry_run=dry_run,
+                count=len(purged), ids=purged[:1000], failed=failed, kept=kept)  # fmt: skip
     verb = "would purge" if dry_run else "purged"
-    click.echo(f"{verb} {len(purged)} recordings; {held} held ones skipped; {failed} failed")
+    click.echo(f"{verb} {plural(len(purged), 'recording')}; kept {kept['held']} on hold, "
+               f"{kept['recording']} still recording, {kept['retained']} under retention, "
+               f"{kept['uploading']} not yet archived; {failed} failed")  # fmt: skip
     if failed:
         raise SystemExit(1)
+
+
+def _purge(vault: Vault, rid: str, cutoff: float) -> bool | None:
+    """Purge one recording and audit it under its own id (so `audit --recording` finds it
+    after the row is gone), failure included. None: it was gone already."""
+    from storage.models import Recording
+    from storage.retention import purge_one
+
+    with vault.session() as session:
+        rec = session.get(Recording, rid)
+        if rec is None:
+            return None
+        res = purge_one(session, rec, store=_store(vault), bucket=vault.bucket)
+    details = {"call_id": res.call_id, "started": res.started, "cutoff": cutoff,
+               "removed": list(res.removed)}  # fmt: skip
+    vault.audit("purge", res.id, **details, **({"error": res.error} if res.error else {}))
+    if res.error:
+        click.echo(f"kept {res.id} {res.call_id}: {res.error}", err=True)
+        return False
+    n = len(res.removed)
+    click.echo(f"purged {res.id} {res.call_id} ({plural(n, 'copy', 'copies')} removed)")
+    return True
 
 
 COMMANDS = [hold_cmd, release_cmd, purge_cmd]

@@ -16,10 +16,15 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 __all__ = ["Column", "COLUMNS", "render", "render_table", "render_json", "render_csv",
-           "render_vertical", "human", "FORMATS"]  # fmt: skip
+           "render_vertical", "human", "plural", "FORMATS"]  # fmt: skip
 
 FORMATS = ("table", "json", "csv", "vertical")
 ELLIPSIS = "…"
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """`1 recording`, `2 recordings`, `0 copies` (pass the plural when it is not word + s)."""
+    return f"{n} {word if n == 1 else words or word + 's'}"
 
 
 def _time(v: Any, tz: tzinfo | None) -> str:
@@ -173,7 +178,11 @@ def render_vertical(
         pad = max(map(len, keys), default=0)
         for k in keys:
             col = by_key.get(k)
-            value = human(col, r[k], tz) if col else ("-" if r[k] is None else _list(r[k], tz))
+            if col is None and isinstance(r[k], dict):  # audit details: JSON, as --json
+                value = json.dumps(r[k], sort_keys=True, ensure_ascii=False)
+            else:
+                value = human(col, r[k], tz) if col else (
+                    "-" if r[k] is None else _list(r[k], tz))  # fmt: skip
             if col and col.key == "id":
                 value = str(r[k])
             out.append(f"{k.ljust(pad)} | {value}")

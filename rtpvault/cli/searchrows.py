@@ -20,7 +20,8 @@ from storage.search import (
     probe_query,
 )
 
-__all__ = ["summary", "run_search", "resolve", "details", "audit_row", "object_ref", "sidecar_of"]
+__all__ = ["summary", "run_search", "resolve", "audit_target", "details", "audit_row",
+           "object_ref", "sidecar_of"]  # fmt: skip
 
 
 def summary(rec: Recording) -> dict[str, Any]:
@@ -65,6 +66,23 @@ def resolve(session: Session, ref: str) -> Recording:
             f"({ids}); give a longer id"
         )
     return found[0]
+
+
+def audit_target(session: Session, ref: str) -> str:
+    """The recording id `ref` names for `audit --recording`: an indexed recording, else a
+    purged one, through the per-recording purge entries (they keep its id and Call-ID)."""
+    from storage.audit import purged_query
+
+    if list(session.scalars(lookup_query(ref, limit=1))):
+        return resolve(session, ref).id
+    ids = list(session.scalars(purged_query(ref, limit=6)))
+    if not ids:
+        raise click.ClickException(f"no recording (indexed or purged) with id or Call-ID {ref!r}")
+    if len(ids) > 1:
+        listed = ", ".join(i[:13] for i in ids[:5])
+        raise click.ClickException(f"{ref!r} matches {len(ids)} purged recordings ({listed}); "
+                                   "give a longer id")  # fmt: skip
+    return ids[0]
 
 
 def object_ref(rec: Recording, bucket: str | None) -> tuple[str, str, str | None] | None:

@@ -1,4 +1,4 @@
-"""The ng wire layer, byte for byte against the real rtpengine 10.5 (ng-protocol.md §1).
+"""The ng wire layer, byte for byte against the real rtpengine 10.5 (docs/spec/ng-protocol.md §1).
 
 The same datagrams and TCP byte streams go to rtpengine and to an NgControlServer whose dispatch
 knows only `ping`; every reply (or the absence of one) must be identical.

@@ -2,7 +2,7 @@
 
 Each input goes through a real `offer` (trust-address). The plan is built from our parse of the
 input the way the call model would (direction, ptime, zero address, end-of-candidates); only the
-ports are read from rtpengine's reply, since allocation is random (sdp.md §3).
+ports are read from rtpengine's reply, since allocation is random (docs/spec/sdp.md §3).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""HEP capture servers for tests (spec/hep.md §3).
+"""HEP capture servers for tests (docs/spec/hep.md §3).
 
 `KamailioCapture` is the real one: Kamailio 5.6's `sipcapture` module (Homer 5's capture
 server) with `hep_capture_on`, storing into SQLite through `db_sqlite`. It stores what Homer
@@ -184,7 +184,7 @@ request_route {{
 }}
 """
 
-# Homer 5's columns of rtcp_capture / report_capture / logs_capture (spec/hep.md §3.1).
+# Homer 5's columns of rtcp_capture / report_capture / logs_capture (docs/spec/hep.md §3.1).
 _TABLE = """CREATE TABLE {name} (id INTEGER PRIMARY KEY AUTOINCREMENT,
  date TIMESTAMP NOT NULL DEFAULT '1900-01-01 00:00:01', micro_ts BIGINT NOT NULL DEFAULT 0,
  correlation_id VARCHAR(256) NOT NULL DEFAULT '', source_ip VARCHAR(60) NOT NULL DEFAULT '',

@@ -204,7 +204,7 @@ def test_record_call_values(recording_relay: Callable[..., daemons.Daemon], tmp_
 def test_sigterm_finishes_recordings(
     recording_relay: Callable[..., daemons.Daemon], tmp_path: Path
 ) -> None:
-    """rtpengine leaves the metadata in tmp/ on SIGTERM (recording.md §6.2); rtpvault finishes."""
+    """rtpengine leaves the metadata in tmp/ on SIGTERM (docs/spec/recording.md §6.2); we finish."""
     relay = recording_relay("eth")
     spool = tmp_path / "spool"
     call = Call(relay, "term-1")
@@ -236,6 +236,6 @@ def test_bad_recording_dir_stops_startup(tmp_path: Path, problem: str) -> None:
          f"--listen-ng=127.0.0.1:{free_port()}", f"--recording-dir={target}"],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
-    assert proc.returncode == 255  # as rtpengine (recording.md §2.1)
+    assert proc.returncode == 255  # as rtpengine (docs/spec/recording.md §2.1)
     expected = "not a directory" if problem == "a file" else "Failed to create spool directory"
     assert expected in proc.stderr

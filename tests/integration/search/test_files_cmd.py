@@ -137,10 +137,10 @@ def test_verify_clean_then_every_kind_of_problem(s3lab: Lab) -> None:
     assert any(x.startswith(f"MISSING {deleted['id']}") and "s3://vault/" in x for x in lines)
     assert "AUDIT entry 1: content altered (hash mismatch)" in lines
     assert not any(ok["id"] in x or archived["id"] in x for x in lines[:-1])
-    assert lines[-1].endswith("3 problems; audit chain: 1 problems")
+    assert lines[-1].endswith("3 problems; audit chain: 1 problem")
     # filters narrow what is checked
     r = lab.cli("verify", "--call-id", "v-ok@pbx")
-    assert "verified 1 recordings, 1 copies: 0 problems" in r.stdout and r.exit_code == 1
+    assert "verified 1 recording, 1 copy: 0 problems" in r.stdout and r.exit_code == 1
 
 
 def test_verify_reports_a_deleted_audit_row(lab: Lab) -> None:

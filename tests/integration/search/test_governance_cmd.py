@@ -51,12 +51,13 @@ def test_hold_release_purge(s3lab: Lab) -> None:
     listed = [x.split() for x in dry.stdout.splitlines()[:-1]]
     assert sorted(f[3] for f in listed) == ["old-free@pbx", "old-local@pbx"]
     assert {f[2] for f in listed} == {old_free["id"], old_local["id"]}
-    assert "would purge 2 recordings; 1 held ones skipped; 0 failed" in dry.stdout
+    assert ("would purge 2 recordings; kept 1 on hold, 0 still recording, 0 under retention, "
+            "0 not yet archived; 0 failed") in dry.stdout
     assert Path(old_free["path"]).exists() and lab.row("old-free@pbx") is not None
 
     r = lab.cli("purge", "--older-than", "90d")
     assert r.exit_code == 0, r.output
-    assert "purged 2 recordings; 1 held ones skipped; 0 failed" in r.stdout
+    assert "purged 2 recordings; kept 1 on hold, 0 still recording" in r.stdout
     for doc in (old_free, old_local):
         assert lab.row(doc["call_id"]) is None
         assert not Path(doc["path"]).exists() and not Path(doc["metadata_path"]).exists()
@@ -70,15 +71,18 @@ def test_hold_release_purge(s3lab: Lab) -> None:
     r = lab.cli("release", "old-held@pbx")
     assert r.exit_code == 0 and legal_hold(lab, "old-held@pbx") == "OFF"
     r = lab.cli("purge", "--older-than", "90d")
-    assert "purged 1 recordings; 0 held ones skipped" in r.stdout
+    assert "purged 1 recording; kept 0 on hold" in r.stdout
     assert lab.row("old-held@pbx") is None and lab.row("recent@pbx") is not None
 
     entries = lab.json("audit", "--limit", "0")
     user = pwd.getpwuid(os.getuid()).pw_name
     assert all(e["user"] == user for e in entries)
-    assert [e["action"] for e in reversed(entries)] == ["hold", "purge", "purge", "release",
-                                                        "purge"]  # fmt: skip
-    purge = [e for e in entries if e["action"] == "purge" and not e["details"]["dry_run"]][-1]
+    # a dry run, then one entry per purged recording (under its id) and the summary
+    assert [(e["action"], e["recording_id"]) for e in reversed(entries)] == [
+        ("hold", old_held["id"]), ("purge", None), ("purge", old_free["id"]),
+        ("purge", old_local["id"]), ("purge", None), ("release", old_held["id"]),
+        ("purge", old_held["id"]), ("purge", None)]  # fmt: skip
+    purge = [e for e in entries if e["details"].get("dry_run") is False][-1]
     assert sorted(purge["details"]["ids"]) == sorted([old_free["id"], old_local["id"]])
     hold = [e for e in entries if e["action"] == "hold"][0]
     assert hold["recording_id"] == old_held["id"] and hold["details"]["reason"] == "case 4711"
@@ -90,7 +94,8 @@ def test_hold_without_object_lock_is_index_only(lab: Lab) -> None:
     r = lab.cli("hold", "h@pbx", "--reason", "audit request")
     assert r.exit_code == 0 and "S3" not in r.stdout
     assert lab.cli("purge", "--older-than", "1d").stdout.endswith(
-        "purged 0 recordings; 1 held ones skipped; 0 failed\n"
+        "purged 0 recordings; kept 1 on hold, 0 still recording, 0 under retention, "
+        "0 not yet archived; 0 failed\n"
     )
     assert Path(doc["path"]).exists()
     r = lab.cli("hold", "h@pbx", "--reason", " ")
@@ -126,6 +131,8 @@ def test_purge_keeps_unexpired_retention_open_and_uploading(lab: Lab) -> None:
         rows["open"].status = "recording"  # type: ignore[union-attr]
         rows["uploading"].archive_state = "uploading"  # type: ignore[union-attr]
     r = lab.cli("purge", "--older-than", "90d")
-    assert r.exit_code == 0 and "purged 1 recordings" in r.stdout, r.output
+    assert r.exit_code == 0, r.output
+    assert r.stdout.endswith("purged 1 recording; kept 0 on hold, 1 still recording, "
+                             "1 under retention, 1 not yet archived; 0 failed\n")  # fmt: skip
     assert [n for n in docs if lab.row(f"{n}@pbx") is None] == ["gone"]
     assert all(Path(docs[n]["path"]).exists() for n in ("retained", "open", "uploading"))

@@ -86,7 +86,7 @@ def test_recorded_call_found_verified_exported(s3: MotoServer, tmp_path: Path) -
 
     r = run("verify")
     assert r.exit_code == 0, r.output
-    assert "verified 1 recordings, 2 copies: 0 problems; audit chain: ok" in r.stdout
+    assert "verified 1 recording, 2 copies: 0 problems; audit chain: ok" in r.stdout
 
     out = tmp_path / "fetched"
     r = run("fetch", rid[:8], "-o", str(out))

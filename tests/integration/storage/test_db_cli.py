@@ -79,7 +79,7 @@ def test_reindex_rebuilds_rows_and_reports_bad_sidecars(index_url: str, tmp_path
     for _ in range(2):  # idempotent
         out = db(tmp_path, "reindex", "--db", index_url, "--recording-dir", str(spool))
         assert out.returncode == 1  # one sidecar skipped
-        assert "indexed 3 recording(s), skipped 1" in out.stdout
+        assert "indexed 3 recordings, skipped 1" in out.stdout
         assert "broken.json" in out.stderr
     index = open_index(index_url, create=False)
     with index.session() as s:

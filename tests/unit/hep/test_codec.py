@@ -1,4 +1,4 @@
-"""HEPv3 codec and RTCP JSON: golden bytes from rtpengine 10.5 (spec/hep.md §2.3), round trips,
+"""HEPv3 codec and RTCP JSON: golden bytes from rtpengine 10.5 (docs/spec/hep.md §2.3), round trips,
 and malformed input rejected with a message naming the defect."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Golden bytes of the two HEP types rtpvault adds to rtpengine's type 5: the QoS report (34)
-and the ng trace (61). The expected packets are spelled out chunk by chunk from spec/hep.md
+and the ng trace (61). The expected packets are spelled out chunk by chunk from docs/spec/hep.md
 §1.1-§1.2 and §2.4 (rtpengine's chunk order), independently of hep.codec."""
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def test_ng_trace_type_61_golden_ipv6() -> None:
 
 
 def test_negative_homer_id_is_sent_as_twos_complement() -> None:
-    # rtpengine accepts a negative --homer-id and writes it as uint32 (spec/hep.md §2.2)
+    # rtpengine accepts a negative --homer-id and writes it as uint32 (docs/spec/hep.md §2.2)
     p = HepPacket(src_ip="127.0.0.1", dst_ip="127.0.0.1", src_port=1, dst_port=2, ts_sec=1,
                   ts_usec=0, proto_type=5, capture_id=-1, payload=b"{}",
                   correlation_id=b"c")  # fmt: skip

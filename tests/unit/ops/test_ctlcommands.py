@@ -1,6 +1,6 @@
 """rtpengine-ctl's command language over a real Daemon (real registry, userspace plane on
 loopback): the tree's replies, setters that change what the daemon does, params diff/revert,
-terminate, and arbitrary lines never raising. Texts are rtpengine 10.5's (spec/metrics.md §3;
+terminate, and arbitrary lines never raising. Texts are rtpengine 10.5's (docs/spec/metrics.md §3;
 tests/integration/ops/test_ctl_vs_rtpengine.py compares them with the real daemon)."""
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from rtpvault.prometheus import exposition, make_registry
 from tests.integration.recording.media import rtp
 from tests.unit.ops.conftest import answer, offer
 
-RTPENGINE_TYPES = {  # `# TYPE` lines of rtpengine 10.5 (spec/metrics.md §1.3), names as written
+RTPENGINE_TYPES = {  # `# TYPE` lines of rtpengine 10.5 (docs/spec/metrics.md §1.3), as written
     "rtpengine_sessions": "gauge", "rtpengine_transcoded_media": "gauge",
     "rtpengine_mediastreams": "gauge", "rtpengine_uptime_seconds": "gauge",
     "rtpengine_sessions_total": "counter", "rtpengine_closed_sessions_total": "counter",

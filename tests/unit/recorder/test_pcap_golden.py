@@ -1,4 +1,4 @@
-"""recorder.pcap / recorder.pcapng: golden bytes (recording.md §1.2–1.4), dpkt and tshark."""
+"""recorder.pcap / recorder.pcapng: golden bytes (docs/spec/recording.md §1.2–1.4), dpkt, tshark."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from tests.support.tools import require
 RTP = struct.pack("!BBHII", 0x80, 0, 100, 0, 0xAAAA0001) + b"\xff" * 160
 TS = 0x6B066DE4 + 0x05795F / 1e6  # ts_sec e46d066b, ts_usec 5f790500 of the spec's hexdump
 
-# recording.md §1.4, first 112 bytes of an `eth` file (RTP 127.0.0.1:44400 -> :44040, seq 100)
+# docs/spec/recording.md §1.4, first 112 bytes of an `eth` file (RTP .1:44400 -> :44040, seq 100)
 GOLDEN_ETH = bytes.fromhex(
     "d4c3b2a1020004000000000000000000"
     "ffff000001000000e46d066b5f790500"

@@ -1,4 +1,4 @@
-"""The call model on its own: pairing, ports, re-offers, delete, timeouts (sdp.md §1.15, §3)."""
+"""Call model alone: pairing, ports, re-offers, delete, timeouts (docs/spec/sdp.md §1.15, §3)."""
 
 from __future__ import annotations
 
@@ -150,7 +150,7 @@ def test_timeouts() -> None:
 
 
 def test_rtcp_mux_table() -> None:
-    # sdp.md §1.8 M1 (both mux), M5 (demux), M7 (reject).
+    # docs/spec/sdp.md §1.8 M1 (both mux), M5 (demux), M7 (reject).
     reg, _ = registry()
     assert reg.offer("m1", "a", None, session(rtcp_mux=True), flags(), render).endswith("mux=True")
     out = reg.answer("m1", "a", "b", session("192.0.2.20", 50000, rtcp_mux=True), flags(), render)

@@ -1,4 +1,4 @@
-"""GLib key-file spelling rules (config.md §1), each with its own test."""
+"""GLib key-file spelling rules (docs/spec/config.md §1), each with its own test."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`interface` specifications (config.md §3) against a fixed system table."""
+"""`interface` specifications (docs/spec/config.md §3) against a fixed system table."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ def test_first_pair_is_port_min_and_pairs_are_even_rtcp_plus_one() -> None:
 
 
 def test_exhaustion_and_release_like_rtpengine() -> None:
-    # sdp.md §3: 8 ports (43500-43507) hold exactly two offers of two pairs each.
+    # docs/spec/sdp.md §3: 8 ports (43500-43507) hold exactly two offers of two pairs each.
     pool = PortPool("127.0.0.1", socket.AF_INET, 43500, 43507, fake_opener(), random.Random(2))
     ports = [pool.allocate_pair()[2] for _ in range(4)]
     assert sorted(ports) == [43500, 43502, 43504, 43506]

@@ -86,3 +86,36 @@ def test_empty_results() -> None:
     assert render("csv", [], 80).startswith("id,started")
     assert render("vertical", [], 80) == ""
     assert "CALL-ID" in render("table", [], 80)
+
+
+def test_plural() -> None:
+    from rtpvault.cli.searchout import plural
+
+    assert [plural(n, "recording") for n in (0, 1, 2)] == ["0 recordings", "1 recording",
+                                                           "2 recordings"]  # fmt: skip
+    assert [plural(n, "copy", "copies") for n in (1, 3)] == ["1 copy", "3 copies"]
+
+
+def test_vertical_writes_dict_values_as_json() -> None:
+    out = render_vertical([{"action": "search", "details": {"results": 1, "filter": {}}}])
+    assert out.splitlines()[-1] == 'details | {"filter": {}, "results": 1}'
+
+
+@given(st.binary(max_size=300), st.integers(min_value=1, max_value=64),
+       st.integers(min_value=1, max_value=50))  # fmt: skip
+def test_verify_digest_matches_the_uploaders_composite(data: bytes, part: int, chunk: int) -> None:
+    import tempfile
+
+    from rtpvault.cli.searchverify import _Digest
+    from storage.s3 import digests
+
+    d = _Digest(part)
+    for i in range(0, len(data), chunk):
+        d.update(data[i : i + chunk])
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(data)
+        f.flush()
+        want = digests(f.name, part)
+    assert d.whole.hexdigest() == want.sha256
+    if data:
+        assert d.composite() == f"{want.expected(True)}-{len(want.parts)}"

@@ -1,4 +1,4 @@
-"""relay.media.latch: every learning mode of sdp.md §4, plus rtpvault's drop-after-latching."""
+"""relay.media.latch: every learning mode of docs/spec/sdp.md §4, plus our drop-after-latching."""
 
 from __future__ import annotations
 

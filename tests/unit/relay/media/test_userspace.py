@@ -235,7 +235,7 @@ def test_send_errors_are_counted_not_raised(rig: Rig) -> None:
 
 
 def test_tap_sees_every_received_packet_even_dropped_ones(rig: Rig) -> None:
-    """rtpengine records before forwarding decisions (recording.md §4.2): an injected packet
+    """rtpengine records before forwarding (docs/spec/recording.md §4.2): an injected packet
     that latching drops is still in the recording, and still not forwarded."""
     seen: list[tuple[Stream, bytes, Address, float]] = []
     rig.x.tap = lambda st, data, src, t: seen.append((st, data, src, t))

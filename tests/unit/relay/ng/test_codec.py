@@ -1,4 +1,4 @@
-"""relay.ng.codec against the exact bytes of ng-protocol.md §1 and probes of rtpengine 10.5."""
+"""relay.ng.codec against the bytes of docs/spec/ng-protocol.md §1 and probes of rtpengine 10.5."""
 
 from __future__ import annotations
 

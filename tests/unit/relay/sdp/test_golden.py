@@ -1,4 +1,4 @@
-"""rewrite(parse(in), plan) == out, byte for byte, for rtpengine 10.5's captures (sdp.md §6).
+"""rewrite(parse(in), plan) == out, byte for byte, for the 10.5 captures of docs/spec/sdp.md §6.
 
 The fixture files come from the spec's appendix (tests/fixtures/sdp/extract.py); each plan in
 plans.json states what the call model decided for that capture (ports from the captured output,

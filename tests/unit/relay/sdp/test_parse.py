@@ -1,4 +1,4 @@
-"""parse(): rtpengine 10.5's reading of SDP text (sdp.md §1.2; daemon/sdp.c sdp_parse)."""
+"""parse(): rtpengine 10.5's reading of SDP text (docs/spec/sdp.md §1.2; daemon/sdp.c sdp_parse)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""rewrite(): edge cases beyond the spec captures.
+"""rewrite(): edge cases beyond the captures of docs/spec/sdp.md §6.
 
 Expected texts marked "verified" were produced by the real rtpengine 10.5.3.5 (trust-address,
 --interface=lo/127.0.0.1!203.0.113.1) with only the ports changed to the plan's.
