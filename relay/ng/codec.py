@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..cint import strtoll, strtoull
 from .errors import BencodeError, NgError
 
 __all__ = [
@@ -53,16 +54,6 @@ TCP_BUFFER_LIMIT = 1024
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _C_SPACE = b" \t\n\v\f\r"
 _MAX_DEPTH = 200  # TCP completeness scan only (recursive); decoding has no nesting limit
-
-
-def _strtoll(negative: bool, digits: bytes | str) -> int:
-    """C strtoll of a digit run: clamped to int64. Never int() of a long run: Python refuses
-    more than 4,300 digits (ValueError), rtpengine just clamps."""
-    digits = digits.lstrip(b"0") if isinstance(digits, bytes) else digits.lstrip("0")
-    if len(digits) > 19:
-        return _INT64_MIN if negative else _INT64_MAX
-    value = int(digits) if digits else 0
-    return max(_INT64_MIN, min(_INT64_MAX, -value if negative else value))
 
 
 def _text(raw: bytes) -> str:
@@ -340,7 +331,7 @@ def _decode_int(data: bytes, pos: int) -> tuple[int, int]:
             pos += 1
         if pos == digits_at:
             raise BencodeError(f"integer at offset {start - 1} has no digits")
-        value = _strtoll(negative, data[digits_at:pos])
+        value = strtoll((b"-" if negative else b"") + data[digits_at:pos])
     if data[pos : pos + 1] != b"e":
         raise BencodeError(f"integer at offset {start - 1} does not end with 'e'")
     return value, pos + 1
@@ -353,7 +344,7 @@ def _decode_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
     else:
         while pos < len(data) and 0x30 <= data[pos] <= 0x39:
             pos += 1
-        length = _strtoll(False, data[start:pos])  # no leading 0 here: huge = past the end
+        length = strtoull(data[start:pos])  # no leading 0 here: huge = past the end
     if data[pos : pos + 1] != b":":
         raise BencodeError(f"string length at offset {start} is not followed by ':'")
     end = pos + 1 + length
@@ -410,7 +401,7 @@ def _valid_string(data: bytes, pos: int) -> int:
         colon += 1
     if colon == len(data):
         return NEED_MORE
-    end = colon + 1 + _strtoll(False, data[pos:colon])  # strtoul; a huge length waits for more
+    end = colon + 1 + strtoull(data[pos:colon])  # strtoul: a huge length waits for more
     return NEED_MORE if end > len(data) else end
 
 
@@ -466,7 +457,7 @@ def json_decode_body(data: bytes) -> dict[str, Any]:
         tree = json.loads(
             data.decode("utf-8"),
             parse_float=lambda _text: _Unsupported(),
-            parse_int=lambda text: _strtoll(text[0] == "-", text.lstrip("-")),
+            parse_int=strtoll,
             parse_constant=_reject_constant,
         )
     except (ValueError, RecursionError):

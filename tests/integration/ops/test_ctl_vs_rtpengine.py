@@ -146,3 +146,34 @@ def test_http_ng_answers_huge_numbers_the_same(pair: dict[str, daemons.Daemon], 
     replies = {kind: _post_ng(d.http_port, b"hh%d " % index + body)  # type: ignore[attr-defined]
                for kind, d in pair.items()}  # fmt: skip
     assert replies["rtpvault"] == replies["rtpengine"]
+
+
+LONG = "9" * 5000  # past Python's 4,300-digit int() limit; rtpengine's strtol/strtoull clamp
+
+
+def _sdp(origin: str = "1", port: str = "4000", extra: str = "") -> str:
+    return (f"v=0\r\no=- 1 {origin} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {port} RTP/AVP 0\r\n{extra}")  # fmt: skip
+
+
+HUGE_IN_COMMANDS = [
+    {"command": "offer", "call-id": "huge-o", "from-tag": "f", "sdp": _sdp(origin=LONG)},
+    {"command": "offer", "call-id": "huge-m", "from-tag": "f", "sdp": _sdp(port=LONG)},
+    {"command": "offer", "call-id": "huge-a", "from-tag": "f",
+     "sdp": _sdp(extra=f"a=ptime:{LONG}\r\na=rtpmap:0 PCMU/{LONG}\r\na=rtcp:{LONG}\r\n")},
+    {"command": "offer", "call-id": "huge-d", "from-tag": "f", "sdp": _sdp()},
+    {"command": "delete", "call-id": "huge-d", "from-tag": "f", "delete-delay": LONG},
+    {"command": "delete", "call-id": "huge-x", "from-tag": "f", "delete delay": LONG},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("message", HUGE_IN_COMMANDS, ids=[m["call-id"] for m in HUGE_IN_COMMANDS])
+def test_huge_numbers_in_commands_get_rtpengines_answer(
+    pair: dict[str, daemons.Daemon], message: dict[str, str]
+) -> None:
+    outcome = {}
+    for kind, d in pair.items():
+        reply = d.client().call(message)
+        outcome[kind] = {k: reply.get(k) for k in ("result", "error-reason", "warning")}
+    assert outcome["rtpvault"] == outcome["rtpengine"]
+    assert "Traceback" not in pair["rtpvault"].log()
