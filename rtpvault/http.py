@@ -96,7 +96,10 @@ class HttpServer:
                 if sep:
                     headers[k.strip().lower()] = v.strip()
             body = b""
-            length = int(headers.get("content-length", "0") or 0)
+            length_text = headers.get("content-length", "0") or "0"
+            if not length_text.isdigit() or len(length_text) > 12:
+                return  # closed without a reply, as rtpengine (libwebsockets) does
+            length = int(length_text)
             if length > MAX_BODY:
                 await self._reply(writer, 413, b"too large\n")
                 return

@@ -7,6 +7,7 @@ prints, and HTTP /cli must answer the same text."""
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import urllib.parse
 import urllib.request
@@ -177,3 +178,23 @@ def test_huge_numbers_in_commands_get_rtpengines_answer(
         outcome[kind] = {k: reply.get(k) for k in ("result", "error-reason", "warning")}
     assert outcome["rtpvault"] == outcome["rtpengine"]
     assert "Traceback" not in pair["rtpvault"].log()
+
+
+def _raw_http(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        got = b""
+        while chunk := sock.recv(65536):
+            got += chunk
+        return got
+
+
+@pytest.mark.parametrize("length", [b"9" * 4301, b"0" * 4300 + b"20"], ids=["huge", "zeros"])
+def test_http_huge_content_length_is_closed_like_rtpengine(
+    pair: dict[str, daemons.Daemon], length: bytes
+) -> None:
+    request = (b"POST /ng HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-rtpengine-ng\r\n"
+               b"Content-Length: " + length + b"\r\n\r\nc1 d7:command4:pinge")  # fmt: skip
+    replies = {kind: _raw_http(d.http_port, request)  # type: ignore[attr-defined]
+               for kind, d in pair.items()}  # fmt: skip
+    assert replies["rtpvault"] == replies["rtpengine"] == b""
