@@ -5,7 +5,9 @@
   streams get a tap (re-scanned on every "updated"); `record_paused` pauses/resumes; `record`
   off or "closed:*" finishes it.
 * `daemon.commands.observers`: each offer/answer while recording appends rtpengine's SDP block
-  to the metadata file, an SDP packet to a pcapng file, and the SDP to the sidecar.
+  to the metadata file, an SDP packet to a pcapng file, and the SDP to the sidecar; a `delete`
+  that ends the call sets the recording's `ended` at once (sidecar and index row), while the
+  file is finalised when the call is destroyed after delete-delay.
 * `subscribe(fn)`: fn(sidecar) on the loop thread when a recording starts (once its first
   sidecar is on disk) and when it ends (complete / interrupted / failed, also the ones crash
   recovery finalises in `start()`).
@@ -234,7 +236,7 @@ class RecordingComponent:
         else:
             metadata = rec.doc.get("metadata")
         if rec.paused and rec.doc["pauses"] and rec.doc["pauses"][-1]["end"] is None:
-            rec.doc["pauses"][-1]["end"] = now
+            rec.doc["pauses"][-1]["end"] = rec.ended if rec.ended is not None else now
         if rec.fmt == "pcapng" and metadata:
             rec.chunks.append(pcapng.note_packet(now, f"rtpvault: metadata: {metadata}"))
         codecs = self._codec_table(rec)
@@ -242,7 +244,7 @@ class RecordingComponent:
         names = [s["codec"] for s in rec.doc["streams"] if s["codec"]]
         rec.doc["codecs"] = sorted(set(names)) or rec.doc.get("codecs", [])
         trailer = metafile.trailer(terminated, rec.call_created, now, metadata)
-        self.spool.submit("finish", rec, (trailer, now))
+        self.spool.submit("finish", rec, (trailer, rec.ended if rec.ended is not None else now))
 
     @staticmethod
     def _codec_table(rec: Recording) -> dict[tuple[str, int], str]:
@@ -257,6 +259,24 @@ class RecordingComponent:
         self.spool.submit("sidecar", rec, json.dumps(rec.doc))
 
     # -- ng replies ---------------------------------------------------------------------------
+    def _on_delete(self, request: dict[str, Any], received: float) -> None:
+        """A `delete` that ends the call ends its recording's time span: `ended` (and so the
+        index's `duration`) is the delete, set now in the sidecar and the index row, although
+        the file goes on until delete-delay has passed and is finalised then (as rtpengine)."""
+        call_id = request.get("call-id")
+        rec = self.active.get(call_id) if isinstance(call_id, str) else None
+        if rec is None or rec.ended is not None:
+            return
+        call = self.daemon.registry.calls.get(call_id)
+        if call is not None and call.deleted_at is None:
+            return  # one branch or party went; the call (and the recording) goes on
+        rec.ended = received
+        if call is None:
+            return  # deleted at once: the "closed" event finishes it with this time
+        rec.doc["ended"] = received
+        self._sidecar(rec)
+        self.spool.submit("announce", rec, dict(rec.doc))
+
     def _on_ng(
         self,
         command: str,
@@ -265,6 +285,9 @@ class RecordingComponent:
         source: tuple[str, int],
         received: float,
     ) -> None:
+        if command == "delete" and reply.get("result") == "ok":
+            self._on_delete(request, received)
+            return
         if command not in ("offer", "answer") or reply.get("result") != "ok":
             return
         call_id = request.get("call-id")
