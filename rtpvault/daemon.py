@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 import os
@@ -229,6 +230,10 @@ def main(argv: list[str]) -> int:
         except ImportError:
             return asyncio.run(_serve(settings))
     finally:
+        # Everything is closed, flushed and released; what is left is the interpreter's final
+        # garbage collection over the whole heap (0.3 s of a 1 s shutdown with 500 calls, see
+        # docs/operations.md). Frozen objects are skipped by it; nothing needs finalising.
+        gc.freeze()
         if settings.pidfile:
             try:
                 os.unlink(settings.pidfile)

@@ -21,7 +21,9 @@ import asyncio
 import json
 import logging
 import os
+import queue
 import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -80,7 +82,9 @@ class RecordingComponent:
         self.subscribers: list[Subscriber] = []
         self.status: Counter[str] = Counter()
         self.status_of: dict[str, str] = {}
-        self._late: list[tuple[Subscriber, dict[str, Any]]] = []
+        self._late: queue.SimpleQueue[tuple[Subscriber, dict[str, Any]] | None] = (
+            queue.SimpleQueue()
+        )
         self.closing = False
         self.spool = Spool(self._emit_threadsafe, announce=self._announce_threadsafe)
         daemon.registry.listeners.append(self._on_call)
@@ -112,13 +116,13 @@ class RecordingComponent:
         self._emit(doc)
 
     def _threadsafe(self, fn: Subscriber, doc: dict[str, Any]) -> None:
-        if self.closing:  # close() delivers these itself once the worker has finished
-            self._late.append((fn, doc))
+        if self.closing:  # close() delivers these itself, on the loop's thread
+            self._late.put((fn, doc))
             return
         try:
             self.loop.call_soon_threadsafe(fn, doc)
         except RuntimeError:  # loop already closed
-            self._late.append((fn, doc))
+            self._late.put((fn, doc))
 
     def _emit_threadsafe(self, doc: dict[str, Any]) -> None:
         self._threadsafe(self._final, doc)
@@ -134,14 +138,23 @@ class RecordingComponent:
             self._final(doc)
 
     def close(self) -> None:
-        """Finish what is still open (the daemon terminated its calls before), wait for the
-        worker, then tell the subscribers on this (the loop's) thread."""
+        """Finish what is still open (the daemon terminated its calls before) and tell the
+        subscribers on this (the loop's) thread as each recording is finalised, while the
+        worker finalises the next ones: the index writes overlap the fsyncs instead of
+        following all of them."""
         self.closing = True
         for call_id in list(self.active):
             self._finish(call_id, 0.0)
-        self.spool.close()
-        late, self._late = self._late, []
-        for fn, doc in late:
+
+        def close_spool() -> None:
+            try:
+                self.spool.close()
+            finally:
+                self._late.put(None)
+
+        threading.Thread(target=close_spool, name="recorder-close", daemon=True).start()
+        while (item := self._late.get()) is not None:
+            fn, doc = item
             fn(doc)
 
     def stats(self) -> dict[str, Any]:
