@@ -232,7 +232,7 @@ def main(argv: list[str]) -> int:
     finally:
         # Everything is closed, flushed and released; what is left is the interpreter's final
         # garbage collection over the whole heap (0.3 s of a 1 s shutdown with 500 calls, see
-        # docs/operations.md). Frozen objects are skipped by it; nothing needs finalising.
+        # docs/PERFORMANCE.md). Frozen objects are skipped by it; nothing needs finalising.
         gc.freeze()
         if settings.pidfile:
             try:
