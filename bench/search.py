@@ -162,9 +162,9 @@ def queries(sample: list[dict[str, Any]], now: float) -> list[Query]:
 
 
 def time_function(url: str, qs: list[Query], reps: int, seed: int) -> dict[str, list[float]]:
-    from rtpvault.cli.search import search_cmd
-    from rtpvault.cli.searchopts import make_filter
-    from rtpvault.cli.searchrows import run_search, summary
+    from rtpvault.cli.search.commands import search_cmd
+    from rtpvault.cli.search.opts import make_filter
+    from rtpvault.cli.search.rows import run_search, summary
     from storage.db import open_index
 
     index = open_index(url, create=False)

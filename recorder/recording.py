@@ -16,6 +16,7 @@ from typing import Any
 from recorder import pcap, pcapng
 from recorder.names import RecordingPaths
 from recorder.rtpstats import RtpStats
+from rtp.demux import is_rtcp as packet_is_rtcp
 
 __all__ = ["Recording", "RtcpCounter", "Address", "FORMATS"]
 
@@ -62,10 +63,6 @@ def _hostport(addr: Address) -> str:
     return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
 
 
-def _is_rtcp(packet: bytes) -> bool:
-    return len(packet) >= 8 and packet[0] & 0xC0 == 0x80 and 200 <= packet[1] <= 204
-
-
 class Recording:
     """A recording of one call from start to finish (one rtpengine file pair)."""
 
@@ -100,6 +97,8 @@ class Recording:
         self.dsts: dict[tuple[Any, str, Address, int | None], Address] = {}
         self.clock_rates: dict[int, int] = {}
         self.party_started: dict[str, float] = {}
+        self.ended: float | None = None
+        """When the call ended (the `delete`), once known; the file may be finalised later."""
         self.doc = doc
         doc.setdefault("version", 1)
         doc.setdefault("id", str(uuid.uuid4()))
@@ -154,12 +153,12 @@ class Recording:
             chunks.append(build(now, source, packet))
             self.packets += 1
             ssrc_bytes = packet[8:12]
-            if ssrc_bytes == last_ssrc and source == last_source and not 200 <= packet[1] <= 204:
+            rtcp = packet_is_rtcp(packet)
+            if ssrc_bytes == last_ssrc and source == last_source and not rtcp:
                 last_counter.update(packet, now)
                 return
             if len(packet) < 8:
                 return
-            rtcp = _is_rtcp(packet)
             ssrc = (
                 _SSRC.unpack_from(packet, 4 if rtcp else 8)[0]
                 if len(packet) >= 12 or rtcp

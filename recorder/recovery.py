@@ -26,6 +26,7 @@ from recorder.recording import STATUS_INTERRUPTED, STATUS_RECORDING, RtcpCounter
 from recorder.rtpstats import RtpStats
 from recorder.sdpinfo import summarise
 from recorder.spool import sha256_file, write_json_atomic
+from rtp.demux import is_rtcp
 
 __all__ = ["recover", "streams_from_file"]
 
@@ -86,7 +87,7 @@ def streams_from_file(path: str) -> list[dict[str, Any]]:
         if parsed is None:
             continue
         src, dst, payload = parsed
-        rtcp = len(payload) >= 8 and 200 <= payload[1] <= 204
+        rtcp = is_rtcp(payload)
         if len(payload) < 8 or (not rtcp and len(payload) < 12):
             continue
         ssrc = struct.unpack_from("!I", payload, 4 if rtcp else 8)[0]
@@ -196,6 +197,8 @@ def _recover_one(root: str, prefix: str, doc: dict[str, Any]) -> dict[str, Any]:
     else:
         doc["size"] = doc["sha256"] = None
         reason = "daemon stopped while recording; no media file was found"
+    if isinstance(doc.get("ended"), (int, float)):  # the call's `delete` was already seen
+        ended = float(doc["ended"])
     doc["metadata_path"] = _finish_meta(
         root, prefix, float(doc.get("started") or ended), ended, doc.get("metadata")
     )

@@ -13,18 +13,16 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from rtp.demux import RTCP_MARKED_PTS
+from rtp.payload_types import STATIC_CLOCK_RATES
+
 __all__ = ["RtpStats", "clock_rate_for", "mos_g107", "STATIC_CLOCK_RATES"]
 
 _HEADER = struct.Struct("!BBHII")
 
-# RFC 3551 table 4 and 5: static payload types and their RTP clock rates.
-STATIC_CLOCK_RATES: dict[int, int] = {
-    0: 8000, 3: 8000, 4: 8000, 5: 8000, 6: 16000, 7: 8000, 8: 8000, 9: 8000,
-    10: 44100, 11: 44100, 12: 8000, 13: 8000, 14: 90000, 15: 8000, 16: 11025,
-    17: 22050, 18: 8000, 25: 90000, 26: 90000, 28: 90000, 31: 90000, 32: 90000,
-    33: 90000, 34: 90000,
-}  # fmt: skip
 DEFAULT_CLOCK_RATE = 8000
+# PTs 72-76 read as RTCP SR..APP with the marker bit set: two comparisons, not a range lookup
+_MARKED_FIRST, _MARKED_LAST = RTCP_MARKED_PTS[0], RTCP_MARKED_PTS[-1]
 
 # RFC 3550 A.1 constants.
 MAX_DROPOUT = 3000
@@ -111,7 +109,7 @@ class RtpStats:
             return
         b0, b1, seq, ts, ssrc = _HEADER.unpack_from(packet)
         pt = b1 & 0x7F
-        if b0 & 0xC0 != 0x80 or 72 <= pt <= 76:  # not v2, or RTCP (PT 200-204)
+        if b0 & 0xC0 != 0x80 or _MARKED_FIRST <= pt <= _MARKED_LAST:  # not v2, or RTCP
             return
         self.packets += 1
         self.bytes += len(packet)

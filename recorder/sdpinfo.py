@@ -8,17 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["summarise", "STATIC_NAMES"]
+from rtp.payload_types import STATIC_PAYLOAD_TYPES
 
-# RFC 3551 static payload types (name, clock rate) for m= lines without a=rtpmap.
-STATIC_NAMES: dict[int, tuple[str, int]] = {
-    0: ("PCMU", 8000), 3: ("GSM", 8000), 4: ("G723", 8000), 5: ("DVI4", 8000),
-    6: ("DVI4", 16000), 7: ("LPC", 8000), 8: ("PCMA", 8000), 9: ("G722", 8000),
-    10: ("L16", 44100), 11: ("L16", 44100), 12: ("QCELP", 8000), 13: ("CN", 8000),
-    14: ("MPA", 90000), 15: ("G728", 8000), 16: ("DVI4", 11025), 17: ("DVI4", 22050),
-    18: ("G729", 8000), 26: ("JPEG", 90000), 31: ("H261", 90000), 32: ("MPV", 90000),
-    34: ("H263", 90000),
-}  # fmt: skip
+__all__ = ["summarise"]
 
 
 def summarise(sdp: str) -> dict[str, Any]:
@@ -55,7 +47,7 @@ def summarise(sdp: str) -> dict[str, Any]:
     for m, rtpmap in zip(media, maps, strict=True):
         codecs = []
         for pt in m.pop("pts"):
-            name, rate = rtpmap.get(pt) or STATIC_NAMES.get(pt, (str(pt), 8000))
+            name, rate = rtpmap.get(pt) or STATIC_PAYLOAD_TYPES.get(pt, (str(pt), 8000))
             codecs.append({"pt": pt, "name": name, "rate": rate})
         m["codecs"] = codecs
     return {"user": user, "media": media}

@@ -31,12 +31,14 @@ from typing import Any
 import dpkt
 
 from recorder.g711 import DECODERS
+from rtp.demux import RTCP_CONFLICT_PTS
+from rtp.payload_types import STATIC_NAMES
 
 __all__ = ["WavExportError", "RtpPacket", "read_rtp", "export_wav", "RATE", "REANCHOR_SECONDS"]
 
 RATE = 8000
 REANCHOR_SECONDS = 1.0
-STATIC_PT = {0: "PCMU", 3: "GSM", 4: "G723", 8: "PCMA", 9: "G722", 13: "CN", 18: "G729"}
+STATIC_PT = {pt: name.upper() for pt, name in STATIC_NAMES.items()}
 SILENT_CODECS = frozenset({"CN", "TELEPHONE-EVENT"})
 _PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"}
 _PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
@@ -108,7 +110,7 @@ def read_rtp(data: bytes) -> Iterator[RtpPacket]:
         if got is None:
             continue
         src, p = got
-        if len(p) < 12 or p[0] >> 6 != 2 or 64 <= (p[1] & 0x7F) <= 95:  # RTCP: PT 192..223
+        if len(p) < 12 or p[0] >> 6 != 2 or p[1] & 0x7F in RTCP_CONFLICT_PTS:  # RTCP 192..223
             continue
         csrc, ext = p[0] & 0x0F, p[0] & 0x10
         start = 12 + 4 * csrc

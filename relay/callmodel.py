@@ -141,6 +141,9 @@ class Call:
     recordings: list[str] = field(default_factory=list)
     """PCAP paths of this call's recordings, newest last; set by the recorder (the composition
     root), shown in the `recordings` key of offer/answer replies while recording is on."""
+    recording_error: str | None = None
+    """Why the recording asked for could not be created (set by the recorder); offer/answer
+    replies carry it as `warning` while recording is on, the media is relayed all the same."""
 
     def all_parties(self) -> list[Party]:
         return [*self.parties.values(), *self.untagged]

@@ -476,14 +476,24 @@ class Registry:
         # An m= line rejected earlier gets its old port numbers back (rtpengine 10.5 keeps
         # them: a re-offer shows the same port again).
         prefer, side.released_port = side.released_port, 0
+        try:
+            if single:
+                rtp_sock, port = pool.allocate_one(prefer)
+            else:
+                rtp_sock, rtcp_sock, port = pool.allocate_pair(prefer)
+        except PortsExhausted as exc:
+            # rtpengine's three lines (docs/spec/sdp.md §3), naming the interface and the real cause
+            logger.error("%s", exc)
+            logger.error("Failed to get %d consecutive ports on all locals of logical '%s'",
+                         exc.width, itf.name)  # fmt: skip
+            logger.error("Error allocating media ports")
+            raise
         if single:
-            rtp_sock, port = pool.allocate_one(prefer)
             # rtpengine assigns the one new port to the RTP stream only: an RTCP stream that
             # had a port keeps it (query shows it as the fallback RTCP)
             kept = old[1] if len(old) == 2 and old[1].local_port else None
             side.rtp, side.rtcp = Stream(rtp_sock, itf.local, port, fam), kept
         else:
-            rtp_sock, rtcp_sock, port = pool.allocate_pair(prefer)
             side.rtp = Stream(rtp_sock, itf.local, port, fam)
             side.rtcp = Stream(rtcp_sock, itf.local, port + 1, fam, is_rtcp=True)
         side.rtcp_fallback = single

@@ -7,15 +7,37 @@ opened by an injected opener so tests and benchmarks can allocate without bindin
 
 from __future__ import annotations
 
+import errno
+import os
 import random
 import socket
 from collections.abc import Callable
 
 Opener = Callable[[str, int, int], socket.socket]
 
+# bind(2) errors that no other port number can cure: the scan stops at the first one instead of
+# trying every port of the range (EMFILE: out of file descriptors; EADDRNOTAVAIL: the address
+# is not on this host).
+_HOPELESS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM,
+                       errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT})  # fmt: skip
+
 
 class PortsExhausted(Exception):
-    """No two consecutive free ports left on the interface ("Ran out of ports")."""
+    """No `width` consecutive free ports on the interface ("Ran out of ports"). The message is
+    rtpengine's log line, naming the address and the last bind error (docs/spec/sdp.md §3)."""
+
+    def __init__(self, address: str, width: int, last_error: OSError | None) -> None:
+        self.address = address
+        self.width = width
+        self.last_error = last_error
+        # rtpengine prints strerror(errno), "Success" when no bind was even tried
+        why = "Success"
+        if last_error is not None and last_error.errno is not None:
+            why = os.strerror(last_error.errno)
+        super().__init__(
+            f"Failed to get {width} consecutive ports on interface {address} for media relay "
+            f"(last error: {why})"
+        )
 
 
 def bind_udp(address: str, port: int, family: int) -> socket.socket:
@@ -49,6 +71,7 @@ class PortPool:
         self._opener = opener
         self._rng = rng or random.Random()
         self._cursor = 0
+        self._last_error: OSError | None = None
         self.used: set[int] = set()
         self.last = 0
         """The last port handed out (rtpengine's `ports.last` in statistics)."""
@@ -80,6 +103,7 @@ class PortPool:
 
     def _scan(self, width: int, prefer: int = 0) -> tuple[list[socket.socket], int]:
         """rtpengine's scan for `width` (1 or 2) consecutive free ports from an even one."""
+        self._last_error = None
         if (
             prefer
             and self.port_min <= prefer <= self.port_max - width + 1
@@ -109,15 +133,18 @@ class PortPool:
                     self._cursor = port + 2
                     self.last = port + width - 1
                     return socks, port
+                if self._last_error is not None and self._last_error.errno in _HOPELESS:
+                    break
             port += 2
-        raise PortsExhausted(f"no {width} consecutive ports free on {self.address}")
+        raise PortsExhausted(self.address, width, self._last_error)
 
     def _try_bind(self, port: int, width: int) -> list[socket.socket] | None:
         socks: list[socket.socket] = []
         try:
             for offset in range(width):
                 socks.append(self._opener(self.address, port + offset, self.family))
-        except OSError:
+        except OSError as exc:
+            self._last_error = exc
             for sock in socks:
                 sock.close()
             return None

@@ -33,12 +33,14 @@ from hep.sender import HepSender
 from recorder.rtpstats import RtpStats, mos_g107
 from relay.callmodel import MediaSide
 from relay.ng.codec import bencode_encode  # the ng wire form, as upstream rtpengine traces it
+from rtp.demux import is_rtcp
 
 logger = logging.getLogger("rtpvault.homer")
 
 TRACED = ("offer", "answer", "delete")
 QOS_WINDOW = 2.0
-"""Seconds of each analysed window of an RTP stream (the first opens when the stream appears)."""
+"""Seconds of each analysed window of an RTP stream (the first opens when the stream appears and
+stays open until its first packet)."""
 QOS_PERIOD = 10.0
 """Seconds between the starts of two windows: a fifth of the packets are analysed."""
 TICK = 0.25
@@ -118,7 +120,7 @@ class HomerComponent:
         rtcp_tap = self._rtcp_tap if self.rtcp else None
 
         def tap(s: Any, packet: bytes, source: tuple[str, int], now: float) -> None:
-            if len(packet) >= 8 and 200 <= packet[1] <= 204 and packet[0] >> 6 == 2:
+            if is_rtcp(packet):
                 if rtcp_tap is not None:
                     rtcp_tap(s, packet, source, now)
                 return
@@ -203,7 +205,8 @@ class HomerComponent:
             return
         stream = state.stream
         windows = state.qos.windows()
-        snap = merge_windows(windows, int(stream.packets), int(stream.bytes))
+        snap = merge_windows(windows, int(stream.packets), int(stream.bytes),
+                             stream.last_packet or None)  # fmt: skip
         if not snap["packets"]:
             return
         snap["mos"] = mos_g107(snap["loss_pct"], snap["jitter_ms"]) if snap["g711"] else None

@@ -218,6 +218,10 @@ def _rtpvault(daemon: Any, ng: NgObserver, walk: Walk) -> Iterator[Metric]:
                     "Recording write/open failures and index failures", "reason",
                     {"io_error": rec.get("recording_errors", 0),
                      "db_error": arc.get("db_errors", 0)})  # fmt: skip
+    if rec.get("spool_free_bytes") is not None:
+        yield _gauge("rtpvault_spool_free_bytes",
+                     "Bytes free on the recording-dir file system (recordings stop at "
+                     "recording-min-free)", rec["spool_free_bytes"])  # fmt: skip
     yield _gauge("rtpvault_recording_flush_lag_seconds",
                  "Age of the oldest recorded data not yet written to disk",
                  rec.get("flush_lag_seconds", 0.0))  # fmt: skip
@@ -234,6 +238,9 @@ def _rtpvault(daemon: Any, ng: NgObserver, walk: Walk) -> Iterator[Metric]:
     yield _counter("rtpvault_upload_failures", "Failed upload attempts (each retry counts)",
                    uploads.get("retry", 0) + uploads.get("failed", 0))  # fmt: skip
     yield _counter("rtpvault_db_errors", "Index database errors", arc.get("db_errors", 0))
+    yield _gauge("rtpvault_index_pending",
+                 "Recording documents waiting for an index write (retried after a fault)",
+                 arc.get("index_pending", 0))  # fmt: skip
     sent = hep.get("hep_sent", 0)
     yield _labelled(CounterMetricFamily, "rtpvault_hep_packets_sent", "HEP packets sent", "type",
                     {str(k): v for k, v in sorted(sent.items())} if isinstance(sent, dict)

@@ -49,7 +49,7 @@ def append(
     when: float | None = None,
 ) -> AuditEntry:
     """Append one entry at the chain's head and return it; `user` is who acted (the CLI passes
-    the OS user, rtpvault.cli.searchctx.os_user)."""
+    the OS user, rtpvault.cli.search.ctx.os_user)."""
     text = canonical(details)
     last_exc: Exception | None = None
     for _ in range(_RETRIES):

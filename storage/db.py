@@ -3,8 +3,16 @@
     index = open_index("sqlite:////var/spool/rtpengine/recordings.db", create=True)
     with index.session() as s: ...
 
-* SQLite gets WAL mode, `synchronous=NORMAL` and a busy timeout on every connection, so the
-  daemon's writer thread and CLI readers do not block each other.
+* SQLite runs with a rollback journal (`journal_mode=DELETE`), never WAL, and without mmap: WAL
+  keeps its index in a memory-mapped `-shm` file, and a write to that mapping which the file
+  system refuses (file made immutable, spool full) is a SIGBUS that kills the whole process —
+  the relay with it. With a rollback journal every file access is read(2)/write(2), and a fault
+  is an error the caller logs and retries. `busy_timeout` lets the daemon's writer and CLI
+  readers wait for each other's short transactions. The journal mode is stored in the file: a
+  file left in WAL mode (older rtpvault, a `sqlite3` shell) is converted back in a child process
+  (`to_rollback_journal`) before any connection of ours touches its `-shm`, and every checkout
+  re-reads the file header, so a switch to WAL while we run is noticed before the next
+  transaction.
 * `create=True` (the embedded default: `recording-db` unset) creates or upgrades the schema to
   the newest migration. `create=False` (an explicit `recording-db`) refuses a database whose
   schema is not at the newest migration: `SchemaError` tells the operator to run
@@ -14,13 +22,14 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = [
@@ -55,19 +64,119 @@ def default_url(recording_dir: str) -> str:
     return "sqlite:///" + os.path.join(os.path.abspath(recording_dir), "recordings.db")
 
 
+# Bytes 18 and 19 of an SQLite file header: the write and read format versions, 2 in WAL mode
+# (https://www.sqlite.org/fileformat2.html#file_format_version_numbers).
+_WAL_VERSION = b"\x02"
+
+# Run by a child process: a SIGBUS on a WAL file's -shm kills only the child.
+_CONVERT = (
+    "import sqlite3, sys\n"
+    "c = sqlite3.connect(sys.argv[1], timeout=10)\n"
+    "mode = c.execute('PRAGMA journal_mode=DELETE').fetchone()[0]\n"
+    "sys.exit(0 if mode == 'delete' else 'journal mode still ' + mode)\n"
+)
+
+
+# One read-only descriptor per database file, opened once and never closed. Closing *any*
+# descriptor of a file drops every POSIX advisory lock this process holds on it (fcntl(2)), and
+# SQLite's locks are such locks: an open/read/close here while another thread's connection is
+# inside a transaction would silently release that transaction's lock (SQLite's "how to corrupt
+# a database", section 2.2; seen here as a reader's "disk I/O error"). A file replaced under
+# the same name gets a new descriptor; the old one stays open for the same reason.
+_header_fds: dict[str, int] = {}
+_header_lock = threading.Lock()
+
+
+def _header_fd(path: str) -> int | None:
+    with _header_lock:
+        fd = _header_fds.get(path)
+        try:
+            if fd is not None and os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+            _header_fds[path] = fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        return fd
+
+
+def in_wal_mode(path: str) -> bool:
+    """True when the SQLite file at `path` is in WAL mode (header bytes 18-19); a missing or
+    new (empty) file is not."""
+    fd = _header_fd(path)
+    if fd is None:
+        return False
+    header = os.pread(fd, 20, 0)
+    return len(header) == 20 and _WAL_VERSION in header[18:20]
+
+
+def to_rollback_journal(path: str) -> None:
+    """Switch the SQLite file at `path` from WAL to a rollback journal, in a child process.
+    Raises sqlite3.OperationalError (a transient index fault for the callers) if it cannot."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+
+    try:
+        done = subprocess.run([sys.executable, "-c", _CONVERT, path], capture_output=True,
+                              text=True, timeout=60)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise sqlite3.OperationalError(
+            f"{path} is in WAL mode; converting it failed: {exc}"
+        ) from None
+    if done.returncode == 0:
+        return
+    if done.returncode < 0:
+        why = f"the converting process died of {signal.Signals(-done.returncode).name}"
+    else:
+        lines = done.stderr.strip().splitlines()
+        why = lines[-1] if lines else f"exit {done.returncode}"
+    raise sqlite3.OperationalError(
+        f"{path} is in WAL mode (its -shm is memory-mapped) and could not be switched to a "
+        f"rollback journal: {why}"
+    )
+
+
+def _sqlite_before_connect(path: str) -> Any:
+    def do_connect(_dialect: Any, _record: Any, _cargs: Any, _cparams: Any) -> None:
+        # before the driver opens the file, so even SQLAlchemy's first-connect queries never
+        # run on a WAL file
+        if in_wal_mode(path):
+            to_rollback_journal(path)
+
+    return do_connect
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA mmap_size=0")
+    cur.execute("PRAGMA journal_mode=DELETE")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
 
+def _sqlite_checkout(path: str) -> Any:
+    def checkout(_dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        # one 20-byte read per transaction: a connection that began its next transaction on a
+        # file switched to WAL would map its -shm; the pool drops it and connects anew
+        if in_wal_mode(path):
+            raise DisconnectionError(f"{path} was switched to WAL mode")
+
+    return checkout
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
+        path = engine.url.database or ""
+        if path == ":memory:" or path.startswith("file:"):
+            path = ""
         event.listen(engine, "connect", _sqlite_pragmas)
+        if path:
+            event.listen(engine, "do_connect", _sqlite_before_connect(path))
+            event.listen(engine, "checkout", _sqlite_checkout(path))
         return engine
     # prepare_threshold=None: psycopg would prepare a statement run 5 times and PostgreSQL may then
     # use a generic plan blind to the actual time range or value (a 9 ms search became 1.7 s).

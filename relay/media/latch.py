@@ -23,7 +23,8 @@ Modes (stream.learning, plus the flags):
 * strict-source: after confirmation a packet from another source is dropped, ``errors`` + 1.
 
 Before the stream is ``filled`` packets are forwarded without learning; stray RTCP (second byte
-194..223) on an unconfirmed RTP stream is forwarded but ignored for learning.
+194..223, `rtp.demux.looks_like_rtcp`) on an unconfirmed RTP stream is forwarded but ignored
+for learning.
 
 Difference from rtpengine (security, the CVE-2025-53399 class of RTP injection): rtpengine relays
 packets from a foreign source after confirmation (it only stops re-targeting), so anyone who can
@@ -128,11 +129,6 @@ _RELAY_FOREIGN = Decision(Why.FOREIGN_RELAYED)
 _LEARNING_SAME = Decision(Why.LEARNING)
 _CONFIRM_SAME = Decision(Why.CONFIRMED, confirm=True)
 _NO_SLOTS: tuple[Address | None, ...] = (None, None, None, None)
-
-
-def looks_like_rtcp(packet: bytes | bytearray | memoryview, length: int) -> bool:
-    """True if the packet's second byte is an RTCP packet type (rtpengine rtcp_demux_is_rtcp)."""
-    return length >= 12 and 194 <= packet[1] <= 223
 
 
 def decide(s: LatchState, source: Address, now: float, looks_rtcp: bool = False) -> Decision:

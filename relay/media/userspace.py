@@ -56,19 +56,19 @@ from __future__ import annotations
 import asyncio
 import select
 import socket
-import struct
 import time
 from collections.abc import Callable
 
 from relay.media.latch import apply, decide
 from relay.media.stream import Stream
+from rtp.demux import looks_like_rtcp
+from rtp.header import SSRC_OFFSET, read_u32
 
 BATCH = 64
 """Most packets one reader call reads before yielding to the loop."""
 GROW_AFTER = 4
 """Wakeups that each read their whole allowance before the allowance doubles."""
 BUFFER_SIZE = 65536
-_SSRC = struct.Struct("!I").unpack_from
 
 
 def set_tos(sock: socket.socket, tos: int) -> None:
@@ -201,7 +201,9 @@ class UserspacePlane:
         recv_into = stream.sock.recvfrom_into
         clock = self._clock
         wallclock = self._wallclock
-        ssrc_of = _SSRC
+        ssrc_of = read_u32
+        ssrc_at = SSRC_OFFSET
+        looks_rtcp_ = looks_like_rtcp  # called only before latching: the fast path never is
         decide_ = decide
         apply_ = apply
         v6 = stream.family == socket.AF_INET6
@@ -234,14 +236,13 @@ class UserspacePlane:
                     except Exception:  # a recorder bug must not stop the media
                         s.tap_errors += 1
                 if not (s.confirmed and src == s.peer):
-                    looks_rtcp = n >= 12 and 194 <= buf[1] <= 223
-                    if not apply_(s, decide_(s, src, clock(), looks_rtcp)):
+                    if not apply_(s, decide_(s, src, clock(), looks_rtcp_(buf, n))):
                         continue
                 s.packets += 1
                 s.bytes += n
                 s.last_packet = now
                 if n >= 12 and not s.is_rtcp and buf[0] & 0xC0 == 0x80:
-                    s.ssrc = ssrc_of(buf, 8)[0]
+                    s.ssrc = ssrc_of(buf, ssrc_at)[0]
                 sink = s.sink
                 if sink is None or sink.peer is None or sink.send_blocked:
                     continue

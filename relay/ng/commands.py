@@ -258,10 +258,18 @@ class Commands:
             raise NgError(exc.reason) from None
         self._log_flags(flags, call_id)
         call = reg.calls.get(call_id)
-        if call is not None and call.record and call.recordings:
-            # key order with recording on: recordings, sdp, result (docs/spec/recording.md §5.1)
-            return {"recordings": [call.recordings[-1]], "sdp": out, "result": "ok"}
-        return {"sdp": out, "result": "ok"}
+        if call is None or not call.record:
+            return {"sdp": out, "result": "ok"}
+        # rtpengine's key order with recording on: recordings, sdp, result
+        # (docs/spec/recording.md §5.1); a recording that could not be created: no file to name,
+        # a `warning` (docs/spec/ng-protocol.md §2.2: `result` ok plus `warning` for non-fatal
+        # problems) and the media still relayed
+        reply: dict[str, Any] = {"recordings": [call.recordings[-1]]} if call.recordings else {}
+        reply["sdp"] = out
+        if call.recording_error:
+            reply["warning"] = call.recording_error
+        reply["result"] = "ok"
+        return reply
 
     @staticmethod
     def _log_flags(flags: NgFlags, call_id: str) -> None:

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from relay.sdp.attributes import Connection, Rtpmap, split_attribute
-from relay.sdp.rfc3551 import STATIC_PAYLOAD_TYPES
+from rtp.payload_types import STATIC_PAYLOAD_TYPES
 
 RTP_PROTOCOLS = frozenset(
     {"RTP/AVP", "RTP/SAVP", "RTP/AVPF", "RTP/SAVPF", "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF"}

@@ -18,7 +18,7 @@ import click
 def _url(config_file: str | None, section: str, db: str | None) -> tuple[str, Any]:
     settings = None
     if config_file:  # read as the search CLI does: storage keys checked, no listener needed
-        from rtpvault.cli.searchctx import read_settings
+        from rtpvault.cli.search.ctx import read_settings
 
         settings = read_settings(config_file, section)
     if db:
@@ -134,7 +134,7 @@ def reindex_cmd(
             bad += 1
             click.echo(f"skipped {path}: {str(exc).splitlines()[0]}", err=True)
     index.close()
-    from rtpvault.cli.searchout import plural
+    from rtpvault.cli.search.out import plural
 
     click.echo(f"indexed {plural(done, 'recording')}, skipped {bad}, queued {queued} for S3")
     if bad:

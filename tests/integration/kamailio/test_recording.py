@@ -99,3 +99,35 @@ def test_recorded_and_unrecorded_calls(
     assert len(names) == 4, names
     for cid in more.call_ids:
         assert sum(n.startswith(escape_call_id(cid) + "-") for n in names) == 1, (cid, names)
+
+
+def test_a_recording_that_cannot_be_created_does_not_stop_the_call(
+    sip_rig: Callable[..., SipRig], tmp_path: Path
+) -> None:
+    """Issue 15 item 8: the offer's reply carries `warning` (and no `recordings`) when the
+    capture cannot be created; Kamailio's rtpengine module reads `result` and `sdp` only, so the
+    call is set up and relayed as usual, and the log, sidecar and index row say why."""
+    from sqlalchemy import select
+
+    from storage.db import open_index
+    from storage.models import Recording
+
+    spool = tmp_path / "recordings"
+    extra = [f"--recording-dir={spool}", "--recording-method=pcap", "--delete-delay=0"]
+    rig = sip_rig("rtpvault", relay_options={"extra": extra})
+    (spool / "pcaps").rmdir()
+    (spool / "pcaps").write_text("not a directory")
+    result = rig.call(CallSpec(media=True, media_packets=20, record=True))
+    assert result.ok, result.describe() + rig.logs()
+    sidecars = wait_for_files(spool / "sidecars", 1, '"status": "failed"')
+    [doc] = [json.loads(p.read_text()) for p in sidecars]
+    assert doc["call_id"] == result.call_ids[0]
+    assert doc["reason"].endswith("Not a directory (ENOTDIR)")
+    assert "recording not created: cannot create" in rig.logs()
+    index = open_index(f"sqlite:///{spool}/recordings.db", create=False)
+    try:
+        with index.session() as s:
+            row = s.scalars(select(Recording)).one()
+            assert (row.status, row.reason) == ("failed", doc["reason"])
+    finally:
+        index.close()

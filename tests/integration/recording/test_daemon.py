@@ -8,9 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from storage.db import open_index
+from storage.models import Recording
 from tests.support import daemons
 from tests.support.tools import free_port, require
+from tests.support.wait import wait_for
 
 from .conftest import rtp_streams, sidecars, tshark_read, wait_until
 from .media import Call
@@ -162,8 +166,13 @@ def test_unwritable_spool_keeps_the_call(
     (spool / "pcaps").write_text("not a directory")
     call = Call(relay, "broken-1")
     try:
-        assert call.offer(**{"record-call": "yes"})["recordings"]
-        call.answer()
+        offer = call.offer(**{"record-call": "yes"})
+        # no file to name; the reply says why (ng `warning`, which Kamailio logs) and the
+        # media is relayed all the same
+        assert list(offer) == ["sdp", "warning", "result"]
+        assert offer["warning"].startswith(f"Recording not created: cannot create {spool}/pcaps/")
+        assert offer["warning"].endswith(": Not a directory (ENOTDIR)")
+        assert call.answer()["warning"] == offer["warning"]
         call.media(10)
         assert call.received(call.caller, 10) == 10 and call.received(call.callee, 10) == 10
         call.delete()
@@ -172,8 +181,18 @@ def test_unwritable_spool_keeps_the_call(
     finally:
         call.close()
     doc = sidecars(spool)[0]
-    assert doc["status"] == "failed" and "Not a directory" in doc["reason"]
-    assert relay.log().count("recording failed") == 1
+    assert doc["status"] == "failed" and offer["warning"].endswith(doc["reason"])
+    assert relay.log().count("recording not created: cannot create") == 1
+    index = open_index(f"sqlite:///{spool}/recordings.db", create=False)
+    try:
+        def row() -> tuple[str, str | None] | None:
+            with index.session() as s:
+                rec = s.scalars(select(Recording)).one_or_none()
+                return (rec.status, rec.reason) if rec and rec.status != "recording" else None
+
+        assert wait_for(row, 10, retry_on=(Exception,)) == ("failed", doc["reason"])
+    finally:
+        index.close()
 
 
 def test_record_call_values(recording_relay: Callable[..., daemons.Daemon], tmp_path: Path) -> None:

@@ -267,8 +267,8 @@ def test_verify_multipart_object_composite_checksum(s3lab: Lab) -> None:
     assert r.exit_code == 0, r.output
     assert r.stdout.splitlines()[-1].startswith("verified 1 recording, 1 copy: 0 problems")
 
-    from rtpvault.cli.searchctx import Vault
-    from rtpvault.cli.searchverify import _s3_record
+    from rtpvault.cli.search.ctx import Vault
+    from rtpvault.cli.search.verify import _s3_record
 
     vault = Vault(str(lab.conf))
     record = _s3_record(vault, lab.row("mp@pbx"))  # what verify compared: the composite

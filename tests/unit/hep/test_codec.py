@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from hep.codec import HepError, HepPacket, decode, encode
 from hep.qos import qos_report
-from hep.rtcp import is_rtcp, rtcp_json
+from hep.rtcp import rtcp_json
+from rtp.demux import is_rtcp
 
 GOLDEN = bytes.fromhex(
     (Path(__file__).resolve().parents[2] / "fixtures" / "hep" / "rtpengine_sr_sdes.hex")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import errno
+import os
 import random
 import socket
 
@@ -79,8 +81,13 @@ def test_single_port_for_rtcp_mux_require_leaves_the_next_port_free() -> None:
     assert (port, sock.port) == (43500, 43500)  # type: ignore[attr-defined]
     assert pool.used == {43500} and pool.last == 43500
     assert pool.allocate_pair()[2] == 43502  # the scan still starts pairs at even ports
-    with pytest.raises(PortsExhausted, match="no 2 consecutive"):
+    with pytest.raises(PortsExhausted) as caught:
         pool.allocate_pair()
+    # rtpengine's log line (docs/spec/sdp.md §3): nothing was tried, so errno is still 0
+    assert str(caught.value) == (
+        "Failed to get 2 consecutive ports on interface 127.0.0.1 for media relay "
+        "(last error: Success)"
+    )
 
 
 def test_preferred_port_is_taken_again_when_free() -> None:
@@ -99,3 +106,38 @@ def test_preferred_port_is_taken_again_when_free() -> None:
     )
     _, _, p = blocked.allocate_pair(prefer=43800)
     assert p != 43800
+
+
+def _failing(code: int, calls: list[int]):  # type: ignore[no-untyped-def]
+    def opener(address: str, port: int, family: int) -> FakeSock:
+        calls.append(port)
+        raise OSError(code, os.strerror(code))
+
+    return opener
+
+
+def test_out_of_descriptors_names_the_cause_and_stops_the_scan() -> None:
+    """Issue 15 item 17: EMFILE (or an address not on the host) is the real cause of "Ran out of
+    ports", and no other port number can cure it: one bind tried, not the whole range."""
+    for code, text in ((errno.EMFILE, "Too many open files"),
+                       (errno.EADDRNOTAVAIL, "Cannot assign requested address")):  # fmt: skip
+        calls: list[int] = []
+        pool = PortPool("192.0.2.7", socket.AF_INET, 43500, 43999, _failing(code, calls),
+                        random.Random(1))  # fmt: skip
+        with pytest.raises(PortsExhausted) as caught:
+            pool.allocate_pair()
+        assert str(caught.value) == (
+            f"Failed to get 2 consecutive ports on interface 192.0.2.7 for media relay "
+            f"(last error: {text})"
+        )
+        assert caught.value.last_error is not None and caught.value.last_error.errno == code
+        assert len(calls) == 1
+
+
+def test_ports_taken_by_others_are_all_tried_and_named() -> None:
+    calls: list[int] = []
+    pool = PortPool("127.0.0.1", socket.AF_INET, 43500, 43509, _failing(errno.EADDRINUSE, calls),
+                    random.Random(1))  # fmt: skip
+    with pytest.raises(PortsExhausted, match=r"\(last error: Address already in use\)$"):
+        pool.allocate_pair()
+    assert set(calls) == {43500, 43502, 43504, 43506, 43508}  # every pair tried

@@ -1,4 +1,4 @@
-"""rtpvault.cli.searchout: table within the terminal width, JSON, CSV, vertical."""
+"""rtpvault.cli.search.out: table within the terminal width, JSON, CSV, vertical."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtpvault.cli.searchout import render, render_csv, render_json, render_table, render_vertical
+from rtpvault.cli.search.out import render, render_csv, render_json, render_table, render_vertical
 
 ROW: dict[str, Any] = {
     "id": "3f1c0c1e-aaaa-bbbb-cccc-000000000001",
@@ -89,7 +89,7 @@ def test_empty_results() -> None:
 
 
 def test_plural() -> None:
-    from rtpvault.cli.searchout import plural
+    from rtpvault.cli.search.out import plural
 
     assert [plural(n, "recording") for n in (0, 1, 2)] == ["0 recordings", "1 recording",
                                                            "2 recordings"]  # fmt: skip
@@ -106,7 +106,7 @@ def test_vertical_writes_dict_values_as_json() -> None:
 def test_verify_digest_matches_the_uploaders_composite(data: bytes, part: int, chunk: int) -> None:
     import tempfile
 
-    from rtpvault.cli.searchverify import _Digest
+    from rtpvault.cli.search.verify import _Digest
     from storage.s3 import digests
 
     d = _Digest(part)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import copy
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +20,9 @@ from storage.db import Index, SchemaError, head_revision, make_engine, open_inde
 from storage.ingest import host_of, split_metadata, upsert_sidecar
 from storage.models import AuditEntry, Base, RecordingIp, RecordingMeta, StreamRow
 from tests.support.db import recording
+from tests.support.tools import require
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def sidecar(rid: str = "11111111-1111-4111-8111-111111111111", **over: Any) -> dict[str, Any]:
@@ -120,11 +127,68 @@ def test_unreachable_database_is_one_clear_error() -> None:
         open_index("postgresql+psycopg://nobody:secret@127.0.0.1:1/none", create=False)
 
 
-def test_sqlite_index_is_in_wal_mode(tmp_path: Any) -> None:
+def test_sqlite_index_uses_a_rollback_journal_without_mmap(tmp_path: Any) -> None:
+    """WAL memory-maps its -shm: a refused write there is a SIGBUS (issue 15 item 4)."""
     ix = open_index(f"sqlite:///{tmp_path}/i.db", create=True)
     with ix.engine.connect() as conn:
-        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "delete"
+        assert conn.execute(text("PRAGMA mmap_size")).scalar() == 0
     ix.close()
+    assert (tmp_path / "i.db").read_bytes()[18:20] == b"\x01\x01"
+    assert not (tmp_path / "i.db-shm").exists()
+
+
+def test_a_file_left_in_wal_mode_is_converted_before_use(tmp_path: Any) -> None:
+    db = tmp_path / "i.db"
+    open_index(f"sqlite:///{db}", create=True).close()
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA journal_mode=WAL").fetchone() == ("wal",)
+    conn.close()
+    assert db.read_bytes()[18:20] == b"\x02\x02"
+    ix = open_index(f"sqlite:///{db}", create=False)
+    with ix.session() as s:
+        upsert_sidecar(s, sidecar())
+    ix.close()
+    assert db.read_bytes()[18:20] == b"\x01\x01"
+
+
+# A process of its own: on the old code (WAL) the write below is a SIGBUS, which would kill the
+# test run itself. It prints the error the index gave instead.
+_UNWRITABLE_SHM = """
+import sqlite3, subprocess, sys, time
+sys.path.insert(0, sys.argv[2])
+from storage.db import open_index
+db = sys.argv[1]
+ix = open_index("sqlite:///" + db, create=False)
+with ix.session() as s:
+    s.execute(__import__("sqlalchemy").text("SELECT count(*) FROM recordings"))
+holder = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys, time\\n"
+    "c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA journal_mode=WAL')\\n"
+    "c.execute('SELECT 1 FROM recordings').fetchall(); print('ready', flush=True)\\n"
+    "time.sleep(60)", db], stdout=subprocess.PIPE, text=True)
+assert holder.stdout.readline() == "ready\\n"
+subprocess.run(["chattr", "+i", db + "-shm"], check=True)
+try:
+    with ix.session() as s:
+        s.execute(__import__("sqlalchemy").text("SELECT count(*) FROM recordings")).all()
+except Exception as exc:
+    print(type(exc).__name__, str(exc).splitlines()[0])
+finally:
+    subprocess.run(["chattr", "-i", db + "-shm"], check=True)
+    holder.kill()
+"""
+
+
+def test_an_unwritable_shm_is_an_error_not_a_sigbus(tmp_path: Any) -> None:
+    require("chattr")
+    db = tmp_path / "i.db"
+    open_index(f"sqlite:///{db}", create=True).close()
+    out = subprocess.run([sys.executable, "-c", _UNWRITABLE_SHM, str(db), str(REPO)],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    subprocess.run(["chattr", "-i", f"{db}-shm"], capture_output=True)
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    assert out.stdout.startswith("OperationalError"), out.stdout
+    assert "could not be switched to a rollback journal" in out.stdout
 
 
 def test_ingest_started_then_finished_replaces_rows(index: Index) -> None:
@@ -207,3 +271,27 @@ def test_host_of() -> None:
     assert host_of("[2001:db8::1]:4000") == "2001:db8::1"
     assert host_of("2001:db8::1") == "2001:db8::1"
     assert host_of(None) is None
+
+
+def test_the_wal_check_keeps_the_locks_of_a_transaction_in_progress(tmp_path: Any) -> None:
+    # POSIX locks belong to the process: closing any descriptor of the file drops them all. The
+    # per-checkout WAL check must not open/close the file while another connection of this
+    # process holds a write lock, or a second process writes in the middle of its transaction.
+    from storage.db import in_wal_mode
+
+    db = tmp_path / "i.db"
+    open_index(f"sqlite:///{db}", create=True).close()
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # RESERVED lock, held by this process
+    assert in_wal_mode(str(db)) is False
+    other = subprocess.run(
+        [sys.executable, "-c",
+         "import sqlite3, sys\n"
+         "c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+         "try:\n    c.execute('BEGIN IMMEDIATE')\nexcept sqlite3.OperationalError as e:\n"
+         "    print(e)\nelse:\n    print('got the write lock')\n", str(db)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    writer.execute("ROLLBACK")
+    writer.close()
+    assert other.stdout.strip() == "database is locked"

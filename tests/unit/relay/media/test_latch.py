@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from relay.media.latch import Decision, Why, apply, decide, looks_like_rtcp
+from relay.media.latch import Decision, Why, apply, decide
 from relay.media.stream import (
     LEARN_DELAYED,
     LEARN_HEURISTIC,
@@ -270,12 +270,3 @@ def test_stray_rtcp_after_confirmation_from_foreign_source_is_dropped(make: Make
     s = make()
     packet(s, A, AFTER)
     assert not packet(s, A2, AFTER + 1, rtcp=True).forward
-
-
-@pytest.mark.parametrize(
-    ("second", "expected"), [(200, True), (194, True), (223, True), (193, False), (224, False)]
-)
-def test_looks_like_rtcp(second: int, expected: bool) -> None:
-    data = bytes([0x80, second]) + bytes(10)
-    assert looks_like_rtcp(data, len(data)) is expected
-    assert looks_like_rtcp(data[:11], 11) is False

@@ -272,6 +272,18 @@ def test_rtcp_stream_does_not_take_an_ssrc_from_bytes_8_to_12(rig: Rig) -> None:
     assert rig.x.ssrc is None
 
 
+def test_stray_rtcp_before_latching_is_forwarded_but_not_learned_from(rig: Rig) -> None:
+    # rtp.demux.looks_like_rtcp on the plane's learning path: second byte 194..223, 12+ bytes
+    rig.x.peer = rig.x.sdp_peer = ("127.0.0.1", 9)
+    report = bytes([0x81, 201, 0, 7]) + bytes(28)
+    rig.a.sendto(report, rig.addr(rig.x.sock))
+    assert rig.recv(rig.b)[0] == report
+    assert (rig.x.peer, rig.x.confirmed) == (("127.0.0.1", 9), False)
+    rig.a.sendto(rtp(1), rig.addr(rig.x.sock))
+    assert rig.recv(rig.b)[0] == rtp(1)
+    assert (rig.x.peer, rig.x.confirmed) == (rig.addr(rig.a), True)
+
+
 def test_burst_arrives_complete_and_in_order(rig: Rig) -> None:
     count = 100  # fits the default receive buffers: a kernel drop is not the plane's fault
     for seq in range(count):

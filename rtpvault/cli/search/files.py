@@ -1,5 +1,5 @@
 """`rtpvault fetch | export`: the recording files themselves, on local disk or in S3 (`verify`
-is rtpvault.cli.searchverify).
+is rtpvault.cli.search.verify).
 
 Every byte read is hashed on the way (SHA-256) and compared with the index before anything is
 called done; a copy is written as `<name>.part` and renamed only when its hash matched.
@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from rtpvault.cli.searchctx import OneLineCommand, Vault, friendly, source_options
+from rtpvault.cli.search.ctx import OneLineCommand, Vault, friendly, source_options
 
 __all__ = ["COMMANDS", "Copy", "copies", "read_verified"]
 
@@ -54,7 +54,7 @@ class Copy:
 def copies(vault: Vault, rec: Any) -> list[Copy]:
     """Where this recording should be, local first: its path (if the file is there) and its
     S3 object (if the index says it was uploaded)."""
-    from rtpvault.cli.searchrows import object_ref
+    from rtpvault.cli.search.rows import object_ref
 
     out = []
     if rec.path and os.path.exists(rec.path):
@@ -160,7 +160,7 @@ def fetch_cmd(vault: Vault, refs: tuple[str, ...], output_dir: str) -> None:
 def export_cmd(vault: Vault, ref: str, as_wav: bool, output: str | None) -> None:
     """Export a recording as audio."""
     from recorder.wav import export_wav
-    from rtpvault.cli.searchrows import sidecar_of
+    from rtpvault.cli.search.rows import sidecar_of
 
     with vault.session() as session:
         (rec,) = vault.resolve(session, "export", (ref,))

@@ -1,5 +1,5 @@
 """`rtpvault search | show | audit` (this module) and, registered from here, `fetch | export`
-(searchfiles), `verify` (searchverify) and `hold | release | purge` (searchgov).
+(search.files), `verify` (search.verify) and `hold | release | purge` (search.gov).
 
 Every command reads `--config-file` (rtpengine.conf: recording-dir / recording-db / s3-*) or
 `--db URL`, appends what it did to the hash-chained audit log with the OS user, and reports any
@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
-from rtpvault.cli import searchout
-from rtpvault.cli.searchctx import OneLineCommand, Vault, friendly, source_options, terminal_width
-from rtpvault.cli.searchopts import (
+from rtpvault.cli.search import out as output
+from rtpvault.cli.search.ctx import OneLineCommand, Vault, friendly, source_options, terminal_width
+from rtpvault.cli.search.opts import (
     TimeType,
     describe_filter,
     filter_options,
@@ -37,14 +37,14 @@ __all__ = ["register"]
 @friendly
 def search_cmd(vault: Vault, limit: int, sort: str, fmt: str, **opts: Any) -> None:
     """Find recordings. Newest first; filters combine with AND."""
-    from rtpvault.cli.searchrows import run_search, summary
+    from rtpvault.cli.search.rows import run_search, summary
 
     flt = make_filter(opts, limit=limit, sort=sort)
     with vault.attempt("search", None, filter=describe_filter(flt)) as att:
         with vault.session() as session:
             rows = [summary(r) for r in run_search(session, flt)]
         att.details["results"] = len(rows)
-    click.echo(searchout.render(fmt, rows, terminal_width()))
+    click.echo(output.render(fmt, rows, terminal_width()))
 
 
 @click.command("show", cls=OneLineCommand)
@@ -56,7 +56,7 @@ def show_cmd(vault: Vault, ref: str, as_json: bool) -> None:
     """Everything about one recording: streams, quality, SDP, sidecar, archive, hold, audit.
 
     REF is a recording ID (or a unique prefix of one, 8+ characters) or a Call-ID."""
-    from rtpvault.cli.searchrows import details
+    from rtpvault.cli.search.rows import details
 
     with vault.session() as session:
         (rec,) = vault.resolve(session, "show", (ref,))
@@ -70,25 +70,25 @@ def show_cmd(vault: Vault, ref: str, as_json: bool) -> None:
 
 def render_details(doc: dict[str, Any]) -> str:
     """The `show` text: the recording's fields, then one section per part."""
-    out = [searchout.render_vertical([doc["recording"]]).split("\n", 1)[-1]]
+    out = [output.render_vertical([doc["recording"]]).split("\n", 1)[-1]]
     if doc.get("archive"):
         out += ["", "Archive:"] + [f"  {k}: {v}" for k, v in doc["archive"].items()]
     out += ["", "Streams:"]
     cols = ("ssrc", "kind", "party", "src", "dst", "codec", "packets", "lost", "loss_pct",
             "jitter_ms", "mos")  # fmt: skip
     table = [{c: s.get(c) for c in cols} for s in doc["streams"]]
-    columns = [searchout.Column(c, c.upper(), 0, right=c in ("packets", "lost"),
+    columns = [output.Column(c, c.upper(), 0, right=c in ("packets", "lost"),
                                 fmt=(lambda v, tz: f"0x{int(v):08x}") if c == "ssrc" else None)
                for c in cols]  # fmt: skip
-    out += ["  " + line for line in searchout.render_table(table, 400, None, columns).splitlines()]
+    out += ["  " + line for line in output.render_table(table, 400, None, columns).splitlines()]
     for sdp in doc.get("sdp") or []:
         out += ["", f"SDP {sdp.get('direction')} from {sdp.get('party')} (as sent on):"]
         out += ["  " + line for line in str(sdp.get("out") or sdp.get("in") or "").splitlines()]
     if doc.get("pauses"):
         out += ["", "Pauses:"] + [f"  {p.get('start')} – {p.get('end')}" for p in doc["pauses"]]
     out += ["", "Audit:"]
-    when = searchout.COLUMNS[1]
-    out += [f"  {searchout.human(when, a['time'], None)}  {a['user']}  {a['action']}  "
+    when = output.COLUMNS[1]
+    out += [f"  {output.human(when, a['time'], None)}  {a['user']}  {a['action']}  "
             f"{json.dumps(a.get('details') or {}, ensure_ascii=False)}"
             for a in doc["audit"]]  # fmt: skip
     out += ["", "Sidecar:", json.dumps(doc.get("sidecar"), indent=2, default=str)]
@@ -113,7 +113,7 @@ def render_details(doc: dict[str, Any]) -> str:
 def audit_cmd(vault: Vault, since: float | None, until: float | None, users: tuple[str, ...],
               actions: tuple[str, ...], ref: str | None, limit: int, fmt: str) -> None:  # fmt: skip
     """Who did what, when: the audit log, newest first."""
-    from rtpvault.cli.searchrows import audit_row, audit_target
+    from rtpvault.cli.search.rows import audit_row, audit_target
     from storage.search import audit_query
 
     with vault.session() as session:
@@ -126,15 +126,15 @@ def audit_cmd(vault: Vault, since: float | None, until: float | None, users: tup
         rows = [audit_row(e) for e in session.scalars(q)]
     vault.audit("audit", rid, results=len(rows))
     if fmt == "table":
-        cols = [searchout.Column("time", "TIME", 0, fmt=searchout.COLUMNS[1].fmt),
-                searchout.Column("user", "USER", 0, cut=True),
-                searchout.Column("action", "ACTION", 0),
-                searchout.Column("recording_id", "RECORDING", 0, cut=True),
-                searchout.Column("details", "DETAILS", 1, cut=True,
+        cols = [output.Column("time", "TIME", 0, fmt=output.COLUMNS[1].fmt),
+                output.Column("user", "USER", 0, cut=True),
+                output.Column("action", "ACTION", 0),
+                output.Column("recording_id", "RECORDING", 0, cut=True),
+                output.Column("details", "DETAILS", 1, cut=True,
                                  fmt=lambda v, tz: json.dumps(v, sort_keys=True))]  # fmt: skip
-        click.echo(searchout.render_table(rows, terminal_width(), None, cols))
+        click.echo(output.render_table(rows, terminal_width(), None, cols))
     else:
-        click.echo(searchout.render(fmt, rows, terminal_width()))
+        click.echo(output.render(fmt, rows, terminal_width()))
 
 
 def register(cli: click.Group) -> None:
@@ -142,11 +142,11 @@ def register(cli: click.Group) -> None:
     import importlib
 
     commands = [search_cmd, show_cmd, audit_cmd]
-    for name in ("searchfiles", "searchverify", "searchgov"):
+    for name in ("files", "verify", "gov"):
         try:
-            commands += importlib.import_module(f"rtpvault.cli.{name}").COMMANDS
+            commands += importlib.import_module(f"rtpvault.cli.search.{name}").COMMANDS
         except ModuleNotFoundError as exc:  # while being built
-            if exc.name != f"rtpvault.cli.{name}":
+            if exc.name != f"rtpvault.cli.search.{name}":
                 raise
     for command in commands:
         cli.add_command(command)

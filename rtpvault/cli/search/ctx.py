@@ -153,9 +153,9 @@ class Vault:
             self.audit(action, att.recording_id, **att.details)
 
     def resolve(self, session: Any, action: str, refs: tuple[str, ...]) -> list[Any]:
-        """The recordings `refs` name (rtpvault.cli.searchrows.resolve); a ref that names none
+        """The recordings `refs` name (rtpvault.cli.search.rows.resolve); a ref that names none
         or several is an error, and that refused attempt is audited too."""
-        from rtpvault.cli.searchrows import resolve
+        from rtpvault.cli.search.rows import resolve
 
         with self.attempt(action, None, failures_only=True, refs=list(refs)):
             return [resolve(session, ref) for ref in refs]

@@ -13,10 +13,10 @@ from typing import Any
 
 import click
 
-from rtpvault.cli.searchctx import OneLineCommand, Vault, describe, friendly, source_options
-from rtpvault.cli.searchfiles import copies
-from rtpvault.cli.searchopts import describe_filter, filter_options, make_filter
-from rtpvault.cli.searchout import plural
+from rtpvault.cli.search.ctx import OneLineCommand, Vault, describe, friendly, source_options
+from rtpvault.cli.search.files import copies
+from rtpvault.cli.search.opts import describe_filter, filter_options, make_filter
+from rtpvault.cli.search.out import plural
 from storage.s3 import composite
 
 __all__ = ["COMMANDS", "verify_cmd"]
@@ -92,7 +92,7 @@ class S3Record:
 
 def _s3_record(vault: Vault, rec: Any) -> S3Record | None:
     """head_object of the archived version with its checksum (None: not archived here)."""
-    from rtpvault.cli.searchrows import object_ref
+    from rtpvault.cli.search.rows import object_ref
 
     ref = object_ref(rec, vault.bucket)
     if ref is None:
@@ -142,7 +142,7 @@ def _rehash(vault: Vault, rec: Any, label: str, s3: S3Record | None
             ) -> tuple[int, list[str], str | None]:  # fmt: skip
     """(copies read, problems, composite checksum of the S3 copy's bytes if multipart): every
     copy's bytes against the indexed SHA-256."""
-    from rtpvault.cli.searchrows import object_ref
+    from rtpvault.cli.search.rows import object_ref
 
     problems, checked, s3_composite = [], 0, None
     expected = str(rec.sha256)

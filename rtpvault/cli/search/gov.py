@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from rtpvault.cli.searchctx import OneLineCommand, Vault, friendly, source_options
-from rtpvault.cli.searchopts import DurationType
-from rtpvault.cli.searchout import plural
+from rtpvault.cli.search.ctx import OneLineCommand, Vault, friendly, source_options
+from rtpvault.cli.search.opts import DurationType
+from rtpvault.cli.search.out import plural
 
 __all__ = ["COMMANDS"]
 

@@ -1,10 +1,10 @@
-"""Static RTP payload types (RFC 3551 §6), as rtpengine 10.5 prints them (lib/rtplib.c).
-
-rtpengine prints `<name>/<clock>` only, even for PT 11 (two channels), so the channel count is
-not part of the text here.
+"""Static RTP payload types (RFC 3551 §6, tables 4 and 5), as rtpengine 10.5 prints them
+(lib/rtplib.c): `<name>/<clock rate>`, without a channel count even for PT 11 (two channels).
 """
 
 from __future__ import annotations
+
+__all__ = ["STATIC_PAYLOAD_TYPES", "STATIC_CLOCK_RATES", "STATIC_NAMES"]
 
 STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int]] = {
     0: ("PCMU", 8000),
@@ -32,3 +32,10 @@ STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int]] = {
     33: ("MP2T", 90000),
     34: ("H263", 90000),
 }
+"""Payload type → (encoding name, RTP clock rate)."""
+
+STATIC_CLOCK_RATES: dict[int, int] = {pt: rate for pt, (_, rate) in STATIC_PAYLOAD_TYPES.items()}
+"""Payload type → RTP clock rate."""
+
+STATIC_NAMES: dict[int, str] = {pt: name for pt, (name, _) in STATIC_PAYLOAD_TYPES.items()}
+"""Payload type → encoding name as in SDP (`PCMU`, `G722`, …)."""
