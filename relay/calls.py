@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from relay.callmodel import Call, MediaSide, Party, plus_one
+from relay.cint import strtoull
 from relay.media.stream import LEARN_DELAYED, Stream
 from relay.ng.flags import NgFlags
 from relay.offered import OfferedMedia, OfferedSession
@@ -773,7 +774,7 @@ class Registry:
         first SDP sent to it (flag or not); with `replace: sdp-version` that number is written
         in, and raised by one when the output differs from the last flagged output."""
         if receiver.sdp_version is None:
-            version = int(offered.origin_version) if offered.origin_version.isdigit() else 0
+            version = strtoull(offered.origin_version) if offered.origin_version.isdigit() else 0
             if version in (0, 2**64 - 1):
                 version = random.getrandbits(64)
             receiver.sdp_version = version

@@ -379,13 +379,14 @@ def attach(daemon: Any) -> ArchiveComponent | None:
     node = raw.get("recording-node") or socket.gethostname()
     s3 = S3Settings.from_settings(s)
     if s3 is not None:
+        from relay.config_keyfile import shown
         from storage.s3keys import TemplateError, check_template
 
         try:
             check_template(s3.prefix)
         except TemplateError as exc:
             index.close()
-            raise StartupError(f"s3-prefix {s3.prefix!r}: {exc}") from None
+            raise StartupError(f"s3-prefix {shown(s3.prefix)!r}: {exc}") from None
     component = ArchiveComponent(
         index, s3, node, schema_checked=checked, root=s.recording_dir or None
     )

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from relay.calls import Registry
@@ -23,6 +24,11 @@ from rtpvault.logsetup import setup_logging, subsystem_levels
 from rtpvault.taps import TapHub
 
 logger = logging.getLogger("rtpvault.daemon")
+
+EXIT_CONFIG = 1
+"""`rtpvault run` exit status for a bad configuration (docs/operations.md, "Exit status")."""
+EXIT_FATAL = 255
+"""... for a listener that cannot bind (address in use or not local), as rtpengine exits."""
 
 COMPONENTS = ("recording", "archive", "homer", "metrics", "ctl")
 """Modules of this package composed into the daemon, in start order (see rtpvault.component)."""
@@ -185,10 +191,12 @@ async def _serve(settings: Settings) -> int:
         return exc.code
     try:
         await daemon.start()
-    except OSError as exc:
-        logger.critical("Fatal error: %s", exc)
+    except OSError as exc:  # a listener cannot bind: rtpengine's "Fatal error: ...", exit 255
+        reason = exc.strerror or str(exc)
+        logger.critical("Fatal error: %s", reason)
+        print(f"rtpvault: Fatal error: {reason}", file=sys.stderr)
         daemon.shutdown()
-        return 255
+        return EXIT_FATAL
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stopping.set)
     logger.info("Startup complete, rtpvault")
@@ -206,12 +214,22 @@ def _write_pidfile(path: str | None) -> None:
             f.write(f"{os.getpid()}\n")
 
 
+def _runner() -> Callable[[Coroutine[Any, Any, int]], int]:
+    """uvloop.run when installed, else asyncio.run. Chosen before running, so the server does
+    not run inside `except ImportError:` (every traceback would carry the ImportError)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
+
+
 def main(argv: list[str]) -> int:
     try:
         settings, warnings = load_settings(parse_args(argv))
     except ConfigError as exc:
         print(f"rtpvault: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_CONFIG
     setup_logging(
         settings.log_level,
         settings.log_stderr,
@@ -225,12 +243,7 @@ def main(argv: list[str]) -> int:
     raise_open_files_limit()
     _write_pidfile(settings.pidfile)
     try:
-        try:
-            import uvloop
-
-            return int(uvloop.run(_serve(settings)))
-        except ImportError:
-            return asyncio.run(_serve(settings))
+        return int(_runner()(_serve(settings)))
     finally:
         # Everything is closed, flushed and released; what is left is the interpreter's final
         # garbage collection over the whole heap (0.3 s of a 1 s shutdown with 500 calls, see

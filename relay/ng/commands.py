@@ -14,6 +14,7 @@ from typing import Any
 from relay.callmodel import Call, Party
 from relay.calls import CallError, Registry
 from relay.callstats import _subscribers, call_stats
+from relay.cint import strtoll
 from relay.ng.errors import NgError
 from relay.ng.flags import NgFlags, parse_flags
 from relay.ng.unimplemented import (
@@ -111,7 +112,7 @@ def _delete_delay(body: dict[str, Any]) -> int:
         if delay == -1 and isinstance(legacy, str):
             m = STRTOLL.match(legacy)
             if m:
-                value = int(m.group(1))
+                value = strtoll(m.group(1))
                 delay = -1 if value > _INT_MAX else value
     return (delay + 2**31) % 2**32 - 2**31  # stored in a C int
 
