@@ -22,6 +22,8 @@ __all__ = ["qos_report", "SampledQos", "StreamStats", "merge_windows"]
 class StreamStats(Protocol):
     """What one analysis window needs (recorder.rtpstats.RtpStats has it)."""
 
+    packets: int
+
     def update(self, packet: bytes, arrival: float) -> None: ...
 
     def snapshot(self) -> dict[str, Any]: ...
@@ -30,10 +32,14 @@ class StreamStats(Protocol):
 _SUMMED = ("packets", "bytes", "lost", "out_of_order", "duplicates")
 
 
-def merge_windows(windows: list[dict[str, Any]], packets: int, octets: int) -> dict[str, Any]:
+def merge_windows(windows: list[dict[str, Any]], packets: int, octets: int,
+                  last_packet: float | None = None) -> dict[str, Any]:  # fmt: skip
     """One snapshot for the whole stream from its windows' snapshots (oldest first) and the
     exact totals: loss is the windows' loss rate applied to the total, jitter the latest
-    window's, max jitter the largest; `sampled` counts the packets analysed."""
+    window's, max jitter the largest; `sampled` counts the packets analysed. `first` is the
+    first window's first packet (the first window opens with the stream's first packet, see
+    SampledQos); `last` is `last_packet` (the relay's own time of the stream's last packet,
+    which may be after the last window) when it is later than the windows' last."""
     sums = {k: sum(int(w.get(k) or 0) for w in windows) for k in _SUMMED}
     expected = sums["packets"] + sums["lost"]
     fraction = sums["lost"] / expected if expected else 0.0
@@ -59,7 +65,7 @@ def merge_windows(windows: list[dict[str, Any]], packets: int, octets: int) -> d
                              default=0.0),  # fmt: skip
         "payload_types": pts,
         "first": with_packets[0].get("first") if with_packets else None,
-        "last": last.get("last"),
+        "last": max((t for t in (last.get("last"), last_packet) if t), default=None),
         "sampled": sums["packets"],
         "g711": bool(with_packets) and all(w.get("mos") is not None for w in with_packets),
     }
@@ -68,13 +74,14 @@ def merge_windows(windows: list[dict[str, Any]], packets: int, octets: int) -> d
 class SampledQos:
     """Which time windows of one stream are analysed, and their statistics.
 
-    The first window opens at `start`; after that one window of `on` seconds opens every
-    `period` seconds. `tick(now)` moves the state on and returns whether a window is open;
-    `stats` is the open window's statistics object (None between windows). With `on >= period`
-    every packet is analysed.
+    The first window opens at `start` and stays open until the stream's first packet (so its
+    first packet time is the stream's, however late the media starts); from then on one window
+    of `on` seconds opens every `period` seconds. `tick(now)` moves the state on and returns
+    whether a window is open; `stats` is the open window's statistics object (None between
+    windows). With `on >= period` every packet is analysed.
     """
 
-    __slots__ = ("start", "on", "period", "factory", "stats", "closed")
+    __slots__ = ("start", "on", "period", "factory", "stats", "closed", "waiting")
 
     def __init__(self, start: float, on: float, period: float,
                  factory: Callable[[], StreamStats]) -> None:  # fmt: skip
@@ -84,11 +91,18 @@ class SampledQos:
         self.factory = factory
         self.stats: StreamStats | None = factory()
         self.closed: list[dict[str, Any]] = []
+        self.waiting = True
+        """No packet yet: the first window stays open, its schedule starts at the last tick."""
 
     def wants(self, now: float) -> bool:
         return self.on >= self.period or (now - self.start) % self.period < self.on
 
     def tick(self, now: float) -> bool:
+        if self.waiting:
+            if self.stats is not None and not self.stats.packets:
+                self.start = now
+                return True
+            self.waiting = False
         want = self.wants(now)
         if want and self.stats is None:
             self.stats = self.factory()

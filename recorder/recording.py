@@ -97,6 +97,8 @@ class Recording:
         self.dsts: dict[tuple[Any, str, Address, int | None], Address] = {}
         self.clock_rates: dict[int, int] = {}
         self.party_started: dict[str, float] = {}
+        self.ended: float | None = None
+        """When the call ended (the `delete`), once known; the file may be finalised later."""
         self.doc = doc
         doc.setdefault("version", 1)
         doc.setdefault("id", str(uuid.uuid4()))

@@ -197,6 +197,8 @@ def _recover_one(root: str, prefix: str, doc: dict[str, Any]) -> dict[str, Any]:
     else:
         doc["size"] = doc["sha256"] = None
         reason = "daemon stopped while recording; no media file was found"
+    if isinstance(doc.get("ended"), (int, float)):  # the call's `delete` was already seen
+        ended = float(doc["ended"])
     doc["metadata_path"] = _finish_meta(
         root, prefix, float(doc.get("started") or ended), ended, doc.get("metadata")
     )

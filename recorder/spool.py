@@ -8,8 +8,8 @@ whole records (pcap has no footer, so a file cut at a record boundary is valid).
 fails (disk full, unwritable directory) truncates the file back to its last whole record, marks
 the recording `failed` with the reason, logs one error and counts it; the call is not affected.
 Periodic flushes are plain write(2) (survives kill -9); the finish fsyncs, hashes and renames,
-in a second thread (`recorder-finish`): an fsync on a busy disk or the hash of a long call takes
-seconds, and the other recordings' flushes must not wait for it.
+in FINISHERS other threads (`recorder-finish-N`): an fsync on a busy disk or the hash of a long
+call takes seconds, and the other recordings' flushes (and finishes) must not wait for it.
 
 Full or read-only spool: below the free-space reserve (recorder.diskspace) every open recording
 fails and new ones are refused, so the sidecars, metadata moves and index rows that say so still
@@ -39,6 +39,10 @@ __all__ = ["Spool", "write_all", "write_json_atomic", "sha256_file", "FLUSH_INTE
 logger = logging.getLogger("rtpvault.recorder")
 
 FLUSH_INTERVAL = 0.5
+FINISHERS = 4
+"""Finisher threads: a finish waits on three fsyncs, and when many calls end at once (a burst
+of hang-ups, shutdown) the disk completes concurrent ones together (250 fsyncs: about half the
+time with 4 threads on this project's machine, 2026-12-06) instead of one after the other."""
 META_MODE = 0o664
 
 
@@ -144,11 +148,13 @@ class Spool:
         self._errors_lock = threading.Lock()
         self.finishing: queue.SimpleQueue[tuple[_Open, bytes, float] | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name="recorder-spool", daemon=True)
-        self.finisher = threading.Thread(
-            target=self._run_finisher, name="recorder-finish", daemon=True
-        )
+        self.finishers = [
+            threading.Thread(target=self._run_finisher, name=f"recorder-finish-{i}", daemon=True)
+            for i in range(FINISHERS)
+        ]
         self.thread.start()
-        self.finisher.start()
+        for finisher in self.finishers:
+            finisher.start()
 
     # -- loop side ----------------------------------------------------------------------------
     def submit(self, job: str, rec: Recording | None = None, arg: Any = None) -> None:
@@ -188,8 +194,10 @@ class Spool:
         """Finish the queued jobs, flush everything and stop the thread."""
         self.jobs.put(("stop", None, None))
         self.thread.join(timeout)
-        self.finishing.put(None)  # after every finish the worker handed over
-        self.finisher.join(timeout)
+        for _ in self.finishers:  # after every finish the worker handed over
+            self.finishing.put(None)
+        for finisher in self.finishers:
+            finisher.join(timeout)
         self._write_owed()
         for path in self._owed:
             logger.error("sidecar %s could not be written before shutdown", path)

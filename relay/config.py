@@ -30,6 +30,8 @@ from .config_keyfile import (
     parse_int,
     parse_key_file,
     parse_uint64,
+    quoted,
+    shown,
 )
 from .config_keys import BY_NAME, CLI_ONLY, KEYS, Key, Kind
 from .config_values import (
@@ -202,18 +204,18 @@ def _read_section(
 ) -> None:
     groups = parse_key_file(text).groups
     if section not in groups:
-        raise ConfigError(f"config: file '{source}' has no section [{section}]")
+        raise ConfigError(f"config: file '{shown(source)}' has no section [{section}]")
     for name, entry in groups[section].items():
         key = BY_NAME.get(name)
         if key is None:
             near = difflib.get_close_matches(name, BY_NAME, n=1)
-            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            hint = f" (did you mean '{shown(near[0])}'?)" if near else ""
             warnings.append(
-                f"config: unknown key '{name}' (line {entry.line}) ignored{hint}; "
+                f"config: unknown key '{shown(name)}' (line {entry.line}) ignored{hint}; "
                 f"rtpengine ignores it silently"
             )
         elif name in CLI_ONLY:
-            warnings.append(f"config: key '{name}' has no effect inside the file; ignored")
+            warnings.append(f"config: key '{shown(name)}' has no effect inside the file; ignored")
         else:
             values.set(key, _convert(key, entry.value, warnings, cli=False), cli=False)
 
@@ -233,7 +235,7 @@ def _warn_unimplemented(values: _Values, warnings: list[str]) -> None:
         default = _Values().get(key.name)
         if values.get(key.name) != default:
             warnings.append(
-                f"config: key '{key.name}' value '{_text(values.get(key.name))}' accepted for "
+                f"{quoted(key.name, _text(values.get(key.name)))} accepted for "
                 f"rtpengine compatibility, but rtpvault does not implement it yet: no effect"
             )
 
@@ -258,7 +260,7 @@ def _ports(values: _Values) -> tuple[int, int]:
     high = _ranged(values, "port-max", 1, 65535)
     if low > high:
         raise ConfigError(
-            f"config: key 'port-min' value '{low}': above port-max {high} (empty port range)"
+            f"{quoted('port-min', low)}: above port-max {high} (empty port range)"
         )
     return low, high
 
@@ -307,7 +309,7 @@ def _homer(values: _Values, warnings: list[str]) -> dict[str, Any]:
     spelled = {"17": "udp", "6": "tcp", "UDP": "udp", "TCP": "tcp"}.get(proto)
     if spelled is not None:
         warnings.append(
-            f"config: key 'homer-protocol' value '{proto}': read as {spelled}, but rtpengine "
+            f"{quoted('homer-protocol', proto)}: read as {spelled}, but rtpengine "
             f"accepts only 'udp' or 'tcp' and refuses to start - write 'homer-protocol = {spelled}'"
         )
         proto = spelled
@@ -355,7 +357,7 @@ def _tls(values: _Values, exists: Callable[[str], bool], warnings: list[str]) ->
             continue
         state = "file not found" if not exists(path) else "file found"
         warnings.append(
-            f"config: key '{name}' value '{path}': {state}; DTLS is not implemented yet, so it "
+            f"{quoted(name, path)}: {state}; DTLS is not implemented yet, so it "
             f"is not used (and not a 10.5 rtpengine option)"
         )
     return result
@@ -522,11 +524,11 @@ def _read_config_file(cmd: CommandLine, warnings: list[str]) -> tuple[str | None
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
-        raise ConfigError(f"config: cannot read file '{path}': {e.strerror}") from None
+        raise ConfigError(f"config: cannot read file '{shown(path)}': {e.strerror}") from None
     try:
         return data.decode("utf-8"), path
     except UnicodeDecodeError as e:
-        raise ConfigError(f"config: file '{path}' is not UTF-8 (byte {e.start})") from None
+        raise ConfigError(f"config: file '{shown(path)}' is not UTF-8 (byte {e.start})") from None
 
 
 def load_settings(

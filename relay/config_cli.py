@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from .config_keyfile import ConfigError
+from .config_keyfile import ConfigError, shown
 from .config_keys import BY_NAME, BY_SHORT, Key, Kind
 
 OptionValue = str | tuple[str, ...]
@@ -87,7 +87,7 @@ def parse_args(argv: list[str]) -> CommandLine:
         arg = rest.pop(0)
         if arg == "--":
             if rest:
-                raise ConfigError(f"command line: unexpected argument '{rest[0]}'")
+                raise ConfigError(f"command line: unexpected argument '{shown(rest[0])}'")
             break
         if arg in ("--help", "-h"):
             flags.add("h")
@@ -98,7 +98,7 @@ def parse_args(argv: list[str]) -> CommandLine:
         elif arg.startswith("-") and len(arg) > 1:
             _short(arg, rest, opts, flags)
         else:
-            raise ConfigError(f"command line: unexpected argument '{arg}'")
+            raise ConfigError(f"command line: unexpected argument '{shown(arg)}'")
     config_file = opts.pop("config-file", None)
     section = opts.pop("config-section", "rtpengine")
     return CommandLine(

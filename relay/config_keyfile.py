@@ -36,11 +36,29 @@ class KeyFile:
     groups: dict[str, dict[str, Entry]] = field(default_factory=dict)
 
 
+MAX_SHOWN = 200
+"""Characters of a config value (or key, path, argument) quoted in a warning or error."""
+
+
+def shown(value: object) -> str:
+    """`value` for a log line or error: cut at MAX_SHOWN characters, saying how long it was, so a
+    runaway value (a pasted file, a missing newline) cannot flood the log."""
+    text = str(value)
+    if len(text) <= MAX_SHOWN:
+        return text
+    return f"{text[:MAX_SHOWN]}... ({len(text)} characters)"
+
+
+def quoted(key: str, value: object, *, cli: bool = False) -> str:
+    """`config: key 'K' value 'V'` (`command line: option '--K' value 'V'`), both cut by shown."""
+    if cli:
+        return f"command line: option '--{shown(key)}' value '{shown(value)}'"
+    return f"config: key '{shown(key)}' value '{shown(value)}'"
+
+
 def bad_value(key: str, value: str, reason: str, *, cli: bool = False) -> ConfigError:
     """The one shape of a value error: `config: key 'K' value 'V': reason`."""
-    if cli:
-        return ConfigError(f"command line: option '--{key}' value '{value}': {reason}")
-    return ConfigError(f"config: key '{key}' value '{value}': {reason}")
+    return ConfigError(f"{quoted(key, value, cli=cli)}: {reason}")
 
 
 def _is_group_line(line: str) -> bool:
@@ -74,7 +92,7 @@ def parse_key_file(text: str) -> KeyFile:
         if _is_group_line(body):
             name = body[1 : body.find("]")]
             if name == "" or "[" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
-                raise ConfigError(f"config: line {number}: invalid group name '{name}'")
+                raise ConfigError(f"config: line {number}: invalid group name '{shown(name)}'")
             current = kf.groups.setdefault(name, {})
             continue
         eq = body.find("=")
@@ -83,13 +101,16 @@ def parse_key_file(text: str) -> KeyFile:
                 ";"
             )
             raise ConfigError(
-                f"config: line {number}: '{line}' is not a key-value pair, group, or comment{hint}"
+                f"config: line {number}: '{shown(line)}' is not a key-value pair, group, or "
+                f"comment{hint}"
             )
         key = body[:eq].rstrip(ASCII_WS)
         if not _valid_key_name(key):
-            raise ConfigError(f"config: line {number}: invalid key name '{key}'")
+            raise ConfigError(f"config: line {number}: invalid key name '{shown(key)}'")
         if current is None:
-            raise ConfigError(f"config: line {number}: key '{key}' comes before any [section]")
+            raise ConfigError(
+                f"config: line {number}: key '{shown(key)}' comes before any [section]"
+            )
         current.pop(key, None)  # re-insert so the dict's order is the effective order
         current[key] = Entry(body[eq + 1 :].lstrip(ASCII_WS), number)
     return kf
@@ -106,7 +127,7 @@ def strip_trailing_comment(key: str, value: str, warnings: list[str]) -> str:
     if m is None:
         return value
     warnings.append(
-        f"config: key '{key}' value '{value}': trailing comment '{value[m.end() - 1 :]}' "
+        f"{quoted(key, value)}: trailing comment '{shown(value[m.end() - 1 :])}' "
         f"ignored; GLib has no trailing comments and rtpengine reads it as part of the value "
         f"(fatal for strings, booleans and addresses) - put comments on their own line"
     )
@@ -160,13 +181,13 @@ def file_list(key: str, value: str, warnings: list[str]) -> tuple[str, ...]:
         trimmed = piece.rstrip(ASCII_WS)
         if trimmed != trimmed.lstrip(ASCII_WS):
             warnings.append(
-                f"config: key '{key}' value '{value}': blank after ';' ignored; rtpengine keeps "
-                f"it as part of the element ('{trimmed}') - write the list without spaces"
+                f"{quoted(key, value)}: blank after ';' ignored; rtpengine keeps "
+                f"it as part of the element ('{shown(trimmed)}') - write the list without spaces"
             )
             trimmed = trimmed.lstrip(ASCII_WS)
         if trimmed == "":
             if value.strip(ASCII_WS):
-                warnings.append(f"config: key '{key}' value '{value}': empty list element ignored")
+                warnings.append(f"{quoted(key, value)}: empty list element ignored")
             continue
         items.append(trimmed)
     return tuple(items)
@@ -187,9 +208,8 @@ def parse_bool(key: str, value: str, warnings: list[str], *, cli: bool = False) 
     if lenient is None:
         raise bad_value(key, value, "not a boolean (write true or false)", cli=cli)
     spelled = "true" if lenient else "false"
-    where = f"option '--{key}'" if cli else f"key '{key}'"
     warnings.append(
-        f"{'command line' if cli else 'config'}: {where} value '{value}': read as {spelled}, "
+        f"{quoted(key, value, cli=cli)}: read as {spelled}, "
         f"but rtpengine (GLib) accepts only true/false/1/0 and refuses to start - "
         f"write '{key} = {spelled}'"
     )
@@ -201,6 +221,12 @@ _FILE_INT = re.compile(r"[ \t\n\r\x0b\x0c]*([+-]?[0-9]+)(.*)", re.DOTALL)
 _CLI_INT = re.compile(r"[ \t\n\r\x0b\x0c]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
 
 
+def too_long(digits: str) -> bool:
+    """More digits than any value in range has: refused before int(), which raises ValueError
+    beyond 4,300 digits instead of giving our "integer out of range"."""
+    return len(digits.lstrip("0")) > 32
+
+
 def parse_int(key: str, value: str, warnings: list[str], *, cli: bool = False) -> int:
     """A 32-bit integer as GLib reads it (file: decimal, whitespace-separated tail ignored)."""
     if cli:
@@ -208,6 +234,8 @@ def parse_int(key: str, value: str, warnings: list[str], *, cli: bool = False) -
         if m is None:
             raise bad_value(key, value, "not an integer", cli=True)
         sign, digits = m.groups()
+        if too_long(digits[2:] if digits[:2].lower() == "0x" else digits):
+            raise bad_value(key, value, "integer out of range", cli=True)
         if digits[:2].lower() == "0x":
             number = int(digits, 16)
         else:
@@ -220,7 +248,9 @@ def parse_int(key: str, value: str, warnings: list[str], *, cli: bool = False) -
             raise bad_value(key, value, "not an integer")
         tail = m.group(2).strip(ASCII_WS)
         if tail:
-            warnings.append(f"config: key '{key}' value '{value}': trailing text '{tail}' ignored")
+            warnings.append(f"{quoted(key, value)}: trailing text '{shown(tail)}' ignored")
+        if too_long(m.group(1).lstrip(" \t+-")):
+            raise bad_value(key, value, "integer out of range")
         number = int(m.group(1))
     if not INT32_MIN <= number <= INT32_MAX:
         raise bad_value(key, value, "integer out of range", cli=cli)
@@ -236,8 +266,10 @@ def parse_uint64(key: str, value: str, warnings: list[str], *, cli: bool = False
         raise bad_value(key, value, "not an unsigned integer", cli=cli)
     if m.group(2) and not cli:
         warnings.append(
-            f"config: key '{key}' value '{value}': trailing blanks ignored (rtpengine refuses them)"
+            f"{quoted(key, value)}: trailing blanks ignored (rtpengine refuses them)"
         )
+    if too_long(m.group(1)):
+        raise bad_value(key, value, "integer out of range", cli=cli)
     number = int(m.group(1))
     if number > UINT64_MAX:
         raise bad_value(key, value, "integer out of range", cli=cli)
@@ -260,6 +292,6 @@ def parse_double(key: str, value: str, warnings: list[str], *, cli: bool = False
         raise bad_value(key, value, "not a number", cli=cli)
     if text != value and not cli:
         warnings.append(
-            f"config: key '{key}' value '{value}': trailing blanks ignored (rtpengine refuses them)"
+            f"{quoted(key, value)}: trailing blanks ignored (rtpengine refuses them)"
         )
     return float(text)

@@ -361,7 +361,7 @@ _RTPVAULT = (
         "127.0.0.0/8;::1/128",
         impl=True,
         origin=_V,
-        doc="CIDRs allowed to send ng commands.",
+        doc="CIDRs allowed to send control requests (ng, HTTP /cli and /ng, listen-cli).",
     ),
     _k(
         "homer-ng",
@@ -371,7 +371,8 @@ _RTPVAULT = (
         doc="HEP target for ng traces, `[udp:|tcp:]ADDR:PORT`.",
     ),
     _k("prometheus", _B, "false", impl=True, origin=_C, doc="Serve /metrics on prometheus-listen."),
-    _k("prometheus-listen", _S, impl=True, origin=_C, doc="`[ADDR:]PORT` for /metrics."),
+    _k("prometheus-listen", _S, impl=True, origin=_C,
+       doc="`[ADDR:]PORT` for /metrics (serves /metrics only)."),
     _k(
         "tls-certificate", _S, origin=_C, doc="DTLS certificate (PEM); DTLS is not implemented yet."
     ),

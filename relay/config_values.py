@@ -6,7 +6,7 @@ import ipaddress
 import re
 from typing import NamedTuple
 
-from .config_keyfile import ConfigError, bad_value
+from .config_keyfile import ConfigError, bad_value, shown
 
 _HOSTNAME = re.compile(
     r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?"
@@ -36,10 +36,10 @@ class HepTarget(NamedTuple):
 
 def _port(key: str, value: str, text: str, cli: bool) -> int:
     if not text.isascii() or not text.isdigit():
-        raise bad_value(key, value, f"port '{text}' is not a number", cli=cli)
-    port = int(text)
+        raise bad_value(key, value, f"port '{shown(text)}' is not a number", cli=cli)
+    port = int(text) if len(text) < 10 else 0  # not int() of thousands of digits
     if not 1 <= port <= 65535:
-        raise bad_value(key, value, f"port {port} is not within 1..65535", cli=cli)
+        raise bad_value(key, value, f"port {shown(text)} is not within 1..65535", cli=cli)
     return port
 
 
@@ -53,7 +53,7 @@ def _host(key: str, value: str, text: str, cli: bool) -> str:
     except ValueError:
         pass
     if _HOSTNAME.fullmatch(text) is None:
-        raise bad_value(key, value, f"'{text}' is not an IP address or host name", cli=cli)
+        raise bad_value(key, value, f"'{shown(text)}' is not an IP address or host name", cli=cli)
     return text
 
 
@@ -71,7 +71,8 @@ def parse_listen(key: str, value: str, *, cli: bool = False, need_host: bool = F
         try:
             ip = ipaddress.IPv6Address(host)
         except ValueError:
-            raise bad_value(key, value, f"'{host}' is not an IPv6 address", cli=cli) from None
+            reason = f"'{shown(host)}' is not an IPv6 address"
+            raise bad_value(key, value, reason, cli=cli) from None
         return Listen(str(ip), _port(key, value, port, cli))
     host, sep, port = text.rpartition(":")
     if not sep or not host:

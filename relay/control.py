@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from relay.listener import TcpListener, bind_error, host_port, listen_tcp
 from relay.ng.codec import (
     INVALID_NO_PAYLOAD,
     TcpFramer,
@@ -26,6 +28,7 @@ from relay.ng.codec import (
 )
 from relay.ng.cookies import CookieCache
 from relay.ng.errors import ListenSpecError, NgError
+from relay.ratelog import RateLimitedLog
 
 __all__ = ["ControlCounters", "Dispatch", "NgControlServer", "ProxyCounters", "parse_listen"]
 
@@ -110,8 +113,9 @@ class NgControlServer:
         self.cookies = CookieCache(clock())
         self.counters = ControlCounters()
         self._transports: list[asyncio.BaseTransport] = []
-        self._servers: list[asyncio.Server] = []
+        self._servers: list[TcpListener] = []
         self._later: list[Callable[[], None]] | None = None
+        self._refusals = RateLimitedLog(log, logging.WARNING, clock=clock)
 
     # --- work after the reply ------------------------------------------------------------------
 
@@ -149,6 +153,20 @@ class NgControlServer:
             known = self._allowed[host] = self._in_allow_list(host)
         return known
 
+    def admit(self, source: tuple[Any, ...], via: str) -> bool:
+        """ng-allow for any control path (`via`: "ng", "HTTP /cli", "CLI", ...): a refused
+        request is counted and logged with its source, at most one line a second per path."""
+        host = _host_of(source)
+        if self.allowed(host):
+            return True
+        self._refuse(via, host, int(source[1]))
+        return False
+
+    def _refuse(self, via: str, host: str, port: int) -> None:
+        self.counters.denied += 1
+        self._refusals.log(via, "Refused %s request from %s: source not in ng-allow", via,
+                           host_port(host, port))  # fmt: skip
+
     def _in_allow_list(self, host: str) -> bool:
         assert self._allow is not None
         try:
@@ -175,7 +193,7 @@ class NgControlServer:
     def _handle(self, datagram: bytes, source: Source) -> bytes | None:
         host = _host_of(source)
         if not self.allowed(host):
-            self.counters.denied += 1
+            self._refuse("ng", host, source[1])
             return None
         split = split_cookie(datagram)
         if split is None:
@@ -238,14 +256,21 @@ class NgControlServer:
 
     async def start_udp(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self), local_addr=(host, port)
-        )
+        # Bound here, not by create_datagram_endpoint: uvloop's error then has no errno or reason
+        family, kind, proto, _, address = (await loop.getaddrinfo(host, port,
+                                                                  type=socket.SOCK_DGRAM))[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            sock.close()
+            raise bind_error(exc, "ng (UDP)", host, port) from None
+        sock.setblocking(False)
+        transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), sock=sock)
         self._transports.append(transport)
 
     async def start_tcp(self, host: str, port: int) -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _TcpProtocol(self), host, port)
+        server = await listen_tcp(host, port, lambda: _TcpProtocol(self), "ng (TCP)")
         self._servers.append(server)
 
     def udp_addresses(self) -> list[tuple[Any, ...]]:

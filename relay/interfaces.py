@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .config_keyfile import ConfigError
+from .config_keyfile import ConfigError, quoted, shown
 
 Family = Literal["IP4", "IP6"]
 
@@ -80,7 +80,7 @@ def _usable(text: str, *, loopback: bool) -> bool:
 
 
 def _bad(text: str, reason: str) -> ConfigError:
-    return ConfigError(f"config: key 'interface' value '{text}': {reason}")
+    return ConfigError(f"{quoted('interface', text)}: {reason}")
 
 
 def parse_interface_spec(text: str) -> InterfaceSpec:
@@ -123,7 +123,7 @@ def _resolve_address(spec: InterfaceSpec, resolver: Resolver) -> tuple[str, ...]
     if not found:
         raise _bad(
             spec.text,
-            f"'{spec.address}' is not an IP address, a network interface, 'any' "
+            f"'{shown(spec.address)}' is not an IP address, a network interface, 'any' "
             "or a resolvable host name",
         )
     return (str(_ip(found[0])),)  # rtpengine uses the first DNS answer
@@ -140,7 +140,8 @@ def _resolve_advertised(spec: InterfaceSpec, resolver: Resolver) -> str | None:
         what = "a network interface name" if spec.advertised in resolver.system else "unresolvable"
         raise _bad(
             spec.text,
-            f"advertised address '{spec.advertised}' must be an IP address or a host name ({what})",
+            f"advertised address '{shown(spec.advertised)}' must be an IP address or a host name "
+            f"({what})",
         )
     if ip.is_unspecified:
         raise _bad(spec.text, f"advertised address {spec.advertised} is not usable")

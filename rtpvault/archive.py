@@ -51,6 +51,7 @@ logger = logging.getLogger("rtpvault.archive")
 
 FINAL = ("complete", "interrupted", "failed")
 RECONCILE_MARGIN = 60.0  # seconds before the index's last word that sidecars are read again
+BATCH = 200  # documents written in one transaction at most
 _STOP = object()
 
 
@@ -84,7 +85,7 @@ class ArchiveComponent:
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._queue: queue.Queue[Any] = queue.Queue()
-        self._in_hand = 0  # the document being written (or retried), out of the queue
+        self._in_hand = 0  # the documents being written (or retried), out of the queue
         self._writer = threading.Thread(target=self._write_loop, name="index-writer", daemon=True)
         self._writer.start()
         self._depth: tuple[int, float] = (0, 0.0)
@@ -129,35 +130,64 @@ class ArchiveComponent:
                         return
                     backoff = min(backoff * 2, 30.0)
                     continue
-            doc = self._queue.get()
-            if doc is _STOP:
+            docs, stop = self._next_batch()
+            self._in_hand = len(docs)
+            if docs and not self._write_batch(docs):
                 return
-            self._in_hand = 1
-            while True:
-                try:
-                    self._write(doc)
-                    backoff = 0.5
-                    break
-                except Exception as exc:
-                    if not _transient(exc):  # the document itself is bad: retrying cannot help
-                        self.rejected += 1
-                        logger.error(
-                            "recording document %r not indexed (its sidecar stays on disk): %s",
-                            str(doc.get("id"))[:40] if isinstance(doc, dict) else doc,
-                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                        )
-                        break
-                    self.db_errors += 1
-                    logger.error(
-                        "index write for recording %s failed (retrying in %.1f s): %s",
-                        doc.get("id"),
-                        backoff,
-                        str(exc).splitlines()[0],
-                    )
-                    if self._closing.wait(backoff):
-                        return
-                    backoff = min(backoff * 2, 30.0)
             self._in_hand = 0
+            if stop:
+                return
+
+    def _next_batch(self) -> tuple[list[Any], bool]:
+        """The next document (waiting for it) and those queued behind it, up to BATCH; and
+        whether the stop mark came. One transaction per batch: when many recordings end at once
+        (shutdown, a burst of hang-ups) the index is not one commit per recording behind."""
+        doc = self._queue.get()
+        if doc is _STOP:
+            return [], True
+        docs = [doc]
+        while len(docs) < BATCH:
+            try:
+                doc = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if doc is _STOP:
+                return docs, True
+            docs.append(doc)
+        return docs, False
+
+    def _write_batch(self, docs: list[Any]) -> bool:
+        """Write `docs` in one transaction, retrying while the database is unreachable; a
+        refused batch is written document by document so one bad document costs only itself.
+        False: closing while the database is unreachable (the sidecars stay on disk)."""
+        backoff = 0.5
+        while True:
+            try:
+                self._write(*docs)
+                return True
+            except Exception as exc:
+                if not _transient(exc):  # a document itself is bad: retrying cannot help
+                    if len(docs) > 1:
+                        return all(self._write_batch([doc]) for doc in docs)
+                    self.rejected += 1
+                    doc = docs[0]
+                    logger.error(
+                        "recording document %r not indexed (its sidecar stays on disk): %s",
+                        str(doc.get("id"))[:40] if isinstance(doc, dict) else doc,
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                    )
+                    return True
+                self.db_errors += 1
+                logger.error(
+                    "index write for %d recording(s) (%s …) failed (retrying in %.1f s): %s",
+                    len(docs),
+                    docs[0].get("id") if isinstance(docs[0], dict) else docs[0],
+                    backoff,
+                    str(exc).splitlines()[0],
+                )
+                if self._closing.wait(backoff):
+                    return False
+                backoff = min(backoff * 2, 30.0)
 
     def _check_schema(self) -> bool:
         from storage.db import check_schema
@@ -261,19 +291,21 @@ class ArchiveComponent:
             )
         return written
 
-    def _write(self, doc: dict[str, Any]) -> None:
+    def _write(self, *docs: dict[str, Any]) -> None:
+        """Upsert `docs` (and their upload rows) in one transaction."""
         from storage.ingest import upsert_sidecar
         from storage.uploader import enqueue
 
         queued = False
         with self.index.session() as s:
-            rec = upsert_sidecar(s, doc, node=self.node)
-            # recorded here, so this node's uploader owns it (recording-node, else the hostname)
-            rec.node = self.node
-            if self.s3 is not None and rec.status in FINAL and rec.status != "failed":
-                queued = enqueue(s, rec, self.s3, time.time()) is not None
-            elif self.s3 is None:
-                rec.archive_state = "local"
+            for doc in docs:
+                rec = upsert_sidecar(s, doc, node=self.node)
+                # recorded here, so this node's uploader owns it (recording-node, else hostname)
+                rec.node = self.node
+                if self.s3 is not None and rec.status in FINAL and rec.status != "failed":
+                    queued = enqueue(s, rec, self.s3, time.time()) is not None or queued
+                elif self.s3 is None:
+                    rec.archive_state = "local"
         if queued and self.uploader is not None:
             self.uploader.wake()
 
@@ -347,13 +379,14 @@ def attach(daemon: Any) -> ArchiveComponent | None:
     node = raw.get("recording-node") or socket.gethostname()
     s3 = S3Settings.from_settings(s)
     if s3 is not None:
+        from relay.config_keyfile import shown
         from storage.s3keys import TemplateError, check_template
 
         try:
             check_template(s3.prefix)
         except TemplateError as exc:
             index.close()
-            raise StartupError(f"s3-prefix {s3.prefix!r}: {exc}") from None
+            raise StartupError(f"s3-prefix {shown(s3.prefix)!r}: {exc}") from None
     component = ArchiveComponent(
         index, s3, node, schema_checked=checked, root=s.recording_dir or None
     )

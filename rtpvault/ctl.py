@@ -1,7 +1,9 @@
 """`listen-cli`: rtpengine-ctl's TCP protocol. A client connects, sends one command line (the
 newline is optional: end of input also ends it), gets plain text back and the connection closes
-(docs/spec/metrics.md §3.1). The real `rtpengine-ctl -ip ADDR -port PORT ...` and `rtpvault ctl ...`
-both work against it. The commands are rtpvault.ctlcommands.
+(docs/spec/metrics.md §3.1). The real `rtpengine-ctl -ip ADDR -port PORT ...` and
+`rtpvault ctl ...` both work against it. The commands are rtpvault.ctlcommands. A client whose
+address is not in `ng-allow` is refused like every other control path: the connection closes
+without a reply.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 from typing import Any
 
 from relay.config_values import Listen
+from relay.listener import TcpListener, host_port, listen_tcp, stream_protocol
 from rtpvault.ctlcommands import run
 from rtpvault.ctlstate import shared
 
@@ -28,18 +31,22 @@ class CtlServer:
         self.daemon = daemon
         self.listen = listen
         self.state = shared(daemon)
-        self._servers: list[asyncio.Server] = []
+        self._servers: list[TcpListener] = []
         self.commands = 0
 
     async def start(self) -> None:
         for host in self.listen.hosts:
-            server = await asyncio.start_server(self._client, host, self.listen.port,
-                                                limit=MAX_LINE)  # fmt: skip
+            server = await listen_tcp(host, self.listen.port,
+                                      stream_protocol(self._client, MAX_LINE), "CLI")
             self._servers.append(server)
             logger.info("CLI listening on %s:%d", host, self.listen.port)
         self.state.start()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername") or ("", 0)
+        if not self.daemon.control.admit(peer, "CLI"):
+            writer.close()
+            return
         try:
             try:
                 data = await asyncio.wait_for(reader.readline(), timeout=READ_TIMEOUT)
@@ -47,7 +54,7 @@ class CtlServer:
                 return
             line = data.decode("utf-8", "replace").strip()
             self.commands += 1
-            logger.info("CLI command '%s' from %s", line, writer.get_extra_info("peername"))
+            logger.info("CLI command '%s' from %s", line, host_port(str(peer[0]), int(peer[1])))
             try:
                 reply = run(self.daemon, line)
             except Exception:

@@ -39,7 +39,8 @@ logger = logging.getLogger("rtpvault.homer")
 
 TRACED = ("offer", "answer", "delete")
 QOS_WINDOW = 2.0
-"""Seconds of each analysed window of an RTP stream (the first opens when the stream appears)."""
+"""Seconds of each analysed window of an RTP stream (the first opens when the stream appears and
+stays open until its first packet)."""
 QOS_PERIOD = 10.0
 """Seconds between the starts of two windows: a fifth of the packets are analysed."""
 TICK = 0.25
@@ -205,7 +206,8 @@ class HomerComponent:
             return
         stream = state.stream
         windows = state.qos.windows()
-        snap = merge_windows(windows, int(stream.packets), int(stream.bytes))
+        snap = merge_windows(windows, int(stream.packets), int(stream.bytes),
+                             stream.last_packet or None)  # fmt: skip
         if not snap["packets"]:
             return
         snap["mos"] = mos_g107(snap["loss_pct"], snap["jitter_ms"]) if snap["g711"] else None

@@ -2,6 +2,10 @@
 `GET /metrics`, `GET /ping`, `GET /cli/<command>` and `POST /ng`, as rtpengine 10.5 serves them
 (docs/spec/metrics.md §1.1, §2): `text/plain` bodies, 404 `not found` for anything else.
 
+`/cli` and `/ng` change calls, so they obey `ng-allow` like every other control path (refused:
+403, counted, logged at most once a second). `prometheus-listen` serves `/metrics` only: it is
+meant to be reachable by a scraper, not to be a second control port.
+
 Hand-written over asyncio streams on purpose: four routes, and the handlers must run on the event
 loop thread so that /metrics and /cli read the loop-owned call state without locks (the
 prometheus-client threaded server would collect from another thread). Requests are bounded in
@@ -17,6 +21,7 @@ import urllib.parse
 from typing import Any
 
 from relay.config_values import Listen
+from relay.listener import TcpListener, listen_tcp, stream_protocol
 from rtpvault.ctlcommands import run as run_cli
 from rtpvault.ctlstate import shared
 from rtpvault.prometheus import exposition, make_registry
@@ -27,21 +32,30 @@ MAX_HEADER = 16384
 MAX_BODY = 1 << 20
 
 
+NOT_FOUND = (404, "text/plain", b"not found\n")
+FORBIDDEN = (403, "text/plain", b"forbidden\n")
+
+
 class HttpServer:
-    def __init__(self, daemon: Any, listens: list[Listen]) -> None:
+    """`listens`: (where, control) pairs; control = False serves /metrics only."""
+
+    def __init__(self, daemon: Any, listens: list[tuple[Listen, bool]]) -> None:
         self.daemon = daemon
         self.listens = listens
         self.registry, self.collector = make_registry(daemon)
         self.state = shared(daemon)
-        self._servers: list[asyncio.base_events.Server] = []
+        self._servers: list[TcpListener] = []
         self.requests = 0
 
     async def start(self) -> None:
-        for listen in self.listens:
+        for listen, control in self.listens:
+            what = "HTTP" if control else "prometheus-listen"
+            serve = self._client if control else self._metrics_client
             for host in listen.hosts:
-                self._servers.append(await asyncio.start_server(self._client, host, listen.port))
-                logger.info("HTTP listening on %s:%d (/metrics, /ping, /cli, /ng)", host,
-                            listen.port)  # fmt: skip
+                self._servers.append(await listen_tcp(host, listen.port, stream_protocol(serve),
+                                                      what))  # fmt: skip
+                logger.info("%s listening on %s:%d (%s)", what, host, listen.port,
+                            "/metrics, /ping, /cli, /ng" if control else "/metrics")  # fmt: skip
         self.state.start()
 
     def close(self) -> None:
@@ -54,6 +68,14 @@ class HttpServer:
         return {"http_requests": self.requests}
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._serve(reader, writer, True)
+
+    async def _metrics_client(self, reader: asyncio.StreamReader,
+                              writer: asyncio.StreamWriter) -> None:  # fmt: skip
+        await self._serve(reader, writer, False)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     control: bool) -> None:  # fmt: skip
         try:
             try:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
@@ -74,19 +96,29 @@ class HttpServer:
                 if sep:
                     headers[k.strip().lower()] = v.strip()
             body = b""
-            length = int(headers.get("content-length", "0") or 0)
+            length_text = headers.get("content-length", "0") or "0"
+            if not length_text.isdigit() or len(length_text) > 12:
+                return  # closed without a reply, as rtpengine (libwebsockets) does
+            length = int(length_text)
             if length > MAX_BODY:
                 await self._reply(writer, 413, b"too large\n")
                 return
             if length:
                 body = await asyncio.wait_for(reader.readexactly(length), timeout=10)
             self.requests += 1
-            status, ctype, payload = self._route(method, target, headers, body, writer)
+            route = self._route if control else self._metrics_only
+            status, ctype, payload = route(method, target, headers, body, writer)
             await self._reply(writer, status, payload, ctype)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, ValueError):
             pass
         finally:
             writer.close()
+
+    def _metrics_only(self, method: str, target: str, headers: dict[str, str], body: bytes,
+                      writer: asyncio.StreamWriter) -> tuple[int, str, bytes]:  # fmt: skip
+        if method == "GET" and urllib.parse.urlsplit(target).path == "/metrics":
+            return 200, "text/plain", exposition(self.registry, self.collector)
+        return NOT_FOUND
 
     def _route(self, method: str, target: str, headers: dict[str, str], body: bytes,
                writer: asyncio.StreamWriter) -> tuple[int, str, bytes]:  # fmt: skip
@@ -95,22 +127,23 @@ class HttpServer:
             return 200, "text/plain", exposition(self.registry, self.collector)
         if method == "GET" and path == "/ping":
             return 200, "text/plain", b"pong\n"
-        if method == "GET" and path.startswith("/cli/"):
-            command = urllib.parse.unquote(path[5:])
-            return 200, "text/plain", run_cli(self.daemon, command).encode()
-        ctype = headers.get("content-type", "")
-        if method == "POST" and path == "/ng" and ctype.startswith("application/x-rtpengine-ng"):
-            return 200, "application/x-rtpengine-ng", self._ng(body, writer)
-        return 404, "text/plain", b"not found\n"
-
-    def _ng(self, body: bytes, writer: asyncio.StreamWriter) -> bytes:
-        peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
-        return self.daemon.control.handle(body, (str(peer[0]), int(peer[1]))) or b""
+        ng_type = headers.get("content-type", "").startswith("application/x-rtpengine-ng")
+        is_cli = method == "GET" and path.startswith("/cli/")
+        if not (is_cli or (method == "POST" and path == "/ng" and ng_type)):
+            return NOT_FOUND
+        peer = writer.get_extra_info("peername") or ("", 0)
+        source = (str(peer[0]), int(peer[1]))
+        if not self.daemon.control.admit(source, "HTTP /cli" if is_cli else "HTTP /ng"):
+            return FORBIDDEN
+        if is_cli:
+            return 200, "text/plain", run_cli(self.daemon, urllib.parse.unquote(path[5:])).encode()
+        return 200, "application/x-rtpengine-ng", self.daemon.control.handle(body, source) or b""
 
     @staticmethod
     async def _reply(writer: asyncio.StreamWriter, status: int, payload: bytes,
                      ctype: str = "text/plain") -> None:  # fmt: skip
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 413: "Payload Too Large"}[status]
+        reason = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+                  413: "Payload Too Large"}[status]  # fmt: skip
         writer.write(f"HTTP/1.1 {status} {reason}\r\ncontent-type: {ctype}\r\n"
                      f"content-length: {len(payload)}\r\nconnection: close\r\n\r\n".encode()
                      + payload)  # fmt: skip
@@ -119,9 +152,9 @@ class HttpServer:
 
 def attach(daemon: Any) -> HttpServer | None:
     s = daemon.settings
-    listens = list(s.listen_http)
+    listens = [(listen, True) for listen in s.listen_http]
     if s.prometheus and s.prometheus_listen is not None:
-        listens.append(s.prometheus_listen)
+        listens.append((s.prometheus_listen, False))
     if not listens:
         return None
     return HttpServer(daemon, listens)

@@ -7,7 +7,9 @@
 * `daemon.commands.recording_state`: per call, the newest recording's pcap path and why the
   last one could not be created, which offer/answer replies name (`recordings`, `warning`).
 * `daemon.commands.observers`: each offer/answer while recording appends rtpengine's SDP block
-  to the metadata file, an SDP packet to a pcapng file, and the SDP to the sidecar.
+  to the metadata file, an SDP packet to a pcapng file, and the SDP to the sidecar; a `delete`
+  that ends the call sets the recording's `ended` at once (sidecar and index row), while the
+  file is finalised when the call is destroyed after delete-delay.
 * `subscribe(fn)`: fn(sidecar) on the loop thread when a recording starts (once its first
   sidecar is on disk) and when it ends (complete / interrupted / failed, also the ones crash
   recovery finalises in `start()`).
@@ -24,7 +26,9 @@ import asyncio
 import json
 import logging
 import os
+import queue
 import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -109,7 +113,9 @@ class RecordingComponent:
         self.subscribers: list[Subscriber] = []
         self.status: Counter[str] = Counter()
         self.status_of: dict[str, str] = {}
-        self._late: list[tuple[Subscriber, dict[str, Any]]] = []
+        self._late: queue.SimpleQueue[tuple[Subscriber, dict[str, Any]] | None] = (
+            queue.SimpleQueue()
+        )
         self.closing = False
         raw_min_free = raw.get("recording-min-free") or str(DEFAULT_MIN_FREE_MIB)
         self.spool = Spool(self._emit_threadsafe, announce=self._announce_threadsafe,
@@ -149,13 +155,13 @@ class RecordingComponent:
         self._emit(doc)
 
     def _threadsafe(self, fn: Subscriber, doc: dict[str, Any]) -> None:
-        if self.closing:  # close() delivers these itself once the worker has finished
-            self._late.append((fn, doc))
+        if self.closing:  # close() delivers these itself, on the loop's thread
+            self._late.put((fn, doc))
             return
         try:
             self.loop.call_soon_threadsafe(fn, doc)
         except RuntimeError:  # loop already closed
-            self._late.append((fn, doc))
+            self._late.put((fn, doc))
 
     def _emit_threadsafe(self, doc: dict[str, Any]) -> None:
         self._threadsafe(self._final, doc)
@@ -171,14 +177,23 @@ class RecordingComponent:
             self._final(doc)
 
     def close(self) -> None:
-        """Finish what is still open (the daemon terminated its calls before), wait for the
-        worker, then tell the subscribers on this (the loop's) thread."""
+        """Finish what is still open (the daemon terminated its calls before) and tell the
+        subscribers on this (the loop's) thread as each recording is finalised, while the
+        worker finalises the next ones: the index writes overlap the fsyncs instead of
+        following all of them."""
         self.closing = True
         for call_id in list(self.active):
             self._finish(call_id, 0.0)
-        self.spool.close()
-        late, self._late = self._late, []
-        for fn, doc in late:
+
+        def close_spool() -> None:
+            try:
+                self.spool.close()
+            finally:
+                self._late.put(None)
+
+        threading.Thread(target=close_spool, name="recorder-close", daemon=True).start()
+        while (item := self._late.get()) is not None:
+            fn, doc = item
             fn(doc)
 
     def stats(self) -> dict[str, Any]:
@@ -292,7 +307,7 @@ class RecordingComponent:
         else:
             metadata = rec.doc.get("metadata")
         if rec.paused and rec.doc["pauses"] and rec.doc["pauses"][-1]["end"] is None:
-            rec.doc["pauses"][-1]["end"] = now
+            rec.doc["pauses"][-1]["end"] = rec.ended if rec.ended is not None else now
         if rec.fmt == "pcapng" and metadata:
             rec.chunks.append(pcapng.note_packet(now, f"rtpvault: metadata: {metadata}"))
         codecs = self._codec_table(rec)
@@ -300,7 +315,7 @@ class RecordingComponent:
         names = [s["codec"] for s in rec.doc["streams"] if s["codec"]]
         rec.doc["codecs"] = sorted(set(names)) or rec.doc.get("codecs", [])
         trailer = metafile.trailer(terminated, rec.call_created, now, metadata)
-        self.spool.submit("finish", rec, (trailer, now))
+        self.spool.submit("finish", rec, (trailer, rec.ended if rec.ended is not None else now))
 
     @staticmethod
     def _codec_table(rec: Recording) -> dict[tuple[str, int], str]:
@@ -315,6 +330,24 @@ class RecordingComponent:
         self.spool.submit("sidecar", rec, json.dumps(rec.doc))
 
     # -- ng replies ---------------------------------------------------------------------------
+    def _on_delete(self, request: dict[str, Any], received: float) -> None:
+        """A `delete` that ends the call ends its recording's time span: `ended` (and so the
+        index's `duration`) is the delete, set now in the sidecar and the index row, although
+        the file goes on until delete-delay has passed and is finalised then (as rtpengine)."""
+        call_id = request.get("call-id")
+        rec = self.active.get(call_id) if isinstance(call_id, str) else None
+        if rec is None or rec.ended is not None:
+            return
+        call = self.daemon.registry.calls.get(call_id)
+        if call is not None and call.deleted_at is None:
+            return  # one branch or party went; the call (and the recording) goes on
+        rec.ended = received
+        if call is None:
+            return  # deleted at once: `CallClosed` finishes it with this time
+        rec.doc["ended"] = received
+        self._sidecar(rec)
+        self.spool.submit("announce", rec, dict(rec.doc))
+
     def _on_ng(
         self,
         command: str,
@@ -323,6 +356,9 @@ class RecordingComponent:
         source: tuple[str, int],
         received: float,
     ) -> None:
+        if command == "delete" and reply.get("result") == "ok":
+            self._on_delete(request, received)
+            return
         if command not in ("offer", "answer") or reply.get("result") != "ok":
             return
         call_id = request.get("call-id")

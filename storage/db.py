@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -76,14 +77,35 @@ _CONVERT = (
 )
 
 
+# One read-only descriptor per database file, opened once and never closed. Closing *any*
+# descriptor of a file drops every POSIX advisory lock this process holds on it (fcntl(2)), and
+# SQLite's locks are such locks: an open/read/close here while another thread's connection is
+# inside a transaction would silently release that transaction's lock (SQLite's "how to corrupt
+# a database", section 2.2; seen here as a reader's "disk I/O error"). A file replaced under
+# the same name gets a new descriptor; the old one stays open for the same reason.
+_header_fds: dict[str, int] = {}
+_header_lock = threading.Lock()
+
+
+def _header_fd(path: str) -> int | None:
+    with _header_lock:
+        fd = _header_fds.get(path)
+        try:
+            if fd is not None and os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+            _header_fds[path] = fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        return fd
+
+
 def in_wal_mode(path: str) -> bool:
     """True when the SQLite file at `path` is in WAL mode (header bytes 18-19); a missing or
     new (empty) file is not."""
-    try:
-        with open(path, "rb") as f:
-            header = f.read(20)
-    except FileNotFoundError:
+    fd = _header_fd(path)
+    if fd is None:
         return False
+    header = os.pread(fd, 20, 0)
     return len(header) == 20 and _WAL_VERSION in header[18:20]
 
 

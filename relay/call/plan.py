@@ -13,6 +13,7 @@ from dataclasses import replace
 from relay.call.model import MediaSide, Party
 from relay.call.offered import OfferedMedia, OfferedSession
 from relay.call.options import CallOptions
+from relay.cint import strtoull
 from relay.sdp.codecs import (
     answer_formats,
     answer_has_common,
@@ -211,7 +212,7 @@ def render_versioned(
     first SDP sent to it (flag or not); with `replace: sdp-version` that number is written
     in, and raised by one when the output differs from the last flagged output."""
     if receiver.sdp_version is None:
-        version = int(offered.origin_version) if offered.origin_version.isdigit() else 0
+        version = strtoull(offered.origin_version) if offered.origin_version.isdigit() else 0
         if version in (0, 2**64 - 1):
             version = random.getrandbits(64)
         receiver.sdp_version = version

@@ -196,17 +196,43 @@ class KernelPlane:
             self._withdraw([stream])
         self._inner.remove(stream)
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Stop offloading, for shutdown: count what the kernel forwarded for every stream in
+        one read, delete the table in one command, and stay off, so the calls then end in
+        userspace at no nft cost each. (Withdrawing stream by stream reads every counter once
+        per stream: quadratic, seconds for a few hundred calls.) Idempotent."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._installed:
-            self._withdraw(list(self._installed))
+        was_on, streams = self.enabled, len(self._installed)
+        try:
+            if self.enabled and self._installed:
+                self._read_counters()
+        except NftError as exc:
+            logger.error("kernel forwarding: cannot read the last counters: %s", exc)
+        finally:
+            self.enabled = False
+            self._installed.clear()
+            self._delete_table()
+        if was_on:
+            logger.info(
+                "kernel forwarding stopped: %d stream(s) back in userspace, table ip %s deleted",
+                streams,
+                self._table,
+            )
+
+    def close(self) -> None:
+        try:
+            self.stop()
+        finally:
+            self._inner.close()
+
+    def _delete_table(self) -> None:
         try:
             self._nft.run(f"delete table ip {self._table}")
-        except NftError:
-            pass
-        self._inner.close()
+        except NftError as exc:
+            if "No such file" not in str(exc):
+                logger.error("kernel forwarding: cannot delete table ip %s: %s", self._table, exc)
 
     @property
     def offloaded(self) -> int:
@@ -321,10 +347,7 @@ class KernelPlane:
         logger.error("kernel forwarding disabled, forwarding in userspace: %s", reason)
         self.enabled = False
         self._installed.clear()
-        try:
-            self._nft.run(f"delete table ip {self._table}")
-        except NftError:
-            pass
+        self._delete_table()
 
 
 def open_kernel_plane(loop: asyncio.AbstractEventLoop, inner: Any, table: int) -> tuple[Any, str]:

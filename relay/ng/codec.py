@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..cint import strtoll, strtoull
 from .errors import BencodeError, NgError
 
 __all__ = [
@@ -195,7 +196,7 @@ def _decode_ascii_dict(text: str) -> dict[str, Any] | None:
         if "1" <= c <= "9":  # strings first: most tokens are
             colon = find(":", pos)
             digits = text[pos:colon]
-            if colon < 0 or not digits.isdigit():
+            if colon < 0 or not digits.isdigit() or len(digits) > 18:
                 return None
             end = colon + 1 + int(digits)
             if end > n:
@@ -322,16 +323,15 @@ def _decode_int(data: bytes, pos: int) -> tuple[int, int]:
     else:
         while pos < len(data) and data[pos] in _C_SPACE:
             pos += 1
-        sign = 1
+        negative = data[pos : pos + 1] == b"-"
         if data[pos : pos + 1] in (b"+", b"-"):
-            sign = -1 if data[pos] == 0x2D else 1
             pos += 1
         digits_at = pos
         while pos < len(data) and 0x30 <= data[pos] <= 0x39:
             pos += 1
         if pos == digits_at:
             raise BencodeError(f"integer at offset {start - 1} has no digits")
-        value = max(_INT64_MIN, min(_INT64_MAX, sign * int(data[digits_at:pos])))
+        value = strtoll((b"-" if negative else b"") + data[digits_at:pos])
     if data[pos : pos + 1] != b"e":
         raise BencodeError(f"integer at offset {start - 1} does not end with 'e'")
     return value, pos + 1
@@ -344,7 +344,7 @@ def _decode_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
     else:
         while pos < len(data) and 0x30 <= data[pos] <= 0x39:
             pos += 1
-        length = int(data[start:pos])
+        length = strtoull(data[start:pos])  # no leading 0 here: huge = past the end
     if data[pos : pos + 1] != b":":
         raise BencodeError(f"string length at offset {start} is not followed by ':'")
     end = pos + 1 + length
@@ -401,7 +401,7 @@ def _valid_string(data: bytes, pos: int) -> int:
         colon += 1
     if colon == len(data):
         return NEED_MORE
-    end = colon + 1 + int(data[pos:colon])
+    end = colon + 1 + strtoull(data[pos:colon])  # strtoul: a huge length waits for more
     return NEED_MORE if end > len(data) else end
 
 
@@ -457,6 +457,7 @@ def json_decode_body(data: bytes) -> dict[str, Any]:
         tree = json.loads(
             data.decode("utf-8"),
             parse_float=lambda _text: _Unsupported(),
+            parse_int=strtoll,
             parse_constant=_reject_constant,
         )
     except (ValueError, RecursionError):

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from relay.call import Call, CallError, CallUpdated, Party, Registry
+from relay.cint import strtoll
 from relay.ng.callstats import call_stats, subscribers
 from relay.ng.errors import NgError
 from relay.ng.flags import NgFlags, call_options, parse_flags
@@ -117,7 +118,7 @@ def _delete_delay(body: dict[str, Any]) -> int:
         if delay == -1 and isinstance(legacy, str):
             m = STRTOLL.match(legacy)
             if m:
-                value = int(m.group(1))
+                value = strtoll(m.group(1))
                 delay = -1 if value > _INT_MAX else value
     return (delay + 2**31) % 2**32 - 2**31  # stored in a C int
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from relay.call.model import Call, Party
+from relay.cint import strtoll
 from relay.ng.errors import NgError
 
 CALL_ID_KEYS = ("call-id", "call-ID", "call id", "call ID")
@@ -40,7 +41,7 @@ def int_str(value: Any, default: int) -> int:
     if isinstance(value, str):
         m = STRTOLL.match(value)
         if m and m.end() == len(value):
-            return max(-(2**63), min(2**63 - 1, int(m.group(1))))
+            return strtoll(m.group(1))
     return default
 
 

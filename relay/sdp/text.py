@@ -12,6 +12,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from relay.cint import strtoll
+
 
 def tokens(value: str, limit: int) -> tuple[list[tuple[int, int]], int] | None:
     """Split off `limit` tokens at single spaces: their (start, end) spans and the rest's start.
@@ -56,7 +58,7 @@ def c_strtol(text: str, start: int = 0) -> tuple[int | None, int]:
     found = _STRTOL.match(text, start)
     if found is None:
         return None, start
-    return int(found.group(1)), found.end()
+    return strtoll(found.group(1)), found.end()
 
 
 def str_to_i(text: str, default: int) -> int:

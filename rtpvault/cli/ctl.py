@@ -7,8 +7,8 @@
 The address follows rtpengine-ctl: `listen-cli` of section [rtpengine] in --config-file (default
 /etc/rtpengine/rtpengine.conf, when it exists) gives the port (a bare number) or the address;
 -ip ADDR[:PORT] and -port PORT override it; else 127.0.0.1:9900. Prints the server's text; exit
-status 111 when nothing listens, 0 otherwise (also for errors the server reports), as
-rtpengine-ctl.
+status 111 when nothing listens (the message names the address tried), 0 otherwise (also for
+errors the server reports), as rtpengine-ctl.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import socket
 import sys
 
 import click
+
+from relay.listener import host_port
 
 DEFAULT_CONFIG = "/etc/rtpengine/rtpengine.conf"
 
@@ -79,7 +81,8 @@ def ctl(ip: str | None, port: int | None, config_file: str | None, timeout: floa
     try:
         reply = send(host, p, " ".join(command).strip(), timeout)
     except OSError as exc:
-        click.echo(f"Cannot connect to the rtpengine {exc.strerror or exc}", err=True)
+        reason = exc.strerror or exc
+        click.echo(f"Cannot connect to the rtpengine at {host_port(host, p)}: {reason}", err=True)
         sys.exit(111)
     click.echo(reply.decode("utf-8", "replace"), nl=False)
 

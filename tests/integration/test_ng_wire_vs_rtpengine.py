@@ -19,6 +19,7 @@ from relay.control import NgControlServer
 from relay.ng.errors import NgError
 from tests.support.daemons import Daemon, start
 from tests.unit.relay.ng.test_codec import JSON_CASES, LENIENCY
+from tests.unit.relay.ng.test_codec_huge import HUGE, NINES, ZEROS
 
 pytestmark = pytest.mark.integration
 
@@ -148,6 +149,11 @@ def test_json_bodies(targets: Targets, index: int, body: bytes) -> None:
     both_udp(targets, [b"json%d " % index + body])
 
 
+@pytest.mark.parametrize(("index", "body"), list(enumerate(body for body, _ in HUGE)))
+def test_huge_numbers(targets: Targets, index: int, body: bytes) -> None:
+    both_udp(targets, [b"huge%d " % index + body])
+
+
 def test_retransmissions(targets: Targets) -> None:
     # The original is answered first: rtpengine's worker threads may otherwise run a
     # retransmission before the original, which is a race, not a rule.
@@ -195,6 +201,10 @@ TCP_SCENARIOS = [
     ([b't6 {"command":"ping"}'], False),
     ([b"big1 " + BIG[:1500]], False),
     ([b"big2 " + BIG], True),
+    ([b"huge1 d7:command4:ping1:xi" + NINES + b"ee"], True),
+    ([b"huge2 d7:command4:ping1:x" + ZEROS + b"3:abce"], True),
+    ([b"huge3 d7:command4:ping1:x" + NINES + b":abce"], False),  # waits, then > 1024: closed
+    ([b"huge4 d" + NINES + b":abc7:command4:pinge"], False),
 ]
 
 

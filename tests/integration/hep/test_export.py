@@ -126,3 +126,37 @@ def test_receiver_down_keeps_relaying_and_recording_counts_drops_and_tcp_reconne
         tshark += ["-d", f"udp.port=={port},rtp"]
     rtp = subprocess.run(tshark, capture_output=True, text=True, check=True).stdout.split()
     assert rtp.count("0xaaaa0001") == 15 and rtp.count("0xbbbb0002") == 15
+
+
+def test_hangup_report_covers_the_whole_stream(receiver: HepReceiver, tmp_path: Path) -> None:
+    """QoS is analysed in 2 s windows, but FIRST_TS/LAST_TS of the hang-up report are the
+    stream's first and last packet, here 3 s apart (media starting late, ending late)."""
+    homer = f"--homer=127.0.0.1:{receiver.port}"
+    d = daemons.start("rtpvault", tmp_path, extra=[homer, "--homer-qos-interval=60"])
+    try:
+        call = Call(d, "hep-span@192.0.2.7")
+        call.offer()
+        call.answer()
+        time.sleep(2.5)  # longer than a window: the media starts after the first would close
+        first_sent = time.time()
+        call.media(3)
+        call.relayed(3)
+        first_done = time.time()
+        time.sleep(3.0)
+        last_sent = time.time()
+        call.media(3, start=3)
+        call.relayed(3)
+        call.delete()
+        call.close()
+        assert receiver.wait(lambda rs: sum(r.proto_type == 34 and b'"HANGUP"' in r.payload
+                                            for r in rs) >= 2)  # fmt: skip
+    finally:
+        d.stop()
+    hangup = {h["SSRC"]: h for h in (json.loads(r.payload) for r in receiver.records
+                                     if r.proto_type == 34)}  # fmt: skip
+    for ssrc in (0xAAAA0001, 0xBBBB0002):
+        report = hangup[ssrc]
+        assert report["TYPE"] == "HANGUP" and report["TOTAL_PK"] == 6
+        assert first_sent <= report["FIRST_TS"] <= first_done
+        assert report["LAST_TS"] >= last_sent
+        assert report["SAMPLED_PK"] >= 3  # the first window saw the media that started late

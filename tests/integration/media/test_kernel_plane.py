@@ -187,3 +187,38 @@ def test_without_forwarding_the_kernel_table_is_refused(topo: Topology, tmp_path
         assert nft(topo, "list", "table", "ip", "rtpvault").returncode != 0
     finally:
         r.stop()
+
+
+def test_sigterm_gives_every_stream_back_at_once_and_removes_the_table(
+    relay: Relay, topo: Topology, hosts: dict[str, Host]
+) -> None:
+    """Shutdown does not withdraw stream by stream (one counter read of the whole map per
+    stream: quadratic, seconds with a few hundred calls): it reads the counters once, deletes
+    the table in one command, and only then ends the calls."""
+    a, b = hosts["a"], hosts["b"]
+    to_a, to_b = relay.call("k-stop")
+    establish(topo, a, b, to_a, to_b)
+    assert relay.d.stop() == 0
+    log = relay.d.log()
+    stopped = "kernel forwarding stopped: 2 stream(s) back in userspace, table ip rtpvault deleted"
+    assert stopped in log
+    assert log.index("kernel forwarding stopped") < log.index("Call closed (forced)")
+    assert nft(topo, "list", "table", "ip", "rtpvault").returncode != 0
+
+
+def test_a_part_that_refuses_to_start_leaves_no_table(topo: Topology, tmp_path: Path) -> None:
+    """The plane exists before the parts; a part's start-up error must not leave `ip rtpvault`
+    behind (here recording-dir is a file: rtpengine's exit 255)."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    with topo.hosts["relay"].entered():
+        proc = subprocess.run(
+            [*daemons.rtpvault_command(), "run", "--config-file=none", "--foreground",
+             "--log-stderr", "--table=0", "--interface=lo/127.0.0.1",
+             f"--listen-ng=127.0.0.1:{free_port()}", f"--recording-dir={blocker}"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert proc.returncode == 255, proc.stderr
+    assert "kernel forwarding: nftables table 'ip rtpvault'" in proc.stderr
+    assert "is not a directory" in proc.stderr
+    assert nft(topo, "list", "table", "ip", "rtpvault").returncode != 0

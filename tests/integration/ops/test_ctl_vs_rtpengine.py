@@ -7,6 +7,7 @@ prints, and HTTP /cli must answer the same text."""
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import urllib.parse
 import urllib.request
@@ -18,6 +19,7 @@ import pytest
 from tests.integration.recording.media import Call
 from tests.support import daemons
 from tests.support.tools import free_port, require
+from tests.unit.relay.ng.test_codec_huge import HUGE
 
 EXACT = [
     "list numsessions", "list maxsessions", "get timeout", "list silenttimeout",
@@ -130,3 +132,69 @@ def test_http_cli_answers_the_same_text(pair: dict[str, daemons.Daemon]) -> None
         url = f"http://127.0.0.1:{d.http_port}/cli/{urllib.parse.quote('list numsessions')}"  # type: ignore[attr-defined]
         texts[kind] = urllib.request.urlopen(url, timeout=10).read().decode()
     assert texts["rtpvault"] == texts["rtpengine"]
+
+
+def _post_ng(port: int, body: bytes) -> tuple[int, bytes]:
+    ng = {"Content-Type": "application/x-rtpengine-ng"}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/ng", data=body, headers=ng)
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return reply.status, reply.read()
+
+
+@pytest.mark.parametrize(("index", "body"), list(enumerate(body for body, _ in HUGE)))
+def test_http_ng_answers_huge_numbers_the_same(pair: dict[str, daemons.Daemon], index: int,
+                                               body: bytes) -> None:  # fmt: skip
+    replies = {kind: _post_ng(d.http_port, b"hh%d " % index + body)  # type: ignore[attr-defined]
+               for kind, d in pair.items()}  # fmt: skip
+    assert replies["rtpvault"] == replies["rtpengine"]
+
+
+LONG = "9" * 5000  # past Python's 4,300-digit int() limit; rtpengine's strtol/strtoull clamp
+
+
+def _sdp(origin: str = "1", port: str = "4000", extra: str = "") -> str:
+    return (f"v=0\r\no=- 1 {origin} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {port} RTP/AVP 0\r\n{extra}")  # fmt: skip
+
+
+HUGE_IN_COMMANDS = [
+    {"command": "offer", "call-id": "huge-o", "from-tag": "f", "sdp": _sdp(origin=LONG)},
+    {"command": "offer", "call-id": "huge-m", "from-tag": "f", "sdp": _sdp(port=LONG)},
+    {"command": "offer", "call-id": "huge-a", "from-tag": "f",
+     "sdp": _sdp(extra=f"a=ptime:{LONG}\r\na=rtpmap:0 PCMU/{LONG}\r\na=rtcp:{LONG}\r\n")},
+    {"command": "offer", "call-id": "huge-d", "from-tag": "f", "sdp": _sdp()},
+    {"command": "delete", "call-id": "huge-d", "from-tag": "f", "delete-delay": LONG},
+    {"command": "delete", "call-id": "huge-x", "from-tag": "f", "delete delay": LONG},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("message", HUGE_IN_COMMANDS, ids=[m["call-id"] for m in HUGE_IN_COMMANDS])
+def test_huge_numbers_in_commands_get_rtpengines_answer(
+    pair: dict[str, daemons.Daemon], message: dict[str, str]
+) -> None:
+    outcome = {}
+    for kind, d in pair.items():
+        reply = d.client().call(message)
+        outcome[kind] = {k: reply.get(k) for k in ("result", "error-reason", "warning")}
+    assert outcome["rtpvault"] == outcome["rtpengine"]
+    assert "Traceback" not in pair["rtpvault"].log()
+
+
+def _raw_http(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        got = b""
+        while chunk := sock.recv(65536):
+            got += chunk
+        return got
+
+
+@pytest.mark.parametrize("length", [b"9" * 4301, b"0" * 4300 + b"20"], ids=["huge", "zeros"])
+def test_http_huge_content_length_is_closed_like_rtpengine(
+    pair: dict[str, daemons.Daemon], length: bytes
+) -> None:
+    request = (b"POST /ng HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-rtpengine-ng\r\n"
+               b"Content-Length: " + length + b"\r\n\r\nc1 d7:command4:pinge")  # fmt: skip
+    replies = {kind: _raw_http(d.http_port, request)  # type: ignore[attr-defined]
+               for kind, d in pair.items()}  # fmt: skip
+    assert replies["rtpvault"] == replies["rtpengine"] == b""

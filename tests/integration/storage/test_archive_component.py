@@ -303,3 +303,54 @@ def test_an_unopenable_sqlite_file_still_stops_start_up(tmp_path: Path) -> None:
     d, _ = daemon(f"--recording-dir={tmp_path}", f"--recording-db={db}")
     with pytest.raises(StartupError, match="recording-db"):
         archive.attach(d)
+
+
+def test_documents_queued_together_are_written_in_one_transaction(tmp_path: Path) -> None:
+    """Many recordings ending at once (shutdown, a burst of hang-ups) cost one commit per
+    batch, not one per recording: the index is held locked while 40 documents arrive, then
+    everything is written in at most two transactions (the one that was waiting, the rest)."""
+    import sqlite3
+
+    from sqlalchemy import event
+
+    spool = tmp_path / "spool"
+    d, recorder = daemon(f"--recording-dir={spool}")
+    comp = archive.attach(d)
+    assert comp is not None
+    commits: list[int] = []
+    event.listen(comp.index.engine, "commit", lambda conn: commits.append(1))
+    lock = sqlite3.connect(spool / "recordings.db", isolation_level=None)
+    index = open_index(archive_default(spool), create=False)
+    try:
+        lock.execute("BEGIN EXCLUSIVE")
+        docs = documents(spool, 40)
+        for _, end in docs:
+            recorder.publish(end)
+        lock.execute("COMMIT")
+        comp.close()
+        with index.session() as s:
+            assert s.scalars(select(Recording.status)).all() == ["complete"] * 40
+        assert 1 <= len(commits) <= 2
+    finally:
+        lock.close()
+        index.close()
+
+
+def test_a_bad_document_in_a_batch_costs_only_itself(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    d, recorder = daemon(f"--recording-dir={spool}")
+    comp = archive.attach(d)
+    assert comp is not None
+    index = open_index(archive_default(spool), create=False)
+    try:
+        docs = [end for _, end in documents(spool, 20)]
+        docs.insert(10, dict(docs[0], id="x" * 50))
+        for doc in docs:
+            recorder.publish(doc)
+        comp.close()
+        with index.session() as s:
+            assert sorted(s.scalars(select(Recording.id))) == sorted(d["id"] for d in docs
+                                                                     if len(d["id"]) == 36)
+        assert comp.stats()["index_rejected"] == 1
+    finally:
+        index.close()

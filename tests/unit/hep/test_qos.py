@@ -53,10 +53,38 @@ def test_windows_sample_two_seconds_in_ten_and_estimate_the_loss() -> None:
 
 def test_window_closes_and_reopens_on_schedule() -> None:
     q = SampledQos(0.0, 1.0, 5.0, RtpStats)
-    assert q.stats is not None and q.tick(0.5)
+    assert q.stats is not None and q.tick(0.0)
+    q.stats.update(rtp(1, 160), 0.01)
+    assert q.tick(0.5)
     assert not q.tick(1.0) and q.stats is None and len(q.closed) == 1
     assert not q.tick(4.99)
     assert q.tick(5.0) and q.stats is not None
+
+
+def test_first_window_waits_for_the_first_packet() -> None:
+    """Media that starts after the first window's length still has its first packet time and
+    an analysed window (the hang-up report's FIRST_TS, loss and jitter)."""
+    q = SampledQos(1000.0, 2.0, 10.0, RtpStats)
+    for i in range(13):  # 3 s without packets, ticked every 0.25 s
+        q.tick(1000.0 + i * 0.25)
+    delivered = feed(q, 5, start=1003.1)
+    windows = q.windows()
+    assert windows[0]["first"] == 1003.1 and 95 <= windows[0]["packets"] <= 101
+    snap = merge_windows(windows, delivered, delivered * 172)
+    assert snap["first"] == 1003.1 and snap["sampled"] == windows[0]["packets"]
+
+
+def test_last_is_the_streams_last_packet_not_the_last_windows() -> None:
+    """A window analyses 2 s in 10: the stream's last packet (the relay's own counter) may come
+    long after the last window closed, and the report's LAST_TS must be that packet."""
+    q = SampledQos(1000.0, 2.0, 10.0, RtpStats)
+    delivered = feed(q, 5)
+    windows = q.windows()
+    last_in_window = max(w["last"] for w in windows if w["last"])
+    assert last_in_window < 1002.1
+    snap = merge_windows(windows, delivered, delivered * 172, 1004.98)
+    assert (snap["first"], snap["last"]) == (1000.0, 1004.98)
+    assert merge_windows(windows, delivered, delivered * 172, None)["last"] == last_in_window
 
 
 def test_no_packets_gives_empty_merge() -> None:

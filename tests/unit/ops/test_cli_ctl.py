@@ -42,9 +42,14 @@ def test_options_win_over_the_file(tmp_path: Path) -> None:
     assert address("::1", None, str(tmp_path / "absent")) == ("::1", 9900)
 
 
-def test_nothing_listening_exits_111(tmp_path: Path) -> None:
-    args = ["ctl", "-ip", "127.0.0.1", "-port", str(free_port()),
+def test_nothing_listening_exits_111_naming_the_address(tmp_path: Path) -> None:
+    port = free_port()
+    args = ["ctl", "-ip", "127.0.0.1", "-port", str(port),
             "--config-file", str(tmp_path / "absent"), "list", "totals"]  # fmt: skip
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 111
-    assert "Cannot connect to the rtpengine" in result.output
+    assert f"Cannot connect to the rtpengine at 127.0.0.1:{port}: Connection refused" in \
+        result.output  # fmt: skip
+    conf = _conf(tmp_path, f"[::1]:{port}")  # the address from the config file, IPv6 bracketed
+    result = CliRunner().invoke(cli, ["ctl", "--config-file", conf, "list", "totals"])
+    assert result.exit_code == 111 and f"at [::1]:{port}: " in result.output

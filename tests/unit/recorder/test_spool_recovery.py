@@ -72,6 +72,25 @@ def test_recover_trims_partial_record(tmp_path: Path) -> None:
     assert recover(str(root), "node-1", "eth") == []  # nothing left to do
 
 
+def test_recovery_keeps_the_delete_as_the_end(tmp_path: Path) -> None:
+    """A crash during delete-delay: the sidecar already has the call's end (the delete); packets
+    recorded after it do not move it."""
+    root = tmp_path / "spool"
+    _spool(root)
+    paths = RecordingPaths(str(root), "c%402-0123456789abcdef")
+    Path(paths.pcap).write_bytes(pcap.global_header("eth") + b"".join(
+        pcap.record("eth", 1000 + i * 0.02, ("127.0.0.1", 4000), ("127.0.0.1", 30000), _rtp(i))
+        for i in range(10)))  # fmt: skip
+    doc = {"version": 1, "id": "y", "call_id": "c@2", "status": "recording", "path": paths.pcap,
+           "started": 999.0, "ended": 1000.1, "streams": [], "pauses": []}  # fmt: skip
+    Path(paths.sidecar).write_text(json.dumps(doc))
+
+    (done,) = recover(str(root), "node-1", "eth")
+
+    assert done["status"] == "interrupted" and done["streams"][0]["last"] == 1000.18
+    assert done["ended"] == 1000.1 == json.loads(Path(paths.sidecar).read_text())["ended"]
+
+
 def test_disk_full_marks_failed_and_keeps_whole_records(tmp_path: Path) -> None:
     """A real EFBIG from RLIMIT_FSIZE (in a child process) stands for a full disk."""
     root = tmp_path / "spool"

@@ -271,3 +271,27 @@ def test_host_of() -> None:
     assert host_of("[2001:db8::1]:4000") == "2001:db8::1"
     assert host_of("2001:db8::1") == "2001:db8::1"
     assert host_of(None) is None
+
+
+def test_the_wal_check_keeps_the_locks_of_a_transaction_in_progress(tmp_path: Any) -> None:
+    # POSIX locks belong to the process: closing any descriptor of the file drops them all. The
+    # per-checkout WAL check must not open/close the file while another connection of this
+    # process holds a write lock, or a second process writes in the middle of its transaction.
+    from storage.db import in_wal_mode
+
+    db = tmp_path / "i.db"
+    open_index(f"sqlite:///{db}", create=True).close()
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # RESERVED lock, held by this process
+    assert in_wal_mode(str(db)) is False
+    other = subprocess.run(
+        [sys.executable, "-c",
+         "import sqlite3, sys\n"
+         "c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+         "try:\n    c.execute('BEGIN IMMEDIATE')\nexcept sqlite3.OperationalError as e:\n"
+         "    print(e)\nelse:\n    print('got the write lock')\n", str(db)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    writer.execute("ROLLBACK")
+    writer.close()
+    assert other.stdout.strip() == "database is locked"
