@@ -73,6 +73,8 @@ class NativeContext:
         return out
 
     def unprotect_rtp(self, packet: bytes) -> bytes:
+        if len(packet) < self._crypto.rtp_min_len():
+            raise SrtpTooShort(f"SRTP packet of {len(packet)} bytes")
         state, roc, seq = self._state(packet)
         state.check((roc << 16) | seq)
         out = self._crypto.rtp_unprotect(packet, roc)
