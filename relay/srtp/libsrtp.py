@@ -38,7 +38,9 @@ class LibsrtpContext:
         policy = pylibsrtp.Policy(
             key=key_salt,
             ssrc_type=(
-                pylibsrtp.Policy.SSRC_ANY_OUTBOUND if outbound else pylibsrtp.Policy.SSRC_ANY_INBOUND
+                pylibsrtp.Policy.SSRC_ANY_OUTBOUND
+                if outbound
+                else pylibsrtp.Policy.SSRC_ANY_INBOUND
             ),
             srtp_profile=PROFILES[suite.name],
         )

@@ -13,8 +13,7 @@ import hmac as _stdlib_hmac
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher as _Cipher
-from cryptography.hazmat.primitives.ciphers import CipherContext
-from cryptography.hazmat.primitives.ciphers import algorithms, modes
+from cryptography.hazmat.primitives.ciphers import CipherContext, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from relay.srtp.errors import SrtpAuthError, SrtpTooShort
@@ -179,15 +178,15 @@ class CmCrypto(HmacCrypto):
         ssrc = int.from_bytes(packet[8:12], "big")
         index = (roc << 16) | int.from_bytes(packet[2:4], "big")
         iv = self._rtp_salt ^ (ssrc << 64) ^ (index << 16)
-        return _Cipher(self._rtp_aes, modes.CTR(iv.to_bytes(16, "big"))).encryptor().update(
-            bytes(n)
+        return (
+            _Cipher(self._rtp_aes, modes.CTR(iv.to_bytes(16, "big"))).encryptor().update(bytes(n))
         )
 
     def _rtcp_keystream(self, packet: bytes, eidx: int, n: int) -> bytes:
         ssrc = int.from_bytes(packet[4:8], "big")
         iv = self._rtcp_salt ^ (ssrc << 64) ^ ((eidx & INDEX_MASK) << 16)
-        return _Cipher(self._rtcp_aes, modes.CTR(iv.to_bytes(16, "big"))).encryptor().update(
-            bytes(n)
+        return (
+            _Cipher(self._rtcp_aes, modes.CTR(iv.to_bytes(16, "big"))).encryptor().update(bytes(n))
         )
 
 

@@ -31,8 +31,11 @@ PARAMS = [
 def rtp(seq: int, ssrc: int = 0x11223344, payload: bytes = b"\x55" * 160, x: bool = False) -> bytes:
     first = 0x90 if x else 0x80
     ext = bytes.fromhex("bede0001") + b"\x10\xaa\x00\x00" if x else b""
-    return bytes([first, 0]) + seq.to_bytes(2, "big") + (seq * 160).to_bytes(4, "big") + (
-        ssrc.to_bytes(4, "big") + ext + payload
+    return (
+        bytes([first, 0])
+        + seq.to_bytes(2, "big")
+        + (seq * 160).to_bytes(4, "big")
+        + (ssrc.to_bytes(4, "big") + ext + payload)
     )
 
 
@@ -89,7 +92,9 @@ def test_native_and_libsrtp_understand_each_other(suite: Suite) -> None:
 
 @pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
 @pytest.mark.parametrize("use_libsrtp", [False, True])
-def test_bad_tag_replay_and_short_packets_raise_typed_errors(suite: Suite, use_libsrtp: bool) -> None:
+def test_bad_tag_replay_and_short_packets_raise_typed_errors(
+    suite: Suite, use_libsrtp: bool
+) -> None:
     tx = open_context(suite, key(suite), outbound=True, use_libsrtp=use_libsrtp)
     rx = open_context(suite, key(suite), outbound=False, use_libsrtp=use_libsrtp)
     good = tx.protect_rtp(rtp(100))

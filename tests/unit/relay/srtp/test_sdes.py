@@ -13,7 +13,10 @@ KEY = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR"
 
 # (offered value, what rtpengine 10.5 wrote back) — docs/spec/sdp.md P3 and §1.12a
 REWRITTEN = [
-    (f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|2^20|1:32", f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|1:32"),
+    (
+        f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|2^20|1:32",
+        f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|1:32",
+    ),
     (f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|2^31", f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}"),
     (f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|1:4", f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|1:4"),
     (
@@ -42,7 +45,10 @@ def test_sdes_lifetime_and_pad_as_rtpengine() -> None:
         f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|2^31|1:32"
     )
     gcm = parse("2 AEAD_AES_128_GCM inline:qUzBomrM22ulld7zGG2BYun3bQshCIsHTrJO5g")
-    assert render(gcm, pad=True) == "2 AEAD_AES_128_GCM inline:qUzBomrM22ulld7zGG2BYun3bQshCIsHTrJO5g=="
+    assert (
+        render(gcm, pad=True)
+        == "2 AEAD_AES_128_GCM inline:qUzBomrM22ulld7zGG2BYun3bQshCIsHTrJO5g=="
+    )
 
 
 def test_fields() -> None:
@@ -77,9 +83,14 @@ def cryptos(draw: st.DrawFn) -> Crypto:
         tag=draw(st.integers(0, 999_999_999)),
         suite=suite,
         key_salt=draw(st.binary(min_size=suite.inline_len, max_size=suite.inline_len)),
-        lifetime=draw(st.none() | st.builds(lambda n, p: f"{p}{n}", st.integers(0, 10**9), st.sampled_from(["", "2^"]))),
+        lifetime=draw(
+            st.none()
+            | st.builds(lambda n, p: f"{p}{n}", st.integers(0, 10**9), st.sampled_from(["", "2^"]))
+        ),
         mki=draw(st.none() | st.tuples(st.integers(0, 2**32), st.integers(1, 128))),
-        params=tuple(draw(st.lists(st.from_regex(r"[A-Z_=0-9]{1,12}", fullmatch=True), max_size=3))),
+        params=tuple(
+            draw(st.lists(st.from_regex(r"[A-Z_=0-9]{1,12}", fullmatch=True), max_size=3))
+        ),
     )
 
 

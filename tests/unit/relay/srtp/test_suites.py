@@ -7,7 +7,7 @@ from pathlib import Path
 
 from relay.srtp.suites import SUITES, Cipher
 
-SPEC = Path(__file__).resolve().parents[4] / "docs" / "spec" / "sdp.md"
+SPEC = Path(__file__).resolve().parents[4] / "docs/spec/sdp.md"
 
 
 def _p1_crypto_lines() -> list[str]:
@@ -30,7 +30,10 @@ def test_inline_lengths_match_the_captured_keys() -> None:
 
 def test_lengths_follow_the_rfcs() -> None:
     by = {s.name: s for s in SUITES}
-    assert (by["AES_CM_128_HMAC_SHA1_32"].srtp_tag_len, by["AES_CM_128_HMAC_SHA1_32"].srtcp_tag_len) == (4, 10)
+    assert (
+        by["AES_CM_128_HMAC_SHA1_32"].srtp_tag_len,
+        by["AES_CM_128_HMAC_SHA1_32"].srtcp_tag_len,
+    ) == (4, 10)
     assert by["AEAD_AES_256_GCM"].inline_len == 44 and by["AEAD_AES_256_GCM"].auth_key_len == 0
     assert by["AES_192_CM_HMAC_SHA1_80"].master_key_len == 24
     assert by["F8_128_HMAC_SHA1_80"].cipher is Cipher.AES_F8
