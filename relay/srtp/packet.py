@@ -92,10 +92,11 @@ class HmacCrypto(PacketCrypto):
         self._rtp_mac = hmac.HMAC(keys.rtp.auth, hashes.SHA1())
         self._rtcp_mac = hmac.HMAC(keys.rtcp.auth, hashes.SHA1())
 
-    def _rtp_keystream(self, packet: bytes, roc: int, n: int) -> bytes:
+    def _rtp_apply(self, packet: bytes, roc: int, data: bytes) -> bytes:
+        """XOR `data` (the payload of `packet`) with its keystream; its own inverse."""
         raise NotImplementedError
 
-    def _rtcp_keystream(self, packet: bytes, eidx: int, n: int) -> bytes:
+    def _rtcp_apply(self, packet: bytes, eidx: int, data: bytes) -> bytes:
         raise NotImplementedError
 
     def _rtp_tag(self, data: bytes, roc: int) -> bytes:
@@ -107,8 +108,7 @@ class HmacCrypto(PacketCrypto):
     def rtp_protect(self, packet: bytes, roc: int) -> bytes:
         hdr = rtp_header_len(packet)
         if self.encrypt_rtp and hdr < len(packet):
-            payload = packet[hdr:]
-            packet = packet[:hdr] + _xor(payload, self._rtp_keystream(packet, roc, len(payload)))
+            packet = packet[:hdr] + self._rtp_apply(packet, roc, packet[hdr:])
         if self.rtp_tag:
             return packet + self._rtp_tag(packet, roc)
         return packet
@@ -128,16 +128,14 @@ class HmacCrypto(PacketCrypto):
         hdr = rtp_header_len(body)
         if not self.encrypt_rtp or hdr == len(body):
             return body
-        payload = body[hdr:]
-        return body[:hdr] + _xor(payload, self._rtp_keystream(body, roc, len(payload)))
+        return body[:hdr] + self._rtp_apply(body, roc, body[hdr:])
 
     def rtcp_protect(self, packet: bytes, index: int) -> bytes:
         if len(packet) < 8:
             raise SrtpTooShort(f"RTCP packet of {len(packet)} bytes, header needs 8")
         eidx = (E_BIT if self.encrypt_rtcp else 0) | (index & INDEX_MASK)
         if self.encrypt_rtcp:
-            payload = packet[8:]
-            packet = packet[:8] + _xor(payload, self._rtcp_keystream(packet, eidx, len(payload)))
+            packet = packet[:8] + self._rtcp_apply(packet, eidx, packet[8:])
         body = packet + eidx.to_bytes(4, "big")
         mac = self._rtcp_mac.copy()
         mac.update(body)
@@ -154,8 +152,7 @@ class HmacCrypto(PacketCrypto):
         eidx = int.from_bytes(body[-4:], "big")
         plain = body[:-4]
         if eidx & E_BIT:
-            payload = plain[8:]
-            plain = plain[:8] + _xor(payload, self._rtcp_keystream(plain, eidx, len(payload)))
+            plain = plain[:8] + self._rtcp_apply(plain, eidx, plain[8:])
         return plain, eidx & INDEX_MASK
 
 
@@ -174,20 +171,16 @@ class CmCrypto(HmacCrypto):
         self._rtp_salt = int.from_bytes(keys.rtp.salt, "big") << 16
         self._rtcp_salt = int.from_bytes(keys.rtcp.salt, "big") << 16
 
-    def _rtp_keystream(self, packet: bytes, roc: int, n: int) -> bytes:
+    def _rtp_apply(self, packet: bytes, roc: int, data: bytes) -> bytes:
         ssrc = int.from_bytes(packet[8:12], "big")
         index = (roc << 16) | int.from_bytes(packet[2:4], "big")
-        iv = self._rtp_salt ^ (ssrc << 64) ^ (index << 16)
-        return (
-            _Cipher(self._rtp_aes, modes.CTR(iv.to_bytes(16, "big"))).encryptor().update(bytes(n))
-        )
+        iv = (self._rtp_salt ^ (ssrc << 64) ^ (index << 16)).to_bytes(16, "big")
+        return _Cipher(self._rtp_aes, modes.CTR(iv)).encryptor().update(data)
 
-    def _rtcp_keystream(self, packet: bytes, eidx: int, n: int) -> bytes:
+    def _rtcp_apply(self, packet: bytes, eidx: int, data: bytes) -> bytes:
         ssrc = int.from_bytes(packet[4:8], "big")
-        iv = self._rtcp_salt ^ (ssrc << 64) ^ ((eidx & INDEX_MASK) << 16)
-        return (
-            _Cipher(self._rtcp_aes, modes.CTR(iv.to_bytes(16, "big"))).encryptor().update(bytes(n))
-        )
+        iv = (self._rtcp_salt ^ (ssrc << 64) ^ ((eidx & INDEX_MASK) << 16)).to_bytes(16, "big")
+        return _Cipher(self._rtcp_aes, modes.CTR(iv)).encryptor().update(data)
 
 
 class F8Crypto(HmacCrypto):
@@ -198,13 +191,13 @@ class F8Crypto(HmacCrypto):
         self._rtp = _f8_pair(keys.rtp)
         self._rtcp = _f8_pair(keys.rtcp)
 
-    def _rtp_keystream(self, packet: bytes, roc: int, n: int) -> bytes:
+    def _rtp_apply(self, packet: bytes, roc: int, data: bytes) -> bytes:
         iv = b"\x00" + packet[1:12] + roc.to_bytes(4, "big")  # §4.1.2.2
-        return f8_keystream(*self._rtp, iv, n)
+        return _xor(data, f8_keystream(*self._rtp, iv, len(data)))
 
-    def _rtcp_keystream(self, packet: bytes, eidx: int, n: int) -> bytes:
+    def _rtcp_apply(self, packet: bytes, eidx: int, data: bytes) -> bytes:
         iv = bytes(4) + eidx.to_bytes(4, "big") + packet[:8]  # §4.1.2.3
-        return f8_keystream(*self._rtcp, iv, n)
+        return _xor(data, f8_keystream(*self._rtcp, iv, len(data)))
 
 
 def _f8_pair(keys: StreamKeys) -> tuple[CipherContext, CipherContext]:
@@ -233,11 +226,11 @@ class NullCrypto(HmacCrypto):
     """NULL cipher (RFC 3711 §4.1.3): authentication only. SRTCP still sets the E bit unless
     UNENCRYPTED_SRTCP is given, as rtpengine does; the 'encryption' is the identity."""
 
-    def _rtp_keystream(self, packet: bytes, roc: int, n: int) -> bytes:
-        return bytes(n)
+    def _rtp_apply(self, packet: bytes, roc: int, data: bytes) -> bytes:
+        return data
 
-    def _rtcp_keystream(self, packet: bytes, eidx: int, n: int) -> bytes:
-        return bytes(n)
+    def _rtcp_apply(self, packet: bytes, eidx: int, data: bytes) -> bytes:
+        return data
 
 
 class GcmCrypto(PacketCrypto):
