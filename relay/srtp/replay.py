@@ -25,7 +25,7 @@ class RtpIndex:
             return self.roc
         if self.s_l < 32768:
             if seq - self.s_l > 32768:
-                return max(self.roc - 1, 0) if self.roc else 0
+                return max(self.roc - 1, 0)  # ROC 0 has no earlier epoch
             return self.roc
         if self.s_l - 32768 > seq:
             return (self.roc + 1) & 0xFFFFFFFF
