@@ -23,6 +23,8 @@ IMPORT_NAMES = {
     "boto3": "boto3",
     "prometheus-client": "prometheus_client",
     "psycopg": "psycopg",
+    "pylibsrtp": "pylibsrtp",
+    "cryptography": "cryptography",
     "bencode.py": "bencode",
     "scapy": "scapy",
     "uvloop": "uvloop",
