@@ -379,7 +379,7 @@ def attach(daemon: Any) -> ArchiveComponent | None:
     node = raw.get("recording-node") or socket.gethostname()
     s3 = S3Settings.from_settings(s)
     if s3 is not None:
-        from relay.config_keyfile import shown
+        from relay.config.keyfile import shown
         from storage.s3keys import TemplateError, check_template
 
         try:

@@ -20,10 +20,10 @@ import logging
 import urllib.parse
 from typing import Any
 
-from relay.config_values import Listen
+from relay.config.values import Listen
 from relay.listener import TcpListener, listen_tcp, stream_protocol
-from rtpvault.ctlcommands import run as run_cli
-from rtpvault.ctlstate import shared
+from rtpvault.ctl.commands import run as run_cli
+from rtpvault.ctl.state import shared
 from rtpvault.prometheus import exposition, make_registry
 
 logger = logging.getLogger("rtpvault.http")

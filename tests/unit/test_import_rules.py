@@ -132,7 +132,7 @@ def test_checker_flags_a_forbidden_import(module: str, source: str) -> None:
     ("module", "source", "is_package"),
     [
         ("relay.calls", "from relay.media.stream import Stream\nimport rtp.demux\n", False),
-        ("relay.config", "from .config_keys import KEYS\n", False),
+        ("relay.config.settings", "from .keys import KEYS\n", False),
         ("recorder.recording", "from rtp.demux import is_rtcp\nimport dpkt\n", False),
         ("hep.rtcp", "from rtp.rtcp import parse_leading\n", False),
         ("storage.db", "import sqlalchemy\nfrom storage.models import Base\n", False),

@@ -14,8 +14,8 @@ from relay.config import (
     parse_args,
     settings_from_text,
 )
-from relay.config_keys import KEYS
-from relay.interfaces import Resolver
+from relay.config.interfaces import Resolver
+from relay.config.keys import KEYS
 
 REPO = Path(__file__).resolve().parents[3]
 GUIDE = REPO / "examples" / "rtpengine.conf"

@@ -23,9 +23,9 @@ import resource
 from collections.abc import Callable
 from typing import Any
 
-from rtpvault import ctltext
-from rtpvault.ctlparams import TIMERS, apply, current, diff, set_timer
-from rtpvault.ctlstate import CtlState, shared
+from rtpvault.ctl import text as ctltext
+from rtpvault.ctl.params import TIMERS, apply, current, diff, set_timer
+from rtpvault.ctl.state import CtlState, shared
 from rtpvault.logsetup import SUBSYSTEMS, levels
 
 __all__ = ["run"]

@@ -14,7 +14,7 @@ import asyncio
 import weakref
 from typing import Any
 
-from rtpvault.ctlparams import current
+from rtpvault.ctl.params import current
 
 __all__ = ["CtlState", "shared"]
 

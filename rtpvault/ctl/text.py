@@ -13,7 +13,7 @@ from typing import Any
 
 from relay.ng.commands import COMMAND_NAMES, SHORT_NAMES
 from relay.statistics import statistics
-from rtpvault.ctlstate import CtlState
+from rtpvault.ctl.state import CtlState
 
 __all__ = ["forwarding", "interfaces", "jsonstats", "numsessions", "session", "sessions",
            "totals"]  # fmt: skip

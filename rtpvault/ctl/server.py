@@ -1,7 +1,7 @@
 """`listen-cli`: rtpengine-ctl's TCP protocol. A client connects, sends one command line (the
 newline is optional: end of input also ends it), gets plain text back and the connection closes
 (docs/spec/metrics.md §3.1). The real `rtpengine-ctl -ip ADDR -port PORT ...` and
-`rtpvault ctl ...` both work against it. The commands are rtpvault.ctlcommands. A client whose
+`rtpvault ctl ...` both work against it. The commands are rtpvault.ctl.commands. A client whose
 address is not in `ng-allow` is refused like every other control path: the connection closes
 without a reply.
 """
@@ -12,10 +12,10 @@ import asyncio
 import logging
 from typing import Any
 
-from relay.config_values import Listen
+from relay.config.values import Listen
 from relay.listener import TcpListener, host_port, listen_tcp, stream_protocol
-from rtpvault.ctlcommands import run
-from rtpvault.ctlstate import shared
+from rtpvault.ctl.commands import run
+from rtpvault.ctl.state import shared
 
 __all__ = ["CtlServer", "attach"]
 
