@@ -24,6 +24,3 @@ class NgError(ValueError):
 class BencodeError(ValueError):
     """Bytes that are not (lenient, rtpengine-style) bencode, or a value bencode cannot carry."""
 
-
-class ListenSpecError(ValueError):
-    """A `listen-ng`/`listen-tcp-ng` address that is not `PORT`, `HOST:PORT` or `[IPv6]:PORT`."""
