@@ -137,7 +137,7 @@ def test_checker_flags_a_forbidden_import(module: str, source: str) -> None:
         ("hep.rtcp", "from rtp.rtcp import parse_leading\n", False),
         ("storage.db", "import sqlalchemy\nfrom storage.models import Base\n", False),
         ("migrations.env", "from storage import models\n", False),
-        ("rtpvault.wiring", "import relay.calls, recorder.spool, hep.sender, storage.db\n", False),
+        ("rtpvault.daemon", "import relay.calls, recorder.spool, hep.sender, storage.db\n", False),
         ("rtp.rtcp", "from __future__ import annotations\nimport struct\nfrom rtp import demux\n",
          False),
         ("rtp", "from .payload_types import STATIC\n", True),
