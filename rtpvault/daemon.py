@@ -19,7 +19,7 @@ from relay.control import NgControlServer
 from relay.media.plane import ForwardingPlane
 from relay.ng.commands import Commands
 from relay.statistics import statistics
-from rtpvault.component import Component, StartupError
+from rtpvault.component import Component, DaemonContext, StartupError
 from rtpvault.limits import raise_open_files_limit
 from rtpvault.logsetup import setup_logging, subsystem_levels
 from rtpvault.taps import TapHub
@@ -104,8 +104,9 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.taps = TapHub(self.plane.update)
         self.components: dict[str, Component] = {}
+        context: DaemonContext = self  # mypy checks here that the parts get what they expect
         for name in COMPONENTS:
-            component = importlib.import_module(f"rtpvault.{name}").attach(self)
+            component = importlib.import_module(f"rtpvault.{name}").attach(context)
             if component is not None:
                 self.components[name] = component
 

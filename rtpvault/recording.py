@@ -40,7 +40,7 @@ from recorder.recovery import recover
 from recorder.sdpinfo import summarise
 from recorder.spool import Spool
 from relay.callmodel import Call
-from rtpvault.component import StartupError
+from rtpvault.component import DaemonContext, StartupError
 
 logger = logging.getLogger("rtpvault.recording")
 
@@ -77,7 +77,7 @@ def prepare_dirs(root: str) -> None:
 
 
 class RecordingComponent:
-    def __init__(self, daemon: Any, root: str, fmt: str) -> None:
+    def __init__(self, daemon: DaemonContext, root: str, fmt: str) -> None:
         self.daemon = daemon
         self.root = root.rstrip("/") or "/"
         self.fmt = fmt
@@ -294,7 +294,9 @@ class RecordingComponent:
         index's `duration`) is the delete, set now in the sidecar and the index row, although
         the file goes on until delete-delay has passed and is finalised then (as rtpengine)."""
         call_id = request.get("call-id")
-        rec = self.active.get(call_id) if isinstance(call_id, str) else None
+        if not isinstance(call_id, str):
+            return
+        rec = self.active.get(call_id)
         if rec is None or rec.ended is not None:
             return
         call = self.daemon.registry.calls.get(call_id)
@@ -321,7 +323,9 @@ class RecordingComponent:
         if command not in ("offer", "answer") or reply.get("result") != "ok":
             return
         call_id = request.get("call-id")
-        rec = self.active.get(call_id) if isinstance(call_id, str) else None
+        if not isinstance(call_id, str):
+            return
+        rec = self.active.get(call_id)
         sdp_out = reply.get("sdp")
         if rec is None or not isinstance(sdp_out, str):
             return
@@ -361,7 +365,7 @@ class RecordingComponent:
         self._sidecar(rec)
 
 
-def attach(daemon: Any) -> RecordingComponent | None:
+def attach(daemon: DaemonContext) -> RecordingComponent | None:
     settings = daemon.settings
     if settings.recording_dir is None:
         return None

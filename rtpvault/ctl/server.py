@@ -14,6 +14,7 @@ from typing import Any
 
 from relay.config.values import Listen
 from relay.listener import TcpListener, host_port, listen_tcp, stream_protocol
+from rtpvault.component import DaemonContext
 from rtpvault.ctl.commands import run
 from rtpvault.ctl.state import shared
 
@@ -27,7 +28,7 @@ READ_TIMEOUT = 10.0
 
 
 class CtlServer:
-    def __init__(self, daemon: Any, listen: Listen) -> None:
+    def __init__(self, daemon: DaemonContext, listen: Listen) -> None:
         self.daemon = daemon
         self.listen = listen
         self.state = shared(daemon)
@@ -77,7 +78,7 @@ class CtlServer:
         return {"cli_commands": self.commands}
 
 
-def attach(daemon: Any) -> CtlServer | None:
+def attach(daemon: DaemonContext) -> CtlServer | None:
     listen = daemon.settings.listen_cli
     if listen is None:
         return None
