@@ -32,8 +32,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from recorder import metafile, pcapng
+from recorder import metafile
 from recorder.diskspace import MIB
+from recorder.formats import recording_format
 from recorder.names import SUBDIRS, RecordingPaths, new_prefix
 from recorder.recording import STATUS_RECORDING, Recording
 from recorder.recovery import recover
@@ -80,7 +81,7 @@ class RecordingComponent:
     def __init__(self, daemon: DaemonContext, root: str, fmt: str) -> None:
         self.daemon = daemon
         self.root = root.rstrip("/") or "/"
-        self.fmt = fmt
+        self.fmt = recording_format(fmt)
         raw = getattr(daemon.settings, "raw", {}) or {}  # recording-node: as the archive names it
         self.node = raw.get("recording-node") or socket.gethostname()
         self.loop: asyncio.AbstractEventLoop = daemon.loop
@@ -141,8 +142,7 @@ class RecordingComponent:
 
     # -- component ----------------------------------------------------------------------------
     async def start(self) -> None:
-        link = "eth" if self.fmt == "pcapng" else self.fmt
-        docs = await self.loop.run_in_executor(None, recover, self.root, self.node, link)
+        docs = await self.loop.run_in_executor(None, recover, self.root, self.node, self.fmt.link)
         for doc in docs:
             self._final(doc)
 
@@ -194,8 +194,7 @@ class RecordingComponent:
         self._rescan(rec, call)
 
     def _start(self, call: Call) -> Recording:
-        ext = "pcapng" if self.fmt == "pcapng" else "pcap"
-        paths = RecordingPaths(self.root, new_prefix(call.call_id), ext)
+        paths = RecordingPaths(self.root, new_prefix(call.call_id), self.fmt.suffix)
         now = time.time()
         doc: dict[str, Any] = {"node": self.node, "tags": [], "parties": [], "codecs": [],
                                "sdp": []}  # fmt: skip
@@ -267,8 +266,8 @@ class RecordingComponent:
             metadata = rec.doc.get("metadata")
         if rec.paused and rec.doc["pauses"] and rec.doc["pauses"][-1]["end"] is None:
             rec.doc["pauses"][-1]["end"] = rec.ended if rec.ended is not None else now
-        if rec.fmt == "pcapng" and metadata:
-            rec.chunks.append(pcapng.note_packet(now, f"rtpvault: metadata: {metadata}"))
+        if metadata:
+            rec.note(now, f"rtpvault: metadata: {metadata}")
         codecs = self._codec_table(rec)
         rec.doc["streams"] = rec.stream_docs(lambda tag, pt: codecs.get((tag, pt)))
         names = [s["codec"] for s in rec.doc["streams"] if s["codec"]]
@@ -341,8 +340,9 @@ class RecordingComponent:
         now = time.time()
         rec.party_started[tag] = now
         sdp_in = request.get("sdp") if isinstance(request.get("sdp"), str) else ""
-        if rec.fmt == "pcapng":
-            rec.chunks.append(pcapng.sdp_packet(received, sdp_out, f"{command} from tag {tag}"))
+        sdp_record = rec.fmt.sdp(received, sdp_out, f"{command} from tag {tag}")
+        if sdp_record is not None:
+            rec.chunks.append(sdp_record)
         summary = summarise(sdp_in or "")
         parties = rec.doc["parties"]
         entry = next((p for p in parties if p["tag"] == tag), None)
