@@ -41,6 +41,7 @@ from recorder.recovery import recover
 from recorder.sdpinfo import summarise
 from recorder.spool import Spool
 from relay.callmodel import Call
+from relay.config.keyfile import shown
 from rtpvault.component import DaemonContext, StartupError
 
 logger = logging.getLogger("rtpvault.recording")
@@ -64,7 +65,7 @@ def prepare_dirs(root: str) -> None:
     """rtpengine's start-up (docs/spec/recording.md §2.1): spool dir (0700, not recursive) and its
     subdirectories; rtpvault adds sidecars/. Raises StartupError on failure."""
     if os.path.exists(root) and not os.path.isdir(root):
-        raise StartupError(f'spool file exists, but "{root}" is not a directory.', 255)
+        raise StartupError(f'spool file exists, but "{shown(root)}" is not a directory.', 255)
     try:
         if not os.path.exists(root):
             os.mkdir(root, 0o700)
@@ -73,7 +74,7 @@ def prepare_dirs(root: str) -> None:
             if not os.path.isdir(path):
                 os.mkdir(path, 0o777)
     except OSError as exc:
-        reason = f"Failed to create spool directory {root}: {exc.strerror}"
+        reason = f"Failed to create spool directory {shown(root)}: {exc.strerror}"
         raise StartupError(reason, 255) from None
 
 
