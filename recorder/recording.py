@@ -11,11 +11,12 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from recorder.formats import RecordingFormat
 from recorder.names import RecordingPaths
 from recorder.rtpstats import RtpStats
+from recorder.sidecar import VERSION, Sidecar, SidecarStream
 from rtp.demux import is_rtcp as packet_is_rtcp
 
 __all__ = ["Recording", "RtcpCounter", "Address"]
@@ -71,7 +72,7 @@ class Recording:
         paths: RecordingPaths,
         fmt: RecordingFormat,
         started: float,
-        doc: dict[str, Any],
+        doc: Sidecar,
     ) -> None:
         self.call_id = call_id
         self.paths = paths
@@ -96,22 +97,22 @@ class Recording:
         self.ended: float | None = None
         """When the call ended (the `delete`), once known; the file may be finalised later."""
         self.doc = doc
-        doc.setdefault("version", 1)
+        doc.setdefault("version", VERSION)
         doc.setdefault("id", str(uuid.uuid4()))
-        doc.update(
-            call_id=call_id,
-            format=fmt.container,
-            link=fmt.link,
-            path=paths.pcap,
-            metadata_path=paths.meta_final,
-            sidecar_path=paths.sidecar,
-            started=started,
-            ended=None,
-            status=STATUS_RECORDING,
-            reason=None,
-            size=None,
-            sha256=None,
-        )
+        doc.update({
+            "call_id": call_id,
+            "format": fmt.container,
+            "link": fmt.link,
+            "path": paths.pcap,
+            "metadata_path": paths.meta_final,
+            "sidecar_path": paths.sidecar,
+            "started": started,
+            "ended": None,
+            "status": STATUS_RECORDING,
+            "reason": None,
+            "size": None,
+            "sha256": None,
+        })
         doc.setdefault("pauses", [])
         doc.setdefault("streams", [])
 
@@ -206,9 +207,9 @@ class Recording:
         self.note(now, "rtpvault: recording resumed")
         return True
 
-    def stream_docs(self, codec_of: Callable[[str, int], str | None]) -> list[dict[str, Any]]:
+    def stream_docs(self, codec_of: Callable[[str, int], str | None]) -> list[SidecarStream]:
         """The sidecar's `streams`: one per (party, kind, source, SSRC)."""
-        out = []
+        out: list[SidecarStream] = []
         for key, counter in list(self.stats.items()):
             stream, kind, src, _ = key
             tag = getattr(stream, "tag", "")
@@ -216,9 +217,10 @@ class Recording:
             dst = self.dsts[key]
             pts = snap["payload_types"]
             codec = next((c for c in (codec_of(tag, pt) for pt in pts) if c), None)
-            doc = {"ssrc": snap["ssrc"], "kind": kind, "party": tag,
-                   "src": _hostport(src), "dst": _hostport(dst),
-                   "codec": codec}  # fmt: skip
-            doc.update({k: v for k, v in snap.items() if k != "ssrc"})
+            doc: SidecarStream = {"ssrc": snap["ssrc"], "kind": kind, "party": tag,
+                                  "src": _hostport(src), "dst": _hostport(dst),
+                                  "codec": codec}  # fmt: skip
+            # the counters' snapshot holds the entry's other keys (RtpStats.snapshot)
+            doc.update(cast(SidecarStream, {k: v for k, v in snap.items() if k != "ssrc"}))
             out.append(doc)
         return out

@@ -29,7 +29,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from recorder import metafile
@@ -39,6 +39,7 @@ from recorder.names import SUBDIRS, RecordingPaths, new_prefix
 from recorder.recording import STATUS_RECORDING, Recording
 from recorder.recovery import recover
 from recorder.sdpinfo import summarise
+from recorder.sidecar import Sidecar
 from recorder.spool import Spool
 from relay.callmodel import Call
 from relay.config.keyfile import shown
@@ -112,7 +113,7 @@ class RecordingComponent:
             except Exception:
                 logger.exception("recording subscriber failed")
 
-    def _count(self, doc: dict[str, Any]) -> None:
+    def _count(self, doc: Mapping[str, Any]) -> None:
         old = self.status_of.get(doc["id"])
         if old is not None:
             self.status[old] -= 1
@@ -197,8 +198,7 @@ class RecordingComponent:
     def _start(self, call: Call) -> Recording:
         paths = RecordingPaths(self.root, new_prefix(call.call_id), self.fmt.suffix)
         now = time.time()
-        doc: dict[str, Any] = {"node": self.node, "tags": [], "parties": [], "codecs": [],
-                               "sdp": []}  # fmt: skip
+        doc: Sidecar = {"node": self.node, "tags": [], "parties": [], "codecs": [], "sdp": []}
         rec = Recording(call.call_id, paths, self.fmt, now, doc)
         rec.call_created = call.created
         self._update_doc(rec, call)
@@ -340,7 +340,8 @@ class RecordingComponent:
         rec.meta.append(metafile.sdp_block(label, started, command, rec.packets, sdp_out))
         now = time.time()
         rec.party_started[tag] = now
-        sdp_in = request.get("sdp") if isinstance(request.get("sdp"), str) else ""
+        sdp_sent = request.get("sdp")
+        sdp_in = sdp_sent if isinstance(sdp_sent, str) else ""
         sdp_record = rec.fmt.sdp(received, sdp_out, f"{command} from tag {tag}")
         if sdp_record is not None:
             rec.chunks.append(sdp_record)
