@@ -110,7 +110,7 @@ def test_every_product_module_keeps_the_import_rules() -> None:
         ("relay.calls", "import recorder.recording\n"),
         ("relay.media.userspace", "from storage.models import Recording\n"),
         ("relay.control", "def f() -> None:\n    from hep.codec import encode\n"),
-        ("relay.sdp.parse", "from rtpvault import wiring\n"),
+        ("relay.sdp.parse", "from rtpvault import daemon\n"),
         ("recorder.spool", "from relay.media.stream import Stream\n"),
         ("hep.qos", "import relay\n"),
         ("storage.search", "from recorder.names import escape\n"),
