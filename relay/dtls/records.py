@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from relay.dtls import DtlsGarbage
 
-__all__ = ["HEADER_LEN", "check_record_header", "split_records", "pack_datagrams"]
+__all__ = [
+    "HEADER_LEN",
+    "check_record_header",
+    "is_client_hello",
+    "split_records",
+    "pack_datagrams",
+]
 
 HEADER_LEN = 13
 """type(1) version(2) epoch(2) sequence_number(6) length(2), RFC 6347 §4.1."""
@@ -29,6 +35,12 @@ def check_record_header(datagram: bytes) -> None:
         raise DtlsGarbage(f"DTLS content type {datagram[0]}: expected 20-23")
     if datagram[1:3] not in _VERSIONS:
         raise DtlsGarbage(f"DTLS version {datagram[1:3].hex()}: expected feff or fefd")
+
+
+def is_client_hello(datagram: bytes) -> bool:
+    """Epoch 0 handshake record whose message is a ClientHello (RFC 6347 §4.2.2, type 1)."""
+    return (len(datagram) > HEADER_LEN and datagram[0] == 22 and datagram[3:5] == b"\0\0"
+            and datagram[HEADER_LEN] == 1)  # fmt: skip
 
 
 def split_records(data: bytes) -> list[bytes]:

@@ -24,12 +24,18 @@ from OpenSSL import SSL, crypto
 
 from relay.dtls import (
     DtlsError,
+    DtlsGarbage,
     FingerprintMismatch,
     HandshakeFailed,
     HandshakeTimeout,
 )
 from relay.dtls.cert import DtlsCertificate, Fingerprint
-from relay.dtls.records import check_record_header, pack_datagrams, split_records
+from relay.dtls.records import (
+    check_record_header,
+    is_client_hello,
+    pack_datagrams,
+    split_records,
+)
 
 __all__ = [
     "Role",
@@ -181,6 +187,10 @@ class DtlsSession:
         if self.state in (State.FAILED, State.CLOSED):
             raise DtlsError(f"DTLS datagram after the session is {self.state.value}: dropped")
         check_record_header(datagram)
+        if self.role is Role.CLIENT and is_client_hello(datagram):
+            # rtpengine sends ClientHellos while its role is still open (actpass, §1.12b); fed to
+            # OpenSSL they would abort our client's handshake
+            raise DtlsGarbage("ClientHello received by the DTLS client: dropped")
         if self.state is State.NEW:
             self.start(now)
         self._conn.bio_write(datagram)

@@ -115,6 +115,19 @@ def test_garbage_is_dropped_with_a_typed_error_and_the_handshake_goes_on(
     assert client.state is server.state is State.CONNECTED
 
 
+def test_a_client_drops_a_clienthello_from_a_peer_that_is_still_a_client(
+    cert_a: DtlsCertificate, cert_b: DtlsCertificate
+) -> None:
+    client, server = pair(cert_a, cert_b)
+    other = DtlsSession(cert_b, Role.CLIENT, cert_a.fingerprint())
+    hello = client.start(0.0)
+    with pytest.raises(DtlsGarbage, match="ClientHello received by the DTLS client"):
+        client.receive(other.start(0.0)[0], 0.0)
+    out = deliver(deliver(hello, server), client)
+    deliver(deliver(out, server), client)
+    assert client.state is server.state is State.CONNECTED
+
+
 @settings(max_examples=150, deadline=None)
 @given(junk=st.lists(st.binary(max_size=200), max_size=4),
        header=st.sampled_from([b"", b"\x16\xfe\xfd", b"\x15\xfe\xff", b"\x17\xfe\xfd\x00\x01"]))
