@@ -28,6 +28,7 @@ IMPORT_NAMES = {
     "bencode.py": "bencode",
     "scapy": "scapy",
     "uvloop": "uvloop",
+    "pyopenssl": "OpenSSL",
 }
 """Distribution name → the top-level module it installs."""
 
