@@ -11,17 +11,17 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from recorder import pcap, pcapng
+from recorder.formats import RecordingFormat
 from recorder.names import RecordingPaths
 from recorder.rtpstats import RtpStats
+from recorder.sidecar import VERSION, Sidecar, SidecarStream
 from rtp.demux import is_rtcp as packet_is_rtcp
 
-__all__ = ["Recording", "RtcpCounter", "Address", "FORMATS"]
+__all__ = ["Recording", "RtcpCounter", "Address"]
 
 Address = tuple[str, int]
-FORMATS = ("raw", "eth", "pcapng")
 
 STATUS_RECORDING = "recording"
 STATUS_COMPLETE = "complete"
@@ -70,16 +70,13 @@ class Recording:
         self,
         call_id: str,
         paths: RecordingPaths,
-        fmt: str,
+        fmt: RecordingFormat,
         started: float,
-        doc: dict[str, Any],
+        doc: Sidecar,
     ) -> None:
-        if fmt not in FORMATS:
-            raise ValueError(f"unknown recording format {fmt!r}")
         self.call_id = call_id
         self.paths = paths
         self.fmt = fmt
-        self.link = "eth" if fmt == "pcapng" else fmt
         self.started = started
         self.call_created = started
         self.chunks: list[bytes] = []
@@ -100,30 +97,34 @@ class Recording:
         self.ended: float | None = None
         """When the call ended (the `delete`), once known; the file may be finalised later."""
         self.doc = doc
-        doc.setdefault("version", 1)
+        doc.setdefault("version", VERSION)
         doc.setdefault("id", str(uuid.uuid4()))
-        doc.update(
-            call_id=call_id,
-            format="pcapng" if fmt == "pcapng" else "pcap",
-            link=self.link,
-            path=paths.pcap,
-            metadata_path=paths.meta_final,
-            sidecar_path=paths.sidecar,
-            started=started,
-            ended=None,
-            status=STATUS_RECORDING,
-            reason=None,
-            size=None,
-            sha256=None,
-        )
+        doc.update({
+            "call_id": call_id,
+            "format": fmt.container,
+            "link": fmt.link,
+            "path": paths.pcap,
+            "metadata_path": paths.meta_final,
+            "sidecar_path": paths.sidecar,
+            "started": started,
+            "ended": None,
+            "status": STATUS_RECORDING,
+            "reason": None,
+            "size": None,
+            "sha256": None,
+        })
         doc.setdefault("pauses", [])
         doc.setdefault("streams", [])
 
     # -- file contents (bytes only) ----------------------------------------------------------
     def file_header(self, comment: str) -> bytes:
-        if self.fmt == "pcapng":
-            return pcapng.file_header(comment)
-        return pcap.global_header(self.link)
+        return self.fmt.header(comment)
+
+    def note(self, now: float, text: str) -> None:
+        """Append a text note record where the format carries notes (pcapng)."""
+        record = self.fmt.note(now, text)
+        if record is not None:
+            self.chunks.append(record)
 
     def make_tap(self, is_rtcp: bool, dst: Address) -> Callable[[Any, bytes, Address, float], None]:
         """The function the relay calls per packet received on one stream (ingress only)."""
@@ -132,14 +133,7 @@ class Recording:
         dsts = self.dsts
         rates = self.clock_rates
         kind = "rtcp" if is_rtcp else "rtp"
-        build: Callable[[float, Address, bytes], bytes]
-        if self.fmt == "pcapng":
-            media = pcapng.media_packet
-
-            def build(now: float, source: Address, packet: bytes) -> bytes:
-                return media(now, source, dst, packet)
-        else:
-            build = pcap.record_builder(self.link, dst)
+        build = self.fmt.builder(dst)
         # source, SSRC bytes and counter of the last RTP packet: the common case is one more
         # packet of the same stream, which then costs no key building or dict lookup
         last_source: Address | None = None
@@ -200,8 +194,7 @@ class Recording:
         self.paused = True
         self.writing = False
         self.doc["pauses"].append({"start": now, "end": None})
-        if self.fmt == "pcapng":
-            self.chunks.append(pcapng.note_packet(now, "rtpvault: recording paused"))
+        self.note(now, "rtpvault: recording paused")
         return True
 
     def resume(self, now: float) -> bool:
@@ -211,13 +204,12 @@ class Recording:
         self.writing = not self.failed
         if self.doc["pauses"] and self.doc["pauses"][-1]["end"] is None:
             self.doc["pauses"][-1]["end"] = now
-        if self.fmt == "pcapng":
-            self.chunks.append(pcapng.note_packet(now, "rtpvault: recording resumed"))
+        self.note(now, "rtpvault: recording resumed")
         return True
 
-    def stream_docs(self, codec_of: Callable[[str, int], str | None]) -> list[dict[str, Any]]:
+    def stream_docs(self, codec_of: Callable[[str, int], str | None]) -> list[SidecarStream]:
         """The sidecar's `streams`: one per (party, kind, source, SSRC)."""
-        out = []
+        out: list[SidecarStream] = []
         for key, counter in list(self.stats.items()):
             stream, kind, src, _ = key
             tag = getattr(stream, "tag", "")
@@ -225,9 +217,10 @@ class Recording:
             dst = self.dsts[key]
             pts = snap["payload_types"]
             codec = next((c for c in (codec_of(tag, pt) for pt in pts) if c), None)
-            doc = {"ssrc": snap["ssrc"], "kind": kind, "party": tag,
-                   "src": _hostport(src), "dst": _hostport(dst),
-                   "codec": codec}  # fmt: skip
-            doc.update({k: v for k, v in snap.items() if k != "ssrc"})
+            doc: SidecarStream = {"ssrc": snap["ssrc"], "kind": kind, "party": tag,
+                                  "src": _hostport(src), "dst": _hostport(dst),
+                                  "codec": codec}  # fmt: skip
+            # the counters' snapshot holds the entry's other keys (RtpStats.snapshot)
+            doc.update(cast(SidecarStream, {k: v for k, v in snap.items() if k != "ssrc"}))
             out.append(doc)
         return out

@@ -27,10 +27,10 @@ from relay.ng.codec import (
     split_cookie,
 )
 from relay.ng.cookies import CookieCache
-from relay.ng.errors import ListenSpecError, NgError
+from relay.ng.errors import NgError
 from relay.ratelog import RateLimitedLog
 
-__all__ = ["ControlCounters", "Dispatch", "NgControlServer", "ProxyCounters", "parse_listen"]
+__all__ = ["ControlCounters", "Dispatch", "NgControlServer", "ProxyCounters"]
 
 log = logging.getLogger(__name__)
 
@@ -346,35 +346,3 @@ class _TcpProtocol(asyncio.Protocol):
             transport.close()
             self._transport = None
 
-
-def parse_listen(spec: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
-    """rtpengine's `listen-ng` syntax: `PORT`, `IPv4:PORT`, `[IPv6]:PORT`, `HOST:PORT`.
-
-    A bare IPv6 address without brackets is split at its last colon, as rtpengine does. A bare
-    port gets `default_host` (rtpengine itself binds the wildcard of both families).
-    """
-    text = spec.strip()
-    if text.isdigit():
-        host, port_text = default_host, text
-    elif text.startswith("["):
-        close = text.find("]")
-        if close < 0 or text[close + 1 : close + 2] != ":":
-            raise ListenSpecError(f"listen address {spec!r}: expected [IPv6]:PORT")
-        host, port_text = text[1:close], text[close + 2 :]
-        _check_ipv6(spec, host)
-    elif ":" in text:
-        host, port_text = text.rsplit(":", 1)
-        if ":" in host:
-            _check_ipv6(spec, host)
-    else:
-        raise ListenSpecError(f"listen address {spec!r}: expected PORT, HOST:PORT or [IPv6]:PORT")
-    if not host or not port_text.isdigit() or not 0 < int(port_text) <= 0xFFFF:
-        raise ListenSpecError(f"listen address {spec!r}: port must be 1-65535 after a host")
-    return host, int(port_text)
-
-
-def _check_ipv6(spec: str, host: str) -> None:
-    try:
-        ipaddress.IPv6Address(host)
-    except ValueError:
-        raise ListenSpecError(f"listen address {spec!r}: {host!r} is not an IPv6 address") from None

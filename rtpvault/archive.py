@@ -40,9 +40,9 @@ import queue
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
-from rtpvault.component import StartupError
+from rtpvault.component import DaemonContext, SidecarPublisher, StartupError
 
 # storage (SQLAlchemy, Alembic, boto3) is imported only when a daemon records: ~35 MB of RSS a
 # relay without recording-dir should not carry.
@@ -356,7 +356,7 @@ def _transient(exc: BaseException) -> bool:
     )
 
 
-def attach(daemon: Any) -> ArchiveComponent | None:
+def attach(daemon: DaemonContext) -> ArchiveComponent | None:
     s = daemon.settings
     if s.recording_dir is None and not s.recording_db:
         return None
@@ -365,7 +365,11 @@ def attach(daemon: Any) -> ArchiveComponent | None:
 
     # relay.config fills recording_db with the embedded default; only a configured one is explicit
     explicit = bool((getattr(s, "raw", {}) or {}).get("recording-db"))
-    url = s.recording_db if explicit else default_url(s.recording_dir)
+    url = s.recording_db if explicit else None
+    if url is None:
+        if s.recording_dir is None:  # not reached: config derives recording-db from the dir
+            return None
+        url = default_url(s.recording_dir)
     checked = True
     try:
         index = open_index(url, create=not explicit)
@@ -379,7 +383,7 @@ def attach(daemon: Any) -> ArchiveComponent | None:
     node = raw.get("recording-node") or socket.gethostname()
     s3 = S3Settings.from_settings(s)
     if s3 is not None:
-        from relay.config_keyfile import shown
+        from relay.config.keyfile import shown
         from storage.s3keys import TemplateError, check_template
 
         try:
@@ -391,8 +395,8 @@ def attach(daemon: Any) -> ArchiveComponent | None:
         index, s3, node, schema_checked=checked, root=s.recording_dir or None
     )
     recording = daemon.components.get("recording")
-    if recording is not None:
-        recording.subscribe(component.on_recording)
+    if recording is not None:  # rtpvault.recording's component: it publishes sidecar documents
+        cast(SidecarPublisher, recording).subscribe(component.on_recording)
     if s3 is not None:
         logger.info("archiving recordings to s3://%s/%s", s3.bucket, s3.prefix)
         if s3.lock_mode in ("GOVERNANCE", "COMPLIANCE") and s3.lock_days <= 0:

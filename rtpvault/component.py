@@ -23,7 +23,16 @@ names are documented where each part defines them.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # types only: the daemon imports this module, and the parts import it too
+    from relay.call import Registry
+    from relay.config import Settings
+    from relay.control import NgControlServer
+    from relay.ng.commands import Commands
+    from rtpvault.taps import TapHub
 
 
 class StartupError(Exception):
@@ -42,3 +51,34 @@ class Component(Protocol):
     def close(self) -> None: ...
 
     def stats(self) -> dict[str, Any]: ...
+
+
+class SidecarPublisher(Protocol):
+    """A part that hands on each recording's sidecar document (rtpvault.recording)."""
+
+    def subscribe(self, fn: Callable[[dict[str, Any]], None]) -> None: ...
+
+
+class SettingsContext(Protocol):
+    """What a part that only reads the configuration needs of the daemon. `settings` is
+    replaced (not mutated) at run time by `rtpvault ctl set timeout …`, so read it each time."""
+
+    settings: Settings
+
+
+class CallContext(SettingsContext, Protocol):
+    """The relay's calls and ng commands, on the daemon's event loop."""
+
+    loop: asyncio.AbstractEventLoop
+    registry: Registry
+    commands: Commands
+
+
+class DaemonContext(CallContext, Protocol):
+    """The whole daemon as its parts see it (rtpvault.daemon.Daemon provides it)."""
+
+    started: float
+    """time.monotonic() at start-up."""
+    control: NgControlServer
+    taps: TapHub
+    components: dict[str, Component]

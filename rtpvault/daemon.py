@@ -16,9 +16,10 @@ from typing import Any
 from relay.call import Registry
 from relay.config import ConfigError, Settings, load_settings, parse_args
 from relay.control import NgControlServer
+from relay.media.plane import ForwardingPlane
 from relay.ng.commands import Commands
 from relay.ng.statistics import statistics
-from rtpvault.component import Component, StartupError
+from rtpvault.component import Component, DaemonContext, StartupError
 from rtpvault.limits import raise_open_files_limit
 from rtpvault.logsetup import setup_logging, subsystem_levels
 from rtpvault.taps import TapHub
@@ -34,7 +35,7 @@ COMPONENTS = ("recording", "archive", "homer", "metrics", "ctl")
 """Modules of this package composed into the daemon, in start order (see rtpvault.component)."""
 
 
-def _make_plane(loop: asyncio.AbstractEventLoop, settings: Settings) -> Any:
+def _make_plane(loop: asyncio.AbstractEventLoop, settings: Settings) -> ForwardingPlane:
     """The userspace plane, wrapped in the nftables kernel plane when `table` >= 0 allows it."""
     from relay.media.kernel import open_kernel_plane, table_name
     from relay.media.userspace import UserspacePlane
@@ -103,8 +104,9 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.taps = TapHub(self.plane.update)
         self.components: dict[str, Component] = {}
+        context: DaemonContext = self  # mypy checks here that the parts get what they expect
         for name in COMPONENTS:
-            component = importlib.import_module(f"rtpvault.{name}").attach(self)
+            component = importlib.import_module(f"rtpvault.{name}").attach(context)
             if component is not None:
                 self.components[name] = component
 

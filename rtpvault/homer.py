@@ -34,6 +34,7 @@ from recorder.rtpstats import RtpStats, mos_g107
 from relay.call import CallClosed, CallEvent, MediaSide
 from relay.ng.codec import bencode_encode  # the ng wire form, as upstream rtpengine traces it
 from rtp.demux import is_rtcp
+from rtpvault.component import DaemonContext
 
 logger = logging.getLogger("rtpvault.homer")
 
@@ -67,7 +68,9 @@ def _may_mux(side: MediaSide) -> bool:
 
 
 class HomerComponent:
-    def __init__(self, daemon: Any, sender: HepSender | None, ng_sender: HepSender | None) -> None:
+    def __init__(
+        self, daemon: DaemonContext, sender: HepSender | None, ng_sender: HepSender | None
+    ) -> None:
         s = daemon.settings
         self.daemon = daemon
         self.sender = sender
@@ -281,7 +284,7 @@ class HomerComponent:
         }
 
 
-def attach(daemon: Any) -> HomerComponent | None:
+def attach(daemon: DaemonContext) -> HomerComponent | None:
     s = daemon.settings
     if s.homer is None and s.homer_ng is None:
         return None

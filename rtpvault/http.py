@@ -20,10 +20,11 @@ import logging
 import urllib.parse
 from typing import Any
 
-from relay.config_values import Listen
+from relay.config.values import Listen
 from relay.listener import TcpListener, listen_tcp, stream_protocol
-from rtpvault.ctlcommands import run as run_cli
-from rtpvault.ctlstate import shared
+from rtpvault.component import DaemonContext
+from rtpvault.ctl.commands import run as run_cli
+from rtpvault.ctl.state import shared
 from rtpvault.prometheus import exposition, make_registry
 
 logger = logging.getLogger("rtpvault.http")
@@ -39,7 +40,7 @@ FORBIDDEN = (403, "text/plain", b"forbidden\n")
 class HttpServer:
     """`listens`: (where, control) pairs; control = False serves /metrics only."""
 
-    def __init__(self, daemon: Any, listens: list[tuple[Listen, bool]]) -> None:
+    def __init__(self, daemon: DaemonContext, listens: list[tuple[Listen, bool]]) -> None:
         self.daemon = daemon
         self.listens = listens
         self.registry, self.collector = make_registry(daemon)
@@ -150,7 +151,7 @@ class HttpServer:
         await writer.drain()
 
 
-def attach(daemon: Any) -> HttpServer | None:
+def attach(daemon: DaemonContext) -> HttpServer | None:
     s = daemon.settings
     listens = [(listen, True) for listen in s.listen_http]
     if s.prometheus and s.prometheus_listen is not None:

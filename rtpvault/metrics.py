@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rtpvault.component import DaemonContext
 
-def attach(daemon: Any) -> Any:
+
+def attach(daemon: DaemonContext) -> Any:
     s = daemon.settings
     if not s.listen_http and not (s.prometheus and s.prometheus_listen is not None):
         return None

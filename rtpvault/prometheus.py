@@ -26,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from relay.ng.commands import COMMAND_NAMES
+from rtpvault.component import DaemonContext
 
 __all__ = ["DaemonCollector", "NgObserver", "Walk", "exposition", "make_registry"]
 
@@ -108,7 +109,7 @@ class Walk:
 
 
 class DaemonCollector(Collector):
-    def __init__(self, daemon: Any, ng: NgObserver) -> None:
+    def __init__(self, daemon: DaemonContext, ng: NgObserver) -> None:
         self.daemon = daemon
         self.ng = ng
         self.walk = Walk()
@@ -189,7 +190,7 @@ class DaemonCollector(Collector):
         yield from (used, free, size)
 
 
-def _rtpvault(daemon: Any, ng: NgObserver, walk: Walk) -> Iterator[Metric]:
+def _rtpvault(daemon: DaemonContext, ng: NgObserver, walk: Walk) -> Iterator[Metric]:
     """rtpvault's own families (docs/spec/metrics.md §4, plus flush lag, uploads by result, HEP
     drops and DB errors)."""
     c = CounterMetricFamily("rtpvault_ng_commands", "ng commands handled, by command and result",
@@ -275,7 +276,7 @@ def exposition(registry: CollectorRegistry, collector: DaemonCollector) -> bytes
     return body + guide.encode()
 
 
-def make_registry(daemon: Any) -> tuple[CollectorRegistry, DaemonCollector]:
+def make_registry(daemon: DaemonContext) -> tuple[CollectorRegistry, DaemonCollector]:
     ng = NgObserver()
     daemon.commands.observers.append(ng)
     registry = CollectorRegistry(auto_describe=False)

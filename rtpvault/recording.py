@@ -31,18 +31,21 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from recorder import metafile, pcapng
+from recorder import metafile
 from recorder.diskspace import MIB
+from recorder.formats import recording_format
 from recorder.names import SUBDIRS, RecordingPaths, new_prefix
 from recorder.recording import STATUS_RECORDING, Recording
 from recorder.recovery import recover
+from recorder.sidecar import Sidecar
 from recorder.spool import Spool
 from relay.call import Call, CallClosed, CallEvent, CallUpdated, Exchange, OfferedSession
+from relay.config.keyfile import shown
 from rtp.payload_types import STATIC_PAYLOAD_TYPES
-from rtpvault.component import StartupError
+from rtpvault.component import DaemonContext, StartupError
 
 logger = logging.getLogger("rtpvault.recording")
 
@@ -87,7 +90,7 @@ def prepare_dirs(root: str) -> None:
     """rtpengine's start-up (docs/spec/recording.md §2.1): spool dir (0700, not recursive) and its
     subdirectories; rtpvault adds sidecars/. Raises StartupError on failure."""
     if os.path.exists(root) and not os.path.isdir(root):
-        raise StartupError(f'spool file exists, but "{root}" is not a directory.', 255)
+        raise StartupError(f'spool file exists, but "{shown(root)}" is not a directory.', 255)
     try:
         if not os.path.exists(root):
             os.mkdir(root, 0o700)
@@ -96,15 +99,15 @@ def prepare_dirs(root: str) -> None:
             if not os.path.isdir(path):
                 os.mkdir(path, 0o777)
     except OSError as exc:
-        reason = f"Failed to create spool directory {root}: {exc.strerror}"
+        reason = f"Failed to create spool directory {shown(root)}: {exc.strerror}"
         raise StartupError(reason, 255) from None
 
 
 class RecordingComponent:
-    def __init__(self, daemon: Any, root: str, fmt: str) -> None:
+    def __init__(self, daemon: DaemonContext, root: str, fmt: str) -> None:
         self.daemon = daemon
         self.root = root.rstrip("/") or "/"
-        self.fmt = fmt
+        self.fmt = recording_format(fmt)
         raw = getattr(daemon.settings, "raw", {}) or {}  # recording-node: as the archive names it
         self.node = raw.get("recording-node") or socket.gethostname()
         self.loop: asyncio.AbstractEventLoop = daemon.loop
@@ -140,7 +143,7 @@ class RecordingComponent:
             except Exception:
                 logger.exception("recording subscriber failed")
 
-    def _count(self, doc: dict[str, Any]) -> None:
+    def _count(self, doc: Mapping[str, Any]) -> None:
         old = self.status_of.get(doc["id"])
         if old is not None:
             self.status[old] -= 1
@@ -171,8 +174,7 @@ class RecordingComponent:
 
     # -- component ----------------------------------------------------------------------------
     async def start(self) -> None:
-        link = "eth" if self.fmt == "pcapng" else self.fmt
-        docs = await self.loop.run_in_executor(None, recover, self.root, self.node, link)
+        docs = await self.loop.run_in_executor(None, recover, self.root, self.node, self.fmt.link)
         for doc in docs:
             self._final(doc)
 
@@ -235,11 +237,9 @@ class RecordingComponent:
             self._exchanges[call.call_id] = event.exchange  # for _on_ng, after the reply
 
     def _start(self, call: Call) -> Recording:
-        ext = "pcapng" if self.fmt == "pcapng" else "pcap"
-        paths = RecordingPaths(self.root, new_prefix(call.call_id), ext)
+        paths = RecordingPaths(self.root, new_prefix(call.call_id), self.fmt.suffix)
         now = time.time()
-        doc: dict[str, Any] = {"node": self.node, "tags": [], "parties": [], "codecs": [],
-                               "sdp": []}  # fmt: skip
+        doc: Sidecar = {"node": self.node, "tags": [], "parties": [], "codecs": [], "sdp": []}
         rec = Recording(call.call_id, paths, self.fmt, now, doc)
         rec.call_created = call.created
         self._update_doc(rec, call)
@@ -308,8 +308,8 @@ class RecordingComponent:
             metadata = rec.doc.get("metadata")
         if rec.paused and rec.doc["pauses"] and rec.doc["pauses"][-1]["end"] is None:
             rec.doc["pauses"][-1]["end"] = rec.ended if rec.ended is not None else now
-        if rec.fmt == "pcapng" and metadata:
-            rec.chunks.append(pcapng.note_packet(now, f"rtpvault: metadata: {metadata}"))
+        if metadata:
+            rec.note(now, f"rtpvault: metadata: {metadata}")
         codecs = self._codec_table(rec)
         rec.doc["streams"] = rec.stream_docs(lambda tag, pt: codecs.get((tag, pt)))
         names = [s["codec"] for s in rec.doc["streams"] if s["codec"]]
@@ -335,7 +335,9 @@ class RecordingComponent:
         index's `duration`) is the delete, set now in the sidecar and the index row, although
         the file goes on until delete-delay has passed and is finalised then (as rtpengine)."""
         call_id = request.get("call-id")
-        rec = self.active.get(call_id) if isinstance(call_id, str) else None
+        if not isinstance(call_id, str):
+            return
+        rec = self.active.get(call_id)
         if rec is None or rec.ended is not None:
             return
         call = self.daemon.registry.calls.get(call_id)
@@ -362,8 +364,10 @@ class RecordingComponent:
         if command not in ("offer", "answer") or reply.get("result") != "ok":
             return
         call_id = request.get("call-id")
-        exchange = self._exchanges.pop(call_id, None) if isinstance(call_id, str) else None
-        rec = self.active.get(call_id) if isinstance(call_id, str) else None
+        if not isinstance(call_id, str):
+            return
+        exchange = self._exchanges.pop(call_id, None)
+        rec = self.active.get(call_id)
         sdp_out = reply.get("sdp")
         if rec is None or exchange is None or not isinstance(sdp_out, str):
             return
@@ -377,9 +381,11 @@ class RecordingComponent:
         rec.meta.append(metafile.sdp_block(label, started, command, rec.packets, sdp_out))
         now = time.time()
         rec.party_started[tag] = now
-        sdp_in = request.get("sdp") if isinstance(request.get("sdp"), str) else ""
-        if rec.fmt == "pcapng":
-            rec.chunks.append(pcapng.sdp_packet(received, sdp_out, f"{command} from tag {tag}"))
+        sdp_sent = request.get("sdp")
+        sdp_in = sdp_sent if isinstance(sdp_sent, str) else ""
+        sdp_record = rec.fmt.sdp(received, sdp_out, f"{command} from tag {tag}")
+        if sdp_record is not None:
+            rec.chunks.append(sdp_record)
         summary = sdp_summary(exchange.offered)
         parties = rec.doc["parties"]
         entry = next((p for p in parties if p["tag"] == tag), None)
@@ -402,7 +408,7 @@ class RecordingComponent:
         self._sidecar(rec)
 
 
-def attach(daemon: Any) -> RecordingComponent | None:
+def attach(daemon: DaemonContext) -> RecordingComponent | None:
     settings = daemon.settings
     if settings.recording_dir is None:
         return None

@@ -40,6 +40,9 @@ class LocalInterface(Protocol):
 class NullPlane:
     """A forwarding plane that forwards nothing (tests, benchmarks of the control plane)."""
 
+    def __contains__(self, stream: Stream) -> bool:
+        return False
+
     def add(self, stream: Stream) -> None:
         pass
 

@@ -36,9 +36,9 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
 
 from relay.media.nft import Nft, NftError
+from relay.media.plane import ForwardingPlane
 from relay.media.stream import Stream
 
 logger = logging.getLogger("rtpvault.media.kernel")
@@ -152,7 +152,7 @@ class KernelPlane:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        inner: Any,
+        inner: ForwardingPlane,
         nft: Nft,
         table: int = 0,
         wallclock: Callable[[], float] = time.time,
@@ -350,7 +350,9 @@ class KernelPlane:
         self._delete_table()
 
 
-def open_kernel_plane(loop: asyncio.AbstractEventLoop, inner: Any, table: int) -> tuple[Any, str]:
+def open_kernel_plane(
+    loop: asyncio.AbstractEventLoop, inner: ForwardingPlane, table: int
+) -> tuple[ForwardingPlane, str]:
     """The plane the daemon should use for `table`, and why (for the log).
 
     `table` < 0: userspace only, as rtpengine. Otherwise the kernel plane when this process may

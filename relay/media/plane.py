@@ -1,4 +1,5 @@
-"""The interface every forwarding plane offers the call model (userspace now, nftables later).
+"""The interface every forwarding plane offers the call model: userspace
+(relay.media.userspace) and nftables offload on top of it (relay.media.kernel).
 
 A plane moves packets between linked `Stream`s: a packet arriving on stream X leaves through
 X.sink's socket towards X.sink.peer, and X's counters and learned peer are updated in place on
@@ -25,6 +26,10 @@ from relay.media.stream import Stream
 
 class ForwardingPlane(Protocol):
     """Registers streams for forwarding; all methods are called from the event loop thread."""
+
+    def __contains__(self, stream: Stream) -> bool:
+        """Whether `stream` was added and not removed."""
+        ...
 
     def add(self, stream: Stream) -> None:
         """Start receiving on `stream.sock` and forwarding to its sink."""

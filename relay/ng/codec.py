@@ -12,21 +12,33 @@ rtpengine 10.5 differs from the strict format and Kamailio-facing behaviour must
   scanner (`_valid_*` below), which decides only where one message ends.
 
 Byte strings become `str` through UTF-8 with `surrogateescape`, so any bytes survive a round
-trip through decode and encode. JSON replies are rendered the way json-glib 1.6 renders them
-(compact, raw UTF-8, its particular escape set; strings end at the first NUL byte).
+trip through decode and encode. JSON bodies are relay.ng.jsonbody.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..cint import strtoll, strtoull
-from .errors import BencodeError, NgError
+from .errors import (
+    BAD_BENCODE,
+    BAD_JSON,
+    INVALID_FORMAT,
+    INVALID_NO_PAYLOAD,
+    NO_COMMAND,
+    BencodeError,
+    NgError,
+)
+from .jsonbody import json_decode_body, json_encode
 
 __all__ = [
+    "BAD_BENCODE",
+    "BAD_JSON",
+    "INVALID_FORMAT",
+    "INVALID_NO_PAYLOAD",
+    "NO_COMMAND",
     "NgRequest",
     "TcpFramer",
     "bencode_decode",
@@ -42,26 +54,16 @@ __all__ = [
     "split_tcp",
 ]
 
-INVALID_NO_PAYLOAD = "Invalid data (no payload)"
-INVALID_FORMAT = "Invalid NG data format"
-NO_COMMAND = 'Dictionary contains no key "command"'
-BAD_JSON = "Failed to parse JSON document"
-BAD_BENCODE = "Could not decode bencode dictionary"
 
 TCP_BUFFER_LIMIT = 1024
 """More than this many bytes of an unfinished TCP message close the connection (§1.3)."""
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _C_SPACE = b" \t\n\v\f\r"
 _MAX_DEPTH = 200  # TCP completeness scan only (recursive); decoding has no nesting limit
 
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
-
-
-def _raw(text: str | bytes) -> bytes:
-    return text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
 
 
 # --- bencode encoding -----------------------------------------------------------------------
@@ -433,100 +435,6 @@ def _valid_container(data: bytes, pos: int, depth: int, *, is_dict: bool) -> int
         if pos < 0:
             return pos
     return NEED_MORE if pos >= len(data) else pos + 1
-
-
-# --- JSON bodies (json-glib on the rtpengine side) ------------------------------------------
-
-
-class _Unsupported:
-    """A JSON float: json-glib parses it, rtpengine's conversion to bencode refuses it."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"JSON constant {name} is not JSON")
-
-
-def json_decode_body(data: bytes) -> dict[str, Any]:
-    """A JSON object body → the same tree a bencode body gives (str, int, list, dict).
-
-    Raises NgError with rtpengine's texts: unparsable → "Failed to parse JSON document";
-    null or a float anywhere → "Could not decode bencode dictionary". Booleans become 0/1,
-    strings end at their first NUL (rtpengine copies them as C strings).
-    """
-    try:
-        tree = json.loads(
-            data.decode("utf-8"),
-            parse_float=lambda _text: _Unsupported(),
-            parse_int=strtoll,
-            parse_constant=_reject_constant,
-        )
-    except (ValueError, RecursionError):
-        raise NgError(BAD_JSON, is_json=True) from None
-    converted = _from_json(tree)
-    if not isinstance(converted, dict):
-        raise NgError(BAD_BENCODE, is_json=True)
-    return converted
-
-
-def _json_str(text: str) -> str:
-    raw = text.encode("utf-8", "surrogatepass")
-    return _text(raw.split(b"\0", 1)[0])
-
-
-def _from_json(node: Any) -> Any:
-    if isinstance(node, str):
-        return _json_str(node)
-    if isinstance(node, bool):
-        return int(node)
-    if isinstance(node, int):
-        return max(_INT64_MIN, min(_INT64_MAX, node))
-    if isinstance(node, list):
-        items = [_from_json(item) for item in node]
-        return None if any(item is None for item in items) else items
-    if isinstance(node, dict):
-        result: dict[str, Any] = {}
-        for key, value in node.items():
-            converted = _from_json(value)
-            if converted is None:
-                return None
-            result[_json_str(key)] = converted
-        return result
-    return None  # null, floats
-
-
-# json-glib's json_strescape: short escapes, \u00XX for 0x01..0x1e and 0x7f (0x1f stays raw,
-# a quirk of its `< 0x1f` test), everything else including non-ASCII UTF-8 passed through.
-_JSON_ESCAPES: dict[int, bytes] = {
-    0x22: b'\\"',
-    0x5C: b"\\\\",
-    0x08: b"\\b",
-    0x0C: b"\\f",
-    0x0A: b"\\n",
-    0x0D: b"\\r",
-    0x09: b"\\t",
-}
-for _code in [*range(0x01, 0x1F), 0x7F]:
-    _JSON_ESCAPES.setdefault(_code, b"\\u%04x" % _code)
-_JSON_TABLE = [_JSON_ESCAPES.get(code, bytes([code])) for code in range(256)]
-
-
-def _json_string(value: str | bytes) -> bytes:
-    raw = _raw(value).split(b"\0", 1)[0]
-    return b'"' + b"".join(_JSON_TABLE[code] for code in raw) + b'"'
-
-
-def json_encode(value: Any) -> bytes:
-    """Render a reply tree as json-glib's generator does for rtpengine (compact, no spaces)."""
-    if isinstance(value, (str, bytes)):
-        return _json_string(value)
-    if isinstance(value, int):
-        return b"%d" % value
-    if isinstance(value, dict):
-        members = (_json_string(k) + b":" + json_encode(v) for k, v in value.items())
-        return b"{" + b",".join(members) + b"}"
-    if isinstance(value, (list, tuple)):
-        return b"[" + b",".join(json_encode(v) for v in value) + b"]"
-    raise BencodeError(f"cannot render {type(value).__name__} value {value!r} as JSON")
 
 
 # --- requests and replies -------------------------------------------------------------------

@@ -25,5 +25,9 @@ class BencodeError(ValueError):
     """Bytes that are not (lenient, rtpengine-style) bencode, or a value bencode cannot carry."""
 
 
-class ListenSpecError(ValueError):
-    """A `listen-ng`/`listen-tcp-ng` address that is not `PORT`, `HOST:PORT` or `[IPv6]:PORT`."""
+# rtpengine 10.5's error-reason texts for bodies it cannot read (docs/spec/ng-protocol.md §1)
+INVALID_NO_PAYLOAD = "Invalid data (no payload)"
+INVALID_FORMAT = "Invalid NG data format"
+NO_COMMAND = 'Dictionary contains no key "command"'
+BAD_JSON = "Failed to parse JSON document"
+BAD_BENCODE = "Could not decode bencode dictionary"

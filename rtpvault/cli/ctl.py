@@ -26,7 +26,7 @@ DEFAULT_CONFIG = "/etc/rtpengine/rtpengine.conf"
 
 def _listen_cli(path: str) -> str | None:
     """`listen-cli` of the [rtpengine] section, as written (rtpengine-ctl reads it raw too)."""
-    from relay.config_keyfile import ConfigError, parse_key_file
+    from relay.config.keyfile import ConfigError, parse_key_file
 
     try:
         with open(path, encoding="utf-8") as f:

@@ -23,9 +23,12 @@ IMPORT_NAMES = {
     "boto3": "boto3",
     "prometheus-client": "prometheus_client",
     "psycopg": "psycopg",
+    "pylibsrtp": "pylibsrtp",
+    "cryptography": "cryptography",
     "bencode.py": "bencode",
     "scapy": "scapy",
     "uvloop": "uvloop",
+    "pyopenssl": "OpenSSL",
 }
 """Distribution name → the top-level module it installs."""
 

@@ -50,7 +50,7 @@ def read_settings(path: str, section: str) -> Any:
     from types import MappingProxyType
 
     from relay.config import CommandLine, ConfigError, settings_from_text
-    from relay.interfaces import Resolver
+    from relay.config.interfaces import Resolver
 
     try:
         with open(path, "rb") as f:

@@ -2,7 +2,8 @@
 is rtpvault.cli.search.verify).
 
 Every byte read is hashed on the way (SHA-256) and compared with the index before anything is
-called done; a copy is written as `<name>.part` and renamed only when its hash matched.
+called done; a copy is written as `<name>.part`, fsynced, and renamed only when its hash
+matched, so the final name never holds a short file, even after a crash.
 """
 
 from __future__ import annotations
@@ -90,6 +91,18 @@ def read_verified(vault: Vault, rec: Any) -> bytes:
     )  # fmt: skip
 
 
+def _write_synced(path: Path, data: bytes) -> None:
+    """Write all of `data` to `path` and fsync it (the caller renames it into place)."""
+    from recorder.spool import write_all
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _target_name(rec: Any) -> str:
     if rec.path:
         return os.path.basename(str(rec.path))
@@ -107,6 +120,8 @@ def _copy_to(vault: Vault, rec: Any, dest: Path, bar: Any) -> str:
                 h.update(chunk)
                 out.write(chunk)
                 bar.update(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())  # on disk before the rename makes it the final file
         if h.hexdigest() == expected:
             os.replace(part, dest)
             return copy.name
@@ -169,7 +184,7 @@ def export_cmd(vault: Vault, ref: str, as_wav: bool, output: str | None) -> None
             data = read_verified(vault, rec)
             wav = export_wav(data, sidecar_of(rec))
             tmp = dest.with_name(dest.name + ".part")
-            tmp.write_bytes(wav)
+            _write_synced(tmp, wav)
             os.replace(tmp, dest)
     seconds = (len(wav) - 44) / 32000
     click.echo(f"done {dest} (stereo 8000 Hz, {seconds:.1f} s)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import wave
 from array import array
 from pathlib import Path
@@ -76,6 +77,39 @@ def test_fetch_refuses_a_tampered_copy(s3lab: Lab, tmp_path: Path) -> None:
     r = lab.cli("fetch", doc["id"], "-o", str(tmp_path / "o"))
     assert r.exit_code == 1 and "SHA-256 mismatch" in r.output
     assert list((tmp_path / "o").iterdir()) == []  # nothing left behind, no .part
+
+
+def test_fetch_and_export_sync_the_file_before_it_takes_its_final_name(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash right after the rename must not leave a short file under the final name: the
+    `.part` file is complete and fsynced when os.replace makes it the final file."""
+    doc = lab.add("sync@pbx", seconds=1.0)
+    synced: set[tuple[int, int]] = set()
+    renamed: list[tuple[str, bool]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        synced.add((st.st_dev, st.st_ino))
+        real_fsync(fd)
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        st = os.stat(src)
+        renamed.append((str(dst), (st.st_dev, st.st_ino) in synced))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    out = tmp_path / "out"
+    fetched, wav = out / Path(doc["path"]).name, out / "call.wav"
+    assert lab.cli("fetch", doc["id"], "-o", str(out)).exit_code == 0
+    assert lab.cli("export", doc["id"], "--wav", "-o", str(wav)).exit_code == 0
+    assert hashlib.sha256(fetched.read_bytes()).hexdigest() == doc["sha256"]
+    assert wav.stat().st_size == 44 + int(1.2 * 8000) * 4  # header + every stereo frame
+    assert [r for r in renamed if r[0] in (str(fetched), str(wav))] == [
+        (str(fetched), True), (str(wav), True)
+    ]
 
 
 def rms(samples: array[int]) -> float:

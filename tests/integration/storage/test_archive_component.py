@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import select
 
 from relay.config import parse_args, settings_from_text
-from relay.interfaces import Resolver
+from relay.config.interfaces import Resolver
 from rtpvault import archive
 from rtpvault.component import StartupError
 from storage.db import open_index, upgrade

@@ -11,7 +11,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtpvault.ctlcommands import run
+from rtpvault.ctl.commands import run
 from rtpvault.daemon import Daemon
 from tests.unit.ops.conftest import answer, offer
 

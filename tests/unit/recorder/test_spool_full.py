@@ -16,10 +16,13 @@ import pytest
 
 from recorder import pcap
 from recorder.diskspace import MIB
+from recorder.formats import FORMATS
 from recorder.names import SUBDIRS, RecordingPaths
 from recorder.recording import Recording
 from recorder.spool import Spool, write_json_atomic
 from tests.support.fs import fill, free_bytes, tmpfs
+
+ETH = FORMATS["eth"]
 
 
 @pytest.fixture
@@ -53,7 +56,7 @@ def test_a_short_write_never_replaces_a_good_sidecar(small: Path) -> None:
 
 
 def _record(spool: Spool, root: Path, name: str) -> Recording:
-    rec = Recording(f"{name}@1", RecordingPaths(str(root), f"{name}%401-0000000000000000"), "eth",
+    rec = Recording(f"{name}@1", RecordingPaths(str(root), f"{name}%401-0000000000000000"), ETH,
                     1000.0, {})  # fmt: skip
     assert spool.create(rec, rec.file_header("")) is None
     spool.submit("sidecar", rec, json.dumps(rec.doc))
@@ -90,7 +93,7 @@ def test_below_the_reserve_recordings_fail_and_their_ends_still_fit(small: Path)
         _feed_until_failed(spool, rec)
         _finish(spool, rec)
         late = Recording("late@1", RecordingPaths(str(small), "late%401-0000000000000000"),
-                         "eth", 1001.0, {})  # fmt: skip
+                         ETH, 1001.0, {})  # fmt: skip
         reason = spool.create(late, late.file_header(""))
     finally:
         spool.close()

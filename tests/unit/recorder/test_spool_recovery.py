@@ -98,6 +98,7 @@ def test_disk_full_marks_failed_and_keeps_whole_records(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import json, resource, struct, sys, time
         sys.path.insert(0, {str(REPO)!r})
+        from recorder.formats import FORMATS
         from recorder.names import RecordingPaths
         from recorder.recording import Recording
         from recorder.spool import Spool
@@ -105,7 +106,7 @@ def test_disk_full_marks_failed_and_keeps_whole_records(tmp_path: Path) -> None:
         ended = []
         spool = Spool(ended.append, interval=0.05)
         rec = Recording("full@1", RecordingPaths({str(root)!r}, "full%401-0000000000000000"),
-                        "eth", 1000.0, {{}})
+                        FORMATS["eth"], 1000.0, {{}})
         spool.create(rec, rec.file_header(""))
         tap = rec.make_tap(False, ("127.0.0.1", 30000))
         for i in range(60):
@@ -137,9 +138,11 @@ def test_a_slow_finish_does_not_hold_up_the_other_recordings_flushes(
     seconds; meanwhile the other open recordings must still be flushed (ARCHITECTURE rule 4:
     kill -9 loses at most the last second). Here the finish's fsync is held until the other
     recording's new records are on disk."""
+    from recorder.formats import FORMATS
     from recorder.recording import Recording
     from recorder.spool import Spool
 
+    eth = FORMATS["eth"]
     root = tmp_path / "spool"
     _spool(root)
     entered, release = threading.Event(), threading.Event()
@@ -157,8 +160,8 @@ def test_a_slow_finish_does_not_hold_up_the_other_recordings_flushes(
     ended: list[dict[str, object]] = []
     spool = Spool(ended.append, interval=0.02)
     try:
-        a = Recording("a@1", RecordingPaths(str(root), "a%401-0000000000000000"), "eth", 1.0, {})
-        b = Recording("b@1", RecordingPaths(str(root), "b%401-0000000000000000"), "eth", 1.0, {})
+        a = Recording("a@1", RecordingPaths(str(root), "a%401-0000000000000000"), eth, 1.0, {})
+        b = Recording("b@1", RecordingPaths(str(root), "b%401-0000000000000000"), eth, 1.0, {})
         for rec in (a, b):
             spool.create(rec, rec.file_header(""))
         tap_a = a.make_tap(False, ("127.0.0.1", 30000))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from relay.config import ConfigError, parse_args, usage
-from relay.config_keys import KEYS
+from relay.config.keys import KEYS
 
 
 def test_long_forms_and_flags() -> None:

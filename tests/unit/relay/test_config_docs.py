@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from relay.config_keys import KEYS
+from relay.config.keys import KEYS
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 

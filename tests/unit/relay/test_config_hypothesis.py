@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay.config import ConfigError, Settings, parse_args, settings_from_text
-from relay.config_keyfile import parse_key_file
-from relay.config_keys import KEYS
-from relay.interfaces import Resolver
+from relay.config.interfaces import Resolver
+from relay.config.keyfile import parse_key_file
+from relay.config.keys import KEYS
 
 R = Resolver(
     {"lo": ("127.0.0.1", "::1"), "eth0": ("192.0.2.2", "fd00::2")},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from relay.config import ConfigError, Settings, parse_args, settings_from_text
-from relay.interfaces import Resolver
+from relay.config.interfaces import Resolver
 
 RESOLVER = Resolver({"lo": ("127.0.0.1", "::1"), "eth0": ("192.0.2.2", "fd00::2")})
 BASE = "interface = lo/127.0.0.1\nlisten-ng = 127.0.0.1:2223\n"

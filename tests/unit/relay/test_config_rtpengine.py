@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from relay.config import parse_args, settings_from_text
-from relay.config_keys import CLI_ONLY, KEYS, Kind, Origin
-from relay.interfaces import Resolver
+from relay.config.interfaces import Resolver
+from relay.config.keys import CLI_ONLY, KEYS, Kind, Origin
 from tests.support.tools import free_port, require
 
 

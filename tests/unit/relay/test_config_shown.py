@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from relay.config import ConfigError, parse_args, settings_from_text
-from relay.config_keyfile import MAX_SHOWN, shown
-from relay.interfaces import Resolver
+from relay.config.interfaces import Resolver
+from relay.config.keyfile import MAX_SHOWN, shown
 
 RESOLVER = Resolver({"lo": ("127.0.0.1", "::1")})
 BASE = "[rtpengine]\ninterface = lo/127.0.0.1\nlisten-ng = 127.0.0.1:2223\n"

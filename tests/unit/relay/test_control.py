@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay.control import NgControlServer, parse_listen
-from relay.ng.errors import ListenSpecError, NgError
+from relay.control import NgControlServer
+from relay.ng.errors import NgError
 
 SOURCE = ("127.0.0.1", 40000)
 
@@ -277,37 +277,6 @@ def test_tcp_large_message_in_one_write_is_answered() -> None:
     server = NgControlServer(ping_only)
     message = b"big d7:command4:ping3:pad2000:" + b"x" * 2000 + b"e"
     assert asyncio.run(_tcp_exchange(server, "127.0.0.1", [message])) == b"big d6:result4:ponge"
-
-
-# --- parse_listen -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("spec", "expected"),
-    [
-        ("2223", ("127.0.0.1", 2223)),
-        ("127.0.0.1:2223", ("127.0.0.1", 2223)),
-        ("0.0.0.0:22222", ("0.0.0.0", 22222)),
-        ("[::1]:2223", ("::1", 2223)),
-        ("[2001:db8::5]:65535", ("2001:db8::5", 65535)),
-        ("::1:2223", ("::1", 2223)),
-        ("localhost:2223", ("localhost", 2223)),
-        (" 127.0.0.1:42335 ", ("127.0.0.1", 42335)),
-    ],
-)
-def test_parse_listen(spec: str, expected: tuple[str, int]) -> None:
-    assert parse_listen(spec) == expected
-
-
-def test_parse_listen_default_host() -> None:
-    assert parse_listen("2223", default_host="::") == ("::", 2223)
-
-
-@pytest.mark.parametrize("spec", ["", "abc", "1.2.3.4", "1.2.3.4:", "1.2.3.4:0", ":2223",
-                                  "1.2.3.4:70000", "[::1]2223", "[::1", "[zz]:5", "1.2.3.4:x"])
-def test_parse_listen_rejects(spec: str) -> None:
-    with pytest.raises(ListenSpecError, match="listen address"):
-        parse_listen(spec)
 
 
 # --- work deferred until the reply is sent -------------------------------------------------

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from relay.config_keyfile import ConfigError
-from relay.interfaces import Interface, Resolver, parse_interface_spec, resolve_interfaces
+from relay.config.interfaces import Interface, Resolver, parse_interface_spec, resolve_interfaces
+from relay.config.keyfile import ConfigError
 
 HOSTS = {
     "localhost": ("127.0.0.1", "::1"),
@@ -143,7 +143,7 @@ def test_bad_specs(text: str, reason: str) -> None:
 
 
 def test_real_system_table_has_loopback() -> None:
-    from relay.netifs import read_system_interfaces
+    from relay.config.netifs import read_system_interfaces
 
     table = read_system_interfaces()
     assert "127.0.0.1" in table.get("lo", ())
@@ -151,7 +151,7 @@ def test_real_system_table_has_loopback() -> None:
 
 def test_any_loopback_address_is_local_not_the_guide_form() -> None:
     # lo carries all of 127.0.0.0/8: `lo/127.0.0.2` binds 127.0.0.2 like rtpengine does.
-    from relay.interfaces import Resolver, resolve_interfaces
+    from relay.config.interfaces import Resolver, resolve_interfaces
 
     resolver = Resolver(system={"lo": ("127.0.0.1", "::1")}, lookup_host=lambda name: ())
     itfs, warnings = resolve_interfaces(["lo/127.0.0.2"], resolver)

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from .config_cli import CommandLine, parse_args, usage
-from .config_keyfile import (
+from .cli import CommandLine, parse_args, usage
+from .interfaces import Interface, Resolver, resolve_interfaces
+from .keyfile import (
     ConfigError,
     bad_value,
     file_list,
@@ -33,8 +34,8 @@ from .config_keyfile import (
     quoted,
     shown,
 )
-from .config_keys import BY_NAME, CLI_ONLY, KEYS, Key, Kind
-from .config_values import (
+from .keys import BY_NAME, CLI_ONLY, KEYS, Key, Kind
+from .values import (
     HepTarget,
     IpNetwork,
     Listen,
@@ -42,7 +43,6 @@ from .config_values import (
     parse_listen,
     parse_networks,
 )
-from .interfaces import Interface, Resolver, resolve_interfaces
 
 DEFAULT_CONFIG_FILE = "/etc/rtpengine/rtpengine.conf"  # Debian's rtpengine reads this by default
 

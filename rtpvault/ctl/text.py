@@ -13,19 +13,20 @@ from typing import Any
 
 from relay.ng.commands import COMMAND_NAMES, SHORT_NAMES
 from relay.ng.statistics import statistics
-from rtpvault.ctlstate import CtlState
+from rtpvault.component import DaemonContext
+from rtpvault.ctl.state import CtlState
 
 __all__ = ["forwarding", "interfaces", "jsonstats", "numsessions", "session", "sessions",
            "totals"]  # fmt: skip
 
 
-def stats(daemon: Any, state: CtlState) -> dict[str, Any]:
+def stats(daemon: DaemonContext, state: CtlState) -> dict[str, Any]:
     return statistics(daemon.registry, daemon.control.counters, daemon.commands.delays,
                       time.monotonic() - daemon.started, daemon.registry.relayed(),
                       state.rates)  # fmt: skip
 
 
-def numsessions(daemon: Any) -> str:
+def numsessions(daemon: DaemonContext) -> str:
     calls = daemon.registry.calls.values()
     own = sum(1 for c in calls if not c.foreign)
     v4 = v6 = mixed = 0
@@ -45,7 +46,7 @@ def numsessions(daemon: Any) -> str:
             f"Current sessions ip mixed  media: {mixed}\n")  # fmt: skip
 
 
-def sessions(daemon: Any, state: CtlState, which: str) -> str:
+def sessions(daemon: DaemonContext, state: CtlState, which: str) -> str:
     calls = [c for c in daemon.registry.calls.values()
              if which == "all" or c.foreign == (which == "foreign")]  # fmt: skip
     if not calls:
@@ -73,7 +74,7 @@ def _codec(party: Any, side: Any) -> str:
     return ""
 
 
-def session(daemon: Any, state: CtlState, call_id: str) -> str:
+def session(daemon: DaemonContext, state: CtlState, call_id: str) -> str:
     call = daemon.registry.calls.get(call_id)
     if call is None:
         return f"\nCall ID not found ({call_id}).\n\n"
@@ -115,7 +116,7 @@ def _line(label: str, value: Any) -> str:
     return f" {label:<48}:{value}\n"
 
 
-def totals(daemon: Any, state: CtlState) -> str:
+def totals(daemon: DaemonContext, state: CtlState) -> str:
     st = stats(daemon, state)
     cur, tot, ivl, mos = (st["currentstatistics"], st["totalstatistics"],
                           st["intervalstatistics"], st["mos"])  # fmt: skip
@@ -210,13 +211,13 @@ def counters_lines(cur: dict[str, Any]) -> str:
     ))  # fmt: skip
 
 
-def counters(daemon: Any, state: CtlState) -> str:
+def counters(daemon: DaemonContext, state: CtlState) -> str:
     return "\nCurrent per-second counters:\n\n" + counters_lines(
         stats(daemon, state)["currentstatistics"]
     )
 
 
-def interfaces(daemon: Any) -> str:
+def interfaces(daemon: DaemonContext) -> str:
     out = []
     reg = daemon.registry
     for itf in reg.interfaces:
@@ -244,11 +245,11 @@ def _numbers(value: Any) -> Any:
 _NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
 
-def jsonstats(daemon: Any, state: CtlState) -> str:
+def jsonstats(daemon: DaemonContext, state: CtlState) -> str:
     return json.dumps(_numbers(stats(daemon, state)), separators=(",", ":")) + "\n"
 
 
-def forwarding(daemon: Any) -> str:
+def forwarding(daemon: DaemonContext) -> str:
     """One line per stream: where packets come from, the local port, where they go, and the
     path that forwards them — rtpvault's answer to the kernel module's /proc/rtpengine/0/list."""
     rows = []

@@ -1,6 +1,6 @@
 """The machine's network interfaces and DNS, for `interface` resolution (the only I/O there).
 
-Kept apart so relay.interfaces stays pure and tests inject a fixed table instead.
+Kept apart so relay.config.interfaces stays pure and tests inject a fixed table instead.
 """
 
 from __future__ import annotations

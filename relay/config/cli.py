@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from .config_keyfile import ConfigError, shown
-from .config_keys import BY_NAME, BY_SHORT, Key, Kind
+from .keyfile import ConfigError, shown
+from .keys import BY_NAME, BY_SHORT, Key, Kind
 
 OptionValue = str | tuple[str, ...]
 

@@ -21,11 +21,11 @@ import os
 import re
 import resource
 from collections.abc import Callable
-from typing import Any
 
-from rtpvault import ctltext
-from rtpvault.ctlparams import TIMERS, apply, current, diff, set_timer
-from rtpvault.ctlstate import CtlState, shared
+from rtpvault.component import DaemonContext
+from rtpvault.ctl import text as ctltext
+from rtpvault.ctl.params import TIMERS, apply, current, diff, set_timer
+from rtpvault.ctl.state import CtlState, shared
 from rtpvault.logsetup import SUBSYSTEMS, levels
 
 __all__ = ["run"]
@@ -35,16 +35,16 @@ logger = logging.getLogger("rtpvault.ctl")
 MORE = "More parameters required.\n"
 UNKNOWN = "Unknown or incomplete command::{}\n"
 
-Handler = Callable[[Any, CtlState, str], str]
+Handler = Callable[[DaemonContext, CtlState, str], str]
 """(daemon, state, rest of the line) → reply text."""
 
 
-def run(daemon: Any, line: str) -> str:
+def run(daemon: DaemonContext, line: str) -> str:
     """The reply to one command line."""
     return _walk(TOP, daemon, shared(daemon), line)
 
 
-def _walk(table: dict[str, Handler], daemon: Any, state: CtlState, rest: str) -> str:
+def _walk(table: dict[str, Handler], daemon: DaemonContext, state: CtlState, rest: str) -> str:
     rest = rest.strip()
     if not rest:
         return MORE
@@ -68,7 +68,7 @@ def _strtol(text: str) -> int | None:
 
 
 # -- list / get --------------------------------------------------------------------------------
-def _sessions(daemon: Any, state: CtlState, rest: str) -> str:
+def _sessions(daemon: DaemonContext, state: CtlState, rest: str) -> str:
     if not rest:
         return MORE
     which = rest.split()[0]
@@ -77,14 +77,14 @@ def _sessions(daemon: Any, state: CtlState, rest: str) -> str:
     return ctltext.session(daemon, state, which)
 
 
-def _loglevel(daemon: Any, state: CtlState, rest: str) -> str:
+def _loglevel(daemon: DaemonContext, state: CtlState, rest: str) -> str:
     lv = levels().levels
     if not rest:
         return "".join(f"{name} = {level}\n" for name, level in lv.items())
     return f"{lv[rest]}\n" if rest in lv else ""
 
 
-def _const(text: Callable[[Any], str]) -> Handler:
+def _const(text: Callable[[DaemonContext], str]) -> Handler:
     return lambda daemon, state, rest: text(daemon)
 
 
@@ -93,7 +93,7 @@ def _timer_value(name: str) -> Handler:
     return _const(lambda d: form.format(getattr(d.settings, TIMERS[name][1])) + "\n")
 
 
-def _maxopenfiles(daemon: Any) -> str:
+def _maxopenfiles(daemon: DaemonContext) -> str:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     return (f"Maximum open-files configured on rtpengine: {soft}; "
             f"cat /proc/{os.getpid()}/limits\n")  # fmt: skip
@@ -134,7 +134,7 @@ LIST: dict[str, Handler] = {
 # -- set ---------------------------------------------------------------------------------------
 def _set_timer(name: str) -> Handler:
     # rtpengine 10.5 says "timeout" in the replies of all four timers (measured).
-    def handler(daemon: Any, state: CtlState, rest: str) -> str:
+    def handler(daemon: DaemonContext, state: CtlState, rest: str) -> str:
         if not rest:
             return MORE
         value = _strtol(rest)
@@ -148,7 +148,7 @@ def _set_timer(name: str) -> Handler:
     return handler
 
 
-def _set_maxsessions(daemon: Any, state: CtlState, rest: str) -> str:
+def _set_maxsessions(daemon: DaemonContext, state: CtlState, rest: str) -> str:
     if not rest:
         return MORE
     value = _strtol(rest)
@@ -162,7 +162,7 @@ def _set_maxsessions(daemon: Any, state: CtlState, rest: str) -> str:
     return f"Success setting maxsessions to {value}\n"
 
 
-def _set_deletedelay(daemon: Any, state: CtlState, rest: str) -> str:
+def _set_deletedelay(daemon: DaemonContext, state: CtlState, rest: str) -> str:
     if not rest:
         return MORE
     value = _strtol(rest)
@@ -172,7 +172,7 @@ def _set_deletedelay(daemon: Any, state: CtlState, rest: str) -> str:
     return f"Success setting delete-delay to {value}\n"
 
 
-def _set_controltos(daemon: Any, state: CtlState, rest: str) -> str:
+def _set_controltos(daemon: DaemonContext, state: CtlState, rest: str) -> str:
     if not rest:
         return MORE
     value = _strtol(rest)
@@ -182,7 +182,7 @@ def _set_controltos(daemon: Any, state: CtlState, rest: str) -> str:
     return f"Success setting control-tos to {value}\n"
 
 
-def _set_loglevel(daemon: Any, state: CtlState, rest: str) -> str:
+def _set_loglevel(daemon: DaemonContext, state: CtlState, rest: str) -> str:
     words = rest.split()
     if not words:
         return MORE
@@ -209,7 +209,7 @@ SET: dict[str, Handler] = {
 
 
 # -- terminate, params, Redis keyspaces, forwarding -----------------------------------------
-def _terminate(daemon: Any, state: CtlState, rest: str) -> str:
+def _terminate(daemon: DaemonContext, state: CtlState, rest: str) -> str:
     if not rest:
         return MORE
     target = rest.split()[0]
@@ -228,12 +228,12 @@ def _terminate(daemon: Any, state: CtlState, rest: str) -> str:
     return f"\nCall Id not found ({target}).\n\n"
 
 
-def _params_list(daemon: Any, state: CtlState, rest: str, which: str) -> str:
+def _params_list(daemon: DaemonContext, state: CtlState, rest: str, which: str) -> str:
     values = state.started_with if which == "start" else current(daemon)
     return "".join(f"{k} = {v}\n" for k, v in values.items())
 
 
-def _revert(daemon: Any, state: CtlState) -> str:
+def _revert(daemon: DaemonContext, state: CtlState) -> str:
     apply(daemon, state.started_with)
     return ""  # rtpengine prints nothing
 
@@ -247,7 +247,7 @@ PARAMS: dict[str, Handler] = {
 
 
 def _redis(verb: str) -> Handler:
-    def handler(daemon: Any, state: CtlState, rest: str) -> str:
+    def handler(daemon: DaemonContext, state: CtlState, rest: str) -> str:
         if not rest:
             return MORE
         # rtpengine 10.5 segfaults on `ksadd 1` without Redis (docs/spec/metrics.md §3.3): answer.

@@ -1,10 +1,11 @@
 """The `interface` option: `[NAME/]ADDRESS[!ADVERTISED]` → local media addresses.
 
 Parsing and resolution are pure: system interfaces and DNS come in through a `Resolver`
-(relay.netifs builds the real one). Rules follow rtpengine 10.5 (docs/spec/config.md §3), plus one
-deliberate difference: `NAME/ADDR`, where NAME is a system interface and ADDR an IP that is not
-local, is read the way deployment guides mean it (bind NAME, advertise ADDR) - rtpengine binds
-ADDR and every call then fails with "Ran out of ports". The difference is logged as a warning.
+(relay.config.netifs builds the real one). Rules follow rtpengine 10.5 (docs/spec/config.md §3),
+plus one deliberate difference: `NAME/ADDR`, where NAME is a system interface and ADDR an IP that
+is not local, is read the way deployment guides mean it (bind NAME, advertise ADDR) - rtpengine
+binds ADDR and every call then fails with "Ran out of ports". The difference is logged as a
+warning.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .config_keyfile import ConfigError, quoted, shown
+from .keyfile import ConfigError, quoted, shown
 
 Family = Literal["IP4", "IP6"]
 

@@ -1,7 +1,7 @@
 """`listen-cli`: rtpengine-ctl's TCP protocol. A client connects, sends one command line (the
 newline is optional: end of input also ends it), gets plain text back and the connection closes
 (docs/spec/metrics.md §3.1). The real `rtpengine-ctl -ip ADDR -port PORT ...` and
-`rtpvault ctl ...` both work against it. The commands are rtpvault.ctlcommands. A client whose
+`rtpvault ctl ...` both work against it. The commands are rtpvault.ctl.commands. A client whose
 address is not in `ng-allow` is refused like every other control path: the connection closes
 without a reply.
 """
@@ -12,10 +12,11 @@ import asyncio
 import logging
 from typing import Any
 
-from relay.config_values import Listen
+from relay.config.values import Listen
 from relay.listener import TcpListener, host_port, listen_tcp, stream_protocol
-from rtpvault.ctlcommands import run
-from rtpvault.ctlstate import shared
+from rtpvault.component import DaemonContext
+from rtpvault.ctl.commands import run
+from rtpvault.ctl.state import shared
 
 __all__ = ["CtlServer", "attach"]
 
@@ -27,7 +28,7 @@ READ_TIMEOUT = 10.0
 
 
 class CtlServer:
-    def __init__(self, daemon: Any, listen: Listen) -> None:
+    def __init__(self, daemon: DaemonContext, listen: Listen) -> None:
         self.daemon = daemon
         self.listen = listen
         self.state = shared(daemon)
@@ -77,7 +78,7 @@ class CtlServer:
         return {"cli_commands": self.commands}
 
 
-def attach(daemon: Any) -> CtlServer | None:
+def attach(daemon: DaemonContext) -> CtlServer | None:
     listen = daemon.settings.listen_cli
     if listen is None:
         return None

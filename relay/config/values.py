@@ -6,7 +6,7 @@ import ipaddress
 import re
 from typing import NamedTuple
 
-from .config_keyfile import ConfigError, bad_value, shown
+from .keyfile import ConfigError, bad_value, shown
 
 _HOSTNAME = re.compile(
     r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?"

@@ -15,13 +15,14 @@ import weakref
 from typing import Any
 
 from relay.call import CallClosed, CallEvent
-from rtpvault.ctlparams import current
+from rtpvault.component import CallContext
+from rtpvault.ctl.params import current
 
 __all__ = ["CtlState", "shared"]
 
 
 class CtlState:
-    def __init__(self, daemon: Any) -> None:
+    def __init__(self, daemon: CallContext) -> None:
         self.daemon = daemon
         self.proxy: dict[str, str] = {}
         self.rates: dict[str, int] = {"packets": 0, "bytes": 0, "errors": 0}
@@ -72,7 +73,7 @@ class CtlState:
 _STATES: weakref.WeakKeyDictionary[Any, CtlState] = weakref.WeakKeyDictionary()
 
 
-def shared(daemon: Any) -> CtlState:
+def shared(daemon: CallContext) -> CtlState:
     """The daemon's CtlState, made on first use (the daemon owns nothing of ours)."""
     state = _STATES.get(daemon)
     if state is None:

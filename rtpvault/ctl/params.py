@@ -13,6 +13,8 @@ import dataclasses
 import logging
 from typing import Any
 
+from relay.config import Listen
+from rtpvault.component import CallContext
 from rtpvault.logsetup import SUBSYSTEMS, levels
 
 __all__ = ["TIMERS", "apply", "current", "diff", "set_timer"]
@@ -28,13 +30,13 @@ TIMERS = {
 }
 
 
-def _listen(spec: Any) -> str:
+def _listen(spec: Listen | None) -> str:
     if spec is None:
         return ""
     return f"{spec[0]}:{spec[1]}" if spec[0] else str(spec[1])
 
 
-def current(daemon: Any) -> dict[str, Any]:
+def current(daemon: CallContext) -> dict[str, Any]:
     """The parameters in rtpengine 10.5's `params current` order (the ones rtpvault has)."""
     s = daemon.settings
     out: dict[str, Any] = {f"log-level-{n}": v for n, v in levels().levels.items()}
@@ -71,14 +73,15 @@ def diff(start: dict[str, Any], now: dict[str, Any]) -> str:
                    if k in start and start[k] != v)  # fmt: skip
 
 
-def set_timer(daemon: Any, name: str, value: int) -> None:
+def set_timer(daemon: CallContext, name: str, value: int) -> None:
     _, attr, _ = TIMERS[name]
     old = getattr(daemon.settings, attr)
-    daemon.settings = dataclasses.replace(daemon.settings, **{attr: value})
+    change: dict[str, Any] = {attr: value}
+    daemon.settings = dataclasses.replace(daemon.settings, **change)
     logger.info("%s changed from %s to %s by operator", name, old, value)
 
 
-def apply(daemon: Any, params: dict[str, Any]) -> None:
+def apply(daemon: CallContext, params: dict[str, Any]) -> None:
     """Set every run-time parameter back to `params` (`params revert`)."""
     for name, (param, attr, _) in TIMERS.items():
         if getattr(daemon.settings, attr) != params[param]:
