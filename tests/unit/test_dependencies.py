@@ -26,6 +26,7 @@ IMPORT_NAMES = {
     "bencode.py": "bencode",
     "scapy": "scapy",
     "uvloop": "uvloop",
+    "aioice": "aioice",
 }
 """Distribution name → the top-level module it installs."""
 
