@@ -405,6 +405,7 @@ class IceAgent:
         for p in self._pairs:
             if p.component == pair.component and p.state is PairState.WAITING:
                 p.state = PairState.FAILED
+        self._update_state()
 
     def _consent_interval(self) -> float:
         return CONSENT_INTERVAL * (0.8 + 0.4 * self._random(1)[0] / 255)
