@@ -30,7 +30,8 @@ class CandidateKind(enum.Enum):
     HOST = "host"
     """`ICE=default|force`, or `ICE=optional` when the input had no ICE: type pref 126."""
     OPTIONAL = "optional"
-    """`ICE=optional` with ICE in the input: type pref 125, local pref −index (sdp.md §1.9a)."""
+    """`ICE=optional` with ICE in the input: type pref 125, local pref −index
+    (docs/spec/sdp.md §1.9a)."""
     RELAY = "relay"
     """`ICE=force-relay`: `typ relay`, type pref 0, raddr/rport = the candidate's own."""
 

@@ -20,7 +20,8 @@ from relay.sdp.errors import SdpError
 _ICE_CHARS = re.compile(r"[A-Za-z0-9+/]+")
 _TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")
 _DIGITS = re.compile(r"[0-9]+")
-_MAX_PRIORITY = 2**32 - 1  # RFC says ≤ 2^31−1; rtpengine's ICE=optional writes more (sdp.md 1.9a)
+# RFC 8839 says ≤ 2^31−1, but rtpengine's ICE=optional writes more (docs/spec/sdp.md §1.9a)
+_MAX_PRIORITY = 2**32 - 1
 
 
 class IceSdpError(SdpError):

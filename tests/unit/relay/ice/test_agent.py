@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from aioice import stun as aioice_stun
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relay.ice import DropReason, IceAgent, IceState, Inbound
 from tests.unit.relay.ice.memnet import MemNet, host_agent, introduce
 
+STUN_COOKIE = b"\x21\x12\xa4\x42"
 REQ = b"\x00\x01"  # STUN Binding request
 RTP = b"\x80\x00\x00\x01" + bytes(168)
 A_ADDR = ("192.0.2.1", 4000)
@@ -171,3 +174,18 @@ def test_bad_stun_is_dropped_and_counted() -> None:
     assert reply.check_message_integrity(b.pwd.encode())
     assert reply.attributes["XOR-MAPPED-ADDRESS"] == A_ADDR
     assert b.receive(RTP, 1, A_ADDR, 0.0) is Inbound.MEDIA
+
+
+@given(st.binary(max_size=200), st.integers(0, 300), st.integers(0, 255))
+@settings(max_examples=300)
+def test_any_datagram_is_media_stun_or_a_counted_drop(noise: bytes, at: int, value: int) -> None:
+    _, b, _ = pair(a_controlling=False)
+    good = bytearray(_request("bobufrag:aliceufrag", b.pwd))
+    if at < len(good):
+        good[at] = value  # one byte of a valid check changed
+    for data in (noise, bytes(good), b"\x00\x01" + noise[:2] + STUN_COOKIE + noise):
+        before = sum(b.drops.values())
+        result = b.receive(data, 1, A_ADDR, 0.0)
+        assert result in (Inbound.MEDIA, Inbound.STUN) or (
+            isinstance(result, DropReason) and sum(b.drops.values()) == before + 1
+        )
