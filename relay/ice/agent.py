@@ -106,6 +106,8 @@ class IceAgent:
         self._first_valid: dict[int, float] = {}
         self._nominating: dict[int, Pair] = {}
         self._selected: dict[int, Pair] = {}
+        self._previous: dict[int, Pair] = {}
+        """Pairs selected before an ICE restart; media uses them until a new nomination."""
         self._consent_ok: dict[int, float] = {}
         self._consent_next: dict[int, float] = {}
 
@@ -151,6 +153,10 @@ class IceAgent:
         self._reset_checks()
 
     def _reset_checks(self) -> None:
+        for comp, pair in self._selected.items():
+            pair.transactions.clear()
+            self._previous[comp] = pair
+        self._selected.clear()
         self._remotes.clear()
         self._pairs.clear()
         self._triggered.clear()
@@ -163,13 +169,18 @@ class IceAgent:
 
     def selected(self, component: int = 1) -> tuple[int, Address] | None:
         """(local socket key, remote address) of the nominated, validated pair, else None."""
-        pair = self._selected.get(component)
+        pair = self._selected.get(component) or self._previous.get(component)
         return (pair.local.key, pair.remote.address) if pair else None
+
+    @property
+    def restarting(self) -> bool:
+        """An ICE restart is under way and media still uses the pairs selected before it."""
+        return bool(self._previous)
 
     def is_selected_source(self, socket: int, source: Address) -> bool:
         """Whether media from `source` on `socket` comes over a selected pair."""
-        pair = self._selected.get(self.sockets[socket].component)
-        return pair is not None and pair.local.key == socket and pair.remote.address == source
+        selected = self.selected(self.sockets[socket].component)
+        return selected == (socket, source)
 
     def datagrams_to_send(self) -> list[Transmit]:
         out, self._outbox = self._outbox, []
@@ -278,7 +289,8 @@ class IceAgent:
             self._on_error(msg, pair, tx)
             return None
         if source != pair.remote.address or socket != pair.local.key:
-            pair.state = PairState.FAILED  # not symmetric (RFC 8445 §7.2.5.2.1)
+            if not tx.consent:
+                pair.state = PairState.FAILED  # not symmetric (RFC 8445 §7.2.5.2.1)
             return None
         if tx.consent or self._selected.get(pair.component) is pair:
             self._consent_ok[pair.component] = now
@@ -307,8 +319,7 @@ class IceAgent:
         if not self.lite and self.remote_pwd is not None and now >= self._next_check:
             if self._start_next_check(now):
                 self._next_check = now + TA
-        if self.controlling and not self.lite:
-            self._maybe_nominate(now)
+        self._maybe_nominate(now)
         self._consent(now)
         self._update_state()
 
@@ -319,12 +330,12 @@ class IceAgent:
         if self.remote_pwd is not None and not self.lite and self._has_waiting():
             times.append(self._next_check)
         for comp, first in self._first_valid.items():
-            if self.controlling and comp not in self._selected and comp not in self._nominating:
+            if self._may_nominate(comp):
                 times.append(first + NOMINATION_WAIT)
-        for comp in self._selected:
+        for comp in {*self._selected, *self._previous}:
             times.append(self._consent_ok[comp] + CONSENT_TIMEOUT)
-            if not self.lite:
-                times.append(self._consent_next[comp])
+        if not self.lite and self.remote_pwd is not None:
+            times += [self._consent_next[comp] for comp in self._selected]
         return min(times) if times else None
 
     def _has_waiting(self) -> bool:
@@ -340,6 +351,8 @@ class IceAgent:
                     pair.transactions.remove(tx)
                     if not tx.consent:
                         pair.state = PairState.FAILED
+                    if self._nominating.get(pair.component) is pair:
+                        del self._nominating[pair.component]  # nominate another valid pair
                     continue
                 tx.attempts += 1
                 tx.sent_at, tx.rto = now, tx.rto * 2
@@ -378,12 +391,10 @@ class IceAgent:
     def _maybe_nominate(self, now: float) -> None:
         """Regular nomination (RFC 8445 §8.1.1): re-check the best valid pair with USE-CANDIDATE."""
         for comp in self.components:
-            if comp in self._selected or comp in self._nominating:
+            if not self._may_nominate(comp):
                 continue
             comp_pairs = [p for p in self._pairs if p.component == comp]
-            best = next((p for p in comp_pairs if p.state is PairState.SUCCEEDED), None)
-            if best is None:
-                continue
+            best = next(p for p in comp_pairs if p.state is PairState.SUCCEEDED)
             better_pending = any(
                 p.state in (PairState.WAITING, PairState.IN_PROGRESS)
                 for p in comp_pairs[: comp_pairs.index(best)]
@@ -394,10 +405,21 @@ class IceAgent:
             best.state = PairState.WAITING
             self._triggered.insert(0, best)
 
+    def _may_nominate(self, comp: int) -> bool:
+        """Controlling, nothing selected or being nominated, and a valid pair to nominate."""
+        return (
+            self.controlling
+            and not self.lite
+            and comp not in self._selected
+            and comp not in self._nominating
+            and any(p.component == comp and p.state is PairState.SUCCEEDED for p in self._pairs)
+        )
+
     def _select(self, pair: Pair, now: float) -> None:
         pair.nominated = True
         pair.state = PairState.SUCCEEDED
         self._selected[pair.component] = pair
+        self._previous.pop(pair.component, None)
         self._consent_ok[pair.component] = now
         self._consent_next[pair.component] = now + self._consent_interval()
         # stop checking this component (RFC 8445 §8.1.2)
@@ -412,6 +434,9 @@ class IceAgent:
 
     def _consent(self, now: float) -> None:
         """RFC 7675: check the selected pair every ~5 s; drop it after 30 s without answer."""
+        for comp in list(self._previous):
+            if now >= self._consent_ok[comp] + CONSENT_TIMEOUT:
+                del self._previous[comp]
         for comp, pair in list(self._selected.items()):
             if now >= self._consent_ok[comp] + CONSENT_TIMEOUT:
                 del self._selected[comp]

@@ -80,6 +80,7 @@ class MemNet:
 
     def run(self, until: Callable[[], bool], limit: float = 120.0) -> bool:
         """Advance virtual time timer by timer until `until()` or `limit` seconds pass."""
+        stalls = 0
         while True:
             for agent in self.agents:
                 agent.handle_timer(self.now)
@@ -89,6 +90,8 @@ class MemNet:
             timers = [t for a in self.agents if (t := a.next_timer()) is not None]
             if not timers or min(timers) > limit:
                 return False
+            stalls = stalls + 1 if min(timers) <= self.now else 0
+            assert stalls < 1000, "a timer stays due: the agent would spin the event loop"
             self.now = max(self.now, min(timers))
 
     def send_media(self, agent: IceAgent, data: bytes, component: int = 1) -> bool:
@@ -103,5 +106,5 @@ class MemNet:
 def check_state(agent: IceAgent) -> None:
     """The state the outside reads agrees with the selected pairs after every datagram."""
     all_selected = all(agent.selected(c) is not None for c in agent.components)
-    if agent.state is not IceState.FAILED:
+    if agent.state is not IceState.FAILED and not agent.restarting:
         assert (agent.state is IceState.CONNECTED) == all_selected, agent.state

@@ -122,20 +122,40 @@ def test_consent_kept_then_lost_after_30_s() -> None:
     assert cut + 24 <= net.now <= cut + 30
 
 
-def test_ice_restart_reconnects_with_new_credentials() -> None:
+def test_ice_restart_renominates_with_new_credentials() -> None:
     a, b, net = pair()
     assert net.run(lambda: connected(a, b))
     a.restart("alice2ufrag", "alice2password0123456789")
     b.restart("bob2ufrag", "bob2password0123456789ab")
-    assert a.selected() == (1, B_ADDR)  # media stays until a new pair is nominated
+    assert a.state is IceState.CHECKING
+    assert net.send_media(a, RTP)  # media stays on the old pair until a new one is nominated
     mark = len(net.sent)
+    assert net.run(lambda: False, limit=net.now + 10) is False  # no timer spins meanwhile
     introduce(a, [], b, [])
     a.add_remote_candidates(host_agent("bob", "192.0.2.2", 5000, controlling=False,
                                        tie_breaker=5)[1])
-    assert net.run(lambda: connected(a, b) and len(net.sent) > mark + 3)
-    request = aioice_stun.parse_message(net.sent[mark][3])
-    assert request.attributes["USERNAME"] == "bob2ufrag:alice2ufrag"
-    assert b.selected() == (1, A_ADDR)
+    assert net.run(lambda: connected(a, b))
+    after = [aioice_stun.parse_message(d) for _, _, _, d in net.sent[mark:] if d[:2] == REQ]
+    assert all(m.attributes["USERNAME"] in ("bob2ufrag:alice2ufrag", "alice2ufrag:bob2ufrag")
+               for m in after)
+    assert any("USE-CANDIDATE" in m.attributes and m.attributes["USERNAME"].startswith("bob2")
+               for m in after)
+    assert a.selected() == (1, B_ADDR) and b.selected() == (1, A_ADDR)
+
+
+def test_old_pair_expires_if_restart_never_completes() -> None:
+    a, b, net = pair()
+    assert net.run(lambda: connected(a, b))
+    a.restart("alice2ufrag", "alice2password0123456789")
+    assert net.run(lambda: a.selected() is None, limit=net.now + 60)
+
+
+def test_lite_agent_takes_the_nominated_pair_and_never_checks() -> None:
+    a, b, net = pair(b_lite=True, components=2)
+    assert net.run(lambda: connected(a, b))
+    assert b.selected(2) == (2, ("192.0.2.1", 4001))
+    b_requests = [d for _, src, _, d in net.sent if src[0] == "192.0.2.2" and d[:2] == REQ]
+    assert b_requests == []
 
 
 def _request(username: str, key: str, *, fingerprint: bool = True) -> bytes:
