@@ -329,9 +329,7 @@ class IceAgent:
         times += [tx.next_due() for p in self._selected.values() for tx in p.transactions]
         if self.remote_pwd is not None and not self.lite and self._has_waiting():
             times.append(self._next_check)
-        for comp, first in self._first_valid.items():
-            if self._may_nominate(comp):
-                times.append(first + NOMINATION_WAIT)
+        times += [self._nomination_due(c) for c in self.components if self._may_nominate(c)]
         for comp in {*self._selected, *self._previous}:
             times.append(self._consent_ok[comp] + CONSENT_TIMEOUT)
         if not self.lite and self.remote_pwd is not None:
@@ -393,17 +391,24 @@ class IceAgent:
         for comp in self.components:
             if not self._may_nominate(comp):
                 continue
-            comp_pairs = [p for p in self._pairs if p.component == comp]
-            best = next(p for p in comp_pairs if p.state is PairState.SUCCEEDED)
-            better_pending = any(
-                p.state in (PairState.WAITING, PairState.IN_PROGRESS)
-                for p in comp_pairs[: comp_pairs.index(best)]
-            )
-            if better_pending and now < self._first_valid[comp] + NOMINATION_WAIT:
+            if now < self._nomination_due(comp):
                 continue
+            best = next(p for p in self._pairs
+                        if p.component == comp and p.state is PairState.SUCCEEDED)
             self._nominating[comp] = best
             best.state = PairState.WAITING
             self._triggered.insert(0, best)
+
+    def _nomination_due(self, comp: int) -> float:
+        """At once if no better pair is still pending, else NOMINATION_WAIT after the first."""
+        comp_pairs = [p for p in self._pairs if p.component == comp]
+        best = next(p for p in comp_pairs if p.state is PairState.SUCCEEDED)
+        better_pending = any(
+            p.state in (PairState.WAITING, PairState.IN_PROGRESS)
+            for p in comp_pairs[: comp_pairs.index(best)]
+        )
+        first = self._first_valid.get(comp, 0.0)
+        return first + NOMINATION_WAIT if better_pending else first
 
     def _may_nominate(self, comp: int) -> bool:
         """Controlling, nothing selected or being nominated, and a valid pair to nominate."""

@@ -82,8 +82,10 @@ class MemNet:
         """Advance virtual time timer by timer until `until()` or `limit` seconds pass."""
         stalls = 0
         while True:
-            for agent in self.agents:
-                agent.handle_timer(self.now)
+            for agent in self.agents:  # as an event loop would: only when its timer is due
+                due = agent.next_timer()
+                if due is not None and due <= self.now:
+                    agent.handle_timer(self.now)
             self.flush()
             if until():
                 return True

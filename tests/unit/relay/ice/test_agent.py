@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay.ice import DropReason, IceAgent, IceState, Inbound
+from relay.ice.agent import NOMINATION_WAIT
 from tests.unit.relay.ice.memnet import MemNet, host_agent, introduce
 
 STUN_COOKIE = b"\x21\x12\xa4\x42"
@@ -46,6 +47,12 @@ def test_full_agents_connect_and_media_uses_the_selected_pair() -> None:
     assert "ICE-CONTROLLING" in first.attributes and "USE-CANDIDATE" not in first.attributes
     nominations = [s for s in net.sent if b"\x00\x25\x00\x00" in s[3]]
     assert nominations and all(s[1][0] == "192.0.2.1" for s in nominations)
+
+
+def test_single_pair_is_nominated_without_waiting() -> None:
+    a, b, net = pair()
+    assert net.run(lambda: connected(a, b))
+    assert net.now < NOMINATION_WAIT  # virtual time: no better pair was pending
 
 
 def test_full_controlling_against_lite() -> None:
