@@ -280,7 +280,8 @@ class IceAgent:
         if found is None:
             return DropReason.UNMATCHED_RESPONSE
         pair, tx = found
-        assert self.remote_pwd is not None  # a transaction exists only with remote credentials
+        if self.remote_pwd is None:  # cannot happen: a restart drops the transactions
+            return DropReason.NO_REMOTE_CREDENTIALS
         reason = stun.authenticate(msg, self.remote_pwd)
         if reason:
             return reason

@@ -27,7 +27,6 @@ class DropReason(enum.Enum):
     NOT_BINDING = "not-binding"
     UNMATCHED_RESPONSE = "unmatched-response"
     NO_REMOTE_CREDENTIALS = "no-remote-credentials"
-    ROLE_CONFLICT = "role-conflict"
 
 
 def looks_like_stun(data: bytes) -> bool:

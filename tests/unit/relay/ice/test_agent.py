@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from relay.ice import DropReason, IceAgent, IceState, Inbound
 from relay.ice.agent import NOMINATION_WAIT
+from relay.ice.sdp import Candidate
 from tests.unit.relay.ice.memnet import MemNet, host_agent, introduce
 
 STUN_COOKIE = b"\x21\x12\xa4\x42"
@@ -216,3 +217,22 @@ def test_any_datagram_is_media_stun_or_a_counted_drop(noise: bytes, at: int, val
         assert result in (Inbound.MEDIA, Inbound.STUN) or (
             isinstance(result, DropReason) and sum(b.drops.values()) == before + 1
         )
+
+
+def test_checks_are_paced_one_per_ta_triggered_first() -> None:
+    a, ac = host_agent("alice", "192.0.2.1", 4000, controlling=True, tie_breaker=9)
+    b, bc = host_agent("bob", "192.0.2.2", 5000, controlling=False, tie_breaker=5)
+    silent = [Candidate(f"s{i}", 1, "UDP", 2140000000 - i, f"198.51.100.{i}", 9, "host")
+              for i in (1, 2, 3)]  # better than b's real candidate, but nobody answers there
+    introduce(a, ac, b, [*bc, *silent])
+    net = MemNet([a, b])
+    assert net.run(lambda: connected(a, b))
+    firsts: dict[tuple[str, int], float] = {}
+    for t, src, dst, data in net.sent:
+        if src == A_ADDR and data[:2] == REQ:
+            firsts.setdefault(dst, t)
+    # b's check at 0 s triggers a's check towards b, which goes before the ordinary ones
+    assert list(firsts) == [("198.51.100.1", 9), B_ADDR, ("198.51.100.2", 9), ("198.51.100.3", 9)]
+    assert [round(t, 3) for t in firsts.values()] == [0.0, 0.05, 0.1, 0.15]
+    # a valid pair, but better ones pending: regular nomination waits for them
+    assert a.selected() == (1, B_ADDR) and round(net.now, 3) == 0.05 + NOMINATION_WAIT
