@@ -30,6 +30,7 @@ class Edge(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.media: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
+        self.requests_sent = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a datagram endpoint's
@@ -48,6 +49,7 @@ class Edge(asyncio.DatagramProtocol):
     def pump(self) -> None:
         assert self.transport is not None
         for tx in self.agent.datagrams_to_send():
+            self.requests_sent += tx.data[:2] == b"\x00\x01"  # STUN Binding request
             self.transport.sendto(tx.data, tx.addr)
         if self.timer is not None:
             self.timer.cancel()
@@ -77,13 +79,15 @@ async def _until(check: object) -> None:
     await asyncio.wait_for(poll(), BOUND)
 
 
-async def _scenario(their_role: bool, our_role: bool) -> tuple[IceAgent, aioice.Connection]:
+async def _scenario(
+    their_role: bool, our_role: bool, lite: bool = False
+) -> tuple[IceAgent, aioice.Connection, Edge]:
     loop = asyncio.get_running_loop()
     conn = aioice.Connection(ice_controlling=their_role, components=1, use_ipv6=False)
     await conn.gather_candidates()
     sock = LocalSocket(1, ("127.0.0.1", 0), 1, 2130706431)
     agent = IceAgent(ufrag=UFRAG, pwd=PWD, sockets=[sock], controlling=our_role,
-                     tie_breaker=2**64 - 1)
+                     tie_breaker=2**64 - 1, lite=lite)
     transport, edge = await loop.create_datagram_endpoint(
         lambda: Edge(agent, 1), local_addr=("127.0.0.1", 0)
     )
@@ -99,6 +103,7 @@ async def _scenario(their_role: bool, our_role: bool) -> tuple[IceAgent, aioice.
         agent.set_remote(conn.local_username, conn.local_password)
         agent.end_of_candidates()
         conn.remote_username, conn.remote_password = UFRAG, PWD
+        conn.remote_is_lite = lite
         await conn.add_remote_candidate(aioice.Candidate.from_sdp(render_candidate(ours)))
         await conn.add_remote_candidate(None)
         edge.pump()
@@ -119,7 +124,7 @@ async def _scenario(their_role: bool, our_role: bool) -> tuple[IceAgent, aioice.
         assert agent.receive(bytes(bad), 1, source, loop.time()) is DropReason.BAD_INTEGRITY
         assert agent.datagrams_to_send() == []
         assert agent.drops[DropReason.BAD_INTEGRITY] == 1
-        return agent, conn
+        return agent, conn, edge
     finally:
         edge.close()
         with contextlib.suppress(Exception):
@@ -135,15 +140,23 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(("their_role", "our_role"), [(True, False), (False, True)])
 def test_aioice_connects_to_our_agent(their_role: bool, our_role: bool) -> None:
-    agent, conn = asyncio.run(_scenario(their_role, our_role))
+    agent, conn, edge = asyncio.run(_scenario(their_role, our_role))
     assert agent.controlling is our_role
     assert agent.selected(1) is not None
+    assert edge.requests_sent > 0
 
 
 @pytest.mark.parametrize("both", [True, False])
 def test_role_conflict_with_aioice_is_resolved(both: bool) -> None:
     # Both claim the same role; our tie-breaker (2^64 − 1) is the larger, so we keep controlling
     # (both=True) or become controlling (both=False); aioice takes the other role.
-    agent, conn = asyncio.run(_scenario(both, both))
+    agent, conn, _ = asyncio.run(_scenario(both, both))
     assert agent.controlling and not conn.ice_controlling
     assert agent.role_conflicts >= 1
+
+
+def test_aioice_against_our_ice_lite_agent() -> None:
+    agent, conn, edge = asyncio.run(_scenario(True, False, lite=True))
+    assert not agent.controlling and conn.ice_controlling
+    assert edge.requests_sent == 0  # a lite agent only answers
+    assert agent.selected(1) is not None
