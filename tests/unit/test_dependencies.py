@@ -29,6 +29,7 @@ IMPORT_NAMES = {
     "scapy": "scapy",
     "uvloop": "uvloop",
     "pyopenssl": "OpenSSL",
+    "aioice": "aioice",
 }
 """Distribution name → the top-level module it installs."""
 
