@@ -16,6 +16,7 @@ from relay.cint import strtoll
 from relay.ng.callstats import call_stats, subscribers
 from relay.ng.errors import NgError
 from relay.ng.flags import NgFlags, call_options, parse_flags
+from relay.ng.sdp_view import SdpUnsupported, prepare
 from relay.ng.unimplemented import (
     CALL_ID_KEYS,
     STRTOLL,
@@ -26,7 +27,6 @@ from relay.ng.unimplemented import (
     option,
     unopenable_media_file,
 )
-from relay.sdp_view import SdpUnsupported, prepare
 
 logger = logging.getLogger(__name__)
 

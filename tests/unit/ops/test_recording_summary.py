@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from recorder.sdpinfo import summarise
+from relay.ng.sdp_view import summarize
 from relay.sdp.parse import parse
-from relay.sdp_view import summarize
 from rtpvault.recording import sdp_summary
 
 HEAD = "v=0\r\no=alice 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n"
