@@ -31,6 +31,12 @@ class OfferedMedia:
     fingerprint: bool = False
     end_of_candidates: bool = False
     mid: str | None = None
+    crypto_values: tuple[str, ...] = ()
+    """Values of the section's `a=crypto` lines, in order (SDES, x-secure-sdp)."""
+    setup: str | None = None
+    """`a=setup` value (media, else session level); None if absent."""
+    ice_trickle: bool = False
+    """`a=ice-options:trickle` at media or session level."""
     codec_names: dict[str, str] = field(default_factory=dict)
     """Payload type → "encoding/clock[/channels]" (rtpmap, or RFC 3551 for static types)."""
 

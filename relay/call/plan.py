@@ -12,7 +12,9 @@ from dataclasses import replace
 
 from relay.call.model import MediaSide, Party
 from relay.call.offered import OfferedMedia, OfferedSession
+from relay.call import secure
 from relay.call.options import CallOptions
+from relay.call.secure import SecureContext
 from relay.cint import strtoull
 from relay.sdp.codecs import (
     answer_formats,
@@ -36,7 +38,9 @@ def media_plan(
     mid = _mid(s_side, r_side, media, options, offer)
     # A zero address (hold) counts only where the SDP address is used: with
     # SIP-source-address the received-from address replaces it (measured).
-    zero = media.zero_address and source is None
+    # A trickle-ICE placeholder (port 9, 0.0.0.0, with ICE) is not a hold (measured:
+    # sec_webrtc_to_sip keeps a=sendrecv).
+    zero = media.zero_address and source is None and not (media.ice and media.port == 9)
     keep_zero = zero and "zero-address" not in options.replace and options.media_address is None
     if media.rejected:
         return _rejected_plan(
@@ -228,3 +232,22 @@ def render_versioned(
 
 def _with_version(plan: SessionPlan, version: int) -> SessionPlan:
     return replace(plan, origin_version=str(version))
+
+
+def with_secure(
+    s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, options: CallOptions,
+    offer: bool, media_plan: MediaPlan, ctx: SecureContext,
+) -> MediaPlan:
+    """`media_plan` with the SDES/DTLS/ICE lines for `r_side`'s party (x-secure-sdp)."""
+    offerer_media = None if offer else r_side.sdp
+    secure.remember_received(s_side.secure, media)
+    protocol = media_plan.protocol or media.protocol
+    crypto = secure.crypto_lines(
+        r_side.secure, r_side.secure, protocol, media, options, offer, ctx
+    )
+    mux_only = media_plan.rtcp_mux and media_plan.rtcp_port == media_plan.port
+    ports = (media_plan.port, media_plan.port + 1)
+    ice = secure.ice_lines(
+        r_side.secure, offerer_media, media, options, offer, ports, mux_only, ctx
+    )
+    return replace(media_plan, crypto_lines=crypto, ice_lines=ice)

@@ -22,6 +22,7 @@ from relay.call.events import CallCreated, CallEvent, CallListener, CallUpdated,
 from relay.call.model import Call, MediaSide, Party
 from relay.call.offered import OfferedMedia, OfferedSession
 from relay.call.options import NO_OPTIONS, CallOptions
+from relay.call.secure import SecureContext
 from relay.call.sides import ANSWER_TRANSCODING, RequestState
 from relay.call.streams import Defer, LocalInterface, StreamAllocator, pick_interface
 from relay.call.teardown import Teardown, Totals
@@ -54,10 +55,13 @@ class Registry:
         endpoint_learning: str = LEARN_DELAYED,
         tos: int | None = None,
         set_tos: Callable[[socket.socket, int], None] | None = None,
+        secure: SecureContext | None = None,
     ) -> None:
         if not interfaces:
             raise ValueError("at least one interface is needed")
         self.interfaces = list(interfaces)
+        self.secure = secure
+        """Experimental SRTP/DTLS/ICE SDP rewriting (`x-secure-sdp`); None: refused."""
         self.clock = clock
         self.wallclock = wallclock
         self.sip_source = sip_source
@@ -85,6 +89,10 @@ class Registry:
     @defer.setter
     def defer(self, defer: Defer) -> None:
         self.streams.defer = defer
+
+    @property
+    def secure_media(self) -> bool:
+        return self.secure is not None
 
     @property
     def delete_delay(self) -> int:
@@ -306,9 +314,11 @@ class Registry:
         plans = []
         for index, media in enumerate(offered.media):
             s_side, r_side, source = self._sides(sender, receiver, index, media, state, offer)
-            plans.append(
-                plan.media_plan(s_side, r_side, media, options, offer, source, fallback)
-            )
+            media_plan = plan.media_plan(s_side, r_side, media, options, offer, source, fallback)
+            if self.secure is not None and not media.rejected:
+                media_plan = plan.with_secure(s_side, r_side, media, options, offer, media_plan,
+                                              self.secure)
+            plans.append(media_plan)
         until = self.clock() + LEARNING_WINDOW
         for party in (sender, receiver):
             sides.refresh_learning(party, until)
@@ -358,7 +368,7 @@ class Registry:
             for side in (s_side, r_side):
                 if side.rtp is not None and side.rtp.local_port:
                     self.streams.release(side)
-        sides.update_protocol(s_side, r_side, media, options, offer)
+        sides.update_protocol(s_side, r_side, media, options, offer, self.secure is not None)
         s_side.type = r_side.type = media.type
         s_side.portless = (
             source or media.address, options.has("strict-source"), options.has("media-handover")

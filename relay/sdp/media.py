@@ -116,9 +116,11 @@ def _block(
             lines.append(f"a={plan.direction}")
         if rtp:
             lines.extend(_rtcp_lines(plan))
+        lines.extend(plan.crypto_lines)
         if rtp and plan.ptime:
             lines.append(f"a=ptime:{plan.ptime}")
-    if plan.end_of_candidates:
+        lines.extend(plan.ice_lines)
+    if plan.end_of_candidates and "a=end-of-candidates" not in plan.ice_lines:
         lines.append("a=end-of-candidates")
     return "".join(f"{line}\r\n" for line in lines)
 

@@ -43,6 +43,10 @@ class MediaPlan:
     mid: str | None = None
     """`a=mid` value for a section that has none (generate-mid); the input's own mid wins."""
     input_mid: bool = True
+    crypto_lines: tuple[str, ...] = ()
+    """Generated a=crypto / a=setup / a=fingerprint lines (no CRLF), after the RTCP lines."""
+    ice_lines: tuple[str, ...] = ()
+    """Own ICE lines (no CRLF), after a=ptime; with a=end-of-candidates when ICE writes it."""
     """Print the input's own a=mid; False prints only `mid` (the call's remembered mid)."""
 
 

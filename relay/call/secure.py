@@ -1,0 +1,212 @@
+"""SDES, DTLS and ICE lines of one outgoing m= section, as rtpengine 10.5 writes them
+(docs/spec/sdp.md §1.9a, §1.12, §1.12a, §1.12b), and the per-side state the media side needs.
+
+Experimental, behind `x-secure-sdp` (Registry(secure_media=True)): until relay.media does
+SRTP/DTLS/ICE, the default refuses these calls (relay.ng.sdp_view.check_supported).
+Pure apart from the injected `rng` (keys, ufrag/pwd); never logs keys or ice-pwd.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from relay.call.offered import OfferedMedia
+from relay.call.options import CallOptions
+from relay.ice.own_lines import LocalInterface, OwnIce, new_credentials, render_own_ice
+from relay.srtp import sdes
+from relay.srtp.suites import SUITES, Suite
+
+SRTP_PROTOCOLS = frozenset({"RTP/SAVP", "RTP/SAVPF", "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF"})
+_PARAM_FLAGS = {
+    "unencrypted_srtcp": "UNENCRYPTED_SRTCP",
+    "unencrypted_srtp": "UNENCRYPTED_SRTP",
+    "unauthenticated_srtp": "UNAUTHENTICATED_SRTP",
+}
+
+
+@dataclass(slots=True)
+class SecureState:
+    """What one side's party was told and told us (kept across re-offers, as rtpengine does)."""
+
+    local_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
+    """Suite name → our key||salt offered/answered to this party (one per suite, kept)."""
+    sdes_out: tuple[sdes.Crypto, ...] = field(default=(), repr=False)
+    """The a=crypto lines last sent to this party."""
+    sdes_in: tuple[sdes.Crypto, ...] = field(default=(), repr=False)
+    """The valid a=crypto lines this party last sent (its keys)."""
+    setup_out: str | None = None
+    fingerprint_in: str | None = None
+    setup_in: str | None = None
+    ice_credentials: tuple[str, str] | None = field(default=None, repr=False)
+    """Our (ufrag, pwd) towards this party, drawn once."""
+    ice_remote: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SecureContext:
+    """Daemon-wide inputs: the certificate's fingerprint per hash, ICE foundations, rng."""
+
+    fingerprint: Callable[[str], str]
+    """Hash name → `<hash> <HEX:PAIRS>` (relay.dtls.cert Fingerprint.render)."""
+    interfaces: Sequence[tuple[str, str]]
+    """(foundation, advertised address) per local interface address, in interface order."""
+    rng: random.Random
+    dtls_passive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SecureLines:
+    crypto: tuple[str, ...] = ()
+    """a=crypto, a=setup, a=fingerprint (after a=rtcp)."""
+    ice: tuple[str, ...] = ()
+    """Own ICE lines (after a=ptime), a=end-of-candidates included when ICE writes it."""
+
+
+def parse_cryptos(values: Sequence[str]) -> tuple[sdes.Crypto, ...]:
+    """The valid a=crypto lines; rtpengine ignores (logs) those it cannot parse."""
+    out = []
+    for v in values:
+        try:
+            out.append(sdes.parse(v))
+        except sdes.SdesError:
+            continue
+    return tuple(out)
+
+
+def _key(state: SecureState, suite: Suite, rng: random.Random) -> bytes:
+    key = state.local_keys.get(suite.name)
+    if key is None:
+        key = rng.randbytes(suite.inline_len)
+        state.local_keys[suite.name] = key
+    return key
+
+
+def _params(base: tuple[str, ...], flags: Sequence[str]) -> tuple[str, ...]:
+    extra = [_PARAM_FLAGS[f] for f in flags if f in _PARAM_FLAGS]
+    return base + tuple(p for p in extra if p not in base)
+
+
+def offer_cryptos(
+    offered: tuple[sdes.Crypto, ...], state: SecureState, flags: Sequence[str],
+    rng: random.Random,
+) -> tuple[sdes.Crypto, ...]:
+    """§1.12/§1.12a: offered lines first (same key), then every other suite with our keys."""
+    if "off" in flags:
+        return ()
+    dropped = {f[3:] for f in flags if f.startswith("no-")}
+    lifetime = "lifetime" in flags
+    out: list[sdes.Crypto] = []
+    for c in offered:
+        if c.suite.name in dropped:
+            continue
+        kept = sdes.for_rtpengine_offer(c, lifetime=lifetime)
+        out.append(sdes.Crypto(kept.tag, kept.suite, kept.key_salt, kept.lifetime, kept.mki,
+                               _params(kept.params, flags)))
+    seen = {c.suite.name for c in offered}
+    tag = out[-1].tag if out else 0
+    for suite in SUITES:
+        if suite.name in seen or suite.name in dropped:
+            continue
+        tag += 1
+        out.append(sdes.Crypto(tag, suite, _key(state, suite, rng),
+                               "2^31" if lifetime else None, None, _params((), flags)))
+    return tuple(out)
+
+
+def answer_cryptos(
+    answered: tuple[sdes.Crypto, ...], offerer: SecureState, flags: Sequence[str],
+    rng: random.Random,
+) -> tuple[sdes.Crypto, ...]:
+    """The answer's a=crypto: the answerer's own line passed on, else the offer's first suite
+    under its tag with our key (P2)."""
+    if "off" in flags:
+        return ()
+    if answered:
+        return (sdes.for_rtpengine_offer(answered[0]),)
+    if not offerer.sdes_in:
+        return ()
+    first = offerer.sdes_in[0]
+    return (sdes.Crypto(first.tag, first.suite, _key(offerer, first.suite, rng)),)
+
+
+def answer_setup(offer_setup: str | None, dtls: str | None, dtls_passive: bool) -> str | None:
+    """§1.12b table: our a=setup towards a DTLS offerer (None: no setup/fingerprint)."""
+    if offer_setup == "actpass":
+        return "passive" if dtls == "passive" or (dtls_passive and dtls != "active") else "active"
+    if offer_setup == "active":
+        return "passive"
+    if offer_setup == "passive":
+        return "active"
+    return None
+
+
+def _dtls_lines(setup: str | None, options: CallOptions, ctx: SecureContext) -> list[str]:
+    if setup is None:
+        return []
+    hash_name = (options.dtls_fingerprint or "sha-256").lower()
+    return [f"a=setup:{setup}", f"a=fingerprint:{ctx.fingerprint(hash_name)}"]
+
+
+def crypto_lines(
+    state: SecureState, offerer: SecureState, protocol: str, media: OfferedMedia,
+    options: CallOptions, offer: bool, ctx: SecureContext,
+) -> tuple[str, ...]:
+    """a=crypto/a=setup/a=fingerprint for the party of `state` (`offerer`: the offering
+    party's state, used by answers)."""
+    received = parse_cryptos(media.crypto_values)
+    if protocol not in SRTP_PROTOCOLS:
+        return ()
+    flags = options.sdes
+    if offer:
+        passthrough = received if media.protocol in SRTP_PROTOCOLS else ()
+        state.sdes_out = offer_cryptos(passthrough, state, flags, ctx.rng)
+        setup = None if options.dtls == "off" else "actpass"
+    else:
+        state.sdes_out = answer_cryptos(received, offerer, flags, ctx.rng)
+        setup = answer_setup(offerer.setup_in if offerer.fingerprint_in else None,
+                             options.dtls, ctx.dtls_passive)
+    state.setup_out = setup
+    pad = "pad" in flags
+    lines = [f"a=crypto:{sdes.render(c, pad=pad and c.key_salt in state.local_keys.values())}"
+             for c in state.sdes_out]
+    return tuple(lines + _dtls_lines(setup, options, ctx))
+
+
+def remember_received(state: SecureState, media: OfferedMedia) -> None:
+    """Keep what the sending party said (its keys, fingerprint, setup, ICE)."""
+    state.sdes_in = parse_cryptos(media.crypto_values)
+    state.fingerprint_in = "yes" if media.fingerprint else None
+    state.setup_in = media.setup
+    state.ice_remote = media.ice
+
+
+def ice_lines(
+    state: SecureState, offerer_media: OfferedMedia | None, media: OfferedMedia,
+    options: CallOptions, offer: bool, ports: tuple[int, int], mux_only: bool,
+    ctx: SecureContext,
+) -> tuple[str, ...]:
+    """Own ICE lines towards the party of `state` (§1.9, §1.9a), or none."""
+    if options.ice == "remove":
+        return ()
+    if offer:
+        wanted = options.ice == "force" or media.ice
+    else:
+        wanted = options.ice == "force" or (offerer_media is not None and offerer_media.ice)
+    if not wanted:
+        return ()
+    if state.ice_credentials is None:
+        state.ice_credentials = new_credentials(ctx.rng)
+    ufrag, pwd = state.ice_credentials
+    trickle = options.has("trickle-ICE") or (
+        not offer and offerer_media is not None and offerer_media.ice_trickle
+    )
+    own = OwnIce(
+        ufrag=ufrag,
+        pwd=pwd,
+        interfaces=tuple(LocalInterface(f, a, ports) for f, a in ctx.interfaces),
+        components=1 if mux_only else 2,
+        trickle=trickle,
+    )
+    return tuple(render_own_ice(own))
