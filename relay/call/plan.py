@@ -10,9 +10,9 @@ import random
 from collections.abc import Callable
 from dataclasses import replace
 
+from relay.call import secure
 from relay.call.model import MediaSide, Party
 from relay.call.offered import OfferedMedia, OfferedSession
-from relay.call import secure
 from relay.call.options import CallOptions
 from relay.call.secure import SecureContext
 from relay.cint import strtoull

@@ -1,0 +1,124 @@
+"""relay.call.secure: the SDES/DTLS/ICE lines rtpengine 10.5 writes (docs/spec/sdp.md §1.9a,
+§1.12, §1.12a, §1.12b), as pure functions over the offered media, options and side state."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from relay.call.offered import OfferedMedia
+from relay.call.options import CallOptions
+from relay.call.secure import (
+    SecureContext,
+    SecureState,
+    answer_setup,
+    crypto_lines,
+    ice_lines,
+    offer_cryptos,
+    parse_cryptos,
+)
+from relay.srtp.suites import SUITES
+
+OFFERED = "1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:32"
+
+
+def _ctx() -> SecureContext:
+    return SecureContext(
+        fingerprint=lambda h: f"{h} AA:BB", interfaces=[("F" * 16, "203.0.113.1")],
+        rng=random.Random(1),
+    )
+
+
+def _media(protocol: str = "RTP/AVP", **kw: object) -> OfferedMedia:
+    return OfferedMedia(type="audio", port=16000, protocol=protocol, formats=("0",),
+                        address="192.0.2.10", **kw)  # type: ignore[arg-type]
+
+
+def test_plain_to_savp_offers_twelve_suites_then_dtls() -> None:
+    lines = crypto_lines(SecureState(), SecureState(), "RTP/SAVP", _media(), CallOptions(),
+                         True, _ctx())
+    assert [ln.split()[1] for ln in lines[:12]] == [s.name for s in SUITES]
+    assert [ln.split(":")[1].split()[0] for ln in lines[:12]] == [str(i) for i in range(1, 13)]
+    assert lines[12:] == ("a=setup:actpass", "a=fingerprint:sha-256 AA:BB")
+
+
+def test_offered_suite_first_same_key_lifetime_dropped_mki_kept() -> None:
+    media = _media("RTP/SAVP", crypto=True, crypto_values=(OFFERED,))
+    lines = crypto_lines(SecureState(), SecureState(), "RTP/SAVP", media, CallOptions(), True,
+                         _ctx())
+    assert lines[0] == ("a=crypto:1 AES_CM_128_HMAC_SHA1_80 "
+                        "inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|1:32")
+    assert len([ln for ln in lines if ln.startswith("a=crypto:")]) == 12
+
+
+def test_sdes_flags_no_off_params_lifetime() -> None:
+    state = SecureState()
+    out = offer_cryptos((), state, ("no-AES_CM_128_HMAC_SHA1_32", "unencrypted_srtcp",
+                                    "lifetime"), random.Random(2))
+    assert len(out) == 11 and all(c.params == ("UNENCRYPTED_SRTCP",) for c in out)
+    assert all(c.lifetime == "2^31" for c in out)
+    assert [c.tag for c in out] == list(range(1, 12))
+    assert offer_cryptos((), state, ("off",), random.Random(2)) == ()
+
+
+def test_keys_kept_across_reoffers() -> None:
+    state = SecureState()
+    first = offer_cryptos((), state, (), random.Random(3))
+    again = offer_cryptos((), state, (), random.Random(4))
+    assert [c.key_salt for c in first] == [c.key_salt for c in again]
+
+
+def test_answer_to_sdes_offer_uses_offered_suite_with_new_key() -> None:
+    offerer = SecureState()
+    offerer.sdes_in = parse_cryptos([OFFERED])
+    lines = crypto_lines(offerer, offerer, "RTP/SAVP", _media(), CallOptions(), False, _ctx())
+    assert len(lines) == 1 and lines[0].startswith("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:")
+    assert "PS1uQCVe" not in lines[0]
+
+
+def test_dtls_off_and_plain_protocol() -> None:
+    off = crypto_lines(SecureState(), SecureState(), "RTP/SAVP", _media(),
+                       CallOptions(dtls="off"), True, _ctx())
+    assert not any(ln.startswith(("a=setup", "a=fingerprint")) for ln in off)
+    assert crypto_lines(SecureState(), SecureState(), "RTP/AVP", _media(), CallOptions(), True,
+                        _ctx()) == ()
+
+
+def test_answer_setup_table() -> None:
+    assert answer_setup("actpass", None, False) == "active"
+    assert answer_setup("actpass", "passive", False) == "passive"
+    assert answer_setup("actpass", None, True) == "passive"
+    assert answer_setup("active", "passive", False) == "passive"
+    assert answer_setup("passive", None, False) == "active"
+    assert answer_setup(None, "passive", False) is None
+
+
+def test_ice_force_plain_offer_and_credentials_kept() -> None:
+    state = SecureState()
+    opts = CallOptions(ice="force")
+    lines = ice_lines(state, None, _media(), opts, True, (30000, 30001), False, _ctx())
+    assert lines[2:] == (
+        "a=candidate:FFFFFFFFFFFFFFFF 1 UDP 2130706431 203.0.113.1 30000 typ host",
+        "a=candidate:FFFFFFFFFFFFFFFF 2 UDP 2130706430 203.0.113.1 30001 typ host",
+    )
+    assert ice_lines(state, None, _media(), opts, True, (30000, 30001), False, _ctx()) == lines
+    assert ice_lines(state, None, _media(), CallOptions(ice="remove"), True, (1, 2), False,
+                     _ctx()) == ()
+    assert ice_lines(SecureState(), None, _media(), CallOptions(), True, (1, 2), False,
+                     _ctx()) == ()
+
+
+def test_ice_answer_to_trickle_offerer_with_mux() -> None:
+    offer = _media(ice=True, ice_trickle=True)
+    lines = ice_lines(SecureState(), offer, _media(), CallOptions(), False, (30000, 30001),
+                      True, _ctx())
+    assert lines[2] == "a=ice-options:trickle" and lines[-1] == "a=end-of-candidates"
+    assert len([ln for ln in lines if ln.startswith("a=candidate")]) == 1
+
+
+@given(st.lists(st.text(max_size=120), max_size=5))
+def test_parse_cryptos_never_raises(values: list[str]) -> None:
+    for c in parse_cryptos(values):
+        assert c.tag >= 0
