@@ -45,6 +45,10 @@ class CallOptions:
     """`DTLS=` value (passive, active, off, …)."""
     dtls_fingerprint: str | None = None
     """`DTLS-fingerprint=` hash name."""
+    ice_lite: str | None = None
+    """`ICE-lite=` value (forward, offer, backward, answer, both, off)."""
+    osrtp: tuple[str, ...] = ()
+    """`OSRTP-<x>` flags / `OSRTP` list entries, without the prefix."""
 
     def has(self, word: str) -> bool:
         return word in self.words

@@ -239,15 +239,14 @@ def with_secure(
     offer: bool, media_plan: MediaPlan, ctx: SecureContext,
 ) -> MediaPlan:
     """`media_plan` with the SDES/DTLS/ICE lines for `r_side`'s party (x-secure-sdp)."""
-    offerer_media = None if offer else r_side.sdp
+    # the receiver's last SDP: its offer (we answer it) or, in an offer, its last answer
+    other = r_side.sdp if (not offer or not r_side.sdp_was_offer) else None
     secure.remember_received(s_side.secure, media)
     protocol = media_plan.protocol or media.protocol
     crypto = secure.crypto_lines(
-        r_side.secure, r_side.secure, protocol, media, options, offer, ctx
+        r_side.secure, protocol, media, options, offer, ctx, other if offer else None
     )
     mux_only = media_plan.rtcp_mux and media_plan.rtcp_port == media_plan.port
     ports = (media_plan.port, media_plan.port + 1)
-    ice = secure.ice_lines(
-        r_side.secure, offerer_media, media, options, offer, ports, mux_only, ctx
-    )
+    ice = secure.ice_lines(r_side.secure, other, media, options, offer, ports, mux_only, ctx)
     return replace(media_plan, crypto_lines=crypto, ice_lines=ice)

@@ -10,13 +10,14 @@ relay.call.teardown.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import socket
 import time
 from collections.abc import Callable, Sequence
 
-from relay.call import plan, sides
+from relay.call import plan, secure, sides
 from relay.call.errors import CallError
 from relay.call.events import CallCreated, CallEvent, CallListener, CallUpdated, Exchange
 from relay.call.model import Call, MediaSide, Party
@@ -325,6 +326,8 @@ class Registry:
         session = plan.session_plan(
             receiver, offered, options, tuple(plans), fallback, self.instance_id
         )
+        if self.secure is not None and secure.ice_lite(options, offer, session.media):
+            session = dataclasses.replace(session, ice_lite=True)
         out = plan.render_versioned(receiver, offered, options, session, render)
         self.streams.updated((sender, receiver))  # peers, holds, flags may have changed
         if created:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from relay.call.offered import OfferedMedia
 from relay.call.options import CallOptions
 from relay.ice.own_lines import LocalInterface, OwnIce, new_credentials, render_own_ice
+from relay.sdp.plan import MediaPlan
 from relay.srtp import sdes
 from relay.srtp.suites import SUITES, Suite
 
@@ -150,22 +151,25 @@ def _dtls_lines(setup: str | None, options: CallOptions, ctx: SecureContext) -> 
 
 
 def crypto_lines(
-    state: SecureState, offerer: SecureState, protocol: str, media: OfferedMedia,
-    options: CallOptions, offer: bool, ctx: SecureContext,
+    state: SecureState, protocol: str, media: OfferedMedia, options: CallOptions, offer: bool,
+    ctx: SecureContext, answered: OfferedMedia | None = None,
 ) -> tuple[str, ...]:
-    """a=crypto/a=setup/a=fingerprint for the party of `state` (`offerer`: the offering
-    party's state, used by answers)."""
+    """a=crypto/a=setup/a=fingerprint for the party of `state` (in an answer, the offerer's
+    side; `answered`: in an offer, that party's last answer for this line, if any)."""
     received = parse_cryptos(media.crypto_values)
-    if protocol not in SRTP_PROTOCOLS:
+    osrtp = offer and "offer" in options.osrtp and protocol == "RTP/AVP"
+    if protocol not in SRTP_PROTOCOLS and not osrtp:
         return ()
     flags = options.sdes
     if offer:
         passthrough = received if media.protocol in SRTP_PROTOCOLS else ()
         state.sdes_out = offer_cryptos(passthrough, state, flags, ctx.rng)
-        setup = None if options.dtls == "off" else "actpass"
+        # measured: a party that answered SDES without a fingerprint gets no DTLS again
+        sdes_only = answered is not None and answered.crypto and not answered.fingerprint
+        setup = None if options.dtls == "off" or sdes_only else "actpass"
     else:
-        state.sdes_out = answer_cryptos(received, offerer, flags, ctx.rng)
-        setup = answer_setup(offerer.setup_in if offerer.fingerprint_in else None,
+        state.sdes_out = answer_cryptos(received, state, flags, ctx.rng)
+        setup = answer_setup(state.setup_in if state.fingerprint_in else None,
                              options.dtls, ctx.dtls_passive)
     state.setup_out = setup
     pad = "pad" in flags
@@ -182,19 +186,41 @@ def remember_received(state: SecureState, media: OfferedMedia) -> None:
     state.ice_remote = media.ice
 
 
+ICE_LITE_OFFER = frozenset({"forward", "offer", "both"})
+ICE_LITE_ANSWER = frozenset({"backward", "answer", "both"})
+
+
+def ice_lite(options: CallOptions, offer: bool, media: Sequence[MediaPlan]) -> bool:
+    """Session-level `a=ice-lite` (measured: forward/offer/both in an offer, backward/both in
+    the answer), only where rtpengine writes ICE lines of its own."""
+    values = ICE_LITE_OFFER if offer else ICE_LITE_ANSWER
+    return options.ice_lite in values and any(m.ice_lines for m in media)
+
+
+def wants_ice(
+    media: OfferedMedia, options: CallOptions, offer: bool, other: OfferedMedia | None
+) -> bool:
+    """Does rtpengine write its own ICE towards the receiving party? `other`: that party's last
+    SDP for this line (in an answer: its offer; in an offer: its answer, if it answered).
+    Measured: a party that answered without ICE gets none in re-offers, one that answered
+    with ICE gets it even when the new offer has none (unless ICE=remove/force)."""
+    if options.ice == "remove":
+        return False
+    if options.ice in ("force", "optional"):  # optional: only without input ICE (gated)
+        return True
+    if offer:
+        return other.ice if other is not None else media.ice
+    return other is not None and other.ice
+
+
 def ice_lines(
     state: SecureState, offerer_media: OfferedMedia | None, media: OfferedMedia,
     options: CallOptions, offer: bool, ports: tuple[int, int], mux_only: bool,
     ctx: SecureContext,
 ) -> tuple[str, ...]:
-    """Own ICE lines towards the party of `state` (§1.9, §1.9a), or none."""
-    if options.ice == "remove":
-        return ()
-    if offer:
-        wanted = options.ice == "force" or media.ice
-    else:
-        wanted = options.ice == "force" or (offerer_media is not None and offerer_media.ice)
-    if not wanted:
+    """Own ICE lines towards the party of `state` (§1.9, §1.9a), or none (`offerer_media`:
+    see `wants_ice`'s `other`)."""
+    if not wants_ice(media, options, offer, offerer_media):
         return ()
     if state.ice_credentials is None:
         state.ice_credentials = new_credentials(ctx.rng)

@@ -54,6 +54,7 @@ class NgFlags:
     sdes: list[str] = field(default_factory=list)
     dtls: str | None = None
     dtls_fingerprint: str | None = None
+    ice_lite: str | None = None
     osrtp: list[str] = field(default_factory=list)
     direction: list[str] = field(default_factory=list)
     endpoint_learning: str | None = None
@@ -272,6 +273,7 @@ _HANDLERS: dict[str, Any] = {
     "OSRTP": _adder("osrtp"),
     "DTLS": _setter("dtls"),
     "DTLS-fingerprint": _setter("dtls_fingerprint"),
+    "ICE-lite": _setter("ice_lite"),
     "direction": _adder("direction"),
     "endpoint-learning": _h_learning,
     "TOS": _setter("tos", _int),
@@ -313,4 +315,6 @@ def call_options(flags: NgFlags) -> CallOptions:
         sdes=tuple(flags.sdes),
         dtls=flags.dtls,
         dtls_fingerprint=flags.dtls_fingerprint,
+        ice_lite=flags.ice_lite,
+        osrtp=tuple(flags.osrtp),
     )

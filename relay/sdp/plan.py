@@ -66,5 +66,7 @@ class SessionPlan:
     """Version to write into o= (replace sdp-version); None keeps it."""
     session_name: str | None = None
     """Value for s= (replace session-name, later SDPs of a party); None keeps it."""
+    ice_lite: bool = False
+    """Emit a session-level `a=ice-lite` right after `t=` (ICE-lite flag, §1.9a)."""
     loop_protect_id: str | None = None
     """Emit `a=rtpengine:<id>` at the end of the session section (loop-protect)."""

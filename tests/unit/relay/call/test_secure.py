@@ -37,7 +37,7 @@ def _media(protocol: str = "RTP/AVP", **kw: object) -> OfferedMedia:
 
 
 def test_plain_to_savp_offers_twelve_suites_then_dtls() -> None:
-    lines = crypto_lines(SecureState(), SecureState(), "RTP/SAVP", _media(), CallOptions(),
+    lines = crypto_lines(SecureState(), "RTP/SAVP", _media(), CallOptions(),
                          True, _ctx())
     assert [ln.split()[1] for ln in lines[:12]] == [s.name for s in SUITES]
     assert [ln.split(":")[1].split()[0] for ln in lines[:12]] == [str(i) for i in range(1, 13)]
@@ -46,7 +46,7 @@ def test_plain_to_savp_offers_twelve_suites_then_dtls() -> None:
 
 def test_offered_suite_first_same_key_lifetime_dropped_mki_kept() -> None:
     media = _media("RTP/SAVP", crypto=True, crypto_values=(OFFERED,))
-    lines = crypto_lines(SecureState(), SecureState(), "RTP/SAVP", media, CallOptions(), True,
+    lines = crypto_lines(SecureState(), "RTP/SAVP", media, CallOptions(), True,
                          _ctx())
     assert lines[0] == ("a=crypto:1 AES_CM_128_HMAC_SHA1_80 "
                         "inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|1:32")
@@ -73,16 +73,16 @@ def test_keys_kept_across_reoffers() -> None:
 def test_answer_to_sdes_offer_uses_offered_suite_with_new_key() -> None:
     offerer = SecureState()
     offerer.sdes_in = parse_cryptos([OFFERED])
-    lines = crypto_lines(offerer, offerer, "RTP/SAVP", _media(), CallOptions(), False, _ctx())
+    lines = crypto_lines(offerer, "RTP/SAVP", _media(), CallOptions(), False, _ctx())
     assert len(lines) == 1 and lines[0].startswith("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:")
     assert "PS1uQCVe" not in lines[0]
 
 
 def test_dtls_off_and_plain_protocol() -> None:
-    off = crypto_lines(SecureState(), SecureState(), "RTP/SAVP", _media(),
+    off = crypto_lines(SecureState(), "RTP/SAVP", _media(),
                        CallOptions(dtls="off"), True, _ctx())
     assert not any(ln.startswith(("a=setup", "a=fingerprint")) for ln in off)
-    assert crypto_lines(SecureState(), SecureState(), "RTP/AVP", _media(), CallOptions(), True,
+    assert crypto_lines(SecureState(), "RTP/AVP", _media(), CallOptions(), True,
                         _ctx()) == ()
 
 
