@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 
 from relay.call.offered import OfferedMedia
 from relay.call.options import CallOptions
+from relay.dtls import FingerprintError
+from relay.dtls.cert import Fingerprint, parse_fingerprint
 from relay.ice.own_lines import LocalInterface, OwnIce, new_credentials, render_own_ice
+from relay.ice.sdp import Candidate, IceSdpError, parse_attribute
 from relay.sdp.plan import MediaPlan
 from relay.srtp import sdes
 from relay.srtp.suites import SUITES, Suite
@@ -38,11 +41,18 @@ class SecureState:
     sdes_in: tuple[sdes.Crypto, ...] = field(default=(), repr=False)
     """The valid a=crypto lines this party last sent (its keys)."""
     setup_out: str | None = None
-    fingerprint_in: str | None = None
+    """Our a=setup towards this party (actpass in offers; active/passive: our DTLS role)."""
+    fingerprint_in: Fingerprint | None = None
+    """The party's certificate fingerprint (its DTLS certificate must match it)."""
     setup_in: str | None = None
     ice_credentials: tuple[str, str] | None = field(default=None, repr=False)
-    """Our (ufrag, pwd) towards this party, drawn once."""
+    """Our (ufrag, pwd) towards this party, drawn once, kept across re-offers and restarts."""
     ice_remote: bool = False
+    """The party does ICE (an a=ice-ufrag in its last SDP)."""
+    remote_ice: tuple[str, str] | None = field(default=None, repr=False)
+    """The party's (ufrag, pwd)."""
+    remote_candidates: tuple[Candidate, ...] = ()
+    """The party's valid candidates (unparsable ones are ignored, as rtpengine does)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,9 +191,30 @@ def crypto_lines(
 def remember_received(state: SecureState, media: OfferedMedia) -> None:
     """Keep what the sending party said (its keys, fingerprint, setup, ICE)."""
     state.sdes_in = parse_cryptos(media.crypto_values)
-    state.fingerprint_in = "yes" if media.fingerprint else None
+    state.fingerprint_in = None
+    if media.fingerprint_value is not None:
+        try:
+            state.fingerprint_in = parse_fingerprint(media.fingerprint_value)
+        except FingerprintError:
+            pass  # an unusable fingerprint counts as none
     state.setup_in = media.setup
     state.ice_remote = media.ice
+    if media.ice_ufrag is not None and media.ice_pwd is not None:
+        state.remote_ice = (media.ice_ufrag, media.ice_pwd)
+    state.remote_candidates = parse_candidates(media.candidates)
+
+
+def parse_candidates(values: Sequence[str]) -> tuple[Candidate, ...]:
+    """The valid `a=candidate` values as `Candidate`s (others ignored)."""
+    out = []
+    for v in values:
+        try:
+            parsed = parse_attribute(f"a=candidate:{v}")
+        except IceSdpError:
+            continue
+        if isinstance(parsed, Candidate):
+            out.append(parsed)
+    return tuple(out)
 
 
 ICE_LITE_OFFER = frozenset({"forward", "offer", "both"})

@@ -60,6 +60,11 @@ def _media(m: MediaSection, desc: SessionDescription) -> OfferedMedia:
         mid=m.mid,
         crypto_values=tuple(v for v in m.attributes("crypto") if v is not None),
         setup=_first(m.attributes("setup")) or _first(desc.attributes("setup")),
+        fingerprint_value=_first(m.attributes("fingerprint"))
+        or _first(desc.attributes("fingerprint")),
+        ice_ufrag=_first(m.attributes("ice-ufrag")) or _first(desc.attributes("ice-ufrag")),
+        ice_pwd=_first(m.attributes("ice-pwd")) or _first(desc.attributes("ice-pwd")),
+        candidates=tuple(v for v in m.attributes("candidate") if v is not None),
         ice_trickle=any(
             "trickle" in (v or "").split()
             for v in (*m.attributes("ice-options"), *desc.attributes("ice-options"))

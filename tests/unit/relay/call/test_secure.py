@@ -17,7 +17,9 @@ from relay.call.secure import (
     crypto_lines,
     ice_lines,
     offer_cryptos,
+    parse_candidates,
     parse_cryptos,
+    remember_received,
 )
 from relay.srtp.suites import SUITES
 
@@ -122,3 +124,26 @@ def test_ice_answer_to_trickle_offerer_with_mux() -> None:
 def test_parse_cryptos_never_raises(values: list[str]) -> None:
     for c in parse_cryptos(values):
         assert c.tag >= 0
+
+
+def test_remember_received_keeps_what_the_media_side_needs() -> None:
+    fp = "sha-256 " + ":".join(["AB"] * 32)
+    media = _media(
+        "UDP/TLS/RTP/SAVPF", ice=True, fingerprint=True, fingerprint_value=fp, setup="actpass",
+        ice_ufrag="Fx3k", ice_pwd="8Zk3Fv9bTTqIlmnJgB6u4YQf", crypto_values=(OFFERED, "junk"),
+        candidates=("1 1 UDP 2130706431 192.0.2.10 16000 typ host", "broken"),
+    )
+    state = SecureState()
+    remember_received(state, media)
+    assert state.fingerprint_in is not None and state.fingerprint_in.render() == fp
+    assert state.setup_in == "actpass" and state.remote_ice == ("Fx3k", "8Zk3Fv9bTTqIlmnJgB6u4YQf")
+    assert [c.port for c in state.remote_candidates] == [16000]
+    assert [c.suite.name for c in state.sdes_in] == ["AES_CM_128_HMAC_SHA1_80"]
+    assert "8Zk3Fv9b" not in repr(state) and "PS1uQCVe" not in repr(state)
+    remember_received(state, _media(fingerprint=True, fingerprint_value="sha-256 zz"))
+    assert state.fingerprint_in is None
+
+
+@given(st.lists(st.text(max_size=120), max_size=5))
+def test_parse_candidates_never_raises(values: list[str]) -> None:
+    assert len(parse_candidates(values)) <= len(values)
