@@ -127,13 +127,10 @@ def offer_cryptos(
 
 
 def answer_cryptos(
-    answered: tuple[sdes.Crypto, ...], offerer: SecureState, flags: Sequence[str],
-    rng: random.Random,
+    answered: tuple[sdes.Crypto, ...], offerer: SecureState, rng: random.Random
 ) -> tuple[sdes.Crypto, ...]:
     """The answer's a=crypto: the answerer's own line passed on, else the offer's first suite
-    under its tag with our key (P2)."""
-    if "off" in flags:
-        return ()
+    under its tag with our key (P2). Measured: SDES flags (even `off`) do not apply here."""
     if answered:
         return (sdes.for_rtpengine_offer(answered[0]),)
     if not offerer.sdes_in:
@@ -178,7 +175,7 @@ def crypto_lines(
         sdes_only = answered is not None and answered.crypto and not answered.fingerprint
         setup = None if options.dtls == "off" or sdes_only else "actpass"
     else:
-        state.sdes_out = answer_cryptos(received, state, flags, ctx.rng)
+        state.sdes_out = answer_cryptos(received, state, ctx.rng)
         setup = answer_setup(state.setup_in if state.fingerprint_in else None,
                              options.dtls, ctx.dtls_passive)
     state.setup_out = setup

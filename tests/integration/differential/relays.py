@@ -104,6 +104,7 @@ class Relays:
             self.run,
             int(spec.get("ports", 100)),
             list(spec.get("extra", [])),
+            SECURE_TARGET_EXTRA if scenario.topic == SECURE_TOPIC else None,
         )
         try:
             yield pair
