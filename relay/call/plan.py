@@ -248,5 +248,7 @@ def with_secure(
     )
     mux_only = media_plan.rtcp_mux and media_plan.rtcp_port == media_plan.port
     ports = (media_plan.port, media_plan.port + 1)
-    ice = secure.ice_lines(r_side.secure, other, media, options, offer, ports, mux_only, ctx)
+    ice = secure.ice_lines(
+        r_side.secure, other, media, options, offer, ports, mux_only, ctx, media_plan.address
+    )
     return replace(media_plan, crypto_lines=crypto, ice_lines=ice)

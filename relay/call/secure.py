@@ -241,10 +241,20 @@ def wants_ice(
     return other is not None and other.ice
 
 
+def _candidate_interfaces(
+    ctx: SecureContext, address: str, ports: tuple[int, int]
+) -> tuple[LocalInterface, ...]:
+    """rtpengine lists every local address, each with its own ports; the call model allocates
+    ports on one interface only, so only that one (the advertised `address`) is listed: fewer
+    candidates than rtpengine with several interfaces, but none naming a port we do not hold."""
+    own = [f for f, a in ctx.interfaces if a == address] or [ctx.interfaces[0][0]]
+    return (LocalInterface(own[0], address, ports),)
+
+
 def ice_lines(
     state: SecureState, offerer_media: OfferedMedia | None, media: OfferedMedia,
     options: CallOptions, offer: bool, ports: tuple[int, int], mux_only: bool,
-    ctx: SecureContext,
+    ctx: SecureContext, address: str = "",
 ) -> tuple[str, ...]:
     """Own ICE lines towards the party of `state` (§1.9, §1.9a), or none (`offerer_media`:
     see `wants_ice`'s `other`)."""
@@ -259,7 +269,7 @@ def ice_lines(
     own = OwnIce(
         ufrag=ufrag,
         pwd=pwd,
-        interfaces=tuple(LocalInterface(f, a, ports) for f, a in ctx.interfaces),
+        interfaces=_candidate_interfaces(ctx, address, ports),
         components=1 if mux_only else 2,
         trickle=trickle,
     )

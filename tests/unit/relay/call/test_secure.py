@@ -100,12 +100,14 @@ def test_answer_setup_table() -> None:
 def test_ice_force_plain_offer_and_credentials_kept() -> None:
     state = SecureState()
     opts = CallOptions(ice="force")
-    lines = ice_lines(state, None, _media(), opts, True, (30000, 30001), False, _ctx())
+    ports = (30000, 30001)
+    lines = ice_lines(state, None, _media(), opts, True, ports, False, _ctx(), "203.0.113.1")
     assert lines[2:] == (
         "a=candidate:FFFFFFFFFFFFFFFF 1 UDP 2130706431 203.0.113.1 30000 typ host",
         "a=candidate:FFFFFFFFFFFFFFFF 2 UDP 2130706430 203.0.113.1 30001 typ host",
     )
-    assert ice_lines(state, None, _media(), opts, True, (30000, 30001), False, _ctx()) == lines
+    again = ice_lines(state, None, _media(), opts, True, ports, False, _ctx(), "203.0.113.1")
+    assert again == lines
     assert ice_lines(state, None, _media(), CallOptions(ice="remove"), True, (1, 2), False,
                      _ctx()) == ()
     assert ice_lines(SecureState(), None, _media(), CallOptions(), True, (1, 2), False,
@@ -147,3 +149,12 @@ def test_remember_received_keeps_what_the_media_side_needs() -> None:
 @given(st.lists(st.text(max_size=120), max_size=5))
 def test_parse_candidates_never_raises(values: list[str]) -> None:
     assert len(parse_candidates(values)) <= len(values)
+
+
+def test_candidates_only_on_the_interface_holding_the_ports() -> None:
+    ctx = SecureContext(fingerprint=lambda h: h, rng=random.Random(5),
+                        interfaces=[("A" * 16, "203.0.113.1"), ("B" * 16, "203.0.113.2")])
+    lines = ice_lines(SecureState(), None, _media(), CallOptions(ice="force"), True,
+                      (30000, 30001), False, ctx, "203.0.113.2")
+    assert [ln.split()[0] for ln in lines[2:]] == ["a=candidate:" + "B" * 16] * 2
+    assert all("203.0.113.2" in ln for ln in lines[2:])
