@@ -241,6 +241,8 @@ def with_secure(
     """`media_plan` with the SDES/DTLS/ICE lines for `r_side`'s party (x-secure-sdp)."""
     # the receiver's last SDP: its offer (we answer it) or, in an offer, its last answer
     other = r_side.sdp if (not offer or not r_side.sdp_was_offer) else None
+    if not offer:
+        secure.settle_answer(s_side.secure, media)
     secure.remember_received(s_side.secure, media)
     protocol = media_plan.protocol or media.protocol
     crypto = secure.crypto_lines(

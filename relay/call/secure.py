@@ -40,6 +40,9 @@ class SecureState:
     """The a=crypto lines last sent to this party."""
     sdes_in: tuple[sdes.Crypto, ...] = field(default=(), repr=False)
     """The valid a=crypto lines this party last sent (its keys)."""
+    accepted: sdes.Crypto | None = field(default=None, repr=False)
+    """Our offered line the party's answer accepted (same tag and suite): offered first, with
+    its key, in later offers."""
     setup_out: str | None = None
     """Our a=setup towards this party (actpass in offers; active/passive: our DTLS role)."""
     fingerprint_in: Fingerprint | None = None
@@ -99,13 +102,34 @@ def _params(base: tuple[str, ...], flags: Sequence[str]) -> tuple[str, ...]:
     return base + tuple(p for p in extra if p not in base)
 
 
+def settle_answer(state: SecureState, media: OfferedMedia) -> None:
+    """The party of `state` answered our SDES offer (measured, sec_sdes_reoffer_*): a line
+    naming one of ours (same tag and suite) is accepted and keeps its key, the other suites get
+    new keys; a line naming a tag with another suite discards all our keys; no valid line
+    changes nothing."""
+    answered = parse_cryptos(media.crypto_values)
+    if not answered or not state.sdes_out:
+        return
+    first = answered[0]
+    ours = next((c for c in state.sdes_out if c.tag == first.tag), None)
+    if ours is not None and ours.suite == first.suite:
+        state.accepted = ours
+        state.local_keys = {ours.suite.name: ours.key_salt}
+    else:
+        state.accepted = None
+        state.local_keys = {}
+
+
 def offer_cryptos(
     offered: tuple[sdes.Crypto, ...], state: SecureState, flags: Sequence[str],
     rng: random.Random,
 ) -> tuple[sdes.Crypto, ...]:
-    """§1.12/§1.12a: offered lines first (same key), then every other suite with our keys."""
+    """§1.12/§1.12a: offered lines first (same key), else the line the party accepted before,
+    then every other suite with our keys."""
     if "off" in flags:
         return ()
+    if not offered and state.accepted is not None:
+        offered = (state.accepted,)
     dropped = {f[3:] for f in flags if f.startswith("no-")}
     lifetime = "lifetime" in flags
     out: list[sdes.Crypto] = []

@@ -20,6 +20,7 @@ from relay.call.secure import (
     parse_candidates,
     parse_cryptos,
     remember_received,
+    settle_answer,
 )
 from relay.srtp.suites import SUITES
 
@@ -158,3 +159,29 @@ def test_candidates_only_on_the_interface_holding_the_ports() -> None:
                       (30000, 30001), False, ctx, "203.0.113.2")
     assert [ln.split()[0] for ln in lines[2:]] == ["a=candidate:" + "B" * 16] * 2
     assert all("203.0.113.2" in ln for ln in lines[2:])
+
+
+def test_settle_answer_accepted_line_first_with_its_key_others_new() -> None:
+    state, rng = SecureState(), random.Random(6)
+    state.sdes_out = offer_cryptos((), state, (), rng)
+    ours = state.sdes_out[6]  # tag 7, AES_CM_128_HMAC_SHA1_80
+    answer = f"7 AES_CM_128_HMAC_SHA1_80 inline:{OFFERED.split('inline:')[1]}"
+    settle_answer(state, _media(crypto_values=(answer,)))
+    again = offer_cryptos((), state, (), rng)
+    assert (again[0].tag, again[0].key_salt) == (7, ours.key_salt)
+    assert [c.tag for c in again] == list(range(7, 19))
+    old = {c.key_salt for c in state.sdes_out}
+    assert not old & {c.key_salt for c in again[1:]}
+
+
+def test_settle_answer_mismatch_discards_keys_and_bad_line_keeps_them() -> None:
+    state, rng = SecureState(), random.Random(7)
+    state.sdes_out = offer_cryptos((), state, (), rng)
+    keys = [c.key_salt for c in state.sdes_out]
+    settle_answer(state, _media(crypto_values=("3 AES_CM_128_HMAC_SHA1_80 inline:short",)))
+    assert [c.key_salt for c in offer_cryptos((), state, (), rng)] == keys
+    settle_answer(state, _media(crypto_values=(OFFERED,)))  # tag 1 is AEAD_AES_256_GCM
+    fresh = offer_cryptos((), state, (), rng)
+    assert [c.tag for c in fresh] == list(range(1, 13)) and not set(keys) & {
+        c.key_salt for c in fresh
+    }
