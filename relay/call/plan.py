@@ -253,4 +253,14 @@ def with_secure(
     ice = secure.ice_lines(
         r_side.secure, other, media, options, offer, ports, mux_only, ctx, media_plan.address
     )
-    return replace(media_plan, crypto_lines=crypto, ice_lines=ice)
+    keep = secure.passes_ice_on(media, options, offer)
+    if offer:
+        s_side.secure.ice_passed_on = keep
+    media_plan = replace(media_plan, crypto_lines=crypto, ice_lines=ice, keep_ice=keep)
+    if offer and options.ice in secure.FORCE_RELAY and media.address is not None:
+        # force-relay: the m= port and c= stay the offerer's, no a=rtcp (§1.9a)
+        media_plan = replace(
+            media_plan, port=media.port, address=media.address, family=media.family,
+            rtcp_port=None, rtcp_mux=False,
+        )
+    return media_plan

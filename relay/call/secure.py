@@ -16,7 +16,13 @@ from relay.call.offered import OfferedMedia
 from relay.call.options import CallOptions
 from relay.dtls import FingerprintError
 from relay.dtls.cert import Fingerprint, parse_fingerprint
-from relay.ice.own_lines import LocalInterface, OwnIce, new_credentials, render_own_ice
+from relay.ice.own_lines import (
+    CandidateKind,
+    LocalInterface,
+    OwnIce,
+    new_credentials,
+    render_own_ice,
+)
 from relay.ice.sdp import Candidate, IceSdpError, parse_attribute
 from relay.sdp.plan import MediaPlan
 from relay.srtp import sdes
@@ -56,6 +62,9 @@ class SecureState:
     """The party's (ufrag, pwd)."""
     remote_candidates: tuple[Candidate, ...] = ()
     """The party's valid candidates (unparsable ones are ignored, as rtpengine does)."""
+    ice_passed_on: bool = False
+    """The party's own ICE lines went on unchanged (ICE=optional/force-relay on its offer):
+    the answer to it then carries rtpengine's candidates without ufrag/pwd (measured)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +247,9 @@ def parse_candidates(values: Sequence[str]) -> tuple[Candidate, ...]:
     return tuple(out)
 
 
+FORCE_RELAY = frozenset({"force-relay", "force_relay", "force relay"})
+FORCING = frozenset({"force", "optional"}) | FORCE_RELAY
+"""ICE options that write rtpengine's ICE whatever the input says."""
 ICE_LITE_OFFER = frozenset({"forward", "offer", "both"})
 ICE_LITE_ANSWER = frozenset({"backward", "answer", "both"})
 
@@ -258,7 +270,7 @@ def wants_ice(
     with ICE gets it even when the new offer has none (unless ICE=remove/force)."""
     if options.ice == "remove":
         return False
-    if options.ice in ("force", "optional"):  # optional: only without input ICE (gated)
+    if options.ice in FORCING:
         return True
     if offer:
         return other.ice if other is not None else media.ice
@@ -273,6 +285,23 @@ def _candidate_interfaces(
     candidates than rtpengine with several interfaces, but none naming a port we do not hold."""
     own = [f for f, a in ctx.interfaces if a == address] or [ctx.interfaces[0][0]]
     return (LocalInterface(own[0], address, ports),)
+
+
+def passes_ice_on(media: OfferedMedia, options: CallOptions, offer: bool) -> bool:
+    """ICE=optional/force-relay on an offer with ICE: its ICE lines stay (§1.9a)."""
+    return offer and media.ice and (options.ice == "optional" or options.ice in FORCE_RELAY)
+
+
+def _ice_kind(
+    state: SecureState, media: OfferedMedia, options: CallOptions, offer: bool
+) -> tuple[CandidateKind, bool]:
+    """Candidate kind and whether our own ufrag/pwd are written (§1.9a, measured)."""
+    if not offer:
+        return CandidateKind.HOST, not state.ice_passed_on
+    relay = options.ice in FORCE_RELAY
+    if media.ice and (relay or options.ice == "optional"):
+        return (CandidateKind.RELAY if relay else CandidateKind.OPTIONAL), False
+    return (CandidateKind.RELAY if relay else CandidateKind.HOST), True
 
 
 def ice_lines(
@@ -290,11 +319,14 @@ def ice_lines(
     trickle = options.has("trickle-ICE") or (
         not offer and offerer_media is not None and offerer_media.ice_trickle
     )
+    kind, own_credentials = _ice_kind(state, media, options, offer)
     own = OwnIce(
         ufrag=ufrag,
         pwd=pwd,
         interfaces=_candidate_interfaces(ctx, address, ports),
         components=1 if mux_only else 2,
+        kind=kind,
+        credentials=own_credentials,
         trickle=trickle,
     )
     return tuple(render_own_ice(own))

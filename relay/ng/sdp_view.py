@@ -91,17 +91,7 @@ def check_supported(
     (the experimental `x-secure-sdp` switch) lets SRTP/DTLS/ICE through to the SDP rewriter."""
     if not secure:
         _check_secure(offered, flags)
-    else:
-        _check_secure_partial(offered, flags)
     _codec_checks(offered, flags, offer)
-
-
-def _check_secure_partial(offered: OfferedSession, flags: NgFlags) -> None:
-    """What x-secure-sdp does not rewrite like rtpengine yet: refused, never approximated."""
-    if flags.ice in ("force-relay", "force_relay", "force relay"):
-        raise SdpUnsupported(f"ICE={flags.ice} is not supported by rtpvault yet")
-    if flags.ice == "optional" and any(m.ice for m in offered.media if not m.rejected):
-        raise SdpUnsupported("ICE=optional on an SDP with ICE is not supported by rtpvault yet")
 
 
 def _check_secure(offered: OfferedSession, flags: NgFlags) -> None:

@@ -20,6 +20,7 @@ from relay.sdp.parse import parse_media_line
 from relay.sdp.plan import MediaPlan
 from relay.sdp.text import c_strtol
 
+_KEPT_ICE = frozenset({"ice-ufrag", "ice-pwd", "ice-options", "candidate"})
 _ALWAYS_STRIPPED = ICE_ATTRIBUTES | {
     "candidate",
     "rtcp",
@@ -79,6 +80,8 @@ def _media_line(
 def _stripped(line: Line, plan: MediaPlan, has_codecs: bool, original_sendrecv: bool) -> bool:
     """rtpengine's process_media_attributes: whether this a= line leaves its place."""
     name, value = line.attribute
+    if plan.keep_ice and name in _KEPT_ICE:
+        return False
     if name in _ALWAYS_STRIPPED:
         return True
     if name in DIRECTIONS:

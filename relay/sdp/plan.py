@@ -45,6 +45,9 @@ class MediaPlan:
     input_mid: bool = True
     crypto_lines: tuple[str, ...] = ()
     """Generated a=crypto / a=setup / a=fingerprint lines (no CRLF), after the RTCP lines."""
+    keep_ice: bool = False
+    """Leave the input's a=ice-ufrag/-pwd/-options and a=candidate lines in place
+    (ICE=optional or force-relay on an SDP with ICE, §1.9a)."""
     ice_lines: tuple[str, ...] = ()
     """Own ICE lines (no CRLF), after a=ptime; with a=end-of-candidates when ICE writes it."""
     """Print the input's own a=mid; False prints only `mid` (the call's remembered mid)."""

@@ -19,6 +19,7 @@ from relay.call.secure import (
     offer_cryptos,
     parse_candidates,
     parse_cryptos,
+    passes_ice_on,
     remember_received,
     settle_answer,
 )
@@ -185,3 +186,24 @@ def test_settle_answer_mismatch_discards_keys_and_bad_line_keeps_them() -> None:
     assert [c.tag for c in fresh] == list(range(1, 13)) and not set(keys) & {
         c.key_salt for c in fresh
     }
+
+
+def test_optional_and_force_relay_on_ice_offer_then_answer_candidates_only() -> None:
+    ice_offer = _media(ice=True)
+    for option, first in (
+        ("optional", "a=candidate:FFFFFFFFFFFFFFFF 1 UDP 2097152255 203.0.113.1 30000 typ host"),
+        ("force-relay", "a=candidate:FFFFFFFFFFFFFFFF 1 UDP 16777215 203.0.113.1 30000 typ relay"
+                        " raddr 203.0.113.1 rport 30000"),
+    ):
+        opts = CallOptions(ice=option)
+        assert passes_ice_on(ice_offer, opts, True)
+        lines = ice_lines(SecureState(), None, ice_offer, opts, True, (30000, 30001), False,
+                          _ctx(), "203.0.113.1")
+        assert lines[0] == first and not any(ln.startswith("a=ice-") for ln in lines)
+    offerer = SecureState(ice_passed_on=True)
+    answer = ice_lines(offerer, ice_offer, _media(), CallOptions(), False, (30000, 30001), False,
+                       _ctx(), "203.0.113.1")
+    assert [ln.split()[0][:12] for ln in answer] == ["a=candidate:"] * 2
+    relay_plain = ice_lines(SecureState(), None, _media(), CallOptions(ice="force-relay"), True,
+                            (30000, 30001), False, _ctx(), "203.0.113.1")
+    assert relay_plain[0].startswith("a=ice-ufrag:") and "typ relay" in relay_plain[2]
