@@ -207,3 +207,13 @@ def test_optional_and_force_relay_on_ice_offer_then_answer_candidates_only() -> 
     relay_plain = ice_lines(SecureState(), None, _media(), CallOptions(ice="force-relay"), True,
                             (30000, 30001), False, _ctx(), "203.0.113.1")
     assert relay_plain[0].startswith("a=ice-ufrag:") and "typ relay" in relay_plain[2]
+
+
+@given(st.sets(st.sampled_from([s.name for s in SUITES])), st.booleans(), st.booleans())
+def test_offer_cryptos_any_no_flags(dropped: set[str], lifetime: bool, pad: bool) -> None:
+    flags = [f"no-{n}" for n in sorted(dropped)] + ["lifetime"] * lifetime + ["pad"] * pad
+    out = offer_cryptos((), SecureState(), flags, random.Random(8))
+    assert [c.suite.name for c in out] == [s.name for s in SUITES if s.name not in dropped]
+    assert [c.tag for c in out] == list(range(1, len(out) + 1))
+    assert all(len(c.key_salt) == c.suite.inline_len for c in out)
+    assert all((c.lifetime == "2^31") is lifetime for c in out)
