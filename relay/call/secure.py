@@ -66,6 +66,16 @@ class SecureState:
     """The party's own ICE lines went on unchanged (ICE=optional/force-relay on its offer):
     the answer to it then carries rtpengine's candidates without ufrag/pwd (measured)."""
 
+    @property
+    def dtls_role(self) -> str | None:
+        """Our DTLS role towards this party once settled: "active" (client) or "passive"
+        (server); None while only actpass was offered and not answered, or without DTLS."""
+        if self.setup_out in ("active", "passive"):
+            return self.setup_out
+        if self.setup_out == "actpass" and self.setup_in in ("active", "passive"):
+            return "passive" if self.setup_in == "active" else "active"
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class SecureContext:
@@ -199,6 +209,7 @@ def crypto_lines(
     received = parse_cryptos(media.crypto_values)
     osrtp = offer and "offer" in options.osrtp and protocol == "RTP/AVP"
     if protocol not in SRTP_PROTOCOLS and not osrtp:
+        state.sdes_out, state.setup_out = (), None  # plain towards this party now
         return ()
     flags = options.sdes
     if offer:

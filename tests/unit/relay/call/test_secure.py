@@ -217,3 +217,11 @@ def test_offer_cryptos_any_no_flags(dropped: set[str], lifetime: bool, pad: bool
     assert [c.tag for c in out] == list(range(1, len(out) + 1))
     assert all(len(c.key_salt) == c.suite.inline_len for c in out)
     assert all((c.lifetime == "2^31") is lifetime for c in out)
+
+
+def test_dtls_role_from_our_setup_and_the_answer() -> None:
+    assert SecureState(setup_out="passive").dtls_role == "passive"
+    assert SecureState(setup_out="actpass", setup_in="active").dtls_role == "passive"
+    assert SecureState(setup_out="actpass", setup_in="passive").dtls_role == "active"
+    assert SecureState(setup_out="actpass").dtls_role is None
+    assert SecureState().dtls_role is None
