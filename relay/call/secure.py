@@ -207,13 +207,16 @@ def crypto_lines(
     """a=crypto/a=setup/a=fingerprint for the party of `state` (in an answer, the offerer's
     side; `answered`: in an offer, that party's last answer for this line, if any)."""
     received = parse_cryptos(media.crypto_values)
-    osrtp = offer and "offer" in options.osrtp and protocol == "RTP/AVP"
+    # OSRTP (RFC 8643): a plain RTP/AVP line offered with a=crypto lines, made by the
+    # OSRTP-offer flag or passed on from an OSRTP offerer (measured: with or without flags)
+    incoming_osrtp = media.protocol == "RTP/AVP" and bool(received)
+    osrtp = offer and protocol == "RTP/AVP" and ("offer" in options.osrtp or incoming_osrtp)
     if protocol not in SRTP_PROTOCOLS and not osrtp:
         state.sdes_out, state.setup_out = (), None  # plain towards this party now
         return ()
     flags = options.sdes
     if offer:
-        passthrough = received if media.protocol in SRTP_PROTOCOLS else ()
+        passthrough = received if media.protocol in SRTP_PROTOCOLS or incoming_osrtp else ()
         state.sdes_out = offer_cryptos(passthrough, state, flags, ctx.rng)
         # measured: a party that answered SDES without a fingerprint gets no DTLS again
         sdes_only = answered is not None and answered.crypto and not answered.fingerprint

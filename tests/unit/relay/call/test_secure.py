@@ -225,3 +225,11 @@ def test_dtls_role_from_our_setup_and_the_answer() -> None:
     assert SecureState(setup_out="actpass", setup_in="passive").dtls_role == "active"
     assert SecureState(setup_out="actpass").dtls_role is None
     assert SecureState().dtls_role is None
+
+
+def test_incoming_osrtp_offer_passed_on_with_its_line_first() -> None:
+    media = _media(crypto=True, crypto_values=(OFFERED,))
+    lines = crypto_lines(SecureState(), "RTP/AVP", media, CallOptions(), True, _ctx())
+    assert lines[0].startswith("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVe")
+    assert lines[-2:] == ("a=setup:actpass", "a=fingerprint:sha-256 AA:BB")
+    assert crypto_lines(SecureState(), "RTP/AVP", media, CallOptions(), False, _ctx()) == ()
