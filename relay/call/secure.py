@@ -174,10 +174,10 @@ def answer_cryptos(
 ) -> tuple[sdes.Crypto, ...]:
     """The answer's a=crypto: the answerer's own line passed on, else the offer's first suite
     under its tag with our key (P2). Measured: SDES flags (even `off`) do not apply here."""
+    if not offerer.sdes_in:
+        return ()  # the offerer did not offer SDES (a DTLS browser): none back (measured)
     if answered:
         return (sdes.for_rtpengine_offer(answered[0]),)
-    if not offerer.sdes_in:
-        return ()
     first = offerer.sdes_in[0]
     return (sdes.Crypto(first.tag, first.suite, _key(offerer, first.suite, rng)),)
 

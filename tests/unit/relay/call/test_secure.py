@@ -233,3 +233,9 @@ def test_incoming_osrtp_offer_passed_on_with_its_line_first() -> None:
     assert lines[0].startswith("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVe")
     assert lines[-2:] == ("a=setup:actpass", "a=fingerprint:sha-256 AA:BB")
     assert crypto_lines(SecureState(), "RTP/AVP", media, CallOptions(), False, _ctx()) == ()
+
+
+def test_no_crypto_back_to_an_offerer_without_sdes() -> None:
+    answer = _media("RTP/SAVP", crypto=True, crypto_values=(OFFERED,))
+    offerer = SecureState(setup_in="actpass")  # a DTLS browser: no a=crypto offered
+    assert crypto_lines(offerer, "UDP/TLS/RTP/SAVPF", answer, CallOptions(), False, _ctx()) == ()
