@@ -8,6 +8,7 @@ import socket
 import struct
 from collections.abc import Callable
 
+from relay.media.secure import Transport
 from relay.media.stream import Address, Stream
 from relay.media.userspace import UserspacePlane
 
@@ -25,6 +26,11 @@ def rtcp_rr(ssrc: int = 0x11223344) -> bytes:
     cname = b"\x01\x06rtpvlt\x00\x00"
     sdes = struct.pack("!BBHI", 0x81, 202, 1 + len(cname) // 4, ssrc) + cname
     return rr + sdes
+
+
+def transport(stream: Stream) -> Transport:
+    assert stream.transport is not None
+    return stream.transport
 
 
 class SecureRig:

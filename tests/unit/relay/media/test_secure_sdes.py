@@ -31,7 +31,8 @@ class SdesPeer:
         self.tx = pylibsrtp.Session(pylibsrtp.Policy(
             key=b_key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile))
         self.rx = pylibsrtp.Session(pylibsrtp.Policy(
-            key=relay_key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND, srtp_profile=profile))  # fmt: skip
+            key=relay_key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND,
+            srtp_profile=profile))  # fmt: skip
 
 
 @pytest.fixture(params=[(n, lib) for n in PROFILES for lib in (True, False)
@@ -180,7 +181,8 @@ def test_attaching_later_switches_both_readers_and_detaching_back() -> None:
     key = os.urandom(s.inline_len)
     try:
         assert not rig.plane._secure
-        attach_sdes(rig.y, open_context(s, key, outbound=False), open_context(s, key, outbound=True))
+        attach_sdes(rig.y, open_context(s, key, outbound=False),
+                    open_context(s, key, outbound=True))  # fmt: skip
         rig.plane.update(rig.y)
         assert rig.plane._secure == {rig.x, rig.y}  # y's leg and x, whose sink it is
 
