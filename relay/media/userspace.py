@@ -22,6 +22,10 @@ and one busy socket cannot starve the others. Per packet:
    the sink is `send_blocked`. The packet leaves byte-for-byte unchanged; only the addresses
    change (it leaves from the sink's local port). A failed send counts `sink.send_errors`.
 
+A stream with a secure transport (SRTP, DTLS, ICE), or whose sink has one, is read by the
+secure reader instead (relay.media.secure_reader, chosen in `add`/`update`); the reader below
+is for plain pairs only and has no per-packet check for it.
+
 Nothing is logged or raised per packet. Addresses are compared as (host, port) tuples exactly as
 `recvfrom` returns them, so the call model must store `peer`/`sdp_peer` in that form (IPv6: the
 compressed form `socket.inet_ntop` gives, without flowinfo/scope).
