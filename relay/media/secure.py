@@ -230,15 +230,15 @@ class Transport:
             self.dtls_errors += 1
             self.note("dtls-unexpected", "DTLS on a stream without DTLS-SRTP: dropped")
             return
-        self._dtls_peer = source
         try:
             out = session.receive(data, now)
         except DtlsGarbage as exc:
-            self.dtls_errors += 1
+            self.dtls_errors += 1  # and its source is not remembered as the DTLS peer
             self.note("dtls-garbage", "DTLS datagram dropped: %s", exc)
             return
         except DtlsError as exc:
             out = self._dtls_failed(exc)
+        self._dtls_peer = source
         self._send_dtls(out)
         self._check_keys()
         self._arm_dtls()
