@@ -68,6 +68,7 @@ async def browser_call(ours: DtlsCertificate) -> SecureRig:
         parsed = parse_attribute("a=candidate:" + candidate_to_sdp(c))
         assert isinstance(parsed, Candidate)
         agent.add_remote_candidate(parsed)
+    assert params.usernameFragment is not None and params.password is not None
     agent.set_remote(params.usernameFragment, params.password)
     agent.end_of_candidates()
     attach_ice(rig.y, agent, 1)
