@@ -33,8 +33,9 @@ def test_arbitrary_datagrams_on_an_ice_dtls_stream_never_raise() -> None:
     loop = asyncio.new_event_loop()
     rig = SecureRig(loop)
     cert = generate_certificate(NOW, 0x6666, "rtpvault-fuzz")
+    sockets = [LocalSocket(1, rig.addr(rig.y.sock), 1, 1)]
     agent = IceAgent(ufrag="fuzz", pwd="fuzzpassword0123456789ab", controlling=False,
-                     tie_breaker=5, sockets=[LocalSocket(1, rig.addr(rig.y.sock), 1, 1)])  # fmt: skip
+                     tie_breaker=5, sockets=sockets)  # fmt: skip
     attach_ice(rig.y, agent, 1)
     attach_dtls(rig.y, DtlsSession(cert, Role.SERVER, parse_fingerprint(
         cert.fingerprint().render())))  # fmt: skip

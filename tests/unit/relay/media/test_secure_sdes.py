@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pylibsrtp
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from recorder.formats import FORMATS
 from relay.media.secure import Transport, attach_dtls, attach_sdes, detach
 from relay.media.secure_reader import handle
 from relay.srtp import open_context, suite
-from tests.unit.relay.media.secure_rig import SecureRig, rtcp_rr, rtp
+from tests.support.tools import require
+from tests.unit.relay.media.secure_rig import WALL, SecureRig, rtcp_rr, rtp
 
 PROFILES = {
     "AES_CM_128_HMAC_SHA1_80": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
@@ -239,3 +243,34 @@ def test_arbitrary_datagrams_are_dropped_or_forwarded_never_raised() -> None:
     finally:
         rig.close()
         loop.close()
+
+
+def test_the_pcap_of_an_srtp_leg_holds_plain_rtp(
+    sdes: tuple[SecureRig, SdesPeer], tmp_path: Path
+) -> None:
+    """The recorder's own pcap records built from the tap, read back by tshark: the payload is
+    the plaintext B sent, as rtpengine records an SRTP call."""
+    tshark = require("tshark")
+    rig, peer = sdes
+    fmt = FORMATS["eth"]
+    build = fmt.builder(rig.addr(rig.y.sock))
+    records: list[bytes] = []
+    rig.y.tap = lambda st, data, src, now: records.append(build(WALL, src, data))
+
+    async def scenario() -> None:
+        for seq in (1, 2):
+            rig.b.sendto(peer.tx.protect(rtp(seq, b"spoken %d" % seq)), rig.addr(rig.y.sock))
+            assert await rig.recv(rig.a) == rtp(seq, b"spoken %d" % seq)
+
+    run(rig, scenario())
+    path = tmp_path / "call.pcap"
+    path.write_bytes(fmt.header("") + b"".join(records))
+    out = subprocess.run(
+        [tshark, "-r", str(path), "-d", f"udp.port=={rig.y.local_port},rtp",
+         "-T", "fields", "-e", "rtp.seq", "-e", "rtp.payload"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split("\n")  # fmt: skip
+    rows = [line.split("\t") for line in out if line]
+    assert [(int(s), bytes.fromhex(p.replace(":", ""))) for s, p in rows] == [
+        (1, b"spoken 1"), (2, b"spoken 2")
+    ]
