@@ -167,7 +167,11 @@ class Transport:
 
     def send(self, data: bytes, rtcp: bool) -> None:
         """Protect (when SRTP) and send a packet towards this stream's party."""
-        s = self.stream
+        dest = self.destination()  # first: protecting advances the SRTP state
+        if dest is None:
+            if self.ice is not None:
+                self.not_selected += 1
+            return
         if self.srtp:
             ctx = self.srtp_out
             if ctx is None:
@@ -179,15 +183,10 @@ class Transport:
                 self.srtp_errors += 1
                 self.note("srtp-protect", "packet for the SRTP leg cannot be protected: %s", exc)
                 return
-        dest = self.destination()
-        if dest is None:
-            if self.ice is not None:
-                self.not_selected += 1
-            return
         try:
             dest[0].sendto(data, dest[1])
         except OSError:
-            s.send_errors += 1
+            self.stream.send_errors += 1
 
     def destination(self) -> tuple[socket.socket, Address] | None:
         """(socket, address) media leaves through: the ICE pair, else the stream's peer."""
