@@ -92,3 +92,30 @@ def test_dtls_srtp_peer_through_the_plane(cert_a: DtlsCertificate, our_role: Rol
 def test_a_certificate_not_matching_the_fingerprint_gives_no_keys(cert_a: DtlsCertificate) -> None:
     rig = asyncio.run(scenario(cert_a, Role.SERVER, bad_fingerprint=True))
     assert rig.x.packets == 1 and rig.y.packets == 0
+
+
+def test_a_handshake_that_never_completes_is_retransmitted_then_fails(
+    cert_a: DtlsCertificate,
+) -> None:
+    """An active session towards a peer that never answers: the loop's timer retransmits the
+    ClientHello to the SDP peer, then gives up; counted, logged once, no keys, no media."""
+
+    async def scenario() -> SecureRig:
+        rig = SecureRig(asyncio.get_running_loop())
+        session = DtlsSession(cert_a, Role.CLIENT, parse_fingerprint(
+            cert_a.fingerprint().render()), handshake_timeout=1.5)  # fmt: skip
+        attach_dtls(rig.y, session)
+        rig.start()  # y.peer is B's SDP address: the ClientHello goes there at once
+        try:
+            first = await rig.recv(rig.b)
+            again = await rig.recv(rig.b)  # the retransmission timer (1 s) fired on the loop
+            assert first[0] == again[0] == 22  # DTLS handshake records
+            t = transport(rig.y)
+            await rig.until(lambda: t.dtls_errors == 1)
+            assert t.dtls_state == "failed" and t.srtp_out is None
+            return rig
+        finally:
+            rig.close()
+
+    rig = asyncio.run(scenario())
+    assert transport(rig.y)._dtls_timer is None  # nothing left armed
