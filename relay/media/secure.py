@@ -127,9 +127,7 @@ class Transport:
 
     def unbind(self) -> None:
         """The plane stopped reading the stream: cancel its timers."""
-        if self._dtls_timer is not None:
-            self._dtls_timer.cancel()
-            self._dtls_timer = None
+        self.cancel_dtls_timer()
         if self.ice is not None:
             self.ice.release(self)
         self._loop = None
@@ -287,10 +285,13 @@ class Transport:
         if self.on_keys is not None:
             self.on_keys(s, suite)
 
-    def _arm_dtls(self) -> None:
+    def cancel_dtls_timer(self) -> None:
         if self._dtls_timer is not None:
             self._dtls_timer.cancel()
             self._dtls_timer = None
+
+    def _arm_dtls(self) -> None:
+        self.cancel_dtls_timer()
         session, loop = self.dtls, self._loop
         due = None if session is None else session.next_timeout()
         if due is not None and loop is not None:
@@ -409,9 +410,13 @@ def _transport(stream: Stream) -> Transport:
 
 
 def attach_sdes(stream: Stream, inbound: SrtpContext, outbound: SrtpContext) -> Transport:
-    """SDES-keyed SRTP on `stream`'s leg: unprotect what arrives, protect what leaves."""
+    """SDES-keyed SRTP on `stream`'s leg: unprotect what arrives, protect what leaves.
+    Replaces DTLS-SRTP if the leg had it (the answer chose SDES)."""
     t = _transport(stream)
     t.srtp, t.srtp_in, t.srtp_out = True, inbound, outbound
+    if t.dtls is not None:
+        t.dtls = t.on_keys = None
+        t.cancel_dtls_timer()
     return t
 
 
@@ -420,6 +425,7 @@ def attach_dtls(
 ) -> Transport:
     """DTLS-SRTP on `stream`'s leg: no media either way until `session` has exported keys."""
     t = _transport(stream)
+    t.cancel_dtls_timer()
     t.srtp, t.srtp_in, t.srtp_out = True, None, None
     t.dtls, t.on_keys, t._dtls_peer = session, on_keys, None
     return t

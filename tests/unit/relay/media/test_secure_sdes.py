@@ -274,3 +274,30 @@ def test_the_pcap_of_an_srtp_leg_holds_plain_rtp(
     assert [(int(s), bytes.fromhex(p.replace(":", ""))) for s, p in rows] == [
         (1, b"spoken 1"), (2, b"spoken 2")
     ]
+
+
+def test_sdes_replaces_dtls_and_dtls_replaces_sdes_keys() -> None:
+    """A re-offer/answer that changes the keying: the last attach wins, no timer left behind."""
+    from relay.dtls.cert import generate_certificate, parse_fingerprint
+    from relay.dtls.session import DtlsSession, Role
+    from tests.unit.relay.dtls.conftest import NOW
+
+    loop = asyncio.new_event_loop()
+    rig = SecureRig(loop)
+    cert = generate_certificate(NOW, 0x77, "rtpvault-test")
+    s = suite("AES_CM_128_HMAC_SHA1_80")
+    key = os.urandom(s.inline_len)
+    inbound, outbound = open_context(s, key, outbound=False), open_context(s, key, outbound=True)
+    try:
+        t = attach_dtls(rig.y, DtlsSession(cert, Role.CLIENT, parse_fingerprint(
+            cert.fingerprint().render())))  # fmt: skip
+        rig.start()  # the client starts: its retransmission timer is armed
+        assert t._dtls_timer is not None and t.srtp_out is None
+        assert attach_sdes(rig.y, inbound, outbound) is t
+        assert t.dtls is None and t._dtls_timer is None and t.srtp_out is outbound
+        attach_dtls(rig.y, DtlsSession(cert, Role.SERVER, parse_fingerprint(
+            cert.fingerprint().render())))  # fmt: skip
+        assert t.srtp_in is None and t.srtp_out is None  # no SDES keys survive into DTLS
+    finally:
+        rig.close()
+        loop.close()
