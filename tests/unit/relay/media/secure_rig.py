@@ -36,7 +36,7 @@ def transport(stream: Stream) -> Transport:
 class SecureRig:
     """x faces plain party A, y faces party B; `b` is B's socket unless the test brings its own."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, coalesce: float = 0.0) -> None:
         self.loop = loop
         self.errors: list[dict[str, object]] = []
         loop.set_exception_handler(lambda _loop, ctx: self.errors.append(ctx))
@@ -47,7 +47,9 @@ class SecureRig:
         self.x.peer = self.x.sdp_peer = self.addr(self.a)
         self.y.peer = self.y.sdp_peer = self.addr(self.b)
         self.x.call_id = self.y.call_id = "secure-rig"
-        self.plane = UserspacePlane(loop, clock=lambda: 200.0, wallclock=lambda: WALL)
+        self.plane = UserspacePlane(
+            loop, clock=lambda: 200.0, wallclock=lambda: WALL, coalesce=coalesce
+        )
         self.taps: dict[str, list[bytes]] = {"x": [], "y": []}
         self.x.tap = lambda st, data, src, now: self.taps["x"].append(data)
         self.y.tap = lambda st, data, src, now: self.taps["y"].append(data)

@@ -177,9 +177,10 @@ def test_no_plaintext_leaves_towards_a_leg_without_keys() -> None:
         loop.close()
 
 
-def test_attaching_later_switches_both_readers_and_detaching_back() -> None:
+@pytest.mark.parametrize("coalesce", [0.0, 0.001], ids=["per-socket", "coalesce"])
+def test_attaching_later_switches_both_readers_and_detaching_back(coalesce: float) -> None:
     loop = asyncio.new_event_loop()
-    rig = SecureRig(loop)
+    rig = SecureRig(loop, coalesce)
     rig.start()
     s = suite("AES_CM_128_HMAC_SHA1_80")
     key = os.urandom(s.inline_len)
@@ -298,6 +299,32 @@ def test_sdes_replaces_dtls_and_dtls_replaces_sdes_keys() -> None:
         attach_dtls(rig.y, DtlsSession(cert, Role.SERVER, parse_fingerprint(
             cert.fingerprint().render())))  # fmt: skip
         assert t.srtp_in is None and t.srtp_out is None  # no SDES keys survive into DTLS
+    finally:
+        rig.close()
+        loop.close()
+
+
+def test_srtcp_on_a_separate_rtcp_stream_pair() -> None:
+    """Without rtcp-mux: the RTCP sockets' streams (is_rtcp) carry SRTCP on B's leg."""
+    loop = asyncio.new_event_loop()
+    rig = SecureRig(loop)
+    rig.x.is_rtcp = rig.y.is_rtcp = True
+    s = suite("AES_CM_128_HMAC_SHA1_80")
+    b_key, relay_key = os.urandom(s.inline_len), os.urandom(s.inline_len)
+    attach_sdes(rig.y, open_context(s, b_key, outbound=False),
+                open_context(s, relay_key, outbound=True))  # fmt: skip
+    peer = SdesPeer("AES_CM_128_HMAC_SHA1_80", b_key, relay_key)
+    rig.start()
+
+    async def scenario() -> None:
+        rig.a.sendto(rtcp_rr(0xA), rig.addr(rig.x.sock))
+        assert peer.rx.unprotect_rtcp(await rig.recv(rig.b)) == rtcp_rr(0xA)
+        rig.b.sendto(peer.tx.protect_rtcp(rtcp_rr(0xB)), rig.addr(rig.y.sock))
+        assert await rig.recv(rig.a) == rtcp_rr(0xB)
+
+    try:
+        run(rig, scenario())
+        assert rig.taps["y"] == [rtcp_rr(0xB)] and rig.y.ssrc is None
     finally:
         rig.close()
         loop.close()
