@@ -6,10 +6,10 @@ order; a part may look up an earlier one in `daemon.components` by its module's 
 (e.g. the archive subscribes to `daemon.components["recording"]`). A part subscribes to what
 the relay publishes:
 
-* `daemon.registry.listeners.append(fn)`: fn(event, call) with event "created", "updated" or
-  "closed:<reason>" (relay.calls); "created"/"updated" run before the ng reply is built (the
-  recorder's file name goes into it), "closed:…" after the reply to the `delete` that ended the
-  call (at once when a timer ends it);
+* `daemon.registry.listeners.append(fn)`: fn(event) with a `CallCreated`, `CallUpdated` or
+  `CallClosed` (relay.call.events); created/updated run before the ng reply is built (the
+  recorder's file name goes into it, through `daemon.commands.recording_state`), closed after
+  the reply to the `delete` that ended the call (at once when a timer ends it);
 * `daemon.commands.observers.append(fn)`: fn(command, request, reply, source, received) after
   every ng command, once its reply is sent (relay.ng.commands.Observer; `NgControlServer.defer`);
 * `daemon.taps.subscribe(stream, name, tap)`: packets of one stream (rtpvault.taps).
@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # types only: the daemon imports this module, and the parts import it too
-    from relay.calls import Registry
+    from relay.call import Registry
     from relay.config import Settings
     from relay.control import NgControlServer
     from relay.ng.commands import Commands

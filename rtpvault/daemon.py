@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from relay.calls import Registry
+from relay.call import Registry
 from relay.config import ConfigError, Settings, load_settings, parse_args
 from relay.control import NgControlServer
 from relay.media.plane import ForwardingPlane
 from relay.ng.commands import Commands
-from relay.statistics import statistics
+from relay.ng.statistics import statistics
 from rtpvault.component import Component, DaemonContext, StartupError
 from rtpvault.limits import raise_open_files_limit
 from rtpvault.logsetup import setup_logging, subsystem_levels

@@ -31,7 +31,7 @@ from hep.qos import SampledQos, merge_windows, qos_report
 from hep.rtcp import rtcp_json
 from hep.sender import HepSender
 from recorder.rtpstats import RtpStats, mos_g107
-from relay.callmodel import MediaSide
+from relay.call import CallClosed, CallEvent, MediaSide
 from relay.ng.codec import bencode_encode  # the ng wire form, as upstream rtpengine traces it
 from rtp.demux import is_rtcp
 from rtpvault.component import DaemonContext
@@ -142,8 +142,9 @@ class HomerComponent:
 
     # -- calls ----------------------------------------------------------------------------------
 
-    def _on_call(self, event: str, call: Any) -> None:
-        if event.startswith("closed:"):
+    def _on_call(self, event: CallEvent) -> None:
+        call = event.call
+        if isinstance(event, CallClosed):
             self._finish(call)
             return
         streams = self.calls.setdefault(call.call_id, [])

@@ -1,9 +1,11 @@
 """Composition of the recorder: relay call events and ng replies in, recordings on disk out.
 
 * `daemon.registry.listeners`: a call with `record` on gets a Recording (file names as
-  rtpengine, the pcap path appended to `call.recordings` at once so the ng reply names it); its
-  streams get a tap (re-scanned on every "updated"); `record_paused` pauses/resumes; `record`
-  off or "closed:*" finishes it.
+  rtpengine); its streams get a tap (re-scanned on every `CallUpdated`); `record_paused`
+  pauses/resumes; `record` off or `CallClosed` finishes it. A `CallUpdated` from an SDP
+  exchange brings the relay's parsed summary of that SDP (the sidecar's parties and codecs).
+* `daemon.commands.recording_state`: per call, the newest recording's pcap path and why the
+  last one could not be created, which offer/answer replies name (`recordings`, `warning`).
 * `daemon.commands.observers`: each offer/answer while recording appends rtpengine's SDP block
   to the metadata file, an SDP packet to a pcapng file, and the SDP to the sidecar; a `delete`
   that ends the call sets the recording's `ended` at once (sidecar and index row), while the
@@ -38,11 +40,11 @@ from recorder.formats import recording_format
 from recorder.names import SUBDIRS, RecordingPaths, new_prefix
 from recorder.recording import STATUS_RECORDING, Recording
 from recorder.recovery import recover
-from recorder.sdpinfo import summarise
 from recorder.sidecar import Sidecar
 from recorder.spool import Spool
-from relay.callmodel import Call
+from relay.call import Call, CallClosed, CallEvent, CallUpdated, Exchange, OfferedSession
 from relay.config.keyfile import shown
+from rtp.payload_types import STATIC_PAYLOAD_TYPES
 from rtpvault.component import DaemonContext, StartupError
 
 logger = logging.getLogger("rtpvault.recording")
@@ -60,6 +62,28 @@ def _split_meta(metadata: str | None) -> dict[str, str]:
         if sep and key:
             out[key] = value
     return out
+
+
+def sdp_summary(offered: OfferedSession) -> dict[str, Any]:
+    """The sidecar's view of one SDP, from the relay's parse of it: {"user": o= user or None,
+    "media": [{type, address, port, codecs: [{pt, name, rate}]}]} (docs/recording-sidecar.md)."""
+    user = offered.origin_username
+    media = []
+    for m in offered.media:
+        codecs = []
+        for pt in m.formats:
+            if not pt.isdigit():
+                continue
+            text = m.codec_names.get(pt)
+            if text is not None:
+                name, _, rest = text.partition("/")
+                clock = rest.split("/")[0]
+                rate = int(clock) if clock.isdigit() else 8000
+            else:
+                name, rate = STATIC_PAYLOAD_TYPES.get(int(pt), (str(int(pt)), 8000))
+            codecs.append({"pt": int(pt), "name": name, "rate": rate})
+        media.append({"type": m.type, "address": m.address, "port": m.port, "codecs": codecs})
+    return {"user": user if user not in ("", "-") else None, "media": media}
 
 
 def prepare_dirs(root: str) -> None:
@@ -99,8 +123,14 @@ class RecordingComponent:
         raw_min_free = raw.get("recording-min-free") or str(DEFAULT_MIN_FREE_MIB)
         self.spool = Spool(self._emit_threadsafe, announce=self._announce_threadsafe,
                            root=self.root, min_free=int(raw_min_free) * MIB)  # fmt: skip
+        self._exchanges: dict[str, Exchange] = {}
+        """Per call, the SDP exchange the next offer/answer observer records (same request)."""
+        self._replies: dict[str, tuple[str | None, str | None]] = {}
+        """Per call, what offer/answer replies say: (newest pcap path, why the last recording
+        asked for could not be created)."""
         daemon.registry.listeners.append(self._on_call)
         daemon.commands.observers.append(self._on_ng)
+        daemon.commands.recording_state = self.recording_state
 
     # -- events -------------------------------------------------------------------------------
     def subscribe(self, fn: Subscriber) -> None:
@@ -178,13 +208,22 @@ class RecordingComponent:
         }
 
     # -- call events --------------------------------------------------------------------------
-    def _on_call(self, event: str, call: Call) -> None:
+    def recording_state(self, call_id: str) -> tuple[str | None, str | None]:
+        """(the pcap path of the call's newest recording, why the last recording asked for
+        could not be created) for the offer/answer reply; (None, None) before any."""
+        return self._replies.get(call_id, (None, None))
+
+    def _on_call(self, event: CallEvent) -> None:
+        call = event.call
         rec = self.active.get(call.call_id)
-        if event.startswith("closed:"):
+        if isinstance(event, CallClosed):
+            self._exchanges.pop(call.call_id, None)
+            self._replies.pop(call.call_id, None)
             if rec is not None:
                 self._finish(call.call_id, time.time())
             return
         if not call.record:
+            self._exchanges.pop(call.call_id, None)
             if rec is not None:
                 self._finish(call.call_id, 0.0)
             return
@@ -194,6 +233,8 @@ class RecordingComponent:
         if call.record_paused and rec.pause(now) or not call.record_paused and rec.resume(now):
             self._sidecar(rec)
         self._rescan(rec, call)
+        if isinstance(event, CallUpdated) and event.exchange is not None:
+            self._exchanges[call.call_id] = event.exchange  # for _on_ng, after the reply
 
     def _start(self, call: Call) -> Recording:
         paths = RecordingPaths(self.root, new_prefix(call.call_id), self.fmt.suffix)
@@ -207,10 +248,10 @@ class RecordingComponent:
         comment = f"rtpvault recording\ncall-id: {call.call_id}\nmetadata: {call.metadata or ''}"
         problem = self.spool.create(rec, rec.file_header(comment))
         if problem is None:
-            call.recordings.append(paths.pcap)
-            call.recording_error = None
+            self._replies[call.call_id] = (paths.pcap, None)
         else:  # the reply says so (`warning`), the log did (spool), the sidecar and row will
-            call.recording_error = f"Recording not created: {problem}"
+            newest, _ = self.recording_state(call.call_id)
+            self._replies[call.call_id] = (newest, f"Recording not created: {problem}")
         self._count(rec.doc)
         if problem is not None:  # counted `failed` now, and only once when it ends
             self.status_of[rec.doc["id"]] = rec.doc["status"]
@@ -304,7 +345,7 @@ class RecordingComponent:
             return  # one branch or party went; the call (and the recording) goes on
         rec.ended = received
         if call is None:
-            return  # deleted at once: the "closed" event finishes it with this time
+            return  # deleted at once: `CallClosed` finishes it with this time
         rec.doc["ended"] = received
         self._sidecar(rec)
         self.spool.submit("announce", rec, dict(rec.doc))
@@ -325,15 +366,15 @@ class RecordingComponent:
         call_id = request.get("call-id")
         if not isinstance(call_id, str):
             return
+        exchange = self._exchanges.pop(call_id, None)
         rec = self.active.get(call_id)
         sdp_out = reply.get("sdp")
-        if rec is None or not isinstance(sdp_out, str):
+        if rec is None or exchange is None or not isinstance(sdp_out, str):
             return
         call = self.daemon.registry.calls.get(call_id)
         if call is None:
             return
-        tag_key = "from-tag" if command == "offer" else "to-tag"
-        tag = request.get(tag_key) or request.get(tag_key.replace("-", " ")) or ""
+        tag = exchange.tag
         party = call.parties.get(tag)
         label = party.label if party is not None else None
         started = rec.party_started.get(tag, party.created if party is not None else received)
@@ -345,7 +386,7 @@ class RecordingComponent:
         sdp_record = rec.fmt.sdp(received, sdp_out, f"{command} from tag {tag}")
         if sdp_record is not None:
             rec.chunks.append(sdp_record)
-        summary = summarise(sdp_in or "")
+        summary = sdp_summary(exchange.offered)
         parties = rec.doc["parties"]
         entry = next((p for p in parties if p["tag"] == tag), None)
         if entry is None:

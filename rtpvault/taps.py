@@ -41,15 +41,6 @@ class TapHub:
             del self._subs[stream]
         self._install(stream)
 
-    def subscribed(self, stream: Stream, name: str) -> bool:
-        return name in self._subs.get(stream, ())
-
-    def forget(self, stream: Stream) -> None:
-        """Drop every subscriber of `stream` (the stream is being closed)."""
-        self._subs.pop(stream, None)
-        stream.tap = None
-        # no notification: the stream is being closed and leaves the plane anyway
-
     def _install(self, stream: Stream) -> None:
         self._set(stream)
         if self._changed is not None:

@@ -5,7 +5,7 @@ A plane moves packets between linked `Stream`s: a packet arriving on stream X le
 X.sink's socket towards X.sink.peer, and X's counters and learned peer are updated in place on
 the shared `Stream` objects (the call model reads them for `query`/`delete` and timeouts).
 
-Contract for the caller (relay.calls / rtpvault.daemon):
+Contract for the caller (relay.call.streams / rtpvault.daemon):
 
 * `add(stream)` once the stream's socket exists (non-blocking is set by the plane). Adding both
   streams of a pair is what makes traffic flow both ways; a stream with no `sink`, or whose sink

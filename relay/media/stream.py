@@ -3,7 +3,7 @@
 A `Stream` faces one party: that party sends to `local_port` and receives from it. A packet
 that arrives on stream X (from party A) leaves through X.sink's socket (the stream facing the
 other party B) towards X.sink.peer. Latching (endpoint learning) updates X.peer from the packets
-that arrive on X. The call model (relay.calls) creates and links streams; the forwarding plane
+that arrive on X. The call model (relay.call) creates and links streams; the forwarding plane
 (relay.media.userspace) reads and counts. Plain attributes and ints: this object is on the hot path.
 """
 

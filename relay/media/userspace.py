@@ -45,7 +45,7 @@ recvfrom_into+sendto alone cost 6.1 µs/packet on loopback and the plane's per-p
 0.9-1.3× rtpengine's userspace path, not 0.6×: that target is at or below what per-packet
 syscalls allow here, and is for the in-kernel plane.
 
-Wiring (for relay.calls / rtpvault.daemon)::
+Wiring (for relay.call.streams / rtpvault.daemon)::
 
     plane = UserspacePlane(loop)             # the daemon's loop (uvloop when installed)
     set_tos(sock, settings.tos)              # every media socket, if `tos` is configured

@@ -11,12 +11,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from relay.callmodel import Call, Party
-from relay.calls import CallError, Registry
-from relay.callstats import _subscribers, call_stats
+from relay.call import Call, CallError, CallUpdated, Party, Registry
 from relay.cint import strtoll
+from relay.ng.callstats import call_stats, subscribers
 from relay.ng.errors import NgError
-from relay.ng.flags import NgFlags, parse_flags
+from relay.ng.flags import NgFlags, call_options, parse_flags
+from relay.ng.sdp_view import SdpUnsupported, prepare
 from relay.ng.unimplemented import (
     CALL_ID_KEYS,
     STRTOLL,
@@ -27,7 +27,6 @@ from relay.ng.unimplemented import (
     option,
     unopenable_media_file,
 )
-from relay.sdp_view import SdpUnsupported, prepare
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +43,6 @@ COMMAND_NAMES = (
     "unblock media", "play media", "stop media", "play DTMF", "statistics", "silence media",
     "unsilence media", "publish", "subscribe request", "subscribe answer", "unsubscribe",
 )
-# rtpvault's additions (not rtpengine 10.5 commands); not listed in `statistics`.
-EXTRA_COMMANDS = ("pause recording",)
 # rtpengine's short names in controlstatistics, same order.
 SHORT_NAMES = (
     "ping", "offer", "answer", "delete", "query", "list", "startrec", "stoprec", "startfwd",
@@ -82,6 +79,15 @@ class Delays:
 
 def _now(work: Callable[[], None]) -> None:
     work()
+
+
+RecordingState = Callable[[str], tuple[str | None, str | None]]
+"""A call's (newest recording's pcap path, why the last recording asked for could not be
+created); the recorder answers it, offer/answer replies name both while `record` is on."""
+
+
+def _no_recording(call_id: str) -> tuple[str | None, str | None]:
+    return None, None
 
 
 def _str(body: dict[str, Any], *keys: str) -> str | None:
@@ -155,6 +161,8 @@ class Commands:
         self.defer: Callable[[Callable[[], None]], None] = _now
         """How observers are run: at once, or (the daemon) after the reply is sent."""
         self._media_players: dict[str, set[int]] = {}
+        self.recording_state: RecordingState = _no_recording
+        """Set by the recorder (the composition root)."""
 
     def dispatch(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
         command = body.get("command")
@@ -248,12 +256,13 @@ class Commands:
             if offer:
                 reg.touch(call_id, from_tag, to_tag or None)
             raise NgError("Error rewriting SDP")
+        options = call_options(flags)
         try:
             if offer:
-                out = reg.offer(call_id, from_tag, to_tag or None, offered, flags, render)
+                out = reg.offer(call_id, from_tag, to_tag or None, offered, options, render)
             else:
                 assert to_tag is not None
-                out = reg.answer(call_id, from_tag, to_tag, offered, flags, render)
+                out = reg.answer(call_id, from_tag, to_tag, offered, options, render)
         except CallError as exc:
             raise NgError(exc.reason) from None
         self._log_flags(flags, call_id)
@@ -264,10 +273,11 @@ class Commands:
         # (docs/spec/recording.md §5.1); a recording that could not be created: no file to name,
         # a `warning` (docs/spec/ng-protocol.md §2.2: `result` ok plus `warning` for non-fatal
         # problems) and the media still relayed
-        reply: dict[str, Any] = {"recordings": [call.recordings[-1]]} if call.recordings else {}
+        path, error = self.recording_state(call_id)
+        reply: dict[str, Any] = {"recordings": [path]} if path else {}
         reply["sdp"] = out
-        if call.recording_error:
-            reply["warning"] = call.recording_error
+        if error:
+            reply["warning"] = error
         reply["result"] = "ok"
         return reply
 
@@ -344,7 +354,7 @@ class Commands:
         metadata = _str(body, "metadata")
         if metadata is not None:
             call.metadata = metadata
-        self.registry._emit("updated", call)
+        self.registry.emit(CallUpdated(call))
         return {"result": "ok"}
 
     # -- commands rtpvault does not carry out yet: rtpengine's errors up to where it would act --
@@ -404,7 +414,7 @@ class Commands:
             audio = [m for m in p.medias if m.type == "audio"]
             if not audio:
                 raise NgError("Monologue has no media capable of DTMF injection")
-            for sink in _subscribers(p, call.all_parties()):
+            for sink in subscribers(p, call.all_parties()):
                 if not any(m.type == "audio" for m in sink.medias):
                     raise NgError("Sink monologue has no media capable of DTMF playback")
                 first = audio[0].rtp or audio[0].rtcp

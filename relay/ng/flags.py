@@ -1,4 +1,5 @@
-"""ng offer/answer/delete dictionary keys and `flags` words → typed `NgFlags` (pure).
+"""ng offer/answer/delete dictionary keys and `flags` words → typed `NgFlags` (pure), and from
+those the frozen `CallOptions` the call model reads (`call_options`).
 
 Covers every key Kamailio 5.6's rtpengine module sends (docs/spec/ng-protocol.md §5), flag words
 of rtpengine 10.5 (§2.4). Unknown keys and words are kept in `unknown` and otherwise ignored,
@@ -9,7 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
+
+from relay.call.options import CallOptions
 
 # Plain words rtpengine 10.5 understands (spaces already turned into hyphens).
 KNOWN_WORDS = frozenset(
@@ -95,15 +99,6 @@ def _int(value: Any) -> int | None:
             return int(value.strip())
         except ValueError:
             return None
-    return None
-
-
-def _yes(value: str) -> bool | None:
-    v = value.lower()
-    if v in ("yes", "on", "true", "1", "start"):
-        return True
-    if v in ("no", "off", "false", "0", "stop"):
-        return False
     return None
 
 
@@ -287,3 +282,30 @@ _HANDLERS: dict[str, Any] = {
     "via-branch": _setter("via_branch"),
     "delete-delay": _setter("delete_delay", _int),
 }
+
+
+_NO_CODECS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({})
+
+
+def call_options(flags: NgFlags) -> CallOptions:
+    """What the call model needs of `flags`, frozen (the call model never changes a request)."""
+    codec = flags.codec
+    return CallOptions(
+        words=frozenset(flags.words),
+        trust_address=flags.trust_address,
+        replace=frozenset(flags.replace),
+        ice=flags.ice,
+        transport_protocol=flags.transport_protocol,
+        plain_transport=flags.plain_transport,
+        address_family=flags.address_family,
+        media_address=flags.media_address,
+        received_from=flags.received_from,
+        label=flags.label,
+        record_call=flags.record_call,
+        metadata=flags.metadata,
+        rtcp_mux=frozenset(flags.rtcp_mux),
+        codec=MappingProxyType({k: tuple(v) for k, v in codec.items()}) if codec else _NO_CODECS,
+        direction=tuple(flags.direction),
+        endpoint_learning=flags.endpoint_learning,
+        via_branch=flags.via_branch,
+    )

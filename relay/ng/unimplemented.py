@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from relay.callmodel import Call, Party
+from relay.call.model import Call, Party
 from relay.cint import strtoll
 from relay.ng.errors import NgError
 

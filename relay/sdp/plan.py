@@ -1,6 +1,6 @@
 """What the call model decided for one outgoing SDP: the input to `relay.sdp.rewrite`.
 
-The call model (relay.calls) owns negotiation state (ports, rtcp-mux, remembered o=/s= values,
+The call model (relay.call) owns negotiation state (ports, rtcp-mux, remembered o=/s= values,
 ptime seen on the other side); the rewriter only applies these decisions to the text, editing
 it in place the way rtpengine 10.5 does (see docs/spec/sdp.md §1).
 """

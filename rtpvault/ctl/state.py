@@ -14,6 +14,7 @@ import asyncio
 import weakref
 from typing import Any
 
+from relay.call import CallClosed, CallEvent
 from rtpvault.component import CallContext
 from rtpvault.ctl.params import current
 
@@ -64,9 +65,9 @@ class CtlState:
                 and call_id in self.daemon.registry.calls:  # fmt: skip
             self.proxy[call_id] = f"{source[0]}:{source[1]}"
 
-    def _on_call(self, event: str, call: Any) -> None:
-        if event.startswith("closed:"):
-            self.proxy.pop(call.call_id, None)
+    def _on_call(self, event: CallEvent) -> None:
+        if isinstance(event, CallClosed):
+            self.proxy.pop(event.call.call_id, None)
 
 
 _STATES: weakref.WeakKeyDictionary[Any, CtlState] = weakref.WeakKeyDictionary()

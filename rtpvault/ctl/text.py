@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from relay.ng.commands import COMMAND_NAMES, SHORT_NAMES
-from relay.statistics import statistics
+from relay.ng.statistics import statistics
 from rtpvault.component import DaemonContext
 from rtpvault.ctl.state import CtlState
 

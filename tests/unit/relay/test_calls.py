@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from relay.calls import CallError, Registry
-from relay.ng.flags import NgFlags, parse_flags
-from relay.offered import OfferedMedia, OfferedSession
+from relay.call import Call, CallClosed, CallError, CallEvent, CallOptions, Registry
+from relay.call.offered import OfferedMedia, OfferedSession
+from relay.ng.flags import call_options, parse_flags
 from relay.sdp.plan import SessionPlan
 
 
@@ -66,8 +66,27 @@ def render(plan: SessionPlan) -> str:
     return f"port={plan.media[0].port} rtcp={plan.media[0].rtcp_port} mux={plan.media[0].rtcp_mux}"
 
 
-def flags(**body: object) -> NgFlags:
-    return parse_flags(dict(body))
+def flags(**body: object) -> CallOptions:
+    return call_options(parse_flags(dict(body)))
+
+
+def delete(
+    reg: Registry, call_id: str, from_tag: str | None, to_tag: str | None, delay: int | None,
+    via_branch: str | None = None,
+) -> Call | None:
+    """A delete as relay.ng.commands carries it out: without a from-tag the whole call, else
+    the party rtpengine's lookup names; None when the call or that party is unknown."""
+    call = reg.calls.get(call_id)
+    if call is None:
+        return None
+    if not from_tag:
+        reg.delete_call(call, delay)
+        return call
+    target = reg.delete_target(call, from_tag, to_tag, via_branch)
+    if target is None:
+        return None
+    reg.delete_party(call, target, delay)
+    return call
 
 
 def test_offer_allocates_two_pairs_and_answer_reuses_the_other() -> None:
@@ -117,7 +136,7 @@ def test_ran_out_of_ports_destroys_the_new_call_only() -> None:
 def test_delete_frees_ports_after_delete_delay() -> None:
     reg, clock = registry(delete_delay=30)
     reg.offer("c1", "a", None, session(), flags(), render)
-    assert reg.delete("c1", "a", None, None) is not None
+    assert delete(reg, "c1", "a", None, None) is not None
     assert "c1" in reg.calls
     clock.t += 31
     reg.sweep(60, 3600, 0, 3600)
@@ -129,9 +148,9 @@ def test_delete_frees_ports_after_delete_delay() -> None:
 def test_delete_unknown_tag_or_call() -> None:
     reg, _ = registry()
     reg.offer("c1", "a", None, session(), flags(), render)
-    assert reg.delete("c1", "nope", None, 0) is None
-    assert reg.delete("nope", None, None, 0) is None
-    assert reg.delete("c1", None, None, 0) is not None
+    assert delete(reg, "c1", "nope", None, 0) is None
+    assert delete(reg, "nope", None, None, 0) is None
+    assert delete(reg, "c1", None, None, 0) is not None
     assert not reg.calls
 
 
@@ -173,12 +192,12 @@ def test_real_sockets_closed_on_delete() -> None:
     reg.offer("c1", "a", None, session(), flags(), render)
     socks = [s.sock for p in reg.calls["c1"].all_parties() for m in p.medias for s in m.streams()]
     assert len(socks) == 4 and all(isinstance(s, socket.socket) for s in socks)
-    reg.delete("c1", None, None, 0)
+    delete(reg, "c1", None, None, 0)
     assert all(s.fileno() == -1 for s in socks)
 
 
 def test_rtcp_mux_require_binds_only_the_rtp_port_towards_the_receiver() -> None:
-    from relay.callstats import call_stats
+    from relay.ng.callstats import call_stats
 
     reg, _ = registry()
     out = reg.offer("c1", "a", None, session(), flags(**{"rtcp-mux": ["require"]}), render)
@@ -193,7 +212,7 @@ def test_rtcp_mux_require_binds_only_the_rtp_port_towards_the_receiver() -> None
     assert streams[1]["local port"] == 0
     assert streams[1]["flags"] == ["RTCP", "fallback RTCP", "filled"]
     assert streams[1]["endpoint"] == {"family": "IPv4", "address": "192.0.2.20", "port": 50001}
-    reg.delete("c1", None, None, 0)
+    delete(reg, "c1", None, None, 0)
     reg.sweep(3600, 3600, 0, 0)
     assert pool.used == set()
 
@@ -209,7 +228,7 @@ def test_answer_rejecting_a_stream_frees_both_sides() -> None:
 
 
 def test_forked_answer_keeps_the_first_answerer_subscribed() -> None:
-    from relay.callstats import call_stats
+    from relay.ng.callstats import call_stats
 
     reg, _ = registry()
     reg.offer("c1", "a", None, session(), flags(), render)
@@ -229,34 +248,34 @@ def test_deleting_one_forked_branch_keeps_the_call() -> None:
     reg.offer("c1", "a", None, session(), flags(), render)
     reg.answer("c1", "a", "b", session("192.0.2.20", 50000), flags(), render)
     reg.answer("c1", "a", "c", session("192.0.2.30", 50010), flags(), render)
-    assert reg.delete("c1", "a", "b", 0) is not None
+    assert delete(reg, "c1", "a", "b", 0) is not None
     call = reg.calls["c1"]
     assert all(s.local_port == 0 for s in call.parties["b"].medias[0].streams())
     assert all(s.local_port for s in call.parties["c"].medias[0].streams())
     assert len(reg.pools["127.0.0.1"].used) == 4  # a's and c's pairs
-    reg.delete("c1", "a", "c", 0)  # c is a's only live partner: the whole call goes
+    delete(reg, "c1", "a", "c", 0)  # c is a's only live partner: the whole call goes
     assert "c1" not in reg.calls and reg.pools["127.0.0.1"].used == set()
 
 
 def test_delete_counts_at_once_and_defers_socket_teardown_and_listeners() -> None:
     reg, _ = registry()
     later: list = []
-    events: list[str] = []
+    events: list[CallEvent] = []
     reg.defer = later.append
-    reg.listeners.append(lambda event, call: events.append(event))
+    reg.listeners.append(events.append)
     reg.offer("c1", "a", None, session(), flags(), render)
     later.pop()()  # the offer's deferred work: start reading the new sockets
     socks = [s.sock for m in reg.calls["c1"].parties["a"].medias for s in m.streams()]
-    assert reg.delete("c1", "a", None, 0) is not None
+    assert delete(reg, "c1", "a", None, 0) is not None
     # What a following request could see is settled before the reply ...
     assert "c1" not in reg.calls and reg.totals.managed == 1 and reg.totals.regular == 1
     # ... the sockets, the ports and the "closed" listeners wait for the deferred run.
     assert not any(s.closed for s in socks) and len(reg.pools["127.0.0.1"].used) == 4
-    assert events == ["updated", "created"]
+    assert [type(e).__name__ for e in events] == ["CallCreated", "CallUpdated"]
     assert len(later) == 1
     later.pop()()
     assert all(s.closed for s in socks) and not reg.pools["127.0.0.1"].used
-    assert events[-1] == "closed:regular"
+    assert isinstance(events[-1], CallClosed) and events[-1].reason == "regular"
 
 
 def test_delete_follows_rtpengines_tag_lookup() -> None:
@@ -271,13 +290,13 @@ def test_delete_follows_rtpengines_tag_lookup() -> None:
     # an unknown to-tag after the answer finds nothing
     assert reg.delete_target(call, "a", "nope", None) is None
     # without a from-tag the whole call goes, whatever the to-tag
-    assert reg.delete("c1", None, "nope", 0) is not None and not reg.calls
+    assert delete(reg, "c1", None, "nope", 0) is not None and not reg.calls
 
 
 def test_delete_unknown_to_tag_before_answer_deletes_the_offerer() -> None:
     reg, _ = registry()
     reg.offer("c1", "a", None, session(), flags(), render)
-    assert reg.delete("c1", "a", "b", 0) is not None
+    assert delete(reg, "c1", "a", "b", 0) is not None
     assert not reg.calls and reg.pools["127.0.0.1"].used == set()
 
 
@@ -286,7 +305,7 @@ def test_delayed_branch_delete_keeps_the_call() -> None:
     reg.offer("c1", "a", None, session(), flags(), render)
     reg.answer("c1", "a", "b", session("192.0.2.20", 50000), flags(), render)
     reg.answer("c1", "a", "c", session("192.0.2.30", 50010), flags(), render)
-    reg.delete("c1", "a", "c", None)
+    delete(reg, "c1", "a", "c", None)
     clock.t += 31
     reg.sweep(3600, 3600, 0, 3600)
     call = reg.calls["c1"]
@@ -388,18 +407,18 @@ def test_stream_flags_come_from_each_sdp_of_the_party() -> None:
 
 
 def test_same_endpoint_is_rtpengines_endpoint_map_match() -> None:
-    from relay.callmodel import MediaSide
-    from relay.calls import _same_endpoint
+    from relay.call.model import MediaSide
+    from relay.call.sides import same_endpoint
 
     side = MediaSide(1, "audio", "RTP/AVP")
-    assert _same_endpoint(side, ("192.0.2.10", 16000))  # a fresh side takes the first one
+    assert same_endpoint(side, ("192.0.2.10", 16000))  # a fresh side takes the first one
     assert side.endpoint == ("192.0.2.10", 16000)
-    assert not _same_endpoint(side, ("192.0.2.10", 16010))
-    assert not _same_endpoint(side, ("192.0.2.11", 16000))
-    assert _same_endpoint(side, ("0.0.0.0", 16000))  # zero address: the port alone counts
-    assert not _same_endpoint(side, ("0.0.0.0", 16010))
+    assert not same_endpoint(side, ("192.0.2.10", 16010))
+    assert not same_endpoint(side, ("192.0.2.11", 16000))
+    assert same_endpoint(side, ("0.0.0.0", 16000))  # zero address: the port alone counts
+    assert not same_endpoint(side, ("0.0.0.0", 16010))
     side.endpoint = ("0.0.0.0", 16010)
-    assert _same_endpoint(side, ("192.0.2.12", 16010))
+    assert same_endpoint(side, ("192.0.2.12", 16010))
     assert side.endpoint == ("192.0.2.12", 16010)  # filled in
 
 
@@ -415,8 +434,8 @@ def test_forked_answer_from_another_endpoint_gets_new_ports() -> None:
 
 
 def test_rejected_line_without_ports_shows_rtpengines_two_portless_streams() -> None:
-    from relay.callmodel import MediaSide
-    from relay.callstats import media_stats
+    from relay.call.model import MediaSide
+    from relay.ng.callstats import media_stats
 
     side = MediaSide(2, "video", "RTP/AVP", initialized=True)
     side.sdp = OfferedMedia(type="video", port=0, protocol="RTP/AVP", formats=("96",),
@@ -428,8 +447,8 @@ def test_rejected_line_without_ports_shows_rtpengines_two_portless_streams() -> 
 
 
 def test_failed_sends_count_in_the_sinks_errors() -> None:
-    from relay.callstats import stream_stats
     from relay.media.stream import Stream
+    from relay.ng.callstats import stream_stats
 
     s = Stream(FakeSock(43500), "127.0.0.1", 43500)  # type: ignore[arg-type]
     s.errors, s.send_errors = 1, 2
@@ -461,11 +480,11 @@ def test_rtcp_mux_media_flag_like_rtpengine(
     a_mux: bool, opts: set[str], b_mux: bool, a_after_offer: bool, b_after_offer: bool,
     a_after_answer: bool,
 ) -> None:
-    from relay.callmodel import MediaSide
-    from relay.calls import _rtcp_mux_logic
+    from relay.call.model import MediaSide
+    from relay.call.sides import rtcp_mux_logic
 
     a, b = MediaSide(1, "audio", "RTP/AVP"), MediaSide(1, "audio", "RTP/AVP")
-    _rtcp_mux_logic(a, b, a_mux, frozenset(opts), offer=True)
+    rtcp_mux_logic(a, b, a_mux, frozenset(opts), offer=True)
     assert (a.rtcp_mux, b.rtcp_mux) == (a_after_offer, b_after_offer)
-    _rtcp_mux_logic(b, a, b_mux, frozenset(), offer=False)
+    rtcp_mux_logic(b, a, b_mux, frozenset(), offer=False)
     assert (a.rtcp_mux, b.rtcp_mux) == (a_after_answer, b_mux)

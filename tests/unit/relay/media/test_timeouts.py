@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.calls import Registry
+from relay.call import Registry
 from tests.unit.relay.test_calls import Clock, flags, registry, render, session
 
 TIMEOUT, SILENT, FINAL, OFFER = 10, 100, 0, 1000

@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from relay.callmodel import Call, MediaSide, Party, plus_one
+from relay.call.model import Call, MediaSide, Party, plus_one
 from relay.media.stream import Stream
 
 
@@ -182,7 +182,7 @@ def _sub(party: Party) -> dict[str, str]:
     return {"tag": party.tag, "type": "offer/answer"}
 
 
-def _subscribers(party: Party, parties: list[Party]) -> list[Party]:
+def subscribers(party: Party, parties: list[Party]) -> list[Party]:
     """The parties receiving from `party`: its partner first, then the others in call order."""
     candidates = [party.other] if party.other is not None else []
     candidates += [p for p in parties if p is not party.other]
@@ -230,7 +230,7 @@ def call_stats(
         if not key:
             untagged += 1
             key = f"<untagged {untagged}>"
-        tag_dict[key] = party_stats(party, call.created, _subscribers(party, everyone))
+        tag_dict[key] = party_stats(party, call.created, subscribers(party, everyone))
         for side in party.medias:
             for s in side.streams():
                 t = totals["RTCP" if s.is_rtcp else "RTP"]

@@ -1,15 +1,16 @@
 """Call → Party (one per SIP tag) → MediaSide (one per m= line) → Stream, as rtpengine models it.
 
-Plain mutable records; the operations live in relay.calls. A MediaSide's streams face its own
-party: that party sends to (and receives from) `rtp.local_port`, the port advertised *to* it.
+Plain mutable records; the operations live in relay.call.registry and its helpers. A
+MediaSide's streams face its own party: that party sends to (and receives from)
+`rtp.local_port`, the port advertised *to* it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from relay.call.offered import OfferedMedia
 from relay.media.stream import Stream
-from relay.offered import OfferedMedia
 from relay.ports import PortPool
 
 
@@ -109,8 +110,6 @@ class Party:
     on the receiving monologue)."""
     last_out: str | None = None
     """The last SDP sent to this party under replace: sdp-version."""
-    signalled: bool = False
-    """This party has sent an SDP (offer or answer)."""
     former: list[Party] = field(default_factory=list)
     """Earlier answerers this party was paired with before a forked answer replaced them
     (newest first); rtpengine keeps receiving from them, and `query` lists them."""
@@ -138,12 +137,6 @@ class Call:
     foreign: bool = False
     record_paused: bool = False
     """`pause recording` (rtpvault): the recording stays open but no media is written."""
-    recordings: list[str] = field(default_factory=list)
-    """PCAP paths of this call's recordings, newest last; set by the recorder (the composition
-    root), shown in the `recordings` key of offer/answer replies while recording is on."""
-    recording_error: str | None = None
-    """Why the recording asked for could not be created (set by the recorder); offer/answer
-    replies carry it as `warning` while recording is on, the media is relayed all the same."""
 
     def all_parties(self) -> list[Party]:
         return [*self.parties.values(), *self.untagged]

@@ -1,6 +1,6 @@
 """What one SDP body says, reduced to what the call model negotiates with (plain values).
 
-`relay.sdp_view.summarize` fills these from a parsed SDP; the call model never looks at SDP
+`relay.ng.sdp_view.summarize` fills these from a parsed SDP; the call model never looks at SDP
 text itself.
 """
 

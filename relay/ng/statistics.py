@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from relay.calls import Registry
+from relay.call import Registry
 from relay.control import ControlCounters
 from relay.ng.commands import COMMAND_NAMES, SHORT_NAMES, Delays
 

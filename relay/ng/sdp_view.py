@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from relay.call.offered import OfferedMedia, OfferedSession
 from relay.ng.flags import NgFlags
-from relay.offered import OfferedMedia, OfferedSession
 from relay.sdp.model import MediaSection, SessionDescription
 from relay.sdp.parse import parse
 from relay.sdp.plan import SessionPlan
 from relay.sdp.rewrite import rewrite
 
-PLAIN_PROTOCOLS = frozenset({"RTP/AVP", "RTP/AVPF"})
 SECURE_PROTOCOLS = frozenset({"RTP/SAVP", "RTP/SAVPF", "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF"})
 
 

@@ -1,0 +1,198 @@
+"""The per-side decisions of one SDP passing one m= line: rtcp-mux, direction, endpoint, peers,
+protocol and learning, as rtpengine 10.5 takes them (docs/spec/sdp.md §1.5–§1.16). No I/O:
+these read and set fields of `MediaSide`s and their `Stream`s; ports come from
+relay.call.streams.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from relay.call.model import MediaSide, Party
+from relay.call.offered import OfferedMedia, OfferedSession
+from relay.call.options import CallOptions
+from relay.sdp.codecs import answer_transcodes
+from relay.sdp.model import RTP_PROTOCOLS
+
+
+@dataclass(slots=True)
+class RequestState:
+    """What rtpengine makes sticky while it walks one request's m= lines (its `sdp_ng_flags`
+    are changed in place there; the request's options stay untouched here)."""
+
+    options: CallOptions
+    trust_address: bool | None
+    """Starts as the options'; ICE in an m= line turns it on for that line and the later ones."""
+    mux_require: bool = False
+    """rtcp-mux `require`, set by the options or by an m= line where mux is already in use."""
+
+    @classmethod
+    def of(cls, options: CallOptions) -> RequestState:
+        return cls(options, options.trust_address, "require" in options.rtcp_mux)
+
+    def rtcp_mux(self) -> frozenset[str]:
+        opts = self.options.rtcp_mux
+        return opts | {"require"} if self.mux_require else opts
+
+
+def source_address(state: RequestState, sip_source: bool) -> str | None:
+    """The SIP source address (`received-from`) when it replaces the SDP's address."""
+    # the last of trust-address / SIP-source-address counts (rtpengine's flag order)
+    trust = state.trust_address if state.trust_address is not None else not sip_source
+    received = state.options.received_from
+    return received[1] if not trust and received else None
+
+
+def rtcp_mux_logic(
+    sender: MediaSide, receiver: MediaSide, sdp_mux: bool, opts: frozenset[str], offer: bool
+) -> None:
+    """rtpengine 10.5's MEDIA_FLAG_RTCP_MUX bookkeeping for one m= line that is not rejected
+    (`__media_init_from_flags` copies the sender's a=rtcp-mux, then `__rtcp_mux_logic`)."""
+    sender.rtcp_mux = sdp_mux
+    if not offer:
+        if not sender.rtcp_mux_override:
+            receiver.rtcp_mux = sender.rtcp_mux
+        return
+    if not receiver.rtcp_mux:
+        receiver.rtcp_mux = sender.rtcp_mux
+    if opts & {"offer", "require"}:
+        receiver.rtcp_mux = True
+    elif "demux" in opts:
+        receiver.rtcp_mux = False
+    receiver.rtcp_mux_override = False
+    if sender.rtcp_mux:
+        if not receiver.rtcp_mux:
+            receiver.rtcp_mux_override = True
+            if "reject" in opts:
+                sender.rtcp_mux = False
+        elif "accept" in opts:
+            receiver.rtcp_mux_override = True
+        elif "reject" in opts:
+            receiver.rtcp_mux_override = True
+            sender.rtcp_mux = False
+    else:
+        receiver.rtcp_mux_override = True
+
+
+def same_endpoint(side: MediaSide, endpoint: tuple[str, int]) -> bool:
+    """Whether `side`'s ports serve `endpoint` (rtpengine's __hunt_endpoint_map); a side not
+    yet used for any endpoint takes it, and a zero address is filled in by a real one."""
+    if side.endpoint is None:
+        side.endpoint = endpoint
+        return True
+    zero = ("0.0.0.0", "::")
+    if side.endpoint[0] in zero or endpoint[0] in zero:
+        if side.endpoint[1] != endpoint[1]:
+            return False
+        if side.endpoint[0] in zero:
+            side.endpoint = endpoint
+        return True
+    return side.endpoint == endpoint
+
+
+def direction_flags(
+    s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, source_address: bool
+) -> None:
+    """rtpengine 10.5's media send/recv flags after an SDP from s_side's party: the receiving
+    side gets the SDP's own direction, the sending side its mirror; a zero address (not replaced
+    by the SIP source address, not on a rejected line) stops sending to the sender and
+    receiving from the receiver."""
+    sends = media.direction in (None, "sendrecv", "sendonly")
+    receives = media.direction in (None, "sendrecv", "recvonly")
+    zero = media.zero_address and not source_address and not media.rejected
+    r_side.send, r_side.recv = sends, receives and not zero
+    s_side.send, s_side.recv = receives and not zero, sends
+
+
+def update_protocol(
+    s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, options: CallOptions, offer: bool
+) -> None:
+    """rtpengine's __update_media_protocol, on its one protocol per side (printed in the m=
+    lines sent to that side's party, shown by query): the sender's side takes its SDP's; if
+    that changed, an offer's receiver follows it (an answer's only with transport-protocol
+    accept), else keeps what it had; then transport-protocol overrides the receiver's."""
+    if s_side.protocol != media.protocol:
+        s_side.protocol = media.protocol
+        if offer or options.transport_protocol == "accept":
+            r_side.protocol = media.protocol
+    if options.plain_transport is not None and media.protocol in RTP_PROTOCOLS:
+        r_side.protocol = options.plain_transport
+
+
+def link(a: MediaSide, b: MediaSide) -> None:
+    """Each side's streams forward to the other's (a packet from A leaves towards B)."""
+    if a.rtp and b.rtp:
+        a.rtp.sink, b.rtp.sink = b.rtp, a.rtp
+    if a.rtcp and b.rtcp:
+        a.rtcp.sink, b.rtcp.sink = b.rtcp, a.rtcp
+
+
+def set_peer(
+    side: MediaSide, media: OfferedMedia, state: RequestState, source: str | None, learning: str
+) -> None:
+    """Where packets for this side's party go, from its SDP (or received-from `source`)."""
+    options = state.options
+    address = source or media.address
+    rtcp_port = media.rtcp_port or media.port + 1
+    for stream, port in ((side.rtp, media.port), (side.rtcp, rtcp_port)):
+        if stream is None:
+            continue
+        here = address
+        if stream.is_rtcp and media.rtcp_port is not None:
+            # rtpengine's sdp_streams: a=rtcp naming the RTP port leaves the RTCP endpoint
+            # empty; another port (and address, unless SIP-source-address) is taken as is
+            if media.rtcp_port == media.port:
+                here = None
+            elif source is None and media.rtcp_address:
+                here = media.rtcp_address
+        endpoint = (here, port) if here else None
+        if endpoint != stream.sdp_peer:
+            was_filled = stream.sdp_peer is not None
+            stream.sdp_peer = endpoint
+            fam = socket.AF_INET6 if endpoint and ":" in endpoint[0] else socket.AF_INET
+            if not (was_filled and endpoint and fam != stream.family):
+                # rtpengine's __fill_stream ignores a new endpoint of the other address
+                # family than the local socket (only the advertised one changes)
+                stream.peer = endpoint
+                stream.confirmed = False
+        stream.send_blocked = (media.zero_address and source is None) or media.rejected
+        stream.learning = learning
+        # rtpengine 10.5 takes these from each SDP its party sends, not sticky (asymmetric,
+        # a media flag there, only from an m= line that is not rejected).
+        stream.strict_source = options.has("strict-source")
+        stream.media_handover = options.has("media-handover")
+        if not media.rejected:
+            stream.asymmetric = options.has("asymmetric")
+
+
+def refresh_learning(party: Party, until: float) -> None:
+    """After a signal, a new source may re-target each stream until `until` (delayed learning)."""
+    for side in party.medias:
+        for stream in side.streams():
+            stream.learn_until = until
+            stream.tag = party.tag
+            if stream.sink is not None:
+                stream.filled = True
+
+
+ANSWER_TRANSCODING = (
+    "answer codecs not matching the offer (transcoding) are not supported by rtpvault yet"
+)
+
+
+def answer_would_transcode(offerer: Party, offered: OfferedSession) -> bool:
+    """rtpengine 10.5 would transcode some accepted m= line of this answer to `offerer`
+    (relay.sdp.codecs.answer_transcodes); rejected lines carry no media and are not counted."""
+    for index, media in enumerate(offered.media):
+        if media.rejected or index >= len(offerer.medias):
+            continue
+        side = offerer.medias[index]
+        if side.sent_formats is None:
+            continue
+        if answer_transcodes(
+            media.formats, side.sent_formats, side.kept_formats, media.codec_names,
+            side.offered_names,
+        ):
+            return True
+    return False
