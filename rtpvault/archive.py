@@ -384,7 +384,7 @@ def attach(daemon: DaemonContext) -> ArchiveComponent | None:
     s3 = S3Settings.from_settings(s)
     if s3 is not None:
         from relay.config.keyfile import shown
-        from storage.s3keys import TemplateError, check_template
+        from storage.s3.keys import TemplateError, check_template
 
         try:
             check_template(s3.prefix)

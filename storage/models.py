@@ -12,8 +12,8 @@ Tables (the schema only changes through migrations/, see storage.db):
 * `uploads` — the durable S3 upload queue (ARCHITECTURE rule 5): pending → uploading → done /
   failed, with attempts, next try, last error and the multipart upload id + finished parts so a
   restarted daemon resumes a multipart upload.
-* `audit` — append-only, hash-chained log of who did what (storage.audit). `prev_hash` is unique,
-  so two writers racing for the same chain head cannot both succeed: the chain stays linear.
+* `audit` — append-only, hash-chained log of who did what (storage.audit.chain). `prev_hash` is
+  unique, so two writers racing for the same chain head cannot both succeed: the chain stays linear.
 
 Index choice: every search filter is a range or equality on an indexed column, and the default
 sort (`started` descending) walks the `started` index, so a `LIMIT` query reads few rows.
@@ -225,7 +225,8 @@ class Upload(Base):
 
 
 class AuditEntry(Base):
-    """Append-only; `hash` = SHA-256 over `prev_hash` and this row's content (storage.audit)."""
+    """Append-only; `hash` = SHA-256 over `prev_hash` and this row's content
+    (storage.audit.chain)."""
 
     __tablename__ = "audit"
 

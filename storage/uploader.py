@@ -8,7 +8,7 @@ that is gone for good marks it `failed`. Restart resumes: rows left `uploading` 
 process go back to `pending`, and a multipart upload continues from the parts S3 already has
 (`list_parts`), so a `kill -9` in the middle of a large file does not start it over.
 
-Integrity (storage.s3 does the S3 side): every PUT / part carries `ChecksumSHA256`, and the
+Integrity (storage.s3.objects does the S3 side): every PUT / part carries `ChecksumSHA256`, and the
 object's checksum is read back with `head_object(ChecksumMode=ENABLED)` and compared with the one
 computed locally (a single PUT: SHA-256 of the file; multipart: S3's composite SHA-256 of the
 part digests). The file's plain SHA-256 is also stored as object metadata `sha256` for
@@ -35,8 +35,8 @@ from sqlalchemy import CursorResult, and_, select, update
 
 from storage.db import Index
 from storage.models import Recording, Upload
-from storage.s3 import MiB, ObjectWriter, composite, digests, version_of
-from storage.s3keys import object_key
+from storage.s3.keys import object_key
+from storage.s3.objects import MiB, ObjectWriter, composite, digests, version_of
 
 __all__ = ["S3Settings", "Uploader", "enqueue", "file_sha256"]
 

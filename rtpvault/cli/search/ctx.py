@@ -128,7 +128,7 @@ class Vault:
 
     def audit(self, action: str, recording_id: str | None = None, **details: Any) -> None:
         """Append this access to the hash-chained audit log, attributed to the OS user."""
-        from storage import audit
+        from storage.audit import chain as audit
 
         audit.append(self.index, action, recording_id or "", details or None, user=self.user)
         self._appended = True
@@ -163,7 +163,7 @@ class Vault:
     def anchors(self) -> tuple[Any, Any]:
         """(HeadFile or None, CheckpointStore or None) this configuration names: the head file
         in recording-dir (when that directory exists here), checkpoints in the bucket."""
-        from storage.auditanchor import HEAD_FILE, CheckpointStore, HeadFile, checkpoint_prefix
+        from storage.audit.anchor import HEAD_FILE, CheckpointStore, HeadFile, checkpoint_prefix
 
         s = self.settings
         head = None
@@ -178,9 +178,9 @@ class Vault:
         return head, store
 
     def checkpoint(self) -> list[str]:
-        """Anchor the chain's current head (storage.auditanchor); returns warnings. The entries
+        """Anchor the chain's current head (storage.audit.anchor); returns warnings. The entries
         are already in the index: a failed checkpoint loses nothing, the next one covers it."""
-        from storage.auditanchor import head
+        from storage.audit.anchor import head
 
         cp = head(self.index, time.time())
         if cp is None:

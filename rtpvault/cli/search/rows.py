@@ -71,7 +71,7 @@ def resolve(session: Session, ref: str) -> Recording:
 def audit_target(session: Session, ref: str) -> str:
     """The recording id `ref` names for `audit --recording`: an indexed recording, else a
     purged one, through the per-recording purge entries (they keep its id and Call-ID)."""
-    from storage.audit import purged_query
+    from storage.audit.chain import purged_query
 
     if list(session.scalars(lookup_query(ref, limit=1))):
         return resolve(session, ref).id

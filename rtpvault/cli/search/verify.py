@@ -1,6 +1,6 @@
 """`rtpvault verify`: re-hash every copy of the matching recordings, cross-check the SHA-256
 the index holds with the one the sidecar and S3 recorded, and check the audit chain and its
-anchors (storage.auditanchor). What this proves, and what not: docs/search.md."""
+anchors (storage.audit.anchor). What this proves, and what not: docs/search.md."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from rtpvault.cli.search.ctx import OneLineCommand, Vault, describe, friendly, s
 from rtpvault.cli.search.files import copies
 from rtpvault.cli.search.opts import describe_filter, filter_options, make_filter
 from rtpvault.cli.search.out import plural
-from storage.s3 import composite
+from storage.s3.objects import composite
 
 __all__ = ["COMMANDS", "verify_cmd"]
 
@@ -51,7 +51,7 @@ def _sidecar_sha(rec: Any) -> tuple[str | None, str | None]:
 
 class _Digest:
     """SHA-256 of a stream and, when `part_size` is given, S3's composite checksum of it (the
-    SHA-256 over each part's SHA-256, as storage.s3 uploads multipart objects)."""
+    SHA-256 over each part's SHA-256, as storage.s3.objects uploads multipart objects)."""
 
     def __init__(self, part_size: int | None) -> None:
         self.whole = hashlib.sha256()
@@ -87,7 +87,7 @@ class S3Record:
     name: str
     checksum: str  # base64; a multipart object's composite (AWS adds "-N", moto does not)
     metadata_sha256: str | None
-    part_size: int | None  # a multipart object's first part (storage.s3: all but the last)
+    part_size: int | None  # a multipart object's first part (storage.s3.objects: all but the last)
 
 
 def _s3_record(vault: Vault, rec: Any) -> S3Record | None:
@@ -193,7 +193,8 @@ def _check(vault: Vault, rec: Any, tally: Tally) -> list[str]:
 
 def _audit(vault: Vault) -> tuple[list[str], str]:
     """(problem lines, one-line account) for the audit chain and its anchors."""
-    from storage import audit, auditanchor
+    from storage.audit import anchor as auditanchor
+    from storage.audit import chain as audit
 
     lines = [f"AUDIT entry {p.seq}: {p.problem}" for p in audit.verify(vault.index)]
     head_file, store = vault.anchors()

@@ -105,7 +105,7 @@ class Lab:
         """Upload the file to the bucket as the uploader would and mark the row archived."""
         assert self.s3 is not None and self.bucket
         key = f"recordings/{doc['id']}.{doc['format']}"
-        put = self.s3.client.put_object(  # as storage.s3 does: checksum and sha256 metadata
+        put = self.s3.client.put_object(  # as storage.s3.objects does: checksum and sha256 metadata
             Bucket=self.bucket, Key=key, Body=Path(doc["path"]).read_bytes(),
             ChecksumAlgorithm="SHA256", Metadata={"sha256": doc["sha256"]})
         version: str | None = put.get("VersionId")

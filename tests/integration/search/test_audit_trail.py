@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from storage.auditanchor import HEAD_FILE, Checkpoint, checkpoint_prefix
+from storage.audit.anchor import HEAD_FILE, Checkpoint, checkpoint_prefix
 
 from .conftest import Lab
 
@@ -126,7 +126,7 @@ def test_rewritten_chain_and_deleted_checkpoint_are_caught(s3lab: Lab) -> None:
     lab.cli("search")
     lab.cli("search")
     with lab.index.session() as s:  # recompute a consistent chain with other content
-        from storage import audit
+        from storage.audit import chain as audit
         from storage.models import AuditEntry
 
         prev = audit.GENESIS
@@ -244,7 +244,7 @@ def test_unknown_option_shows_the_usage_hint(lab: Lab) -> None:
 def test_verify_multipart_object_composite_checksum(s3lab: Lab) -> None:
     """An object the uploader stored as a multipart upload: S3's checksum is over its parts;
     verify recomputes that composite from the bytes it reads."""
-    from storage.s3 import ObjectWriter, digests
+    from storage.s3.objects import ObjectWriter, digests
 
     lab = s3lab
     doc = lab.add("mp@pbx", seconds=3.0)

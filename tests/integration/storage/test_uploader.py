@@ -224,7 +224,7 @@ def test_other_nodes_jobs_are_left_alone(index: Index, s3: MotoServer, tmp_path:
 
 @pytest.mark.parametrize("template", ["{yyyy}/{call_id}/", "x/{bogus}/"])
 def test_prefix_template(template: str) -> None:
-    from storage.s3keys import TemplateError, check_template
+    from storage.s3.keys import TemplateError, check_template
 
     if "bogus" in template:
         with pytest.raises(TemplateError, match="bogus"):

@@ -107,7 +107,7 @@ def test_verify_digest_matches_the_uploaders_composite(data: bytes, part: int, c
     import tempfile
 
     from rtpvault.cli.search.verify import _Digest
-    from storage.s3 import digests
+    from storage.s3.objects import digests
 
     d = _Digest(part)
     for i in range(0, len(data), chunk):

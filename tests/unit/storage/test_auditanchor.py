@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.auditanchor import (
+from storage.audit.anchor import (
     KEY_TOP,
     AnchorError,
     Checkpoint,

@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from storage import audit
+from storage.audit import chain as audit
 from storage.db import Index, SchemaError, head_revision, make_engine, open_index, upgrade
 from storage.ingest import host_of, split_metadata, upsert_sidecar
 from storage.models import AuditEntry, Base, RecordingIp, RecordingMeta, StreamRow

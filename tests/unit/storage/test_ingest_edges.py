@@ -15,7 +15,7 @@ from sqlalchemy import select
 from storage.db import Index, open_index
 from storage.ingest import upsert_sidecar
 from storage.models import RecordingMeta
-from storage.s3keys import TemplateError, check_template, escape, object_key
+from storage.s3.keys import TemplateError, check_template, escape, object_key
 from tests.support.db import recording
 
 RID = "22222222-2222-4222-8222-222222222222"

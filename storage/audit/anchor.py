@@ -1,6 +1,6 @@
 """Anchors of the audit chain outside the index, so that cutting off its newest entries shows.
 
-The hash chain (storage.audit) proves that no entry *inside* it was changed, removed or
+The hash chain (storage.audit.chain) proves that no entry *inside* it was changed, removed or
 re-ordered, but not that its tail is complete: deleting the newest rows leaves a shorter,
 perfectly linked chain. So after each command that appended entries, the writer records the
 chain's head — a `Checkpoint` {seq, hash, time} — in two places the index does not control:
