@@ -23,7 +23,7 @@ and one busy socket cannot starve the others. Per packet:
    change (it leaves from the sink's local port). A failed send counts `sink.send_errors`.
 
 A stream with a secure transport (SRTP, DTLS, ICE), or whose sink has one, is read by the
-secure reader instead (relay.media.secure_reader, chosen in `add`/`update`); the reader below
+secure reader instead (relay.media.secure.reader, chosen in `add`/`update`); the reader below
 is for plain pairs only and has no per-packet check for it.
 
 Nothing is logged or raised per packet. Addresses are compared as (host, port) tuples exactly as
@@ -64,7 +64,7 @@ import time
 from collections.abc import Callable
 
 from relay.media.latch import apply, decide
-from relay.media.secure_reader import secure_reader
+from relay.media.secure.reader import secure_reader
 from relay.media.stream import Stream
 from rtp.demux import looks_like_rtcp
 from rtp.header import SSRC_OFFSET, read_u32
@@ -123,7 +123,7 @@ class UserspacePlane:
         self._wallclock = wallclock
         self._fds: dict[Stream, int] = {}
         self._secure: set[Stream] = set()
-        """Streams read by the secure reader (relay.media.secure_reader)."""
+        """Streams read by the secure reader (relay.media.secure.reader)."""
         self._coalesce = coalesce
         self._readers: dict[int, Callable[[], None]] = {}
         self._epoll: select.epoll | None = None

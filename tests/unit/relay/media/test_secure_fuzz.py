@@ -14,7 +14,7 @@ from relay.dtls.cert import generate_certificate, parse_fingerprint
 from relay.dtls.session import DtlsSession, Role
 from relay.ice import IceAgent, LocalSocket
 from relay.media.secure import attach_dtls, attach_ice
-from relay.media.secure_reader import handle
+from relay.media.secure.reader import handle
 from tests.unit.relay.dtls.conftest import NOW
 from tests.unit.relay.media.secure_rig import SecureRig, transport
 

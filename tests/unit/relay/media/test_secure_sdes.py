@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from recorder.formats import FORMATS
 from relay.media.secure import Transport, attach_dtls, attach_sdes, detach
-from relay.media.secure_reader import handle
+from relay.media.secure.reader import handle
 from relay.srtp import open_context, suite
 from tests.support.tools import require
 from tests.unit.relay.media.secure_rig import WALL, SecureRig, rtcp_rr, rtp

@@ -1,59 +1,28 @@
-"""Per-stream secure transport of the userspace plane: SDES or DTLS-SRTP, and ICE (issue 17,
-items 5-7, media side; RFC 3711, 5764, 7983, 8445).
-
-The call model attaches a `Transport` to a `Stream` and then tells the plane (`plane.add` or
-`plane.update`); the plane then reads that stream, and the stream whose sink it is, with the
-secure reader of relay.media.secure_reader instead of the plain one. Plain pairs keep the plain
-reader and pay nothing for this module. API::
-
-    attach_sdes(stream, inbound_ctx, outbound_ctx)   # SDES keys (relay.srtp.open_context)
-    attach_dtls(stream, session, on_keys=None)       # DTLS-SRTP (relay.dtls.session.DtlsSession)
-    attach_ice(stream, agent, key)                   # ICE (relay.ice.IceAgent), `key` = the
-                                                     # LocalSocket key of this stream's socket
-    detach(stream)                                   # back to plain (timers cancelled)
-    plane.update(stream)                             # after any of the above
-
-One `IceAgent` may serve several streams (RTP and RTCP components, several interfaces): attach
-each with its own key; they share one timer and the agent's replies leave from the socket the
-agent names. `on_keys(stream, suite)` runs once when DTLS has exported the SRTP keys.
-
-What the transport does per datagram on its socket (RFC 7983 first-byte demultiplexing):
-
-* STUN → the ICE agent; its answers and checks are sent at once, its timer re-armed
-  (`loop.call_at(agent.next_timer())`). A selected pair sets the stream's `peer`.
-* DTLS → the DTLS session; handshake datagrams go back to the peer (the ICE pair when there
-  is one); once keys exist, SRTP contexts for both directions are made from them.
-* RTP/RTCP → unprotected with the inbound context (when the leg uses SRTP), then recorded
-  (tap: plaintext only, never STUN or DTLS) and forwarded; on the way out the sink's transport
-  protects with its outbound context and, with ICE, sends only to the selected pair.
-
-A leg that asked for SRTP never receives plaintext and sends nothing before it has keys. Bad
-input is dropped and counted in plain ints on the transport (`srtp_auth_failures`,
-`srtp_replays`, `srtp_errors`, `stun_bad`, `dtls_errors`, `no_keys`, `not_selected`), with one
-log line per stream and cause; nothing raises out of the reader. Keys and ICE passwords are
-never logged. ICE and DTLS run on the loop's clock (`loop.time()`).
-"""
+"""A stream's SRTP contexts, DTLS session and ICE link, and what it does with each datagram
+that is not forwarded as is (see the package docstring)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import socket
-import weakref
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from relay.dtls import DtlsError, DtlsGarbage
 from relay.dtls.demux import Kind, classify
 from relay.dtls.session import DtlsSession, Role, State
-from relay.ice import DropReason, IceAgent, IceState, Inbound
+from relay.ice import DropReason, Inbound
 from relay.media.stream import Address, Stream
 from relay.srtp import SrtpAuthError, SrtpContext, SrtpError, SrtpReplay, Suite, open_context
 from relay.srtp.suites import suite as suite_named
 
+if TYPE_CHECKING:
+    from relay.media.secure.icelink import IceLink
+
 logger = logging.getLogger("rtpvault.media.secure")
 
-__all__ = ["IceLink", "KeysCallback", "Transport", "attach_dtls", "attach_ice", "attach_sdes",
-           "detach"]  # fmt: skip
+__all__ = ["DTLS_SUITES", "KeysCallback", "Transport"]
 
 KeysCallback = Callable[[Stream, Suite], None]
 
@@ -320,136 +289,3 @@ class Transport:
             s.local_address, s.local_port, s.call_id, s.tag, *args,
             extra={"call_id": s.call_id, "tag": s.tag},
         )  # fmt: skip
-
-
-class IceLink:
-    """One `IceAgent` shared by the streams attached to it: socket keys, one timer."""
-
-    def __init__(self, agent: IceAgent) -> None:
-        self.agent = agent
-        self.transports: dict[int, Transport] = {}
-        self.bound: set[int] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._state = agent.state
-
-    def bind(self, transport: Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self.bound.add(transport.ice_key)
-        self._loop = loop
-        self.pump(loop.time())
-
-    def release(self, transport: Transport) -> None:
-        self.bound.discard(transport.ice_key)
-        if not self.bound and self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def route(self, transport: Transport) -> tuple[socket.socket, Address] | None:
-        """The selected pair of `transport`'s component: (local socket, remote address)."""
-        sock = self.agent.sockets.get(transport.ice_key)
-        selected = None if sock is None else self.agent.selected(sock.component)
-        if selected is None:
-            return None
-        local = self.transports.get(selected[0])
-        return None if local is None else (local.stream.sock, selected[1])
-
-    def pump(self, now: float) -> None:
-        """Send what the agent has to send, follow its selection, re-arm its timer."""
-        for tx in self.agent.datagrams_to_send():
-            t = self.transports.get(tx.socket)
-            if t is None:
-                continue
-            try:
-                t.stream.sock.sendto(tx.data, tx.addr)
-            except OSError:
-                t.stream.send_errors += 1
-        for t in self.transports.values():
-            route = self.route(t)
-            if route is not None and t.stream.peer != route[1]:
-                t.stream.peer = route[1]
-                t.stream.confirmed = True
-                t.maybe_start_dtls()
-        self._log_state()
-        self._arm()
-
-    def _log_state(self) -> None:
-        state = self.agent.state
-        if state is self._state:
-            return
-        self._state = state
-        level = logging.WARNING if state is IceState.FAILED else logging.INFO
-        for t in self.transports.values():
-            s = t.stream
-            logger.log(level, "ICE %s on %s:%d (call %s)", state.value, s.local_address,
-                       s.local_port, s.call_id)  # fmt: skip
-
-    def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        due = self.agent.next_timer()
-        if due is not None and self._loop is not None and self.bound:
-            self._timer = self._loop.call_at(due, self._due)
-
-    def _due(self) -> None:
-        self._timer = None
-        if self._loop is None:
-            return
-        now = self._loop.time()
-        self.agent.handle_timer(now)
-        self.pump(now)
-
-
-_links: weakref.WeakKeyDictionary[IceAgent, IceLink] = weakref.WeakKeyDictionary()
-
-
-def _transport(stream: Stream) -> Transport:
-    if stream.transport is None:
-        stream.transport = Transport(stream)
-    return stream.transport
-
-
-def attach_sdes(stream: Stream, inbound: SrtpContext, outbound: SrtpContext) -> Transport:
-    """SDES-keyed SRTP on `stream`'s leg: unprotect what arrives, protect what leaves.
-    Replaces DTLS-SRTP if the leg had it (the answer chose SDES)."""
-    t = _transport(stream)
-    t.srtp, t.srtp_in, t.srtp_out = True, inbound, outbound
-    if t.dtls is not None:
-        t.dtls = t.on_keys = None
-        t.cancel_dtls_timer()
-    return t
-
-
-def attach_dtls(
-    stream: Stream, session: DtlsSession, on_keys: KeysCallback | None = None
-) -> Transport:
-    """DTLS-SRTP on `stream`'s leg: no media either way until `session` has exported keys."""
-    t = _transport(stream)
-    t.cancel_dtls_timer()
-    t.srtp, t.srtp_in, t.srtp_out = True, None, None
-    t.dtls, t.on_keys, t._dtls_peer = session, on_keys, None
-    return t
-
-
-def attach_ice(stream: Stream, agent: IceAgent, key: int) -> Transport:
-    """ICE on `stream`'s socket, which is `agent`'s LocalSocket `key`."""
-    if key not in agent.sockets:
-        raise ValueError(f"ICE agent has no local socket {key}; it has {sorted(agent.sockets)}")
-    t = _transport(stream)
-    link = _links.get(agent)
-    if link is None:
-        link = _links[agent] = IceLink(agent)
-    t.ice, t.ice_key = link, key
-    link.transports[key] = t
-    return t
-
-
-def detach(stream: Stream) -> None:
-    """Back to a plain stream (timers cancelled); call `plane.update(stream)` after."""
-    t = stream.transport
-    if t is None:
-        return
-    t.unbind()
-    if t.ice is not None:
-        t.ice.transports.pop(t.ice_key, None)
-    stream.transport = None
