@@ -18,7 +18,7 @@ import enum
 
 from rtp.demux import is_rtcp
 
-__all__ = ["Kind", "classify"]
+__all__ = ["Kind", "classify", "is_dtls", "is_stun", "is_srtp_or_srtcp"]
 
 
 class Kind(enum.Enum):
@@ -62,3 +62,17 @@ def classify(datagram: bytes | bytearray | memoryview) -> Kind:
         return Kind.RTCP
     return kind
 
+
+def is_dtls(datagram: bytes | bytearray | memoryview) -> bool:
+    """First byte 20-63 (RFC 7983 §7): a DTLS record (content types 20-23, 25 and reserved)."""
+    return bool(datagram) and 20 <= datagram[0] <= 63
+
+
+def is_stun(datagram: bytes | bytearray | memoryview) -> bool:
+    """First byte 0-3 (RFC 7983 §7)."""
+    return bool(datagram) and datagram[0] <= 3
+
+
+def is_srtp_or_srtcp(datagram: bytes | bytearray | memoryview) -> bool:
+    """First byte 128-191 (RFC 7983 §7): RTP or RTCP, protected or not."""
+    return bool(datagram) and 128 <= datagram[0] <= 191

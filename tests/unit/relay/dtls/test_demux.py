@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relay.dtls import DtlsGarbage
-from relay.dtls.demux import Kind, classify
+from relay.dtls.demux import Kind, classify, is_dtls, is_srtp_or_srtcp, is_stun
 from relay.dtls.records import pack_datagrams, split_records
 
 EXPECTED = {
@@ -23,12 +23,15 @@ EXPECTED = {
 def test_every_first_byte(first: int) -> None:
     datagram = bytes([first, 0]) + bytes(20)
     assert classify(datagram) is EXPECTED.get(first, Kind.UNKNOWN)
+    assert is_dtls(datagram) == (20 <= first <= 63)
+    assert is_stun(datagram) == (first <= 3)
+    assert is_srtp_or_srtcp(datagram) == (128 <= first <= 191)
 
 
 def test_rtcp_is_told_from_rtp_and_empty_is_unknown() -> None:
     assert classify(b"\x80\xc8" + bytes(26)) is Kind.RTCP  # SR
     assert classify(b"\x80\x00" + bytes(10)) is Kind.RTP
-    assert classify(b"") is Kind.UNKNOWN
+    assert classify(b"") is Kind.UNKNOWN and not is_dtls(b"") and not is_stun(b"")
 
 
 @given(st.binary(max_size=64))
