@@ -9,6 +9,7 @@ from /proc/<pid>/stat) over the run, divided by the packets relayed, is the figu
     .venv/bin/python bench/relay_micro.py --daemon               # and `rtpvault run` via ng
     .venv/bin/python bench/relay_micro.py --loop asyncio         # without uvloop
     .venv/bin/python bench/relay_micro.py --pairs 100 --coalesce 0,0.001 --repeat 5 --rtpengine
+    .venv/bin/python bench/relay_micro.py --pairs 100 --sdes AES_CM_128_HMAC_SHA1_80  # B's leg SRTP
 
 `--pairs` spreads the packets over that many calls (100 is closer to real traffic than 1);
 `--coalesce` takes a comma list of UserspacePlane coalesce intervals, run interleaved;
@@ -95,11 +96,17 @@ class EpollLoop:
                 readers[fd]()  # type: ignore[operator]
 
 
-def run_relay_child(loop_kind: str, pairs: int, batch: int, coalesce: float) -> None:
-    """Child role: `pairs` linked stream pairs, ports on stdout, run until stdin ends."""
+def run_relay_child(
+    loop_kind: str, pairs: int, batch: int, coalesce: float, sdes: str = ""
+) -> None:
+    """Child role: `pairs` linked stream pairs, ports on stdout, run until stdin ends.
+    With `sdes` (a suite name), the leg facing B is SRTP: A's RTP goes through the secure
+    reader and is protected with that suite (relay.media.secure)."""
     import relay.media.userspace
+    from relay.media.secure import attach_sdes
     from relay.media.stream import LEARN_IMMEDIATE, Stream
     from relay.media.userspace import UserspacePlane
+    from relay.srtp import open_context, suite
 
     relay.media.userspace.BATCH = batch
 
@@ -127,6 +134,10 @@ def run_relay_child(loop_kind: str, pairs: int, batch: int, coalesce: float) -> 
         x, y = streams
         x.sink, y.sink = y, x
         x.peer, y.peer = (HOST, int(line[0])), (HOST, int(line[1]))
+        if sdes:
+            key = bytes(range(suite(sdes).inline_len))  # a benchmark: any fixed key will do
+            attach_sdes(y, open_context(suite(sdes), key, outbound=False),
+                        open_context(suite(sdes), key, outbound=True))  # fmt: skip
         plane.add(x)
         plane.add(y)
         xs.append(x)
@@ -239,9 +250,11 @@ def main() -> None:
     ap.add_argument("--daemon", action="store_true", help="also the full rtpvault daemon")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--coalesce", default="0", help="UserspacePlane coalesce (s), comma list")
+    ap.add_argument("--sdes", default="", help="SRTP suite on B's leg (secure reader), e.g. "
+                    "AES_CM_128_HMAC_SHA1_80")  # fmt: skip
     args = ap.parse_args()
     if args.role == "relay":
-        run_relay_child(args.loop, args.pairs, args.batch, float(args.coalesce))
+        run_relay_child(args.loop, args.pairs, args.batch, float(args.coalesce), args.sdes)
         return
 
     a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -254,7 +267,8 @@ def main() -> None:
     # Interleaved repeats, median reported: the machine's two cores are shared.
     for _ in range(args.repeat):
         for coalesce in [] if args.no_rtpvault else args.coalesce.split(","):
-            name = f"rtpvault ({args.loop}, coalesce {coalesce}, {args.pairs} pairs)"
+            sdes = f", SDES {args.sdes} towards B" if args.sdes else ""
+            name = f"rtpvault ({args.loop}, coalesce {coalesce}, {args.pairs} pairs{sdes})"
             results.setdefault(name, []).append(bench_rtpvault(args, a, b, ports, coalesce))
         if args.daemon:
             name = f"rtpvault daemon ({args.pairs} pairs)"
@@ -301,6 +315,8 @@ def bench_rtpvault(
             str(batch),
             "--coalesce",
             coalesce,
+            "--sdes",
+            args.sdes,
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

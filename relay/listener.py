@@ -141,7 +141,16 @@ async def listen_tcp(host: str, port: int, factory: ProtocolFactory, what: str, 
 def stream_protocol(client: ClientCallback, limit: int = 2**16) -> ProtocolFactory:
     """A factory giving `client(reader, writer)` per connection, as asyncio.start_server does."""
 
+    async def served(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await client(reader, writer)
+        except asyncio.CancelledError:
+            # the daemon is stopping with this connection still open (an idle HTTP or CLI
+            # client): end it quietly. Left cancelled, Python 3.11's StreamReaderProtocol asks
+            # the task for its exception and the loop logs a CancelledError traceback.
+            writer.close()
+
     def make() -> asyncio.BaseProtocol:
-        return asyncio.StreamReaderProtocol(asyncio.StreamReader(limit=limit), client)
+        return asyncio.StreamReaderProtocol(asyncio.StreamReader(limit=limit), served)
 
     return make

@@ -43,6 +43,7 @@ import time
 from typing import Any, cast
 
 from rtpvault.component import DaemonContext, SidecarPublisher, StartupError
+from storage.backoff import Backoff
 
 # storage (SQLAlchemy, Alembic, boto3) is imported only when a daemon records: ~35 MB of RSS a
 # relay without recording-dir should not carry.
@@ -101,15 +102,14 @@ class ArchiveComponent:
     # -- writer thread --------------------------------------------------------------------------
 
     def _write_loop(self) -> None:
-        backoff = 0.5
+        backoff = Backoff(self._closing)
         while True:
             if not self._schema_ok:  # documents wait in the queue meanwhile
                 if self._check_schema():
-                    backoff = 0.5
+                    backoff.reset()
                 else:
-                    if self._closing.wait(backoff):
+                    if backoff.wait():
                         return
-                    backoff = min(backoff * 2, 30.0)
                     continue
             if not self._reconciled:
                 try:
@@ -123,12 +123,11 @@ class ArchiveComponent:
                     self.db_errors += 1
                     logger.error(
                         "start-up reconciliation of the index failed (retrying in %.1f s): %s",
-                        backoff,
+                        backoff.delay,
                         str(exc).splitlines()[0],
                     )
-                    if self._closing.wait(backoff):
+                    if backoff.wait():
                         return
-                    backoff = min(backoff * 2, 30.0)
                     continue
             docs, stop = self._next_batch()
             self._in_hand = len(docs)
@@ -160,7 +159,7 @@ class ArchiveComponent:
         """Write `docs` in one transaction, retrying while the database is unreachable; a
         refused batch is written document by document so one bad document costs only itself.
         False: closing while the database is unreachable (the sidecars stay on disk)."""
-        backoff = 0.5
+        backoff = Backoff(self._closing)
         while True:
             try:
                 self._write(*docs)
@@ -182,12 +181,11 @@ class ArchiveComponent:
                     "index write for %d recording(s) (%s …) failed (retrying in %.1f s): %s",
                     len(docs),
                     docs[0].get("id") if isinstance(docs[0], dict) else docs[0],
-                    backoff,
+                    backoff.delay,
                     str(exc).splitlines()[0],
                 )
-                if self._closing.wait(backoff):
+                if backoff.wait():
                     return False
-                backoff = min(backoff * 2, 30.0)
 
     def _check_schema(self) -> bool:
         from storage.db import check_schema

@@ -33,6 +33,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, and_, select, update
 
+from storage.backoff import Backoff
 from storage.db import Index
 from storage.models import Recording, Upload
 from storage.s3.keys import object_key
@@ -293,7 +294,7 @@ class Uploader:
         thread must neither die nor leave the job `uploading` under its claim. If the process
         stops first, the next start hands the job back (requeue_abandoned); one already in S3
         is then adopted, not uploaded again."""
-        delay = 0.5
+        backoff = Backoff(self._stop)
         while True:
             try:
                 record()
@@ -302,12 +303,11 @@ class Uploader:
                 logger.error(
                     "upload %s: cannot record the outcome (retrying in %.1f s): %s",
                     job.key,
-                    delay,
+                    backoff.delay,
                     str(exc).splitlines()[0] if str(exc) else exc,
                 )
-                if self._stop.wait(delay):
+                if backoff.wait():
                     return
-                delay = min(delay * 2, 30.0)
 
     def writer(self) -> ObjectWriter:
         st = self.settings

@@ -5,20 +5,11 @@ The package owns the key table (`keys`), the GLib key file reader (`keyfile`), t
 assembly into `Settings` (`settings`). Callers import the public names from here.
 """
 
-from .settings import (
-    DEFAULT_CONFIG_FILE,
-    CommandLine,
-    ConfigError,
-    HepTarget,
-    Interface,
-    Listen,
-    Resolver,
-    Settings,
-    load_settings,
-    parse_args,
-    settings_from_text,
-    usage,
-)
+from .cli import CommandLine, parse_args, usage
+from .interfaces import Interface, Resolver
+from .keyfile import ConfigError
+from .settings import DEFAULT_CONFIG_FILE, Settings, load_settings, settings_from_text
+from .values import HepTarget, Listen
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",

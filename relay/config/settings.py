@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from .cli import CommandLine, parse_args, usage
+from .cli import CommandLine
 from .interfaces import Interface, Resolver, resolve_interfaces
 from .keyfile import (
     ConfigError,
@@ -45,21 +45,6 @@ from .values import (
 )
 
 DEFAULT_CONFIG_FILE = "/etc/rtpengine/rtpengine.conf"  # Debian's rtpengine reads this by default
-
-__all__ = [
-    "DEFAULT_CONFIG_FILE",
-    "CommandLine",
-    "ConfigError",
-    "HepTarget",
-    "Interface",
-    "Listen",
-    "Resolver",
-    "Settings",
-    "load_settings",
-    "parse_args",
-    "settings_from_text",
-    "usage",
-]
 
 
 @dataclass(frozen=True)
@@ -260,9 +245,7 @@ def _ports(values: _Values) -> tuple[int, int]:
     low = _ranged(values, "port-min", 1, 65535)
     high = _ranged(values, "port-max", 1, 65535)
     if low > high:
-        raise ConfigError(
-            f"{quoted('port-min', low)}: above port-max {high} (empty port range)"
-        )
+        raise ConfigError(f"{quoted('port-min', low)}: above port-max {high} (empty port range)")
     return low, high
 
 

@@ -7,7 +7,8 @@ learning, the drop-and-count rule for foreign sources, recording and HEP taps, I
 
 A stream X (packets from party A arrive on X's local port; they leave from X.sink's local port
 towards X.sink.peer, party B) is *offloaded* once it is established: confirmed with a peer, no
-tap, not `media-handover`, IPv4, and its sink has an IPv4 peer it may send to. Then one mark
+tap, not `media-handover`, IPv4, no secure transport on it or its sink (SRTP, DTLS, ICE:
+relay.media.secure), and its sink has an IPv4 peer it may send to. Then one mark
 identifies it, and the `rtpvault` table holds:
 
 * `streams`: A's address . A's port . X's address . X's port → mark (with a per-element counter),
@@ -115,6 +116,8 @@ def desired(s: Stream) -> Key | None:
         or sink.peer is None
         or sink.send_blocked
         or not sink.local_port
+        or s.transport is not None  # SRTP, DTLS, ICE: the pair stays in userspace
+        or sink.transport is not None
     ):
         return None
     key = (*s.peer, s.local_address, s.local_port, *sink.peer, sink.local_address, sink.local_port)

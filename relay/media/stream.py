@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from relay.media.secure import Transport
 
 Address = tuple[str, int]
 
@@ -59,6 +63,7 @@ class Stream:
         "detected_for",
         "send_errors",
         "tap_errors",
+        "transport",
     )
 
     def __init__(
@@ -116,6 +121,8 @@ class Stream:
         """Failed sendto calls towards this stream's peer (the plane never raises them)."""
         self.tap_errors = 0
         """Exceptions raised by `tap` (counted, never propagated into the media path)."""
+        self.transport: Transport | None = None
+        """SRTP/DTLS/ICE state of an encrypted or ICE leg (relay.media.secure); None = plain."""
 
     def __repr__(self) -> str:
         kind = "RTCP" if self.is_rtcp else "RTP"

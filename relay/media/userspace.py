@@ -22,6 +22,10 @@ and one busy socket cannot starve the others. Per packet:
    the sink is `send_blocked`. The packet leaves byte-for-byte unchanged; only the addresses
    change (it leaves from the sink's local port). A failed send counts `sink.send_errors`.
 
+A stream with a secure transport (SRTP, DTLS, ICE), or whose sink has one, is read by the
+secure reader instead (relay.media.secure.reader, chosen in `add`/`update`); the reader below
+is for plain pairs only and has no per-packet check for it.
+
 Nothing is logged or raised per packet. Addresses are compared as (host, port) tuples exactly as
 `recvfrom` returns them, so the call model must store `peer`/`sdp_peer` in that form (IPv6: the
 compressed form `socket.inet_ntop` gives, without flowinfo/scope).
@@ -60,6 +64,7 @@ import time
 from collections.abc import Callable
 
 from relay.media.latch import apply, decide
+from relay.media.secure.reader import secure_reader
 from relay.media.stream import Stream
 from rtp.demux import looks_like_rtcp
 from rtp.header import SSRC_OFFSET, read_u32
@@ -69,6 +74,12 @@ BATCH = 64
 GROW_AFTER = 4
 """Wakeups that each read their whole allowance before the allowance doubles."""
 BUFFER_SIZE = 65536
+
+
+def _needs_secure(stream: Stream) -> bool:
+    """Whether `stream`'s packets need the secure reader: its own leg or its sink's is SRTP/ICE."""
+    sink = stream.sink
+    return stream.transport is not None or (sink is not None and sink.transport is not None)
 
 
 def set_tos(sock: socket.socket, tos: int) -> None:
@@ -111,6 +122,8 @@ class UserspacePlane:
         self._clock = clock
         self._wallclock = wallclock
         self._fds: dict[Stream, int] = {}
+        self._secure: set[Stream] = set()
+        """Streams read by the secure reader (relay.media.secure.reader)."""
         self._coalesce = coalesce
         self._readers: dict[int, Callable[[], None]] = {}
         self._epoll: select.epoll | None = None
@@ -131,21 +144,54 @@ class UserspacePlane:
             return
         stream.sock.setblocking(False)
         fd = stream.sock.fileno()
+        reader = self._choose(stream)
         if self._epoll is not None:
-            self._readers[fd] = self._reader(stream)
+            self._readers[fd] = reader
             self._epoll.register(fd, select.EPOLLIN)
         else:
-            self._loop.add_reader(fd, self._reader(stream))
+            self._loop.add_reader(fd, reader)
         self._fds[stream] = fd
 
     def update(self, stream: Stream) -> None:
-        """Nothing to do: the readers read the `Stream` on every packet."""
+        """Re-choose the reader of `stream` and of its sink when a secure transport came or
+        went (relay.media.secure); anything else the readers read from the `Stream` per packet.
+        (A stream whose sink is `stream` but that is not `stream.sink` is not looked at.)"""
+        for s in (stream, stream.sink):
+            fd = self._fds.get(s) if s is not None else None
+            if s is None or fd is None:
+                continue
+            if _needs_secure(s) == (s in self._secure):
+                if s.transport is not None:
+                    s.transport.bind(self._loop)  # a new peer may let a DTLS client start
+                continue
+            reader = self._choose(s)
+            if self._epoll is not None:
+                self._readers[fd] = reader
+            else:
+                self._loop.remove_reader(fd)
+                self._loop.add_reader(fd, reader)
+
+    def _choose(self, stream: Stream) -> Callable[[], None]:
+        """The plain reader, or the secure one when the stream or its sink has a transport;
+        a stream with a transport runs its ICE/DTLS timers on this plane's loop."""
+        if stream.transport is not None:
+            stream.transport.bind(self._loop)
+        if not _needs_secure(stream):
+            self._secure.discard(stream)
+            return self._reader(stream)
+        self._secure.add(stream)
+        return secure_reader(
+            stream, self._buf, self._view, self._loop, self._clock, self._wallclock
+        )
 
     def remove(self, stream: Stream) -> None:
         """Stop reading `stream.sock` (before it is closed); unknown streams are ignored."""
         fd = self._fds.pop(stream, None)
         if fd is None:
             return
+        self._secure.discard(stream)
+        if stream.transport is not None:
+            stream.transport.unbind()
         if self._epoll is not None:
             del self._readers[fd]
             try:

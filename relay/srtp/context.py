@@ -14,7 +14,7 @@ from typing import Protocol
 from relay.srtp.errors import SrtpError, SrtpReplay, SrtpTooShort
 from relay.srtp.kdf import derive
 from relay.srtp.packet import INDEX_MASK, PacketCrypto, packet_crypto
-from relay.srtp.replay import RtcpIndex, RtpIndex
+from relay.srtp.replay import ReplayWindow, RtpIndex
 from relay.srtp.suites import Suite
 
 
@@ -52,7 +52,7 @@ class NativeContext:
         self.suite = suite
         self._crypto = crypto
         self._rtp: dict[int, RtpIndex] = {}
-        self._rtcp_in: dict[int, RtcpIndex] = {}
+        self._rtcp_in: dict[int, ReplayWindow] = {}
         self._rtcp_out: dict[int, int] = {}
         self._first_rtcp_index = first_rtcp_index
 
@@ -69,7 +69,7 @@ class NativeContext:
     def protect_rtp(self, packet: bytes) -> bytes:
         state, roc, seq = self._state(packet)
         out = self._crypto.rtp_protect(packet, roc)
-        state.commit(roc, seq)
+        state.accept(roc, seq)
         return out
 
     def unprotect_rtp(self, packet: bytes) -> bytes:
@@ -78,7 +78,7 @@ class NativeContext:
         state, roc, seq = self._state(packet)
         state.check((roc << 16) | seq)
         out = self._crypto.rtp_unprotect(packet, roc)
-        state.commit(roc, seq)
+        state.accept(roc, seq)
         return out
 
     def protect_rtcp(self, packet: bytes) -> bytes:
@@ -95,7 +95,7 @@ class NativeContext:
         ssrc = int.from_bytes(packet[4:8], "big")
         window = self._rtcp_in.get(ssrc)
         if window is None:
-            window = self._rtcp_in[ssrc] = RtcpIndex()
+            window = self._rtcp_in[ssrc] = ReplayWindow("SRTCP index")
         plain, index = self._crypto.rtcp_unprotect(packet)
         window.check(index)
         window.commit(index)

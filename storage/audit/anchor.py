@@ -193,8 +193,7 @@ class CheckpointStore:
             return Stored(key, version, None, str(exc))
         finally:
             body.close()
-        name = key[len(self.prefix):]
-        if name != f"{KEY_TOP - cp.seq:020d}-{cp.hash[:16]}.json":
+        if key != self.key(cp):
             return Stored(key, version, cp, f"content (seq {cp.seq}) does not match its key")
         return Stored(key, version, cp)
 

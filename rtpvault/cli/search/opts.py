@@ -17,36 +17,39 @@ __all__ = ["filter_options", "output_options", "make_filter", "TimeType", "Durat
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class TimeType(click.ParamType[float]):
+class _SecondsType(click.ParamType[float]):
+    """A time or duration option: text → seconds; a parse error becomes click's usage error."""
+
+    def parse(self, text: str) -> float:
+        raise NotImplementedError
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return self.parse(str(value))
+        except TimeParseError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class TimeType(_SecondsType):
     """ISO 8601, relative (2h, 3d), now/today/yesterday, @unix → Unix seconds."""
 
     name = "TIME"
 
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, float):
-            return value
-        try:
-            return parse_time(str(value), datetime.now(UTC))
-        except TimeParseError as exc:
-            self.fail(str(exc), param, ctx)
+    def parse(self, text: str) -> float:
+        return parse_time(text, datetime.now(UTC))
 
 
-class DurationType(click.ParamType[float]):
+class DurationType(_SecondsType):
     """90d, 2h, 1h30m, 45 (seconds) → seconds."""
 
     name = "DURATION"
 
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, float):
-            return value
-        try:
-            return parse_duration(str(value))
-        except TimeParseError as exc:
-            self.fail(str(exc), param, ctx)
+    def parse(self, text: str) -> float:
+        return parse_duration(text)
 
 
 def _csv(values: tuple[str, ...]) -> tuple[str, ...]:

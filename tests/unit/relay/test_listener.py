@@ -137,3 +137,22 @@ def test_bind_failure_names_the_address() -> None:
 
 async def _never(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     writer.close()
+
+
+def test_a_connection_open_at_shutdown_ends_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # an idle client (no request yet) when the loop stops: asyncio.run cancels its handler
+    async def idle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+
+    async def main() -> None:
+        server = await listen_tcp("127.0.0.1", 0, stream_protocol(idle), "HTTP")
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.sleep(0.05)  # the server has accepted and its handler waits
+        writer.close()
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        asyncio.run(main())
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []

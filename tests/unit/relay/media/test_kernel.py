@@ -59,3 +59,29 @@ def test_elements_for_one_mark() -> None:
         "sport { 7 : 30002 }",
         "sent { 7 }",
     ]
+
+
+@pytest.mark.parametrize("secure_side", ["stream", "sink"])
+def test_a_secure_leg_keeps_its_whole_pair_in_userspace(secure_side: str) -> None:
+    """SRTP/DTLS/ICE on either leg: neither direction may be offloaded (issue 17 item 6)."""
+    from relay.media.secure import attach_ice, attach_sdes, detach
+    from relay.srtp import open_context, suite
+
+    a, b = pair()
+    b.confirmed = True
+    assert desired(a) is not None and desired(b) is not None  # a plain pair is offloaded
+    s = suite("AES_CM_128_HMAC_SHA1_80")
+    key = bytes(s.inline_len)
+    secure = a if secure_side == "stream" else b
+    attach_sdes(secure, open_context(s, key, outbound=False), open_context(s, key, outbound=True))
+    assert desired(a) is None and desired(b) is None
+    detach(secure)
+    assert desired(a) is not None and desired(b) is not None
+    from relay.ice import IceAgent, LocalSocket
+
+    agent = IceAgent(ufrag="u", pwd="p" * 22, sockets=[LocalSocket(1, ("10.0.0.1", 30000), 1, 1)],
+                     controlling=False, tie_breaker=1)  # fmt: skip
+    attach_ice(secure, agent, 1)  # ICE alone (plain RTP with ICE) stays in userspace too
+    assert desired(a) is None and desired(b) is None
+    a.sock.close()
+    b.sock.close()

@@ -1,0 +1,69 @@
+"""The API the call model calls: attach SDES, DTLS-SRTP or ICE to a stream, or detach."""
+
+from __future__ import annotations
+
+import weakref
+
+from relay.dtls.session import DtlsSession
+from relay.ice import IceAgent
+from relay.media.secure.icelink import IceLink
+from relay.media.secure.transport import KeysCallback, Transport
+from relay.media.stream import Stream
+from relay.srtp import SrtpContext
+
+__all__ = ["attach_dtls", "attach_ice", "attach_sdes", "detach"]
+
+
+_links: weakref.WeakKeyDictionary[IceAgent, IceLink] = weakref.WeakKeyDictionary()
+
+
+def _transport(stream: Stream) -> Transport:
+    if stream.transport is None:
+        stream.transport = Transport(stream)
+    return stream.transport
+
+
+def attach_sdes(stream: Stream, inbound: SrtpContext, outbound: SrtpContext) -> Transport:
+    """SDES-keyed SRTP on `stream`'s leg: unprotect what arrives, protect what leaves.
+    Replaces DTLS-SRTP if the leg had it (the answer chose SDES)."""
+    t = _transport(stream)
+    t.srtp, t.srtp_in, t.srtp_out = True, inbound, outbound
+    if t.dtls is not None:
+        t.dtls = t.on_keys = None
+        t.cancel_dtls_timer()
+    return t
+
+
+def attach_dtls(
+    stream: Stream, session: DtlsSession, on_keys: KeysCallback | None = None
+) -> Transport:
+    """DTLS-SRTP on `stream`'s leg: no media either way until `session` has exported keys."""
+    t = _transport(stream)
+    t.cancel_dtls_timer()
+    t.srtp, t.srtp_in, t.srtp_out = True, None, None
+    t.dtls, t.on_keys, t._dtls_peer = session, on_keys, None
+    return t
+
+
+def attach_ice(stream: Stream, agent: IceAgent, key: int) -> Transport:
+    """ICE on `stream`'s socket, which is `agent`'s LocalSocket `key`."""
+    if key not in agent.sockets:
+        raise ValueError(f"ICE agent has no local socket {key}; it has {sorted(agent.sockets)}")
+    t = _transport(stream)
+    link = _links.get(agent)
+    if link is None:
+        link = _links[agent] = IceLink(agent)
+    t.ice, t.ice_key = link, key
+    link.transports[key] = t
+    return t
+
+
+def detach(stream: Stream) -> None:
+    """Back to a plain stream (timers cancelled); call `plane.update(stream)` after."""
+    t = stream.transport
+    if t is None:
+        return
+    t.unbind()
+    if t.ice is not None:
+        t.ice.transports.pop(t.ice_key, None)
+    stream.transport = None

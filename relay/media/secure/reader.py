@@ -1,0 +1,135 @@
+"""The userspace plane's reader for a stream that has a secure transport, or whose sink has one
+(relay.media.secure). Plain pairs never run this code: `UserspacePlane.add`/`update` choose it.
+
+Per datagram, after `recvfrom_into` (same adaptive batch as the plain reader):
+
+0. the stream has a transport and the first byte is not RTP/RTCP (RFC 7983 §7): STUN, DTLS or
+   unknown, handed to `Transport.control` (never tapped, never forwarded);
+1. with ICE, media only from the selected pair; with SRTP, unprotected (failures counted and
+   dropped: an unauthenticated packet neither latches, nor is recorded, nor forwarded);
+2. the tap gets the plaintext (recording and HEP see decrypted RTP/RTCP, as rtpengine records);
+3. latching as in the plain reader (not with ICE: the selected pair is the peer);
+4. counters, then out through the sink: its transport protects and picks the ICE pair, or a
+   plain sink gets `sendto(sink.peer)` as in the plain reader.
+
+A last `except Exception` around each datagram keeps a bug or an unforeseen library error from
+leaving the reader: counted in `stream.errors`, logged once per stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+
+from relay.media.latch import apply, decide
+from relay.media.stream import Address, Stream
+from rtp.demux import looks_like_rtcp
+from rtp.header import SSRC_OFFSET, read_u32
+
+logger = logging.getLogger("rtpvault.media.secure")
+
+BATCH = 64
+GROW_AFTER = 4
+
+
+def is_rtcp_on(stream: Stream, packet: bytes) -> bool:
+    """RTCP on an RTCP socket, or by its packet type on a muxed one (RFC 5761 §4, 192-223 as
+    rtpengine's demux; SRTCP keeps its header in the clear). Inline: one byte compare."""
+    return stream.is_rtcp or (len(packet) >= 8 and 192 <= packet[1] <= 223)
+
+
+def handle(
+    s: Stream,
+    data: bytes,
+    src: Address,
+    loop: asyncio.AbstractEventLoop,
+    clock: Callable[[], float],
+    now: float,
+) -> None:
+    """One received datagram on secure-reader stream `s` (see the module docstring)."""
+    t = s.transport
+    if t is not None and not (data and 128 <= data[0] <= 191):
+        t.control(data, src, loop.time())
+        return
+    rtcp = is_rtcp_on(s, data)
+    size = len(data)  # counted as received (UDP payload), as the plain reader counts
+    if t is not None:
+        if not t.accepts(src):
+            return
+        plain = t.unprotect(data, rtcp)
+        if plain is None:
+            return
+        data = plain
+    if s.tap is not None:
+        try:
+            s.tap(s, data, src, now)
+        except Exception:  # a recorder bug must not stop the media
+            s.tap_errors += 1
+    if (t is None or t.ice is None) and not (s.confirmed and src == s.peer):
+        if not apply(s, decide(s, src, clock(), looks_like_rtcp(data, len(data)))):
+            return
+    s.packets += 1
+    s.bytes += size
+    s.last_packet = now
+    if not rtcp and len(data) >= 12 and data[0] & 0xC0 == 0x80:
+        s.ssrc = read_u32(data, SSRC_OFFSET)[0]
+    sink = s.sink
+    if sink is None or sink.send_blocked:
+        return
+    st = sink.transport
+    if st is not None:
+        st.send(data, rtcp)
+    elif sink.peer is not None:
+        try:
+            sink.sock.sendto(data, sink.peer)
+        except OSError:
+            sink.send_errors += 1
+
+
+def secure_reader(
+    stream: Stream,
+    buf: bytearray,
+    view: memoryview,
+    loop: asyncio.AbstractEventLoop,
+    clock: Callable[[], float],
+    wallclock: Callable[[], float],
+) -> Callable[[], None]:
+    """The socket callback for `stream`; `buf`/`view` are the plane's shared receive buffer."""
+    recv_into = stream.sock.recvfrom_into
+    v6 = stream.family == socket.AF_INET6
+    limit = 1
+    full = 0
+    s = stream
+    failed = False
+
+    def on_readable() -> None:
+        nonlocal limit, full, failed
+        for _ in range(limit):
+            try:
+                n, src = recv_into(buf)
+            except BlockingIOError:
+                full = 0
+                if limit > 1:
+                    limit >>= 1
+                return
+            except OSError:
+                s.errors += 1
+                return
+            try:
+                # bytes: the crypto libraries take bytes, and the buffer is shared
+                handle(s, bytes(view[:n]), src[:2] if v6 else src, loop, clock, wallclock())
+            except Exception:  # bad input or a bug: never out of the reader
+                s.errors += 1
+                if not failed:
+                    failed = True
+                    logger.exception("%s:%d (call %s): packet dropped by an unexpected error "
+                                     "(counted; not logged again)", s.local_address,
+                                     s.local_port, s.call_id)  # fmt: skip
+        full += 1
+        if full >= GROW_AFTER and limit < BATCH:
+            limit <<= 1
+            full = 0
+
+    return on_readable
