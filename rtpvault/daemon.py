@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import gc
 import importlib
 import logging
 import os
+import random
 import signal
 import sys
 import time
@@ -14,8 +16,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from relay.call import Registry
+from relay.call.secure import SecureContext
 from relay.config import ConfigError, Settings, load_settings, parse_args
 from relay.control import NgControlServer
+from relay.dtls.cert import DEFAULT_HASH, HASHES, generate_certificate
+from relay.ice.own_lines import new_foundation
 from relay.media.plane import ForwardingPlane
 from relay.ng.commands import Commands
 from relay.ng.statistics import statistics
@@ -96,6 +101,7 @@ class Daemon:
             endpoint_learning=settings.endpoint_learning,
             tos=settings.tos or None,
             set_tos=_set_tos(),
+            secure=_secure_context(settings) if settings.x_secure_sdp else None,
         )
         self.commands = Commands(self.registry, self._statistics, settings.max_sessions)
         allow = list(settings.ng_allow) if settings.ng_allow else None
@@ -256,3 +262,19 @@ def main(argv: list[str]) -> int:
                 os.unlink(settings.pidfile)
             except OSError:
                 pass
+
+
+def _secure_context(settings: Settings) -> SecureContext:
+    """The experimental `x-secure-sdp` switch: a start-up DTLS certificate (as rtpengine 10.5
+    generates one) and one ICE foundation per interface address."""
+    rng = random.SystemRandom()
+    cert = generate_certificate(
+        datetime.datetime.now(datetime.UTC), rng.getrandbits(63) + 1, "rtpvault"
+    )
+    fingerprints = {name: cert.fingerprint(name).render() for name in HASHES}
+    return SecureContext(
+        fingerprint=lambda name: fingerprints.get(name, fingerprints[DEFAULT_HASH]),
+        interfaces=[(new_foundation(rng), i.advertised) for i in settings.interfaces],
+        rng=rng,
+        dtls_passive=settings.dtls_passive,
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from relay.call.offered import OfferedMedia
+from relay.call.secure import SecureState
 from relay.media.stream import Stream
 from relay.ports import PortPool
 
@@ -82,6 +83,9 @@ class MediaSide:
     rtcp_mux_override: bool = False
     """rtpengine's MEDIA_FLAG_RTCP_MUX_OVERRIDE: the answer does not decide the offerer's mux."""
     rtcp_fallback: bool = False
+    secure: SecureState = field(default_factory=SecureState)
+    """SDES keys, DTLS setup/fingerprint and ICE credentials towards and from this side's party
+    (x-secure-sdp; the media side reads them)."""
     """Only an RTP port was allocated (an offer with rtcp-mux=require): RTCP is muxed on it,
     `rtcp` is None, and `query` shows rtpengine's "fallback RTCP" stream with local port 0."""
 

@@ -31,6 +31,19 @@ class OfferedMedia:
     fingerprint: bool = False
     end_of_candidates: bool = False
     mid: str | None = None
+    crypto_values: tuple[str, ...] = ()
+    """Values of the section's `a=crypto` lines, in order (SDES, x-secure-sdp)."""
+    setup: str | None = None
+    """`a=setup` value (media, else session level); None if absent."""
+    ice_trickle: bool = False
+    """`a=ice-options:trickle` at media or session level."""
+    fingerprint_value: str | None = field(default=None, repr=False)
+    """`a=fingerprint` value (media, else session level)."""
+    ice_ufrag: str | None = None
+    ice_pwd: str | None = field(default=None, repr=False)
+    """`a=ice-ufrag` / `a=ice-pwd` values (media, else session level)."""
+    candidates: tuple[str, ...] = ()
+    """The section's `a=candidate` values, in order."""
     codec_names: dict[str, str] = field(default_factory=dict)
     """Payload type → "encoding/clock[/channels]" (rtpmap, or RFC 3551 for static types)."""
 

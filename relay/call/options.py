@@ -39,6 +39,16 @@ class CallOptions:
     direction: tuple[str, ...] = ()
     endpoint_learning: str | None = None
     via_branch: str | None = None
+    sdes: tuple[str, ...] = ()
+    """`SDES-<x>` flags / `SDES` list entries, without the prefix."""
+    dtls: str | None = None
+    """`DTLS=` value (passive, active, off, …)."""
+    dtls_fingerprint: str | None = None
+    """`DTLS-fingerprint=` hash name."""
+    ice_lite: str | None = None
+    """`ICE-lite=` value (forward, offer, backward, answer, both, off)."""
+    osrtp: tuple[str, ...] = ()
+    """`OSRTP-<x>` flags / `OSRTP` list entries, without the prefix."""
 
     def has(self, word: str) -> bool:
         return word in self.words

@@ -10,9 +10,11 @@ import random
 from collections.abc import Callable
 from dataclasses import replace
 
+from relay.call import secure
 from relay.call.model import MediaSide, Party
 from relay.call.offered import OfferedMedia, OfferedSession
 from relay.call.options import CallOptions
+from relay.call.secure import SecureContext
 from relay.cint import strtoull
 from relay.sdp.codecs import (
     answer_formats,
@@ -36,7 +38,9 @@ def media_plan(
     mid = _mid(s_side, r_side, media, options, offer)
     # A zero address (hold) counts only where the SDP address is used: with
     # SIP-source-address the received-from address replaces it (measured).
-    zero = media.zero_address and source is None
+    # A trickle-ICE placeholder (port 9, 0.0.0.0, with ICE) is not a hold (measured:
+    # sec_webrtc_to_sip keeps a=sendrecv).
+    zero = media.zero_address and source is None and not (media.ice and media.port == 9)
     keep_zero = zero and "zero-address" not in options.replace and options.media_address is None
     if media.rejected:
         return _rejected_plan(
@@ -228,3 +232,35 @@ def render_versioned(
 
 def _with_version(plan: SessionPlan, version: int) -> SessionPlan:
     return replace(plan, origin_version=str(version))
+
+
+def with_secure(
+    s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, options: CallOptions,
+    offer: bool, media_plan: MediaPlan, ctx: SecureContext,
+) -> MediaPlan:
+    """`media_plan` with the SDES/DTLS/ICE lines for `r_side`'s party (x-secure-sdp)."""
+    # the receiver's last SDP: its offer (we answer it) or, in an offer, its last answer
+    other = r_side.sdp if (not offer or not r_side.sdp_was_offer) else None
+    if not offer:
+        secure.settle_answer(s_side.secure, media)
+    secure.remember_received(s_side.secure, media)
+    protocol = media_plan.protocol or media.protocol
+    crypto = secure.crypto_lines(
+        r_side.secure, protocol, media, options, offer, ctx, other if offer else None
+    )
+    mux_only = media_plan.rtcp_mux and media_plan.rtcp_port == media_plan.port
+    ports = (media_plan.port, media_plan.port + 1)
+    ice = secure.ice_lines(
+        r_side.secure, other, media, options, offer, ports, mux_only, ctx, media_plan.address
+    )
+    keep = secure.passes_ice_on(media, options, offer)
+    if offer:
+        s_side.secure.ice_passed_on = keep
+    media_plan = replace(media_plan, crypto_lines=crypto, ice_lines=ice, keep_ice=keep)
+    if offer and options.ice in secure.FORCE_RELAY and media.address is not None:
+        # force-relay: the m= port and c= stay the offerer's, no a=rtcp (§1.9a)
+        media_plan = replace(
+            media_plan, port=media.port, address=media.address, family=media.family,
+            rtcp_port=None, rtcp_mux=False,
+        )
+    return media_plan

@@ -10,18 +10,20 @@ relay.call.teardown.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import socket
 import time
 from collections.abc import Callable, Sequence
 
-from relay.call import plan, sides
+from relay.call import plan, secure, sides
 from relay.call.errors import CallError
 from relay.call.events import CallCreated, CallEvent, CallListener, CallUpdated, Exchange
 from relay.call.model import Call, MediaSide, Party
 from relay.call.offered import OfferedMedia, OfferedSession
 from relay.call.options import NO_OPTIONS, CallOptions
+from relay.call.secure import SecureContext
 from relay.call.sides import ANSWER_TRANSCODING, RequestState
 from relay.call.streams import Defer, LocalInterface, StreamAllocator, pick_interface
 from relay.call.teardown import Teardown, Totals
@@ -54,10 +56,13 @@ class Registry:
         endpoint_learning: str = LEARN_DELAYED,
         tos: int | None = None,
         set_tos: Callable[[socket.socket, int], None] | None = None,
+        secure: SecureContext | None = None,
     ) -> None:
         if not interfaces:
             raise ValueError("at least one interface is needed")
         self.interfaces = list(interfaces)
+        self.secure = secure
+        """Experimental SRTP/DTLS/ICE SDP rewriting (`x-secure-sdp`); None: refused."""
         self.clock = clock
         self.wallclock = wallclock
         self.sip_source = sip_source
@@ -85,6 +90,10 @@ class Registry:
     @defer.setter
     def defer(self, defer: Defer) -> None:
         self.streams.defer = defer
+
+    @property
+    def secure_media(self) -> bool:
+        return self.secure is not None
 
     @property
     def delete_delay(self) -> int:
@@ -306,15 +315,19 @@ class Registry:
         plans = []
         for index, media in enumerate(offered.media):
             s_side, r_side, source = self._sides(sender, receiver, index, media, state, offer)
-            plans.append(
-                plan.media_plan(s_side, r_side, media, options, offer, source, fallback)
-            )
+            media_plan = plan.media_plan(s_side, r_side, media, options, offer, source, fallback)
+            if self.secure is not None and not media.rejected:
+                media_plan = plan.with_secure(s_side, r_side, media, options, offer, media_plan,
+                                              self.secure)
+            plans.append(media_plan)
         until = self.clock() + LEARNING_WINDOW
         for party in (sender, receiver):
             sides.refresh_learning(party, until)
         session = plan.session_plan(
             receiver, offered, options, tuple(plans), fallback, self.instance_id
         )
+        if self.secure is not None and secure.ice_lite(options, offer, session.media):
+            session = dataclasses.replace(session, ice_lite=True)
         out = plan.render_versioned(receiver, offered, options, session, render)
         self.streams.updated((sender, receiver))  # peers, holds, flags may have changed
         if created:
@@ -358,7 +371,7 @@ class Registry:
             for side in (s_side, r_side):
                 if side.rtp is not None and side.rtp.local_port:
                     self.streams.release(side)
-        sides.update_protocol(s_side, r_side, media, options, offer)
+        sides.update_protocol(s_side, r_side, media, options, offer, self.secure is not None)
         s_side.type = r_side.type = media.type
         s_side.portless = (
             source or media.address, options.has("strict-source"), options.has("media-handover")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from relay.call.model import MediaSide, Party
 from relay.call.offered import OfferedMedia, OfferedSession
 from relay.call.options import CallOptions
+from relay.call.secure import SRTP_PROTOCOLS
 from relay.sdp.codecs import answer_transcodes
 from relay.sdp.model import RTP_PROTOCOLS
 
@@ -106,7 +107,8 @@ def direction_flags(
 
 
 def update_protocol(
-    s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, options: CallOptions, offer: bool
+    s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, options: CallOptions, offer: bool,
+    secure: bool = False,
 ) -> None:
     """rtpengine's __update_media_protocol, on its one protocol per side (printed in the m=
     lines sent to that side's party, shown by query): the sender's side takes its SDP's; if
@@ -118,6 +120,9 @@ def update_protocol(
             r_side.protocol = media.protocol
     if options.plain_transport is not None and media.protocol in RTP_PROTOCOLS:
         r_side.protocol = options.plain_transport
+    elif secure and options.transport_protocol in SRTP_PROTOCOLS:
+        if media.protocol in RTP_PROTOCOLS:
+            r_side.protocol = options.transport_protocol
 
 
 def link(a: MediaSide, b: MediaSide) -> None:

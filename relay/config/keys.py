@@ -300,6 +300,14 @@ _MISC = (
 
 _RTPVAULT = (
     _k(
+        "x-secure-sdp",
+        _B,
+        "false",
+        impl=True,
+        origin=_V,
+        doc="EXPERIMENTAL, tests only: rewrite SDES/DTLS/ICE SDP as rtpengine does; no SRTP media.",
+    ),
+    _k(
         "recording-db",
         _S,
         impl=True,

@@ -90,6 +90,7 @@ class Settings:
     foreground: bool
     pidfile: str | None
     dtls_passive: bool
+    x_secure_sdp: bool  # experimental: SRTP/DTLS/ICE SDP rewriting without secure media
     tls_certificate: str | None
     tls_private_key: str | None
     homer: tuple[str, int] | None
@@ -459,6 +460,7 @@ def _build(
         recording_db=db,
         **_process(values),
         dtls_passive=values.get("dtls-passive"),
+        x_secure_sdp=values.get("x-secure-sdp"),
         **_tls(values, exists, warnings),
         **_homer(values, warnings),
         prometheus=prometheus,

@@ -53,6 +53,8 @@ class NgFlags:
     codec: dict[str, list[str]] = field(default_factory=dict)
     sdes: list[str] = field(default_factory=list)
     dtls: str | None = None
+    dtls_fingerprint: str | None = None
+    ice_lite: str | None = None
     osrtp: list[str] = field(default_factory=list)
     direction: list[str] = field(default_factory=list)
     endpoint_learning: str | None = None
@@ -270,6 +272,8 @@ _HANDLERS: dict[str, Any] = {
     "SDES": _adder("sdes"),
     "OSRTP": _adder("osrtp"),
     "DTLS": _setter("dtls"),
+    "DTLS-fingerprint": _setter("dtls_fingerprint"),
+    "ICE-lite": _setter("ice_lite"),
     "direction": _adder("direction"),
     "endpoint-learning": _h_learning,
     "TOS": _setter("tos", _int),
@@ -308,4 +312,9 @@ def call_options(flags: NgFlags) -> CallOptions:
         direction=tuple(flags.direction),
         endpoint_learning=flags.endpoint_learning,
         via_branch=flags.via_branch,
+        sdes=tuple(flags.sdes),
+        dtls=flags.dtls,
+        dtls_fingerprint=flags.dtls_fingerprint,
+        ice_lite=flags.ice_lite,
+        osrtp=tuple(flags.osrtp),
     )

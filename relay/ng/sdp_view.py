@@ -23,7 +23,11 @@ class SdpUnsupported(ValueError):
     """A valid request asking for something rtpvault does not implement yet (error reply)."""
 
 
-def _media(m: MediaSection) -> OfferedMedia:
+def _first(values: tuple[str | None, ...]) -> str | None:
+    return next((v for v in values if v is not None), None)
+
+
+def _media(m: MediaSection, desc: SessionDescription) -> OfferedMedia:
     conn = m.effective_connection
     names = {}
     for pt in m.formats:
@@ -54,6 +58,17 @@ def _media(m: MediaSection) -> OfferedMedia:
         fingerprint=m.fingerprint,
         end_of_candidates=m.end_of_candidates,
         mid=m.mid,
+        crypto_values=tuple(v for v in m.attributes("crypto") if v is not None),
+        setup=_first(m.attributes("setup")) or _first(desc.attributes("setup")),
+        fingerprint_value=_first(m.attributes("fingerprint"))
+        or _first(desc.attributes("fingerprint")),
+        ice_ufrag=_first(m.attributes("ice-ufrag")) or _first(desc.attributes("ice-ufrag")),
+        ice_pwd=_first(m.attributes("ice-pwd")) or _first(desc.attributes("ice-pwd")),
+        candidates=tuple(v for v in m.attributes("candidate") if v is not None),
+        ice_trickle=any(
+            "trickle" in (v or "").split()
+            for v in (*m.attributes("ice-options"), *desc.attributes("ice-options"))
+        ),
         codec_names=names,
     )
 
@@ -64,26 +79,28 @@ def summarize(desc: SessionDescription) -> OfferedSession:
         origin_username=origin.username if origin else "",
         origin_version=origin.version if origin else "",
         session_name=desc.session_name or "",
-        media=tuple(_media(m) for m in desc.media),
+        media=tuple(_media(m, desc) for m in desc.media),
         rtpengine_ids=desc.rtpengine_ids,
     )
 
 
-def check_supported(offered: OfferedSession, flags: NgFlags, offer: bool = True) -> None:
-    """Refuse, with a clear reason, what would need SRTP, ICE or transcoding."""
+def check_supported(
+    offered: OfferedSession, flags: NgFlags, offer: bool = True, secure: bool = False
+) -> None:
+    """Refuse, with a clear reason, what would need SRTP, ICE or transcoding. `secure`
+    (the experimental `x-secure-sdp` switch) lets SRTP/DTLS/ICE through to the SDP rewriter."""
+    if not secure:
+        _check_secure(offered, flags)
+    _codec_checks(offered, flags, offer)
+
+
+def _check_secure(offered: OfferedSession, flags: NgFlags) -> None:
     if flags.ice in ("force", "force-relay", "force_relay", "force relay", "optional"):
         raise SdpUnsupported(f"ICE={flags.ice} is not supported by rtpvault yet")
     target = flags.transport_protocol
     # `accept` and names rtpengine does not know leave the protocol alone (measured)
     if target in SECURE_PROTOCOLS:
         raise SdpUnsupported(f"transport-protocol {target} (SRTP) is not supported by rtpvault yet")
-    for kind in ("transcode", "offer", "accept", "consume", "set"):
-        if flags.codec.get(kind):
-            raise SdpUnsupported(f"codec-{kind} (transcoding) is not supported by rtpvault yet")
-    if flags.words & {"always-transcode", "inject-DTMF", "SIPREC"}:
-        raise SdpUnsupported(
-            "transcoding, DTMF injection and SIPREC are not supported by rtpvault yet"
-        )
     for m in offered.media:
         if m.rejected:
             continue
@@ -91,19 +108,29 @@ def check_supported(offered: OfferedSession, flags: NgFlags, offer: bool = True)
             raise SdpUnsupported(f"SRTP media ({m.protocol}) is not supported by rtpvault yet")
         if m.ice and flags.ice != "remove":
             raise SdpUnsupported("ICE is not supported by rtpvault yet; use ICE=remove")
+
+
+def _codec_checks(offered: OfferedSession, flags: NgFlags, offer: bool) -> None:
+    for kind in ("transcode", "offer", "accept", "consume", "set"):
+        if flags.codec.get(kind):
+            raise SdpUnsupported(f"codec-{kind} (transcoding) is not supported by rtpvault yet")
+    if flags.words & {"always-transcode", "inject-DTMF", "SIPREC"}:
+        raise SdpUnsupported(
+            "transcoding, DTMF injection and SIPREC are not supported by rtpvault yet"
+        )
     if offer and ((flags.ptime or 0) > 0 or (flags.rev_ptime or 0) > 0):
         # rtpengine 10.5 repacketizes (transcodes) to a requested ptime
         raise SdpUnsupported("ptime (repacketization) is not supported by rtpvault yet")
 
 
 def prepare(
-    text: str, flags: NgFlags, offer: bool = True
+    text: str, flags: NgFlags, offer: bool = True, secure: bool = False
 ) -> tuple[SessionDescription, OfferedSession, Callable[[SessionPlan], str]]:
     """Parse `text` (SdpError on bad SDP), summarise it and check it is supported (`offer`:
     the SDP is an offer, where flags like ptime= ask for transcoding)."""
     desc = parse(text)
     offered = summarize(desc)
-    check_supported(offered, flags, offer)
+    check_supported(offered, flags, offer, secure)
 
     def render(plan: SessionPlan) -> str:
         return rewrite(desc, plan)

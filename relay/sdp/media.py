@@ -20,6 +20,7 @@ from relay.sdp.parse import parse_media_line
 from relay.sdp.plan import MediaPlan
 from relay.sdp.text import c_strtol
 
+_KEPT_ICE = frozenset({"ice-ufrag", "ice-pwd", "ice-options", "candidate"})
 _ALWAYS_STRIPPED = ICE_ATTRIBUTES | {
     "candidate",
     "rtcp",
@@ -79,6 +80,8 @@ def _media_line(
 def _stripped(line: Line, plan: MediaPlan, has_codecs: bool, original_sendrecv: bool) -> bool:
     """rtpengine's process_media_attributes: whether this a= line leaves its place."""
     name, value = line.attribute
+    if plan.keep_ice and name in _KEPT_ICE:
+        return False
     if name in _ALWAYS_STRIPPED:
         return True
     if name in DIRECTIONS:
@@ -116,9 +119,11 @@ def _block(
             lines.append(f"a={plan.direction}")
         if rtp:
             lines.extend(_rtcp_lines(plan))
+        lines.extend(plan.crypto_lines)
         if rtp and plan.ptime:
             lines.append(f"a=ptime:{plan.ptime}")
-    if plan.end_of_candidates:
+        lines.extend(plan.ice_lines)
+    if plan.end_of_candidates and "a=end-of-candidates" not in plan.ice_lines:
         lines.append("a=end-of-candidates")
     return "".join(f"{line}\r\n" for line in lines)
 

@@ -43,6 +43,13 @@ class MediaPlan:
     mid: str | None = None
     """`a=mid` value for a section that has none (generate-mid); the input's own mid wins."""
     input_mid: bool = True
+    crypto_lines: tuple[str, ...] = ()
+    """Generated a=crypto / a=setup / a=fingerprint lines (no CRLF), after the RTCP lines."""
+    keep_ice: bool = False
+    """Leave the input's a=ice-ufrag/-pwd/-options and a=candidate lines in place
+    (ICE=optional or force-relay on an SDP with ICE, §1.9a)."""
+    ice_lines: tuple[str, ...] = ()
+    """Own ICE lines (no CRLF), after a=ptime; with a=end-of-candidates when ICE writes it."""
     """Print the input's own a=mid; False prints only `mid` (the call's remembered mid)."""
 
 
@@ -62,5 +69,7 @@ class SessionPlan:
     """Version to write into o= (replace sdp-version); None keeps it."""
     session_name: str | None = None
     """Value for s= (replace session-name, later SDPs of a party); None keeps it."""
+    ice_lite: bool = False
+    """Emit a session-level `a=ice-lite` right after `t=` (ICE-lite flag, §1.9a)."""
     loop_protect_id: str | None = None
     """Emit `a=rtpengine:<id>` at the end of the session section (loop-protect)."""

@@ -22,6 +22,9 @@ def rewrite(desc: SessionDescription, plan: SessionPlan) -> str:
     if len(plan.media) != len(desc.media):
         raise SdpError(f"plan has {len(plan.media)} media plans for {len(desc.media)} m= sections")
     out = [_session_line(line, desc, plan) for line in desc.session_lines]
+    if plan.ice_lite:
+        at = next((i + 1 for i, ln in enumerate(desc.session_lines) if ln.kind == "t"), len(out))
+        out.insert(at, "a=ice-lite\r\n")
     if plan.loop_protect_id is not None:
         out.append(f"a=rtpengine:{plan.loop_protect_id}\r\n")
     original_sendrecv = any(m.direction is None for m in plan.media)

@@ -50,6 +50,7 @@ class ScenarioState:
     run: str
     ports: dict[int, str] = field(default_factory=dict)
     foundations: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     clients: dict[int, str] = field(default_factory=dict)
     port_count: int = 0
 
@@ -85,6 +86,14 @@ class ScenarioState:
         if value not in self.foundations:
             self.foundations[value] = f"{{F{len(self.foundations) + 1}}}"
         return self.foundations[value]
+
+    def numbered(self, kind: str, value: str) -> str:
+        """`{<kind><n>}`: the n-th distinct random value of that kind in this scenario, so a
+        value kept across steps (SDES key, ICE ufrag/pwd, fingerprint) stays visibly the same."""
+        seen = self.secrets.setdefault(kind, {})
+        if value not in seen:
+            seen[value] = f"{{{kind}{len(seen) + 1}}}"
+        return seen[value]
 
     def ident(self, text: str) -> str:
         """Undo run-unique identifiers: `x.<scenario>.<run>` → `x`; other scenarios' → `{other}`."""
@@ -134,22 +143,23 @@ def _sdp_value(body: str, st: ScenarioState, opts: Options, request_text: str) -
             if word == "rport":
                 parts[i + 1] = st.port_text(parts[i + 1])
         return "a=candidate:" + " ".join(parts)
-    for prefix, placeholder in (
-        ("a=ice-ufrag:", "{ufrag}"),
-        ("a=ice-pwd:", "{pwd}"),
-        ("a=rtpengine:", "{rtpengine-id}"),
-        ("a=tls-id:", "{tls-id}"),
-    ):
+    for prefix, kind in (("a=ice-ufrag:", "ufrag"), ("a=ice-pwd:", "pwd")):
+        if body.startswith(prefix):
+            value = body[len(prefix) :]
+            return body if value in request_text else prefix + st.numbered(kind, value)
+    for prefix, placeholder in (("a=rtpengine:", "{rtpengine-id}"), ("a=tls-id:", "{tls-id}")):
         if body.startswith(prefix):
             value = body[len(prefix) :]
             return body if value in request_text else prefix + placeholder
     if body.startswith("a=fingerprint:"):
         algo, _, value = body[14:].partition(" ")
-        return body if value in request_text else f"a=fingerprint:{algo} {{fingerprint}}"
+        if value in request_text:
+            return body
+        return f"a=fingerprint:{algo} {st.numbered('fingerprint', value)}"
     if body.startswith("a=crypto:"):
         return re.sub(
             r"inline:([^|\s]+)",
-            lambda m: m.group(0) if m.group(1) in request_text else "inline:{key}",
+            lambda m: m.group(0) if m.group(1) in request_text else _key(m.group(1), st),
             body,
         )
     if body.startswith("o=") and "o-version" in opts:
@@ -158,6 +168,12 @@ def _sdp_value(body: str, st: ScenarioState, opts: Options, request_text: str) -
             parts[2] = "{o-version}"
         return " ".join(parts)
     return body
+
+
+def _key(value: str, st: ScenarioState) -> str:
+    """An SDES key numbered per scenario; its base64 padding is kept (SDES-pad is structure)."""
+    core = value.rstrip("=")
+    return "inline:" + st.numbered("key", core) + value[len(core) :]
 
 
 def _typename(value: Any) -> str:

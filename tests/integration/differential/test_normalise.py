@@ -71,13 +71,28 @@ def test_random_sdp_values_replaced() -> None:
         "a=rtpengine:{rtpengine-id}\r\n",
         "a=rtcp:{P1} IN IP4 203.0.113.1\r\n",
         "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:KEPTKEY|1:32\r\n",
-        "a=crypto:2 AEAD_AES_128_GCM inline:{key}\r\n",
-        "a=fingerprint:sha-256 {fingerprint}\r\n",
-        "a=ice-ufrag:{ufrag}\r\n",
-        "a=ice-pwd:{pwd}\r\n",
+        "a=crypto:2 AEAD_AES_128_GCM inline:{key1}\r\n",
+        "a=fingerprint:sha-256 {fingerprint1}\r\n",
+        "a=ice-ufrag:{ufrag1}\r\n",
+        "a=ice-pwd:{pwd1}\r\n",
         "a=candidate:{F1} 1 UDP 2130706431 203.0.113.1 {P2} typ host\r\n",
         "a=candidate:{F1} 2 UDP 2130706430 203.0.113.1 {P1} typ host\r\n",
         "a=candidate:{F2} 1 UDP 1 203.0.113.1 {P3} typ srflx raddr 1.2.3.4 rport {P2}\r\n",
+    ]
+
+
+def test_random_values_numbered_across_steps_padding_kept() -> None:
+    st = state()
+    first = normalise_sdp("a=crypto:1 X inline:AAAA\r\na=ice-ufrag:u1\r\n", st, frozenset())
+    again = normalise_sdp(
+        "a=crypto:1 X inline:AAAA==\r\na=crypto:2 X inline:BBBB|2^31\r\na=ice-ufrag:u2\r\n",
+        st, frozenset(),
+    )
+    assert first == ["a=crypto:1 X inline:{key1}\r\n", "a=ice-ufrag:{ufrag1}\r\n"]
+    assert again == [
+        "a=crypto:1 X inline:{key1}==\r\n",
+        "a=crypto:2 X inline:{key2}|2^31\r\n",
+        "a=ice-ufrag:{ufrag2}\r\n",
     ]
 
 
