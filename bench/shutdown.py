@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Shutdown time of `rtpvault run` on SIGTERM with many calls up, after media for a while.
+"""Shutdown time on SIGTERM with many calls up, after media for a while: rtpvault and
+rtpengine 10.5 on the same load, interleaved, in one run.
 
-One daemon per repetition (tests.support.daemons, loopback): --calls calls set up over ng,
+One daemon per repetition and relay (tests.support.daemons, loopback): --calls calls set up over ng,
 every other one with `record-call` (so half are recorded to --recording-dir, pcap, SQLite
 index), then RTP both ways on every call at --pps packets/s per direction for --seconds. Then
 SIGTERM; the figure is the time until the process has exited (waited for by its parent), and
@@ -33,6 +34,8 @@ common.add_repo_to_path()
 
 from tests.support import daemons  # noqa: E402
 
+KINDS = ("rtpengine", "rtpvault")
+
 
 def _sdp(port: int) -> str:
     return (f"v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -55,11 +58,11 @@ def _drain(s: socket.socket) -> None:
         pass
 
 
-def one_run(args: argparse.Namespace, work: Path) -> tuple[float, int]:
-    """(seconds from SIGTERM to exit, exit status) of one daemon."""
+def one_run(args: argparse.Namespace, work: Path, kind: str) -> tuple[float, int]:
+    """(seconds from SIGTERM to exit, exit status) of one daemon of `kind`."""
     extra = ["--log-level=6", f"--recording-dir={work}/spool", "--recording-method=pcap",
              f"--table={args.table}"]  # fmt: skip
-    d = daemons.start("rtpvault", work / "run", ports=4 * args.calls + 100, extra=extra)
+    d = daemons.start(kind, work / "run", ports=4 * args.calls + 100, extra=extra)
     a, b = _socket(), _socket()
     try:
         ng = d.client(timeout=10)
@@ -105,18 +108,22 @@ def main() -> None:
     ap.add_argument("--table", type=int, default=-1)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    times = []
+    times: dict[str, list[float]] = {kind: [] for kind in KINDS}
     for rep in range(args.repeat):
-        with tempfile.TemporaryDirectory(prefix="shutdown-bench-") as tmp:
-            took, rc = one_run(args, Path(tmp))
-        print(f"run {rep + 1}: {took:.3f} s (exit {rc})", file=sys.stderr)
-        times.append(took)
+        for kind in KINDS:
+            with tempfile.TemporaryDirectory(prefix="shutdown-bench-") as tmp:
+                took, rc = one_run(args, Path(tmp), kind)
+            print(f"{kind} run {rep + 1}: {took:.3f} s (exit {rc})", file=sys.stderr)
+            times[kind].append(took)
     print(f"# {common.command_line()}")
     print(f"# {args.calls} calls (half recorded), {args.seconds:g} s of media at {args.pps:g} "
           f"pkt/s each way, table = {args.table}; shared 2-core machine")  # fmt: skip
-    print(f"shutdown on SIGTERM: median {statistics.median(times):.3f} s, "
-          f"min {min(times):.3f}, max {max(times):.3f} over {len(times)} runs")
-
+    for kind in KINDS:
+        t = times[kind]
+        print(f"{kind}: shutdown on SIGTERM median {statistics.median(t):.3f} s, "
+              f"min {min(t):.3f}, max {max(t):.3f} over {len(t)} runs")  # fmt: skip
+    ratio = statistics.median(times["rtpvault"]) / statistics.median(times["rtpengine"])
+    print(f"rtpvault / rtpengine: {ratio:.2f}")
 
 if __name__ == "__main__":
     main()
