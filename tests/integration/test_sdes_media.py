@@ -118,6 +118,32 @@ def test_plain_offerer_sdes_answerer(daemon: Daemon) -> None:
     _both_ways(a, b, _session(relay_key, inbound=True), _session(b_key, inbound=False))
 
 
+def test_reoffer_to_plain_detaches(daemon: Daemon) -> None:
+    """A re-offer/answer that makes B's leg plain again: B then gets A's RTP unchanged."""
+    a, b = Party(), Party()
+    base = {"call-id": "sdes-3", "from-tag": "ta"}
+    offer = _ng(daemon, {**base, "command": "offer", "sdp": _sdp(a.port, "RTP/AVP"),
+                         "transport-protocol": "RTP/SAVP"})
+    b.relay_port = _port(offer)
+    tag, relay_key = _relay_crypto(offer)
+    b_key = os.urandom(30)
+    line = f"a=crypto:{tag} {SUITE} inline:{base64.b64encode(b_key).decode()}\r\n"
+    a.relay_port = _port(_ng(daemon, {**base, "command": "answer", "to-tag": "tb",
+                                      "sdp": _sdp(b.port, "RTP/SAVP", line)}))
+    _both_ways(a, b, _session(relay_key, inbound=True), _session(b_key, inbound=False))
+    reoffer = _ng(daemon, {**base, "command": "offer", "to-tag": "tb",
+                           "sdp": _sdp(a.port, "RTP/AVP").replace(" 1 1 ", " 1 2 "),
+                           "transport-protocol": "RTP/AVP"})
+    assert _port(reoffer) == b.relay_port and "a=crypto" not in reoffer["sdp"]
+    assert _port(_ng(daemon, {**base, "command": "answer", "to-tag": "tb",
+                              "sdp": _sdp(b.port, "RTP/AVP").replace(" 1 1 ", " 1 2 ")}))
+    plain_a, plain_b = _rtp(9, SSRC["a"], os.urandom(160)), _rtp(9, SSRC["b"], os.urandom(160))
+    a.send(plain_a)
+    assert b.recv() == plain_a
+    b.send(plain_b)
+    assert a.recv() == plain_b
+
+
 def test_sdes_offerer_plain_answerer(daemon: Daemon) -> None:
     a, b = Party(), Party()
     b_key = os.urandom(30)
