@@ -17,7 +17,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
-from relay.call import plan, secure, sides
+from relay.call import plan, sdes_media, secure, sides
 from relay.call.errors import CallError
 from relay.call.events import CallCreated, CallEvent, CallListener, CallUpdated, Exchange
 from relay.call.model import Call, MediaSide, Party
@@ -329,12 +329,20 @@ class Registry:
         if self.secure is not None and secure.ice_lite(options, offer, session.media):
             session = dataclasses.replace(session, ice_lite=True)
         out = plan.render_versioned(receiver, offered, options, session, render)
+        if self.secure is not None and not offer:
+            self._wire_sdes(sender, receiver, len(offered.media))
         self.streams.updated((sender, receiver))  # peers, holds, flags may have changed
         if created:
             self.emit(CallCreated(call))
         kind = "offer" if offer else "answer"
         self.emit(CallUpdated(call, Exchange(kind, sender.tag, offered, out)))
         return out
+
+    def _wire_sdes(self, sender: Party, receiver: Party, count: int) -> None:
+        """The answer settled each line's SDES keys: SRTP on the legs that negotiated it."""
+        for party in (sender, receiver):
+            for side in party.medias[:count]:
+                sdes_media.wire_side(side, self.streams.plane)
 
     # -- media sides --------------------------------------------------------------------------
 

@@ -49,6 +49,9 @@ class SecureState:
     accepted: sdes.Crypto | None = field(default=None, repr=False)
     """Our offered line the party's answer accepted (same tag and suite): offered first, with
     its key, in later offers."""
+    sdes_applied: tuple[sdes.Crypto, sdes.Crypto] | None = field(default=None, repr=False)
+    """(party's line, ours) whose SRTP contexts the streams facing this party run
+    (relay.call.sdes_media); None: plain."""
     setup_out: str | None = None
     """Our a=setup towards this party (actpass in offers; active/passive: our DTLS role)."""
     fingerprint_in: Fingerprint | None = None

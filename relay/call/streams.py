@@ -15,6 +15,7 @@ from typing import Protocol
 from relay.call.model import MediaSide, Party, plus_one
 from relay.call.options import CallOptions
 from relay.media.plane import ForwardingPlane
+from relay.media.secure import detach
 from relay.media.stream import Stream
 from relay.ports import Opener, PortPool, PortsExhausted
 
@@ -185,6 +186,7 @@ class StreamAllocator:
         if stream in self._starting:  # allocated and given up within one request
             self._starting.remove(stream)
         self.plane.remove(stream)
+        detach(stream)  # its secure transport, if any: timers cancelled
         stream.sock.close()
         owner = pool or self.pools.get(stream.local_address)
         if owner is not None and stream.local_port:
