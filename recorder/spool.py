@@ -27,6 +27,7 @@ import os
 import queue
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,7 @@ logger = logging.getLogger("rtpvault.recorder")
 
 FLUSH_INTERVAL = 0.5
 FINISHERS = 4
+SIDECAR_LOCKS = 64
 """Finisher threads: a finish waits on three fsyncs, and when many calls end at once (a burst
 of hang-ups, shutdown) the disk completes concurrent ones together (250 fsyncs: about half the
 time with 4 threads on this project's machine, 2026-12-06) instead of one after the other."""
@@ -137,7 +139,10 @@ class Spool:
         self._measure()
         self._owed: dict[str, tuple[Recording, str]] = {}
         """Sidecars not written yet (path → recording, text); retried at each flush."""
-        self._sidecar_lock = threading.Lock()  # both threads write sidecars
+        # The worker and the finishers may write the same sidecar (same `.tmp` name), so each
+        # path has a lock; striped, so finishers writing different sidecars fsync in parallel
+        # (one lock for all made the four finishers take turns at every sidecar fsync).
+        self._sidecar_locks = [threading.Lock() for _ in range(SIDECAR_LOCKS)]
         self.announce = announce
         self.interval = interval
         self.jobs: queue.SimpleQueue[tuple[str, Any, Any]] = queue.SimpleQueue()
@@ -323,10 +328,13 @@ class Spool:
         if self.announce is not None:
             self.announce(doc)
 
+    def _sidecar_lock(self, path: str) -> threading.Lock:
+        return self._sidecar_locks[zlib.crc32(path.encode()) % SIDECAR_LOCKS]
+
     def _write_sidecar(self, rec: Recording, text: str, fsync: bool = False) -> bool:
         """Write the sidecar, or keep it for `_write_owed` (logged once)."""
         path = rec.paths.sidecar
-        with self._sidecar_lock:
+        with self._sidecar_lock(path):
             try:
                 write_json_atomic(path, text, fsync)
             except OSError as exc:
@@ -342,7 +350,7 @@ class Spool:
 
     def _write_owed(self) -> None:
         for path in list(self._owed):
-            with self._sidecar_lock:
+            with self._sidecar_lock(path):
                 owed = self._owed.get(path)
             if owed is not None and not self._write_sidecar(owed[0], owed[1], fsync=True):
                 return  # the spool still refuses: the others wait for the next flush

@@ -185,3 +185,52 @@ def test_a_slow_finish_does_not_hold_up_the_other_recordings_flushes(
     [doc] = ended
     assert doc["status"] == "complete" and doc["call_id"] == "a@1"
     assert doc["size"] == os.path.getsize(a.paths.pcap) == 24 + 5 * (16 + 14 + 28 + 172)
+
+
+def test_sidecars_of_different_recordings_are_written_side_by_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one sidecar's write (and fsync) is stuck, another recording's sidecar is still
+    written: the finisher threads do not take turns at one lock (shutdown with many calls)."""
+    import zlib
+
+    from recorder import spool as spool_mod
+    from recorder.formats import FORMATS
+    from recorder.recording import Recording
+
+    root = tmp_path / "spool"
+    _spool(root)
+    names = [f"side{i}%401-000000000000000{i}" for i in range(4)]
+    # two recordings whose sidecars fall on different stripes of the per-path locks
+    a = names[0]
+    b = next(n for n in names[1:] if zlib.crc32(str(RecordingPaths(str(root), n).sidecar).encode())
+             % 64 != zlib.crc32(str(RecordingPaths(str(root), a).sidecar).encode()) % 64)
+    rec_a, rec_b = (Recording(f"{n}@1", RecordingPaths(str(root), n), FORMATS["eth"], 1000.0, {})
+                    for n in (a, b))  # fmt: skip
+    stuck, release = threading.Event(), threading.Event()
+    real = spool_mod.write_json_atomic
+
+    def slow_for_a(path: str, text: str, fsync: bool = False) -> None:
+        if path == rec_a.paths.sidecar:
+            stuck.set()
+            release.wait(30)
+        real(path, text, fsync)
+
+    monkeypatch.setattr(spool_mod, "write_json_atomic", slow_for_a)
+    spool = spool_mod.Spool(lambda doc: None, interval=0.05)
+    try:
+        first = threading.Thread(target=spool._write_sidecar, args=(rec_a, "{}", True))
+        first.start()
+        assert stuck.wait(10)
+        second = threading.Thread(target=spool._write_sidecar, args=(rec_b, "{}", True))
+        second.start()
+        second.join(10)
+        written_while_a_stuck = not second.is_alive()
+        release.set()
+        first.join(10)
+        second.join(10)
+    finally:
+        release.set()
+        spool.close()
+    assert written_while_a_stuck
+    assert json.loads(Path(rec_b.paths.sidecar).read_text()) == {}
