@@ -13,8 +13,9 @@
   `inline:REDACTED` Wireshark's SDP dissector reports a malformed packet and dissects nothing
   after that line. A key parameter of another method (none is defined) keeps its method name.
 * `a=ice-pwd:<pwd>` (RFC 8839 §5.4) → `a=ice-pwd:REDACTED`.
-* `a=key-mgmt:<prot-id> <data>` (RFC 4567 §3, MIKEY carries the keys) → the data becomes
-  `REDACTED`, the protocol id stays.
+* `a=key-mgmt:<prot-id> <data>` (RFC 4567 §3, MIKEY carries the keys) → `a=key-mgmt:REDACTED`,
+  the protocol id with it: Wireshark dissects the data of a `mikey` line as MIKEY, and any
+  stand-in that is not a whole MIKEY message makes it report the SDP malformed and stop there.
 
 `redact_sidecar(doc)` applies it to the `in`/`out` SDPs of a recording sidecar document.
 
@@ -36,7 +37,8 @@ from typing import Any
 __all__ = ["MARKER", "redact_sdp", "has_secrets", "redact_sidecar"]
 
 MARKER = "REDACTED"
-"""What stands where a key, key-salt, MIKEY message or ICE password was."""
+"""What stands where an ICE password or a key-mgmt value was; repeated to their length where a
+key-salt was."""
 
 _LINE_END = re.compile(r"(\r\n|\r|\n)")
 _ATTRIBUTE = re.compile(r"([ \t]*a=)(crypto|ice-pwd|key-mgmt)(:)(.*)\Z", re.IGNORECASE | re.DOTALL)
@@ -90,19 +92,9 @@ def _redact_line(line: str) -> str:
         return line
     head = m.group(1) + m.group(2) + m.group(3)
     name, value = m.group(2).lower(), m.group(4)
-    if name == "ice-pwd":
+    if name in ("ice-pwd", "key-mgmt"):
         return head + MARKER
-    if name == "key-mgmt":
-        return head + _key_mgmt(value)
     return head + _crypto(value)
-
-
-def _key_mgmt(value: str) -> str:
-    """`<prot-id> <data>` → `<prot-id> REDACTED`; anything else wholly → REDACTED."""
-    words = _WORDS.split(value)  # word, blanks, word, …
-    if len(words) >= 3 and words[0]:
-        return words[0] + words[1] + MARKER
-    return MARKER
 
 
 def _crypto(value: str) -> str:

@@ -36,7 +36,7 @@ REDACTED = (
     f"a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{R40}==\r\n"
     "a=ice-ufrag:F7gI\r\n"
     "a=ice-pwd:REDACTED\r\n"
-    "a=key-mgmt:mikey REDACTED\r\n"
+    "a=key-mgmt:REDACTED\r\n"
     "a=fingerprint:sha-256 AB:CD\r\n"
     "a=candidate:1 1 UDP 2130706431 192.0.2.10 16000 typ host\r\n"
 )
