@@ -7,7 +7,8 @@
   (RFC 4568 §9.1, docs/spec/sdp.md §1.12): every key-salt becomes `REDACTED` repeated to the
   key's own length (at least once; `=` padding kept), e.g. 40 characters
   `REDACTEDREDACTEDREDACTEDREDACTEDREDACTED` for the 30-byte key-salt of
-  AES_CM_128_HMAC_SHA1_80; tag, suite, lifetime, MKI and the session parameters stay. The
+  AES_CM_128_HMAC_SHA1_80, also in a `FEC_KEY=` session parameter (RFC 4568 §6.3.6); tag,
+  suite, lifetime, MKI and the other session parameters stay. The
   marker is in the base64 alphabet and decodes to as many bytes as the key did, so a reader
   that checks the suite's key length still parses the line: with a bare 8-character
   `inline:REDACTED` Wireshark's SDP dissector reports a malformed packet and dissects nothing

@@ -69,6 +69,9 @@ def test_golden() -> None:
         (f"a=crypto:1 X inline:{KEY}|{KEY2} P inline:{KEY}",
          f"a=crypto:1 X inline:{R40}|REDACTED P inline:{R40}"),
         ("a=crypto:1 X inline:abc|2^31", "a=crypto:1 X inline:REDACTED|2^31"),
+        # RFC 4568 §6.3.6: FEC_KEY carries key parameters of its own
+        (f"a=crypto:1 X inline:{KEY} FEC_ORDER=FEC_SRTP FEC_KEY=inline:{KEY2}|2^20;inline:{KEY}",
+         f"a=crypto:1 X inline:{R40} FEC_ORDER=FEC_SRTP FEC_KEY=inline:{R40}|2^20;inline:{R40}"),
         ("a=crypto:1 X inline:", "a=crypto:1 X inline:REDACTED"),
         (f"a=key-mgmt:{KEY}", "a=key-mgmt:REDACTED"),
         ("a=ice-pwd:", "a=ice-pwd:REDACTED"),
