@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 
+from rtp.redact import redact_sdp
+
 __all__ = ["header", "sdp_block", "trailer", "local_iso"]
 
 
@@ -17,14 +19,15 @@ def header(pcap_path: str) -> bytes:
 
 def sdp_block(label: str | None, started: float, mode: str, packets_so_far: int, sdp: str) -> bytes:
     """One block per offer/answer while recording: label, the side's start time in ms with 3
-    decimals, offer|answer, 1 + packets written so far, then the SDP as sent out."""
+    decimals, offer|answer, 1 + packets written so far, then the SDP as sent out, its keys and
+    ICE password redacted (rtp.redact; rtpengine writes them, docs/recording.md says why not)."""
     parts = []
     if label:
         parts.append(f"\nLabel: {label}")
     parts.append(f"\nTimestamp started ms: {started * 1000.0:.3f}")
     parts.append(f"\nSDP mode: {mode}")
     parts.append(f"\nSDP before RTP packet: {packets_so_far + 1}\n\n")
-    parts.append(sdp)
+    parts.append(redact_sdp(sdp))
     return "".join(parts).encode("utf-8", "surrogateescape")
 
 

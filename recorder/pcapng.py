@@ -6,7 +6,8 @@ Layout of a file:
 * Interface 0, LINKTYPE_ETHERNET, µs resolution: the media, framed exactly like the `eth` pcap
   format (recorder.pcap.frame);
 * Interface 1, LINKTYPE_WIRESHARK_UPPER_PDU (252): "exported PDUs" that Wireshark dissects by
-  name — each offer/answer SDP as `sdp` (so the SDP shows fully dissected, `tshark -Y sdp`),
+  name — each offer/answer SDP as `sdp` (so the SDP shows fully dissected, `tshark -Y sdp`;
+  keys and ICE passwords redacted by rtp.redact),
   and notes (pause, resume, final metadata) as `data-text-lines`; every such packet also
   carries its text as a packet comment (`frame.comment`).
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import struct
 
 from recorder.pcap import LINK_ETH, SNAPLEN, frame
+from rtp.redact import redact_sdp
 
 __all__ = [
     "section_header", "interfaces", "media_packet", "sdp_packet", "note_packet", "valid_prefix",
@@ -114,8 +116,9 @@ def _exported(dissector: str, payload: bytes) -> bytes:
 
 
 def sdp_packet(when: float, sdp: str, comment: str) -> bytes:
-    """An SDP as Wireshark's exported PDU (dissected as SDP) with `comment` as packet comment."""
-    return _epb(NOTE_IF, when, _exported("sdp", sdp.encode()), comment)
+    """An SDP as Wireshark's exported PDU (dissected as SDP) with `comment` as packet comment;
+    keys and ICE passwords redacted (rtp.redact, docs/recording.md)."""
+    return _epb(NOTE_IF, when, _exported("sdp", redact_sdp(sdp).encode()), comment)
 
 
 def note_packet(when: float, text: str) -> bytes:

@@ -27,6 +27,7 @@ from recorder.rtpstats import RtpStats
 from recorder.sdpinfo import summarise
 from recorder.spool import sha256_file, write_json_atomic
 from rtp.demux import is_rtcp
+from rtp.redact import redact_sidecar
 
 __all__ = ["recover", "streams_from_file"]
 
@@ -228,7 +229,7 @@ def recover(root: str, node: str, fmt_link: str) -> list[dict[str, Any]]:
         seen.add(prefix)
         doc.setdefault("sidecar_path", side)  # written by versions that did not say
         try:
-            doc = _recover_one(root, prefix, doc)
+            doc = redact_sidecar(_recover_one(root, prefix, doc))  # may predate redaction
             write_json_atomic(side, json.dumps(doc), fsync=True)
         except OSError as exc:
             logger.error("cannot recover %s: %s", side, exc)

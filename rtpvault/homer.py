@@ -1,7 +1,8 @@
 """The daemon's Homer part: HEP export of (a) received RTCP as rtpengine's JSON (type 5), (b)
 RTP-derived QoS per stream every `homer-qos-interval` seconds and at call end (type 34), and
 (c) each ng offer/answer/delete with its SDP in and out (type 61, upstream rtpengine's ng-trace
-type), every packet correlated by the SIP Call-ID.
+type; SDES keys, MIKEY data and ICE passwords redacted, rtp.redact), every packet correlated by
+the SIP Call-ID.
 
 Hooks (rtpvault.component): registry listeners find the streams of each call and subscribe taps
 (`homer` on TapHub). RTCP streams export every packet. RTP streams are analysed in sampled
@@ -34,6 +35,7 @@ from recorder.rtpstats import RtpStats, mos_g107
 from relay.call import CallClosed, CallEvent, MediaSide
 from relay.ng.codec import bencode_encode  # the ng wire form, as upstream rtpengine traces it
 from rtp.demux import is_rtcp
+from rtp.redact import redact_sdp
 from rtpvault.component import DaemonContext
 
 logger = logging.getLogger("rtpvault.homer")
@@ -65,6 +67,16 @@ def _may_mux(side: MediaSide) -> bool:
     """RTCP may arrive on the RTP port of this m= line (RFC 5761): no RTCP port, rtcp-mux in
     use with this party (rtpengine's MEDIA_FLAG_RTCP_MUX), or offered in its SDP."""
     return side.rtcp is None or side.rtcp_mux or bool(side.sdp is not None and side.sdp.rtcp_mux)
+
+
+def _redacted(message: dict[str, Any]) -> dict[str, Any]:
+    """An ng request or reply whose `sdp` has no SDES key, MIKEY data or ICE password left
+    (rtp.redact, docs/recording.md): the trace goes to Homer, which is no place for keys."""
+    sdp = message.get("sdp")
+    if not isinstance(sdp, str):
+        return message
+    clean = redact_sdp(sdp)
+    return message if clean == sdp else {**message, "sdp": clean}
 
 
 class HomerComponent:
@@ -249,7 +261,7 @@ class HomerComponent:
         ng = self.daemon.settings.listen_ng
         local = (ng[0] or "127.0.0.1", ng[1]) if ng else ("127.0.0.1", 0)
         try:
-            req, rep = bencode_encode(request), bencode_encode(reply)
+            req, rep = bencode_encode(_redacted(request)), bencode_encode(_redacted(reply))
         except Exception:
             self.encode_errors += 1
             return

@@ -7,7 +7,8 @@
 * `daemon.commands.recording_state`: per call, the newest recording's pcap path and why the
   last one could not be created, which offer/answer replies name (`recordings`, `warning`).
 * `daemon.commands.observers`: each offer/answer while recording appends rtpengine's SDP block
-  to the metadata file, an SDP packet to a pcapng file, and the SDP to the sidecar; a `delete`
+  to the metadata file, an SDP packet to a pcapng file, and the SDP to the sidecar (every copy
+  with its SDES keys, MIKEY data and ICE password redacted, rtp.redact); a `delete`
   that ends the call sets the recording's `ended` at once (sidecar and index row), while the
   file is finalised when the call is destroyed after delete-delay.
 * `subscribe(fn)`: fn(sidecar) on the loop thread when a recording starts (once its first
@@ -45,6 +46,7 @@ from recorder.spool import Spool
 from relay.call import Call, CallClosed, CallEvent, CallUpdated, Exchange, OfferedSession
 from relay.config.keyfile import shown
 from rtp.payload_types import STATIC_PAYLOAD_TYPES
+from rtp.redact import redact_sdp
 from rtpvault.component import DaemonContext, StartupError
 
 logger = logging.getLogger("rtpvault.recording")
@@ -378,11 +380,13 @@ class RecordingComponent:
         party = call.parties.get(tag)
         label = party.label if party is not None else None
         started = rec.party_started.get(tag, party.created if party is not None else received)
+        # keys, MIKEY and ICE passwords never reach the spool (rtp.redact, docs/recording.md)
+        sdp_out = redact_sdp(sdp_out)
         rec.meta.append(metafile.sdp_block(label, started, command, rec.packets, sdp_out))
         now = time.time()
         rec.party_started[tag] = now
         sdp_sent = request.get("sdp")
-        sdp_in = sdp_sent if isinstance(sdp_sent, str) else ""
+        sdp_in = redact_sdp(sdp_sent) if isinstance(sdp_sent, str) else ""
         sdp_record = rec.fmt.sdp(received, sdp_out, f"{command} from tag {tag}")
         if sdp_record is not None:
             rec.chunks.append(sdp_record)

@@ -1,6 +1,7 @@
 """Sidecar document (docs/recording-sidecar.md) → index rows. Idempotent: the same document
 ingested twice gives the same rows, and a later document of the same recording (started →
-finished, or a recovered `interrupted` one) replaces the earlier one's rows.
+finished, or a recovered `interrupted` one) replaces the earlier one's rows. The stored
+document's SDPs carry no SDES key, MIKEY data or ICE password (rtp.redact), whoever wrote it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from rtp.redact import redact_sidecar
 from storage.models import Recording, RecordingCodec, RecordingIp, RecordingMeta, StreamRow
 
 __all__ = ["upsert_sidecar", "split_metadata", "host_of"]
@@ -154,7 +156,7 @@ def upsert_sidecar(session: Session, doc: dict[str, Any], *, node: str = "") -> 
     rec.worst_loss = max(losses) if losses else None
     rec.worst_jitter = max(jitters) if jitters else None
     rec.min_mos = min(moses) if moses else None
-    rec.sidecar = doc
+    rec.sidecar = redact_sidecar(doc)  # a sidecar may predate redaction: no key in the index
     rec.updated = time.time()
     session.flush()
     for s in streams:

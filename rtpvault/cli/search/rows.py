@@ -10,6 +10,7 @@ import click
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from rtp.redact import redact_sidecar
 from storage.models import AuditEntry, Recording, Upload
 from storage.search import (
     PROBE_CAP,
@@ -130,7 +131,7 @@ def details(session: Session, rec: Recording) -> dict[str, Any]:
         "lost", "out_of_order", "duplicates", "loss_pct", "jitter_ms", "max_jitter_ms", "mos",
         "first", "last")} for s in rec.streams]  # fmt: skip
     entries = [audit_row(e) for e in session.scalars(audit_query(target=rec.id, limit=None))]
-    side = rec.sidecar or {}
+    side = redact_sidecar(rec.sidecar or {})  # rows indexed before redaction existed
     return {"recording": row, "archive": archive, "streams": streams,
             "sdp": side.get("sdp") or [], "pauses": side.get("pauses") or [],
             "audit": list(reversed(entries)), "sidecar": side}  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from recorder import pcap, pcapng
+from recorder import metafile, pcap, pcapng
 from recorder.formats import FORMATS, recording_format
 
 DST = ("192.0.2.1", 30000)
@@ -40,3 +40,16 @@ def test_pcapng_writes_blocks_and_notes() -> None:
 def test_unknown_format_is_named() -> None:
     with pytest.raises(ValueError, match="unknown recording format 'wav'"):
         recording_format("wav")
+
+
+def test_sdp_records_carry_no_key_or_ice_password() -> None:
+    """The pcapng SDP packet and the metadata file's SDP block redact whatever they are given
+    (rtp.redact, docs/recording.md "Secrets in recorded SDP")."""
+    key, pwd = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR", "x9cml/YzichV2+XlhiMu8g"
+    sdp = f"v=0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^31\r\na=ice-pwd:{pwd}\r\n"
+    clean = f"v=0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{'REDACTED' * 5}|2^31\r\n" \
+            "a=ice-pwd:REDACTED\r\n"  # fmt: skip
+    for data in (pcapng.sdp_packet(1.0, sdp, "offer from tag ft"),
+                 metafile.sdp_block("caller", 1.0, "offer", 0, sdp)):  # fmt: skip
+        assert key.encode() not in data and pwd.encode() not in data
+        assert clean.encode() in data

@@ -234,3 +234,27 @@ def test_sidecars_of_different_recordings_are_written_side_by_side(
         spool.close()
     assert written_while_a_stuck
     assert json.loads(Path(rec_b.paths.sidecar).read_text()) == {}
+
+
+def test_recovery_redacts_a_sidecar_written_before_redaction(tmp_path: Path) -> None:
+    """A sidecar left by a version that stored keys (docs/recording.md): recovery rewrites it
+    without them, the SDP otherwise unchanged."""
+    root = tmp_path / "spool"
+    _spool(root)
+    paths = RecordingPaths(str(root), "c%403-0123456789abcdef")
+    Path(paths.pcap).write_bytes(pcap.global_header("eth"))
+    key, pwd = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR", "x9cml/YzichV2+XlhiMu8g"
+    sdp = ("v=0\r\nm=audio 30000 RTP/SAVP 0\r\n"
+           f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\na=ice-pwd:{pwd}\r\n")  # fmt: skip
+    doc = {"version": 1, "id": "z", "call_id": "c@3", "status": "recording", "path": paths.pcap,
+           "started": 999.0, "streams": [], "pauses": [],
+           "sdp": [{"direction": "offer", "party": "ft", "in": sdp, "out": sdp, "time": 1.0}]}
+    Path(paths.sidecar).write_text(json.dumps(doc))
+
+    (done,) = recover(str(root), "node-1", "eth")
+
+    text = Path(paths.sidecar).read_text()
+    assert key not in text and pwd not in text and done["status"] == "interrupted"
+    assert json.loads(text)["sdp"][0]["out"] == (
+        "v=0\r\nm=audio 30000 RTP/SAVP 0\r\n"
+        f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{'REDACTED' * 5}\r\na=ice-pwd:REDACTED\r\n")

@@ -3,6 +3,7 @@ SQLite and PostgreSQL (which, unlike SQLite, refuses a value longer than its col
 
 from __future__ import annotations
 
+import json
 import tempfile
 from typing import Any
 from urllib.parse import unquote
@@ -144,3 +145,29 @@ def test_object_key_never_gains_segments_from_the_call_id(call_id: str, started:
 def test_bad_prefix_templates_are_refused(template: str) -> None:
     with pytest.raises(TemplateError):
         check_template(template)
+
+
+def test_the_index_keeps_no_key_of_an_unredacted_sidecar(index: Index) -> None:
+    """A sidecar written before redaction (or by hand): the stored document has its SDES keys
+    and ICE passwords redacted (rtp.redact, docs/recording.md), and so has `show`'s view of a
+    row stored before redaction existed."""
+    from rtpvault.cli.search.rows import details
+
+    key, pwd = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR", "x9cml/YzichV2+XlhiMu8g"
+    sdp = f"v=0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\na=ice-pwd:{pwd}\r\n"
+    entry = {"direction": "offer", "party": "ft", "in": sdp, "out": sdp, "time": 1.0}
+    doc: dict[str, Any] = {"id": RID, "call_id": "c", "status": "complete", "started": 1.0,
+                           "path": "/x", "sdp": [entry]}  # fmt: skip
+    with index.session() as s:
+        upsert_sidecar(s, doc)
+        s.commit()
+    with index.session() as s:
+        stored = json.dumps(recording(s, RID).sidecar)
+        assert key not in stored and pwd not in stored and "a=ice-pwd:REDACTED" in stored
+        assert doc["sdp"][0]["in"] == sdp  # the caller's document is not changed
+        recording(s, RID).sidecar = doc  # as a row indexed before redaction holds it
+        s.commit()
+    with index.session() as s:
+        assert key in json.dumps(recording(s, RID).sidecar)
+        shown = json.dumps(details(s, recording(s, RID)), default=str)
+        assert key not in shown and pwd not in shown and "a=ice-pwd:REDACTED" in shown
