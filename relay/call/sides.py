@@ -102,6 +102,8 @@ def direction_flags(
     sends = media.direction in (None, "sendrecv", "sendonly")
     receives = media.direction in (None, "sendrecv", "recvonly")
     zero = media.zero_address and not source_address and not media.rejected
+    if media.ice and media.trickle_placeholder:
+        zero = False  # not a hold (measured: sec_query_webrtc_offer_only, as relay.call.plan)
     r_side.send, r_side.recv = sends, receives and not zero
     s_side.send, s_side.recv = receives and not zero, sends
 
@@ -147,7 +149,7 @@ def set_peer(
         if stream.is_rtcp and media.rtcp_port is not None:
             # rtpengine's sdp_streams: a=rtcp naming the RTP port leaves the RTCP endpoint
             # empty; another port (and address, unless SIP-source-address) is taken as is
-            if media.rtcp_port == media.port:
+            if media.rtcp_port == media.port and not media.trickle_placeholder:
                 here = None
             elif source is None and media.rtcp_address:
                 here = media.rtcp_address
