@@ -322,7 +322,7 @@ class Registry:
             plans.append(media_plan)
         until = self.clock() + LEARNING_WINDOW
         for party in (sender, receiver):
-            sides.refresh_learning(party, until)
+            sides.refresh_learning(party, until, call)
         session = plan.session_plan(
             receiver, offered, options, tuple(plans), fallback, self.instance_id
         )

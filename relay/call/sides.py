@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-from relay.call.model import MediaSide, Party
+from relay.call.model import Call, MediaSide, Party
 from relay.call.offered import OfferedMedia, OfferedSession
 from relay.call.options import CallOptions
 from relay.call.secure import SRTP_PROTOCOLS
@@ -173,12 +173,15 @@ def set_peer(
             stream.asymmetric = options.has("asymmetric")
 
 
-def refresh_learning(party: Party, until: float) -> None:
-    """After a signal, a new source may re-target each stream until `until` (delayed learning)."""
+def refresh_learning(party: Party, until: float, call: Call | None = None) -> None:
+    """After a signal, a new source may re-target each stream until `until` (delayed learning);
+    the streams learn their owner (tag, and `call`'s id and drop-log notes)."""
     for side in party.medias:
         for stream in side.streams():
             stream.learn_until = until
             stream.tag = party.tag
+            if call is not None:
+                stream.call_id, stream.notes = call.call_id, call.notes
             if stream.sink is not None:
                 stream.filled = True
 
