@@ -25,7 +25,7 @@ from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from relay.media.secure.transport import DROP_CAUSES
+from relay.media.secure import DROP_CAUSES, drop_counts
 from relay.ng.commands import COMMAND_NAMES
 from rtpvault.component import DaemonContext
 
@@ -111,8 +111,8 @@ class Walk:
                             w.bytes += s.bytes
                             w.errors += s.errors
                             w.dropped += s.dropped
-                            if s.transport is not None:
-                                for cause, n in s.transport.drops():
+                            if s.transport is not None or s.retired_drops is not None:
+                                for cause, n in drop_counts(s):
                                     w.secure[cause] += n
         return w
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from relay.call.events import CallClosed, CallEvent, CallUpdated
 from relay.call.model import Call, Party
 from relay.call.streams import StreamAllocator
+from relay.media.secure import drop_counts
 
 logger = logging.getLogger("relay.calls")  # its log lines keep the name (docs/operations.md)
 
@@ -183,8 +184,8 @@ class Teardown:
             t.bytes += stream.bytes
             t.errors += stream.errors
             t.dropped += stream.dropped
-            if stream.transport is not None:
-                for cause, n in stream.transport.drops():
+            if stream.transport is not None or stream.retired_drops is not None:
+                for cause, n in drop_counts(stream):
                     t.secure_drops[cause] = t.secure_drops.get(cause, 0) + n
         if reason is not None:
             duration = max(0.0, self.wallclock() - call.created)

@@ -65,6 +65,7 @@ class Stream:
         "tap_errors",
         "transport",
         "notes",
+        "retired_drops",
     )
 
     def __init__(
@@ -127,6 +128,8 @@ class Stream:
         self.notes: set[str] = set()
         """Causes of drops already logged; the call model gives all streams of a call one set
         (one log line per call and cause)."""
+        self.retired_drops: dict[str, int] | None = None
+        """Secure drop counts of transports detached from this stream (relay.media.secure)."""
 
     def __repr__(self) -> str:
         kind = "RTCP" if self.is_rtcp else "RTP"

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recorder.formats import FORMATS
-from relay.media.secure import Transport, attach_dtls, attach_sdes, detach
+from relay.media.secure import Transport, attach_dtls, attach_sdes, detach, drop_counts
 from relay.media.secure.reader import handle
 from relay.srtp import open_context, suite
 from tests.support.tools import require
@@ -120,6 +120,11 @@ def test_tampered_and_replayed_srtp_is_dropped_and_counted(
     lines = [r.getMessage() for r in caplog.records if r.name == "rtpvault.media.secure"]
     assert sum("authentication failed" in m for m in lines) == 1  # once per call and cause
     assert sum("replayed" in m for m in lines) == 1
+    # the counts by cause survive detaching (docs/spec/metrics.md §4.1: kept, not lost)
+    detach(rig.y)
+    assert dict(drop_counts(rig.y)) | {"srtp_auth": 3, "srtp_replay": 1, "srtp_error": 1} == dict(
+        drop_counts(rig.y))  # fmt: skip
+    assert sum(n for _, n in drop_counts(rig.y)) == 5
 
 
 def test_recording_taps_see_plaintext_rtp_and_rtcp_only(sdes: tuple[SecureRig, SdesPeer]) -> None:
