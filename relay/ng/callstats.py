@@ -230,8 +230,9 @@ def media_stats(side: MediaSide, codec: str | None, created: float) -> dict[str,
     return out
 
 
-def _codec(party: Party, side: MediaSide) -> str | None:
-    """The codec in use: shown once media has arrived, from the first common format."""
+def media_codec(party: Party, side: MediaSide) -> str | None:
+    """The codec in use: shown once media has arrived, from the first common format (rtpengine's
+    __rtp_stats_codec, which `query` and the CLI's `list sessions <call-id>` share)."""
     other = party.other
     if other is None or side.rtp is None or not side.rtp.packets:
         return None
@@ -268,7 +269,7 @@ def party_stats(
     out["created"] = int(party.created)
     out["subscriptions"] = [_sub(p) for p in party.subscriptions()]
     out["subscribers"] = [_sub(p) for p in subscribers]
-    out["medias"] = [media_stats(m, _codec(party, m), created) for m in party.medias]
+    out["medias"] = [media_stats(m, media_codec(party, m), created) for m in party.medias]
     return out
 
 
