@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from relay.media.secure import DROP_CAUSES, drop_counts
 from relay.ng.commands import COMMAND_NAMES
 from rtpvault.component import DaemonContext
 
@@ -88,11 +89,16 @@ class Walk:
     bytes: int = 0
     errors: int = 0
     dropped: int = 0
+    secure: dict[str, int] = field(default_factory=dict)
+    """SRTP/DTLS/ICE drops by cause, ended calls (registry totals) and running ones."""
 
     @classmethod
     def of(cls, registry: Any) -> Walk:
         t = registry.totals
         w = cls(len(registry.calls), 0, 0, t.packets, t.bytes, t.errors, getattr(t, "dropped", 0))
+        w.secure = dict.fromkeys(DROP_CAUSES, 0)
+        for cause, n in getattr(t, "secure_drops", {}).items():
+            w.secure[cause] = w.secure.get(cause, 0) + n
         for call in registry.calls.values():
             w.foreign += call.foreign
             for party in call.all_parties():
@@ -105,6 +111,9 @@ class Walk:
                             w.bytes += s.bytes
                             w.errors += s.errors
                             w.dropped += s.dropped
+                            if s.transport is not None or s.retired_drops is not None:
+                                for cause, n in drop_counts(s):
+                                    w.secure[cause] += n
         return w
 
 
@@ -203,6 +212,9 @@ def _rtpvault(daemon: DaemonContext, ng: NgObserver, walk: Walk) -> Iterator[Met
     yield _counter("rtpvault_injected_packets_dropped",
                    "Media packets dropped: not from the learned/allowed peer",
                    walk.dropped)  # fmt: skip
+    yield _labelled(CounterMetricFamily, "rtpvault_secure_packets_dropped",
+                    "SRTP, DTLS and STUN datagrams dropped, by cause (docs/spec/metrics.md §4.1)",
+                    "cause", list(walk.secure.items()))  # fmt: skip
 
     parts = daemon.components
     rec, arc, hep = (_stats(parts.get(n)) for n in ("recording", "archive", "homer"))

@@ -141,6 +141,9 @@ class Call:
     foreign: bool = False
     record_paused: bool = False
     """`pause recording` (rtpvault): the recording stays open but no media is written."""
+    notes: set[str] = field(default_factory=set)
+    """Causes of dropped secure media already logged for this call (relay.media.secure: one
+    log line per call and cause); shared with its streams as `Stream.notes`."""
 
     def all_parties(self) -> list[Party]:
         return [*self.parties.values(), *self.untagged]

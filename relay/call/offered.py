@@ -55,6 +55,12 @@ class OfferedMedia:
     def rejected(self) -> bool:
         return self.port == 0
 
+    @property
+    def trickle_placeholder(self) -> bool:
+        """0.0.0.0 (or ::) port 9: a trickle-ICE client's "no candidate yet" (RFC 8840 §4.1.1):
+        rtpengine takes it as an address, not as a hold, when the section has ICE."""
+        return self.port == 9 and self.zero_address
+
 
 @dataclass(frozen=True, slots=True)
 class OfferedSession:

@@ -322,7 +322,7 @@ class Registry:
             plans.append(media_plan)
         until = self.clock() + LEARNING_WINDOW
         for party in (sender, receiver):
-            sides.refresh_learning(party, until)
+            sides.refresh_learning(party, until, call)
         session = plan.session_plan(
             receiver, offered, options, tuple(plans), fallback, self.instance_id
         )
@@ -422,11 +422,11 @@ class Registry:
         options = state.options
         family = options.address_family or media.family
         # shared flags copied from each SDP to its sender's side (__media_init_from_flags;
-        # an SDP with ICE attributes is refused, so never trickle ICE from the SDP here)
+        # an SDP with ICE attributes is refused unless x-secure-sdp or ICE=remove)
         s_side.unidirectional = options.has("unidirectional")
         s_side.asymmetric = options.has("asymmetric")
         s_side.ice = media.ice
-        s_side.trickle_ice = False
+        s_side.trickle_ice = media.ice_trickle  # a=ice-options:trickle (measured, §4.4)
         # __rtcp_mux_logic: mux already in use towards the receiver implies require
         r_side.mux_require = offer and (state.mux_require or r_side.rtcp_mux)
         if r_side.mux_require:

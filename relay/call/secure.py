@@ -68,6 +68,9 @@ class SecureState:
     ice_passed_on: bool = False
     """The party's own ICE lines went on unchanged (ICE=optional/force-relay on its offer):
     the answer to it then carries rtpengine's candidates without ufrag/pwd (measured)."""
+    heard_last: bool = False
+    """The latest SDP on this leg came from the party (else from us): `query`'s DTLS flags
+    follow the latest one (docs/spec/ng-protocol.md §4.4)."""
 
     @property
     def dtls_role(self) -> str | None:
@@ -214,6 +217,7 @@ def crypto_lines(
     # OSRTP-offer flag or passed on from an OSRTP offerer (measured: with or without flags)
     incoming_osrtp = media.protocol == "RTP/AVP" and bool(received)
     osrtp = offer and protocol == "RTP/AVP" and ("offer" in options.osrtp or incoming_osrtp)
+    state.heard_last = False
     if protocol not in SRTP_PROTOCOLS and not osrtp:
         state.sdes_out, state.setup_out = (), None  # plain towards this party now
         return ()
@@ -237,6 +241,7 @@ def crypto_lines(
 
 def remember_received(state: SecureState, media: OfferedMedia) -> None:
     """Keep what the sending party said (its keys, fingerprint, setup, ICE)."""
+    state.heard_last = True
     state.sdes_in = parse_cryptos(media.crypto_values)
     state.fingerprint_in = None
     if media.fingerprint_value is not None:

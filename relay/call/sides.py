@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-from relay.call.model import MediaSide, Party
+from relay.call.model import Call, MediaSide, Party
 from relay.call.offered import OfferedMedia, OfferedSession
 from relay.call.options import CallOptions
 from relay.call.secure import SRTP_PROTOCOLS
@@ -102,6 +102,8 @@ def direction_flags(
     sends = media.direction in (None, "sendrecv", "sendonly")
     receives = media.direction in (None, "sendrecv", "recvonly")
     zero = media.zero_address and not source_address and not media.rejected
+    if media.ice and media.trickle_placeholder:
+        zero = False  # not a hold (measured: sec_query_webrtc_offer_only, as relay.call.plan)
     r_side.send, r_side.recv = sends, receives and not zero
     s_side.send, s_side.recv = receives and not zero, sends
 
@@ -147,7 +149,7 @@ def set_peer(
         if stream.is_rtcp and media.rtcp_port is not None:
             # rtpengine's sdp_streams: a=rtcp naming the RTP port leaves the RTCP endpoint
             # empty; another port (and address, unless SIP-source-address) is taken as is
-            if media.rtcp_port == media.port:
+            if media.rtcp_port == media.port and not media.trickle_placeholder:
                 here = None
             elif source is None and media.rtcp_address:
                 here = media.rtcp_address
@@ -171,12 +173,15 @@ def set_peer(
             stream.asymmetric = options.has("asymmetric")
 
 
-def refresh_learning(party: Party, until: float) -> None:
-    """After a signal, a new source may re-target each stream until `until` (delayed learning)."""
+def refresh_learning(party: Party, until: float, call: Call | None = None) -> None:
+    """After a signal, a new source may re-target each stream until `until` (delayed learning);
+    the streams learn their owner (tag, and `call`'s id and drop-log notes)."""
     for side in party.medias:
         for stream in side.streams():
             stream.learn_until = until
             stream.tag = party.tag
+            if call is not None:
+                stream.call_id, stream.notes = call.call_id, call.notes
             if stream.sink is not None:
                 stream.filled = True
 

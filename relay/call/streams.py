@@ -83,7 +83,7 @@ def carry(prev: Stream, new: Stream) -> None:
     new.peer, new.sdp_peer, new.sink = prev.peer, prev.sdp_peer, prev.sink
     new.strict_source, new.media_handover = prev.strict_source, prev.media_handover
     new.asymmetric = prev.asymmetric
-    new.tag, new.call_id = prev.tag, prev.call_id
+    new.tag, new.call_id, new.notes = prev.tag, prev.call_id, prev.notes
 
 
 class StreamAllocator:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from relay.call.events import CallClosed, CallEvent, CallUpdated
 from relay.call.model import Call, Party
 from relay.call.streams import StreamAllocator
+from relay.media.secure import drop_counts
 
 logger = logging.getLogger("relay.calls")  # its log lines keep the name (docs/operations.md)
 
@@ -36,6 +37,8 @@ class Totals:
     bytes: int = 0
     errors: int = 0
     dropped: int = 0  # rtpvault: packets refused from a non-latched source, by ended calls
+    secure_drops: dict[str, int] = field(default_factory=dict)
+    """rtpvault: SRTP/DTLS/ICE drops of ended calls by cause (relay.media.secure DROP_CAUSES)."""
 
 
 _REASON_FIELDS = {"silent-timeout": "silent_timeout", "final-timeout": "final_timeout",
@@ -181,6 +184,9 @@ class Teardown:
             t.bytes += stream.bytes
             t.errors += stream.errors
             t.dropped += stream.dropped
+            if stream.transport is not None or stream.retired_drops is not None:
+                for cause, n in drop_counts(stream):
+                    t.secure_drops[cause] = t.secure_drops.get(cause, 0) + n
         if reason is not None:
             duration = max(0.0, self.wallclock() - call.created)
             t.managed += 1

@@ -64,6 +64,8 @@ class Stream:
         "send_errors",
         "tap_errors",
         "transport",
+        "notes",
+        "retired_drops",
     )
 
     def __init__(
@@ -123,6 +125,11 @@ class Stream:
         """Exceptions raised by `tap` (counted, never propagated into the media path)."""
         self.transport: Transport | None = None
         """SRTP/DTLS/ICE state of an encrypted or ICE leg (relay.media.secure); None = plain."""
+        self.notes: set[str] = set()
+        """Causes of drops already logged; the call model gives all streams of a call one set
+        (one log line per call and cause)."""
+        self.retired_drops: dict[str, int] | None = None
+        """Secure drop counts of transports detached from this stream (relay.media.secure)."""
 
     def __repr__(self) -> str:
         kind = "RTCP" if self.is_rtcp else "RTP"

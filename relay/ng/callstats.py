@@ -1,5 +1,6 @@
 """The `query`/`delete` call statistics dictionary, shaped and ordered like rtpengine 10.5's
-(docs/spec/ng-protocol.md §4.1). Pure: reads the call model, returns plain dicts.
+(docs/spec/ng-protocol.md §4.1; SDES, DTLS and ICE keys and flags §4.4). Pure: reads the call
+model, returns plain dicts.
 """
 
 from __future__ import annotations
@@ -8,6 +9,9 @@ import socket
 from typing import Any
 
 from relay.call.model import Call, MediaSide, Party, plus_one
+from relay.call.sdes_media import settled_keys
+from relay.call.secure import SecureState
+from relay.dtls.session import State
 from relay.media.stream import Stream
 
 
@@ -28,6 +32,10 @@ def _stream_flags(stream: Stream) -> list[str]:
         flags.append("filled")
     if stream.confirmed:
         flags.append("confirmed")
+    t = stream.transport
+    if t is not None and t.dtls is not None and t.dtls.state is State.CONNECTED:
+        # the peer's certificate matched its a=fingerprint (the session fails otherwise)
+        flags.append("DTLS fingerprint verified")
     if stream.strict_source:
         flags.append("strict source address")
     if stream.media_handover:
@@ -35,16 +43,33 @@ def _stream_flags(stream: Stream) -> list[str]:
     return flags
 
 
-def stream_stats(stream: Stream, created: float) -> dict[str, Any]:
+def sdes_suite(state: SecureState) -> str | None:
+    """The SDES suite rtpengine shows on the streams facing a party (§4.4, measured): the pair
+    the answer settled; else, while the party has sent no a=crypto (no answer yet, or a
+    DTLS-only answer), the first line we offered it; None when its answer named none of ours."""
+    keys = settled_keys(state)
+    if keys is not None:
+        return keys[0].suite.name
+    if not state.sdes_in and state.sdes_out:
+        return state.sdes_out[0].suite.name
+    return None
+
+
+def stream_stats(stream: Stream, created: float, suite: str | None = None) -> dict[str, Any]:
     family = _family(stream)
     out: dict[str, Any] = {}
     if stream.local_port:  # a rejected stream has given its port back
         out["local port"] = stream.local_port
         out["local address"] = stream.local_address
         out["family"] = family
+    out["endpoint"] = _endpoint(stream.peer, family)
+    out["advertised endpoint"] = _endpoint(stream.sdp_peer, family)
+    t = stream.transport
+    if t is not None and t.dtls is not None and t.suite is not None:
+        suite = t.suite  # DTLS-SRTP keys exported: their profile's suite [source]
+    if suite is not None:
+        out["crypto suite"] = suite
     out.update({
-        "endpoint": _endpoint(stream.peer, family),
-        "advertised endpoint": _endpoint(stream.sdp_peer, family),
         "last packet": int(stream.last_packet or created),
         "flags": _stream_flags(stream),
     })
@@ -54,6 +79,26 @@ def stream_stats(stream: Stream, created: float) -> dict[str, Any]:
     errors = stream.errors + stream.send_errors
     out["stats"] = {"packets": stream.packets, "bytes": stream.bytes, "errors": errors}
     return out
+
+
+_ROLES = {"actpass": ("active", "passive"), "active": ("active",), "passive": ("passive",)}
+_THEIR_ROLE = {"actpass": "actpass", "active": "passive", "passive": "active"}
+
+
+def dtls_flags(state: SecureState) -> list[str]:
+    """rtpengine's "DTLS-SRTP" and "DTLS role" media flags (§4.4, measured): from the latest
+    SDP on the leg; ours says our a=setup, the party's its a=setup turned round (actpass, ours
+    or theirs while unanswered, sets both roles); a party that answered without a fingerprint
+    has none."""
+    if state.heard_last:
+        if state.fingerprint_in is None:
+            return []
+        setup = _THEIR_ROLE.get(state.setup_in or "")
+    else:
+        setup = state.setup_out
+    if setup is None and not state.heard_last:
+        return []
+    return ["DTLS-SRTP"] + [f"DTLS role {r}" for r in _ROLES.get(setup or "", ())]
 
 
 def _media_flags(side: MediaSide) -> list[str]:
@@ -68,6 +113,10 @@ def _media_flags(side: MediaSide) -> list[str]:
         flags.append("recv")
     if side.rtcp_mux:
         flags.append("rtcp-mux")
+    state = side.secure
+    flags += dtls_flags(state)
+    if state.sdes_in or state.sdes_out:
+        flags.append("SDES")
     if side.ice:
         flags.append("ICE")
     if side.trickle_ice:
@@ -81,9 +130,20 @@ def _media_flags(side: MediaSide) -> list[str]:
     return flags
 
 
-def fallback_rtcp_stats(rtp: Stream, created: float, muxed: bool) -> dict[str, Any]:
+def _rtcp_of(address: tuple[str, int] | None, rtcp_port: int | None) -> tuple[str, int] | None:
+    """The RTCP peer beside an RTP peer: the SDP's a=rtcp port when it gave one, else one up."""
+    if address is None or rtcp_port is None:
+        return plus_one(address)
+    return address[0], rtcp_port
+
+
+def fallback_rtcp_stats(
+    rtp: Stream, created: float, muxed: bool, suite: str | None = None,
+    rtcp_port: int | None = None,
+) -> dict[str, Any]:
     """rtpengine's RTCP stream of a media that has only an RTP port (rtcp-mux=require): local
-    port 0, the RTP peers one port up, flagged "fallback RTCP" while the party muxes."""
+    port 0, the RTP peers one port up (or at the party's a=rtcp port), flagged "fallback RTCP"
+    while the party muxes."""
     family = _family(rtp)
     flags = ["RTCP", "fallback RTCP"] if muxed else ["RTCP"]
     if rtp.sdp_peer is not None:
@@ -91,9 +151,11 @@ def fallback_rtcp_stats(rtp: Stream, created: float, muxed: bool) -> dict[str, A
     out: dict[str, Any] = {}
     if rtp.local_port:  # a rejected line's released streams show no local socket at all
         out.update({"local port": 0, "local address": rtp.local_address, "family": family})
+    out["endpoint"] = _endpoint(_rtcp_of(rtp.peer, rtcp_port), family)
+    out["advertised endpoint"] = _endpoint(_rtcp_of(rtp.sdp_peer, rtcp_port), family)
+    if suite is not None:
+        out["crypto suite"] = suite
     return out | {
-        "endpoint": _endpoint(plus_one(rtp.peer), family),
-        "advertised endpoint": _endpoint(plus_one(rtp.sdp_peer), family),
         "last packet": int(created),
         "flags": flags,
         "stats": {"packets": 0, "bytes": 0, "errors": 0},
@@ -125,7 +187,8 @@ def media_stats(side: MediaSide, codec: str | None, created: float) -> dict[str,
     out: dict[str, Any] = {"index": side.index, "type": side.type, "protocol": side.protocol}
     if codec:
         out["codec"] = codec
-    streams = [stream_stats(s, created) for s in side.streams()]
+    suite = sdes_suite(side.secure)
+    streams = [stream_stats(s, created, suite) for s in side.streams()]
     if side.ice:
         for st in streams:
             st["flags"].append("ICE")
@@ -147,7 +210,10 @@ def media_stats(side: MediaSide, codec: str | None, created: float) -> dict[str,
         muxed = side.sdp is None or side.sdp.rtcp_mux
         if muxed:
             streams[0]["flags"].insert(1, "RTCP")  # the RTP stream carries the RTCP too
-        streams.append(fallback_rtcp_stats(side.rtp, created, muxed))
+        rtcp_port = side.sdp.rtcp_port if side.sdp is not None else None
+        streams.append(fallback_rtcp_stats(side.rtp, created, muxed, suite, rtcp_port))
+        if side.ice:
+            streams[-1]["flags"].append("ICE")
     if not streams:
         # rtpengine's __disable_streams gives both sides of a rejected line two port-less
         # streams; only a side that sent the SDP has its (zero-port) address in them
@@ -164,8 +230,9 @@ def media_stats(side: MediaSide, codec: str | None, created: float) -> dict[str,
     return out
 
 
-def _codec(party: Party, side: MediaSide) -> str | None:
-    """The codec in use: shown once media has arrived, from the first common format."""
+def media_codec(party: Party, side: MediaSide) -> str | None:
+    """The codec in use: shown once media has arrived, from the first common format (rtpengine's
+    __rtp_stats_codec, which `query` and the CLI's `list sessions <call-id>` share)."""
     other = party.other
     if other is None or side.rtp is None or not side.rtp.packets:
         return None
@@ -202,7 +269,7 @@ def party_stats(
     out["created"] = int(party.created)
     out["subscriptions"] = [_sub(p) for p in party.subscriptions()]
     out["subscribers"] = [_sub(p) for p in subscribers]
-    out["medias"] = [media_stats(m, _codec(party, m), created) for m in party.medias]
+    out["medias"] = [media_stats(m, media_codec(party, m), created) for m in party.medias]
     return out
 
 

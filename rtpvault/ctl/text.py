@@ -11,6 +11,7 @@ import re
 import time
 from typing import Any
 
+from relay.ng.callstats import media_codec
 from relay.ng.commands import COMMAND_NAMES, SHORT_NAMES
 from relay.ng.statistics import statistics
 from rtpvault.component import DaemonContext
@@ -63,15 +64,9 @@ def sessions(daemon: DaemonContext, state: CtlState, which: str) -> str:
 
 
 def _codec(party: Any, side: Any) -> str:
-    """` using PCMU/8000`: the first codec of the answer for this m= line, once answered."""
-    other = party.other
-    if other is None or side.index > len(other.medias):
-        return ""
-    for m in (side, other.medias[side.index - 1]):
-        if m.sdp is not None and not m.sdp_was_offer and m.sdp.formats:
-            name = m.sdp.codec_names.get(m.sdp.formats[0])
-            return f" using {name}" if name else ""
-    return ""
+    """` using PCMU/8000` once media arrived, else ` using unknown codec` (rtpengine's
+    cli_list_tag_info prints query's codec, docs/spec/ng-protocol.md §4.4)."""
+    return f" using {media_codec(party, side) or 'unknown codec'}"
 
 
 def session(daemon: DaemonContext, state: CtlState, call_id: str) -> str:
@@ -86,7 +81,7 @@ def session(daemon: DaemonContext, state: CtlState, call_id: str) -> str:
     now = time.time()
     first = next(iter(call.parties.values()), None)
     for party in call.all_parties():
-        kind = "FROM_TAG" if party is first else "TO_TAG"
+        kind = "FROM_TAG" if party is first else "TO_TAG" if party.tag else "UNKNOWN"
         out.append(f"--- Tag '{party.tag}', type: {kind}, label '{party.label or ''}', branch "
                    f"'{party.via_branch or ''}', callduration "
                    f"{now - party.created:.6f}\n")  # fmt: skip
@@ -97,19 +92,22 @@ def session(daemon: DaemonContext, state: CtlState, call_id: str) -> str:
             out.append(f"------ Media #{side.index} ({side.type} over {side.protocol})"
                        f"{_codec(party, side)}\n")  # fmt: skip
             for st in side.streams():
-                local = f"{st.local_address}:{st.local_port}"
-                peer = f"{st.peer[0]}:{st.peer[1]}" if st.peer else _sdp_peer(st)
+                peer = _peer(st)
                 rtcp = " (RTCP)" if st.is_rtcp else ""
-                out.append(f"-------- Port {local:>21} <> {peer:>21}{rtcp}, SSRC {st.ssrc or 0:x}, "
+                # rtpengine's "%15s:%-5u" for both ends
+                out.append(f"-------- Port {st.local_address:>15}:{st.local_port:<5} <> "
+                           f"{peer[0]:>15}:{peer[1]:<5}{rtcp}, SSRC {st.ssrc or 0:x}, "
                            f"{st.packets} p, {st.bytes} b, {st.errors} e, "
                            f"{int(st.last_packet or call.created)} ts\n")  # fmt: skip
     out.append("\n")
     return "".join(out)
 
 
-def _sdp_peer(stream: Any) -> str:
-    peer = stream.sdp_peer
-    return f"{peer[0]}:{peer[1]}" if peer else "0.0.0.0:0"
+def _peer(stream: Any) -> tuple[str, int]:
+    """The endpoint rtpengine prints: learned, else the SDP's; none (an untagged party not
+    answered yet) prints as an empty address and port 0 (measured)."""
+    peer = stream.peer or stream.sdp_peer
+    return (peer[0], peer[1]) if peer else ("", 0)
 
 
 def _line(label: str, value: Any) -> str:

@@ -29,24 +29,29 @@ What the transport does per datagram on its socket (RFC 7983 first-byte demultip
 
 A leg that asked for SRTP never receives plaintext and sends nothing before it has keys. Bad
 input is dropped and counted in plain ints on the transport (`srtp_auth_failures`,
-`srtp_replays`, `srtp_errors`, `stun_bad`, `dtls_errors`, `no_keys`, `not_selected`), with one
-log line per stream and cause; nothing raises out of the reader. Keys and ICE passwords are
-never logged. ICE and DTLS run on the loop's clock (`loop.time()`).
+`srtp_replays`, `srtp_errors`, `stun_bad`, `dtls_errors` with `dtls_mismatches` and
+`dtls_timeouts`, `no_keys`, `not_selected`; `drop_counts(stream)` by cause, what /metrics
+shows, docs/spec/metrics.md §4.1), a dropped received datagram also in the stream's `errors`
+as rtpengine counts it (docs/spec/ng-protocol.md §4.4), with one log line per call and cause
+(`Stream.notes`, one set per call); nothing raises out of the reader. Keys and ICE passwords
+are never logged. ICE and DTLS run on the loop's clock (`loop.time()`).
 """
 
-from relay.media.secure.attach import attach_dtls, attach_ice, attach_sdes, detach
+from relay.media.secure.attach import attach_dtls, attach_ice, attach_sdes, detach, drop_counts
 from relay.media.secure.icelink import IceLink
 from relay.media.secure.reader import handle, secure_reader
-from relay.media.secure.transport import KeysCallback, Transport
+from relay.media.secure.transport import DROP_CAUSES, KeysCallback, Transport
 
 __all__ = [
     "IceLink",
+    "DROP_CAUSES",
     "KeysCallback",
     "Transport",
     "attach_dtls",
     "attach_ice",
     "attach_sdes",
     "detach",
+    "drop_counts",
     "handle",
     "secure_reader",
 ]

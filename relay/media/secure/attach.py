@@ -7,11 +7,11 @@ import weakref
 from relay.dtls.session import DtlsSession
 from relay.ice import IceAgent
 from relay.media.secure.icelink import IceLink
-from relay.media.secure.transport import KeysCallback, Transport
+from relay.media.secure.transport import DROP_CAUSES, KeysCallback, Transport
 from relay.media.stream import Stream
 from relay.srtp import SrtpContext
 
-__all__ = ["attach_dtls", "attach_ice", "attach_sdes", "detach"]
+__all__ = ["attach_dtls", "attach_ice", "attach_sdes", "detach", "drop_counts"]
 
 
 _links: weakref.WeakKeyDictionary[IceAgent, IceLink] = weakref.WeakKeyDictionary()
@@ -59,11 +59,22 @@ def attach_ice(stream: Stream, agent: IceAgent, key: int) -> Transport:
 
 
 def detach(stream: Stream) -> None:
-    """Back to a plain stream (timers cancelled); call `plane.update(stream)` after."""
+    """Back to a plain stream (timers cancelled); call `plane.update(stream)` after. The
+    transport's drop counts stay on the stream (`drop_counts`)."""
     t = stream.transport
     if t is None:
         return
+    stream.retired_drops = dict(drop_counts(stream))
     t.unbind()
     if t.ice is not None:
         t.ice.transports.pop(t.ice_key, None)
     stream.transport = None
+
+
+def drop_counts(stream: Stream) -> list[tuple[str, int]]:
+    """(cause, count) of the secure drops on `stream` (DROP_CAUSES order): its transport's,
+    plus those of transports detached from it before."""
+    t = stream.transport
+    now = t.drops() if t is not None else [(cause, 0) for cause in DROP_CAUSES]
+    old = stream.retired_drops
+    return now if old is None else [(cause, n + old.get(cause, 0)) for cause, n in now]

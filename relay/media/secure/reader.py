@@ -62,6 +62,7 @@ def handle(
         if plain is None:
             return
         data = plain
+        size = len(data)  # rtpengine counts the decrypted length (docs/spec/ng-protocol.md §4.4)
     if s.tap is not None:
         try:
             s.tap(s, data, src, now)

@@ -9,7 +9,7 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from relay.dtls import DtlsError, DtlsGarbage
+from relay.dtls import DtlsError, DtlsGarbage, FingerprintMismatch, HandshakeTimeout
 from relay.dtls.demux import Kind, classify
 from relay.dtls.session import DtlsSession, Role, State
 from relay.ice import DropReason, Inbound
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("rtpvault.media.secure")
 
-__all__ = ["DTLS_SUITES", "KeysCallback", "Transport"]
+__all__ = ["DROP_CAUSES", "DTLS_SUITES", "KeysCallback", "Transport"]
 
 KeysCallback = Callable[[Stream, Suite], None]
 
@@ -34,6 +34,13 @@ DTLS_SUITES = {
 }
 """RFC 5764 §4.1.2 / RFC 7714 §14.2 profile → the SDES suite with the same transform."""
 
+DROP_CAUSES = (
+    "srtp_auth", "srtp_replay", "srtp_error", "stun", "dtls", "dtls_fingerprint",
+    "dtls_timeout", "no_keys", "not_selected",
+)  # fmt: skip
+"""The causes `Transport.drops` reports (docs/spec/metrics.md §4.1:
+rtpvault_secure_packets_dropped_total{cause})."""
+
 
 class Transport:
     """SRTP contexts, DTLS session and ICE link of one stream, with its drop counters."""
@@ -41,7 +48,8 @@ class Transport:
     __slots__ = (
         "stream", "srtp", "srtp_in", "srtp_out", "dtls", "on_keys", "ice", "ice_key",
         "srtp_auth_failures", "srtp_replays", "srtp_errors", "stun_bad", "dtls_errors",
-        "no_keys", "not_selected", "_loop", "_dtls_timer", "_dtls_peer", "_logged",
+        "no_keys", "not_selected", "dtls_mismatches", "dtls_timeouts", "_loop", "_dtls_timer",
+        "_dtls_peer",
     )  # fmt: skip
 
     def __init__(self, stream: Stream) -> None:
@@ -60,6 +68,12 @@ class Transport:
         """Other SRTP/SRTCP failures: too short, a packet that cannot be protected."""
         self.stun_bad = 0
         self.dtls_errors = 0
+        """DTLS datagrams dropped (not DTLS, no DTLS on this leg) and failed handshakes, the
+        two below included."""
+        self.dtls_mismatches = 0
+        """Handshakes whose peer certificate did not match its a=fingerprint."""
+        self.dtls_timeouts = 0
+        """Handshakes that did not complete in time."""
         self.no_keys = 0
         """Media dropped because the SRTP keys do not exist yet (DTLS not done)."""
         self.not_selected = 0
@@ -67,7 +81,6 @@ class Transport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dtls_timer: asyncio.TimerHandle | None = None
         self._dtls_peer: Address | None = None
-        self._logged: set[str] = set()
 
     # -- what query/statistics read -----------------------------------------------------------
 
@@ -83,6 +96,17 @@ class Transport:
     @property
     def ice_state(self) -> str | None:
         return self.ice.agent.state.value if self.ice is not None else None
+
+    def drops(self) -> list[tuple[str, int]]:
+        """(cause, count) in DROP_CAUSES order; "dtls" without the fingerprint mismatches and
+        timeouts, which have their own."""
+        other_dtls = self.dtls_errors - self.dtls_mismatches - self.dtls_timeouts
+        return [
+            ("srtp_auth", self.srtp_auth_failures), ("srtp_replay", self.srtp_replays),
+            ("srtp_error", self.srtp_errors), ("stun", self.stun_bad), ("dtls", other_dtls),
+            ("dtls_fingerprint", self.dtls_mismatches), ("dtls_timeout", self.dtls_timeouts),
+            ("no_keys", self.no_keys), ("not_selected", self.not_selected),
+        ]  # fmt: skip
 
     # -- loop binding (by the plane) ------------------------------------------------------------
 
@@ -110,6 +134,7 @@ class Transport:
         ctx = self.srtp_in
         if ctx is None:
             self.no_keys += 1
+            self.stream.errors += 1
             return None
         try:
             return ctx.unprotect_rtcp(data) if rtcp else ctx.unprotect_rtp(data)
@@ -122,6 +147,9 @@ class Transport:
         except SrtpError as exc:
             self.srtp_errors += 1
             self.note("srtp-error", "SRTP packet dropped: %s", exc)
+        # rtpengine counts a received packet it drops in the stream's errors (measured,
+        # docs/spec/ng-protocol.md §4.4), so query, statistics and /metrics show it
+        self.stream.errors += 1
         return None
 
     def accepts(self, source: Address) -> bool:
@@ -130,6 +158,7 @@ class Transport:
         if link is None or link.agent.is_selected_source(self.ice_key, source):
             return True
         self.not_selected += 1
+        self.stream.errors += 1
         return False
 
     def send(self, data: bytes, rtcp: bool) -> None:
@@ -178,14 +207,17 @@ class Transport:
     def _stun(self, data: bytes, source: Address, now: float) -> None:
         link = self.ice
         if link is None:
+            self.stream.errors += 1  # measured: rtpengine counts it (an SRTP/RTP error there)
             self.stun_bad += 1
             self.note("stun-no-ice", "STUN on a stream without ICE: dropped")
             return
         result = link.agent.receive(data, self.ice_key, source, now)
         if isinstance(result, DropReason):
+            self.stream.errors += 1
             self.stun_bad += 1
             self.note(f"stun-{result.value}", "STUN dropped: %s", result.value)
         elif result is Inbound.MEDIA:
+            self.stream.errors += 1
             self.stun_bad += 1
             self.note("stun-malformed", "datagram in the STUN range that is not STUN: dropped")
         link.pump(now)
@@ -193,12 +225,14 @@ class Transport:
     def _dtls(self, data: bytes, source: Address, now: float) -> None:
         session = self.dtls
         if session is None:
+            self.stream.errors += 1  # measured: rtpengine counts it (an SRTP/RTP error there)
             self.dtls_errors += 1
             self.note("dtls-unexpected", "DTLS on a stream without DTLS-SRTP: dropped")
             return
         try:
             out = session.receive(data, now)
         except DtlsGarbage as exc:
+            self.stream.errors += 1
             self.dtls_errors += 1  # and its source is not remembered as the DTLS peer
             self.note("dtls-garbage", "DTLS datagram dropped: %s", exc)
             return
@@ -211,6 +245,10 @@ class Transport:
 
     def _dtls_failed(self, exc: DtlsError) -> list[bytes]:
         self.dtls_errors += 1
+        if isinstance(exc, FingerprintMismatch):
+            self.dtls_mismatches += 1
+        elif isinstance(exc, HandshakeTimeout):
+            self.dtls_timeouts += 1
         self.note(f"dtls-{type(exc).__name__}", "DTLS-SRTP failed: %s", exc)
         return list(exc.outgoing)
 
@@ -279,13 +317,14 @@ class Transport:
         self._arm_dtls()
 
     def note(self, cause: str, msg: str, *args: object) -> None:
-        """One log line per stream and cause; the counters say how many followed."""
-        if cause in self._logged:
-            return
-        self._logged.add(cause)
+        """One log line per call and cause; the counters (query errors, /metrics
+        rtpvault_secure_packets_dropped_total) say how many followed."""
         s = self.stream
+        if cause in s.notes:  # one set per call (relay.call gives its streams the call's)
+            return
+        s.notes.add(cause)
         logger.warning(
-            "%s:%d (call %s, tag %s): " + msg + " (counted; not logged again for this stream)",
+            "%s:%d (call %s, tag %s): " + msg + " (counted; not logged again for this call)",
             s.local_address, s.local_port, s.call_id, s.tag, *args,
             extra={"call_id": s.call_id, "tag": s.tag},
         )  # fmt: skip

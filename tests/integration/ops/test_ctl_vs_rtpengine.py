@@ -37,7 +37,8 @@ EXACT = [
     "terminate ctl-offer", "list numsessions",
 ]  # fmt: skip
 SAME_BUT_NUMBERS = [
-    "list sessions all", "list sessions own", "list sessions ctl-call", "list totals",
+    "list sessions all", "list sessions own", "list sessions ctl-call",
+    "list sessions ctl-offer", "list totals",
     "list counters", "list interfaces", "list maxopenfiles",
 ]  # fmt: skip
 

@@ -93,6 +93,10 @@ def test_families_types_and_the_guide_counter(daemon: Daemon) -> None:
                    "rtpvault_hep_dropped_total", "rtpvault_upload_lag_seconds",
                    "rtpvault_db_errors_total"):  # fmt: skip
         assert family in types  # present (as 0) with no recording/archive/homer part
+    # every secure drop cause from the start (docs/spec/metrics.md §4.1)
+    for cause in ("srtp_auth", "srtp_replay", "srtp_error", "stun", "dtls", "dtls_fingerprint",
+                  "dtls_timeout", "no_keys", "not_selected"):  # fmt: skip
+        assert value(samples, "rtpvault_secure_packets_dropped_total", cause=cause) == 0
 
 
 def test_counters_follow_a_call_and_survive_its_end(daemon: Daemon) -> None:

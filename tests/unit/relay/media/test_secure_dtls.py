@@ -11,7 +11,7 @@ from aiortc import RTCCertificate, RTCDtlsFingerprint, RTCDtlsParameters, RTCDtl
 
 from relay.dtls.cert import DtlsCertificate, generate_certificate, parse_fingerprint
 from relay.dtls.session import DtlsSession, Role
-from relay.media.secure import attach_dtls
+from relay.media.secure import attach_dtls, drop_counts
 from relay.media.stream import Stream
 from relay.srtp import Suite
 from tests.unit.relay.dtls.conftest import NOW
@@ -53,6 +53,7 @@ async def scenario(ours: DtlsCertificate, our_role: Role, bad_fingerprint: bool)
             t = transport(rig.y)
             await rig.until(lambda: t.dtls_errors >= 1)
             assert t.srtp_out is None and t.dtls_state == "failed" and keyed == []
+            assert dict(drop_counts(rig.y))["dtls_fingerprint"] == 1  # docs/spec/metrics.md §4.1
             rig.a.sendto(rtp(1, b"no keys, no send"), rig.addr(rig.x.sock))
             await rig.until(lambda: t.no_keys == 1)
             return rig
@@ -113,6 +114,7 @@ def test_a_handshake_that_never_completes_is_retransmitted_then_fails(
             t = transport(rig.y)
             await rig.until(lambda: t.dtls_errors == 1)
             assert t.dtls_state == "failed" and t.srtp_out is None
+            assert dict(drop_counts(rig.y))["dtls_timeout"] == 1  # docs/spec/metrics.md §4.1
             return rig
         finally:
             rig.close()

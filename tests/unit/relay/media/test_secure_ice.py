@@ -14,7 +14,7 @@ from aioice import stun as aioice_stun
 
 from relay.ice import IceAgent, IceState, LocalSocket
 from relay.ice.sdp import Candidate, parse_attribute, render_candidate
-from relay.media.secure import attach_ice
+from relay.media.secure import attach_ice, drop_counts
 from tests.unit.relay.media.secure_rig import BOUND, SecureRig, rtp
 
 UFRAG, PWD = "rtpvAULT", "ourpassword0123456789abcd"
@@ -70,6 +70,7 @@ async def scenario(their_controlling: bool) -> SecureRig:
         bad.add_fingerprint()
         rig.b.sendto(bytes(bad), rig.addr(rig.y.sock))
         await rig.until(lambda: t.stun_bad == 1)
+        assert dict(drop_counts(rig.y))["stun"] == 1  # docs/spec/metrics.md §4.1
         rig.b.sendto(rtp(9, b"injected"), rig.addr(rig.y.sock))
         await rig.until(lambda: t.not_selected == 2)
         rig.b.setblocking(False)

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recorder.formats import FORMATS
-from relay.media.secure import Transport, attach_dtls, attach_sdes, detach
+from relay.media.secure import Transport, attach_dtls, attach_sdes, detach, drop_counts
 from relay.media.secure.reader import handle
 from relay.srtp import open_context, suite
 from tests.support.tools import require
@@ -115,10 +115,16 @@ def test_tampered_and_replayed_srtp_is_dropped_and_counted(
     assert t.srtp_replays == 1
     assert t.srtp_errors == 1
     assert rig.y.packets == 2
+    assert rig.y.errors == 3 + 1 + 1  # every drop, as rtpengine (docs/spec/ng-protocol.md §4.4)
     assert rig.taps["y"] == [rtp(1, b"first"), rtp(4, b"good again")]
     lines = [r.getMessage() for r in caplog.records if r.name == "rtpvault.media.secure"]
-    assert sum("authentication failed" in m for m in lines) == 1  # once per stream and cause
+    assert sum("authentication failed" in m for m in lines) == 1  # once per call and cause
     assert sum("replayed" in m for m in lines) == 1
+    # the counts by cause survive detaching (docs/spec/metrics.md §4.1: kept, not lost)
+    detach(rig.y)
+    assert dict(drop_counts(rig.y)) | {"srtp_auth": 3, "srtp_replay": 1, "srtp_error": 1} == dict(
+        drop_counts(rig.y))  # fmt: skip
+    assert sum(n for _, n in drop_counts(rig.y)) == 5
 
 
 def test_recording_taps_see_plaintext_rtp_and_rtcp_only(sdes: tuple[SecureRig, SdesPeer]) -> None:
@@ -140,7 +146,9 @@ def test_recording_taps_see_plaintext_rtp_and_rtcp_only(sdes: tuple[SecureRig, S
     assert rig.taps["y"] == [rtp(1, b"secret words"), rtcp_rr(0x99)]
     assert rig.taps["x"] == [rtp(7, b"plain words")]
     t = rig.y.transport
-    assert t is not None and (t.stun_bad, t.dtls_errors, rig.y.errors) == (1, 1, 1)
+    # each dropped datagram counts in the stream's errors, as rtpengine counts it
+    # (docs/spec/ng-protocol.md §4.4)
+    assert t is not None and (t.stun_bad, t.dtls_errors, rig.y.errors) == (1, 1, 3)
 
 
 def test_no_plaintext_leaves_towards_a_leg_without_keys() -> None:
