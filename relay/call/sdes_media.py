@@ -13,9 +13,11 @@ receives from the party of its side and its sink sends to the other party), so t
 go on that side's RTP and RTCP streams.
 
 Contexts are made again only when the keys change (an unchanged re-answer keeps the rollover
-counters and replay windows). MKI is not supported by relay.srtp: a line with an MKI (or keys
-that do not open) leaves the leg without media rather than sending it plaintext; one error
-line. Never logs keys.
+counters and replay windows). An MKI on a line goes into the packets keyed by it: ours is
+written into what we send, the party's length is cut from what it sends, value unchecked, as
+rtpengine 10.5 does (docs/spec/sdp.md §1.12d); lifetimes are not enforced (ditto). Keys that do
+not open leave the leg without media rather than sending it plaintext; one error line. Never
+logs keys.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from relay.media.plane import ForwardingPlane
 from relay.media.secure import Transport, attach_sdes, detach
 from relay.media.stream import Stream
 from relay.srtp import SessionParams, SrtpContext, SrtpError, open_context
-from relay.srtp.sdes import Crypto
+from relay.srtp.sdes import Crypto, mki_bytes
 
 logger = logging.getLogger("relay.calls")
 
@@ -56,10 +58,10 @@ def _params(line: Crypto) -> SessionParams:
 
 def _contexts(keys: Keys) -> tuple[SrtpContext, SrtpContext]:
     theirs, ours = keys
-    if theirs.mki is not None or ours.mki is not None:
-        raise SrtpError("a=crypto with MKI is not supported")
-    inbound = open_context(theirs.suite, theirs.key_salt, outbound=False, params=_params(theirs))
-    outbound = open_context(ours.suite, ours.key_salt, outbound=True, params=_params(ours))
+    inbound = open_context(theirs.suite, theirs.key_salt, outbound=False,
+                           params=_params(theirs), mki=mki_bytes(theirs.mki))
+    outbound = open_context(ours.suite, ours.key_salt, outbound=True,
+                            params=_params(ours), mki=mki_bytes(ours.mki))
     return inbound, outbound
 
 

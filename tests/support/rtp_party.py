@@ -1,6 +1,7 @@
 """A media endpoint for integration tests: an RTP socket on an even port and its RTCP socket on
 port+1 (loopback), with packet makers whose payloads differ per packet, so a test can tell
-that every packet arrived intact and none was swapped, repeated or decrypted with a wrong key."""
+that every packet arrived intact and none was swapped, repeated or decrypted with a wrong key;
+and the one-m=-line SDP such a party sends."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import os
 import socket
 import struct
 from dataclasses import dataclass, field
+from typing import Any
+
+from .daemons import Daemon
 
 Address = tuple[str, int]
 
@@ -80,3 +84,26 @@ def _udp_pair(timeout: float) -> tuple[socket.socket, socket.socket]:
                 s.settimeout(timeout)
             return rtp, rtcp
         rtp.close()
+
+
+def party_sdp(port: int, protocol: str = "RTP/AVP", extra: str = "") -> str:
+    """One PCMU audio line on 127.0.0.1:`port`; `extra`: more a= lines (CRLF-terminated)."""
+    return (
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"m=audio {port} {protocol} 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n{extra}"
+    )
+
+
+def media_port(sdp: str) -> int:
+    return int(sdp.split("m=audio ")[1].split()[0])
+
+
+def ng_sdp(d: Daemon, body: dict[str, Any]) -> str:
+    """Send one ng request; the reply must be ok and carry an SDP, which is returned."""
+    c = d.client()
+    try:
+        reply = c.call(body)
+    finally:
+        c.close()
+    assert reply["result"] == "ok", (d.name, reply)
+    return str(reply["sdp"])

@@ -7,8 +7,9 @@ The offer goes A → first relay (`transport-protocol=RTP/SAVP`: it writes a=cry
 second relay (`transport-protocol=RTP/AVP`: it answers one line with its own key and offers
 plain to B); B's plain answer goes back the same way. The SRTP offer carries `DTLS=off`: offered
 a=crypto lines and an actpass fingerprint together, rtpengine 10.5 answers DTLS only
-(docs/spec/sdp.md §1.12d), so SBCs meant to talk SDES to each other are set up that way. Only the two relays hold keys, so a
-payload reaches the far plain end intact only if one relay's SRTP/SRTCP is the other's.
+(docs/spec/sdp.md §1.12d), so SBCs meant to talk SDES to each other are set up that way. Only
+the two relays hold keys, so a payload reaches the far plain end intact only if one relay's
+SRTP/SRTCP is the other's.
 The suite is the first one the SRTP offer lists (AEAD_AES_256_GCM, docs/spec/sdp.md §1.12), or
 AES_CM_128_HMAC_SHA1_80 when the offering relay is told `SDES-no-<suite>` for the 11 others
 (§1.12a: 10.5 has no `SDES-only-…`).
@@ -18,20 +19,22 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from relay.srtp import SUITES
-from tests.support.daemons import Daemon, start
-from tests.support.rtp_party import Party, fresh_payload, rtcp_sr, rtp_packet
+from tests.support.daemons import Daemon
+from tests.support.rtp_party import (
+    Party,
+    fresh_payload,
+    media_port,
+    ng_sdp,
+    party_sdp,
+    rtcp_sr,
+    rtp_packet,
+)
 
 pytestmark = pytest.mark.integration
-
-SECURE_SDP = ["--x-secure-sdp=yes"]
-"""rtpvault's extra arguments while SDES media sits behind the test switch."""
 
 _ids = itertools.count()
 SSRC_A, SSRC_B = 0x0A0A0A0A, 0x0B0B0B0B
@@ -39,45 +42,6 @@ PACKETS = 5
 FIRST = "AEAD_AES_256_GCM"
 ONLY_80 = "AES_CM_128_HMAC_SHA1_80"
 NO_BUT_80 = [f"SDES-no-{s.name}" for s in SUITES if s.name != ONLY_80]
-
-
-@pytest.fixture(scope="module")
-def relays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Daemon]]:
-    # no advertised address: each relay's SDP names 127.0.0.1, where the other one sends
-    base = Path(tmp_path_factory.mktemp("srtp-chain"))
-    engine = start("rtpengine", base / "rtpengine", interface="lo/127.0.0.1", ports=40)
-    try:
-        vault = start("rtpvault", base / "rtpvault", interface="lo/127.0.0.1", ports=40,
-                      extra=SECURE_SDP)
-    except BaseException:
-        engine.stop()
-        raise
-    try:
-        yield {"rtpengine": engine, "rtpvault": vault}
-    finally:
-        vault.stop()
-        engine.stop()
-
-
-def _sdp(port: int) -> str:
-    return (
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-        f"m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
-    )
-
-
-def _ng(d: Daemon, body: dict[str, Any]) -> str:
-    c = d.client()
-    try:
-        reply = c.call(body)
-    finally:
-        c.close()
-    assert reply["result"] == "ok", (d.name, reply)
-    return str(reply["sdp"])
-
-
-def _port(sdp: str) -> int:
-    return int(sdp.split("m=audio ")[1].split()[0])
 
 
 def _cryptos(sdp: str) -> list[tuple[int, str]]:
@@ -89,19 +53,19 @@ def chain(
 ) -> tuple[str, str]:
     """Offer/answer through `first` then `second` (A offers, B answers); returns the SRTP
     offer and answer on the middle leg. Sets A's and B's relay addresses."""
-    srtp_offer = _ng(first, {"command": "offer", "call-id": call, "from-tag": "a",
+    srtp_offer = ng_sdp(first, {"command": "offer", "call-id": call, "from-tag": "a",
                              "transport-protocol": "RTP/SAVP", "DTLS": "off", "flags": sdes,
-                             "sdp": _sdp(a.port)})
-    plain_offer = _ng(second, {"command": "offer", "call-id": call, "from-tag": "a",
+                             "sdp": party_sdp(a.port)})
+    plain_offer = ng_sdp(second, {"command": "offer", "call-id": call, "from-tag": "a",
                                "transport-protocol": "RTP/AVP", "sdp": srtp_offer})
     assert "a=crypto" not in plain_offer and " RTP/AVP " in plain_offer
-    b.peer = ("127.0.0.1", _port(plain_offer))
-    srtp_answer = _ng(second, {"command": "answer", "call-id": call, "from-tag": "a",
-                               "to-tag": "b", "sdp": _sdp(b.port)})
-    plain_answer = _ng(first, {"command": "answer", "call-id": call, "from-tag": "a",
+    b.peer = ("127.0.0.1", media_port(plain_offer))
+    srtp_answer = ng_sdp(second, {"command": "answer", "call-id": call, "from-tag": "a",
+                               "to-tag": "b", "sdp": party_sdp(b.port)})
+    plain_answer = ng_sdp(first, {"command": "answer", "call-id": call, "from-tag": "a",
                                "to-tag": "b", "sdp": srtp_answer})
     assert "a=crypto" not in plain_answer and " RTP/AVP " in plain_answer
-    a.peer = ("127.0.0.1", _port(plain_answer))
+    a.peer = ("127.0.0.1", media_port(plain_answer))
     return srtp_offer, srtp_answer
 
 
