@@ -214,7 +214,13 @@ def crypto_lines(
     # OSRTP-offer flag or passed on from an OSRTP offerer (measured: with or without flags)
     incoming_osrtp = media.protocol == "RTP/AVP" and bool(received)
     osrtp = offer and protocol == "RTP/AVP" and ("offer" in options.osrtp or incoming_osrtp)
-    if protocol not in SRTP_PROTOCOLS and not osrtp:
+    # answering an offerer whose RTP/AVP line had a=crypto (OSRTP): SDES back when the answerer
+    # sent a=crypto, or with OSRTP-accept on the answer (measured, docs/spec/sdp.md §1.12c)
+    osrtp_answer = (
+        not offer and protocol == "RTP/AVP" and bool(state.sdes_in)
+        and (bool(received) or "accept" in options.osrtp)
+    )
+    if protocol not in SRTP_PROTOCOLS and not osrtp and not osrtp_answer:
         state.sdes_out, state.setup_out = (), None  # plain towards this party now
         return ()
     flags = options.sdes

@@ -31,3 +31,13 @@ def relays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Daemo
         engine.stop()
 
 
+
+
+@pytest.fixture(scope="module")
+def rtpvault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    d = start("rtpvault", Path(tmp_path_factory.mktemp("srtp-vault")), interface="lo/127.0.0.1",
+              ports=40, extra=SECURE_SDP)
+    try:
+        yield d
+    finally:
+        d.stop()
