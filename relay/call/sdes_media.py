@@ -34,17 +34,22 @@ from relay.srtp.sdes import Crypto, mki_bytes
 
 logger = logging.getLogger("relay.calls")
 
-Keys = tuple[Crypto, Crypto]
-"""(the party's line, our line): same tag and suite."""
+Keys = tuple[Crypto, Crypto | None]
+"""(the party's line, our line): same tag and suite; ours None when the answer paired none."""
 
 
 def settled_keys(state: SecureState) -> Keys | None:
     """The party's a=crypto line and ours that the answer paired (same tag and suite), or None
-    when this leg is plain (no SDES either way, or nothing matching)."""
+    when this leg is plain (no SDES either way). Lines both ways that do not pair (an answer
+    naming a suite under a tag we gave another suite): the party's first line alone, so what
+    it sends is decrypted and nothing is sent to it, as rtpengine 10.5 does (§1.12c, measured)
+    rather than plaintext to a party that asked for SRTP."""
     for theirs in state.sdes_in:
         for ours in state.sdes_out:
             if ours.tag == theirs.tag and ours.suite == theirs.suite:
                 return theirs, ours
+    if state.sdes_in and state.sdes_out:
+        return state.sdes_in[0], None
     return None
 
 
@@ -56,10 +61,12 @@ def _params(line: Crypto) -> SessionParams:
     )
 
 
-def _contexts(keys: Keys) -> tuple[SrtpContext, SrtpContext]:
+def _contexts(keys: Keys) -> tuple[SrtpContext, SrtpContext | None]:
     theirs, ours = keys
     inbound = open_context(theirs.suite, theirs.key_salt, outbound=False,
                            params=_params(theirs), mki=mki_bytes(theirs.mki))
+    if ours is None:
+        return inbound, None
     outbound = open_context(ours.suite, ours.key_salt, outbound=True,
                             params=_params(ours), mki=mki_bytes(ours.mki))
     return inbound, outbound

@@ -216,3 +216,71 @@ def test_osrtp_offer_flag_towards_an_sdes_answerer(rtpvault: Daemon) -> None:
         _delete(rtpvault, call)
         pa.close()
         pb.close()
+
+
+def test_answer_with_a_suite_the_offerer_did_not_offer(rtpvault: Daemon) -> None:
+    """A offers AES_CM_128_HMAC_SHA1_80 only; B picks AEAD_AES_256_GCM from our own suites: A
+    gets its tag and suite with a new key of ours (§1.12c), so the legs run different suites
+    under four different keys, and rtpvault decrypts and encrypts between them."""
+    gcm = suite("AEAD_AES_256_GCM")
+    pa, pb = Party(), Party()
+    k_a, k_b = os.urandom(30), os.urandom(gcm.inline_len)
+    call = f"legs-{next(_ids)}"
+    base = {"call-id": call, "from-tag": "a"}
+    try:
+        offer = ng_sdp(rtpvault, {**base, "command": "offer", "DTLS": "off",
+                                  "sdp": party_sdp(pa.port, "RTP/SAVP", _line(1, k_a))})
+        to_b = next(c for c in _lines(offer) if c.suite is gcm)
+        pb.peer = ("127.0.0.1", media_port(offer))
+        b_line = Crypto(to_b.tag, gcm, k_b)
+        b_sdp = party_sdp(pb.port, "RTP/SAVP", f"a=crypto:{render(b_line)}\r\n")
+        answer = ng_sdp(rtpvault, {**base, "command": "answer", "to-tag": "b", "sdp": b_sdp})
+        (to_a,) = _lines(answer)
+        assert (to_a.tag, to_a.suite) == (1, S80)
+        assert len({k_a, k_b, to_a.key_salt, to_b.key_salt}) == 4
+        pa.peer = ("127.0.0.1", media_port(answer))
+        a = Side(pa, _ctx(Crypto(1, S80, k_a), True), _ctx(to_a, False))
+        b = Side(pb, _ctx(b_line, True), _ctx(to_b, False))
+        exchange(a, b, 1, 4)
+        only_own_key_crosses(a, _ctx(to_a, True), b, 100, SSRC_A)
+        only_own_key_crosses(b, _ctx(to_b, True), a, 100, SSRC_B)
+    finally:
+        _delete(rtpvault, call)
+        pa.close()
+        pb.close()
+
+
+def test_answer_naming_our_suite_under_another_tag(rtpvault: Daemon) -> None:
+    """A offers two lines; B answers A's second suite under tag 5, which we gave another suite.
+    A gets tag 2 with B's key (§1.12c); B's packets cross, and nothing is sent to B in the
+    clear (rtpengine 10.5 sends B nothing either; before, rtpvault sent it plain RTP)."""
+    s32 = suite("AES_CM_128_HMAC_SHA1_32")
+    pa, pb = Party(), Party()
+    k_a1, k_a2, k_b = os.urandom(30), os.urandom(30), os.urandom(30)
+    call = f"legs-{next(_ids)}"
+    base = {"call-id": call, "from-tag": "a"}
+    two = _line(1, k_a1) + f"a=crypto:2 {s32.name} inline:{base64.b64encode(k_a2).decode()}\r\n"
+    try:
+        offer = ng_sdp(rtpvault, {**base, "command": "offer", "DTLS": "off",
+                                  "sdp": party_sdp(pa.port, "RTP/SAVP", two)})
+        pb.peer = ("127.0.0.1", media_port(offer))
+        b_line = Crypto(5, s32, k_b)
+        b_sdp = party_sdp(pb.port, "RTP/SAVP", f"a=crypto:{render(b_line)}\r\n")
+        answer = ng_sdp(rtpvault, {**base, "command": "answer", "to-tag": "b", "sdp": b_sdp})
+        (to_a,) = _lines(answer)
+        assert (to_a.tag, to_a.suite, to_a.key_salt) == (2, s32, k_b)
+        pa.peer = ("127.0.0.1", media_port(answer))
+        a = Side(pa, _ctx(Crypto(2, s32, k_a2), True), _ctx(to_a, False))
+        b = Side(pb, _ctx(b_line, True))
+        a.party.send_rtp(a.rtp_out(rtp_packet(1, SSRC_A, fresh_payload())))
+        for seq in range(1, 4):
+            p = rtp_packet(seq, SSRC_B, fresh_payload())
+            b.party.send_rtp(b.rtp_out(p))
+            assert a.rtp_in() == p
+        b.party.rtp.setblocking(False)
+        with pytest.raises(BlockingIOError):  # A's packet went out before B's three came back
+            b.party.recv_rtp()
+    finally:
+        _delete(rtpvault, call)
+        pa.close()
+        pb.close()
