@@ -54,16 +54,16 @@ def chain(
     """Offer/answer through `first` then `second` (A offers, B answers); returns the SRTP
     offer and answer on the middle leg. Sets A's and B's relay addresses."""
     srtp_offer = ng_sdp(first, {"command": "offer", "call-id": call, "from-tag": "a",
-                             "transport-protocol": "RTP/SAVP", "DTLS": "off", "flags": sdes,
-                             "sdp": party_sdp(a.port)})
+                                "transport-protocol": "RTP/SAVP", "DTLS": "off", "flags": sdes,
+                                "sdp": party_sdp(a.port)})
     plain_offer = ng_sdp(second, {"command": "offer", "call-id": call, "from-tag": "a",
-                               "transport-protocol": "RTP/AVP", "sdp": srtp_offer})
+                                  "transport-protocol": "RTP/AVP", "sdp": srtp_offer})
     assert "a=crypto" not in plain_offer and " RTP/AVP " in plain_offer
     b.peer = ("127.0.0.1", media_port(plain_offer))
     srtp_answer = ng_sdp(second, {"command": "answer", "call-id": call, "from-tag": "a",
-                               "to-tag": "b", "sdp": party_sdp(b.port)})
+                                  "to-tag": "b", "sdp": party_sdp(b.port)})
     plain_answer = ng_sdp(first, {"command": "answer", "call-id": call, "from-tag": "a",
-                               "to-tag": "b", "sdp": srtp_answer})
+                                  "to-tag": "b", "sdp": srtp_answer})
     assert "a=crypto" not in plain_answer and " RTP/AVP " in plain_answer
     a.peer = ("127.0.0.1", media_port(plain_answer))
     return srtp_offer, srtp_answer
@@ -101,6 +101,8 @@ def test_sdes_leg_between_rtpengine_and_rtpvault(
         exchange(a, b)
     finally:
         for d in relays.values():
-            d.client().call({"command": "delete", "call-id": call, "from-tag": "a"})
+            c = d.client()
+            c.call({"command": "delete", "call-id": call, "from-tag": "a"})
+            c.close()
         a.close()
         b.close()
