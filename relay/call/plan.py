@@ -243,7 +243,7 @@ def with_secure(
     other = r_side.sdp if (not offer or not r_side.sdp_was_offer) else None
     if not offer:
         secure.settle_answer(s_side.secure, media)
-    secure.remember_received(s_side.secure, media)
+    secure.remember_received(s_side.secure, media, options.sdes if offer else ())
     protocol = media_plan.protocol or media.protocol
     crypto = secure.crypto_lines(
         r_side.secure, protocol, media, options, offer, ctx, other if offer else None

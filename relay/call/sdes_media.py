@@ -13,9 +13,11 @@ receives from the party of its side and its sink sends to the other party), so t
 go on that side's RTP and RTCP streams.
 
 Contexts are made again only when the keys change (an unchanged re-answer keeps the rollover
-counters and replay windows). MKI is not supported by relay.srtp: a line with an MKI (or keys
-that do not open) leaves the leg without media rather than sending it plaintext; one error
-line. Never logs keys.
+counters and replay windows). An MKI on a line goes into the packets keyed by it: ours is
+written into what we send, the party's length is cut from what it sends, value unchecked, as
+rtpengine 10.5 does (docs/spec/sdp.md §1.12d); lifetimes are not enforced (ditto). Keys that do
+not open leave the leg without media rather than sending it plaintext; one error line. Never
+logs keys.
 """
 
 from __future__ import annotations
@@ -28,21 +30,26 @@ from relay.media.plane import ForwardingPlane
 from relay.media.secure import Transport, attach_sdes, detach
 from relay.media.stream import Stream
 from relay.srtp import SessionParams, SrtpContext, SrtpError, open_context
-from relay.srtp.sdes import Crypto
+from relay.srtp.sdes import Crypto, mki_bytes
 
 logger = logging.getLogger("relay.calls")
 
-Keys = tuple[Crypto, Crypto]
-"""(the party's line, our line): same tag and suite."""
+Keys = tuple[Crypto, Crypto | None]
+"""(the party's line, our line): same tag and suite; ours None when the answer paired none."""
 
 
 def settled_keys(state: SecureState) -> Keys | None:
     """The party's a=crypto line and ours that the answer paired (same tag and suite), or None
-    when this leg is plain (no SDES either way, or nothing matching)."""
+    when this leg is plain (no SDES either way). Lines both ways that do not pair (an answer
+    naming a suite under a tag we gave another suite): the party's first line alone, so what
+    it sends is decrypted and nothing is sent to it, as rtpengine 10.5 does (§1.12c, measured)
+    rather than plaintext to a party that asked for SRTP."""
     for theirs in state.sdes_in:
         for ours in state.sdes_out:
             if ours.tag == theirs.tag and ours.suite == theirs.suite:
                 return theirs, ours
+    if state.sdes_in and state.sdes_out:
+        return state.sdes_in[0], None
     return None
 
 
@@ -54,12 +61,14 @@ def _params(line: Crypto) -> SessionParams:
     )
 
 
-def _contexts(keys: Keys) -> tuple[SrtpContext, SrtpContext]:
+def _contexts(keys: Keys) -> tuple[SrtpContext, SrtpContext | None]:
     theirs, ours = keys
-    if theirs.mki is not None or ours.mki is not None:
-        raise SrtpError("a=crypto with MKI is not supported")
-    inbound = open_context(theirs.suite, theirs.key_salt, outbound=False, params=_params(theirs))
-    outbound = open_context(ours.suite, ours.key_salt, outbound=True, params=_params(ours))
+    inbound = open_context(theirs.suite, theirs.key_salt, outbound=False,
+                           params=_params(theirs), mki=mki_bytes(theirs.mki))
+    if ours is None:
+        return inbound, None
+    outbound = open_context(ours.suite, ours.key_salt, outbound=True,
+                            params=_params(ours), mki=mki_bytes(ours.mki))
     return inbound, outbound
 
 

@@ -8,6 +8,7 @@ Pure apart from the injected `rng` (keys, ufrag/pwd); never logs keys or ice-pwd
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,9 +50,9 @@ class SecureState:
     accepted: sdes.Crypto | None = field(default=None, repr=False)
     """Our offered line the party's answer accepted (same tag and suite): offered first, with
     its key, in later offers."""
-    sdes_applied: tuple[sdes.Crypto, sdes.Crypto] | None = field(default=None, repr=False)
+    sdes_applied: tuple[sdes.Crypto, sdes.Crypto | None] | None = field(default=None, repr=False)
     """(party's line, ours) whose SRTP contexts the streams facing this party run
-    (relay.call.sdes_media); None: plain."""
+    (relay.call.sdes_media; ours None: nothing is sent to it); None: plain."""
     setup_out: str | None = None
     """Our a=setup towards this party (actpass in offers; active/passive: our DTLS role)."""
     fingerprint_in: Fingerprint | None = None
@@ -178,12 +179,17 @@ def offer_cryptos(
 def answer_cryptos(
     answered: tuple[sdes.Crypto, ...], offerer: SecureState, rng: random.Random
 ) -> tuple[sdes.Crypto, ...]:
-    """The answer's a=crypto: the answerer's own line passed on, else the offer's first suite
-    under its tag with our key (P2). Measured: SDES flags (even `off`) do not apply here."""
+    """The answer's a=crypto: the answerer's own line passed on under the tag the offerer gave
+    that suite; else (no line, or a suite the offerer did not offer) the offer's first suite
+    under its tag with our key (P2; §1.12c). Measured: SDES flags (even `off`) on the answer do
+    not apply here; `sdes_in` has lost the suites the offer's `SDES-no-` named."""
     if not offerer.sdes_in:
         return ()  # the offerer did not offer SDES (a DTLS browser): none back (measured)
     if answered:
-        return (sdes.for_rtpengine_offer(answered[0]),)
+        line = sdes.for_rtpengine_offer(answered[0])
+        own = next((c for c in offerer.sdes_in if c.suite == line.suite), None)
+        if own is not None:
+            return (dataclasses.replace(line, tag=own.tag),)
     first = offerer.sdes_in[0]
     return (sdes.Crypto(first.tag, first.suite, _key(offerer, first.suite, rng)),)
 
@@ -218,7 +224,13 @@ def crypto_lines(
     incoming_osrtp = media.protocol == "RTP/AVP" and bool(received)
     osrtp = offer and protocol == "RTP/AVP" and ("offer" in options.osrtp or incoming_osrtp)
     state.heard_last = False
-    if protocol not in SRTP_PROTOCOLS and not osrtp:
+    # answering an offerer whose RTP/AVP line had a=crypto (OSRTP): SDES back when the answerer
+    # sent a=crypto, or with OSRTP-accept on the answer (measured, docs/spec/sdp.md §1.12c)
+    osrtp_answer = (
+        not offer and protocol == "RTP/AVP" and bool(state.sdes_in)
+        and (bool(received) or "accept" in options.osrtp)
+    )
+    if protocol not in SRTP_PROTOCOLS and not osrtp and not osrtp_answer:
         state.sdes_out, state.setup_out = (), None  # plain towards this party now
         return ()
     flags = options.sdes
@@ -239,10 +251,17 @@ def crypto_lines(
     return tuple(lines + _dtls_lines(setup, options, ctx))
 
 
-def remember_received(state: SecureState, media: OfferedMedia) -> None:
-    """Keep what the sending party said (its keys, fingerprint, setup, ICE)."""
+def remember_received(
+    state: SecureState, media: OfferedMedia, sdes_flags: Sequence[str] = ()
+) -> None:
+    """Keep what the sending party said (its keys, fingerprint, setup, ICE); `sdes_flags`: an
+    offer's SDES flags, whose `no-<suite>` drops that suite of the party's too (§1.12a, §1.12c:
+    its answer then has no line for it)."""
+    dropped = {f[3:] for f in sdes_flags if f.startswith("no-")}
+    state.sdes_in = tuple(
+        c for c in parse_cryptos(media.crypto_values) if c.suite.name not in dropped
+    )
     state.heard_last = True
-    state.sdes_in = parse_cryptos(media.crypto_values)
     state.fingerprint_in = None
     if media.fingerprint_value is not None:
         try:

@@ -48,7 +48,7 @@ def sdes_suite(state: SecureState) -> str | None:
     the answer settled; else, while the party has sent no a=crypto (no answer yet, or a
     DTLS-only answer), the first line we offered it; None when its answer named none of ours."""
     keys = settled_keys(state)
-    if keys is not None:
+    if keys is not None and keys[1] is not None:  # (theirs, None): unpaired, shows none
         return keys[0].suite.name
     if not state.sdes_in and state.sdes_out:
         return state.sdes_out[0].suite.name

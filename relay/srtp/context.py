@@ -13,7 +13,7 @@ from typing import Protocol
 
 from relay.srtp.errors import SrtpError, SrtpReplay, SrtpTooShort
 from relay.srtp.kdf import derive
-from relay.srtp.packet import INDEX_MASK, PacketCrypto, packet_crypto
+from relay.srtp.packet import INDEX_MASK, PacketCrypto, insert_mki, packet_crypto, strip_mki
 from relay.srtp.replay import ReplayWindow, RtpIndex
 from relay.srtp.suites import Suite
 
@@ -46,10 +46,15 @@ class SrtpContext(Protocol):
 
 
 class NativeContext:
-    """SRTP over `relay.srtp.packet`; keeps per-SSRC ROC, replay window and SRTCP index."""
+    """SRTP over `relay.srtp.packet`; keeps per-SSRC ROC, replay window and SRTCP index.
+    `mki`: written into every packet protected, and its length cut from every packet
+    unprotected (value unchecked, docs/spec/sdp.md §1.12d)."""
 
-    def __init__(self, suite: Suite, crypto: PacketCrypto, first_rtcp_index: int = 1) -> None:
+    def __init__(
+        self, suite: Suite, crypto: PacketCrypto, first_rtcp_index: int = 1, mki: bytes = b""
+    ) -> None:
         self.suite = suite
+        self.mki = mki
         self._crypto = crypto
         self._rtp: dict[int, RtpIndex] = {}
         self._rtcp_in: dict[int, ReplayWindow] = {}
@@ -70,11 +75,12 @@ class NativeContext:
         state, roc, seq = self._state(packet)
         out = self._crypto.rtp_protect(packet, roc)
         state.accept(roc, seq)
-        return out
+        return insert_mki(out, self.mki, self._crypto.rtp_after_mki())
 
     def unprotect_rtp(self, packet: bytes) -> bytes:
-        if len(packet) < self._crypto.rtp_min_len():
+        if len(packet) < self._crypto.rtp_min_len() + len(self.mki):
             raise SrtpTooShort(f"SRTP packet of {len(packet)} bytes")
+        packet = strip_mki(packet, len(self.mki), self._crypto.rtp_after_mki())
         state, roc, seq = self._state(packet)
         state.check((roc << 16) | seq)
         out = self._crypto.rtp_unprotect(packet, roc)
@@ -87,11 +93,13 @@ class NativeContext:
         ssrc = int.from_bytes(packet[4:8], "big")
         index = self._rtcp_out.get(ssrc, self._first_rtcp_index)
         self._rtcp_out[ssrc] = (index + 1) & INDEX_MASK
-        return self._crypto.rtcp_protect(packet, index)
+        out = self._crypto.rtcp_protect(packet, index)
+        return insert_mki(out, self.mki, self._crypto.rtcp_after_mki())
 
     def unprotect_rtcp(self, packet: bytes) -> bytes:
-        if len(packet) < self._crypto.rtcp_min_len():
+        if len(packet) < self._crypto.rtcp_min_len() + len(self.mki):
             raise SrtpTooShort(f"SRTCP packet of {len(packet)} bytes")
+        packet = strip_mki(packet, len(self.mki), self._crypto.rtcp_after_mki())
         ssrc = int.from_bytes(packet[4:8], "big")
         window = self._rtcp_in.get(ssrc)
         if window is None:
@@ -109,15 +117,18 @@ def open_context(
     outbound: bool,
     params: SessionParams = SessionParams(),
     use_libsrtp: bool = True,
+    mki: bytes = b"",
 ) -> SrtpContext:
     """A context for `suite` keyed with `inline:` key||salt; `outbound` protects, else unprotects.
+    `mki`: the MKI field of every packet (relay.srtp.sdes.mki_bytes), empty for none.
 
-    libsrtp serves the suites pylibsrtp exposes when no session parameter changes the transform.
+    libsrtp serves the suites pylibsrtp exposes when no session parameter changes the transform
+    and there is no MKI (pylibsrtp 1.0 has no MKI in its policy).
     """
     if len(key_salt) != suite.inline_len:
         raise SrtpError(f"{suite.name} needs {suite.inline_len} bytes of key||salt")
     key, salt = key_salt[: suite.master_key_len], key_salt[suite.master_key_len :]
-    if use_libsrtp and params.default:
+    if use_libsrtp and params.default and not mki:
         from relay.srtp import libsrtp
 
         if libsrtp.supports(suite):
@@ -129,7 +140,7 @@ def open_context(
         encrypt_rtcp=not params.unencrypted_srtcp,
         auth_rtp=not params.unauthenticated_srtp,
     )
-    return NativeContext(suite, crypto)
+    return NativeContext(suite, crypto, mki=mki)
 
 
 __all__ = ["NativeContext", "SessionParams", "SrtpContext", "SrtpReplay", "open_context"]

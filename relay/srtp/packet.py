@@ -39,6 +39,28 @@ def rtp_header_len(packet: bytes) -> int:
     return end
 
 
+def insert_mki(packet: bytes, mki: bytes, after: int) -> bytes:
+    """`packet` with `mki` placed before its last `after` bytes: the HMAC-SHA1 tag, which does
+    not cover the MKI (RFC 3711 §3.1, §3.4), or nothing with AEAD, whose MKI ends the packet
+    (RFC 7714 §8.1, §9.1). Layout as libsrtp and rtpengine 10.5 (docs/spec/sdp.md §1.12d)."""
+    if not mki:
+        return packet
+    if after:
+        return packet[:-after] + mki + packet[-after:]
+    return packet + mki
+
+
+def strip_mki(packet: bytes, mki_len: int, after: int) -> bytes:
+    """`packet` without the `mki_len` MKI bytes before its last `after` bytes. The value is not
+    checked: one master key per direction, and rtpengine 10.5 does not check it either."""
+    if not mki_len:
+        return packet
+    end = len(packet) - after
+    if end < mki_len:
+        raise SrtpTooShort(f"packet of {len(packet)} bytes, MKI and tag need {mki_len + after}")
+    return packet[: end - mki_len] + packet[end:]
+
+
 def _xor(data: bytes, keystream: bytes) -> bytes:
     n = len(data)
     return (int.from_bytes(data, "big") ^ int.from_bytes(keystream[:n], "big")).to_bytes(n, "big")
@@ -82,6 +104,13 @@ class PacketCrypto:
 
     def rtcp_min_len(self) -> int:
         return 8 + 4 + self.rtcp_tag
+
+    def rtp_after_mki(self) -> int:
+        """Bytes that follow the MKI in an SRTP packet (the HMAC tag; 0 for AEAD)."""
+        return self.rtp_tag
+
+    def rtcp_after_mki(self) -> int:
+        return self.rtcp_tag
 
 
 class HmacCrypto(PacketCrypto):
@@ -243,6 +272,12 @@ class GcmCrypto(PacketCrypto):
         self._rtcp = AESGCM(keys.rtcp.enc)
         self._rtp_salt = int.from_bytes(keys.rtp.salt, "big")
         self._rtcp_salt = int.from_bytes(keys.rtcp.salt, "big")
+
+    def rtp_after_mki(self) -> int:
+        return 0  # the GCM tag is part of the ciphertext; the MKI comes last (RFC 7714 §8.1)
+
+    def rtcp_after_mki(self) -> int:
+        return 0  # ciphertext, tag, E+index, then the MKI (RFC 7714 §9.1)
 
     def _rtp_iv(self, packet: bytes, roc: int) -> bytes:
         ssrc = int.from_bytes(packet[8:12], "big")

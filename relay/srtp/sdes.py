@@ -1,8 +1,9 @@
 """RFC 4568 `a=crypto` attribute values: parse and render as rtpengine 10.5 writes them.
 
 `a=crypto:<tag> <suite> inline:<base64 key||salt>[|<lifetime>][|<mki>:<length>][ <params>]`.
-rtpengine strips base64 `=` padding, drops the lifetime and keeps the MKI (docs/spec/sdp.md
-§1.12, §1.12a); `for_rtpengine_offer` applies that. Pure: no I/O, no randomness.
+rtpengine strips base64 `=` padding, drops the lifetime and keeps the MKI, its value cut to
+what its MKI bytes hold (docs/spec/sdp.md §1.12, §1.12a, §1.12d); `for_rtpengine_offer` applies
+that, `mki_bytes` gives the packets' MKI field. Pure: no I/O, no randomness.
 """
 
 from __future__ import annotations
@@ -101,9 +102,25 @@ def _mki(field: str) -> tuple[int, int]:
     if not m:
         raise SdesError(f"bad MKI {field!r}, expected '<value>:<length>'")
     length = int(m.group(2))
-    if not 1 <= length <= 128:
-        raise SdesError(f"MKI length must be 1-128, got {length}")
+    # RFC 4568 §6.1 allows 1-128; rtpengine 10.5 reads up to 255 (a byte) and mishandles 256
+    if not 1 <= length <= 255:
+        raise SdesError(f"MKI length must be 1-255, got {length}")
     return int(m.group(1)), length
+
+
+def mki_value(mki: tuple[int, int]) -> int:
+    """The MKI value rtpengine 10.5 keeps: its low 32 bits, cut to `length` bytes when shorter
+    (`300:1` → 44; docs/spec/sdp.md §1.12d)."""
+    value, length = mki
+    return value & 0xFFFFFFFF & ((1 << (8 * min(length, 4))) - 1)
+
+
+def mki_bytes(mki: tuple[int, int] | None) -> bytes:
+    """The MKI field of the packets (RFC 3711 §3.1): the value big-endian in `length` bytes;
+    empty without MKI."""
+    if mki is None:
+        return b""
+    return mki_value(mki).to_bytes(mki[1], "big")
 
 
 def _decode_key(suite: Suite, text: str) -> bytes:
@@ -137,12 +154,13 @@ def render(c: Crypto, *, pad: bool = False) -> str:
 
 def for_rtpengine_offer(c: Crypto, *, lifetime: bool = False) -> Crypto:
     """What rtpengine 10.5 writes back for an offered line: lifetime dropped (or `2^31` with
-    SDES-lifetime), MKI kept, only the session parameters it knows kept (§1.12a)."""
+    SDES-lifetime), MKI kept with the value it holds, only the session parameters it knows kept
+    (§1.12a, §1.12d)."""
     return Crypto(
         c.tag,
         c.suite,
         c.key_salt,
         "2^31" if lifetime else None,
-        c.mki,
+        None if c.mki is None else (mki_value(c.mki), c.mki[1]),
         tuple(p for p in c.params if p in KNOWN_PARAMS),
     )

@@ -23,9 +23,12 @@ def _transport(stream: Stream) -> Transport:
     return stream.transport
 
 
-def attach_sdes(stream: Stream, inbound: SrtpContext, outbound: SrtpContext) -> Transport:
-    """SDES-keyed SRTP on `stream`'s leg: unprotect what arrives, protect what leaves.
-    Replaces DTLS-SRTP if the leg had it (the answer chose SDES)."""
+def attach_sdes(
+    stream: Stream, inbound: SrtpContext, outbound: SrtpContext | None
+) -> Transport:
+    """SDES-keyed SRTP on `stream`'s leg: unprotect what arrives, protect what leaves (no
+    `outbound`: nothing leaves, counted as `no_keys`). Replaces DTLS-SRTP if the leg had it
+    (the answer chose SDES)."""
     t = _transport(stream)
     t.srtp, t.srtp_in, t.srtp_out = True, inbound, outbound
     if t.dtls is not None:

@@ -25,9 +25,16 @@ def test_offerer_side_pairs_our_answer_with_its_offered_line() -> None:
     assert settled_keys(SecureState(sdes_out=(answer,), sdes_in=offered)) == (offered[1], answer)
 
 
-def test_plain_or_mismatched_suite_is_no_srtp() -> None:
+def test_plain_is_no_srtp() -> None:
     assert settled_keys(SecureState()) is None
     ours = (_line(1, "AES_CM_128_HMAC_SHA1_80", 1),)
     assert settled_keys(SecureState(sdes_out=ours)) is None
-    other = (_line(1, "AES_CM_128_HMAC_SHA1_32", 2),)
-    assert settled_keys(SecureState(sdes_out=ours, sdes_in=other)) is None
+    assert settled_keys(SecureState(sdes_in=ours)) is None
+
+
+def test_mismatched_tag_and_suite_decrypts_theirs_and_sends_nothing() -> None:
+    """rtpengine 10.5 (docs/spec/sdp.md §1.12c): the party's packets are read under its line,
+    nothing goes to it; before, the leg fell back to plain RTP towards an SRTP party."""
+    ours = (_line(1, "AES_CM_128_HMAC_SHA1_80", 1), _line(2, "AES_CM_128_HMAC_SHA1_32", 2))
+    other = (_line(1, "AES_CM_128_HMAC_SHA1_32", 3),)
+    assert settled_keys(SecureState(sdes_out=ours, sdes_in=other)) == (other[0], None)

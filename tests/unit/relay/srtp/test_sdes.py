@@ -65,7 +65,7 @@ def test_fields() -> None:
         ("1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVe", "must be 30 bytes, got 6"),
         (f"x AES_CM_128_HMAC_SHA1_80 inline:{KEY}", "tag must be 1-9 digits"),
         (f"1 AES_CM_128_HMAC_SHA1_80 uri:{KEY}", "key method must be 'inline:'"),
-        (f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|1:0", "MKI length must be 1-128"),
+        (f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|1:0", "MKI length must be 1-255"),
         (f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|2^x", "bad key lifetime"),
         ("1 AES_CM_128_HMAC_SHA1_80 inline:!!!!", "is not base64"),
         ("1 AES_CM_128_HMAC_SHA1_80", "needs '<tag> <suite> inline:<key>'"),
