@@ -312,6 +312,11 @@ def _certificate(settings: Settings, rng: random.Random) -> DtlsCertificate:
             raise StartupError(f"config: key '{key}' value '{shown(path)}': {reason}") from None
         logger.info("DTLS certificate from %s (%s)", shown(settings.tls_certificate),
                     cert.fingerprint().render())
+        expiry = cert.certificate.not_valid_after_utc
+        if expiry < datetime.datetime.now(datetime.UTC):
+            # peers check the fingerprint, not the dates (RFC 5763 §5), so it still works
+            logger.warning("tls-certificate %s expired on %s", shown(settings.tls_certificate),
+                           expiry.isoformat())
         return cert
     cipher = CertCipher(settings.dtls_cert_cipher)
     logger.info("Generating new DTLS certificate (%s)",

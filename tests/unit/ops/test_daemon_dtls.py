@@ -65,3 +65,19 @@ def test_loaded_pair_names_the_fingerprint(tmp_path: Path) -> None:
     key.write_text("not a key")
     with pytest.raises(StartupError, match=f"^config: key 'tls-private-key' value '{key}': not an"):
         daemon._secure_context(_settings(f"tls-certificate = {cert}\ntls-private-key = {key}\n"))
+
+
+def test_expired_file_certificate_is_used_with_a_warning(tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    old = generate_certificate(NOW - datetime.timedelta(days=400), 6, "old")
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_bytes(old.certificate.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(old.key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    with caplog.at_level("WARNING", logger="rtpvault.daemon"):
+        ctx = daemon._secure_context(
+            _settings(f"tls-certificate = {cert}\ntls-private-key = {key}\n"))
+    assert ctx.fingerprint("sha-256") == old.fingerprint().render()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"tls-certificate {cert} expired on 2025-12-01T12:00:00+00:00"]
