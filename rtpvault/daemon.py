@@ -18,8 +18,17 @@ from typing import Any
 from relay.call import Registry
 from relay.call.secure import SecureContext
 from relay.config import ConfigError, Settings, load_settings, parse_args
+from relay.config.keyfile import shown
 from relay.control import NgControlServer
-from relay.dtls.cert import DEFAULT_HASH, HASHES, generate_certificate
+from relay.dtls import CertificateError
+from relay.dtls.cert import (
+    DEFAULT_HASH,
+    HASHES,
+    CertCipher,
+    DtlsCertificate,
+    generate_certificate,
+    load_certificate,
+)
 from relay.ice.own_lines import new_foundation
 from relay.media.plane import ForwardingPlane
 from relay.ng.commands import Commands
@@ -101,7 +110,7 @@ class Daemon:
             endpoint_learning=settings.endpoint_learning,
             tos=settings.tos or None,
             set_tos=_set_tos(),
-            secure=_secure_context(settings) if settings.x_secure_sdp else None,
+            secure=_secure_context(settings),
         )
         self.commands = Commands(self.registry, self._statistics, settings.max_sessions)
         allow = list(settings.ng_allow) if settings.ng_allow else None
@@ -265,16 +274,58 @@ def main(argv: list[str]) -> int:
 
 
 def _secure_context(settings: Settings) -> SecureContext:
-    """The experimental `x-secure-sdp` switch: a start-up DTLS certificate (as rtpengine 10.5
-    generates one) and one ICE foundation per interface address."""
+    """SRTP/DTLS/ICE inputs for every call: the DTLS certificate (loaded or generated at
+    start-up, `_certificate`) and one ICE foundation per interface address."""
     rng = random.SystemRandom()
-    cert = generate_certificate(
-        datetime.datetime.now(datetime.UTC), rng.getrandbits(63) + 1, "rtpvault"
-    )
+    cert = _certificate(settings, rng)
     fingerprints = {name: cert.fingerprint(name).render() for name in HASHES}
     return SecureContext(
         fingerprint=lambda name: fingerprints.get(name, fingerprints[DEFAULT_HASH]),
         interfaces=[(new_foundation(rng), i.advertised) for i in settings.interfaces],
         rng=rng,
         dtls_passive=settings.dtls_passive,
+        dtls_mtu=settings.dtls_mtu,
+        dtls_ciphers=settings.dtls_ciphers,
     )
+
+
+def _certificate(settings: Settings, rng: random.Random) -> DtlsCertificate:
+    """`tls-certificate` + `tls-private-key` (PEM) when set, else a certificate generated as
+    rtpengine 10.5 does (`dtls-cert-cipher`, `dtls-rsa-key-size`, `dtls-signature`;
+    docs/spec/sdp.md §1.12b). A file that cannot be read or used stops the start (exit 1)."""
+    if settings.tls_certificate and settings.tls_private_key:
+        pems = []
+        for key, path in (("tls-certificate", settings.tls_certificate),
+                          ("tls-private-key", settings.tls_private_key)):
+            try:
+                with open(path, "rb") as f:
+                    pems.append(f.read())
+            except OSError as exc:
+                raise StartupError(
+                    f"config: key '{key}' value '{shown(path)}': cannot read: {exc.strerror}"
+                ) from None
+        try:
+            cert = load_certificate(pems[0], pems[1])
+        except CertificateError as exc:
+            key, _, reason = str(exc).partition(": ")
+            path = {"tls-certificate": settings.tls_certificate}.get(key, settings.tls_private_key)
+            raise StartupError(f"config: key '{key}' value '{shown(path)}': {reason}") from None
+        logger.info("DTLS certificate from %s (%s)", shown(settings.tls_certificate),
+                    cert.fingerprint().render())
+        expiry = cert.certificate.not_valid_after_utc
+        if expiry < datetime.datetime.now(datetime.UTC):
+            # peers check the fingerprint, not the dates (RFC 5763 §5), so it still works
+            logger.warning("tls-certificate %s expired on %s", shown(settings.tls_certificate),
+                           expiry.isoformat())
+        return cert
+    cipher = CertCipher(settings.dtls_cert_cipher)
+    logger.info("Generating new DTLS certificate (%s)",
+                f"{settings.dtls_rsa_key_size}-bit RSA" if cipher is CertCipher.RSA
+                else "EC prime256v1")
+    try:
+        return generate_certificate(
+            datetime.datetime.now(datetime.UTC), rng.getrandbits(63) + 1, "rtpvault",
+            cipher, settings.dtls_rsa_key_size, settings.dtls_signature,
+        )
+    except CertificateError as exc:  # settings checked the values; kept for a clear message
+        raise StartupError(f"config: {exc}") from None

@@ -85,7 +85,7 @@ class MediaSide:
     rtcp_fallback: bool = False
     secure: SecureState = field(default_factory=SecureState)
     """SDES keys, DTLS setup/fingerprint and ICE credentials towards and from this side's party
-    (x-secure-sdp; the media side reads them)."""
+    (the media side reads them)."""
     """Only an RTP port was allocated (an offer with rtcp-mux=require): RTCP is muxed on it,
     `rtcp` is None, and `query` shows rtpengine's "fallback RTCP" stream with local port 0."""
 

@@ -32,7 +32,7 @@ class OfferedMedia:
     end_of_candidates: bool = False
     mid: str | None = None
     crypto_values: tuple[str, ...] = ()
-    """Values of the section's `a=crypto` lines, in order (SDES, x-secure-sdp)."""
+    """Values of the section's `a=crypto` lines, in order (SDES)."""
     setup: str | None = None
     """`a=setup` value (media, else session level); None if absent."""
     ice_trickle: bool = False

@@ -238,7 +238,7 @@ def with_secure(
     s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, options: CallOptions,
     offer: bool, media_plan: MediaPlan, ctx: SecureContext,
 ) -> MediaPlan:
-    """`media_plan` with the SDES/DTLS/ICE lines for `r_side`'s party (x-secure-sdp)."""
+    """`media_plan` with the SDES/DTLS/ICE lines for `r_side`'s party."""
     # the receiver's last SDP: its offer (we answer it) or, in an offer, its last answer
     other = r_side.sdp if (not offer or not r_side.sdp_was_offer) else None
     if not offer:

@@ -56,13 +56,13 @@ class Registry:
         endpoint_learning: str = LEARN_DELAYED,
         tos: int | None = None,
         set_tos: Callable[[socket.socket, int], None] | None = None,
-        secure: SecureContext | None = None,
+        secure: SecureContext,
     ) -> None:
         if not interfaces:
             raise ValueError("at least one interface is needed")
         self.interfaces = list(interfaces)
         self.secure = secure
-        """Experimental SRTP/DTLS/ICE SDP rewriting (`x-secure-sdp`); None: refused."""
+        """Daemon-wide SRTP/DTLS/ICE inputs (certificate fingerprint, ICE foundations)."""
         self.clock = clock
         self.wallclock = wallclock
         self.sip_source = sip_source
@@ -90,10 +90,6 @@ class Registry:
     @defer.setter
     def defer(self, defer: Defer) -> None:
         self.streams.defer = defer
-
-    @property
-    def secure_media(self) -> bool:
-        return self.secure is not None
 
     @property
     def delete_delay(self) -> int:
@@ -316,7 +312,7 @@ class Registry:
         for index, media in enumerate(offered.media):
             s_side, r_side, source = self._sides(sender, receiver, index, media, state, offer)
             media_plan = plan.media_plan(s_side, r_side, media, options, offer, source, fallback)
-            if self.secure is not None and not media.rejected:
+            if not media.rejected:
                 media_plan = plan.with_secure(s_side, r_side, media, options, offer, media_plan,
                                               self.secure)
             plans.append(media_plan)
@@ -326,10 +322,10 @@ class Registry:
         session = plan.session_plan(
             receiver, offered, options, tuple(plans), fallback, self.instance_id
         )
-        if self.secure is not None and secure.ice_lite(options, offer, session.media):
+        if secure.ice_lite(options, offer, session.media):
             session = dataclasses.replace(session, ice_lite=True)
         out = plan.render_versioned(receiver, offered, options, session, render)
-        if self.secure is not None and not offer:
+        if not offer:
             self._wire_sdes(sender, receiver, len(offered.media))
         self.streams.updated((sender, receiver))  # peers, holds, flags may have changed
         if created:
@@ -379,7 +375,7 @@ class Registry:
             for side in (s_side, r_side):
                 if side.rtp is not None and side.rtp.local_port:
                     self.streams.release(side)
-        sides.update_protocol(s_side, r_side, media, options, offer, self.secure is not None)
+        sides.update_protocol(s_side, r_side, media, options, offer)
         s_side.type = r_side.type = media.type
         s_side.portless = (
             source or media.address, options.has("strict-source"), options.has("media-handover")

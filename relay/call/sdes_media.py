@@ -1,4 +1,4 @@
-"""SDES keys from the SDP to the media plane (issue 17, x-secure-sdp): once an answer has settled
+"""SDES keys from the SDP to the media plane (issue 17): once an answer has settled
 a media line, the streams facing a party that negotiated SDES get SRTP contexts; the others go
 back to plain.
 

@@ -1,8 +1,8 @@
 """SDES, DTLS and ICE lines of one outgoing m= section, as rtpengine 10.5 writes them
 (docs/spec/sdp.md §1.9a, §1.12, §1.12a, §1.12b), and the per-side state the media side needs.
 
-Experimental, behind `x-secure-sdp` (Registry(secure_media=True)): until relay.media does
-SRTP/DTLS/ICE, the default refuses these calls (relay.ng.sdp_view.check_supported).
+Always on: every Registry gets a `SecureContext` (the daemon's certificate fingerprint and
+ICE foundations). SDES media is wired by relay.call.sdes_media.
 Pure apart from the injected `rng` (keys, ufrag/pwd); never logs keys or ice-pwd.
 """
 
@@ -17,6 +17,7 @@ from relay.call.offered import OfferedMedia
 from relay.call.options import CallOptions
 from relay.dtls import FingerprintError
 from relay.dtls.cert import Fingerprint, parse_fingerprint
+from relay.dtls.session import DEFAULT_CIPHERS, DEFAULT_MTU
 from relay.ice.own_lines import (
     CandidateKind,
     LocalInterface,
@@ -94,6 +95,10 @@ class SecureContext:
     """(foundation, advertised address) per local interface address, in interface order."""
     rng: random.Random
     dtls_passive: bool = False
+    dtls_mtu: int = DEFAULT_MTU
+    """`dtls-mtu`: what each DtlsSession packs a flight into."""
+    dtls_ciphers: str = DEFAULT_CIPHERS
+    """`dtls-ciphers`: the OpenSSL cipher list each DtlsSession offers/accepts."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,8 +109,7 @@ def direction_flags(
 
 
 def update_protocol(
-    s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, options: CallOptions, offer: bool,
-    secure: bool = False,
+    s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, options: CallOptions, offer: bool
 ) -> None:
     """rtpengine's __update_media_protocol, on its one protocol per side (printed in the m=
     lines sent to that side's party, shown by query): the sender's side takes its SDP's; if
@@ -122,7 +121,7 @@ def update_protocol(
             r_side.protocol = media.protocol
     if options.plain_transport is not None and media.protocol in RTP_PROTOCOLS:
         r_side.protocol = options.plain_transport
-    elif secure and options.transport_protocol in SRTP_PROTOCOLS:
+    elif options.transport_protocol in SRTP_PROTOCOLS:
         if media.protocol in RTP_PROTOCOLS:
             r_side.protocol = options.transport_protocol
 

@@ -212,23 +212,36 @@ _HOMER = (
 )
 
 _DTLS = (
-    _k("dtls-passive", _B, "false", doc="Prefer the DTLS passive role."),
-    _k("dtls-rsa-key-size", _I, "2048", doc="RSA key size for the DTLS certificate."),
+    _k("dtls-passive", _B, "false", impl=True, doc="Prefer the DTLS passive role."),
+    _k(
+        "dtls-rsa-key-size",
+        _I,
+        "2048",
+        impl=True,
+        doc="RSA key size of the generated certificate (`dtls-cert-cipher = RSA`; >= 1024).",
+    ),
     _k(
         "dtls-cert-cipher",
         _S,
         "prime256v1",
-        choices=("prime256v1", "ec_prime256v1", "ec-prime256v1", "RSA"),
-        doc="Certificate type.",
+        impl=True,
+        doc="Generated certificate's key: `prime256v1` (EC) or `RSA`; case-insensitive.",
     ),
-    _k("dtls-mtu", _I, "1200", doc="DTLS fragment size (>= 576)."),
+    _k("dtls-mtu", _I, "1200", impl=True, doc="Largest DTLS datagram (>= 576)."),
     _k(
         "dtls-ciphers",
         _S,
         "DEFAULT:!NULL:!aNULL:!SHA256:!SHA384:!aECDH:!AESGCM+AES256:!aPSK",
-        doc="OpenSSL cipher list.",
+        impl=True,
+        doc="OpenSSL cipher list for DTLS (checked at start-up).",
     ),
-    _k("dtls-signature", _S, "SHA-256", doc="`SHA-256`/`sha256` or `SHA-1`/`sha1`."),
+    _k(
+        "dtls-signature",
+        _S,
+        "SHA-256",
+        impl=True,
+        doc="Generated certificate's signature hash, `SHA-256` or `SHA-1` (not a=fingerprint's).",
+    ),
 )
 
 _REDIS = (
@@ -299,14 +312,6 @@ _MISC = (
 )
 
 _RTPVAULT = (
-    _k(
-        "x-secure-sdp",
-        _B,
-        "false",
-        impl=True,
-        origin=_V,
-        doc="EXPERIMENTAL, tests only: rewrite SDES/DTLS/ICE SDP as rtpengine does; no SRTP media.",
-    ),
     _k(
         "recording-db",
         _S,
@@ -382,10 +387,18 @@ _RTPVAULT = (
     _k("prometheus-listen", _S, impl=True, origin=_C,
        doc="`[ADDR:]PORT` for /metrics (serves /metrics only)."),
     _k(
-        "tls-certificate", _S, origin=_C, doc="DTLS certificate (PEM); DTLS is not implemented yet."
+        "tls-certificate",
+        _S,
+        impl=True,
+        origin=_C,
+        doc="DTLS certificate (PEM file) loaded at start-up; unset: one is generated.",
     ),
     _k(
-        "tls-private-key", _S, origin=_C, doc="DTLS private key (PEM); DTLS is not implemented yet."
+        "tls-private-key",
+        _S,
+        impl=True,
+        origin=_C,
+        doc="Private key (PEM file, unencrypted) of `tls-certificate`.",
     ),
 )
 

@@ -14,10 +14,13 @@ from __future__ import annotations
 import difflib
 import os
 import posixpath
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
+
+from relay.dtls.cert import MIN_RSA_BITS
+from relay.dtls.session import check_ciphers
 
 from .cli import CommandLine
 from .interfaces import Interface, Resolver, resolve_interfaces
@@ -90,8 +93,12 @@ class Settings:
     foreground: bool
     pidfile: str | None
     dtls_passive: bool
-    x_secure_sdp: bool  # experimental: SRTP/DTLS/ICE SDP rewriting without secure media
-    tls_certificate: str | None
+    dtls_cert_cipher: str  # "prime256v1" | "RSA"
+    dtls_rsa_key_size: int
+    dtls_signature: str  # "sha-256" | "sha-1": the generated certificate's signature hash
+    dtls_mtu: int
+    dtls_ciphers: str  # OpenSSL cipher list, checked at load
+    tls_certificate: str | None  # PEM pair loaded at start-up instead of generating one
     tls_private_key: str | None
     homer: tuple[str, int] | None
     homer_protocol: str  # udp | tcp
@@ -216,7 +223,7 @@ def _read_command_line(cmd: CommandLine, values: _Values, warnings: list[str]) -
 
 def _warn_unimplemented(values: _Values, warnings: list[str]) -> None:
     for key in KEYS:
-        if key.implemented or not values.given(key.name) or key.name.startswith("tls-"):
+        if key.implemented or not values.given(key.name):
             continue
         default = _Values().get(key.name)
         if values.get(key.name) != default:
@@ -332,19 +339,50 @@ def _prometheus(values: _Values, warnings: list[str]) -> tuple[bool, Listen | No
     return enabled, where
 
 
-def _tls(values: _Values, exists: Callable[[str], bool], warnings: list[str]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name in ("tls-certificate", "tls-private-key"):
-        path = values.opt(name)
-        result[name.replace("-", "_")] = path
-        if path is None:
-            continue
-        state = "file not found" if not exists(path) else "file found"
-        warnings.append(
-            f"{quoted(name, path)}: {state}; DTLS is not implemented yet, so it "
-            f"is not used (and not a 10.5 rtpengine option)"
-        )
-    return result
+_CERT_CIPHERS = {"prime256v1": "prime256v1", "ec_prime256v1": "prime256v1",
+                 "ec-prime256v1": "prime256v1", "rsa": "RSA"}
+_SIGNATURES = {"sha-256": "sha-256", "sha256": "sha-256", "sha-1": "sha-1", "sha1": "sha-1"}
+MIN_DTLS_MTU = 576
+"""rtpengine 10.5: `Fatal error: Invalid --dtls-mtu (575)`; larger values are taken as given."""
+
+
+def _dtls(values: _Values) -> dict[str, Any]:
+    """The DTLS keys as rtpengine 10.5 reads them (docs/spec/config.md §2.6), case-insensitive
+    names normalised (`RSA`/`prime256v1`, `sha-256`/`sha-1`), plus rtpvault's PEM pair."""
+    cipher = _CERT_CIPHERS.get(str(values.get("dtls-cert-cipher")).lower())
+    if cipher is None:
+        raise values.bad("dtls-cert-cipher", "not prime256v1 or RSA (rtpengine: 'Invalid "
+                         "--dtls-cert-cipher option')")
+    signature = _SIGNATURES.get(str(values.get("dtls-signature")).lower())
+    if signature is None:
+        raise values.bad("dtls-signature", "not SHA-256 or SHA-1 (rtpengine: 'Invalid "
+                         "--dtls-signature option')")
+    rsa_bits = int(values.get("dtls-rsa-key-size"))
+    if cipher == "RSA" and rsa_bits < MIN_RSA_BITS:
+        raise values.bad("dtls-rsa-key-size", f"an RSA key needs at least {MIN_RSA_BITS} bits")
+    mtu = int(values.get("dtls-mtu"))
+    if mtu < MIN_DTLS_MTU:
+        raise values.bad("dtls-mtu", f"below {MIN_DTLS_MTU} (rtpengine: 'Invalid --dtls-mtu')")
+    ciphers = str(values.get("dtls-ciphers"))
+    try:
+        check_ciphers(ciphers)
+    except ValueError as exc:
+        raise values.bad("dtls-ciphers", str(exc)) from None
+    cert, key = values.opt("tls-certificate"), values.opt("tls-private-key")
+    if (cert is None) != (key is None):
+        given = "tls-certificate" if cert is not None else "tls-private-key"
+        missing = "tls-private-key" if cert is not None else "tls-certificate"
+        raise values.bad(given, f"needs {missing} too (the certificate and its key, PEM)")
+    return {
+        "dtls_passive": values.get("dtls-passive"),
+        "dtls_cert_cipher": cipher,
+        "dtls_rsa_key_size": rsa_bits,
+        "dtls_signature": signature,
+        "dtls_mtu": mtu,
+        "dtls_ciphers": ciphers,
+        "tls_certificate": cert,
+        "tls_private_key": key,
+    }
 
 
 def _s3(values: _Values, warnings: list[str]) -> dict[str, Any]:
@@ -430,7 +468,6 @@ def _build(
     values: _Values,
     resolver: Resolver,
     cwd: str,
-    exists: Callable[[str], bool],
     source: str | None,
     warnings: list[str],
 ) -> Settings:
@@ -459,9 +496,7 @@ def _build(
         recording_format=fmt,
         recording_db=db,
         **_process(values),
-        dtls_passive=values.get("dtls-passive"),
-        x_secure_sdp=values.get("x-secure-sdp"),
-        **_tls(values, exists, warnings),
+        **_dtls(values),
         **_homer(values, warnings),
         prometheus=prometheus,
         prometheus_listen=prometheus_listen,
@@ -479,7 +514,6 @@ def settings_from_text(
     resolver: Resolver,
     source: str | None = None,
     cwd: str = "/",
-    exists: Callable[[str], bool] = lambda _: True,
 ) -> tuple[Settings, list[str]]:
     """Pure core: key-file text (None = no file) + command line → Settings and warnings."""
     warnings: list[str] = []
@@ -487,7 +521,7 @@ def settings_from_text(
     if text is not None:
         _read_section(text, cmd.config_section, source or "<text>", values, warnings)
     _read_command_line(cmd, values, warnings)
-    settings = _build(values, resolver, cwd, exists, source, warnings)
+    settings = _build(values, resolver, cwd, source, warnings)
     _warn_unimplemented(values, warnings)
     return settings, warnings
 
@@ -527,6 +561,6 @@ def load_settings(
 
         resolver = system_resolver()
     settings, more = settings_from_text(
-        text, cmd, resolver=resolver, source=path, cwd=os.getcwd(), exists=os.path.exists
+        text, cmd, resolver=resolver, source=path, cwd=os.getcwd()
     )
     return settings, warnings + more

@@ -3,9 +3,10 @@
 
 rtpengine 10.5 generates one self-signed certificate at start-up: X.509 v1 (no extensions), a
 random 64-bit serial, ECDSA on prime256v1 signed with SHA-256 (`dtls-cert-cipher=RSA` switches to
-an RSA key of `dtls-rsa-key-size` bits), CN `rtpengine-<version>`, valid from one day before
-start-up to 30 days after. rtpvault does the same with its own name. Loading a PEM pair
-(`tls-certificate` / `tls-private-key`, rtpvault's keys: 10.5 has none) is also supported.
+an RSA key of `dtls-rsa-key-size` bits, `dtls-signature=SHA-1` signs with SHA-1), CN
+`rtpengine-<version>`, valid from one day before start-up to 30 days after. rtpvault does the same
+with its own name. Loading a PEM pair (`tls-certificate` / `tls-private-key`, rtpvault's keys:
+10.5 has none) is also supported.
 
 Rendering and parsing are pure; only `generate_certificate` draws randomness (the key).
 """
@@ -16,6 +17,7 @@ import datetime
 import enum
 import hmac
 import re
+import warnings
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -33,6 +35,7 @@ __all__ = [
     "Setup",
     "DtlsCertificate",
     "CertCipher",
+    "SIGNATURES",
     "generate_certificate",
     "load_certificate",
     "parse_fingerprint",
@@ -51,6 +54,10 @@ rtpengine 10.5 writes for `DTLS-fingerprint=` (§1.12b); md5/md2 are refused (RF
 
 DEFAULT_HASH = "sha-256"
 """What rtpengine writes without `DTLS-fingerprint` (`dtls-signature` does not change it)."""
+
+MIN_RSA_BITS = 1024
+"""Smallest `dtls-rsa-key-size` cryptography generates (rtpengine starts with less and then
+logs `Failed to generate DTLS certificate` and has no DTLS at all; rtpvault refuses to start)."""
 
 VALID_BEFORE = datetime.timedelta(days=1)
 VALID_AFTER = datetime.timedelta(days=30)
@@ -147,6 +154,10 @@ class DtlsCertificate:
         return Fingerprint(hash_name.lower(), digest_of(self.der, hash_name))
 
 
+SIGNATURES = ("sha-256", "sha-1")
+"""`dtls-signature` values (normalised): the generated certificate's signature hash."""
+
+
 def generate_certificate(
     now: datetime.datetime,
     serial: int,
@@ -155,27 +166,34 @@ def generate_certificate(
     rsa_key_size: int = 2048,
     signature: str = DEFAULT_HASH,
 ) -> DtlsCertificate:
-    """A self-signed X.509 v1 certificate as rtpengine 10.5 makes one at start-up (§1.12b).
+    """A self-signed certificate as rtpengine 10.5 makes one at start-up (§1.12b).
 
     `serial` (64 random bits in rtpengine) and `now` come from the caller. `signature` is
-    `dtls-signature`: the certificate's signature hash, not the fingerprint's. Only SHA-256:
-    cryptography refuses to sign with SHA-1, so rtpengine's `dtls-signature=SHA-1` is refused.
-    cryptography writes v3 certificates only; the absence of extensions is what makes rtpengine's
-    v1 certificate distinctive, and it is kept. Peers check the fingerprint, never the version.
+    `dtls-signature` ("sha-256" or "sha-1"): the certificate's signature hash, not the
+    fingerprint's (rtpengine's a=fingerprint stays sha-256 with either, measured). With SHA-256
+    cryptography builds it (X.509 v3 without extensions: cryptography writes no v1; peers check
+    the fingerprint, never the version). cryptography refuses to sign with SHA-1, so that one is
+    OpenSSL's X509_sign through pyOpenSSL, as rtpengine signs it: X.509 v1, ecdsa-with-SHA1 or
+    sha1WithRSAEncryption.
     """
-    if signature.lower() != "sha-256":
-        raise CertificateError(f"dtls-signature {signature!r}: only SHA-256 is supported "
-                               "(cryptography does not sign with SHA-1)")
+    name = signature.lower()
+    if name not in SIGNATURES:
+        raise CertificateError(f"dtls-signature {signature!r}: expected SHA-256 or SHA-1")
+    if cipher is CertCipher.RSA and rsa_key_size < MIN_RSA_BITS:
+        raise CertificateError(
+            f"dtls-rsa-key-size {rsa_key_size}: at least {MIN_RSA_BITS} bits")
     key: PrivateKey
     if cipher is CertCipher.RSA:
         key = rsa.generate_private_key(public_exponent=65537, key_size=rsa_key_size)
     else:
         key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    if name == "sha-1":
+        return DtlsCertificate(_sign_sha1(key, now, serial, common_name), key)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(serial)
         .not_valid_before(now - VALID_BEFORE)
@@ -185,16 +203,45 @@ def generate_certificate(
     return DtlsCertificate(cert, key)
 
 
+def _sign_sha1(
+    key: PrivateKey, now: datetime.datetime, serial: int, common_name: str
+) -> x509.Certificate:
+    """rtpengine's certificate signed with SHA-1 by OpenSSL (pyOpenSSL's X509 API, deprecated in
+    favour of cryptography's builder, which has no SHA-1: the one way left without writing DER
+    by hand)."""
+    from OpenSSL import crypto  # only here: the rest of this module is cryptography's
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pkey = crypto.PKey.from_cryptography_key(key)
+        cert = crypto.X509()
+        cert.set_version(0)  # v1, no extensions, as rtpengine's
+        cert.set_serial_number(serial)
+        cert.get_subject().CN = common_name
+        cert.set_issuer(cert.get_subject())
+        cert.set_pubkey(pkey)
+        stamp = "%Y%m%d%H%M%SZ"
+        cert.set_notBefore((now - VALID_BEFORE).astimezone(datetime.UTC).strftime(stamp).encode())
+        cert.set_notAfter((now + VALID_AFTER).astimezone(datetime.UTC).strftime(stamp).encode())
+        cert.sign(pkey, "sha1")
+        return cert.to_cryptography()
+
+
 def load_certificate(cert_pem: bytes, key_pem: bytes) -> DtlsCertificate:
-    """A PEM certificate and its PEM private key (unencrypted), checked to belong together."""
+    """A PEM certificate and its PEM private key (unencrypted), checked to belong together.
+    `CertificateError`'s message starts with the key it blames (`tls-certificate: ...`)."""
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise CertificateError(f"tls-certificate: not a PEM certificate ({exc})") from None
+    try:
         key = serialization.load_pem_private_key(key_pem, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise CertificateError(f"tls-certificate/tls-private-key: not usable PEM ({exc})") from None
+        raise CertificateError(
+            f"tls-private-key: not an unencrypted PEM private key ({exc})") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise CertificateError(
             f"tls-private-key: {type(key).__name__}, expected an EC or RSA key")
     if cert.public_key() != key.public_key():
-        raise CertificateError("tls-private-key does not belong to tls-certificate")
+        raise CertificateError("tls-private-key: not the key of tls-certificate")
     return DtlsCertificate(cert, key)

@@ -46,6 +46,7 @@ __all__ = [
     "DtlsSession",
     "DEFAULT_CIPHERS",
     "DEFAULT_MTU",
+    "check_ciphers",
 ]
 
 DEFAULT_CIPHERS = "DEFAULT:!NULL:!aNULL:!SHA256:!SHA384:!aECDH:!AESGCM+AES256:!aPSK"
@@ -121,6 +122,16 @@ class SrtpKeys:
     def remote(self, role: Role) -> bytes:
         """Master key + salt this side unprotects the peer's packets with."""
         return self.local(Role.SERVER if role is Role.CLIENT else Role.CLIENT)
+
+
+def check_ciphers(ciphers: str) -> None:
+    """ValueError unless OpenSSL finds a cipher in the `dtls-ciphers` list (checked at start-up:
+    rtpengine 10.5 takes any text and fails each DTLS context later)."""
+    ctx = SSL.Context(SSL.DTLS_METHOD)
+    try:
+        ctx.set_cipher_list(ciphers.encode())
+    except SSL.Error:
+        raise ValueError("OpenSSL finds no cipher in this list") from None
 
 
 def _context(certificate: DtlsCertificate, profiles: tuple[SrtpProfile, ...],

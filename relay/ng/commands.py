@@ -230,7 +230,7 @@ class Commands:
         refused: str | None = None
         if sdp != "":
             try:
-                desc, offered, render = prepare(sdp, flags, offer, reg.secure_media)
+                desc, offered, render = prepare(sdp, flags, offer)
             except SdpUnsupported as exc:
                 refused = str(exc)  # rtpvault's own refusal: after rtpengine's checks
             except ValueError:

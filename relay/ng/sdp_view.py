@@ -1,8 +1,9 @@
 """From SDP text to what the call model needs: the parsed description, its `OfferedSession`
 summary, and a render callback that applies a `SessionPlan` to the same text.
 
-Also the gate for what rtpvault cannot do yet: offers needing SRTP (SDES/DTLS), ICE (other than
-`ICE=remove`) or transcoding get a clear error instead of a silently wrong SDP.
+Also the gate for what rtpvault cannot do yet: offers needing transcoding (codec changes,
+repacketization to a requested ptime) get a clear error instead of a silently wrong SDP.
+SRTP (SDES, DTLS-SRTP) and ICE go through to the call model (relay.call.secure).
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from relay.sdp.model import MediaSection, SessionDescription
 from relay.sdp.parse import parse
 from relay.sdp.plan import SessionPlan
 from relay.sdp.rewrite import rewrite
-
-SECURE_PROTOCOLS = frozenset({"RTP/SAVP", "RTP/SAVPF", "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF"})
 
 
 class SdpUnsupported(ValueError):
@@ -84,30 +83,9 @@ def summarize(desc: SessionDescription) -> OfferedSession:
     )
 
 
-def check_supported(
-    offered: OfferedSession, flags: NgFlags, offer: bool = True, secure: bool = False
-) -> None:
-    """Refuse, with a clear reason, what would need SRTP, ICE or transcoding. `secure`
-    (the experimental `x-secure-sdp` switch) lets SRTP/DTLS/ICE through to the SDP rewriter."""
-    if not secure:
-        _check_secure(offered, flags)
+def check_supported(offered: OfferedSession, flags: NgFlags, offer: bool = True) -> None:
+    """Refuse, with a clear reason, what would need transcoding."""
     _codec_checks(offered, flags, offer)
-
-
-def _check_secure(offered: OfferedSession, flags: NgFlags) -> None:
-    if flags.ice in ("force", "force-relay", "force_relay", "force relay", "optional"):
-        raise SdpUnsupported(f"ICE={flags.ice} is not supported by rtpvault yet")
-    target = flags.transport_protocol
-    # `accept` and names rtpengine does not know leave the protocol alone (measured)
-    if target in SECURE_PROTOCOLS:
-        raise SdpUnsupported(f"transport-protocol {target} (SRTP) is not supported by rtpvault yet")
-    for m in offered.media:
-        if m.rejected:
-            continue
-        if m.protocol in SECURE_PROTOCOLS or m.crypto or m.fingerprint:
-            raise SdpUnsupported(f"SRTP media ({m.protocol}) is not supported by rtpvault yet")
-        if m.ice and flags.ice != "remove":
-            raise SdpUnsupported("ICE is not supported by rtpvault yet; use ICE=remove")
 
 
 def _codec_checks(offered: OfferedSession, flags: NgFlags, offer: bool) -> None:
@@ -124,13 +102,13 @@ def _codec_checks(offered: OfferedSession, flags: NgFlags, offer: bool) -> None:
 
 
 def prepare(
-    text: str, flags: NgFlags, offer: bool = True, secure: bool = False
+    text: str, flags: NgFlags, offer: bool = True
 ) -> tuple[SessionDescription, OfferedSession, Callable[[SessionPlan], str]]:
     """Parse `text` (SdpError on bad SDP), summarise it and check it is supported (`offer`:
     the SDP is an offer, where flags like ptime= ask for transcoding)."""
     desc = parse(text)
     offered = summarize(desc)
-    check_supported(offered, flags, offer, secure)
+    check_supported(offered, flags, offer)
 
     def render(plan: SessionPlan) -> str:
         return rewrite(desc, plan)

@@ -1,4 +1,4 @@
-"""SDES SRTP on the wire through a real rtpvault daemon with `x-secure-sdp` on (issue 17): a
+"""SDES SRTP on the wire through a real rtpvault daemon (issue 17): a
 plain party and an SDES party; the SDES party is its own SRTP stack (pylibsrtp, keyed only from
 the SDP), so every payload must cross the relay decrypted one way and encrypted the other."""
 
@@ -72,7 +72,7 @@ class Party:
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    d = start("rtpvault", tmp_path, ports=20, extra=["--x-secure-sdp=yes"])
+    d = start("rtpvault", tmp_path, ports=20)
     try:
         yield d
     finally:

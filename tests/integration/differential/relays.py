@@ -28,10 +28,6 @@ REFERENCE = os.environ.get("RTPVAULT_DIFF_REFERENCE", "live")
 RECORD = os.environ.get("RTPVAULT_DIFF_RECORD", "") not in ("", "0")
 INTERFACE = "lo/127.0.0.1!203.0.113.1"
 SHARED_PORTS = 2000
-SECURE_TOPIC = "secure_sdp"
-"""Scenarios of this topic run against a target started with rtpvault's experimental
-`x-secure-sdp` switch (SRTP/DTLS/ICE SDP rewriting); rtpengine gets no extra option."""
-SECURE_TARGET_EXTRA = ["--x-secure-sdp=yes"]
 
 
 @dataclass
@@ -58,17 +54,13 @@ class Pair:
                 d.stop()
 
 
-def _start_pair(
-    workdir: Path, run: str, ports: int, extra: list[str], target_extra: list[str] | None = None
-) -> Pair:
+def _start_pair(workdir: Path, run: str, ports: int, extra: list[str]) -> Pair:
     reference = None
     if REFERENCE == "live":
         reference = start(
             "rtpengine", workdir / "reference", interface=INTERFACE, ports=ports, extra=extra
         )
     try:
-        if TARGET == "rtpvault":
-            extra = extra + (target_extra or [])
         target = start(TARGET, workdir / "target", interface=INTERFACE, ports=ports, extra=extra)
     except BaseException:
         if reference is not None:
@@ -84,17 +76,9 @@ class Relays:
         self.workdir = workdir
         self.run = secrets.token_hex(4)
         self.shared = _start_pair(workdir / "shared", self.run, SHARED_PORTS, [])
-        self.secure: Pair | None = None
 
     @contextmanager
     def pair_for(self, scenario: Scenario) -> Iterator[Pair]:
-        if scenario.daemon is None and scenario.topic == SECURE_TOPIC:
-            if self.secure is None:
-                self.secure = _start_pair(
-                    self.workdir / "secure", self.run, SHARED_PORTS // 4, [], SECURE_TARGET_EXTRA
-                )
-            yield self.secure
-            return
         if scenario.daemon is None:
             yield self.shared
             return
@@ -104,7 +88,6 @@ class Relays:
             self.run,
             int(spec.get("ports", 100)),
             list(spec.get("extra", [])),
-            SECURE_TARGET_EXTRA if scenario.topic == SECURE_TOPIC else None,
         )
         try:
             yield pair
@@ -113,5 +96,3 @@ class Relays:
 
     def stop(self) -> None:
         self.shared.stop()
-        if self.secure is not None:
-            self.secure.stop()

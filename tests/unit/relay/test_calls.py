@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from dataclasses import dataclass
 
@@ -9,6 +10,7 @@ import pytest
 
 from relay.call import Call, CallClosed, CallError, CallEvent, CallOptions, Registry
 from relay.call.offered import OfferedMedia, OfferedSession
+from relay.call.secure import SecureContext
 from relay.ng.flags import call_options, parse_flags
 from relay.sdp.plan import SessionPlan
 
@@ -45,8 +47,15 @@ class Clock:
         return self.t
 
 
+def secure_context() -> SecureContext:
+    """What the daemon gives every Registry (rtpvault.daemon._secure_context), fixed values."""
+    return SecureContext(fingerprint=lambda h: f"{h} AA:BB", interfaces=[("F" * 16, "203.0.113.1")],
+                         rng=random.Random(1))
+
+
 def registry(port_max: int = 43999, **kw: object) -> tuple[Registry, Clock]:
     clock = Clock()
+    kw.setdefault("secure", secure_context())
     reg = Registry([Itf()], 43500, port_max, opener=opener, clock=clock, wallclock=clock, **kw)  # type: ignore[arg-type]
     return reg, clock
 
@@ -188,7 +197,7 @@ def test_real_sockets_closed_on_delete() -> None:
     from tests.support.tools import free_port_range
 
     lo, hi = free_port_range(8)
-    reg = Registry([Itf()], lo, hi)
+    reg = Registry([Itf()], lo, hi, secure=secure_context())
     reg.offer("c1", "a", None, session(), flags(), render)
     socks = [s.sock for p in reg.calls["c1"].all_parties() for m in p.medias for s in m.streams()]
     assert len(socks) == 4 and all(isinstance(s, socket.socket) for s in socks)

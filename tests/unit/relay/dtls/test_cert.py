@@ -95,12 +95,37 @@ def test_generated_certificate_is_rtpengines_kind(cert_a: DtlsCertificate) -> No
     assert "PRIVATE" not in repr(cert_a) and "key=" not in repr(cert_a)
 
 
-def test_rsa_certificate_and_refused_signature() -> None:
+def test_rsa_certificate_and_bad_choices() -> None:
     cert = generate_certificate(NOW, 7, "r", cipher=CertCipher.RSA, rsa_key_size=1024)
     key = cert.certificate.public_key()
     assert isinstance(key, rsa.RSAPublicKey) and key.key_size == 1024
-    with pytest.raises(CertificateError, match="only SHA-256"):
-        generate_certificate(NOW, 7, "r", signature="sha-1")
+    assert cert.certificate.signature_algorithm_oid == x509.SignatureAlgorithmOID.RSA_WITH_SHA256
+    with pytest.raises(CertificateError, match="expected SHA-256 or SHA-1"):
+        generate_certificate(NOW, 7, "r", signature="md5")
+    with pytest.raises(CertificateError, match="at least 1024 bits"):
+        generate_certificate(NOW, 7, "r", cipher=CertCipher.RSA, rsa_key_size=512)
+
+
+@pytest.mark.parametrize(
+    ("cipher", "oid"),
+    [(CertCipher.PRIME256V1, x509.SignatureAlgorithmOID.ECDSA_WITH_SHA1),
+     (CertCipher.RSA, x509.SignatureAlgorithmOID.RSA_WITH_SHA1)],
+)
+def test_sha1_signature_is_rtpengines_v1_certificate(
+    cipher: CertCipher, oid: x509.ObjectIdentifier
+) -> None:
+    """`dtls-signature=SHA-1`: rtpengine 10.5 then writes an X.509 v1 certificate signed
+    ecdsa-with-SHA1 (read with openssl from its log dump, docs/spec/sdp.md §1.12b)."""
+    made = generate_certificate(NOW, 0x2222, "rtpvault", cipher=cipher, rsa_key_size=1024,
+                                signature="SHA-1")
+    cert = made.certificate
+    assert cert.signature_algorithm_oid == oid and cert.version == x509.Version.v1
+    assert cert.subject.rfc4514_string() == cert.issuer.rfc4514_string() == "CN=rtpvault"
+    assert cert.serial_number == 0x2222 and len(cert.extensions) == 0
+    assert cert.not_valid_before_utc == NOW - datetime.timedelta(days=1)
+    assert cert.not_valid_after_utc == NOW + datetime.timedelta(days=30)
+    assert cert.public_key() == made.key.public_key()
+    assert made.fingerprint().hash_name == "sha-256"  # the fingerprint keeps its hash
 
 
 def _pem(cert: DtlsCertificate) -> tuple[bytes, bytes]:
@@ -119,7 +144,9 @@ def test_bad_pem_and_foreign_key_are_refused(
 ) -> None:
     cert_pem, _ = _pem(cert_a)
     _, other_key = _pem(cert_b)
-    with pytest.raises(CertificateError, match="does not belong to tls-certificate"):
+    with pytest.raises(CertificateError, match="^tls-private-key: not the key of tls-certificate"):
         load_certificate(cert_pem, other_key)
-    with pytest.raises(CertificateError, match="not usable PEM"):
+    with pytest.raises(CertificateError, match="^tls-certificate: not a PEM certificate"):
         load_certificate(b"-----BEGIN CERTIFICATE-----\nxx\n", other_key)
+    with pytest.raises(CertificateError, match="^tls-private-key: not an unencrypted PEM"):
+        load_certificate(cert_pem, cert_pem)
