@@ -292,11 +292,20 @@ def _secure_context(settings: Settings) -> SecureContext:
 def _certificate(settings: Settings, rng: random.Random) -> DtlsCertificate:
     """`tls-certificate` + `tls-private-key` (PEM) when set, else a certificate generated as
     rtpengine 10.5 does (`dtls-cert-cipher`, `dtls-rsa-key-size`, `dtls-signature`;
-    docs/spec/sdp.md §1.12b). A file that cannot be read or used stops the start (exit 1)."""
-    if settings.tls_certificate and settings.tls_private_key:
+    docs/spec/sdp.md §1.12b). A file that exists but cannot be read or used stops the start
+    (exit 1). Missing files only warn: the deployment guide's rtpengine.conf names PEM files
+    that rtpengine 10.5 never reads (it generates a certificate), and a drop-in must start
+    with that file where rtpengine does."""
+    paths = (("tls-certificate", settings.tls_certificate),
+             ("tls-private-key", settings.tls_private_key))  # fmt: skip
+    missing = [(k, p) for k, p in paths if p and not os.path.exists(p)]
+    if missing:
+        for key, path in missing:
+            logger.warning("%s %s: no such file; using a generated DTLS certificate", key,
+                           shown(path))
+    elif settings.tls_certificate and settings.tls_private_key:
         pems = []
-        for key, path in (("tls-certificate", settings.tls_certificate),
-                          ("tls-private-key", settings.tls_private_key)):
+        for key, path in paths:
             try:
                 with open(path, "rb") as f:
                     pems.append(f.read())

@@ -418,7 +418,7 @@ class Registry:
         options = state.options
         family = options.address_family or media.family
         # shared flags copied from each SDP to its sender's side (__media_init_from_flags;
-        # an SDP with ICE attributes is refused unless x-secure-sdp or ICE=remove)
+        # ICE attributes included)
         s_side.unidirectional = options.has("unidirectional")
         s_side.asymmetric = options.has("asymmetric")
         s_side.ice = media.ice

@@ -2,8 +2,10 @@
 
 * `tls-certificate` / `tls-private-key`: the daemon's `a=fingerprint` is the fingerprint of the
   configured certificate file, as `openssl x509 -fingerprint` computes it (sha-256, and sha-1
-  when the offer asks with `DTLS-fingerprint`); a missing, broken or mismatched file stops the
-  start with exit status 1 and a message naming the key and file.
+  when the offer asks with `DTLS-fingerprint`); a broken or mismatched file stops the start
+  with exit status 1 and a message naming the key and file; missing files (the deployment
+  guide's rtpengine.conf names PEM files rtpengine 10.5 never reads) warn, and the daemon
+  starts with a generated certificate as rtpengine does.
 * `dtls-cert-cipher=RSA`, `dtls-signature=SHA-1`: the SDP looks as rtpengine 10.5's does with
   the same options (the fingerprint stays sha-256: the signature hash is the certificate's own).
 """
@@ -99,12 +101,11 @@ def test_unusable_files_stop_the_start_naming_key_and_file(tmp_path: Path) -> No
     garbage.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
     locked = tmp_path / "locked.key"
     _openssl("pkey", "-in", str(key), "-out", str(locked), "-aes256", "-passout", "pass:secret")
-    missing = tmp_path / "missing.pem"
+    unreadable = tmp_path / "a-directory.pem"
+    unreadable.mkdir()
     cases = [
-        ((missing, key), f"config: key 'tls-certificate' value '{missing}': cannot read: "
-                         "No such file or directory"),
-        ((cert, missing), f"config: key 'tls-private-key' value '{missing}': cannot read: "
-                          "No such file or directory"),
+        ((unreadable, key), f"config: key 'tls-certificate' value '{unreadable}': cannot read: "
+                            "Is a directory"),
         ((garbage, key), f"config: key 'tls-certificate' value '{garbage}': not a PEM "
                          "certificate"),
         ((cert, other_key), f"config: key 'tls-private-key' value '{other_key}': not the key "
@@ -119,6 +120,21 @@ def test_unusable_files_stop_the_start_naming_key_and_file(tmp_path: Path) -> No
     out = _run(f"--tls-certificate={cert}")
     assert out.returncode == 1
     assert "needs tls-private-key too" in out.stderr
+
+
+def test_missing_files_warn_and_a_certificate_is_generated(tmp_path: Path) -> None:
+    """The guide's `tls-certificate = /etc/ssl/certs/rtpengine.pem` on a box without it."""
+    cert, key = tmp_path / "absent.pem", tmp_path / "absent.key"
+    d = daemons.start("rtpvault", tmp_path / "run", ports=20,
+                      extra=[f"--tls-certificate={cert}", f"--tls-private-key={key}"])
+    try:
+        line = _fingerprint_line(_offer(d, "fp-generated"))
+        log = d.log()
+    finally:
+        d.stop()
+    assert line.startswith("a=fingerprint:sha-256 "), line
+    assert f"tls-certificate {cert}: no such file; using a generated DTLS certificate" in log
+    assert f"tls-private-key {key}: no such file" in log
 
 
 def _normalised_offer(d: Daemon, call: str, **extra: Any) -> dict[str, Any]:

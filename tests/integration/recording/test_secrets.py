@@ -30,7 +30,6 @@ from .media import Leg
 
 pytestmark = pytest.mark.integration
 
-SECURE_SDP = ["--x-secure-sdp=yes"]
 """The experimental switch SRTP/ICE SDP rewriting is behind today; drop it once it is gone."""
 
 R40 = "REDACTED" * 5  # the marker of a 30-byte key-salt (40 base64 characters)
@@ -83,7 +82,7 @@ def test_no_key_or_ice_password_is_stored_or_shipped(
     rx.start()
     spool = tmp_path / "spool"
     relay = recording_relay("pcapng", extra=[
-        *SECURE_SDP, f"--homer-ng=udp:127.0.0.1:{rx.port}"])  # fmt: skip
+        f"--homer-ng=udp:127.0.0.1:{rx.port}"])  # fmt: skip
     caller, callee = Leg(), Leg()
     ng = relay.client()
     call_id = "sdes-ice@pbx"

@@ -10,17 +10,13 @@ import pytest
 
 from tests.support.daemons import Daemon, start
 
-SECURE_SDP = ["--x-secure-sdp=yes"]
-"""rtpvault's extra arguments while SDES media sits behind the test switch."""
-
 
 @pytest.fixture(scope="module")
 def relays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Daemon]]:
     base = Path(tmp_path_factory.mktemp("srtp-chain"))
     engine = start("rtpengine", base / "rtpengine", interface="lo/127.0.0.1", ports=40)
     try:
-        vault = start("rtpvault", base / "rtpvault", interface="lo/127.0.0.1", ports=40,
-                      extra=SECURE_SDP)
+        vault = start("rtpvault", base / "rtpvault", interface="lo/127.0.0.1", ports=40)
     except BaseException:
         engine.stop()
         raise
@@ -36,7 +32,7 @@ def relays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Daemo
 @pytest.fixture(scope="module")
 def rtpvault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     d = start("rtpvault", Path(tmp_path_factory.mktemp("srtp-vault")), interface="lo/127.0.0.1",
-              ports=40, extra=SECURE_SDP)
+              ports=40)
     try:
         yield d
     finally:

@@ -26,7 +26,6 @@ from tests.support.tools import free_port
 
 pytestmark = pytest.mark.integration
 
-SECURE_SDP = ["--x-secure-sdp=yes"]
 """The test switch that lets SRTP/DTLS/ICE SDP through (to go when the switch goes)."""
 
 
@@ -34,7 +33,7 @@ SECURE_SDP = ["--x-secure-sdp=yes"]
 def daemon(tmp_path: Path) -> Iterator[tuple[Daemon, int]]:
     http = free_port(socket.SOCK_STREAM)
     d = start("rtpvault", tmp_path, ports=20,
-              extra=[*SECURE_SDP, f"--listen-http=127.0.0.1:{http}"])  # fmt: skip
+              extra=[f"--listen-http=127.0.0.1:{http}"])  # fmt: skip
     try:
         yield d, http
     finally:

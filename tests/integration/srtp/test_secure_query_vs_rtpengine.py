@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from tests.integration.srtp.test_secure_drops import (
-    SECURE_SDP,
     _bad_tag,
     _call,
     _ng,
@@ -37,7 +36,7 @@ def pair(tmp_path: Path) -> Iterator[dict[str, tuple[Daemon, int]]]:
     try:
         for kind in ("rtpengine", "rtpvault"):
             cli = free_port(socket.SOCK_STREAM)
-            extra = [f"--listen-cli=127.0.0.1:{cli}"] + (SECURE_SDP if kind == "rtpvault" else [])
+            extra = [f"--listen-cli=127.0.0.1:{cli}"]
             started[kind] = (start(kind, tmp_path / kind, ports=20, extra=extra), cli)
         yield started
     finally:
