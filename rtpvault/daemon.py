@@ -299,13 +299,13 @@ def _certificate(settings: Settings, rng: random.Random) -> DtlsCertificate:
     paths = (("tls-certificate", settings.tls_certificate),
              ("tls-private-key", settings.tls_private_key))  # fmt: skip
     missing = [(k, p) for k, p in paths if p and not os.path.exists(p)]
-    if missing:
-        for key, path in missing:
-            logger.warning("%s %s: no such file; using a generated DTLS certificate", key,
-                           shown(path))
-    elif settings.tls_certificate and settings.tls_private_key:
+    for name, absent in missing:
+        logger.warning("%s %s: no such file; using a generated DTLS certificate", name,
+                       shown(absent))
+    if not missing and settings.tls_certificate and settings.tls_private_key:
         pems = []
-        for key, path in paths:
+        for key, path in (("tls-certificate", settings.tls_certificate),
+                          ("tls-private-key", settings.tls_private_key)):
             try:
                 with open(path, "rb") as f:
                     pems.append(f.read())
