@@ -277,4 +277,5 @@ def _secure_context(settings: Settings) -> SecureContext:
         interfaces=[(new_foundation(rng), i.advertised) for i in settings.interfaces],
         rng=rng,
         dtls_passive=settings.dtls_passive,
+        certificate=cert,
     )

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from relay.call.offered import OfferedMedia
 from relay.call.options import CallOptions
 from relay.dtls import FingerprintError
-from relay.dtls.cert import Fingerprint, parse_fingerprint
+from relay.dtls.cert import DtlsCertificate, Fingerprint, parse_fingerprint
+from relay.ice import IceAgent
 from relay.ice.own_lines import (
     CandidateKind,
     LocalInterface,
@@ -68,6 +69,18 @@ class SecureState:
     ice_passed_on: bool = False
     """The party's own ICE lines went on unchanged (ICE=optional/force-relay on its offer):
     the answer to it then carries rtpengine's candidates without ufrag/pwd (measured)."""
+    dtls_on: bool = False
+    """The streams facing this party run DTLS-SRTP (relay.call.dtls_media)."""
+    ice_out: bool = False
+    """The last SDP sent to this party carried our own ufrag/pwd: the streams facing it run an
+    ICE agent (relay.call.ice_media)."""
+    ice_components: int = 2
+    """Components in our ICE lines to this party (1: rtcp-mux required)."""
+    ice_lite_self: bool = False
+    """That SDP said `a=ice-lite` (ICE-lite flag): our agent towards this party is lite."""
+    ice_agent: IceAgent | None = field(default=None, repr=False)
+    """The agent the streams facing this party run (relay.call.ice_media), kept across
+    re-offers; None without ICE towards this party."""
 
     @property
     def dtls_role(self) -> str | None:
@@ -90,6 +103,9 @@ class SecureContext:
     """(foundation, advertised address) per local interface address, in interface order."""
     rng: random.Random
     dtls_passive: bool = False
+    certificate: DtlsCertificate | None = None
+    """The daemon's DTLS certificate (the one `fingerprint` names); None: DTLS legs get no
+    media (tests of the SDP side only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +345,7 @@ def ice_lines(
     """Own ICE lines towards the party of `state` (§1.9, §1.9a), or none (`offerer_media`:
     see `wants_ice`'s `other`)."""
     if not wants_ice(media, options, offer, offerer_media):
+        state.ice_out = False
         return ()
     if state.ice_credentials is None:
         state.ice_credentials = new_credentials(ctx.rng)
@@ -346,4 +363,5 @@ def ice_lines(
         credentials=own_credentials,
         trickle=trickle,
     )
+    state.ice_out, state.ice_components = own_credentials, own.components
     return tuple(render_own_ice(own))

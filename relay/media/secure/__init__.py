@@ -11,6 +11,7 @@ reader and pay nothing for this module. API::
     attach_ice(stream, agent, key)                   # ICE (relay.ice.IceAgent), `key` = the
                                                      # LocalSocket key of this stream's socket
     detach(stream)                                   # back to plain (timers cancelled)
+    detach_ice(stream)                               # ICE off, SRTP/DTLS kept
     plane.update(stream)                             # after any of the above
 
 One `IceAgent` may serve several streams (RTP and RTCP components, several interfaces): attach
@@ -34,7 +35,7 @@ log line per stream and cause; nothing raises out of the reader. Keys and ICE pa
 never logged. ICE and DTLS run on the loop's clock (`loop.time()`).
 """
 
-from relay.media.secure.attach import attach_dtls, attach_ice, attach_sdes, detach
+from relay.media.secure.attach import attach_dtls, attach_ice, attach_sdes, detach, detach_ice
 from relay.media.secure.icelink import IceLink
 from relay.media.secure.reader import handle, secure_reader
 from relay.media.secure.transport import KeysCallback, Transport
@@ -47,6 +48,7 @@ __all__ = [
     "attach_ice",
     "attach_sdes",
     "detach",
+    "detach_ice",
     "handle",
     "secure_reader",
 ]

@@ -11,7 +11,7 @@ from relay.media.secure.transport import KeysCallback, Transport
 from relay.media.stream import Stream
 from relay.srtp import SrtpContext
 
-__all__ = ["attach_dtls", "attach_ice", "attach_sdes", "detach"]
+__all__ = ["attach_dtls", "attach_ice", "attach_sdes", "detach", "detach_ice"]
 
 
 _links: weakref.WeakKeyDictionary[IceAgent, IceLink] = weakref.WeakKeyDictionary()
@@ -67,3 +67,15 @@ def detach(stream: Stream) -> None:
     if t.ice is not None:
         t.ice.transports.pop(t.ice_key, None)
     stream.transport = None
+
+
+def detach_ice(stream: Stream) -> None:
+    """No ICE on `stream` any more (its SRTP/DTLS stay); call `plane.update(stream)` after."""
+    t = stream.transport
+    if t is None or t.ice is None:
+        return
+    t.ice.release(t)
+    t.ice.transports.pop(t.ice_key, None)
+    t.ice = None
+    if not t.srtp and t.dtls is None:
+        detach(stream)

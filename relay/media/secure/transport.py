@@ -9,7 +9,8 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from relay.dtls import DtlsError, DtlsGarbage
+from relay.dtls import DtlsError, DtlsGarbage, FingerprintMismatch
+from relay.dtls.cert import Fingerprint
 from relay.dtls.demux import Kind, classify
 from relay.dtls.session import DtlsSession, Role, State
 from relay.ice import DropReason, Inbound
@@ -41,7 +42,8 @@ class Transport:
     __slots__ = (
         "stream", "srtp", "srtp_in", "srtp_out", "dtls", "on_keys", "ice", "ice_key",
         "srtp_auth_failures", "srtp_replays", "srtp_errors", "stun_bad", "dtls_errors",
-        "no_keys", "not_selected", "_loop", "_dtls_timer", "_dtls_peer", "_logged",
+        "dtls_mismatches", "no_keys", "not_selected", "_loop", "_dtls_timer", "_dtls_peer",
+        "_logged",
     )  # fmt: skip
 
     def __init__(self, stream: Stream) -> None:
@@ -60,6 +62,8 @@ class Transport:
         """Other SRTP/SRTCP failures: too short, a packet that cannot be protected."""
         self.stun_bad = 0
         self.dtls_errors = 0
+        self.dtls_mismatches = 0
+        """DTLS sessions failed because the peer's certificate is not its a=fingerprint's."""
         self.no_keys = 0
         """Media dropped because the SRTP keys do not exist yet (DTLS not done)."""
         self.not_selected = 0
@@ -209,8 +213,23 @@ class Transport:
         self._check_keys()
         self._arm_dtls()
 
+    def remote_fingerprint(self, fingerprint: Fingerprint) -> None:
+        """The peer's a=fingerprint arrived (its answer) after the DTLS session was made: check a
+        finished handshake now; keys only on a match (a mismatch is counted, logged once)."""
+        session = self.dtls
+        if session is None:
+            return
+        try:
+            session.set_remote_fingerprint(fingerprint)
+        except DtlsError as exc:
+            self._dtls_failed(exc)
+            return
+        self._check_keys()
+
     def _dtls_failed(self, exc: DtlsError) -> list[bytes]:
         self.dtls_errors += 1
+        if isinstance(exc, FingerprintMismatch):
+            self.dtls_mismatches += 1
         self.note(f"dtls-{type(exc).__name__}", "DTLS-SRTP failed: %s", exc)
         return list(exc.outgoing)
 
