@@ -239,9 +239,23 @@ async def webrtc_offers(d: Daemon, spool: Path) -> None:
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
             await _audio_both_ways(plain, frames)
+            # a re-offer (same SDP, next o= version) and its answer keep ICE and DTLS running
+            again = re.sub(r"^(o=\S+ \S+ )(\d+)", lambda m: f"{m[1]}{int(m[2]) + 1}",
+                           pc.localDescription.sdp, flags=re.M)  # fmt: skip
+            reoffer = await _ng(d, {**base, "command": "offer", "to-tag": "plain", "sdp": again,
+                                    **WEBRTC_TO_SIP})  # fmt: skip
+            assert _port(reoffer["sdp"]) == plain.relay_port
+            reanswer = await _ng(d, {**base, "command": "answer", "to-tag": "plain",
+                                     "sdp": plain.sdp(2), **SIP_ANSWER})  # fmt: skip
+            assert _port(reanswer["sdp"]) == _port(sdp)
+            plain.received.clear()
+            while not frames.empty():
+                frames.get_nowait()
+            await _audio_both_ways(plain, frames)
         finally:
             sender.cancel()
         await _ng(d, {**base, "command": "delete"})
+    assert d.log().count("DTLS-SRTP established") == 1  # the re-offer kept the session
     assert wait_for(lambda: list((spool / "sidecars").glob("*.json")), 10)
     assert await asyncio.to_thread(_recorded_tone, spool, _port(sdp)) == TONE_WEBRTC
     assert await asyncio.to_thread(_recorded_tone, spool, plain.relay_port) == TONE_PLAIN
