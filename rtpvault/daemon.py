@@ -286,6 +286,7 @@ def _secure_context(settings: Settings) -> SecureContext:
         dtls_passive=settings.dtls_passive,
         dtls_mtu=settings.dtls_mtu,
         dtls_ciphers=settings.dtls_ciphers,
+        certificate=cert,
     )
 
 

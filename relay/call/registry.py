@@ -17,7 +17,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
-from relay.call import plan, sdes_media, secure, sides
+from relay.call import dtls_media, ice_media, plan, sdes_media, secure, sides
 from relay.call.errors import CallError
 from relay.call.events import CallCreated, CallEvent, CallListener, CallUpdated, Exchange
 from relay.call.model import Call, MediaSide, Party
@@ -325,8 +325,9 @@ class Registry:
         if secure.ice_lite(options, offer, session.media):
             session = dataclasses.replace(session, ice_lite=True)
         out = plan.render_versioned(receiver, offered, options, session, render)
-        if not offer:
-            self._wire_sdes(sender, receiver, len(offered.media))
+        for side in receiver.medias[: len(offered.media)]:
+            side.secure.ice_lite_self = session.ice_lite
+        self._wire_secure(sender, receiver, len(offered.media), offer, self.secure)
         self.streams.updated((sender, receiver))  # peers, holds, flags may have changed
         if created:
             self.emit(CallCreated(call))
@@ -334,11 +335,20 @@ class Registry:
         self.emit(CallUpdated(call, Exchange(kind, sender.tag, offered, out)))
         return out
 
-    def _wire_sdes(self, sender: Party, receiver: Party, count: int) -> None:
-        """The answer settled each line's SDES keys: SRTP on the legs that negotiated it."""
+    def _wire_secure(
+        self, sender: Party, receiver: Party, count: int, offer: bool, ctx: SecureContext
+    ) -> None:
+        """SRTP, DTLS-SRTP and ICE on the legs as this SDP left them: SDES keys once an answer
+        settled them, DTLS and ICE as soon as our lines went to a party (order matters:
+        SDES, then DTLS, which may replace it, then ICE on whatever transport is left)."""
+        plane = self.streams.plane
         for party in (sender, receiver):
             for side in party.medias[:count]:
-                sdes_media.wire_side(side, self.streams.plane)
+                if not offer:
+                    sdes_media.wire_side(side, plane)
+                dtls_media.wire_side(side, plane, ctx, offered_to=offer and party is receiver,
+                                     offered_by=offer and party is sender)  # fmt: skip
+                ice_media.wire_side(side, plane, ctx)
 
     # -- media sides --------------------------------------------------------------------------
 

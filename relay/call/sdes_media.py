@@ -106,6 +106,6 @@ def wire_side(side: MediaSide, plane: ForwardingPlane) -> None:
         if keys is None:
             if state.sdes_applied is not None:  # only what SDES attached (not DTLS/ICE)
                 _plain(stream, plane)
-        elif state.sdes_applied != keys or stream.transport is None:
+        elif state.sdes_applied != keys or stream.transport is None or not stream.transport.srtp:
             _secure(stream, keys, plane)  # new keys, or a new stream (re-allocated ports)
     state.sdes_applied = keys

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from relay.call.offered import OfferedMedia
 from relay.call.options import CallOptions
 from relay.dtls import FingerprintError
-from relay.dtls.cert import Fingerprint, parse_fingerprint
+from relay.dtls.cert import DtlsCertificate, Fingerprint, parse_fingerprint
 from relay.dtls.session import DEFAULT_CIPHERS, DEFAULT_MTU
+from relay.ice import IceAgent
 from relay.ice.own_lines import (
     CandidateKind,
     LocalInterface,
@@ -65,6 +66,8 @@ class SecureState:
     """The party does ICE (an a=ice-ufrag in its last SDP)."""
     remote_ice: tuple[str, str] | None = field(default=None, repr=False)
     """The party's (ufrag, pwd)."""
+    remote_lite: bool = False
+    """The party's last SDP said `a=ice-lite`: we control (RFC 8445 §6.1.1)."""
     remote_candidates: tuple[Candidate, ...] = ()
     """The party's valid candidates (unparsable ones are ignored, as rtpengine does)."""
     ice_passed_on: bool = False
@@ -73,6 +76,18 @@ class SecureState:
     heard_last: bool = False
     """The latest SDP on this leg came from the party (else from us): `query`'s DTLS flags
     follow the latest one (docs/spec/ng-protocol.md §4.4)."""
+    dtls_on: bool = False
+    """The streams facing this party run DTLS-SRTP (relay.call.dtls_media)."""
+    ice_out: bool = False
+    """The last SDP sent to this party carried our own ufrag/pwd: the streams facing it run an
+    ICE agent (relay.call.ice_media)."""
+    ice_components: int = 2
+    """Components in our ICE lines to this party (1: rtcp-mux required)."""
+    ice_lite_self: bool = False
+    """That SDP said `a=ice-lite` (ICE-lite flag): our agent towards this party is lite."""
+    ice_agent: IceAgent | None = field(default=None, repr=False)
+    """The agent the streams facing this party run (relay.call.ice_media), kept across
+    re-offers; None without ICE towards this party."""
 
     @property
     def dtls_role(self) -> str | None:
@@ -99,6 +114,9 @@ class SecureContext:
     """`dtls-mtu`: what each DtlsSession packs a flight into."""
     dtls_ciphers: str = DEFAULT_CIPHERS
     """`dtls-ciphers`: the OpenSSL cipher list each DtlsSession offers/accepts."""
+    certificate: DtlsCertificate | None = None
+    """The daemon's DTLS certificate (the one `fingerprint` names); None: DTLS legs get no
+    media (tests of the SDP side only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +296,7 @@ def remember_received(
     if media.ice_ufrag is not None and media.ice_pwd is not None:
         state.remote_ice = (media.ice_ufrag, media.ice_pwd)
     state.remote_candidates = parse_candidates(media.candidates)
+    state.remote_lite = media.ice_lite
 
 
 def parse_candidates(values: Sequence[str]) -> tuple[Candidate, ...]:
@@ -358,6 +377,7 @@ def ice_lines(
     """Own ICE lines towards the party of `state` (§1.9, §1.9a), or none (`offerer_media`:
     see `wants_ice`'s `other`)."""
     if not wants_ice(media, options, offer, offerer_media):
+        state.ice_out = False
         return ()
     if state.ice_credentials is None:
         state.ice_credentials = new_credentials(ctx.rng)
@@ -375,4 +395,5 @@ def ice_lines(
         credentials=own_credentials,
         trickle=trickle,
     )
+    state.ice_out, state.ice_components = own_credentials, own.components
     return tuple(render_own_ice(own))

@@ -4,7 +4,9 @@ Sans-IO: no socket and no clock. The caller feeds received datagrams with `recei
 sends what every method returns, and calls `handle_timeout(now)` at `next_timeout()`. When the
 handshake completes, `keys` holds the SRTP master keys and salts from the exporter
 (RFC 5764 §4.2); the peer's certificate has then been checked against its SDP fingerprint
-(RFC 5763 §5), and a mismatch fails the session without exposing keys.
+(RFC 5763 §5), and a mismatch fails the session without exposing keys. The fingerprint may
+be unknown while the handshake runs (we offered `actpass` and the peer's ClientHello came before
+its answer): the keys are then held back until `set_remote_fingerprint` has checked them.
 
 TLS itself is OpenSSL's (pyOpenSSL); this module only drives it. One thing is ours, because
 pyOpenSSL does not expose `DTLS_set_timer_cb`: OpenSSL's DTLS retransmission timer reads the wall
@@ -153,7 +155,7 @@ class DtlsSession:
         self,
         certificate: DtlsCertificate,
         role: Role,
-        remote_fingerprint: Fingerprint,
+        remote_fingerprint: Fingerprint | None,
         *,
         profiles: tuple[SrtpProfile, ...] = PROFILES,
         ciphers: str = DEFAULT_CIPHERS,
@@ -171,6 +173,8 @@ class DtlsSession:
         self._interval = INITIAL_RETRANSMIT
         self._flight: list[bytes] = []
         self._mismatch = False
+        self._unverified: tuple[bytes, SrtpKeys] | None = None
+        """(peer certificate DER, keys) of a handshake done before the fingerprint was known."""
         ctx = _context(certificate, profiles, ciphers)
         ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, self._verify)
         self._conn = SSL.Connection(ctx, None)
@@ -254,9 +258,25 @@ class DtlsSession:
         """The peer sent close_notify."""
         return bool(self._conn.get_shutdown() & SSL.RECEIVED_SHUTDOWN)
 
+    def set_remote_fingerprint(self, fingerprint: Fingerprint) -> None:
+        """The peer's SDP fingerprint, known now (its answer came after its ClientHello): a
+        handshake already done gets its keys if the certificate matches, else the session fails
+        (`FingerprintMismatch`, no keys ever). Before the handshake ends it is checked there."""
+        self.remote_fingerprint = fingerprint
+        pending, self._unverified = self._unverified, None
+        if pending is None:
+            return
+        der, keys = pending
+        if not fingerprint.matches(der):
+            self.state = State.FAILED
+            raise FingerprintMismatch(
+                f"peer certificate does not match a=fingerprint {fingerprint.hash_name}")
+        self.keys = keys
+
     def _verify(self, _conn: Any, x509: crypto.X509, _errno: int, depth: int, _ok: int) -> bool:
-        """RFC 5763 §5: the self-signed leaf must hash to the peer's SDP fingerprint."""
-        if depth != 0:
+        """RFC 5763 §5: the self-signed leaf must hash to the peer's SDP fingerprint (checked
+        after the handshake when that is not known yet)."""
+        if depth != 0 or self.remote_fingerprint is None:
             return True
         der = crypto.dump_certificate(crypto.FILETYPE_ASN1, x509)
         if not self.remote_fingerprint.matches(der):
@@ -284,11 +304,12 @@ class DtlsSession:
         """Handshake done: check the peer's certificate once more, then export the keys."""
         peer = self._conn.get_peer_certificate(as_cryptography=True)
         der = b"" if peer is None else peer.public_bytes(Encoding.DER)
-        if peer is None or not self.remote_fingerprint.matches(der):
+        expected = self.remote_fingerprint
+        if peer is None or expected is not None and not expected.matches(der):
             self.state = State.FAILED
+            name = expected.hash_name if expected is not None else "(none)"
             raise FingerprintMismatch(
-                "peer certificate does not match a=fingerprint "
-                f"{self.remote_fingerprint.hash_name}", tuple(self._drain()))
+                f"peer certificate does not match a=fingerprint {name}", tuple(self._drain()))
         name = self._conn.get_selected_srtp_profile().decode()
         profile = _BY_NAME.get(name)
         if profile is None:
@@ -297,7 +318,11 @@ class DtlsSession:
                                   tuple(self._drain()))  # fmt: skip
         material = self._conn.export_keying_material(
             EXPORTER_LABEL, 2 * (profile.key_len + profile.salt_len))
-        self.keys = SrtpKeys.from_material(profile, material)
+        keys = SrtpKeys.from_material(profile, material)
+        if expected is None:
+            self._unverified = (der, keys)  # held until set_remote_fingerprint
+        else:
+            self.keys = keys
         self.state = State.CONNECTED
         self._retransmit_at = None
 
@@ -317,7 +342,7 @@ class DtlsSession:
         self.state = State.FAILED
         self._retransmit_at = None
         alert = tuple(self._drain())
-        if self._mismatch:
+        if self._mismatch and self.remote_fingerprint is not None:
             return FingerprintMismatch(
                 "peer certificate does not match a=fingerprint "
                 f"{self.remote_fingerprint.hash_name}", alert)

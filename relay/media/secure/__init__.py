@@ -11,6 +11,7 @@ reader and pay nothing for this module. API::
     attach_ice(stream, agent, key)                   # ICE (relay.ice.IceAgent), `key` = the
                                                      # LocalSocket key of this stream's socket
     detach(stream)                                   # back to plain (timers cancelled)
+    detach_ice(stream)                               # ICE off, SRTP/DTLS kept
     plane.update(stream)                             # after any of the above
 
 One `IceAgent` may serve several streams (RTP and RTCP components, several interfaces): attach
@@ -37,7 +38,14 @@ as rtpengine counts it (docs/spec/ng-protocol.md §4.4), with one log line per c
 are never logged. ICE and DTLS run on the loop's clock (`loop.time()`).
 """
 
-from relay.media.secure.attach import attach_dtls, attach_ice, attach_sdes, detach, drop_counts
+from relay.media.secure.attach import (
+    attach_dtls,
+    attach_ice,
+    attach_sdes,
+    detach,
+    detach_ice,
+    drop_counts,
+)
 from relay.media.secure.icelink import IceLink
 from relay.media.secure.reader import handle, secure_reader
 from relay.media.secure.transport import DROP_CAUSES, KeysCallback, Transport
@@ -51,6 +59,7 @@ __all__ = [
     "attach_ice",
     "attach_sdes",
     "detach",
+    "detach_ice",
     "drop_counts",
     "handle",
     "secure_reader",

@@ -11,7 +11,7 @@ from relay.media.secure.transport import DROP_CAUSES, KeysCallback, Transport
 from relay.media.stream import Stream
 from relay.srtp import SrtpContext
 
-__all__ = ["attach_dtls", "attach_ice", "attach_sdes", "detach", "drop_counts"]
+__all__ = ["attach_dtls", "attach_ice", "attach_sdes", "detach", "detach_ice", "drop_counts"]
 
 
 _links: weakref.WeakKeyDictionary[IceAgent, IceLink] = weakref.WeakKeyDictionary()
@@ -81,3 +81,15 @@ def drop_counts(stream: Stream) -> list[tuple[str, int]]:
     now = t.drops() if t is not None else [(cause, 0) for cause in DROP_CAUSES]
     old = stream.retired_drops
     return now if old is None else [(cause, n + old.get(cause, 0)) for cause, n in now]
+
+
+def detach_ice(stream: Stream) -> None:
+    """No ICE on `stream` any more (its SRTP/DTLS stay); call `plane.update(stream)` after."""
+    t = stream.transport
+    if t is None or t.ice is None:
+        return
+    t.ice.release(t)
+    t.ice.transports.pop(t.ice_key, None)
+    t.ice = None
+    if not t.srtp and t.dtls is None:
+        detach(stream)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from relay.dtls import DtlsError, DtlsGarbage, FingerprintMismatch, HandshakeTimeout
+from relay.dtls.cert import Fingerprint
 from relay.dtls.demux import Kind, classify
 from relay.dtls.session import DtlsSession, Role, State
 from relay.ice import DropReason, Inbound
@@ -242,6 +243,19 @@ class Transport:
         self._send_dtls(out)
         self._check_keys()
         self._arm_dtls()
+
+    def remote_fingerprint(self, fingerprint: Fingerprint) -> None:
+        """The peer's a=fingerprint arrived (its answer) after the DTLS session was made: check a
+        finished handshake now; keys only on a match (a mismatch is counted, logged once)."""
+        session = self.dtls
+        if session is None:
+            return
+        try:
+            session.set_remote_fingerprint(fingerprint)
+        except DtlsError as exc:
+            self._dtls_failed(exc)
+            return
+        self._check_keys()
 
     def _dtls_failed(self, exc: DtlsError) -> list[bytes]:
         self.dtls_errors += 1
