@@ -26,6 +26,8 @@ class IceLink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._state = agent.state
+        self.check_send_failures = 0
+        """Datagrams of the agent (checks, answers) the socket refused to send."""
 
     def bind(self, transport: Transport, loop: asyncio.AbstractEventLoop) -> None:
         self.bound.add(transport.ice_key)
@@ -56,7 +58,10 @@ class IceLink:
             try:
                 t.stream.sock.sendto(tx.data, tx.addr)
             except OSError:
-                t.stream.send_errors += 1
+                # not the stream's send errors: rtpengine 10.5 counts none for its ICE checks
+                # (a candidate this socket cannot reach shows 0 errors in query, measured:
+                # sec_query_ice_default)
+                self.check_send_failures += 1
         for t in self.transports.values():
             route = self.route(t)
             if route is None:
