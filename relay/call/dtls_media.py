@@ -28,6 +28,7 @@ import logging
 
 from relay.call.model import MediaSide
 from relay.call.secure import SecureContext
+from relay.dtls import DtlsError
 from relay.dtls.cert import Fingerprint
 from relay.dtls.session import DtlsSession, Role, State
 from relay.media.plane import ForwardingPlane
@@ -105,9 +106,14 @@ def _wire(stream: Stream, role: Role, fp: Fingerprint | None, ctx: SecureContext
         logger.error("DTLS-SRTP on port %d without a certificate: no media", stream.local_port)
         _keyless(stream)
     else:
-        session = DtlsSession(ctx.certificate, role, fp, ciphers=ctx.dtls_ciphers,
-                              mtu=ctx.dtls_mtu)  # fmt: skip
-        attach_dtls(stream, session)
+        try:
+            session = DtlsSession(ctx.certificate, role, fp, ciphers=ctx.dtls_ciphers,
+                                  mtu=ctx.dtls_mtu)  # fmt: skip
+        except DtlsError as exc:  # the leg asked for SRTP: nothing rather than plaintext
+            logger.error("DTLS-SRTP on port %d: %s: no media", stream.local_port, exc)
+            _keyless(stream)
+        else:
+            attach_dtls(stream, session)
     plane.update(stream)
 
 

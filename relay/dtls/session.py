@@ -136,15 +136,35 @@ def check_ciphers(ciphers: str) -> None:
         raise ValueError("OpenSSL finds no cipher in this list") from None
 
 
+_contexts: dict[tuple[int, tuple[SrtpProfile, ...], str], tuple[DtlsCertificate, SSL.Context]]
+_contexts = {}
+"""One OpenSSL context per certificate, profiles and cipher list (a daemon has one): building
+it (certificate, key check, cipher list) costs more than the session itself."""
+
+
 def _context(certificate: DtlsCertificate, profiles: tuple[SrtpProfile, ...],
              ciphers: str) -> SSL.Context:  # fmt: skip
+    key = (id(certificate), profiles, ciphers)
+    cached = _contexts.get(key)
+    if cached is not None and cached[0] is certificate:
+        return cached[1]
     ctx = SSL.Context(SSL.DTLS_METHOD)
     ctx.set_options(SSL.OP_NO_QUERY_MTU)
-    ctx.use_certificate(certificate.certificate)
+    ctx.set_cipher_list(ciphers.encode())
+    try:
+        ctx.use_certificate(certificate.certificate)
+    except SSL.Error:
+        # OpenSSL's default security level (Debian: 2) refuses RSA keys under 2048 bits and
+        # SHA-1 signatures ("ee key too small"); the operator chose them (dtls-rsa-key-size,
+        # dtls-signature, tls-certificate), so this context takes them.
+        ctx.set_cipher_list(ciphers.encode() + b":@SECLEVEL=0")
+        ctx.use_certificate(certificate.certificate)
     ctx.use_privatekey(certificate.key)
     ctx.check_privatekey()
-    ctx.set_cipher_list(ciphers.encode())
     ctx.set_tlsext_use_srtp(":".join(p.openssl_name for p in profiles).encode())
+    if len(_contexts) > 8:  # certificates replaced in a long test run: keep it bounded
+        _contexts.clear()
+    _contexts[key] = (certificate, ctx)
     return ctx
 
 
@@ -175,9 +195,11 @@ class DtlsSession:
         self._mismatch = False
         self._unverified: tuple[bytes, SrtpKeys] | None = None
         """(peer certificate DER, keys) of a handshake done before the fingerprint was known."""
-        ctx = _context(certificate, profiles, ciphers)
-        ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, self._verify)
-        self._conn = SSL.Connection(ctx, None)
+        try:
+            self._conn = SSL.Connection(_context(certificate, profiles, ciphers), None)
+        except SSL.Error as exc:
+            raise DtlsError(f"OpenSSL refuses the DTLS certificate or ciphers: {exc}") from None
+        self._conn.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, self._verify)
         self._conn.set_ciphertext_mtu(mtu)
         if role is Role.CLIENT:
             self._conn.set_connect_state()

@@ -185,3 +185,25 @@ def test_close_notify_closes_the_peer(cert_a: DtlsCertificate, cert_b: DtlsCerti
     deliver(bye, server)
     assert server.state is State.CLOSED and server.peer_closed
     assert server.close() == []
+
+
+@pytest.mark.parametrize(("cipher", "bits", "signature"),
+                         [("RSA", 1024, "SHA-1"), ("RSA", 1024, "SHA-256"),
+                          ("prime256v1", 2048, "SHA-1")])  # fmt: skip
+def test_weak_configured_certificates_still_handshake(
+    cert_b: DtlsCertificate, cipher: str, bits: int, signature: str
+) -> None:
+    """`dtls-rsa-key-size=1024`, `dtls-signature=SHA-1`: below OpenSSL's default security level
+    (Debian's 2: "ee key too small"), chosen by the operator, and accepted by rtpengine 10.5's
+    config; before, building the session raised out of the offer (an internal error reply)."""
+    import datetime
+
+    from relay.dtls.cert import CertCipher, generate_certificate
+
+    weak = generate_certificate(datetime.datetime.now(datetime.UTC), 7, "weak",
+                                CertCipher(cipher), bits, signature)  # fmt: skip
+    client, server = pair(weak, cert_b)
+    run(client, server)
+    assert client.state is server.state is State.CONNECTED
+    assert client.keys is not None and server.keys is not None
+    assert client.keys.local(Role.CLIENT) == server.keys.remote(Role.SERVER)
