@@ -69,9 +69,9 @@ class PlainPeer:
         while not self._stop.is_set() and time.monotonic() - start < self.lifetime:
             now = time.monotonic()
             if now >= next_send:
-                head = struct.pack("!BBHII", 0x80, PCMU, self.sent & 0xFFFF,
-                                   (self.sent * FRAME) & 0xFFFFFFFF, self.ssrc)  # fmt: skip
-                self.sock.sendto(head + ulaw_tone(self.hz, self.sent * FRAME), relay)
+                out = struct.pack("!BBHII", 0x80, PCMU, self.sent & 0xFFFF,
+                                  (self.sent * FRAME) & 0xFFFFFFFF, self.ssrc)  # fmt: skip
+                self.sock.sendto(out + ulaw_tone(self.hz, self.sent * FRAME), relay)
                 self.sent += 1
                 next_send += FRAME / 8000
             try:
