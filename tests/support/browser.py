@@ -7,13 +7,15 @@ chromium (`executable_path`); .ci/bootstrap installs both. The page is a secure 
 RTCPeerConnection that sends a WebAudio oscillator: headless chromium has no microphone, and a
 tone we choose is what the far end must hear.
 
-Loopback media needs three things from chromium, measured on Chromium 156:
+Loopback media needs two things from chromium, measured on Chromium 156:
 - `--allow-loopback-in-peer-connection`: otherwise 127.0.0.1 / ::1 are never gathered;
-- `--disable-features=WebRtcHideLocalIpsWithMdns`: host candidates carry the address, not a
-  random `.local` name no relay resolves;
-- the microphone permission for the origin: without it chromium gathers only on the interface
-  of the default route (never loopback). Granting it is enough; getUserMedia is not called.
-`--autoplay-policy=no-user-gesture-required` lets the AudioContext run without a click.
+- the microphone permission for the origin (granted to the context; getUserMedia is not
+  called). Without it chromium gathers only on the interface of the default route (never
+  loopback) and hides host addresses behind random `.local` mDNS names no relay resolves. With
+  it neither happens, so `--disable-features=WebRtcHideLocalIpsWithMdns` is not needed; that
+  switch would also replace Playwright's own `--disable-features` list (the last one wins).
+`--autoplay-policy=no-user-gesture-required` lets the AudioContext run without a click (under
+Playwright it already does; the switch keeps it from depending on that).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from .tools import require, unavailable
 
 CHROMIUM_ARGS = (
     "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
     "--autoplay-policy=no-user-gesture-required",
 )
 ORIGIN = "http://localhost"
