@@ -87,6 +87,10 @@ async function inbound() {
     }
     if (s.type === 'outbound-rtp' && s.kind === 'audio') out.packetsSent = s.packetsSent;
     if (s.type === 'codec') out['codec:' + s.id] = s.mimeType;
+    if (s.type === 'transport') out.dtls = s.dtlsState + '/' + (s.dtlsRole || '-');
+    if (s.type === 'candidate-pair') {
+      out.checksReceived = (out.checksReceived || 0) + s.requestsReceived;
+    }
   }
   return out;
 }
@@ -119,7 +123,8 @@ class Page:
 
     def stats(self) -> dict[str, Any]:
         """Summary of getStats(): ICE/connection state, inbound-rtp packetsReceived and
-        totalAudioEnergy, outbound-rtp packetsSent, codec mime types."""
+        totalAudioEnergy, outbound-rtp packetsSent, codec mime types, DTLS state/role, and the
+        connectivity checks received over all candidate pairs."""
         return dict(self._page.evaluate("() => inbound()"))
 
     def peak_hz(self) -> float | None:
