@@ -210,7 +210,8 @@ def test_browser_call_through_relay(relay: Relay, flow: str, tmp_path: Path) -> 
                 return None
 
             stats = wait_for(flowing, BOUND, interval=0.2)
-            assert stats, (page.stats(), peer.count(), relay.daemon.log()[-3000:])
+            assert stats, f"browser {page.stats()}, peer got {peer.count()} packets; relay log:\n" \
+                f"{relay.daemon.log()[-3000:]}"
             heard_by_browser = page.peak_hz()
         finally:
             peer.stop()
