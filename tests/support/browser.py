@@ -155,9 +155,9 @@ def chromium() -> Iterator[Page]:
 
 
 def only_candidates(sdp: str, address: str) -> str:
-    """`sdp` keeping the UDP host candidates on `address` only, with the default address (c=,
-    m= port) set to the first of them: the relay then never sends to another of the machine's
-    addresses (the browser gathers on every interface)."""
+    """`sdp` keeping the UDP host candidates on `address` only (no ::1, no TCP), with the
+    default address (c=, m= port) set to the first of them: the relay gets one address family
+    and one transport to check, whatever interfaces the browser gathered on."""
     keep = re.compile(rf"a=candidate:\S+ \d+ udp \d+ {re.escape(address)} (\d+) typ host\b", re.I)
     lines = sdp.split("\r\n")
     ports = [m.group(1) for line in lines if (m := keep.match(line))]

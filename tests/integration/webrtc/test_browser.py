@@ -75,7 +75,8 @@ RTPVAULT_DTLS_PENDING = pytest.mark.xfail(
 RTPENGINE_EARLY_CLIENTHELLO = pytest.mark.xfail(
     strict=True,
     reason="rtpengine 10.5 sends a ClientHello before the answer, then answers "
-    "a=setup:passive: Chromium stays the DTLS server it became and never completes (see above)",
+    "a=setup:passive: Chromium, made DTLS server by that ClientHello, never starts as the "
+    "client the answer makes it (see above)",
 )
 CASES = [
     pytest.param("rtpengine", "prflx", id="rtpengine-prflx"),
