@@ -59,33 +59,21 @@ pytestmark = pytest.mark.integration
 
 BROWSER_HZ = 1000.0
 PEER_HZ = 440.0
-RTPVAULT_EXTRA = ("--x-secure-sdp=yes",)
-"""rtpvault's switches for secure SDP (the test switch until it is the default)."""
 SIP_SIDE = {"ICE": "remove", "DTLS": "off", "SDES": ["off"], "transport-protocol": "RTP/AVP"}
 BROWSER_SIDE = {"ICE": "force", "DTLS": "passive", "SDES": ["off"]}
 BOUND = 20.0
 """Seconds a stuck relay or browser may take before the test gives up (not a timing check)."""
 RING = 1.0
 """Seconds the peer "rings" in the late-answer flow before it answers."""
-RTPVAULT_DTLS_PENDING = pytest.mark.xfail(
-    strict=True,
-    reason="rtpvault answers the browser's SDP but carries no DTLS/ICE media yet "
-    "(branch w7-dtls-ice wires it; remove this mark when it lands)",
-)
-RTPENGINE_EARLY_CLIENTHELLO = pytest.mark.xfail(
-    strict=True,
-    reason="rtpengine 10.5 sends a ClientHello before the answer, then answers "
-    "a=setup:passive: Chromium, made DTLS server by that ClientHello, never starts as the "
-    "client the answer makes it (see above)",
-)
 CASES = [
     pytest.param("rtpengine", "prflx", id="rtpengine-prflx"),
-    pytest.param("rtpengine", "late-answer", id="rtpengine-late-answer",
-                 marks=RTPENGINE_EARLY_CLIENTHELLO),
-    pytest.param("rtpvault", "prflx", id="rtpvault-prflx", marks=RTPVAULT_DTLS_PENDING),
-    pytest.param("rtpvault", "late-answer", id="rtpvault-late-answer",
-                 marks=RTPVAULT_DTLS_PENDING),
-]  # fmt: skip
+    # rtpengine 10.5 fails the late-answer flow (3 of 3 runs with a 1 s ring, about half with
+    # an immediate answer): its ClientHello before the answer makes Chromium the DTLS server,
+    # and its a=setup:passive answer then leaves Chromium waiting as a client that never
+    # starts (see above). Not run: it only shows rtpengine's bug and takes the 20 s bound.
+    pytest.param("rtpvault", "prflx", id="rtpvault-prflx"),
+    pytest.param("rtpvault", "late-answer", id="rtpvault-late-answer"),
+]
 
 
 class Relay:
@@ -97,7 +85,7 @@ class Relay:
         self.spool = tmp / "spool"
         extra = ["--delete-delay=0"]
         if kind == "rtpvault":
-            extra += [f"--recording-dir={self.spool}", *RTPVAULT_EXTRA]
+            extra += [f"--recording-dir={self.spool}"]
         with ns.entered():
             # no advertised address: every candidate and c= line the relay writes is 127.0.0.1
             self.daemon: Daemon = daemons.start(
