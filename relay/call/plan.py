@@ -236,9 +236,10 @@ def _with_version(plan: SessionPlan, version: int) -> SessionPlan:
 
 def with_secure(
     s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, options: CallOptions,
-    offer: bool, media_plan: MediaPlan, ctx: SecureContext,
+    offer: bool, media_plan: MediaPlan, ctx: SecureContext, listed: secure.Listed | None = None,
 ) -> MediaPlan:
-    """`media_plan` with the SDES/DTLS/ICE lines for `r_side`'s party (x-secure-sdp)."""
+    """`media_plan` with the SDES/DTLS/ICE lines for `r_side`'s party (x-secure-sdp);
+    `listed`: the addresses our candidates name (secure.ice_lines)."""
     # the receiver's last SDP: its offer (we answer it) or, in an offer, its last answer
     other = r_side.sdp if (not offer or not r_side.sdp_was_offer) else None
     if not offer:
@@ -251,7 +252,8 @@ def with_secure(
     mux_only = media_plan.rtcp_mux and media_plan.rtcp_port == media_plan.port
     ports = (media_plan.port, media_plan.port + 1)
     ice = secure.ice_lines(
-        r_side.secure, other, media, options, offer, ports, mux_only, ctx, media_plan.address
+        r_side.secure, other, media, options, offer, ports, mux_only, ctx, media_plan.address,
+        listed,
     )
     keep = secure.passes_ice_on(media, options, offer)
     if offer:

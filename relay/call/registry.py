@@ -313,12 +313,13 @@ class Registry:
         state = RequestState.of(options)
         fallback = self.interfaces[0].advertised
         plans = []
+        listed: list[MediaSide] = []
         for index, media in enumerate(offered.media):
             s_side, r_side, source = self._sides(sender, receiver, index, media, state, offer)
             media_plan = plan.media_plan(s_side, r_side, media, options, offer, source, fallback)
             if self.secure is not None and not media.rejected:
                 media_plan = plan.with_secure(s_side, r_side, media, options, offer, media_plan,
-                                              self.secure)
+                                              self.secure, self._lister(r_side, listed))
             plans.append(media_plan)
         until = self.clock() + LEARNING_WINDOW
         for party in (sender, receiver):
@@ -332,6 +333,8 @@ class Registry:
         if self.secure is not None:
             for side in receiver.medias[: len(offered.media)]:
                 side.secure.ice_lite_self = session.ice_lite
+                if side.ice_addresses and all(side is not s for s in listed):
+                    self.streams.drop_ice_addresses(side)  # no candidates to this party now
             self._wire_secure(sender, receiver, len(offered.media), offer, self.secure)
         self.streams.updated((sender, receiver))  # peers, holds, flags may have changed
         if created:
@@ -339,6 +342,19 @@ class Registry:
         kind = "offer" if offer else "answer"
         self.emit(CallUpdated(call, Exchange(kind, sender.tag, offered, out)))
         return out
+
+    def _lister(self, side: MediaSide, listed: list[MediaSide]) -> secure.Listed:
+        """What secure.ice_lines calls when it writes our candidates towards `side`'s party:
+        sockets on every address of its logical interface (kept across re-offers)."""
+
+        def addresses() -> list[tuple[str, tuple[int, int]] | None]:
+            listed.append(side)
+            return [
+                None if a.rtp is None else (a.advertised, (a.rtp.local_port, a.rtp.local_port + 1))
+                for a in self.streams.list_ice_addresses(side)
+            ]
+
+        return addresses
 
     def _wire_secure(
         self, sender: Party, receiver: Party, count: int, offer: bool, ctx: SecureContext
