@@ -8,8 +8,7 @@ ufrag/pwd and candidates are known (its SDP), the agent gets them and runs its c
 
 Role as rtpengine 10.5 sets it (`__ice_offer`): controlling towards the party that received the
 first offer (`MediaSide.ice_controlling`), controlled towards the offerer; a lite agent of ours
-(`ICE-lite` flag) is never controlling. (A lite peer is not seen here: OfferedMedia has no
-session-level a=ice-lite, so we keep the offer/answer role towards it.)
+(`ICE-lite` flag) is never controlling, and a full one always controls a lite peer.
 
 Re-offers keep the agent (same credentials: rtpengine keeps its own ufrag/pwd, §1.9a); a new
 remote ufrag is the peer's ICE restart, which `IceAgent.set_remote` handles (media stays on the
@@ -100,8 +99,10 @@ def _remote(side: MediaSide, agent: IceAgent) -> None:
     if state.remote_ice is None or not state.ice_remote:
         return
     ufrag, pwd = state.remote_ice
-    if (agent.remote_ufrag, agent.remote_pwd) != (ufrag, pwd):
-        agent.set_remote(ufrag, pwd)  # a changed ufrag: the peer's ICE restart
+    if (agent.remote_ufrag, agent.remote_pwd, agent.remote_lite) != (ufrag, pwd,
+                                                                     state.remote_lite):
+        # a changed ufrag: the peer's ICE restart; a lite peer: we control (RFC 8445 §6.1.1)
+        agent.set_remote(ufrag, pwd, lite=state.remote_lite)
     agent.add_remote_candidates(state.remote_candidates)
     media = side.sdp
     if media is not None and (media.end_of_candidates or not media.ice_trickle):

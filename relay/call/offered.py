@@ -44,6 +44,8 @@ class OfferedMedia:
     """`a=ice-ufrag` / `a=ice-pwd` values (media, else session level)."""
     candidates: tuple[str, ...] = ()
     """The section's `a=candidate` values, in order."""
+    ice_lite: bool = False
+    """Session-level `a=ice-lite` (RFC 8839 §5.3): the sender is a lite agent."""
     codec_names: dict[str, str] = field(default_factory=dict)
     """Payload type → "encoding/clock[/channels]" (rtpmap, or RFC 3551 for static types)."""
 

@@ -64,6 +64,8 @@ class SecureState:
     """The party does ICE (an a=ice-ufrag in its last SDP)."""
     remote_ice: tuple[str, str] | None = field(default=None, repr=False)
     """The party's (ufrag, pwd)."""
+    remote_lite: bool = False
+    """The party's last SDP said `a=ice-lite`: we control (RFC 8445 §6.1.1)."""
     remote_candidates: tuple[Candidate, ...] = ()
     """The party's valid candidates (unparsable ones are ignored, as rtpengine does)."""
     ice_passed_on: bool = False
@@ -265,6 +267,7 @@ def remember_received(state: SecureState, media: OfferedMedia) -> None:
     if media.ice_ufrag is not None and media.ice_pwd is not None:
         state.remote_ice = (media.ice_ufrag, media.ice_pwd)
     state.remote_candidates = parse_candidates(media.candidates)
+    state.remote_lite = media.ice_lite
 
 
 def parse_candidates(values: Sequence[str]) -> tuple[Candidate, ...]:

@@ -1,7 +1,7 @@
 """ICE (RFC 8445, 8839, 7675) as sans-IO parts: SDP attributes, rtpengine's own ICE lines, agent.
 
 Nothing here owns a socket or a clock; the media plane feeds datagrams and `now` in and sends
-what comes out. Not wired into the call model yet (issue 17).
+what comes out. The call model runs one agent per side (relay.call.ice_media, issue 17).
 """
 
 from relay.ice.agent import IceAgent, IceState, Inbound, Transmit

@@ -70,6 +70,7 @@ def _media(m: MediaSection, desc: SessionDescription) -> OfferedMedia:
             for v in (*m.attributes("ice-options"), *desc.attributes("ice-options"))
         ),
         codec_names=names,
+        ice_lite=bool(desc.attributes("ice-lite")),
     )
 
 

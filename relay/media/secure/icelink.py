@@ -59,10 +59,13 @@ class IceLink:
                 t.stream.send_errors += 1
         for t in self.transports.values():
             route = self.route(t)
-            if route is not None and t.stream.peer != route[1]:
+            if route is None:
+                continue
+            if t.stream.peer != route[1]:
                 t.stream.peer = route[1]
                 t.stream.confirmed = True
-                t.maybe_start_dtls()
+            # also when the pair is the SDP's peer already: a DTLS client waits for a pair
+            t.maybe_start_dtls()
         self._log_state()
         self._arm()
 
