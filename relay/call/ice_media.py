@@ -14,7 +14,10 @@ Re-offers keep the agent (same credentials: rtpengine keeps its own ufrag/pwd, Â
 remote ufrag is the peer's ICE restart, which `IceAgent.set_remote` handles (media stays on the
 old pair until a new one is nominated). New local ports (re-allocation) or another component
 count (rtcp-mux settled by the answer) make a new agent. rtcp-mux: one component on the RTP
-stream; otherwise RTP is component 1 and RTCP component 2. Without ICE towards the party
+stream; otherwise RTP is component 1 and RTCP component 2. The agent's local sockets are those
+components on every address our candidates name (`MediaSide.ice_addresses`: the side's own, and
+sockets of their own on the logical interface's other addresses, whose media and DTLS take the
+own stream's path through `Transport.primary`). Without ICE towards the party
 (ICE=remove, a plain SDP): no agent. Never logs the passwords.
 """
 
