@@ -65,7 +65,7 @@ def _candidate_addresses(sdp: str) -> list[str]:
     return [line.split()[4] for line in sdp.splitlines() if line.startswith("a=candidate:")]
 
 
-async def webrtc_offers(d: Daemon) -> None:
+async def webrtc_offers(d: Daemon, dtls: str) -> None:
     plain = Plain()
     async with peer() as (pc, frames):
         _pcmu_only(pc)
@@ -75,8 +75,9 @@ async def webrtc_offers(d: Daemon) -> None:
                               **WEBRTC_TO_SIP})  # fmt: skip
         plain.relay_port = _port(offer["sdp"])
         answer = await _ng(d, {**base, "command": "answer", "to-tag": "plain",
-                               "sdp": plain.sdp(), **SIP_ANSWER})  # fmt: skip
+                               "sdp": plain.sdp(), **SIP_ANSWER, "DTLS": dtls})  # fmt: skip
         sdp = answer["sdp"]
+        assert f"a=setup:{dtls}" in sdp  # active: our DTLS client starts on the selected pair
         assert _candidate_addresses(sdp) == ["127.0.0.1", SECOND, "::1"]  # rtcp-mux: one each
         sender = asyncio.ensure_future(plain.run())
         try:
@@ -110,8 +111,9 @@ async def sip_offers(d: Daemon) -> None:
         await _ng(d, {**base, "command": "delete"})
 
 
-def test_webrtc_offer_media_through_the_second_address(daemon: Daemon) -> None:
-    asyncio.run(asyncio.wait_for(webrtc_offers(daemon), 3 * BOUND))
+@pytest.mark.parametrize("dtls", ["passive", "active"])
+def test_webrtc_offer_media_through_the_second_address(daemon: Daemon, dtls: str) -> None:
+    asyncio.run(asyncio.wait_for(webrtc_offers(daemon, dtls), 3 * BOUND))
     assert daemon.log().count("DTLS-SRTP established") == 1
 
 
