@@ -266,7 +266,7 @@ def main(argv: list[str]) -> int:
 
 def _secure_context(settings: Settings) -> SecureContext:
     """The experimental `x-secure-sdp` switch: a start-up DTLS certificate (as rtpengine 10.5
-    generates one) and one ICE foundation per interface address."""
+    generates one) and one ICE foundation per interface address and family of the side."""
     rng = random.SystemRandom()
     cert = generate_certificate(
         datetime.datetime.now(datetime.UTC), rng.getrandbits(63) + 1, "rtpvault"
@@ -275,6 +275,7 @@ def _secure_context(settings: Settings) -> SecureContext:
     return SecureContext(
         fingerprint=lambda name: fingerprints.get(name, fingerprints[DEFAULT_HASH]),
         interfaces=[(new_foundation(rng), i.advertised) for i in settings.interfaces],
+        interfaces6=[(new_foundation(rng), i.advertised) for i in settings.interfaces],
         rng=rng,
         dtls_passive=settings.dtls_passive,
         certificate=cert,

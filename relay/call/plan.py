@@ -253,7 +253,7 @@ def with_secure(
     ports = (media_plan.port, media_plan.port + 1)
     ice = secure.ice_lines(
         r_side.secure, other, media, options, offer, ports, mux_only, ctx, media_plan.address,
-        listed,
+        listed, media_plan.family,
     )
     keep = secure.passes_ice_on(media, options, offer)
     if offer:

@@ -473,7 +473,9 @@ class Registry:
             # rtpengine's proto_num_ports: an offerer that keeps rtcp-mux under demux or
             # accept gets only its RTP port (the RTCP stream is a fallback, local port 0).
             single = offer and s_side.rtcp_mux and bool(opts & {"demux", "accept"})
-            itf = pick_interface(self.interfaces, options, False, family)
+            # `address family` is the receiver's (the offerer's own side keeps its SDP's
+            # family: measured, sec_multi_ice_ipv6_side)
+            itf = pick_interface(self.interfaces, options, False, media.family)
             self.streams.allocate(s_side, itf, single=single)
             s_side.endpoint = None  # filled by the first SDP sent to s_side's party
 

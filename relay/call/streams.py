@@ -173,11 +173,12 @@ class StreamAllocator:
             self.defer(self._start_streams)
 
     def list_ice_addresses(self, side: MediaSide) -> tuple[IceAddress, ...]:
-        """Every address of the logical interface `side`'s own ports are on, in interface
-        order, for our ICE candidates towards its party (docs/spec/sdp.md §1.9a): the other
-        addresses get ports of their own (as many as the side has), the same numbers as the
-        side's where free, else the address's own scan. Kept while the side keeps its ports;
-        an address without free ports is left out (logged)."""
+        """Every address of the logical interface `side`'s own ports are on, those of the
+        side's family first, each family in interface order, for our ICE candidates towards
+        its party (docs/spec/sdp.md §1.9a): the other addresses get ports of their own (as many
+        as the side has), the same numbers as the side's where free, else the address's own
+        scan. Kept while the side keeps its ports; an address without free ports is left out
+        (logged)."""
         if side.ice_addresses:
             return side.ice_addresses
         rtp, pool = side.rtp, side.pool
@@ -188,7 +189,10 @@ class StreamAllocator:
         single = side.rtcp is None or not side.rtcp.local_port
         out: list[IceAddress] = []
         seen: set[str] = set()
-        for itf in (i for i in self.interfaces if i.name == chosen.name):
+        logical = [i for i in self.interfaces if i.name == chosen.name]
+        # the chosen address's family first, then the other (rtpengine's list per family)
+        logical.sort(key=lambda i: i.family != chosen.family)
+        for itf in logical:
             if itf.local in seen:
                 continue
             seen.add(itf.local)

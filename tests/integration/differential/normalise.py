@@ -11,8 +11,8 @@ included:
 * clock values (`created`, `created_us`, `last signal`, `last packet`) → `{clock}`;
 * `a=rtpengine:` ids, ICE ufrag/pwd, candidate foundations, DTLS fingerprints, SDES keys that
   the request did not contain, `a=tls-id` → placeholders (foundations numbered per scenario);
-* with `ice-address-ports`, candidate ports on every address but the first candidate address of
-  the scenario → `{<address>:P1}`, `{<address>:P1+1}`, … numbered per address: rtpengine scans
+* with `ice-address-ports`, candidate ports on every address but the section's `c=` address
+  → `{<address>:P1}`, `{<address>:P1+1}`, … numbered per address: rtpengine scans
   each address's port range on its own (docs/spec/sdp.md §1.9a), rtpvault takes the first
   address's number where free, so only each address's own pairs are compared;
 * the `o=` version when the step asks for it (`o-version`: rtpengine invents a random one);
@@ -57,14 +57,13 @@ class ScenarioState:
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     clients: dict[int, str] = field(default_factory=dict)
     port_count: int = 0
-    first_candidate: str | None = None
+    connection: str | None = None
+    """The address of the last `c=` line normalised (the section's own address)."""
     address_ports: dict[str, dict[int, str]] = field(default_factory=dict)
 
     def candidate_port(self, address: str, text: str, opts: Options) -> str:
         """A candidate's port: as `port_text`, or numbered per address (`ice-address-ports`)."""
-        if self.first_candidate is None:
-            self.first_candidate = address
-        if "ice-address-ports" not in opts or address == self.first_candidate:
+        if "ice-address-ports" not in opts or address == self.connection:
             return self.port_text(text)
         if not text.isdigit() or not self.port_min <= int(text) <= self.port_max:
             return text
@@ -147,6 +146,8 @@ def _sdp_line(line: str, st: ScenarioState, opts: Options, request_text: str) ->
 
 
 def _sdp_value(body: str, st: ScenarioState, opts: Options, request_text: str) -> str:
+    if body.startswith("c="):
+        st.connection = body.rsplit(" ", 1)[-1]
     if body.startswith("m="):
         parts = body.split(" ")
         if len(parts) > 1:

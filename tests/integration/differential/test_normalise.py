@@ -189,15 +189,15 @@ def test_ice_address_ports_numbered_per_address() -> None:
                        for c in (1, 2) for i, (a, p) in enumerate(
                            (("203.0.113.1", p1), ("203.0.113.2", p2), ("::1", p3))))  # fmt: skip
 
-    engine = normalise_sdp(lines(30010, 30022, 30040), state(), opts)
-    vault = normalise_sdp(lines(30010, 30010, 30010), state(), opts)
+    engine = normalise_sdp("c=IN IP4 203.0.113.1\r\n" + lines(30010, 30022, 30040), state(), opts)
+    vault = normalise_sdp("c=IN IP4 203.0.113.1\r\n" + lines(30010, 30010, 30010), state(), opts)
     assert engine == vault
-    assert vault[:3] == [
+    assert vault[1:4] == [
         "a=candidate:{F1} 1 UDP 1 203.0.113.1 {P1} typ host\r\n",
         "a=candidate:{F2} 1 UDP 1 203.0.113.2 {203.0.113.2:P1} typ host\r\n",
         "a=candidate:{F3} 1 UDP 1 ::1 {::1:P1} typ host\r\n",
     ]
-    assert vault[4] == "a=candidate:{F2} 2 UDP 1 203.0.113.2 {203.0.113.2:P1+1} typ host\r\n"
+    assert vault[5] == "a=candidate:{F2} 2 UDP 1 203.0.113.2 {203.0.113.2:P1+1} typ host\r\n"
     # without the option a shared port number shows as the same placeholder
     assert normalise_sdp(lines(30010, 30010, 30010), state(), frozenset())[1].endswith(
         " {P1} typ host\r\n")  # fmt: skip

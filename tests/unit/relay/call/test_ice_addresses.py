@@ -44,6 +44,7 @@ class Itf:
 LO = [Itf("lo", "127.0.0.1", "203.0.113.1"), Itf("lo", "127.0.0.2", "203.0.113.2"),
       Itf("lo", "::1", "::1", "IP6")]  # fmt: skip
 FOUNDATIONS = [("F1", "203.0.113.1"), ("F2", "203.0.113.2"), ("F3", "::1")]
+FOUNDATIONS6 = [("G1", "203.0.113.1"), ("G2", "203.0.113.2"), ("G3", "::1")]
 
 
 def _sdp(port: int, extra: str = "") -> str:
@@ -62,7 +63,7 @@ def _candidates(sdp: str) -> list[tuple[str, int, int, str, int]]:
 
 def _registry(plane: Any = None) -> Registry:
     ctx = SecureContext(fingerprint=lambda h: f"{h} 00", interfaces=FOUNDATIONS,
-                        rng=random.Random(3))  # fmt: skip
+                        rng=random.Random(3), interfaces6=FOUNDATIONS6)  # fmt: skip
     return Registry(LO, PORT_MIN, PORT_MAX, plane, rng=random.Random(5), secure=ctx)
 
 
@@ -107,6 +108,19 @@ def test_candidates_on_every_address_component_major(reg: Registry) -> None:
         ((local, port + comp - 1), comp, 126 << 24 | (65535 - i) << 8 | (256 - comp))
         for comp in (1, 2) for i, local in enumerate(["127.0.0.1", "127.0.0.2", "::1"])
     )  # fmt: skip
+
+
+def test_a_side_on_ipv6_lists_its_family_first_with_that_familys_foundations(
+    reg: Registry,
+) -> None:
+    sdp = _offer(Commands(reg), _sdp(9000, ALICE_ICE.format(port=9000)),
+                 **{"address family": "IP6"})["sdp"]  # fmt: skip
+    assert "c=IN IP6 ::1" in sdp
+    got = [(f, comp, prio >> 8 & 0xFFFF, addr) for f, comp, prio, addr, _ in _candidates(sdp)]
+    assert got == [(f, comp, 65535 - i, addr) for comp in (1, 2) for i, (f, addr) in enumerate(
+        [("G3", "::1"), ("G1", "203.0.113.1"), ("G2", "203.0.113.2")])]  # fmt: skip
+    # the offerer's own side stays on its SDP's family (IPv4)
+    assert reg.calls["c1"].parties["a"].medias[0].family == "IP4"
 
 
 def test_reoffer_keeps_every_address_then_delete_frees_all(reg: Registry) -> None:
