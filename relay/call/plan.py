@@ -234,14 +234,19 @@ def _with_version(plan: SessionPlan, version: int) -> SessionPlan:
     return replace(plan, origin_version=str(version))
 
 
+def receiver_sdp(r_side: MediaSide, offer: bool) -> OfferedMedia | None:
+    """The receiver's last SDP for the line: its offer (we answer it) or, in an offer, its last
+    answer (secure.wants_ice's `other`)."""
+    return r_side.sdp if (not offer or not r_side.sdp_was_offer) else None
+
+
 def with_secure(
     s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, options: CallOptions,
     offer: bool, media_plan: MediaPlan, ctx: SecureContext, listed: secure.Listed | None = None,
 ) -> MediaPlan:
     """`media_plan` with the SDES/DTLS/ICE lines for `r_side`'s party (x-secure-sdp);
     `listed`: the addresses our candidates name (secure.ice_lines)."""
-    # the receiver's last SDP: its offer (we answer it) or, in an offer, its last answer
-    other = r_side.sdp if (not offer or not r_side.sdp_was_offer) else None
+    other = receiver_sdp(r_side, offer)
     if not offer:
         secure.settle_answer(s_side.secure, media)
     secure.remember_received(s_side.secure, media)

@@ -466,6 +466,12 @@ class Registry:
         mux_only = r_side.rtcp_mux and (r_side.mux_require or not offer)
         endpoint = (source or media.address or "", media.port)
         self._receiver_ports(r_side, endpoint, mux_only, options, family)
+        if self.secure is not None and secure.wants_ice(
+            media, options, offer, plan.receiver_sdp(r_side, offer)
+        ):
+            # our candidates will go to the receiver: every address of its side now, before the
+            # sender's ports, in rtpengine's order (the SDP takes them from there)
+            self.streams.list_ice_addresses(r_side)
         # The sender's own side gets ports only when first created (rtpengine's wildcard
         # endpoint map); created by a rejected line or released by a rejection, it waits
         # for an SDP sent to its party.
