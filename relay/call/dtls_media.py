@@ -10,7 +10,8 @@ Which role (`SecureState.dtls_role`, rtpengine 10.5's `__dtls_logic`/`__init_str
   fingerprint is then unknown: the handshake runs, and the keys are held back until the answer
   brings the fingerprint (relay.dtls.session `set_remote_fingerprint`); a mismatch fails the
   session (no keys, so no media either way: one log line, `Transport.dtls_mismatches`);
-* the answer says `passive`: we are the client (a session still waiting is made again as client);
+* the answer says `passive`: we are the client (a new session, even if the peer's early
+  ClientHello had begun one with us as server: rtpengine does that, then resets to server);
   `active`: we stay server.
 
 Re-offers keep the session, as rtpengine does, while the fingerprint and the socket stay (a
@@ -83,12 +84,13 @@ def dtls_streams(side: MediaSide) -> list[Stream]:
 
 
 def _keep(session: DtlsSession, role: Role, fp: Fingerprint | None) -> bool:
-    """The stream's session stays: same fingerprint (or none known before), and the same role
-    or a handshake already under way."""
+    """The stream's session stays: same fingerprint (or none known before) and same role. A
+    handshake begun in the other role goes too: rtpengine, for one, sends a ClientHello while
+    its role is open and then becomes the server its answer says it is (measured)."""
     known = session.remote_fingerprint
     if known is not None and fp is not None and known != fp:
         return False
-    return session.role is role or session.state is not State.NEW
+    return session.role is role
 
 
 def _wire(stream: Stream, role: Role, fp: Fingerprint | None, ctx: SecureContext,

@@ -172,31 +172,32 @@ def test_rtpengine_offers_the_secure_leg_to_rtpvault(
         b.close()
 
 
-@pytest.mark.parametrize(("mux", "engine_dtls"), [(True, "passive"), (True, "active"),
-                                                  (False, "active")],
-                         ids=["rtcp-mux-engine-passive", "rtcp-mux-engine-active",
-                              "no-mux-engine-active"])  # fmt: skip
+@pytest.mark.parametrize("mux", [True, False], ids=["rtcp-mux", "no-mux"])
 def test_rtpvault_offers_the_secure_leg_to_rtpengine(
-    relays: tuple[Daemon, Daemon], mux: bool, engine_dtls: str
+    relays: tuple[Daemon, Daemon], mux: bool
 ) -> None:
-    """rtpengine answers our actpass as the DTLS server (`DTLS=passive`: we are the client) or
-    as the client (its default): then its ClientHello may come before its answer, with the
-    fingerprint, reaches us, and our server holds the keys until then."""
+    """rtpengine answers our actpass as the DTLS client (its default) and sends its ClientHello
+    as soon as it has our offer: our server may finish the handshake before rtpengine's answer,
+    with the fingerprint, reaches us, and holds the keys until then.
+
+    Not tested: `DTLS=passive` on rtpengine's answer. rtpengine then sends its early ClientHello
+    as client anyway, turns server when it answers, takes our ServerHello as an unexpected
+    message and drops its DTLS context until the next signal. Measured: rtpengine 10.5 in our
+    place (actpass offerer) fails the same way in 3 of 5 calls (tests/integration/dtls/
+    test_chain_vs_rtpengine.py's flow, two rtpengine daemons)."""
     engine, vault = relays
     a, b = Phone(), Phone()
-    base = {"call-id": f"chain-2-{mux}-{engine_dtls}", "from-tag": "b"}
+    base = {"call-id": f"chain-2-{mux}", "from-tag": "b"}
     try:
         extra: dict[str, Any] = {"rtcp-mux": ["require"]} if mux else {}
         x = ng(vault, {**base, "command": "offer", "sdp": b.sdp(), **SECURE, **extra})
         assert "a=setup:actpass" in x and "a=ice-ufrag" in x and ("a=rtcp-mux" in x) == mux
         y = ng(engine, {**base, "command": "offer", "sdp": x, **PLAIN, "rtcp-mux": ["demux"]})
         a.learn(y)
-        answer_flags = {**SECURE, "DTLS": engine_dtls}
-        if engine_dtls == "active":
-            del answer_flags["DTLS"]  # rtpengine's default answer to actpass
+        answer_flags = {k: v for k, v in SECURE.items() if k != "DTLS"}  # its default role
         z = ng(engine, {**base, "command": "answer", "to-tag": "a", "sdp": a.sdp(),
                         "flags": ["trust-address"], **answer_flags})  # fmt: skip
-        assert f"a=setup:{engine_dtls}" in z and "a=ice-ufrag" in z
+        assert "a=setup:active" in z and "a=ice-ufrag" in z
         w = ng(vault, {**base, "command": "answer", "to-tag": "a", "sdp": z, **PLAIN})
         b.learn(w)
         flow(b, a, rtcp=not mux)

@@ -119,3 +119,6 @@ def test_towards_a_lite_offerer_we_control_and_ice_remove_gives_no_agent(
     session = side.rtp.transport.dtls  # type: ignore[union-attr]
     assert session is not None and session.role is Role.SERVER  # we answered passive
     assert _side(commands, "b").secure.ice_agent is None
+    streams = side.streams()
+    commands.registry.terminate("c1")
+    assert all(s.transport is None and s.sock.fileno() == -1 for s in streams)  # detached
