@@ -128,8 +128,12 @@ def test_reoffer_keeps_every_address_then_delete_frees_all(reg: Registry) -> Non
     first = _candidates(_offer(commands, _sdp(9000, ALICE_ICE.format(port=9000)))["sdp"])
     again = _candidates(_offer(commands, _sdp(9000, ALICE_ICE.format(port=9000)))["sdp"])
     assert again == first and len(first) == 6
+    side = reg.calls["c1"].untagged[0].medias[0]
+    others = [s for a in side.ice_addresses for s in a.streams()]
+    assert len(others) == 4 and all(s.transport is not None for s in others)  # on the agent
     reg.terminate("c1")
     assert _used(reg) == {"127.0.0.1": 0, "127.0.0.2": 0, "::1": 0}
+    assert all(s.sock.fileno() == -1 and s.transport is None for s in others)
 
 
 def test_a_taken_port_on_the_second_address_gives_another(reg: Registry) -> None:
