@@ -275,13 +275,15 @@ def main(argv: list[str]) -> int:
 
 def _secure_context(settings: Settings) -> SecureContext:
     """SRTP/DTLS/ICE inputs for every call: the DTLS certificate (loaded or generated at
-    start-up, `_certificate`) and one ICE foundation per interface address."""
+    start-up, `_certificate`) and one ICE foundation per interface address and family of the
+    side."""
     rng = random.SystemRandom()
     cert = _certificate(settings, rng)
     fingerprints = {name: cert.fingerprint(name).render() for name in HASHES}
     return SecureContext(
         fingerprint=lambda name: fingerprints.get(name, fingerprints[DEFAULT_HASH]),
         interfaces=[(new_foundation(rng), i.advertised) for i in settings.interfaces],
+        interfaces6=[(new_foundation(rng), i.advertised) for i in settings.interfaces],
         rng=rng,
         dtls_passive=settings.dtls_passive,
         dtls_mtu=settings.dtls_mtu,

@@ -14,7 +14,10 @@ Re-offers keep the agent (same credentials: rtpengine keeps its own ufrag/pwd, �
 remote ufrag is the peer's ICE restart, which `IceAgent.set_remote` handles (media stays on the
 old pair until a new one is nominated). New local ports (re-allocation) or another component
 count (rtcp-mux settled by the answer) make a new agent. rtcp-mux: one component on the RTP
-stream; otherwise RTP is component 1 and RTCP component 2. Without ICE towards the party
+stream; otherwise RTP is component 1 and RTCP component 2. The agent's local sockets are those
+components on every address our candidates name (`MediaSide.ice_addresses`: the side's own, and
+sockets of their own on the logical interface's other addresses, whose media and DTLS take the
+own stream's path through `Transport.primary`). Without ICE towards the party
 (ICE=remove, a plain SDP): no agent. Never logs the passwords.
 """
 
@@ -33,12 +36,12 @@ from relay.media.stream import Stream
 logger = logging.getLogger("relay.calls")
 
 HOST_TYPE_PREFERENCE = 126
-"""Our candidates are host candidates (§1.9a), first interface: local preference 65535."""
+"""Our candidates are host candidates (§1.9a): local preference 65535 − the address's index."""
 
 
-def components(side: MediaSide) -> list[tuple[Stream, int]]:
-    """(stream, ICE component) for the side's sockets: RTP alone when RTCP is muxed (required
-    in our lines, or settled by the answer), else RTP 1 and RTCP 2."""
+def _own(side: MediaSide) -> list[tuple[Stream, int]]:
+    """(stream, ICE component) of the side's own sockets: RTP alone when RTCP is muxed
+    (required in our lines, or settled by the answer), else RTP 1 and RTCP 2."""
     rtp, rtcp = side.rtp, side.rtcp
     if rtp is None or not rtp.local_port:
         return []
@@ -50,11 +53,35 @@ def components(side: MediaSide) -> list[tuple[Stream, int]]:
     return [(rtp, 1), (rtcp, 2)]
 
 
-def _sockets(pairs: list[tuple[Stream, int]]) -> list[LocalSocket]:
+def components(side: MediaSide) -> list[tuple[Stream, int, int]]:
+    """(stream, ICE component, address index) of every socket our candidates towards the
+    side's party name: the side's own on its address's index, then the same components on
+    each other address of its logical interface (`MediaSide.ice_addresses`)."""
+    own = _own(side)
+    if not own or not side.ice_addresses:
+        return [(s, comp, 0) for s, comp in own]
+    out = []
+    for address in side.ice_addresses:
+        if address.rtp is None:
+            out += [(s, comp, address.index) for s, comp in own]
+            continue
+        extra = {1: address.rtp, 2: address.rtcp}
+        out += [(st, comp, address.index) for _, comp in own
+                if (st := extra[comp]) is not None]  # fmt: skip
+    return out
+
+
+def socket_key(stream: Stream, index: int) -> int:
+    """The agent's key of a socket: unique per address index and port (two addresses often
+    have the same port number)."""
+    return index << 16 | stream.local_port
+
+
+def _sockets(pairs: list[tuple[Stream, int, int]]) -> list[LocalSocket]:
     return [
-        LocalSocket(s.local_port, (s.local_address, s.local_port), comp,
-                    rtpengine_priority(HOST_TYPE_PREFERENCE, 65535, comp))
-        for s, comp in pairs
+        LocalSocket(socket_key(s, index), (s.local_address, s.local_port), comp,
+                    rtpengine_priority(HOST_TYPE_PREFERENCE, 65535 - index, comp))
+        for s, comp, index in pairs
     ]  # fmt: skip
 
 
@@ -85,8 +112,12 @@ def _remote(side: MediaSide, agent: IceAgent) -> None:
         agent.end_of_candidates()  # without trickle the SDP lists them all
 
 
+def _all_streams(side: MediaSide) -> list[Stream]:
+    return side.streams() + [s for a in side.ice_addresses for s in a.streams()]
+
+
 def _drop(side: MediaSide, plane: ForwardingPlane) -> None:
-    for stream in side.streams():
+    for stream in _all_streams(side):
         if stream.transport is not None and stream.transport.ice is not None:
             detach_ice(stream)
             plane.update(stream)
@@ -107,14 +138,19 @@ def wire_side(side: MediaSide, plane: ForwardingPlane, ctx: SecureContext) -> No
         _drop(side, plane)
         agent = state.ice_agent = _new_agent(side, sockets, ctx)
     _remote(side, agent)
-    for stream, _comp in pairs:
+    for stream, comp, index in pairs:
+        key = socket_key(stream, index)
         t = stream.transport
-        if t is None or t.ice is None or t.ice.agent is not agent:
+        if t is None or t.ice is None or t.ice.agent is not agent or t.ice_key != key:
             if t is not None and t.ice is not None:
                 detach_ice(stream)
-            attach_ice(stream, agent, stream.local_port)
+            t = attach_ice(stream, agent, key)
+        if stream is not side.rtp and stream is not side.rtcp:
+            # another address's socket: what arrives there takes the path of the side's own
+            # stream of that component (its SRTP, DTLS, counters, sink)
+            t.primary = side.rtp if comp == 1 else side.rtcp
         plane.update(stream)  # binds the link again: checks with new candidates start now
-    for stream in side.streams():
-        if all(stream is not s for s, _ in pairs) and stream.transport is not None:
-            detach_ice(stream)  # RTCP muxed now: its socket leaves the agent
+    for stream in _all_streams(side):
+        if all(stream is not s for s, _, _ in pairs) and stream.transport is not None:
+            detach_ice(stream)  # RTCP muxed now: its sockets leave the agent
             plane.update(stream)

@@ -21,6 +21,22 @@ def plus_one(address: tuple[str, int] | None) -> tuple[str, int] | None:
 
 
 @dataclass(slots=True)
+class IceAddress:
+    """One address of the side's logical interface listed in our ICE candidates towards its
+    party (docs/spec/sdp.md §1.9a): `index` in the interface order (local preference
+    65535 − index); `rtp`/`rtcp` None for the address the side's own streams are on."""
+
+    index: int
+    advertised: str
+    rtp: Stream | None = None
+    rtcp: Stream | None = None
+    pool: PortPool | None = None
+
+    def streams(self) -> list[Stream]:
+        return [s for s in (self.rtp, self.rtcp) if s is not None]
+
+
+@dataclass(slots=True)
 class MediaSide:
     index: int
     type: str
@@ -83,11 +99,15 @@ class MediaSide:
     rtcp_mux_override: bool = False
     """rtpengine's MEDIA_FLAG_RTCP_MUX_OVERRIDE: the answer does not decide the offerer's mux."""
     rtcp_fallback: bool = False
+    """Only an RTP port was allocated (an offer with rtcp-mux=require): RTCP is muxed on it,
+    `rtcp` is None, and `query` shows rtpengine's "fallback RTCP" stream with local port 0."""
     secure: SecureState = field(default_factory=SecureState)
     """SDES keys, DTLS setup/fingerprint and ICE credentials towards and from this side's party
     (the media side reads them)."""
-    """Only an RTP port was allocated (an offer with rtcp-mux=require): RTCP is muxed on it,
-    `rtcp` is None, and `query` shows rtpengine's "fallback RTCP" stream with local port 0."""
+    ice_addresses: tuple[IceAddress, ...] = ()
+    """Every address of the logical interface our last SDP to this party listed candidates
+    for, in interface order (one entry is the side's own streams, the others have sockets of
+    their own: relay.call.streams `list_ice_addresses`); () without our candidates."""
 
     @property
     def port(self) -> int:

@@ -234,13 +234,19 @@ def _with_version(plan: SessionPlan, version: int) -> SessionPlan:
     return replace(plan, origin_version=str(version))
 
 
+def receiver_sdp(r_side: MediaSide, offer: bool) -> OfferedMedia | None:
+    """The receiver's last SDP for the line: its offer (we answer it) or, in an offer, its last
+    answer (secure.wants_ice's `other`)."""
+    return r_side.sdp if (not offer or not r_side.sdp_was_offer) else None
+
+
 def with_secure(
     s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, options: CallOptions,
-    offer: bool, media_plan: MediaPlan, ctx: SecureContext,
+    offer: bool, media_plan: MediaPlan, ctx: SecureContext, listed: secure.Listed | None = None,
 ) -> MediaPlan:
-    """`media_plan` with the SDES/DTLS/ICE lines for `r_side`'s party."""
-    # the receiver's last SDP: its offer (we answer it) or, in an offer, its last answer
-    other = r_side.sdp if (not offer or not r_side.sdp_was_offer) else None
+    """`media_plan` with the SDES/DTLS/ICE lines for `r_side`'s party;
+    `listed`: the addresses our candidates name (secure.ice_lines)."""
+    other = receiver_sdp(r_side, offer)
     if not offer:
         secure.settle_answer(s_side.secure, media)
     secure.remember_received(s_side.secure, media, options.sdes if offer else ())
@@ -251,7 +257,8 @@ def with_secure(
     mux_only = media_plan.rtcp_mux and media_plan.rtcp_port == media_plan.port
     ports = (media_plan.port, media_plan.port + 1)
     ice = secure.ice_lines(
-        r_side.secure, other, media, options, offer, ports, mux_only, ctx, media_plan.address
+        r_side.secure, other, media, options, offer, ports, mux_only, ctx, media_plan.address,
+        listed, media_plan.family,
     )
     keep = secure.passes_ice_on(media, options, offer)
     if offer:

@@ -309,12 +309,13 @@ class Registry:
         state = RequestState.of(options)
         fallback = self.interfaces[0].advertised
         plans = []
+        listed: list[MediaSide] = []
         for index, media in enumerate(offered.media):
             s_side, r_side, source = self._sides(sender, receiver, index, media, state, offer)
             media_plan = plan.media_plan(s_side, r_side, media, options, offer, source, fallback)
             if not media.rejected:
                 media_plan = plan.with_secure(s_side, r_side, media, options, offer, media_plan,
-                                              self.secure)
+                                              self.secure, self._lister(r_side, listed))
             plans.append(media_plan)
         until = self.clock() + LEARNING_WINDOW
         for party in (sender, receiver):
@@ -327,6 +328,8 @@ class Registry:
         out = plan.render_versioned(receiver, offered, options, session, render)
         for side in receiver.medias[: len(offered.media)]:
             side.secure.ice_lite_self = session.ice_lite
+            if side.ice_addresses and all(side is not s for s in listed):
+                self.streams.drop_ice_addresses(side)  # no candidates to this party now
         self._wire_secure(sender, receiver, len(offered.media), offer, self.secure)
         self.streams.updated((sender, receiver))  # peers, holds, flags may have changed
         if created:
@@ -334,6 +337,19 @@ class Registry:
         kind = "offer" if offer else "answer"
         self.emit(CallUpdated(call, Exchange(kind, sender.tag, offered, out)))
         return out
+
+    def _lister(self, side: MediaSide, listed: list[MediaSide]) -> secure.Listed:
+        """What secure.ice_lines calls when it writes our candidates towards `side`'s party:
+        sockets on every address of its logical interface (kept across re-offers)."""
+
+        def addresses() -> list[tuple[str, tuple[int, int]] | None]:
+            listed.append(side)
+            return [
+                None if a.rtp is None else (a.advertised, (a.rtp.local_port, a.rtp.local_port + 1))
+                for a in self.streams.list_ice_addresses(side)
+            ]
+
+        return addresses
 
     def _wire_secure(
         self, sender: Party, receiver: Party, count: int, offer: bool, ctx: SecureContext
@@ -445,6 +461,12 @@ class Registry:
         mux_only = r_side.rtcp_mux and (r_side.mux_require or not offer)
         endpoint = (source or media.address or "", media.port)
         self._receiver_ports(r_side, endpoint, mux_only, options, family)
+        if self.secure is not None and secure.wants_ice(
+            media, options, offer, plan.receiver_sdp(r_side, offer)
+        ):
+            # our candidates will go to the receiver: every address of its side now, before the
+            # sender's ports, in rtpengine's order (the SDP takes them from there)
+            self.streams.list_ice_addresses(r_side)
         # The sender's own side gets ports only when first created (rtpengine's wildcard
         # endpoint map); created by a rejected line or released by a rejection, it waits
         # for an SDP sent to its party.
@@ -452,7 +474,9 @@ class Registry:
             # rtpengine's proto_num_ports: an offerer that keeps rtcp-mux under demux or
             # accept gets only its RTP port (the RTCP stream is a fallback, local port 0).
             single = offer and s_side.rtcp_mux and bool(opts & {"demux", "accept"})
-            itf = pick_interface(self.interfaces, options, False, family)
+            # `address family` is the receiver's (the offerer's own side keeps its SDP's
+            # family: measured, sec_multi_ice_ipv6_side)
+            itf = pick_interface(self.interfaces, options, False, media.family)
             self.streams.allocate(s_side, itf, single=single)
             s_side.endpoint = None  # filled by the first SDP sent to s_side's party
 

@@ -117,6 +117,10 @@ class SecureContext:
     certificate: DtlsCertificate | None = None
     """The daemon's DTLS certificate (the one `fingerprint` names); None: DTLS legs get no
     media (tests of the SDP side only)."""
+    interfaces6: Sequence[tuple[str, str]] = ()
+    """The same for candidates of a side on IPv6: rtpengine 10.5 keeps a list per family, each
+    address with a foundation of its own in each (measured, docs/spec/sdp.md §1.9a); empty:
+    `interfaces`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,14 +346,26 @@ def wants_ice(
     return other is not None and other.ice
 
 
+Listed = Callable[[], Sequence[tuple[str, tuple[int, int]] | None]]
+"""The addresses our candidates name, in interface order: (advertised address, RTP and RTCP
+port) of each, None where the side's own address and ports go (relay.call.streams
+`list_ice_addresses` allocates the others' sockets when called)."""
+
+
 def _candidate_interfaces(
-    ctx: SecureContext, address: str, ports: tuple[int, int]
+    ctx: SecureContext, address: str, ports: tuple[int, int], listed: Listed | None,
+    family: str,
 ) -> tuple[LocalInterface, ...]:
-    """rtpengine lists every local address, each with its own ports; the call model allocates
-    ports on one interface only, so only that one (the advertised `address`) is listed: fewer
-    candidates than rtpengine with several interfaces, but none naming a port we do not hold."""
-    own = [f for f, a in ctx.interfaces if a == address] or [ctx.interfaces[0][0]]
-    return (LocalInterface(own[0], address, ports),)
+    """rtpengine lists every address of the logical interface, each with its own ports, the
+    side's family first (docs/spec/sdp.md §1.9a); foundation per advertised address and family
+    of the side."""
+    table = ctx.interfaces6 if family == "IP6" and ctx.interfaces6 else ctx.interfaces
+    out = []
+    for entry in (listed() if listed is not None else None) or [None]:
+        adv, own_ports = (address, ports) if entry is None else entry
+        own = [f for f, a in table if a == adv] or [table[0][0]]
+        out.append(LocalInterface(own[0], adv, own_ports))
+    return tuple(out)
 
 
 def passes_ice_on(media: OfferedMedia, options: CallOptions, offer: bool) -> bool:
@@ -372,10 +388,10 @@ def _ice_kind(
 def ice_lines(
     state: SecureState, offerer_media: OfferedMedia | None, media: OfferedMedia,
     options: CallOptions, offer: bool, ports: tuple[int, int], mux_only: bool,
-    ctx: SecureContext, address: str = "",
+    ctx: SecureContext, address: str = "", listed: Listed | None = None, family: str = "IP4",
 ) -> tuple[str, ...]:
     """Own ICE lines towards the party of `state` (§1.9, §1.9a), or none (`offerer_media`:
-    see `wants_ice`'s `other`)."""
+    see `wants_ice`'s `other`); `listed` is called only when candidates are written."""
     if not wants_ice(media, options, offer, offerer_media):
         state.ice_out = False
         return ()
@@ -389,7 +405,7 @@ def ice_lines(
     own = OwnIce(
         ufrag=ufrag,
         pwd=pwd,
-        interfaces=_candidate_interfaces(ctx, address, ports),
+        interfaces=_candidate_interfaces(ctx, address, ports, listed, family),
         components=1 if mux_only else 2,
         kind=kind,
         credentials=own_credentials,

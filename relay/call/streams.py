@@ -12,7 +12,7 @@ import socket
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
-from relay.call.model import MediaSide, Party, plus_one
+from relay.call.model import IceAddress, MediaSide, Party, plus_one
 from relay.call.options import CallOptions
 from relay.media.plane import ForwardingPlane
 from relay.media.secure import detach
@@ -109,6 +109,7 @@ class StreamAllocator:
             if itf.local not in self.pools:
                 fam = socket.AF_INET6 if itf.family == "IP6" else socket.AF_INET
                 self.pools[itf.local] = PortPool(itf.local, fam, port_min, port_max, opener, rng)
+        self.interfaces = list(interfaces)
         self.defer: Defer = now
         self._starting: list[Stream] = []
 
@@ -116,6 +117,7 @@ class StreamAllocator:
         """New ports for `side` on `itf` (one RTP port only if `single`); what the old streams
         learned is carried over, and the old sockets are closed (raises PortsExhausted)."""
         old = side.streams()
+        self.drop_ice_addresses(side)  # new own ports: the other addresses get new ones too
         pool = self.pools[itf.local]
         fam = pool.family
         # An m= line rejected earlier gets its old port numbers back (rtpengine 10.5 keeps
@@ -155,20 +157,88 @@ class StreamAllocator:
         for stream in side.streams():
             if any(stream is o for o in old):
                 continue  # a kept RTCP stream is running already
-            if self.tos is not None and self._set_tos is not None:
-                self._set_tos(stream.sock, self.tos)
-            # Bound now (the port goes into the reply); read from after the reply. Nothing is
-            # lost: packets wait in the socket, and the deferred work runs before the loop
-            # reads anything else.
-            self._starting.append(stream)
-            if len(self._starting) == 1:  # the first this request: one deferred start for all
-                self.defer(self._start_streams)
+            self._start(stream)
         for stream in old:
             if stream is not side.rtcp:
                 self.close(stream, pool if stream.local_address == pool.address else None)
 
+    def _start(self, stream: Stream) -> None:
+        if self.tos is not None and self._set_tos is not None:
+            self._set_tos(stream.sock, self.tos)
+        # Bound now (the port goes into the reply); read from after the reply. Nothing is
+        # lost: packets wait in the socket, and the deferred work runs before the loop reads
+        # anything else.
+        self._starting.append(stream)
+        if len(self._starting) == 1:  # the first this request: one deferred start for all
+            self.defer(self._start_streams)
+
+    def list_ice_addresses(self, side: MediaSide) -> tuple[IceAddress, ...]:
+        """Every address of the logical interface `side`'s own ports are on, those of the
+        side's family first, each family in interface order, for our ICE candidates towards
+        its party (docs/spec/sdp.md §1.9a): the other addresses get ports of their own (as many
+        as the side has), the same numbers as the side's where free, else the address's own
+        scan. Kept while the side keeps its ports; an address without free ports is left out
+        (logged)."""
+        if side.ice_addresses:
+            return side.ice_addresses
+        rtp, pool = side.rtp, side.pool
+        chosen = None if pool is None else next(
+            (i for i in self.interfaces if i.local == pool.address), None)  # fmt: skip
+        if rtp is None or not rtp.local_port or chosen is None:
+            return ()
+        single = side.rtcp is None or not side.rtcp.local_port
+        out: list[IceAddress] = []
+        seen: set[str] = set()
+        logical = [i for i in self.interfaces if i.name == chosen.name]
+        # the chosen address's family first, then the other (rtpengine's list per family)
+        logical.sort(key=lambda i: i.family != chosen.family)
+        for itf in logical:
+            if itf.local in seen:
+                continue
+            seen.add(itf.local)
+            if itf.local == chosen.local:
+                out.append(IceAddress(len(out), itf.advertised))
+                continue
+            address = self._ice_address(len(out), itf, rtp, single)
+            if address is not None:
+                out.append(address)
+        side.ice_addresses = tuple(out)
+        return side.ice_addresses
+
+    def _ice_address(
+        self, index: int, itf: LocalInterface, own: Stream, single: bool
+    ) -> IceAddress | None:
+        pool = self.pools[itf.local]
+        try:
+            if single:
+                sock, port = pool.allocate_one(own.local_port)
+                socks = [sock]
+            else:
+                sock, rtcp_sock, port = pool.allocate_pair(own.local_port)
+                socks = [sock, rtcp_sock]
+        except PortsExhausted as exc:
+            logger.error("%s", exc)
+            logger.error("No ICE candidate on %s: no free ports there", itf.local)
+            return None
+        streams = [Stream(s, itf.local, port + n, pool.family, is_rtcp=n == 1)
+                   for n, s in enumerate(socks)]  # fmt: skip
+        for stream in streams:
+            stream.tag, stream.call_id = own.tag, own.call_id
+            self._start(stream)
+        return IceAddress(index, itf.advertised, streams[0], streams[1] if len(streams) > 1
+                          else None, pool)  # fmt: skip
+
+    def drop_ice_addresses(self, side: MediaSide) -> None:
+        """Close the sockets of the side's other ICE addresses (no candidates listed any more,
+        new own ports, rejected line, end of call)."""
+        for address in side.ice_addresses:
+            for stream in address.streams():
+                self.close(stream, address.pool)
+        side.ice_addresses = ()
+
     def release(self, side: MediaSide) -> None:
         """A party rejected this m= line (port 0): its sockets go, the records stay for query."""
+        self.drop_ice_addresses(side)
         if side.port:
             side.released_pair = side.rtcp is not None and side.rtcp.local_port != 0
         side.released_port = side.port or side.released_port
@@ -195,6 +265,7 @@ class StreamAllocator:
     def close_sides(self, sides: Iterable[MediaSide]) -> None:
         """Close every stream of `sides` (an ended call) and drop them from their sides."""
         for side in sides:
+            self.drop_ice_addresses(side)
             for stream in side.streams():
                 self.close(stream, side.pool)
             side.rtp = side.rtcp = None

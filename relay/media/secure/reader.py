@@ -5,8 +5,10 @@ Per datagram, after `recvfrom_into` (same adaptive batch as the plain reader):
 
 0. the stream has a transport and the first byte is not RTP/RTCP (RFC 7983 §7): STUN, DTLS or
    unknown, handed to `Transport.control` (never tapped, never forwarded);
-1. with ICE, media only from the selected pair; with SRTP, unprotected (failures counted and
-   dropped: an unauthenticated packet neither latches, nor is recorded, nor forwarded);
+1. with ICE, media only from the selected pair; a socket on another address of the agent
+   (`Transport.primary`) hands it on to its own stream, which counts, records and forwards it;
+   with SRTP, unprotected (failures counted and dropped: an unauthenticated packet neither
+   latches, nor is recorded, nor forwarded);
 2. the tap gets the plaintext (recording and HEP see decrypted RTP/RTCP, as rtpengine records);
 3. latching as in the plain reader (not with ICE: the selected pair is the peer);
 4. counters, then out through the sink: its transport protects and picks the ICE pair, or a
@@ -58,6 +60,11 @@ def handle(
     if t is not None:
         if not t.accepts(src):
             return
+        if t.primary is not None:
+            # another address's socket of the ICE agent: on through its own stream's path
+            s, t = t.primary, t.primary.transport
+            if t is None:
+                return
         plain = t.unprotect(data, rtcp)
         if plain is None:
             return

@@ -50,7 +50,7 @@ class Transport:
         "stream", "srtp", "srtp_in", "srtp_out", "dtls", "on_keys", "ice", "ice_key",
         "srtp_auth_failures", "srtp_replays", "srtp_errors", "stun_bad", "dtls_errors",
         "no_keys", "not_selected", "dtls_mismatches", "dtls_timeouts", "_loop", "_dtls_timer",
-        "_dtls_peer",
+        "_dtls_peer", "primary",
     )  # fmt: skip
 
     def __init__(self, stream: Stream) -> None:
@@ -82,6 +82,10 @@ class Transport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dtls_timer: asyncio.TimerHandle | None = None
         self._dtls_peer: Address | None = None
+        self.primary: Stream | None = None
+        """Set on a socket of another address of an ICE agent's logical interface: media and
+        DTLS arriving here take that stream's path (its SRTP, DTLS session, counters, sink);
+        STUN goes to the agent under this socket's own key (relay.call.ice_media)."""
 
     # -- what query/statistics read -----------------------------------------------------------
 
@@ -200,7 +204,11 @@ class Transport:
         if kind is Kind.STUN:
             self._stun(data, source, now)
         elif kind is Kind.DTLS:
-            self._dtls(data, source, now)
+            owner = self if self.primary is None else self.primary.transport
+            if owner is None:
+                self.dtls_errors += 1
+                return
+            owner._dtls(data, source, now)
         else:
             self.stream.errors += 1
             self.note("unknown", "datagram of no known protocol (%s): dropped", kind.value)

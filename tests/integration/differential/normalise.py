@@ -11,6 +11,10 @@ included:
 * clock values (`created`, `created_us`, `last signal`, `last packet`) → `{clock}`;
 * `a=rtpengine:` ids, ICE ufrag/pwd, candidate foundations, DTLS fingerprints, SDES keys that
   the request did not contain, `a=tls-id` → placeholders (foundations numbered per scenario);
+* with `ice-address-ports`, candidate ports on every address but the section's `c=` address
+  → `{<address>:P1}`, `{<address>:P1+1}`, … numbered per address: rtpengine scans
+  each address's port range on its own (docs/spec/sdp.md §1.9a), rtpvault takes the first
+  address's number where free, so only each address's own pairs are compared;
 * the `o=` version when the step asks for it (`o-version`: rtpengine invents a random one);
 * run-unique identifiers (`name.<scenario>.<run>`) → `name`;
 * `statistics`: only the key structure and value types, unless `stats-counters` is asked for,
@@ -37,7 +41,7 @@ on a media while it compares its first packets against its own addresses, so the
 shows it in one run and not in the next (seen in CI, media_relayed_both_ways)."""
 
 Options = frozenset[str]
-KNOWN_OPTIONS = frozenset({"o-version", "stats-counters", "list-anonymous"})
+KNOWN_OPTIONS = frozenset({"o-version", "stats-counters", "list-anonymous", "ice-address-ports"})
 
 
 @dataclass
@@ -53,6 +57,24 @@ class ScenarioState:
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     clients: dict[int, str] = field(default_factory=dict)
     port_count: int = 0
+    connection: str | None = None
+    """The address of the last `c=` line normalised (the section's own address)."""
+    address_ports: dict[str, dict[int, str]] = field(default_factory=dict)
+
+    def candidate_port(self, address: str, text: str, opts: Options) -> str:
+        """A candidate's port: as `port_text`, or numbered per address (`ice-address-ports`)."""
+        if "ice-address-ports" not in opts or address == self.connection:
+            return self.port_text(text)
+        if not text.isdigit() or not self.port_min <= int(text) <= self.port_max:
+            return text
+        value, seen = int(text), self.address_ports.setdefault(address, {})
+        if value not in seen:
+            below = seen.get(value - 1)
+            if value % 2 == 1 and below is not None and "+" not in below:
+                seen[value] = below[:-1] + "+1}"
+            else:
+                seen[value] = f"{{{address}:P{sum('+' not in v for v in seen.values()) + 1}}}"
+        return seen[value]
 
     def port(self, value: int) -> str | int:
         """The placeholder of an allocated port; numbers outside the range stay as they are."""
@@ -124,6 +146,8 @@ def _sdp_line(line: str, st: ScenarioState, opts: Options, request_text: str) ->
 
 
 def _sdp_value(body: str, st: ScenarioState, opts: Options, request_text: str) -> str:
+    if body.startswith("c="):
+        st.connection = body.rsplit(" ", 1)[-1]
     if body.startswith("m="):
         parts = body.split(" ")
         if len(parts) > 1:
@@ -138,7 +162,7 @@ def _sdp_value(body: str, st: ScenarioState, opts: Options, request_text: str) -
         if parts[0] not in request_text:
             parts[0] = st.foundation(parts[0])
         if len(parts) > 5:
-            parts[5] = st.port_text(parts[5])
+            parts[5] = st.candidate_port(parts[4], parts[5], opts)
         for i, word in enumerate(parts[:-1]):
             if word == "rport":
                 parts[i + 1] = st.port_text(parts[i + 1])

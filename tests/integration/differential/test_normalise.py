@@ -180,6 +180,29 @@ def test_statistics_structure_and_counters() -> None:
     }
 
 
+def test_ice_address_ports_numbered_per_address() -> None:
+    """rtpengine's independent per-address ports and rtpvault's equal ones normalise alike."""
+    opts = frozenset({"ice-address-ports"})
+
+    def lines(p1: int, p2: int, p3: int) -> str:
+        return "".join(f"a=candidate:f{i} {c} UDP 1 {a} {p + c - 1} typ host\r\n"
+                       for c in (1, 2) for i, (a, p) in enumerate(
+                           (("203.0.113.1", p1), ("203.0.113.2", p2), ("::1", p3))))  # fmt: skip
+
+    engine = normalise_sdp("c=IN IP4 203.0.113.1\r\n" + lines(30010, 30022, 30040), state(), opts)
+    vault = normalise_sdp("c=IN IP4 203.0.113.1\r\n" + lines(30010, 30010, 30010), state(), opts)
+    assert engine == vault
+    assert vault[1:4] == [
+        "a=candidate:{F1} 1 UDP 1 203.0.113.1 {P1} typ host\r\n",
+        "a=candidate:{F2} 1 UDP 1 203.0.113.2 {203.0.113.2:P1} typ host\r\n",
+        "a=candidate:{F3} 1 UDP 1 ::1 {::1:P1} typ host\r\n",
+    ]
+    assert vault[5] == "a=candidate:{F2} 2 UDP 1 203.0.113.2 {203.0.113.2:P1+1} typ host\r\n"
+    # without the option a shared port number shows as the same placeholder
+    assert normalise_sdp(lines(30010, 30010, 30010), state(), frozenset())[1].endswith(
+        " {P1} typ host\r\n")  # fmt: skip
+
+
 def test_unknown_option_rejected() -> None:
     with pytest.raises(ValueError, match="normalisation options"):
         normalise_reply({}, state(), frozenset({"nope"}))
