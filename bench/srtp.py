@@ -77,8 +77,10 @@ SSRC_A, SSRC_B = 0x0A000000, 0x0B000000
 
 
 def sdp(port: int, protocol: str = "RTP/AVP", extra: str = "", version: int = 1) -> str:
-    return (f"v=0\r\no=x 1 {version} IN IP4 {HOST}\r\ns=-\r\nc=IN IP4 {HOST}\r\nt=0 0\r\n"
-            f"m=audio {port} {protocol} 0\r\na=rtpmap:0 PCMU/8000\r\n{extra}a=sendrecv\r\n")  # fmt: skip
+    return (
+        f"v=0\r\no=x 1 {version} IN IP4 {HOST}\r\ns=-\r\nc=IN IP4 {HOST}\r\nt=0 0\r\n"
+        f"m=audio {port} {protocol} 0\r\na=rtpmap:0 PCMU/8000\r\n{extra}a=sendrecv\r\n"
+    )
 
 
 def media_port(reply: dict[str, Any]) -> int:
