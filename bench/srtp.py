@@ -411,9 +411,13 @@ def main() -> int:
                     notes.append(f"{d.name} exited during the run ({d.proc.returncode})")
                 d.stop()
     print(f"# {common.command_line()}")
-    print(f"# {args.calls} calls, {args.rate} pkt/s in total (both directions), "
-          f"{args.seconds:g} s per pass, median of {args.repeat}; "
-          f"--table=-1 (userspace); shared 2-core machine")  # fmt: skip
+    if results:
+        print(f"# media: {args.calls} calls, {args.rate} pkt/s in total (both directions), "
+              f"{args.seconds:g} s per pass, median of {args.repeat}")  # fmt: skip
+    if setups:
+        print(f"# DTLS+ICE setup: {args.setup_calls} calls one after the other, A sends every "
+              f"{args.setup_interval:g} ms from the answer on")  # fmt: skip
+    print("# --table=-1 (userspace) for both; a shared 2-core machine")
     rows = media_rows(results, [r.scenario for r in results[: len(scenarios) * len(kinds)]][
         :: len(kinds)]) if results else []  # fmt: skip
     for r in results:
