@@ -56,7 +56,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common  # noqa: E402
 
-common.add_repo_to_path()
+sys.path.insert(0, str(common.REPO))  # before bench/, whose relay.py is not the package
 
 import pylibsrtp  # noqa: E402
 
