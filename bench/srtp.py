@@ -94,8 +94,8 @@ def crypto_line(reply: dict[str, Any], suite: str) -> tuple[int, bytes]:
     m = re.search(rf"a=crypto:(\d+) {suite} inline:([A-Za-z0-9+/=]+)", str(reply["sdp"]))
     if m is None:
         raise RuntimeError(f"no a=crypto line for {suite} in the offer")
-    key = m.group(2)
-    return int(m.group(1)), base64.b64decode(key + "=" * (-len(key) % 4))  # unpadded (§1.12)
+    key = m.group(2)  # base64 padding stripped (docs/spec/sdp.md §1.12)
+    return int(m.group(1)), base64.b64decode(key + "=" * (-len(key) % 4))
 
 
 def srtp_session(suite: str, key_salt: bytes, inbound: bool) -> pylibsrtp.Session:
