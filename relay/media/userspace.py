@@ -180,9 +180,7 @@ class UserspacePlane:
             self._secure.discard(stream)
             return self._reader(stream)
         self._secure.add(stream)
-        return secure_reader(
-            stream, self._buf, self._view, self._loop, self._clock, self._wallclock
-        )
+        return secure_reader(stream, self._loop, self._clock, self._wallclock)
 
     def remove(self, stream: Stream) -> None:
         """Stop reading `stream.sock` (before it is closed); unknown streams are ignored."""

@@ -167,12 +167,20 @@ class Transport:
         return False
 
     def send(self, data: bytes, rtcp: bool) -> None:
-        """Protect (when SRTP) and send a packet towards this stream's party."""
-        dest = self.destination()  # first: protecting advances the SRTP state
-        if dest is None:
-            if self.ice is not None:
+        """Protect (when SRTP) and send a packet towards this stream's party.
+        (`destination`, inline: per packet, without the tuple it makes.)"""
+        s = self.stream
+        link = self.ice
+        if link is None:
+            sock, peer = s.sock, s.peer
+            if peer is None:
+                return
+        else:
+            route = link.route(self)  # first: protecting advances the SRTP state
+            if route is None:
                 self.not_selected += 1
-            return
+                return
+            sock, peer = route
         if self.srtp:
             ctx = self.srtp_out
             if ctx is None:
@@ -185,9 +193,9 @@ class Transport:
                 self.note("srtp-protect", "packet for the SRTP leg cannot be protected: %s", exc)
                 return
         try:
-            dest[0].sendto(data, dest[1])
+            sock.sendto(data, peer)
         except OSError:
-            self.stream.send_errors += 1
+            s.send_errors += 1
 
     def destination(self) -> tuple[socket.socket, Address] | None:
         """(socket, address) media leaves through: the ICE pair, else the stream's peer."""
