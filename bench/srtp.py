@@ -32,7 +32,7 @@ otherwise the report says "rtpvault: DTLS/ICE media not available".
     .venv/bin/python bench/srtp.py --only rtpengine --no-setup
 
 Both relays are started once, with the same options (`--table=-1`, userspace forwarding, plus
-what tests/support/daemons.py always adds); rtpvault also gets SECURE_SWITCH. Passes are
+what tests/support/daemons.py always adds). Passes are
 interleaved (which relay goes first alternates) and the table shows the median of --repeat.
 Loopback only; every pass is bounded in calls, packets and time.
 """
@@ -66,9 +66,6 @@ from tests.support import daemons  # noqa: E402
 from tests.support.ng import NgClient  # noqa: E402
 
 KINDS = ("rtpengine", "rtpvault")
-SECURE_SWITCH = ["--x-secure-sdp=yes"]
-"""rtpvault's experimental switch for SRTP/DTLS/ICE (docs/configuration.md). The one place it is
-named here: when the switch goes, make this `[]`."""
 HOST = "127.0.0.1"
 PAYLOAD = 160  # 20 ms of PCMU
 TICK = 0.001  # one burst per millisecond
@@ -339,7 +336,7 @@ def media_pass(d: daemons.Daemon, args: argparse.Namespace, scenario: str, suite
 
 
 def start(kind: str, work: Path, calls: int) -> daemons.Daemon:
-    extra = ["--log-level=5", "--timeout=3600", *(SECURE_SWITCH if kind == "rtpvault" else [])]
+    extra = ["--log-level=5", "--timeout=3600"]
     return daemons.start(kind, work / kind, interface=f"lo/{HOST}", ports=8 * calls + 200,
                          extra=extra)  # fmt: skip
 
