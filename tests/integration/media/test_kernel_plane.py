@@ -7,20 +7,23 @@ what arrives on the hosts and what `query` reports.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pylibsrtp
 import pytest
 
 from tests.support import daemons
 from tests.support.tools import free_port, require, unavailable
 from tests.support.wait import wait_for
 
-from .daemon_rig import Host, Relay, media_port, rtp, rtp_stream, sdp, wait_until_gone
+from .daemon_rig import HOST_PORT, Host, Relay, media_port, rtp, rtp_stream, sdp, wait_until_gone
 from .netns import Topology
 
 pytestmark = pytest.mark.integration
@@ -222,3 +225,58 @@ def test_a_part_that_refuses_to_start_leaves_no_table(topo: Topology, tmp_path: 
     assert "kernel forwarding: nftables table 'ip rtpvault'" in proc.stderr
     assert "is not a directory" in proc.stderr
     assert nft(topo, "list", "table", "ip", "rtpvault").returncode != 0
+
+
+def _sdes_answer(offer_sdp: str, addr: str, port: int) -> tuple[str, bytes, bytes]:
+    """The SDES party's answer picking the relay's AES_CM_128_HMAC_SHA1_80 line: (SDP, the
+    relay's key||salt, ours)."""
+    m = re.search(r"a=crypto:(\d+) AES_CM_128_HMAC_SHA1_80 inline:([A-Za-z0-9+/=]+)", offer_sdp)
+    assert m is not None, offer_sdp
+    ours = bytes(range(30))
+    line = f"a=crypto:{m.group(1)} AES_CM_128_HMAC_SHA1_80 inline:{base64.b64encode(ours).decode()}"
+    body = (f"v=0\r\no=- 2 1 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\n"
+            f"m=audio {port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n{line}\r\na=sendrecv\r\n")
+    return body, base64.b64decode(m.group(2)), ours
+
+
+def _srtp(key_salt: bytes, outbound: bool) -> pylibsrtp.Session:
+    ssrc = pylibsrtp.Policy.SSRC_ANY_OUTBOUND if outbound else pylibsrtp.Policy.SSRC_ANY_INBOUND
+    return pylibsrtp.Session(pylibsrtp.Policy(
+        key=key_salt, ssrc_type=ssrc, srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+    ))  # fmt: skip
+
+
+def test_an_srtp_pair_stays_in_userspace_while_plain_pairs_move_to_the_kernel(
+    relay: Relay, topo: Topology, hosts: dict[str, Host]
+) -> None:
+    """Issue 17 item 6: with `table = 0`, the SDES leg and the plain leg of its pair are never
+    offloaded (the kernel cannot encrypt), media crosses them decrypted one way and encrypted
+    the other; a plain call in the same daemon still moves into the kernel."""
+    a, b, c = hosts["a"], hosts["b"], hosts["c"]
+    sdes = Host(topo, "a", port=HOST_PORT + 10)  # the SDES phone
+    try:
+        offer = relay.ng({"command": "offer", "call-id": "k-srtp", "from-tag": "tc",
+                          "sdp": sdp(topo.host_address("c"), HOST_PORT),
+                          "transport-protocol": "RTP/SAVP"})  # fmt: skip
+        to_sdes = media_port(offer)
+        body, relay_key, our_key = _sdes_answer(offer["sdp"], topo.host_address("a"),
+                                                HOST_PORT + 10)  # fmt: skip
+        to_plain = media_port(relay.ng({"command": "answer", "call-id": "k-srtp",
+                                        "from-tag": "tc", "to-tag": "ts", "sdp": body}))
+        protect, unprotect = _srtp(our_key, True).protect, _srtp(relay_key, False).unprotect
+        secure_ports = {to_sdes, to_plain}
+        plain_to_a, plain_to_b = relay.call("k-plain")
+        establish(topo, a, b, plain_to_a, plain_to_b)  # > 4 s of learning and sweeps
+        for seq in range(1, 31):
+            c.send(to_plain, rtp(seq, bytes([seq]) * 160, ssrc=0xC))
+            sdes.send(to_sdes, protect(rtp(seq, bytes([seq + 50]) * 160, ssrc=0x5)))
+            time.sleep(0.05)
+            if seq % 10 == 0:  # still nothing of this call in the kernel, sweeps included
+                assert {k[3] for k, _ in kernel_entries(topo)} == {plain_to_a, plain_to_b}
+        got_sdes = [unprotect(d) for d in sdes.drain(0.5)]
+        got_c = c.drain(0.5)
+        assert got_sdes == [rtp(s, bytes([s]) * 160, ssrc=0xC) for s in range(1, 31)]
+        assert got_c == [rtp(s, bytes([s + 50]) * 160, ssrc=0x5) for s in range(1, 31)]
+        assert secure_ports.isdisjoint({k[3] for k, _ in kernel_entries(topo)})
+    finally:
+        sdes.close()
