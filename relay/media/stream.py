@@ -38,6 +38,7 @@ class Stream:
         "family",
         "is_rtcp",
         "sink",
+        "rtcp_sink",
         "peer",
         "sdp_peer",
         "confirmed",
@@ -83,6 +84,10 @@ class Stream:
         self.is_rtcp = is_rtcp
         self.sink: Stream | None = None
         """The stream facing the other party; packets received here leave through its socket."""
+        self.rtcp_sink: Stream | None = None
+        """Set on the RTP stream of a side that muxes RTCP when the other side does not: RTCP
+        arriving here (by its packet type) leaves through this stream (the other party's
+        RTCP port) instead of `sink`. None: everything goes to `sink`."""
         self.peer: Address | None = None
         """Where packets for this stream's party are sent (learned, or from SDP)."""
         self.sdp_peer: Address | None = None

@@ -18,7 +18,8 @@ and one busy socket cannot starve the others. Per packet:
    packet (then `dropped` and `errors` + 1, nothing else is counted);
 2. counters on the receiving stream: `packets`, `bytes` (UDP payload), `last_packet` (wall
    clock, seconds), `ssrc` (RTP streams: bytes 8..12 of an RTP v2 packet);
-3. `sink.sock.sendto(packet, sink.peer)` unless the stream has no sink, the sink has no peer or
+3. `sink.sock.sendto(packet, sink.peer)` (the stream's `rtcp_sink` instead for RTCP arriving
+   muxed when the other party does not mux: one attribute test, docs/spec/sdp.md §4.1) unless the stream has no sink, the sink has no peer or
    the sink is `send_blocked`. The packet leaves byte-for-byte unchanged; only the addresses
    change (it leaves from the sink's local port). A failed send counts `sink.send_errors`.
 
@@ -78,8 +79,12 @@ BUFFER_SIZE = 65536
 
 def _needs_secure(stream: Stream) -> bool:
     """Whether `stream`'s packets need the secure reader: its own leg or its sink's is SRTP/ICE."""
-    sink = stream.sink
-    return stream.transport is not None or (sink is not None and sink.transport is not None)
+    sink, rtcp_sink = stream.sink, stream.rtcp_sink
+    return (
+        stream.transport is not None
+        or (sink is not None and sink.transport is not None)
+        or (rtcp_sink is not None and rtcp_sink.transport is not None)
+    )
 
 
 def set_tos(sock: socket.socket, tos: int) -> None:
@@ -290,6 +295,8 @@ class UserspacePlane:
                 if n >= 12 and not s.is_rtcp and buf[0] & 0xC0 == 0x80:
                     s.ssrc = ssrc_of(buf, ssrc_at)[0]
                 sink = s.sink
+                if s.rtcp_sink is not None and n >= 12 and 194 <= buf[1] <= 223:
+                    sink = s.rtcp_sink  # muxed RTCP towards a party that does not mux
                 if sink is None or sink.peer is None or sink.send_blocked:
                     continue
                 try:

@@ -9,7 +9,8 @@ Per datagram, after `recvfrom_into` (same adaptive batch as the plain reader):
    dropped: an unauthenticated packet neither latches, nor is recorded, nor forwarded);
 2. the tap gets the plaintext (recording and HEP see decrypted RTP/RTCP, as rtpengine records);
 3. latching as in the plain reader (not with ICE: the selected pair is the peer);
-4. counters, then out through the sink: its transport protects and picks the ICE pair, or a
+4. counters, then out through the sink (RTCP through `rtcp_sink` when the stream has one,
+   docs/spec/sdp.md §4.1): its transport protects and picks the ICE pair, or a
    plain sink gets `sendto(sink.peer)` as in the plain reader.
 
 A last `except Exception` around each datagram keeps a bug or an unforeseen library error from
@@ -76,7 +77,7 @@ def handle(
     s.last_packet = now
     if not rtcp and len(data) >= 12 and data[0] & 0xC0 == 0x80:
         s.ssrc = read_u32(data, SSRC_OFFSET)[0]
-    sink = s.sink
+    sink = s.rtcp_sink if rtcp and s.rtcp_sink is not None else s.sink
     if sink is None or sink.send_blocked:
         return
     st = sink.transport
