@@ -17,7 +17,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
-from relay.call import dtls_media, ice_media, plan, sdes_media, secure, sides
+from relay.call import dtls_media, ice_media, plan, rtcp_media, sdes_media, secure, sides
 from relay.call.errors import CallError
 from relay.call.events import CallCreated, CallEvent, CallListener, CallUpdated, Exchange
 from relay.call.model import Call, MediaSide, Party
@@ -328,6 +328,9 @@ class Registry:
         for side in receiver.medias[: len(offered.media)]:
             side.secure.ice_lite_self = session.ice_lite
         self._wire_secure(sender, receiver, len(offered.media), offer, self.secure)
+        count = len(offered.media)
+        for s_side, r_side in zip(sender.medias[:count], receiver.medias[:count], strict=True):
+            rtcp_media.wire_line(s_side, r_side, self.instance_id)
         self.streams.updated((sender, receiver))  # peers, holds, flags may have changed
         if created:
             self.emit(CallCreated(call))
@@ -377,6 +380,7 @@ class Registry:
             state.trust_address = True
         source = sides.source_address(state, self.sip_source)
         sides.direction_flags(s_side, r_side, media, source is not None)
+        rtcp_media.apply_flag(s_side, r_side, options.generate_rtcp)
         if not media.rejected:
             self._ports(s_side, r_side, media, state, offer, source, new_sender_side)
             sides.link(s_side, r_side)

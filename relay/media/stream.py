@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from relay.media.reports import Reports
     from relay.media.secure import Transport
 
 Address = tuple[str, int]
@@ -65,6 +66,7 @@ class Stream:
         "send_errors",
         "tap_errors",
         "transport",
+        "reports",
         "notes",
         "retired_drops",
     )
@@ -130,6 +132,8 @@ class Stream:
         """Exceptions raised by `tap` (counted, never propagated into the media path)."""
         self.transport: Transport | None = None
         """SRTP/DTLS/ICE state of an encrypted or ICE leg (relay.media.secure); None = plain."""
+        self.reports: Reports | None = None
+        """generate-RTCP state of this stream's side (relay.media.reports); None = off."""
         self.notes: set[str] = set()
         """Causes of drops already logged; the call model gives all streams of a call one set
         (one log line per call and cause)."""
