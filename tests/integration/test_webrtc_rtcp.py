@@ -5,13 +5,20 @@ phone (RTP on P, RTCP on P+1) through a real rtpvault daemon with the deployment
 aiortc sends its SR and RR muxed and SRTCP-protected: the phone's RTCP port must receive them
 decrypted, from the relay's RTCP port. The phone's SRs from its RTCP port must reach aiortc,
 which shows them as `remote-outbound-rtp` in getStats with the phone's packet count.
+
+With `homer=` and `record-call` (WebRTC offering): Homer gets aiortc's RTCP as JSON (type 5,
+decoded from the decrypted SRTCP) and QoS reports of both streams (type 34), and
+`rtpvault export --wav` of the recording gives both tones.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import json
 import struct
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,11 +26,15 @@ import aioice.ice
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpCodecCapability, RTCSessionDescription
 from aiortc.rtp import RtcpPacket, RtcpRrPacket, RtcpSrPacket
+from click.testing import CliRunner
 
+from rtpvault.cli import cli
 from tests.integration.test_webrtc_media import (
     BOUND,
     SIP_ANSWER,
     SIP_TO_WEBRTC,
+    TONE_PLAIN,
+    TONE_WEBRTC,
     WEBRTC_ANSWER,
     WEBRTC_TO_SIP,
     Plain,
@@ -31,10 +42,13 @@ from tests.integration.test_webrtc_media import (
     _ng,
     _pcmu_only,
     _port,
+    dominant,
     peer,
 )
 from tests.support.daemons import Daemon, start
+from tests.support.hep_receiver import HepReceiver
 from tests.support.rtp_party import Party
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -50,8 +64,18 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    d = start("rtpvault", tmp_path, interface="lo/127.0.0.1", ports=20, extra=["--delete-delay=0"])
+def receiver() -> Iterator[HepReceiver]:
+    rx = HepReceiver()
+    rx.start()
+    yield rx
+    rx.stop()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, receiver: HepReceiver) -> Iterator[Daemon]:
+    d = start("rtpvault", tmp_path, interface="lo/127.0.0.1", ports=20, extra=[
+        "--delete-delay=0", f"--recording-dir={tmp_path / 'spool'}", "--recording-format=raw",
+        f"--homer=127.0.0.1:{receiver.port}", "--homer-qos-interval=1"])  # fmt: skip
     try:
         yield d
     finally:
@@ -115,14 +139,14 @@ async def _rtcp_both_ways(pc: RTCPeerConnection, phone: Phone) -> None:
     assert (remote.ssrc, remote.packetsSent) == (PHONE_SSRC, PHONE_COUNT)  # type: ignore[attr-defined]
 
 
-async def webrtc_offers(d: Daemon) -> None:
+async def webrtc_offers(d: Daemon, aiortc_ssrcs: set[int]) -> None:
     phone = Phone()
     async with peer() as (pc, _frames):
         _pcmu_only(pc)
         await pc.setLocalDescription(await pc.createOffer())
         base = {"call-id": "webrtc-rtcp-1", "from-tag": "browser"}
         offer = await _ng(d, {**base, "command": "offer", "sdp": pc.localDescription.sdp,
-                              **WEBRTC_TO_SIP})  # fmt: skip
+                              "record-call": "yes", **WEBRTC_TO_SIP})  # fmt: skip
         assert "a=rtcp-mux" not in offer["sdp"]
         phone.relay_port = _port(offer["sdp"])
         answer = await _ng(d, {**base, "command": "answer", "to-tag": "plain",
@@ -132,6 +156,8 @@ async def webrtc_offers(d: Daemon) -> None:
         try:
             await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
             await _rtcp_both_ways(pc, phone)
+            aiortc_ssrcs |= {struct.unpack("!I", x[8:12])[0] for x in phone.received
+                             if len(x) > 12 and x[1] & 0x7F == 0}  # fmt: skip
         finally:
             for t in tasks:
                 t.cancel()
@@ -163,8 +189,42 @@ async def sip_offers(d: Daemon) -> None:
                 t.cancel()
 
 
-def test_webrtc_offers_rtcp_both_ways(daemon: Daemon) -> None:
-    asyncio.run(asyncio.wait_for(webrtc_offers(daemon), 3 * BOUND))
+def _homer_saw_webrtc(receiver: HepReceiver, aiortc_ssrcs: set[int]) -> None:
+    assert receiver.wait(lambda rs: sum(r.proto_type == 34 and b'"HANGUP"' in r.payload
+                                        for r in rs) >= 2)  # fmt: skip
+    records = [r for r in receiver.records if r.correlation_id == "webrtc-rtcp-1"]
+    reports = [json.loads(r.payload) for r in records if r.proto_type == 5]
+    assert {j["ssrc"] for j in reports if j.get("type") == 200} & aiortc_ssrcs  # decrypted SR
+    assert {j["ssrc"] for j in reports} >= {PHONE_SSRC}
+    hangup = {j["SSRC"]: j for j in (json.loads(r.payload) for r in records
+                                      if r.proto_type == 34 and b'"HANGUP"' in r.payload)}
+    assert PHONE_SSRC in hangup and set(hangup) & aiortc_ssrcs
+    for h in hangup.values():
+        assert h["CODEC_PT"] == 0 and h["TOTAL_PK"] > 25
+
+
+def _wav_tones(conf: Path, out: Path) -> tuple[int, int]:
+    def exported() -> bool:
+        r = CliRunner().invoke(cli, ["export", "--config-file", str(conf), "webrtc-rtcp-1",
+                                     "--wav", "-o", str(out)])  # fmt: skip
+        return r.exit_code == 0
+
+    assert wait_for(exported, 20)
+    with wave.open(str(out)) as w:
+        frames = array.array("h", w.readframes(w.getnframes()))
+    left, right = list(frames[0::2]), list(frames[1::2])
+    return dominant(left[-1600:]), dominant(right[-1600:])
+
+
+def test_webrtc_offers_rtcp_both_ways(daemon: Daemon, receiver: HepReceiver,
+                                      tmp_path: Path) -> None:  # fmt: skip
+    ssrcs: set[int] = set()
+    asyncio.run(asyncio.wait_for(webrtc_offers(daemon, ssrcs), 3 * BOUND))
+    _homer_saw_webrtc(receiver, ssrcs)
+    conf = tmp_path / "rtpengine.conf"
+    conf.write_text(f"[rtpengine]\ninterface = lo/127.0.0.1\nrecording-dir = {tmp_path}/spool\n")
+    # left the offerer (the browser), right the phone: both decrypted/plain in the recording
+    assert _wav_tones(conf, tmp_path / "call.wav") == (TONE_WEBRTC, TONE_PLAIN)
 
 
 def test_plain_sip_offers_rtcp_both_ways(daemon: Daemon) -> None:
