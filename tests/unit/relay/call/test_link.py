@@ -7,11 +7,11 @@ import socket
 
 import pytest
 
-_SOCKS: list[socket.socket] = []
-
 from relay.call.model import MediaSide
 from relay.call.sides import link
 from relay.media.stream import Stream
+
+_SOCKS: list[socket.socket] = []
 
 
 def _side(mux: bool, rtcp_port: bool = True) -> MediaSide:
