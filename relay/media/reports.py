@@ -28,12 +28,17 @@ from collections.abc import Callable
 from relay.media.stream import Stream
 from rtp.reports import ReceiveStats, SendStats, ntp, read_header, report
 
-__all__ = ["FIRST", "NEXT", "Reports"]
+__all__ = ["FIRST", "MAX_SENT", "MAX_SOURCES", "NEXT", "Reports"]
 
 FIRST = (5.0, 7.0)
 """Seconds from the first read to the first report (rtpengine: 5 s + random below 2 s)."""
 NEXT = (10.0, 14.0)
 """Seconds between later reports (rtpengine adds 5 s + random below 2 s twice)."""
+MAX_SENT = 4
+"""SSRCs reported per side (rtpengine tracks a few outgoing SSRCs per stream); later new ones
+are not counted, so a party spraying SSRCs cannot grow the state without bound."""
+MAX_SOURCES = 30
+"""Sources with statistics per side: the most report blocks one SR carries."""
 
 
 class Reports:
@@ -80,6 +85,8 @@ class Reports:
             seq, ts, ssrc = head
             src = self.sources.get(ssrc)
             if src is None:
+                if len(self.sources) >= MAX_SOURCES:
+                    return True
                 src = self.sources[ssrc] = ReceiveStats(ssrc, seq)
             src.update(seq, ts, now)
         return True
@@ -91,6 +98,8 @@ class Reports:
             return
         st = self.sent.get(head[2])
         if st is None:
+            if len(self.sent) >= MAX_SENT:
+                return
             st = self.sent[head[2]] = SendStats()
         st.packets += 1
         st.octets += len(data)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from relay.media.reports import FIRST, NEXT, Reports
+from relay.media.reports import FIRST, MAX_SENT, MAX_SOURCES, NEXT, Reports
 from relay.media.stream import Stream
 from rtp.rtcp import SenderReport, SourceDescription, parse_compound
 
@@ -95,3 +95,11 @@ def test_muxed_side_gets_it_on_the_rtp_port(side: tuple) -> None:  # type: ignor
     r.forwarded(_rtp(1, 0xB))
     r.send_reports(1.0)
     assert party_rtp.recv(2048)[1] == 200
+
+
+def test_ssrc_spray_is_bounded(side: tuple) -> None:  # type: ignore[type-arg]
+    r = side[0]
+    for ssrc in range(1000):
+        r.received(_rtp(1, ssrc), False, 0.0)
+        r.forwarded(_rtp(1, ssrc))
+    assert (len(r.sources), len(r.sent)) == (MAX_SOURCES, MAX_SENT)
