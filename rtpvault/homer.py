@@ -53,7 +53,7 @@ TICK = 0.25
 class _RtpState:
     """One RTP stream's QoS sampling and whether its tap must stay for muxed RTCP."""
 
-    __slots__ = ("stream", "call_id", "qos", "mux", "cell")
+    __slots__ = ("stream", "call_id", "qos", "mux", "cell", "rtcp_packets", "rtcp_bytes")
 
     def __init__(self, stream: Any, call_id: str, qos: SampledQos | None, mux: bool) -> None:
         self.stream = stream
@@ -61,6 +61,9 @@ class _RtpState:
         self.qos = qos
         self.mux = mux
         self.cell: list[Any] = [qos.stats.update if qos is not None and qos.stats else None]
+        self.rtcp_packets = 0
+        self.rtcp_bytes = 0
+        """RTCP seen muxed on the stream: in the plane's counters, not RTP for the QoS report."""
 
 
 def _may_mux(side: MediaSide) -> bool:
@@ -136,6 +139,8 @@ class HomerComponent:
 
         def tap(s: Any, packet: bytes, source: tuple[str, int], now: float) -> None:
             if is_rtcp(packet):
+                state.rtcp_packets += 1
+                state.rtcp_bytes += len(packet)
                 if rtcp_tap is not None:
                     rtcp_tap(s, packet, source, now)
                 return
@@ -221,7 +226,8 @@ class HomerComponent:
             return
         stream = state.stream
         windows = state.qos.windows()
-        snap = merge_windows(windows, int(stream.packets), int(stream.bytes),
+        snap = merge_windows(windows, max(0, int(stream.packets) - state.rtcp_packets),
+                             max(0, int(stream.bytes) - state.rtcp_bytes),
                              stream.last_packet or None)  # fmt: skip
         if not snap["packets"]:
             return

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from relay.call.offered import OfferedMedia
 from relay.call.secure import SecureState
+from relay.media.reports import Reports
 from relay.media.stream import Stream
 from relay.ports import PortPool
 
@@ -101,6 +102,10 @@ class MediaSide:
     rtcp_fallback: bool = False
     """Only an RTP port was allocated (an offer with rtcp-mux=require): RTCP is muxed on it,
     `rtcp` is None, and `query` shows rtpengine's "fallback RTCP" stream with local port 0."""
+    rtcp_gen: bool = False
+    """rtpengine's MEDIA_FLAG_RTCP_GEN: the relay writes RTCP reports to this side's party."""
+    reports: Reports | None = None
+    """Its generate-RTCP state (relay.call.rtcp_media), kept across port re-allocations."""
     secure: SecureState = field(default_factory=SecureState)
     """SDES keys, DTLS setup/fingerprint and ICE credentials towards and from this side's party
     (the media side reads them)."""

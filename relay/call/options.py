@@ -49,6 +49,8 @@ class CallOptions:
     """`ICE-lite=` value (forward, offer, backward, answer, both, off)."""
     osrtp: tuple[str, ...] = ()
     """`OSRTP-<x>` flags / `OSRTP` list entries, without the prefix."""
+    generate_rtcp: bool | None = None
+    """`generate-RTCP` word or key `on` (True), key `off` (False); None: not in the request."""
 
     def has(self, word: str) -> bool:
         return word in self.words

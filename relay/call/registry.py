@@ -17,7 +17,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
-from relay.call import dtls_media, ice_media, plan, sdes_media, secure, sides
+from relay.call import dtls_media, ice_media, plan, rtcp_media, sdes_media, secure, sides
 from relay.call.errors import CallError
 from relay.call.events import CallCreated, CallEvent, CallListener, CallUpdated, Exchange
 from relay.call.model import Call, MediaSide, Party
@@ -331,6 +331,9 @@ class Registry:
             if side.ice_addresses and all(side is not s for s in listed):
                 self.streams.drop_ice_addresses(side)  # no candidates to this party now
         self._wire_secure(sender, receiver, len(offered.media), offer, self.secure)
+        count = len(offered.media)
+        for s_side, r_side in zip(sender.medias[:count], receiver.medias[:count], strict=True):
+            rtcp_media.wire_line(s_side, r_side, self.instance_id)
         self.streams.updated((sender, receiver))  # peers, holds, flags may have changed
         if created:
             self.emit(CallCreated(call))
@@ -393,6 +396,7 @@ class Registry:
             state.trust_address = True
         source = sides.source_address(state, self.sip_source)
         sides.direction_flags(s_side, r_side, media, source is not None)
+        rtcp_media.apply_flag(s_side, r_side, options.generate_rtcp)
         if not media.rejected:
             self._ports(s_side, r_side, media, state, offer, source, new_sender_side)
             sides.link(s_side, r_side)

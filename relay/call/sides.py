@@ -127,11 +127,22 @@ def update_protocol(
 
 
 def link(a: MediaSide, b: MediaSide) -> None:
-    """Each side's streams forward to the other's (a packet from A leaves towards B)."""
+    """Each side's streams forward to the other's (a packet from A leaves towards B).
+
+    RTCP goes where the receiving party takes it (docs/spec/sdp.md §4.1, measured on rtpengine
+    10.5): to its RTP port when its side muxes, else to its RTCP port. What arrives on an RTCP
+    port (a fallback one included) is RTCP. What arrives on the RTP port of a side that muxes
+    is RTCP by its packet type (rtpengine's demux test), so when the other side does not mux,
+    the RTP stream gets an `rtcp_sink` (its RTCP stream); on a side that does not mux,
+    everything on the RTP port is forwarded as RTP."""
     if a.rtp and b.rtp:
         a.rtp.sink, b.rtp.sink = b.rtp, a.rtp
-    if a.rtcp and b.rtcp:
-        a.rtcp.sink, b.rtcp.sink = b.rtcp, a.rtcp
+    for x, y in ((a, b), (b, a)):
+        target = y.rtp if y.rtcp_mux else y.rtcp
+        if x.rtcp is not None:
+            x.rtcp.sink = target
+        if x.rtp is not None:
+            x.rtp.rtcp_sink = target if x.rtcp_mux and target is not y.rtp else None
 
 
 def set_peer(

@@ -118,6 +118,9 @@ def desired(s: Stream) -> Key | None:
         or not sink.local_port
         or s.transport is not None  # SRTP, DTLS, ICE: the pair stays in userspace
         or sink.transport is not None
+        or s.rtcp_sink is not None  # muxed RTCP to the other party's RTCP port: userspace
+        or s.reports is not None  # generate-RTCP: statistics per packet
+        or sink.reports is not None
     ):
         return None
     key = (*s.peer, s.local_address, s.local_port, *sink.peer, sink.local_address, sink.local_port)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from relay.media.reports import Reports
     from relay.media.secure import Transport
 
 Address = tuple[str, int]
@@ -38,6 +39,7 @@ class Stream:
         "family",
         "is_rtcp",
         "sink",
+        "rtcp_sink",
         "peer",
         "sdp_peer",
         "confirmed",
@@ -64,6 +66,7 @@ class Stream:
         "send_errors",
         "tap_errors",
         "transport",
+        "reports",
         "notes",
         "retired_drops",
     )
@@ -83,6 +86,10 @@ class Stream:
         self.is_rtcp = is_rtcp
         self.sink: Stream | None = None
         """The stream facing the other party; packets received here leave through its socket."""
+        self.rtcp_sink: Stream | None = None
+        """Set on the RTP stream of a side that muxes RTCP when the other side does not: RTCP
+        arriving here (by its packet type) leaves through this stream (the other party's
+        RTCP port) instead of `sink`. None: everything goes to `sink`."""
         self.peer: Address | None = None
         """Where packets for this stream's party are sent (learned, or from SDP)."""
         self.sdp_peer: Address | None = None
@@ -125,6 +132,8 @@ class Stream:
         """Exceptions raised by `tap` (counted, never propagated into the media path)."""
         self.transport: Transport | None = None
         """SRTP/DTLS/ICE state of an encrypted or ICE leg (relay.media.secure); None = plain."""
+        self.reports: Reports | None = None
+        """generate-RTCP state of this stream's side (relay.media.reports); None = off."""
         self.notes: set[str] = set()
         """Causes of drops already logged; the call model gives all streams of a call one set
         (one log line per call and cause)."""

@@ -18,13 +18,16 @@ and one busy socket cannot starve the others. Per packet:
    packet (then `dropped` and `errors` + 1, nothing else is counted);
 2. counters on the receiving stream: `packets`, `bytes` (UDP payload), `last_packet` (wall
    clock, seconds), `ssrc` (RTP streams: bytes 8..12 of an RTP v2 packet);
-3. `sink.sock.sendto(packet, sink.peer)` unless the stream has no sink, the sink has no peer or
-   the sink is `send_blocked`. The packet leaves byte-for-byte unchanged; only the addresses
-   change (it leaves from the sink's local port). A failed send counts `sink.send_errors`.
+3. `sink.sock.sendto(packet, sink.peer)` (the stream's `rtcp_sink` instead for RTCP arriving
+   muxed when the other party does not mux: one attribute test, docs/spec/sdp.md §4.1) unless
+   the stream has no sink, the sink has no peer or the sink is `send_blocked`. The packet
+   leaves byte-for-byte unchanged; only the addresses change (it leaves from the sink's local
+   port). A failed send counts `sink.send_errors`.
 
-A stream with a secure transport (SRTP, DTLS, ICE), or whose sink has one, is read by the
-secure reader instead (relay.media.secure.reader, chosen in `add`/`update`); the reader below
-is for plain pairs only and has no per-packet check for it.
+A stream with a secure transport (SRTP, DTLS, ICE), or whose sink has one, or on a side that
+generates RTCP (relay.media.reports), is read by the secure reader instead
+(relay.media.secure.reader, chosen in `add`/`update`); the reader below is for plain pairs only
+and has no per-packet check for it.
 
 Nothing is logged or raised per packet. Addresses are compared as (host, port) tuples exactly as
 `recvfrom` returns them, so the call model must store `peer`/`sdp_peer` in that form (IPv6: the
@@ -77,9 +80,15 @@ BUFFER_SIZE = 65536
 
 
 def _needs_secure(stream: Stream) -> bool:
-    """Whether `stream`'s packets need the secure reader: its own leg or its sink's is SRTP/ICE."""
-    sink = stream.sink
-    return stream.transport is not None or (sink is not None and sink.transport is not None)
+    """Whether `stream`'s packets need the secure (full) reader: its own leg or its sink's is
+    SRTP/ICE, or either side generates RTCP (relay.media.reports)."""
+    sink, rtcp_sink = stream.sink, stream.rtcp_sink
+    return (
+        stream.transport is not None
+        or stream.reports is not None
+        or (sink is not None and (sink.transport is not None or sink.reports is not None))
+        or (rtcp_sink is not None and rtcp_sink.transport is not None)
+    )
 
 
 def set_tos(sock: socket.socket, tos: int) -> None:
@@ -163,6 +172,8 @@ class UserspacePlane:
             if _needs_secure(s) == (s in self._secure):
                 if s.transport is not None:
                     s.transport.bind(self._loop)  # a new peer may let a DTLS client start
+                if s.reports is not None:
+                    s.reports.bind(self._loop, self._wallclock)
                 continue
             reader = self._choose(s)
             if self._epoll is not None:
@@ -176,6 +187,8 @@ class UserspacePlane:
         a stream with a transport runs its ICE/DTLS timers on this plane's loop."""
         if stream.transport is not None:
             stream.transport.bind(self._loop)
+        if stream.reports is not None:
+            stream.reports.bind(self._loop, self._wallclock)  # its timer starts once
         if not _needs_secure(stream):
             self._secure.discard(stream)
             return self._reader(stream)
@@ -190,6 +203,9 @@ class UserspacePlane:
         self._secure.discard(stream)
         if stream.transport is not None:
             stream.transport.unbind()
+        reports = stream.reports
+        if reports is not None and reports.rtp is stream:
+            reports.unbind()
         if self._epoll is not None:
             del self._readers[fd]
             try:
@@ -288,6 +304,8 @@ class UserspacePlane:
                 if n >= 12 and not s.is_rtcp and buf[0] & 0xC0 == 0x80:
                     s.ssrc = ssrc_of(buf, ssrc_at)[0]
                 sink = s.sink
+                if s.rtcp_sink is not None and n >= 12 and 194 <= buf[1] <= 223:
+                    sink = s.rtcp_sink  # muxed RTCP towards a party that does not mux
                 if sink is None or sink.peer is None or sink.send_blocked:
                     continue
                 try:

@@ -63,6 +63,7 @@ class NgFlags:
     rev_ptime: int | None = None
     via_branch: str | None = None
     delete_delay: int | None = None
+    generate_rtcp: bool | None = None
     unknown: list[str] = field(default_factory=list)
 
     def has(self, word: str) -> bool:
@@ -134,6 +135,9 @@ def _word(flags: NgFlags, raw: str) -> None:
         flags.endpoint_learning = word[18:]
     elif word.startswith("from-tags-") or word.startswith("T38-"):
         pass
+    elif word in ("generate-RTCP", "generate-rtcp"):
+        flags.words.add("generate-RTCP")
+        flags.generate_rtcp = True
     elif word in KNOWN_WORDS:
         flags.words.add(word)
         if word in ("trust-address", "SIP-source-address"):
@@ -165,6 +169,9 @@ _KEY_ALIASES = {
     "dtls": "DTLS",
     "endpoint learning": "endpoint-learning",
     "XMLRPC-callback": "xmlrpc-callback",
+    "generate RTCP": "generate-RTCP",
+    "generate rtcp": "generate-RTCP",
+    "generate-rtcp": "generate-RTCP",
 }
 
 
@@ -220,6 +227,13 @@ def _h_record(f: NgFlags, v: Any) -> None:
 
 
 _RECORD_VALUES = {"yes": True, "on": True, "no": False, "off": False}
+
+
+def _h_generate_rtcp(f: NgFlags, v: Any) -> None:
+    # rtpengine 10.5 takes exactly `on` and `off` (docs/spec/ng-protocol.md §8)
+    s = _str(v)
+    if s in ("on", "off"):
+        f.generate_rtcp = s == "on"
 
 
 def _h_codec(f: NgFlags, v: Any) -> None:
@@ -285,6 +299,7 @@ _HANDLERS: dict[str, Any] = {
     "reverse-ptime": _setter("rev_ptime", _int),
     "via-branch": _setter("via_branch"),
     "delete-delay": _setter("delete_delay", _int),
+    "generate-RTCP": _h_generate_rtcp,
 }
 
 
@@ -317,4 +332,5 @@ def call_options(flags: NgFlags) -> CallOptions:
         dtls_fingerprint=flags.dtls_fingerprint,
         ice_lite=flags.ice_lite,
         osrtp=tuple(flags.osrtp),
+        generate_rtcp=flags.generate_rtcp,
     )

@@ -1,5 +1,6 @@
 """The userspace plane's reader for a stream that has a secure transport, or whose sink has one
-(relay.media.secure). Plain pairs never run this code: `UserspacePlane.add`/`update` choose it.
+(relay.media.secure), or that generates RTCP (relay.media.reports). Plain pairs never run this
+code: `UserspacePlane.add`/`update` choose it.
 
 Per datagram, after `recvfrom_into` (same adaptive batch as the plain reader):
 
@@ -11,7 +12,10 @@ Per datagram, after `recvfrom_into` (same adaptive batch as the plain reader):
    latches, nor is recorded, nor forwarded);
 2. the tap gets the plaintext (recording and HEP see decrypted RTP/RTCP, as rtpengine records);
 3. latching as in the plain reader (not with ICE: the selected pair is the peer);
-4. counters, then out through the sink: its transport protects and picks the ICE pair, or a
+4. counters; with generate-RTCP the packet updates the side's reports (the party's RTCP stops
+   here) and RTP leaving towards a side with reports is counted there;
+5. out through the sink (RTCP through `rtcp_sink` when the stream has one,
+   docs/spec/sdp.md §4.1): its transport protects and picks the ICE pair, or a
    plain sink gets `sendto(sink.peer)` as in the plain reader.
 
 A last `except Exception` around each datagram keeps a bug or an unforeseen library error from
@@ -85,9 +89,13 @@ def handle(
     s.last_packet = now
     if not rtcp and len(data) >= 12 and data[0] & 0xC0 == 0x80:
         s.ssrc = read_u32(data, SSRC_OFFSET)[0]
-    sink = s.sink
+    if s.reports is not None and not s.reports.received(data, rtcp, now):
+        return  # generate-RTCP: the party's RTCP is taken in, not forwarded
+    sink = s.rtcp_sink if rtcp and s.rtcp_sink is not None else s.sink
     if sink is None or sink.send_blocked:
         return
+    if sink.reports is not None and not rtcp:
+        sink.reports.forwarded(data)
     st = sink.transport
     if st is not None:
         st.send(data, rtcp)
