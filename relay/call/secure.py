@@ -264,9 +264,12 @@ def crypto_lines(
         sdes_only = answered is not None and answered.crypto and not answered.fingerprint
         setup = None if options.dtls == "off" or sdes_only else "actpass"
     else:
-        state.sdes_out = answer_cryptos(received, state, ctx.rng)
         setup = answer_setup(state.setup_in if state.fingerprint_in else None,
                              options.dtls, ctx.dtls_passive)
+        if setup is not None and state.sdes_in and options.dtls == "off":
+            setup = None  # both offered, DTLS=off on the answer: SDES only (§1.12d)
+        # both offered (a=crypto, a=fingerprint and a=setup): DTLS only, no a=crypto (§1.12d)
+        state.sdes_out = () if setup is not None else answer_cryptos(received, state, ctx.rng)
     state.setup_out = setup
     pad = "pad" in flags
     lines = [f"a=crypto:{sdes.render(c, pad=pad and c.key_salt in state.local_keys.values())}"
