@@ -322,11 +322,16 @@ class Registry:
         session = plan.session_plan(
             receiver, offered, options, tuple(plans), fallback, self.instance_id
         )
-        if secure.ice_lite(options, offer, session.media):
+        count = len(offered.media)
+        lite_now = [side.secure for side in receiver.medias[:count]]
+        if secure.ice_lite(options, offer, session.media, lite_now):
             session = dataclasses.replace(session, ice_lite=True)
         out = plan.render_versioned(receiver, offered, options, session, render)
-        for side in receiver.medias[: len(offered.media)]:
+        for side in receiver.medias[:count]:
             side.secure.ice_lite_self = session.ice_lite
+        if offer and options.ice_lite == "both":
+            for side in sender.medias[:count]:
+                side.secure.ice_lite_self = True  # lite towards the offerer too (measured)
         self._wire_secure(sender, receiver, len(offered.media), offer, self.secure)
         self.streams.updated((sender, receiver))  # peers, holds, flags may have changed
         if created:

@@ -68,6 +68,10 @@ class SecureState:
     """The party's (ufrag, pwd)."""
     remote_lite: bool = False
     """The party's last SDP said `a=ice-lite`: we control (RFC 8445 §6.1.1)."""
+    lite_peer: bool = False
+    """`ICE-lite peer` in query: the party's last SDP had ICE and `a=ice-lite` in this m=
+    section (rtpengine 10.5 ignores the session-level one there; measured,
+    docs/spec/ng-protocol.md §4.4)."""
     remote_candidates: tuple[Candidate, ...] = ()
     """The party's valid candidates (unparsable ones are ignored, as rtpengine does)."""
     ice_passed_on: bool = False
@@ -299,7 +303,8 @@ def remember_received(
     if media.ice_ufrag is not None and media.ice_pwd is not None:
         state.remote_ice = (media.ice_ufrag, media.ice_pwd)
     state.remote_candidates = parse_candidates(media.candidates)
-    state.remote_lite = media.ice_lite
+    state.remote_lite = media.ice_lite or media.ice_lite_media
+    state.lite_peer = media.ice and media.ice_lite_media
 
 
 def parse_candidates(values: Sequence[str]) -> tuple[Candidate, ...]:
@@ -322,11 +327,18 @@ ICE_LITE_OFFER = frozenset({"forward", "offer", "both"})
 ICE_LITE_ANSWER = frozenset({"backward", "answer", "both"})
 
 
-def ice_lite(options: CallOptions, offer: bool, media: Sequence[MediaPlan]) -> bool:
+def ice_lite(
+    options: CallOptions, offer: bool, media: Sequence[MediaPlan],
+    receiving: Sequence[SecureState] = (),
+) -> bool:
     """Session-level `a=ice-lite` (measured: forward/offer/both in an offer, backward/both in
-    the answer), only where rtpengine writes ICE lines of its own."""
+    the answer, and in the answer after `both` on the offer: `receiving`'s sides are lite
+    already), only where rtpengine writes ICE lines of its own."""
     values = ICE_LITE_OFFER if offer else ICE_LITE_ANSWER
-    return options.ice_lite in values and any(m.ice_lines for m in media)
+    lite = options.ice_lite in values or (
+        not offer and any(s.ice_lite_self for s in receiving)
+    )
+    return lite and any(m.ice_lines for m in media)
 
 
 def wants_ice(

@@ -121,8 +121,10 @@ def _media_flags(side: MediaSide) -> list[str]:
         flags.append("ICE")
     if side.trickle_ice:
         flags.append("trickle ICE")
-    if side.ice_controlling:
-        flags.append("ICE controlling")
+    if side.ice_controlling and not state.ice_lite_self:
+        flags.append("ICE controlling")  # a lite agent never controls (rtpengine's __ice_offer)
+    if state.lite_peer:
+        flags.append("ICE-lite peer")
     if side.unidirectional:
         flags.append("unidirectional")
     if side.transcoding:
