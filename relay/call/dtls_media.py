@@ -102,6 +102,9 @@ def _wire(stream: Stream, role: Role, fp: Fingerprint | None, ctx: SecureContext
         if session.remote_fingerprint is None and fp is not None:
             t.remote_fingerprint(fp)  # the answer came after the handshake started
         return
+    # a role change with the same peer certificate: the old keys carry media until the new
+    # handshake ends (measured on rtpengine 10.5, docs/spec/sdp.md §1.12b "Re-offers")
+    same_peer = session is not None and fp is not None and session.remote_fingerprint == fp
     if ctx.certificate is None:
         logger.error("DTLS-SRTP on port %d without a certificate: no media", stream.local_port)
         _keyless(stream)
@@ -113,7 +116,7 @@ def _wire(stream: Stream, role: Role, fp: Fingerprint | None, ctx: SecureContext
             logger.error("DTLS-SRTP on port %d: %s: no media", stream.local_port, exc)
             _keyless(stream)
         else:
-            attach_dtls(stream, session)
+            attach_dtls(stream, session, keep_keys=same_peer)
     plane.update(stream)
 
 
@@ -125,7 +128,7 @@ def _keyless(stream: Stream) -> Transport:
         t = None
     if t is None:
         t = stream.transport = Transport(stream)
-    t.srtp, t.srtp_in, t.srtp_out = True, None, None
+    t.srtp, t.srtp_in, t.srtp_out, t.keys_from = True, None, None, None
     return t
 
 

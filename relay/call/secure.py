@@ -60,6 +60,8 @@ class SecureState:
     fingerprint_in: Fingerprint | None = None
     """The party's certificate fingerprint (its DTLS certificate must match it)."""
     setup_in: str | None = None
+    prior_role: str | None = None
+    """Our DTLS role towards this party before its latest SDP (answer_setup keeps passive)."""
     ice_credentials: tuple[str, str] | None = field(default=None, repr=False)
     """Our (ufrag, pwd) towards this party, drawn once, kept across re-offers and restarts."""
     ice_remote: bool = False
@@ -221,9 +223,15 @@ def answer_cryptos(
     return (sdes.Crypto(first.tag, first.suite, _key(offerer, first.suite, rng)),)
 
 
-def answer_setup(offer_setup: str | None, dtls: str | None, dtls_passive: bool) -> str | None:
-    """§1.12b table: our a=setup towards a DTLS offerer (None: no setup/fingerprint)."""
+def answer_setup(
+    offer_setup: str | None, dtls: str | None, dtls_passive: bool, current: str | None = None
+) -> str | None:
+    """§1.12b table: our a=setup towards a DTLS offerer (None: no setup/fingerprint).
+    `current`: our role towards it so far; passive stays passive on an actpass re-offer, even
+    with DTLS=active (measured, §1.12b "Re-offers")."""
     if offer_setup == "actpass":
+        if current == "passive":
+            return "passive"
         return "passive" if dtls == "passive" or (dtls_passive and dtls != "active") else "active"
     if offer_setup == "active":
         return "passive"
@@ -269,7 +277,7 @@ def crypto_lines(
         setup = None if options.dtls == "off" or sdes_only else "actpass"
     else:
         setup = answer_setup(state.setup_in if state.fingerprint_in else None,
-                             options.dtls, ctx.dtls_passive)
+                             options.dtls, ctx.dtls_passive, state.prior_role)
         if setup is not None and state.sdes_in and options.dtls == "off":
             setup = None  # both offered, DTLS=off on the answer: SDES only (§1.12d)
         # both offered (a=crypto, a=fingerprint and a=setup): DTLS only, no a=crypto (§1.12d)
@@ -298,6 +306,7 @@ def remember_received(
             state.fingerprint_in = parse_fingerprint(media.fingerprint_value)
         except FingerprintError:
             pass  # an unusable fingerprint counts as none
+    state.prior_role = state.dtls_role or state.prior_role
     state.setup_in = media.setup
     state.ice_remote = media.ice
     if media.ice_ufrag is not None and media.ice_pwd is not None:

@@ -50,7 +50,7 @@ class Transport:
         "stream", "srtp", "srtp_in", "srtp_out", "dtls", "on_keys", "ice", "ice_key",
         "srtp_auth_failures", "srtp_replays", "srtp_errors", "stun_bad", "dtls_errors",
         "no_keys", "not_selected", "dtls_mismatches", "dtls_timeouts", "_loop", "_dtls_timer",
-        "_dtls_peer",
+        "_dtls_peer", "keys_from",
     )  # fmt: skip
 
     def __init__(self, stream: Stream) -> None:
@@ -60,6 +60,10 @@ class Transport:
         self.srtp_in: SrtpContext | None = None
         self.srtp_out: SrtpContext | None = None
         self.dtls: DtlsSession | None = None
+        self.keys_from: DtlsSession | None = None
+        """The DTLS session whose keys `srtp_in`/`srtp_out` hold (None: SDES or none). It may
+        be an earlier session than `dtls` while a new handshake runs (relay.media.secure
+        `attach_dtls(keep_keys=True)`)."""
         self.on_keys: KeysCallback | None = None
         self.ice: IceLink | None = None
         self.ice_key = 0
@@ -294,8 +298,9 @@ class Transport:
 
     def _check_keys(self) -> None:
         session = self.dtls
-        if session is None or session.keys is None or self.srtp_in is not None:
+        if session is None or session.keys is None or self.keys_from is session:
             return
+        self.keys_from = session
         keys = session.keys
         suite = suite_named(DTLS_SUITES[keys.profile.openssl_name])
         self.srtp_in = open_context(suite, keys.remote(session.role), outbound=False)
