@@ -101,6 +101,8 @@ def _wire(stream: Stream, role: Role, fp: Fingerprint | None, ctx: SecureContext
     if t is not None and session is not None and _keep(session, role, fp):
         if session.remote_fingerprint is None and fp is not None:
             t.remote_fingerprint(fp)  # the answer came after the handshake started
+        if t.held and fp is not None:
+            t.release_early()  # the answer made us server: now answer its ClientHello
         return
     # a role change with the same peer certificate: the old keys carry media until the new
     # handshake ends (measured on rtpengine 10.5, docs/spec/sdp.md §1.12b "Re-offers")
@@ -116,7 +118,7 @@ def _wire(stream: Stream, role: Role, fp: Fingerprint | None, ctx: SecureContext
             logger.error("DTLS-SRTP on port %d: %s: no media", stream.local_port, exc)
             _keyless(stream)
         else:
-            attach_dtls(stream, session, keep_keys=same_peer)
+            attach_dtls(stream, session, keep_keys=same_peer, held=fp is None)
     plane.update(stream)
 
 
