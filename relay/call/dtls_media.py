@@ -4,12 +4,14 @@ RFC 5763, 5764; docs/spec/sdp.md §1.12b).
 Which role (`SecureState.dtls_role`, rtpengine 10.5's `__dtls_logic`/`__init_stream`):
 
 * we answered a DTLS offer: our a=setup (active: client, passive: server);
-* we offered `actpass` and the answer has not come: server. rtpengine keeps its role open and
-  answers a ClientHello as server (§1.12b); a browser answering `active` sends its ClientHello
-  as soon as ICE is up, often before its answer reaches us through the SIP proxy. Its
-  fingerprint is then unknown: the handshake runs, and the keys are held back until the answer
-  brings the fingerprint (relay.dtls.session `set_remote_fingerprint`); a mismatch fails the
-  session (no keys, so no media either way: one log line, `Transport.dtls_mismatches`);
+* we offered `actpass` and the answer has not come: a server session whose datagrams wait
+  (`Transport.held`). A browser answering `active` sends its ClientHello as soon as ICE is up,
+  often before its answer reaches us through the SIP proxy; rtpengine answering
+  `DTLS=passive` does too, and then takes a ServerHello as an unexpected message (§1.12b). So
+  nothing is answered until the answer: `active` releases the held ClientHello to the server
+  session, `passive` replaces it by a client session. Keys need the answer's fingerprint
+  anyway; a mismatch fails the session (no keys, so no media either way: one log line,
+  `Transport.dtls_mismatches`);
 * the answer says `passive`: we are the client (a new session, even if the peer's early
   ClientHello had begun one with us as server: rtpengine does that, then resets to server);
   `active`: we stay server.

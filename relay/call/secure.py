@@ -63,7 +63,11 @@ class SecureState:
     prior_role: str | None = None
     """Our DTLS role towards this party before its latest SDP (answer_setup keeps passive)."""
     ice_credentials: tuple[str, str] | None = field(default=None, repr=False)
-    """Our (ufrag, pwd) towards this party, drawn once, kept across re-offers and restarts."""
+    """Our (ufrag, pwd) towards this party, drawn once, kept across re-offers; drawn again
+    when we answer its ICE restart (`ice_restarted`)."""
+    ice_restarted: bool = False
+    """The party's latest SDP changed its ufrag/pwd (an ICE restart, RFC 8445 §9): our answer
+    to it gets new ones too (measured on rtpengine 10.5, docs/spec/sdp.md §1.12c)."""
     ice_remote: bool = False
     """The party does ICE (an a=ice-ufrag in its last SDP)."""
     remote_ice: tuple[str, str] | None = field(default=None, repr=False)
@@ -310,7 +314,9 @@ def remember_received(
     state.setup_in = media.setup
     state.ice_remote = media.ice
     if media.ice_ufrag is not None and media.ice_pwd is not None:
-        state.remote_ice = (media.ice_ufrag, media.ice_pwd)
+        new = (media.ice_ufrag, media.ice_pwd)
+        state.ice_restarted = state.remote_ice is not None and state.remote_ice != new
+        state.remote_ice = new
     state.remote_candidates = parse_candidates(media.candidates)
     state.remote_lite = media.ice_lite or media.ice_lite_media
     state.lite_peer = media.ice and media.ice_lite_media
@@ -403,8 +409,9 @@ def ice_lines(
     if not wants_ice(media, options, offer, offerer_media):
         state.ice_out = False
         return ()
-    if state.ice_credentials is None:
+    if state.ice_credentials is None or (not offer and state.ice_restarted):
         state.ice_credentials = new_credentials(ctx.rng)
+    state.ice_restarted = False
     ufrag, pwd = state.ice_credentials
     trickle = options.has("trickle-ICE") or (
         not offer and offerer_media is not None and offerer_media.ice_trickle
