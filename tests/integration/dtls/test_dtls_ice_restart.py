@@ -122,8 +122,8 @@ def test_ice_restart_keeps_dtls(relay: Daemon) -> None:
     try:
         first = exchange(1)
         assert Setup(attr(first, "a=setup:")) is Setup.ACTIVE
-        peer.session = DtlsSession(cert, Role.SERVER, parse_fingerprint(attr(first, "a=fingerprint:")),
-                                   handshake_timeout=BOUND)  # fmt: skip
+        fp = parse_fingerprint(attr(first, "a=fingerprint:"))
+        peer.session = DtlsSession(cert, Role.SERVER, fp, handshake_timeout=BOUND)
         peer.pump(BOUND, done=True)
         keys = peer.session.keys
         assert keys is not None, peer.log

@@ -89,8 +89,8 @@ class Leg:
         self.offer_out = self._offer("actpass", TLS_ID, 1)
         reply = self._answer(answer, 1)
         self.role = Role.SERVER if Setup(attr(reply, "a=setup:")) is Setup.ACTIVE else Role.CLIENT
-        self.session = DtlsSession(cert, self.role, parse_fingerprint(attr(reply, "a=fingerprint:")),
-                                   handshake_timeout=10.0)  # fmt: skip
+        fp = parse_fingerprint(attr(reply, "a=fingerprint:"))
+        self.session = DtlsSession(cert, self.role, fp, handshake_timeout=10.0)
         self.relay_a = ("127.0.0.1", media_port(reply))
         handshake(self.a, self.session, self.relay_a)
         assert self.session.keys is not None
