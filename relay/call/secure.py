@@ -83,6 +83,11 @@ class SecureState:
     ice_passed_on: bool = False
     """The party's own ICE lines went on unchanged (ICE=optional/force-relay on its offer):
     the answer to it then carries rtpengine's candidates without ufrag/pwd (measured)."""
+    sdes_declined: bool = False
+    """We answered this party's a=crypto with DTLS only (§1.12d): query shows no `SDES`."""
+    role_without_dtls: str | None = None
+    """Our a=setup had DTLS=off not dropped it (both offered, §1.12d): query still shows
+    `DTLS role <x>` without `DTLS-SRTP` (measured: sec_query_both_offered_dtls_off)."""
     heard_last: bool = False
     """The latest SDP on this leg came from the party (else from us): `query`'s DTLS flags
     follow the latest one (docs/spec/ng-protocol.md §4.4)."""
@@ -263,6 +268,7 @@ def crypto_lines(
     incoming_osrtp = media.protocol == "RTP/AVP" and bool(received)
     osrtp = offer and protocol == "RTP/AVP" and ("offer" in options.osrtp or incoming_osrtp)
     state.heard_last = False
+    state.sdes_declined, state.role_without_dtls = False, None
     # answering an offerer whose RTP/AVP line had a=crypto (OSRTP): SDES back when the answerer
     # sent a=crypto, or with OSRTP-accept on the answer (measured, docs/spec/sdp.md §1.12c)
     osrtp_answer = (
@@ -283,7 +289,9 @@ def crypto_lines(
         setup = answer_setup(state.setup_in if state.fingerprint_in else None,
                              options.dtls, ctx.dtls_passive, state.prior_role)
         if setup is not None and state.sdes_in and options.dtls == "off":
-            setup = None  # both offered, DTLS=off on the answer: SDES only (§1.12d)
+            # both offered, DTLS=off on the answer: SDES only (§1.12d)
+            state.role_without_dtls, setup = setup, None
+        state.sdes_declined = setup is not None and bool(state.sdes_in)
         # both offered (a=crypto, a=fingerprint and a=setup): DTLS only, no a=crypto (§1.12d)
         state.sdes_out = () if setup is not None else answer_cryptos(received, state, ctx.rng)
     state.setup_out = setup
