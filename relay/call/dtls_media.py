@@ -54,6 +54,11 @@ def plan(side: MediaSide, offered_to: bool, offered_by: bool) -> Plan | str | No
         return KEEP if offered_by else None
     role = state.dtls_role
     fp = state.fingerprint_in
+    if offered_by and role == "passive" and state.setup_in == "passive" and fp is not None:
+        # the party re-offers passive while we are server: our answer can only be active, so
+        # the client starts now, as rtpengine 10.5 does (its ClientHello follows the re-offer;
+        # the old keys carry media meanwhile: docs/spec/sdp.md §1.12b "Re-offers")
+        return Role.CLIENT, fp
     if role is not None:
         if fp is None:
             return KEEP if offered_by else None

@@ -116,10 +116,12 @@ class Leg:
         return str(r["sdp"])
 
     def reoffer(self, setup: str, extra: str, answer: dict[str, Any]) -> tuple[str, str, list[str]]:
-        """Re-offer and re-answer; (offer passed to B, answer back to A, what A got)."""
+        """Re-offer and re-answer; (offer passed to B, answer back to A, what A got after
+        each: a relay forced to turn client sends its ClientHello right after the re-offer)."""
         offer = self._offer(setup, extra, 2)
+        got = records(self.a, 1.0)
         reply = self._answer(answer, 2)
-        return offer, reply, records(self.a, 1.5)
+        return offer, reply, got + records(self.a, 1.5)
 
     def carries(self, tries: int = 20) -> bool:
         """SRTP under the first handshake's keys reaches B (a few packets: the relay may
