@@ -4,12 +4,14 @@ RFC 5763, 5764; docs/spec/sdp.md §1.12b).
 Which role (`SecureState.dtls_role`, rtpengine 10.5's `__dtls_logic`/`__init_stream`):
 
 * we answered a DTLS offer: our a=setup (active: client, passive: server);
-* we offered `actpass` and the answer has not come: server. rtpengine keeps its role open and
-  answers a ClientHello as server (§1.12b); a browser answering `active` sends its ClientHello
-  as soon as ICE is up, often before its answer reaches us through the SIP proxy. Its
-  fingerprint is then unknown: the handshake runs, and the keys are held back until the answer
-  brings the fingerprint (relay.dtls.session `set_remote_fingerprint`); a mismatch fails the
-  session (no keys, so no media either way: one log line, `Transport.dtls_mismatches`);
+* we offered `actpass` and the answer has not come: a server session whose datagrams wait
+  (`Transport.held`). A browser answering `active` sends its ClientHello as soon as ICE is up,
+  often before its answer reaches us through the SIP proxy; rtpengine answering
+  `DTLS=passive` does too, and then takes a ServerHello as an unexpected message (§1.12b). So
+  nothing is answered until the answer: `active` releases the held ClientHello to the server
+  session, `passive` replaces it by a client session. Keys need the answer's fingerprint
+  anyway; a mismatch fails the session (no keys, so no media either way: one log line,
+  `Transport.dtls_mismatches`);
 * the answer says `passive`: we are the client (a new session, even if the peer's early
   ClientHello had begun one with us as server: rtpengine does that, then resets to server);
   `active`: we stay server.
@@ -52,6 +54,11 @@ def plan(side: MediaSide, offered_to: bool, offered_by: bool) -> Plan | str | No
         return KEEP if offered_by else None
     role = state.dtls_role
     fp = state.fingerprint_in
+    if offered_by and role == "passive" and state.setup_in == "passive" and fp is not None:
+        # the party re-offers passive while we are server: our answer can only be active, so
+        # the client starts now, as rtpengine 10.5 does (its ClientHello follows the re-offer;
+        # the old keys carry media meanwhile: docs/spec/sdp.md §1.12b "Re-offers")
+        return Role.CLIENT, fp
     if role is not None:
         if fp is None:
             return KEEP if offered_by else None
@@ -101,7 +108,12 @@ def _wire(stream: Stream, role: Role, fp: Fingerprint | None, ctx: SecureContext
     if t is not None and session is not None and _keep(session, role, fp):
         if session.remote_fingerprint is None and fp is not None:
             t.remote_fingerprint(fp)  # the answer came after the handshake started
+        if t.held and fp is not None:
+            t.release_early()  # the answer made us server: now answer its ClientHello
         return
+    # a role change with the same peer certificate: the old keys carry media until the new
+    # handshake ends (measured on rtpengine 10.5, docs/spec/sdp.md §1.12b "Re-offers")
+    same_peer = session is not None and fp is not None and session.remote_fingerprint == fp
     if ctx.certificate is None:
         logger.error("DTLS-SRTP on port %d without a certificate: no media", stream.local_port)
         _keyless(stream)
@@ -113,7 +125,7 @@ def _wire(stream: Stream, role: Role, fp: Fingerprint | None, ctx: SecureContext
             logger.error("DTLS-SRTP on port %d: %s: no media", stream.local_port, exc)
             _keyless(stream)
         else:
-            attach_dtls(stream, session)
+            attach_dtls(stream, session, keep_keys=same_peer, held=fp is None)
     plane.update(stream)
 
 
@@ -125,7 +137,7 @@ def _keyless(stream: Stream) -> Transport:
         t = None
     if t is None:
         t = stream.transport = Transport(stream)
-    t.srtp, t.srtp_in, t.srtp_out = True, None, None
+    t.srtp, t.srtp_in, t.srtp_out, t.keys_from = True, None, None, None
     return t
 
 

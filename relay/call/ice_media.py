@@ -134,7 +134,10 @@ def wire_side(side: MediaSide, plane: ForwardingPlane, ctx: SecureContext) -> No
         return
     sockets = _sockets(pairs)
     agent = state.ice_agent
-    if agent is None or set(agent.sockets) != {s.key for s in sockets}:
+    if (
+        agent is None or set(agent.sockets) != {s.key for s in sockets}
+        or (agent.ufrag, agent.pwd) != state.ice_credentials
+    ):  # new ports, or our new ufrag/pwd answering the party's ICE restart
         _drop(side, plane)
         agent = state.ice_agent = _new_agent(side, sockets, ctx)
     _remote(side, agent)

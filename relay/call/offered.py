@@ -46,6 +46,9 @@ class OfferedMedia:
     """The section's `a=candidate` values, in order."""
     ice_lite: bool = False
     """Session-level `a=ice-lite` (RFC 8839 §5.3): the sender is a lite agent."""
+    ice_lite_media: bool = False
+    """`a=ice-lite` inside this m= section: the only place rtpengine 10.5 reads it
+    (docs/spec/ng-protocol.md §4.4, `ICE-lite peer`)."""
     codec_names: dict[str, str] = field(default_factory=dict)
     """Payload type → "encoding/clock[/channels]" (rtpmap, or RFC 3551 for static types)."""
 

@@ -250,6 +250,10 @@ def with_secure(
     if not offer:
         secure.settle_answer(s_side.secure, media)
     secure.remember_received(s_side.secure, media, options.sdes if offer else ())
+    if s_side.secure.lite_peer:
+        # rtpengine's __ice_offer: a lite peer makes us controlling towards it (unless we are
+        # lite too: SecureState.ice_lite_self; measured, docs/spec/ng-protocol.md §4.4)
+        s_side.ice_controlling = True
     protocol = media_plan.protocol or media.protocol
     crypto = secure.crypto_lines(
         r_side.secure, protocol, media, options, offer, ctx, other if offer else None

@@ -323,15 +323,19 @@ class Registry:
         session = plan.session_plan(
             receiver, offered, options, tuple(plans), fallback, self.instance_id
         )
-        if secure.ice_lite(options, offer, session.media):
+        count = len(offered.media)
+        lite_now = [side.secure for side in receiver.medias[:count]]
+        if secure.ice_lite(options, offer, session.media, lite_now):
             session = dataclasses.replace(session, ice_lite=True)
         out = plan.render_versioned(receiver, offered, options, session, render)
-        for side in receiver.medias[: len(offered.media)]:
+        for side in receiver.medias[:count]:
             side.secure.ice_lite_self = session.ice_lite
             if side.ice_addresses and all(side is not s for s in listed):
                 self.streams.drop_ice_addresses(side)  # no candidates to this party now
-        self._wire_secure(sender, receiver, len(offered.media), offer, self.secure)
-        count = len(offered.media)
+        if offer and options.ice_lite == "both":
+            for side in sender.medias[:count]:
+                side.secure.ice_lite_self = True  # lite towards the offerer too (measured)
+        self._wire_secure(sender, receiver, count, offer, self.secure)
         for s_side, r_side in zip(sender.medias[:count], receiver.medias[:count], strict=True):
             rtcp_media.wire_line(s_side, r_side, self.instance_id)
         self.streams.updated((sender, receiver))  # peers, holds, flags may have changed

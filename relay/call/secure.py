@@ -60,19 +60,34 @@ class SecureState:
     fingerprint_in: Fingerprint | None = None
     """The party's certificate fingerprint (its DTLS certificate must match it)."""
     setup_in: str | None = None
+    prior_role: str | None = None
+    """Our DTLS role towards this party before its latest SDP (answer_setup keeps passive)."""
     ice_credentials: tuple[str, str] | None = field(default=None, repr=False)
-    """Our (ufrag, pwd) towards this party, drawn once, kept across re-offers and restarts."""
+    """Our (ufrag, pwd) towards this party, drawn once, kept across re-offers; drawn again
+    when we answer its ICE restart (`ice_restarted`)."""
+    ice_restarted: bool = False
+    """The party's latest SDP changed its ufrag/pwd (an ICE restart, RFC 8445 §9): our answer
+    to it gets new ones too (measured on rtpengine 10.5, docs/spec/sdp.md §1.12c)."""
     ice_remote: bool = False
     """The party does ICE (an a=ice-ufrag in its last SDP)."""
     remote_ice: tuple[str, str] | None = field(default=None, repr=False)
     """The party's (ufrag, pwd)."""
     remote_lite: bool = False
     """The party's last SDP said `a=ice-lite`: we control (RFC 8445 §6.1.1)."""
+    lite_peer: bool = False
+    """`ICE-lite peer` in query: the party's last SDP had ICE and `a=ice-lite` in this m=
+    section (rtpengine 10.5 ignores the session-level one there; measured,
+    docs/spec/ng-protocol.md §4.4)."""
     remote_candidates: tuple[Candidate, ...] = ()
     """The party's valid candidates (unparsable ones are ignored, as rtpengine does)."""
     ice_passed_on: bool = False
     """The party's own ICE lines went on unchanged (ICE=optional/force-relay on its offer):
     the answer to it then carries rtpengine's candidates without ufrag/pwd (measured)."""
+    sdes_declined: bool = False
+    """We answered this party's a=crypto with DTLS only (§1.12d): query shows no `SDES`."""
+    role_without_dtls: str | None = None
+    """Our a=setup had DTLS=off not dropped it (both offered, §1.12d): query still shows
+    `DTLS role <x>` without `DTLS-SRTP` (measured: sec_query_both_offered_dtls_off)."""
     heard_last: bool = False
     """The latest SDP on this leg came from the party (else from us): `query`'s DTLS flags
     follow the latest one (docs/spec/ng-protocol.md §4.4)."""
@@ -221,9 +236,15 @@ def answer_cryptos(
     return (sdes.Crypto(first.tag, first.suite, _key(offerer, first.suite, rng)),)
 
 
-def answer_setup(offer_setup: str | None, dtls: str | None, dtls_passive: bool) -> str | None:
-    """§1.12b table: our a=setup towards a DTLS offerer (None: no setup/fingerprint)."""
+def answer_setup(
+    offer_setup: str | None, dtls: str | None, dtls_passive: bool, current: str | None = None
+) -> str | None:
+    """§1.12b table: our a=setup towards a DTLS offerer (None: no setup/fingerprint).
+    `current`: our role towards it so far; passive stays passive on an actpass re-offer, even
+    with DTLS=active (measured, §1.12b "Re-offers")."""
     if offer_setup == "actpass":
+        if current == "passive":
+            return "passive"
         return "passive" if dtls == "passive" or (dtls_passive and dtls != "active") else "active"
     if offer_setup == "active":
         return "passive"
@@ -251,6 +272,7 @@ def crypto_lines(
     incoming_osrtp = media.protocol == "RTP/AVP" and bool(received)
     osrtp = offer and protocol == "RTP/AVP" and ("offer" in options.osrtp or incoming_osrtp)
     state.heard_last = False
+    state.sdes_declined, state.role_without_dtls = False, None
     # answering an offerer whose RTP/AVP line had a=crypto (OSRTP): SDES back when the answerer
     # sent a=crypto, or with OSRTP-accept on the answer (measured, docs/spec/sdp.md §1.12c)
     osrtp_answer = (
@@ -268,9 +290,14 @@ def crypto_lines(
         sdes_only = answered is not None and answered.crypto and not answered.fingerprint
         setup = None if options.dtls == "off" or sdes_only else "actpass"
     else:
-        state.sdes_out = answer_cryptos(received, state, ctx.rng)
         setup = answer_setup(state.setup_in if state.fingerprint_in else None,
-                             options.dtls, ctx.dtls_passive)
+                             options.dtls, ctx.dtls_passive, state.prior_role)
+        if setup is not None and state.sdes_in and options.dtls == "off":
+            # both offered, DTLS=off on the answer: SDES only (§1.12d)
+            state.role_without_dtls, setup = setup, None
+        state.sdes_declined = setup is not None and bool(state.sdes_in)
+        # both offered (a=crypto, a=fingerprint and a=setup): DTLS only, no a=crypto (§1.12d)
+        state.sdes_out = () if setup is not None else answer_cryptos(received, state, ctx.rng)
     state.setup_out = setup
     pad = "pad" in flags
     lines = [f"a=crypto:{sdes.render(c, pad=pad and c.key_salt in state.local_keys.values())}"
@@ -295,12 +322,16 @@ def remember_received(
             state.fingerprint_in = parse_fingerprint(media.fingerprint_value)
         except FingerprintError:
             pass  # an unusable fingerprint counts as none
+    state.prior_role = state.dtls_role or state.prior_role
     state.setup_in = media.setup
     state.ice_remote = media.ice
     if media.ice_ufrag is not None and media.ice_pwd is not None:
-        state.remote_ice = (media.ice_ufrag, media.ice_pwd)
+        new = (media.ice_ufrag, media.ice_pwd)
+        state.ice_restarted = state.remote_ice is not None and state.remote_ice != new
+        state.remote_ice = new
     state.remote_candidates = parse_candidates(media.candidates)
-    state.remote_lite = media.ice_lite
+    state.remote_lite = media.ice_lite or media.ice_lite_media
+    state.lite_peer = media.ice and media.ice_lite_media
 
 
 def parse_candidates(values: Sequence[str]) -> tuple[Candidate, ...]:
@@ -323,11 +354,18 @@ ICE_LITE_OFFER = frozenset({"forward", "offer", "both"})
 ICE_LITE_ANSWER = frozenset({"backward", "answer", "both"})
 
 
-def ice_lite(options: CallOptions, offer: bool, media: Sequence[MediaPlan]) -> bool:
+def ice_lite(
+    options: CallOptions, offer: bool, media: Sequence[MediaPlan],
+    receiving: Sequence[SecureState] = (),
+) -> bool:
     """Session-level `a=ice-lite` (measured: forward/offer/both in an offer, backward/both in
-    the answer), only where rtpengine writes ICE lines of its own."""
+    the answer, and in the answer after `both` on the offer: `receiving`'s sides are lite
+    already), only where rtpengine writes ICE lines of its own."""
     values = ICE_LITE_OFFER if offer else ICE_LITE_ANSWER
-    return options.ice_lite in values and any(m.ice_lines for m in media)
+    lite = options.ice_lite in values or (
+        not offer and any(s.ice_lite_self for s in receiving)
+    )
+    return lite and any(m.ice_lines for m in media)
 
 
 def wants_ice(
@@ -395,8 +433,9 @@ def ice_lines(
     if not wants_ice(media, options, offer, offerer_media):
         state.ice_out = False
         return ()
-    if state.ice_credentials is None:
+    if state.ice_credentials is None or (not offer and state.ice_restarted):
         state.ice_credentials = new_credentials(ctx.rng)
+    state.ice_restarted = False
     ufrag, pwd = state.ice_credentials
     trickle = options.has("trickle-ICE") or (
         not offer and offerer_media is not None and offerer_media.ice_trickle

@@ -96,6 +96,8 @@ def dtls_flags(state: SecureState) -> list[str]:
         setup = _THEIR_ROLE.get(state.setup_in or "")
     else:
         setup = state.setup_out
+    if setup is None and state.role_without_dtls is not None and not state.heard_last:
+        return [f"DTLS role {state.role_without_dtls}"]
     if setup is None and not state.heard_last:
         return []
     return ["DTLS-SRTP"] + [f"DTLS role {r}" for r in _ROLES.get(setup or "", ())]
@@ -115,14 +117,16 @@ def _media_flags(side: MediaSide) -> list[str]:
         flags.append("rtcp-mux")
     state = side.secure
     flags += dtls_flags(state)
-    if state.sdes_in or state.sdes_out:
+    if (state.sdes_in or state.sdes_out) and not state.sdes_declined:
         flags.append("SDES")
     if side.ice:
         flags.append("ICE")
     if side.trickle_ice:
         flags.append("trickle ICE")
-    if side.ice_controlling:
-        flags.append("ICE controlling")
+    if side.ice_controlling and not state.ice_lite_self:
+        flags.append("ICE controlling")  # a lite agent never controls (rtpengine's __ice_offer)
+    if state.lite_peer:
+        flags.append("ICE-lite peer")
     if side.unidirectional:
         flags.append("unidirectional")
     if side.transcoding:

@@ -70,6 +70,7 @@ def _media(m: MediaSection, desc: SessionDescription) -> OfferedMedia:
         ),
         codec_names=names,
         ice_lite=bool(desc.attributes("ice-lite")),
+        ice_lite_media=bool(m.attributes("ice-lite")),
     )
 
 

@@ -31,6 +31,7 @@ def attach_sdes(
     (the answer chose SDES)."""
     t = _transport(stream)
     t.srtp, t.srtp_in, t.srtp_out = True, inbound, outbound
+    t.keys_from = None
     if t.dtls is not None:
         t.dtls = t.on_keys = None
         t.cancel_dtls_timer()
@@ -38,13 +39,20 @@ def attach_sdes(
 
 
 def attach_dtls(
-    stream: Stream, session: DtlsSession, on_keys: KeysCallback | None = None
+    stream: Stream, session: DtlsSession, on_keys: KeysCallback | None = None,
+    keep_keys: bool = False, held: bool = False,
 ) -> Transport:
-    """DTLS-SRTP on `stream`'s leg: no media either way until `session` has exported keys."""
+    """DTLS-SRTP on `stream`'s leg: no media either way until `session` has exported keys;
+    `keep_keys`: the keys of the session it replaces stay in use until then (a DTLS role
+    change, as rtpengine 10.5 does: docs/spec/sdp.md §1.12b "Re-offers"); `held`: our role is
+    open, the peer's datagrams wait for `Transport.release_early` (§1.12b, the racy case)."""
     t = _transport(stream)
     t.cancel_dtls_timer()
-    t.srtp, t.srtp_in, t.srtp_out = True, None, None
+    if not (keep_keys and t.keys_from is not None):
+        t.srtp_in = t.srtp_out = t.keys_from = None
+    t.srtp = True
     t.dtls, t.on_keys, t._dtls_peer = session, on_keys, None
+    t.held, t._early = held, []
     return t
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from relay.media.secure.icelink import IceLink
 
 logger = logging.getLogger("rtpvault.media.secure")
+
+EARLY_MAX = 8
+"""DTLS datagrams kept while our role is open (a ClientHello flight and a few resends)."""
 
 __all__ = ["DROP_CAUSES", "DTLS_SUITES", "KeysCallback", "Transport"]
 
@@ -50,7 +54,7 @@ class Transport:
         "stream", "srtp", "srtp_in", "srtp_out", "dtls", "on_keys", "ice", "ice_key",
         "srtp_auth_failures", "srtp_replays", "srtp_errors", "stun_bad", "dtls_errors",
         "no_keys", "not_selected", "dtls_mismatches", "dtls_timeouts", "_loop", "_dtls_timer",
-        "_dtls_peer", "primary",
+        "_dtls_peer", "primary", "keys_from", "held", "_early",
     )  # fmt: skip
 
     def __init__(self, stream: Stream) -> None:
@@ -60,7 +64,18 @@ class Transport:
         self.srtp_in: SrtpContext | None = None
         self.srtp_out: SrtpContext | None = None
         self.dtls: DtlsSession | None = None
+        self.keys_from: DtlsSession | None = None
+        """The DTLS session whose keys `srtp_in`/`srtp_out` hold (None: SDES or none). It may
+        be an earlier session than `dtls` while a new handshake runs (relay.media.secure
+        `attach_dtls(keep_keys=True)`)."""
         self.on_keys: KeysCallback | None = None
+        self.held = False
+        """Our DTLS role is still open (our actpass offer is not answered): what the peer sends
+        waits in `_early` until the answer says who is client (`release_early`). Answering an
+        early ClientHello as server breaks a peer that the answer then makes server: rtpengine
+        10.5 takes our ServerHello as an unexpected message and drops its DTLS context
+        (docs/spec/sdp.md §1.12b)."""
+        self._early: list[tuple[bytes, Address]] = []
         self.ice: IceLink | None = None
         self.ice_key = 0
         self.srtp_auth_failures = 0
@@ -246,6 +261,10 @@ class Transport:
             self.dtls_errors += 1
             self.note("dtls-unexpected", "DTLS on a stream without DTLS-SRTP: dropped")
             return
+        if self.held and session.state is State.NEW:
+            if len(self._early) < EARLY_MAX:
+                self._early.append((data, source))
+            return
         try:
             out = session.receive(data, now)
         except DtlsGarbage as exc:
@@ -259,6 +278,15 @@ class Transport:
         self._send_dtls(out)
         self._check_keys()
         self._arm_dtls()
+
+    def release_early(self) -> None:
+        """The answer made us the DTLS server of this session: handle what the peer sent
+        while our role was open (its retransmissions would come anyway, only later)."""
+        self.held = False
+        early, self._early = self._early, []
+        now = self._loop.time() if self._loop is not None else time.monotonic()
+        for data, source in early:
+            self._dtls(data, source, now)
 
     def remote_fingerprint(self, fingerprint: Fingerprint) -> None:
         """The peer's a=fingerprint arrived (its answer) after the DTLS session was made: check a
@@ -305,13 +333,16 @@ class Transport:
         for d in datagrams:
             try:
                 dest[0].sendto(d, dest[1])
-            except OSError:
-                self.stream.send_errors += 1
+            except OSError as exc:
+                # not a stream error: rtpengine 10.5 shows 0 errors in query for a DTLS client
+                # whose ClientHello cannot leave (measured: sec_query_both_offered)
+                self.note("dtls-send", "DTLS datagram not sent: %s", exc)
 
     def _check_keys(self) -> None:
         session = self.dtls
-        if session is None or session.keys is None or self.srtp_in is not None:
+        if session is None or session.keys is None or self.keys_from is session:
             return
+        self.keys_from = session
         keys = session.keys
         suite = suite_named(DTLS_SUITES[keys.profile.openssl_name])
         self.srtp_in = open_context(suite, keys.remote(session.role), outbound=False)

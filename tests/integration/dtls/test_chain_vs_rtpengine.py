@@ -171,32 +171,31 @@ def test_rtpengine_offers_the_secure_leg_to_rtpvault(
         b.close()
 
 
+@pytest.mark.parametrize("passive", [False, True], ids=["rtpe-active", "rtpe-passive"])
 @pytest.mark.parametrize("mux", [True, False], ids=["rtcp-mux", "no-mux"])
 def test_rtpvault_offers_the_secure_leg_to_rtpengine(
-    relays: tuple[Daemon, Daemon], mux: bool
+    relays: tuple[Daemon, Daemon], mux: bool, passive: bool
 ) -> None:
-    """rtpengine answers our actpass as the DTLS client (its default) and sends its ClientHello
-    as soon as it has our offer: our server may finish the handshake before rtpengine's answer,
-    with the fingerprint, reaches us, and holds the keys until then.
-
-    Not tested: `DTLS=passive` on rtpengine's answer. rtpengine then sends its early ClientHello
-    as client anyway, turns server when it answers, takes our ServerHello as an unexpected
-    message and drops its DTLS context until the next signal. Measured: rtpengine 10.5 in our
-    place (actpass offerer) fails the same way in 3 of 5 calls (tests/integration/dtls/
-    test_chain_vs_rtpengine.py's flow, two rtpengine daemons)."""
+    """rtpengine answers our actpass as the DTLS client (its default) or, with `DTLS=passive`,
+    as server; either way it sends a ClientHello as soon as ICE has a pair, before its answer
+    reaches us. Our role is open until that answer, so the ClientHello waits: answered as
+    server once the answer says `active`, dropped when it says `passive` (we are the client
+    then). Answering it at once would break the passive case: rtpengine, server by then, takes
+    our ServerHello as an unexpected message and drops its DTLS context until the next signal
+    (rtpengine 10.5 in our place fails so in 3 of 5 calls; docs/spec/sdp.md §1.12b)."""
     engine, vault = relays
     a, b = Phone(), Phone()
-    base = {"call-id": f"chain-2-{mux}", "from-tag": "b"}
+    base = {"call-id": f"chain-2-{mux}-{passive}", "from-tag": "b"}
     try:
         extra: dict[str, Any] = {"rtcp-mux": ["require"]} if mux else {}
         x = ng(vault, {**base, "command": "offer", "sdp": b.sdp(), **SECURE, **extra})
         assert "a=setup:actpass" in x and "a=ice-ufrag" in x and ("a=rtcp-mux" in x) == mux
         y = ng(engine, {**base, "command": "offer", "sdp": x, **PLAIN, "rtcp-mux": ["demux"]})
         a.learn(y)
-        answer_flags = {k: v for k, v in SECURE.items() if k != "DTLS"}  # its default role
+        answer_flags = {k: v for k, v in SECURE.items() if k != "DTLS" or passive}
         z = ng(engine, {**base, "command": "answer", "to-tag": "a", "sdp": a.sdp(),
                         "flags": ["trust-address"], **answer_flags})  # fmt: skip
-        assert "a=setup:active" in z and "a=ice-ufrag" in z
+        assert f"a=setup:{'passive' if passive else 'active'}" in z and "a=ice-ufrag" in z
         w = ng(vault, {**base, "command": "answer", "to-tag": "a", "sdp": z, **PLAIN})
         b.learn(w)
         flow(b, a, rtcp=not mux)

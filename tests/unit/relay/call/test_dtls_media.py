@@ -1,8 +1,11 @@
 """DTLS-SRTP wired by the call model (relay.call.dtls_media) over real sockets and the userspace
 plane: plain A offers, we offer `actpass` to B (docs/spec/sdp.md §1.12b), and B, a DTLS client
-(our own relay.dtls session with its own certificate), finishes its handshake *before* its
-answer reaches us, as a browser does. The keys then wait for the answer's a=fingerprint: a
-match gives SRTP both ways, a mismatch gives no media at all (dropped, counted, logged once)."""
+(our own relay.dtls session with its own certificate), sends its ClientHello *before* its
+answer reaches us, as a browser does. Our role is open until the answer: the ClientHello waits
+(no ServerHello goes out: a peer the answer makes server would take it as an unexpected
+message, as rtpengine 10.5 does), and the handshake runs once the answer made us server. The
+answer's a=fingerprint then decides: a match gives SRTP both ways, a mismatch gives no media at
+all (dropped, counted, logged once)."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import pytest
 
 from relay.call import Registry
 from relay.call.secure import SecureContext
+from relay.dtls import DtlsError
 from relay.dtls.cert import DtlsCertificate, generate_certificate
 from relay.dtls.session import DtlsSession, Role, State
 from relay.media.secure import Transport
@@ -101,19 +105,34 @@ async def call(ours: DtlsCertificate, b_cert: DtlsCertificate, answered: DtlsCer
         client = DtlsSession(b_cert, Role.CLIENT, ours.fingerprint())
         for d in client.start(loop.time()):
             b.sendto(d, to_b)
-        while client.state is State.CONNECTING:  # our server answers before any answer SDP
-            for d in client.receive(await _recv(b), loop.time()):
-                b.sendto(d, to_b)
-        assert client.state is State.CONNECTED and client.keys is not None
+        assert await _next(b) is None  # our role is open: the ClientHello waits
         stream = reg.calls["d1"].parties[""].medias[0].rtp if "" in reg.calls["d1"].parties \
             else reg.calls["d1"].untagged[0].medias[0].rtp  # fmt: skip
-        assert stream is not None and transport(stream).srtp_out is None  # keys held back
+        assert stream is not None and transport(stream).srtp_out is None
         fp = answered.fingerprint().render()
         answer = commands.dispatch({
             "command": "answer", "call-id": "d1", "from-tag": "a", "to-tag": "b",
             "sdp": _sdp(b.getsockname()[1], "UDP/TLS/RTP/SAVP",
                         f"a=setup:active\r\na=fingerprint:{fp}\r\n")}, SOURCE)  # fmt: skip
         to_a = ("127.0.0.1", _port(answer["sdp"]))
+        while client.state is State.CONNECTING:  # the answer made us server: now we answer
+            reply = await _recv(b) if expect else await _next(b)
+            if reply is None:
+                break  # a mismatch: our server gave up
+            try:
+                out = client.receive(reply, loop.time())
+            except DtlsError:
+                break
+            for d in out:
+                b.sendto(d, to_b)
+        if not expect:
+            for seq in range(1, 4):
+                a.sendto(_rtp(seq, 0xA), to_a)
+                assert await _next(b) is None  # not SRTP, and not the plaintext either
+                b.sendto(_rtp(seq, 0xB), to_b)
+                assert await _next(a) is None
+            return transport(stream)
+        assert client.state is State.CONNECTED and client.keys is not None
         suite = suite_named(DTLS_SUITE[client.keys.profile.openssl_name])
         b_out = open_context(suite, client.keys.local(Role.CLIENT), outbound=True)
         b_in = open_context(suite, client.keys.remote(Role.CLIENT), outbound=False)

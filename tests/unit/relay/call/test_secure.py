@@ -239,3 +239,22 @@ def test_no_crypto_back_to_an_offerer_without_sdes() -> None:
     answer = _media("RTP/SAVP", crypto=True, crypto_values=(OFFERED,))
     offerer = SecureState(setup_in="actpass")  # a DTLS browser: no a=crypto offered
     assert crypto_lines(offerer, "UDP/TLS/RTP/SAVPF", answer, CallOptions(), False, _ctx()) == ()
+
+
+def test_answer_to_an_offerer_of_both_sdes_and_dtls() -> None:
+    """a=crypto, a=fingerprint and a=setup offered: DTLS only back; with DTLS=off on the
+    answer, SDES only; a fingerprint without a=setup: SDES (docs/spec/sdp.md §1.12d)."""
+    fp = "sha-256 " + ":".join(["AB"] * 32)
+    for setup, dtls, expected in (("actpass", None, ("a=setup:active",)),
+                                  ("active", None, ("a=setup:passive",)),
+                                  ("actpass", "passive", ("a=setup:passive",)),
+                                  ("actpass", "off", ("a=crypto:1",)),
+                                  (None, None, ("a=crypto:1",))):  # fmt: skip
+        offerer = SecureState()
+        remember_received(offerer, _media("RTP/SAVP", crypto_values=(OFFERED,),
+                                          fingerprint_value=fp, setup=setup))
+        lines = crypto_lines(offerer, "RTP/SAVP", _media(), CallOptions(dtls=dtls), False,
+                             _ctx())
+        assert tuple(ln.split()[0] for ln in lines[:1]) == expected, (setup, dtls, lines)
+        assert len(lines) == (2 if expected[0].startswith("a=setup") else 1)
+        assert bool(offerer.sdes_out) == (expected[0] == "a=crypto:1")
