@@ -10,6 +10,7 @@ from __future__ import annotations
 import array
 import asyncio
 import audioop  # deprecated since 3.11, but the only G.711 codec here without numpy
+import base64
 import contextlib
 import fractions
 import math
@@ -23,6 +24,7 @@ from typing import Any
 
 import aioice.ice
 import av
+import pylibsrtp
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpCodecCapability, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
@@ -130,13 +132,16 @@ class Plain:
             payload = audioop.lin2ulaw(array.array("h", tone(TONE_PLAIN, SAMPLES,
                                                              seq * SAMPLES)).tobytes(), 2)
             pkt = struct.pack("!BBHII", 0x80, 0, seq, seq * SAMPLES, 0x5151) + payload
-            self.sock.sendto(pkt, ("127.0.0.1", self.relay_port))
+            self.send(pkt)
             with contextlib.suppress(BlockingIOError):
                 while True:
                     data, _ = self.sock.recvfrom(2048)
                     self.received.append(data)
             await asyncio.sleep(SAMPLES / RATE)
             _ = loop
+
+    def send(self, pkt: bytes) -> None:
+        self.sock.sendto(pkt, ("127.0.0.1", self.relay_port))
 
     def rtp_payloads(self) -> list[bytes]:
         return [d[12:] for d in self.received if len(d) > 12 and d[1] & 0x7F == 0]
@@ -196,7 +201,7 @@ async def _audio_both_ways(plain: Plain, frames: asyncio.Queue[av.AudioFrame]) -
     while len(plain.rtp_payloads()) < 25 and loop.time() < deadline:
         await asyncio.sleep(0.05)
     payloads = plain.rtp_payloads()
-    assert len(payloads) >= 25, f"{len(payloads)} RTP packets from aiortc"
+    assert len(payloads) >= 25, f"{len(payloads)} RTP packets from aiortc "
     assert dominant(ulaw_decode(b"".join(payloads[-10:]))) == TONE_WEBRTC
     got: list[int] = []
     while len(got) < SAMPLES * 10:
@@ -291,3 +296,76 @@ def test_webrtc_offers_to_plain_sip(daemon: Daemon, tmp_path: Path) -> None:
 
 def test_plain_sip_offers_to_webrtc(daemon: Daemon) -> None:
     asyncio.run(asyncio.wait_for(sip_offers(daemon), 3 * BOUND))
+
+
+class SdesPhone(Plain):
+    """The SIP side as an SDES phone: answers the relay's AES_CM_128_HMAC_SHA1_80 line with its
+    own key; what it sends is SRTP under that key, what it gets is SRTP under the relay's."""
+
+    OURS = bytes(range(1, 31))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen = 0
+        self._plain: list[bytes] = []
+
+    def answer(self, offer_sdp: str) -> str:
+        m = re.search(r"a=crypto:(\d+) AES_CM_128_HMAC_SHA1_80 inline:(\S+)", offer_sdp)
+        assert m is not None, offer_sdp
+        profile = pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+        self.tx = pylibsrtp.Session(pylibsrtp.Policy(
+            key=self.OURS, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile))
+        self.rx = pylibsrtp.Session(pylibsrtp.Policy(
+            key=base64.b64decode(m.group(2)), ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND,
+            srtp_profile=profile))  # fmt: skip
+        key = base64.b64encode(self.OURS).decode()
+        return (
+            f"v=0\r\no=- 8 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {self.port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+            f"a=crypto:{m.group(1)} AES_CM_128_HMAC_SHA1_80 inline:{key}\r\na=sendrecv\r\n"
+        )
+
+    def send(self, pkt: bytes) -> None:
+        self.sock.sendto(self.tx.protect(pkt), ("127.0.0.1", self.relay_port))
+
+    def rtp_payloads(self) -> list[bytes]:
+        """Each datagram unprotected once (a second time would be a replay)."""
+        if len(self.received) < self._seen:  # cleared
+            self._seen, self._plain = 0, []
+        for d in self.received[self._seen :]:
+            if len(d) > 12 and d[1] & 0x7F == 0:
+                with contextlib.suppress(pylibsrtp.Error):
+                    self._plain.append(self.rx.unprotect(d)[12:])
+        self._seen = len(self.received)
+        return list(self._plain)
+
+
+async def webrtc_offers_to_sdes(d: Daemon) -> None:
+    """DTLS-SRTP + ICE on one leg, SDES on the other: each leg with its own keys (item 4)."""
+    phone = SdesPhone()
+    async with peer() as (pc, frames):
+        _pcmu_only(pc)
+        await pc.setLocalDescription(await pc.createOffer())
+        base = {"call-id": "webrtc-sdes", "from-tag": "browser"}
+        offer = await _ng(d, {**base, "command": "offer", "sdp": pc.localDescription.sdp,
+                              **WEBRTC_TO_SDES})  # fmt: skip
+        assert " RTP/SAVP " in offer["sdp"] and "a=fingerprint" not in offer["sdp"]
+        phone.relay_port = _port(offer["sdp"])
+        answer = await _ng(d, {**base, "command": "answer", "to-tag": "phone",
+                               "sdp": phone.answer(offer["sdp"]), **SIP_ANSWER})  # fmt: skip
+        assert "UDP/TLS/RTP/SAVPF" in answer["sdp"] and "a=crypto" not in answer["sdp"]
+        sender = asyncio.ensure_future(phone.run())
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+            await _audio_both_ways(phone, frames)
+        finally:
+            sender.cancel()
+        await _ng(d, {**base, "command": "delete"})
+
+
+WEBRTC_TO_SDES = {"ICE": "remove", "DTLS": "off", "transport-protocol": "RTP/SAVP",
+                  "rtcp-mux": ["demux"]}  # fmt: skip
+
+
+def test_webrtc_offers_to_an_sdes_phone(daemon: Daemon) -> None:
+    asyncio.run(asyncio.wait_for(webrtc_offers_to_sdes(daemon), 3 * BOUND))
