@@ -15,7 +15,7 @@ from typing import Any
 
 import aioice.ice
 import pytest
-from aiortc import RTCRtpCodecCapability, RTCSessionDescription
+from aiortc import RTCSessionDescription
 
 from tests.integration.test_webrtc_media import (
     BOUND,
@@ -24,7 +24,7 @@ from tests.integration.test_webrtc_media import (
     WEBRTC_ANSWER,
     WEBRTC_TO_SIP,
     Plain,
-    ToneTrack,
+    _answer_pcmu,
     _audio_both_ways,
     _ng,
     _pcmu_only,
@@ -94,14 +94,9 @@ async def sip_offers(d: Daemon) -> None:
         base = {"call-id": "multi-2", "from-tag": "plain"}
         offer = await _ng(d, {**base, "command": "offer", "sdp": plain.sdp(), **SIP_TO_WEBRTC})
         assert _candidate_addresses(offer["sdp"]) == ["127.0.0.1", SECOND, "::1"] * 2
-        await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
-        tr = pc.getTransceivers()[0]
-        pc.addTrack(ToneTrack())
-        tr.setCodecPreferences([RTCRtpCodecCapability(mimeType="audio/PCMU", clockRate=8000,
-                                                      channels=1)])  # fmt: skip
-        await pc.setLocalDescription(await pc.createAnswer())
         answer = await _ng(d, {**base, "command": "answer", "to-tag": "browser",
-                               "sdp": pc.localDescription.sdp, **WEBRTC_ANSWER})  # fmt: skip
+                               "sdp": await _answer_pcmu(pc, offer["sdp"]),
+                               **WEBRTC_ANSWER})  # fmt: skip
         plain.relay_port = _port(answer["sdp"])
         sender = asyncio.ensure_future(plain.run())
         try:

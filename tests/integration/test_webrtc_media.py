@@ -194,6 +194,16 @@ def _pcmu_only(pc: RTCPeerConnection) -> None:
                                                   channels=1)])  # fmt: skip
 
 
+async def _answer_pcmu(pc: RTCPeerConnection, offer_sdp: str) -> str:
+    """aiortc answers `offer_sdp` sending the 1 kHz tone, PCMU only; returns its answer SDP."""
+    await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+    pc.addTrack(ToneTrack())
+    pc.getTransceivers()[0].setCodecPreferences(
+        [RTCRtpCodecCapability(mimeType="audio/PCMU", clockRate=8000, channels=1)])
+    await pc.setLocalDescription(await pc.createAnswer())
+    return str(pc.localDescription.sdp)
+
+
 async def _audio_both_ways(plain: Plain, frames: asyncio.Queue[av.AudioFrame]) -> None:
     """aiortc's tone arrives at the plain party in the clear, the plain tone at aiortc."""
     loop = asyncio.get_running_loop()
@@ -272,15 +282,9 @@ async def sip_offers(d: Daemon) -> None:
         base = {"call-id": "webrtc-2", "from-tag": "plain"}
         offer = await _ng(d, {**base, "command": "offer", "sdp": plain.sdp(), **SIP_TO_WEBRTC})
         assert "a=setup:actpass" in offer["sdp"] and "a=ice-ufrag" in offer["sdp"]
-        await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
-        for tr in pc.getTransceivers():
-            pc.addTrack(ToneTrack())
-            tr.setCodecPreferences([RTCRtpCodecCapability(mimeType="audio/PCMU", clockRate=8000,
-                                                          channels=1)])  # fmt: skip
-            break
-        await pc.setLocalDescription(await pc.createAnswer())
         answer = await _ng(d, {**base, "command": "answer", "to-tag": "browser",
-                               "sdp": pc.localDescription.sdp, **WEBRTC_ANSWER})  # fmt: skip
+                               "sdp": await _answer_pcmu(pc, offer["sdp"]),
+                               **WEBRTC_ANSWER})  # fmt: skip
         assert " RTP/AVP " in answer["sdp"] and "a=candidate" not in answer["sdp"]
         plain.relay_port = _port(answer["sdp"])
         sender = asyncio.ensure_future(plain.run())

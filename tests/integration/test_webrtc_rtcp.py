@@ -24,7 +24,7 @@ from pathlib import Path
 
 import aioice.ice
 import pytest
-from aiortc import RTCPeerConnection, RTCRtpCodecCapability, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtp import RtcpPacket, RtcpRrPacket, RtcpSrPacket
 from click.testing import CliRunner
 
@@ -38,7 +38,7 @@ from tests.integration.test_webrtc_media import (
     WEBRTC_ANSWER,
     WEBRTC_TO_SIP,
     Plain,
-    ToneTrack,
+    _answer_pcmu,
     _ng,
     _pcmu_only,
     _port,
@@ -170,15 +170,9 @@ async def sip_offers(d: Daemon) -> None:
         base = {"call-id": "webrtc-rtcp-2", "from-tag": "plain"}
         offer = await _ng(d, {**base, "command": "offer", "sdp": phone.sdp(), **SIP_TO_WEBRTC})
         assert "a=rtcp-mux" in offer["sdp"]
-        await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
-        for tr in pc.getTransceivers():
-            pc.addTrack(ToneTrack())
-            tr.setCodecPreferences([RTCRtpCodecCapability(mimeType="audio/PCMU", clockRate=8000,
-                                                          channels=1)])  # fmt: skip
-            break
-        await pc.setLocalDescription(await pc.createAnswer())
         answer = await _ng(d, {**base, "command": "answer", "to-tag": "browser",
-                               "sdp": pc.localDescription.sdp, **WEBRTC_ANSWER})  # fmt: skip
+                               "sdp": await _answer_pcmu(pc, offer["sdp"]),
+                               **WEBRTC_ANSWER})  # fmt: skip
         assert "a=rtcp-mux" not in answer["sdp"]
         phone.relay_port = _port(answer["sdp"])
         tasks = [asyncio.ensure_future(phone.run()), asyncio.ensure_future(phone.run_rtcp())]
