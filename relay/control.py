@@ -9,6 +9,7 @@ consulted; a cached reply is resent before the body is even decoded.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
@@ -17,9 +18,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from relay.listener import TcpListener, bind_error, host_port, listen_tcp
+from relay.listener import TcpListener, bind_error, host_port, listen_tcp, reuse_port
 from relay.ng.codec import (
     INVALID_NO_PAYLOAD,
+    NgRequest,
     TcpFramer,
     encode_reply,
     error_reply,
@@ -30,7 +32,9 @@ from relay.ng.cookies import CookieCache
 from relay.ng.errors import NgError
 from relay.ratelog import RateLimitedLog
 
-__all__ = ["ControlCounters", "Dispatch", "NgControlServer", "ProxyCounters"]
+__all__ = [
+    "ControlCounters", "Dispatch", "NgControlServer", "ProxyCounters", "ReplyPath", "Router",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,22 @@ If the reply has no "result" key, `"result": "ok"` is appended last, as rtpengin
 """
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 UNRECOGNIZED = "Unrecognized command"
+
+
+@dataclass(frozen=True)
+class ReplyPath:
+    """How a request came in, for a reply sent later (a request handed to another worker):
+    `udp` is the index of the UDP listener that received it (-1: a TCP or HTTP stream), `send`
+    writes a reply back the way the request came."""
+
+    udp: int
+    send: Callable[[bytes], None]
+
+
+Router = Callable[["NgRequest", bytes, Source, ReplyPath], bool]
+"""router(request, datagram, source, path) → True when another worker answers the request
+(rtpvault.shard): this server then neither caches nor replies. Called for decoded requests only,
+before the reply cache, which lives with the call's owner."""
 
 
 @dataclass
@@ -116,6 +136,9 @@ class NgControlServer:
         self._servers: list[TcpListener] = []
         self._later: list[Callable[[], None]] | None = None
         self._refusals = RateLimitedLog(log, logging.WARNING, clock=clock)
+        self.router: Router | None = None
+        """Set by a sharded daemon (several workers): hands requests to the call's owner."""
+        self._routed = False
 
     # --- work after the reply ------------------------------------------------------------------
 
@@ -176,21 +199,56 @@ class NgControlServer:
         return any(addr in net for net in self._allow)
 
     def handle(self, datagram: bytes, source: Source) -> bytes | None:
-        """One request → the reply datagram, or None for "no reply at all"; deferred work done."""
+        """One request → the reply datagram, or None for "no reply at all"; deferred work done.
+        Never routed elsewhere: a sharded daemon's owner answers requests handed to it here."""
         try:
             return self.handle_deferring(datagram, source)
         finally:
             self.run_deferred()
 
-    def handle_deferring(self, datagram: bytes, source: Source) -> bytes | None:
+    def handle_deferring(self, datagram: bytes, source: Source,
+                         path: ReplyPath | None = None) -> bytes | None:  # fmt: skip
         """As `handle`, but work queued with `defer` waits for `run_deferred`: the transports
-        send the reply first."""
+        send the reply first. With `path` (a listener's request) the router may take it."""
         if self._later:
             self.run_deferred()
         self._later = []
-        return self._handle(datagram, source)
+        return self._handle(datagram, source, path)
 
-    def _handle(self, datagram: bytes, source: Source) -> bytes | None:
+    async def request(self, datagram: bytes, source: Source) -> bytes | None:
+        """One request from a stream that waits for its answer (ng over HTTP): answered here,
+        or by the worker that owns the call when the router hands it on."""
+        if self.router is None:
+            return self.handle(datagram, source)
+        answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+        def send(reply: bytes) -> None:
+            if not answer.done():
+                answer.set_result(reply)
+
+        self._routed = False
+        try:
+            reply = self.handle_deferring(datagram, source, ReplyPath(-1, send))
+        finally:
+            self.run_deferred()
+        if reply is not None or not self._routed:
+            return reply
+        return await answer
+
+    def complete(self, cookie: bytes, reply: dict[str, Any], is_json: bool, source: Source,
+                 command: str) -> bytes:  # fmt: skip
+        """The reply to a request answered outside `dispatch` (a whole-daemon command merged
+        from every worker): counted, cached and encoded as `dispatch`'s replies are."""
+        host = _host_of(source)
+        self._count_command(command, host)
+        if "result" not in reply:
+            reply = {**reply, "result": "ok"}
+        data = encode_reply(cookie, reply, is_json)
+        self.cookies.insert(host, cookie, data, self._clock())
+        return data
+
+    def _handle(self, datagram: bytes, source: Source,
+                path: ReplyPath | None = None) -> bytes | None:  # fmt: skip
         host = _host_of(source)
         if not self.allowed(host):
             self._refuse("ng", host, source[1])
@@ -209,13 +267,29 @@ class NgControlServer:
                 self.counters.duplicates += 1
                 log.info("Detected command from %s as a duplicate", host)
                 return cached
-            reply = self._execute(cookie, data, source, host)
+            request: NgRequest | NgError | None = None
+            if path is not None and self.router is not None:
+                # A request this worker answered is in its cache (above); one the router hands
+                # on is answered, and cached, by the worker that owns the call. A malformed
+                # body stays here and gets its error.
+                try:
+                    request = parse_body(cookie, data)
+                except NgError as exc:
+                    request = exc
+                else:
+                    if self.router(request, datagram, source, path):
+                        self._routed = True
+                        return None
+            reply = self._execute(cookie, data, source, host, request)
         self.cookies.insert(host, cookie, reply, now)
         return reply
 
-    def _execute(self, cookie: bytes, data: bytes, source: Source, host: str) -> bytes:
+    def _execute(self, cookie: bytes, data: bytes, source: Source, host: str,
+                 parsed: NgRequest | NgError | None = None) -> bytes:  # fmt: skip
         try:
-            request = parse_body(cookie, data)
+            if isinstance(parsed, NgError):
+                raise parsed
+            request = parsed if parsed is not None else parse_body(cookie, data)
         except NgError as exc:
             return self._error(cookie, exc.reason, exc.is_json, host)
         command = request.command
@@ -261,13 +335,22 @@ class NgControlServer:
                                                                   type=socket.SOCK_DGRAM))[0]
         sock = socket.socket(family, kind, proto)
         try:
+            reuse_port(sock)
             sock.bind(address)
         except OSError as exc:
             sock.close()
             raise bind_error(exc, "ng (UDP)", host, port) from None
         sock.setblocking(False)
-        transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), sock=sock)
+        index = len(self._transports)
+        transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self, index),
+                                                           sock=sock)
         self._transports.append(transport)
+
+    def send_udp(self, index: int, reply: bytes, address: Source) -> None:
+        """Send from UDP listener `index` (the same address in every worker, opened in the
+        same order): the reply to a request another worker received leaves from `listen-ng`."""
+        if 0 <= index < len(self._transports):
+            cast(asyncio.DatagramTransport, self._transports[index]).sendto(reply, address)
 
     async def start_tcp(self, host: str, port: int) -> None:
         server = await listen_tcp(host, port, lambda: _TcpProtocol(self), "ng (TCP)")
@@ -289,8 +372,9 @@ class NgControlServer:
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, server: NgControlServer) -> None:
+    def __init__(self, server: NgControlServer, index: int) -> None:
         self._server = server
+        self._index = index
         self._transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -299,8 +383,12 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         server = self._server
+        source = (str(addr[0]), int(addr[1]))
+        path = None
+        if server.router is not None and self._transport is not None:
+            path = ReplyPath(self._index, functools.partial(self._transport.sendto, addr=addr))
         try:
-            reply = server.handle_deferring(data, (str(addr[0]), int(addr[1])))
+            reply = server.handle_deferring(data, source, path)
         except Exception:  # noqa: BLE001 - never let one datagram stop the listener
             log.exception("Unexpected failure handling an ng datagram from %s", addr[0])
             reply = None
@@ -332,8 +420,9 @@ class _TcpProtocol(asyncio.Protocol):
             return
         for message in self._framer.feed(data):
             server = self._server
+            path = None if server.router is None else ReplyPath(-1, self._write_later)
             try:
-                reply = server.handle_deferring(message, self._peer)
+                reply = server.handle_deferring(message, self._peer, path)
             except Exception:  # noqa: BLE001
                 log.exception("Unexpected failure handling an ng message from %s", self._peer[0])
                 reply = None
@@ -345,4 +434,9 @@ class _TcpProtocol(asyncio.Protocol):
             self._server.counters.tcp_overflows += 1
             transport.close()
             self._transport = None
+
+    def _write_later(self, reply: bytes) -> None:
+        """A reply from the worker that owns the call, if the connection is still open."""
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(reply)
 

@@ -20,7 +20,10 @@ from collections.abc import Awaitable, Callable
 
 from relay.ratelog import RateLimitedLog
 
-__all__ = ["RETRY_DELAY", "TcpListener", "bind_error", "listen_tcp", "stream_protocol"]
+__all__ = [
+    "RETRY_DELAY", "TcpListener", "bind_error", "listen_tcp", "reuse_port", "share_ports",
+    "stream_protocol",
+]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,9 @@ BATCH = 64
 """Connections accepted per readiness callback (the rest wait for the next loop turn)."""
 OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
+_SHARED = False
+"""Listening sockets join a SO_REUSEPORT group (a worker of a sharded daemon, `share_ports`)."""
+
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 ClientCallback = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -37,6 +43,21 @@ ClientCallback = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitabl
 def host_port(host: str, port: int) -> str:
     """`127.0.0.1:22222`, `[::1]:22222`: an address as an operator writes it (not a tuple)."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def share_ports() -> None:
+    """From now on this process's listeners (ng, HTTP, CLI, metrics) bind with SO_REUSEPORT, so
+    every worker process of the daemon listens on the same addresses and the kernel spreads
+    clients over them. Called once by a worker; the supervisor has checked beforehand that no
+    other program holds those addresses (rtpvault.supervisor)."""
+    global _SHARED
+    _SHARED = True
+
+
+def reuse_port(sock: socket.socket) -> None:
+    """SO_REUSEPORT on a listening socket about to bind, when this process shares its ports."""
+    if _SHARED:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
 
 
 def bind_error(exc: OSError, what: str, host: str, port: int) -> OSError:
@@ -123,6 +144,7 @@ async def listen_tcp(host: str, port: int, factory: ProtocolFactory, what: str, 
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            reuse_port(sock)
             if family == socket.AF_INET6 and len(infos) > 1:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             try:

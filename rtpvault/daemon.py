@@ -30,12 +30,17 @@ from relay.dtls.cert import (
     load_certificate,
 )
 from relay.ice.own_lines import new_foundation
+from relay.listener import share_ports
 from relay.media.plane import ForwardingPlane
 from relay.ng.commands import Commands
+from relay.ng.statistics import merge as merge_statistics
 from relay.ng.statistics import statistics
 from rtpvault.component import Component, DaemonContext, StartupError
 from rtpvault.limits import raise_open_files_limit
 from rtpvault.logsetup import setup_logging, subsystem_levels
+from rtpvault.peers import Peers
+from rtpvault.shard import Shard
+from rtpvault.supervisor import Supervisor, WorkerSetup, check_listeners
 from rtpvault.taps import TapHub
 
 logger = logging.getLogger("rtpvault.daemon")
@@ -86,11 +91,15 @@ def _set_tos() -> Any:
 
 
 class Daemon:
-    """The running relay: call registry, ng server, timers."""
+    """The running relay: call registry, ng server, timers. With `worker` set, one of the
+    `num-threads` worker processes (rtpvault.supervisor): its share of the calls, handed its
+    requests by the others (rtpvault.shard)."""
 
-    def __init__(self, settings: Settings, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, settings: Settings, loop: asyncio.AbstractEventLoop,
+                 worker: WorkerSetup | None = None) -> None:  # fmt: skip
         self.settings = settings
         self.loop = loop
+        self.worker = worker
         self.started = time.monotonic()
         self.plane = _make_plane(loop, settings)
         try:
@@ -100,6 +109,9 @@ class Daemon:
             raise
 
     def _compose(self, settings: Settings, loop: asyncio.AbstractEventLoop) -> None:
+        worker = self.worker
+        secure = worker.shared["secure"] if worker else _secure_context(settings)
+        assert isinstance(secure, SecureContext)
         self.registry = Registry(
             settings.interfaces,
             settings.port_min,
@@ -110,12 +122,16 @@ class Daemon:
             endpoint_learning=settings.endpoint_learning,
             tos=settings.tos or None,
             set_tos=_set_tos(),
-            secure=_secure_context(settings),
+            secure=secure,
         )
         self.commands = Commands(self.registry, self._statistics, settings.max_sessions)
         allow = list(settings.ng_allow) if settings.ng_allow else None
         self.control = NgControlServer(self.commands.dispatch, allow=allow)
         self.registry.defer = self.commands.defer = self.control.defer
+        self.shard: Shard | None = None
+        if worker is not None:
+            self.shard = Shard(Peers(worker.channels, worker.index), self.control, self.commands)
+            self.commands.merge_statistics = merge_statistics
         self.stopping = asyncio.Event()
         self.taps = TapHub(self.plane.update)
         self.components: dict[str, Component] = {}
@@ -136,6 +152,8 @@ class Daemon:
 
     async def start(self) -> None:
         s = self.settings
+        if self.shard is not None:
+            self.shard.peers.start(self.loop)
         for spec, start, kind in (
             (s.listen_ng, self.control.start_udp, "udp"),
             (s.listen_tcp_ng, self.control.start_tcp, "tcp"),
@@ -169,6 +187,8 @@ class Daemon:
         whatever fails on the way, release the forwarding plane (the nftables table)."""
         try:
             self.control.close()
+            if self.shard is not None:
+                self.shard.peers.close()
             # the kernel plane first gives up all its streams at once (one counter read, one
             # table delete), so ending each call below costs no nft round trip
             stop = getattr(self.plane, "stop", None)
@@ -198,10 +218,10 @@ class Daemon:
                 logger.exception("closing the forwarding plane failed")
 
 
-async def _serve(settings: Settings) -> int:
+async def _serve(settings: Settings, worker: WorkerSetup | None = None) -> int:
     loop = asyncio.get_running_loop()
     try:
-        daemon = Daemon(settings, loop)
+        daemon = Daemon(settings, loop, worker)
     except StartupError as exc:
         logger.critical("%s", exc)
         print(f"rtpvault: {exc}", file=sys.stderr)
@@ -216,7 +236,11 @@ async def _serve(settings: Settings) -> int:
         return EXIT_FATAL
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stopping.set)
-    logger.info("Startup complete, rtpvault")
+    if worker is None:
+        logger.info("Startup complete, rtpvault")
+    else:
+        logger.info("worker %d of %d serving", worker.index, worker.count)
+        os.write(worker.ready, bytes([worker.index]))
     try:
         await daemon.run_timers()
         logger.info("Shutting down")
@@ -260,6 +284,9 @@ def main(argv: list[str]) -> int:
     raise_open_files_limit()
     _write_pidfile(settings.pidfile)
     try:
+        workers = settings.num_threads or os.cpu_count() or 1
+        if workers > 1:
+            return _supervise(settings, workers)
         return int(_runner()(_serve(settings)))
     finally:
         # Everything is closed, flushed and released; what is left is the interpreter's final
@@ -271,6 +298,35 @@ def main(argv: list[str]) -> int:
                 os.unlink(settings.pidfile)
             except OSError:
                 pass
+
+
+def _supervise(settings: Settings, workers: int) -> int:
+    """`num-threads` > 1: the supervisor (rtpvault.supervisor) and its worker processes."""
+    try:
+        check_listeners(settings)
+    except OSError as exc:  # as one process exits when a listener cannot bind
+        reason = exc.strerror or str(exc)
+        logger.critical("Fatal error: %s", reason)
+        print(f"rtpvault: Fatal error: {reason}", file=sys.stderr)
+        return EXIT_FATAL
+    try:
+        secure = _secure_context(settings)
+    except StartupError as exc:
+        logger.critical("%s", exc)
+        print(f"rtpvault: {exc}", file=sys.stderr)
+        return exc.code
+    supervisor = Supervisor(workers, _work, {"secure": secure, "settings": settings})
+    try:
+        return supervisor.run()
+    finally:
+        supervisor.close()
+
+
+def _work(worker: WorkerSetup) -> int:
+    """One worker process (forked by the supervisor): a daemon with its share of the calls."""
+    random.seed()  # the module's generator was copied from the supervisor: same in every worker
+    share_ports()
+    return int(_runner()(_serve(worker.shared["settings"], worker)))  # type: ignore[arg-type]
 
 
 def _secure_context(settings: Settings) -> SecureContext:

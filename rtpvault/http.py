@@ -108,20 +108,20 @@ class HttpServer:
                 body = await asyncio.wait_for(reader.readexactly(length), timeout=10)
             self.requests += 1
             route = self._route if control else self._metrics_only
-            status, ctype, payload = route(method, target, headers, body, writer)
+            status, ctype, payload = await route(method, target, headers, body, writer)
             await self._reply(writer, status, payload, ctype)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, ValueError):
             pass
         finally:
             writer.close()
 
-    def _metrics_only(self, method: str, target: str, headers: dict[str, str], body: bytes,
+    async def _metrics_only(self, method: str, target: str, headers: dict[str, str], body: bytes,
                       writer: asyncio.StreamWriter) -> tuple[int, str, bytes]:  # fmt: skip
         if method == "GET" and urllib.parse.urlsplit(target).path == "/metrics":
             return 200, "text/plain", exposition(self.registry, self.collector)
         return NOT_FOUND
 
-    def _route(self, method: str, target: str, headers: dict[str, str], body: bytes,
+    async def _route(self, method: str, target: str, headers: dict[str, str], body: bytes,
                writer: asyncio.StreamWriter) -> tuple[int, str, bytes]:  # fmt: skip
         path = urllib.parse.urlsplit(target).path
         if method == "GET" and path == "/metrics":
@@ -138,7 +138,8 @@ class HttpServer:
             return FORBIDDEN
         if is_cli:
             return 200, "text/plain", run_cli(self.daemon, urllib.parse.unquote(path[5:])).encode()
-        return 200, "application/x-rtpengine-ng", self.daemon.control.handle(body, source) or b""
+        reply = await self.daemon.control.request(body, source)
+        return 200, "application/x-rtpengine-ng", reply or b""
 
     @staticmethod
     async def _reply(writer: asyncio.StreamWriter, status: int, payload: bytes,

@@ -86,6 +86,10 @@ RecordingState = Callable[[str], tuple[str | None, str | None]]
 created); the recorder answers it, offer/answer replies name both while `record` is on."""
 
 
+def _first(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return parts[0]
+
+
 def _no_recording(call_id: str) -> tuple[str | None, str | None]:
     return None, None
 
@@ -163,6 +167,8 @@ class Commands:
         self._media_players: dict[str, set[int]] = {}
         self.recording_state: RecordingState = _no_recording
         """Set by the recorder (the composition root)."""
+        self.merge_statistics: Callable[[Sequence[dict[str, Any]]], dict[str, Any]] = _first
+        """Every worker's `statistics` into one (relay.ng.statistics.merge; set by the daemon)."""
 
     def dispatch(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
         command = body.get("command")
@@ -323,15 +329,37 @@ class Commands:
         stats = self._stats(call, _str(body, "from-tag"), _str(body, "to-tag"))
         return {**stats, "result": "ok"}
 
+    # --- commands about the whole daemon: one part per worker, merged (rtpvault.shard) -----------
+
+    WIDE = frozenset({"list", "statistics"})
+
+    def wide_ok(self, command: str, body: dict[str, Any]) -> bool:
+        """False when the request is refused before any call is looked at (its error reply is
+        the same from every worker)."""
+        return command != "list" or int_str(body.get("limit"), 32) >= 0
+
+    def part(self, command: str) -> Any:
+        """This process's share of a whole-daemon command."""
+        if command == "list":
+            return list(self.registry.calls)
+        return self._statistics() if self._statistics else {}
+
+    def merge(self, command: str, parts: Sequence[Any], body: dict[str, Any]) -> dict[str, Any]:
+        """The reply from every worker's `part`, in worker order."""
+        if command == "list":
+            limit = int_str(body.get("limit"), 32)  # "2 " is not a number to rtpengine: 32
+            if limit < 0:
+                raise NgError("invalid limit, must be >= 0")
+            calls = [call_id for part in parts for call_id in part]
+            return {"calls": calls[:limit], "result": "ok"}
+        merged = self.merge_statistics(parts) if len(parts) > 1 else (parts[0] if parts else {})
+        return {"statistics": merged, "result": "ok"}
+
     def list(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
-        limit = int_str(body.get("limit"), 32)  # "2 " is not a number to rtpengine: 32
-        if limit < 0:
-            raise NgError("invalid limit, must be >= 0")
-        return {"calls": list(self.registry.calls)[:limit], "result": "ok"}
+        return self.merge("list", [self.part("list")], body)
 
     def statistics(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
-        stats = self._statistics() if self._statistics else {}
-        return {"statistics": stats, "result": "ok"}
+        return self.merge("statistics", [self.part("statistics")], body)
 
     def start_recording(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
         return self._recording(body, True)

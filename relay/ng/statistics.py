@@ -7,7 +7,7 @@ same figures feed the Prometheus exposition.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from relay.call import Registry
@@ -167,3 +167,22 @@ def statistics(
         "interfaces": interfaces(registry),
         "transcoders": [],
     }
+
+
+def _sum(values: list[Any]) -> Any:
+    first = values[0]
+    if isinstance(first, bool) or not isinstance(first, (int, float)):
+        return first
+    return sum(values)
+
+
+def merge(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Several workers' `statistics` dicts as one process with all their calls would give."""
+    # provisional: counts add up; text figures are the first worker's
+    out: dict[str, Any] = {}
+    for section, value in parts[0].items():
+        if isinstance(value, dict):
+            out[section] = {k: _sum([p[section].get(k, 0) for p in parts]) for k in value}
+        else:
+            out[section] = value
+    return out

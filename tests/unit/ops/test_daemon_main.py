@@ -34,7 +34,7 @@ def test_logged_tracebacks_do_not_carry_the_uvloop_import(
     handler.emit = records.append  # type: ignore[method-assign]
     logger.addHandler(handler)
     monkeypatch.setattr(logger, "propagate", False)
-    argv = ["--config-file=none", "--interface=lo/127.0.0.1",
+    argv = ["--config-file=none", "--interface=lo/127.0.0.1", "--num-threads=1",
             f"--listen-ng=127.0.0.1:{free_port()}", "--log-stderr"]  # fmt: skip
     try:
         assert daemon.main(argv) == 0
