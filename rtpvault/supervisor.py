@@ -13,7 +13,9 @@ the supervisor runs no event loop and no thread, so forking a replacement is alw
 * A worker that cannot start (configuration, a listener that cannot bind) stops the daemon with
   its exit status, as one process would.
 * SIGTERM/SIGINT stop every worker (each ends its calls; recordings end `complete`), then the
-  supervisor removes what it made and exits 0. SIGHUP is passed to the workers.
+  supervisor removes what it made and exits 0. SIGHUP stops the daemon too: it ends one
+  rtpvault or rtpengine 10.5 process (neither handles it), and a worker must not be left
+  restarting under it; here the stop is the orderly one.
 
 Hand-written with os.fork and sigtimedwait: multiprocessing would start workers through its own
 bootstrap (spawn re-imports everything, ~1 s a worker; its fork mode is this with less control
@@ -163,13 +165,11 @@ class Supervisor:
             self._fork_pending()
             if info is None:
                 continue
-            if info.si_signo in (signal.SIGTERM, signal.SIGINT):
-                logger.info("Shutting down")
+            if info.si_signo in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                logger.info("Shutting down (%s)", signal.Signals(info.si_signo).name)
                 self._stop()
                 return 0
-            if info.si_signo == signal.SIGHUP:
-                self._signal_all(signal.SIGHUP)
-            elif info.si_signo == signal.SIGCHLD:
+            if info.si_signo == signal.SIGCHLD:
                 self._reap()
 
     def _wait_ready(self) -> int | None:
@@ -180,7 +180,7 @@ class Supervisor:
             ready |= self._drain_ready()
             if info is None:
                 continue
-            if info.si_signo in (signal.SIGTERM, signal.SIGINT):
+            if info.si_signo in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 return 0
             if info.si_signo == signal.SIGCHLD:
                 for _pid, index, status in self._dead():
