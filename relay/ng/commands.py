@@ -329,6 +329,18 @@ class Commands:
         stats = self._stats(call, _str(body, "from-tag"), _str(body, "to-tag"))
         return {**stats, "result": "ok"}
 
+    ONLY_CALL_ID = frozenset({"delete", "query", "start recording", "stop recording",
+                              "pause recording"})  # fmt: skip
+    """Commands that read the call-id under "call-id" only; the others take the last of its
+    spellings (CALL_ID_KEYS), as rtpengine 10.5 does."""
+
+    def call_id_of(self, command: str, body: dict[str, Any]) -> str | None:
+        """The call the command acts on, read as the command reads it (rtpvault.shard routes
+        requests by it)."""
+        if command in self.ONLY_CALL_ID:
+            return _str(body, "call-id")
+        return option(body, *CALL_ID_KEYS)
+
     # --- commands about the whole daemon: one part per worker, merged (rtpvault.shard) -----------
 
     WIDE = frozenset({"list", "statistics"})
