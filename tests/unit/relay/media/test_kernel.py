@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 
 import pytest
 
 from relay.media.kernel import _elements, desired
+from relay.media.ruleset import MARK_BASE, MAX_WORKERS, single_marks, worker_marks
 from relay.media.stream import Stream
 
 
@@ -85,3 +87,20 @@ def test_a_secure_leg_keeps_its_whole_pair_in_userspace(secure_side: str) -> Non
     assert desired(a) is None and desired(b) is None
     a.sock.close()
     b.sock.close()
+
+
+def test_worker_mark_ranges_are_disjoint_and_fit_the_32_bit_mark() -> None:
+    """Issue 18: workers share one table; each sets only marks of its own range."""
+    ranges = [worker_marks(i, MAX_WORKERS) for i in range(MAX_WORKERS)]
+    assert MAX_WORKERS == 2080
+    assert ranges[0].start == MARK_BASE + 1 and ranges[-1][-1] == 2**32 - 1
+    for low, high in itertools.pairwise(ranges):
+        assert low[-1] < high.start
+    assert all(len(r) == (1 << 20) - 1 for r in ranges)
+    assert MARK_BASE not in ranges[0] and single_marks().start == MARK_BASE + 1
+
+
+@pytest.mark.parametrize("index, count", [(2, 2), (-1, 2), (0, 0), (0, MAX_WORKERS + 1)])
+def test_a_worker_outside_its_count_has_no_marks(index: int, count: int) -> None:
+    with pytest.raises(ValueError):
+        worker_marks(index, count)
