@@ -29,10 +29,11 @@ Safety: if `streams` counts packets for a while but `sent` does not (the host do
 every stream back to userspace and stays off.
 
 Worker processes (issue 18, relay.media.ruleset): a plane opened with `worker=(index, count)`
-attaches to the table the supervisor created and never creates or deletes it. It sets only the
-marks of its own range, reads only their counters, and withdraws only its own elements: on
-start (what a killed predecessor with the same index left), on `stop` and when it disables
-itself (the blackhole check counts its own streams only), so the other workers forward on.
+attaches to the table the supervisor created and never creates or deletes it. It writes only
+its own maps (`streams_<index>`, …) with marks of its own range, reads only their counters, and
+empties only them: on start (what a killed predecessor with the same index left), on `stop` and
+when it disables itself (the blackhole check counts its own streams only), so the other workers
+forward on.
 """
 
 from __future__ import annotations
@@ -110,15 +111,16 @@ class _Entry:
         self.sent = 0
 
 
-def _elements(mark: int, key: Key) -> list[str]:
+def _elements(mark: int, key: Key, s: str = "") -> list[str]:
+    """The elements of one stream, in maps whose names end with `s` (a worker's: `_i`)."""
     pa, pp, la, lp, da, dp, sa, sp = key
     return [
-        f"streams {{ {pa} . {pp} . {la} . {lp} : {mark} }}",
-        f"daddr {{ {mark} : {da} }}",
-        f"dport {{ {mark} : {dp} }}",
-        f"saddr {{ {mark} : {sa} }}",
-        f"sport {{ {mark} : {sp} }}",
-        f"sent {{ {mark} }}",
+        f"streams{s} {{ {pa} . {pp} . {la} . {lp} : {mark} }}",
+        f"daddr{s} {{ {mark} : {da} }}",
+        f"dport{s} {{ {mark} : {dp} }}",
+        f"saddr{s} {{ {mark} : {sa} }}",
+        f"sport{s} {{ {mark} : {sp} }}",
+        f"sent{s} {{ {mark} }}",
     ]
 
 
@@ -146,6 +148,7 @@ class KernelPlane:
         self._streams: set[Stream] = set()
         self._installed: dict[Stream, _Entry] = {}
         self._worker = worker[0] if worker is not None else None
+        self._s = ruleset.suffix(self._worker)
         self._marks = ruleset.single_marks() if worker is None else ruleset.worker_marks(*worker)
         self._next_mark = self._marks.start
         self._free: list[int] = []
@@ -155,8 +158,9 @@ class KernelPlane:
         self.bytes = 0
         if self._worker is None:
             ruleset.create(nft, self._table)
-        else:  # raises NftError when the supervisor made no table
-            stale = ruleset.purge(nft, self._table, self._marks)
+        else:  # raises NftError when the supervisor made no table (for this worker)
+            stale = ruleset.held(nft, self._table, self._worker)
+            ruleset.flush(nft, self._table, self._worker)
             if stale:
                 logger.warning(
                     "kernel forwarding: removed %d stream(s) a previous worker %d left in "
@@ -236,7 +240,7 @@ class KernelPlane:
             if self._worker is None:
                 ruleset.delete(self._nft, self._table)
             elif was_on:  # once off, nothing of ours is left to remove
-                ruleset.purge(self._nft, self._table, self._marks)
+                ruleset.flush(self._nft, self._table, self._worker)
         except NftError as exc:
             if "No such file" not in str(exc):
                 logger.error("kernel forwarding: cannot clean table ip %s: %s", self._table, exc)
@@ -277,7 +281,9 @@ class KernelPlane:
             if mark is None:  # every mark of this worker in use: the stream stays in userspace
                 continue
             self._installed[s] = _Entry(mark, want)
-            commands.extend(f"add element ip {self._table} {e}" for e in _elements(mark, want))
+            commands.extend(
+                f"add element ip {self._table} {e}" for e in _elements(mark, want, self._s)
+            )
         if commands:
             try:
                 self._nft.run("\n".join(commands))
@@ -300,7 +306,7 @@ class KernelPlane:
         lines = [
             f"delete element ip {self._table} {el}"
             for _, e in entries
-            for el in _elements(e.mark, e.key)
+            for el in _elements(e.mark, e.key, self._s)
         ]
         try:
             self._nft.run("\n".join(lines))
@@ -337,24 +343,20 @@ class KernelPlane:
             )
 
     def _counters(self) -> tuple[dict[int, tuple[int, int]], dict[int, int]]:
-        """Counters of this plane's marks (a shared table also lists the other workers')."""
+        """Counters of this plane's streams (a worker's own maps: only its own)."""
         fwd: dict[int, tuple[int, int]] = {}
         out: dict[int, int] = {}
-        low, high = self._marks.start, self._marks.stop
-        for item in self._nft.json(f"list map ip {self._table} streams"):
+        for item in self._nft.json(f"list map ip {self._table} streams{self._s}"):
             for el in item.get("map", {}).get("elem", []):
                 # [{"elem": {"val": {"concat": [...]}, "counter": {...}}}, mark]
                 if isinstance(el, list) and len(el) == 2 and isinstance(el[0], dict):
-                    mark = int(el[1])
-                    if low <= mark < high:
-                        counter = el[0].get("elem", {}).get("counter", {})
-                        fwd[mark] = (int(counter.get("packets", 0)), int(counter.get("bytes", 0)))
-        for item in self._nft.json(f"list set ip {self._table} sent"):
+                    counter = el[0].get("elem", {}).get("counter", {})
+                    fwd[int(el[1])] = (int(counter.get("packets", 0)), int(counter.get("bytes", 0)))
+        for item in self._nft.json(f"list set ip {self._table} sent{self._s}"):
             for el in item.get("set", {}).get("elem", []):
                 if isinstance(el, dict) and "elem" in el:
-                    mark = int(el["elem"]["val"])
-                    if low <= mark < high:
-                        out[mark] = int(el["elem"].get("counter", {}).get("packets", 0))
+                    counter = el["elem"].get("counter", {})
+                    out[int(el["elem"]["val"])] = int(counter.get("packets", 0))
         return fwd, out
 
     def _disable(self, reason: str) -> None:

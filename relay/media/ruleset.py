@@ -2,19 +2,24 @@
 table-level operations of a daemon with several worker processes (issue 18).
 
 One process (`num-threads` = 1, or a test) creates the table itself and deletes it on exit. With
-worker processes, the supervisor creates ONE table before forking (`create_shared_table`) and
-deletes it on exit (`delete_shared_table`); every worker attaches to it and writes elements under
-marks of its own range (`worker_marks`), so workers never touch each other's streams. A worker
-that died (kill -9) leaves its elements forwarding in the kernel; the supervisor removes them at
-once (`purge_worker`) and the restarted worker with the same index removes any left over when it
-attaches. Why the supervisor at once: the dead worker's ports are free again, and a new stream of
-another worker on such a port with the same peer would collide with the stale key ("File
-exists" refuses the whole transaction).
+worker processes, the supervisor creates ONE table for all of them before forking
+(`create_shared_table`) and deletes it on exit (`delete_shared_table`). In it, worker i has its
+own maps and set (`streams_i`, `daddr_i`, … `sent_i`), its own rule in `pre` and its own chain
+`out_i` after routing, and sets only marks of its own range (`worker_marks`). Own maps, not one
+`streams` map filtered by mark: listing a map costs libnftables ~25-50 µs per element and the
+sweep lists its counters every second, so in one shared map every worker would pay for all
+workers' streams (N workers: N times the single-process cost); own maps also let a worker drop
+all its elements with one `flush` per map, without listing anything. Disjoint marks are still
+needed: after routing a packet is dispatched to `out_i` by its mark's high bits.
+
+A worker that died (kill -9) leaves its elements forwarding in the kernel; the supervisor removes
+them at once (`purge_worker`) and the restarted worker with the same index removes any left over
+when it attaches. Why the supervisor at once: the dead worker's ports are free again, and a new
+call of another worker on such a port from the same peer address and port would have its
+packets taken by the stale entry.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from relay.media.nft import Nft, NftError, can_admin_network, ip_forwarding
 
@@ -57,8 +62,25 @@ table ip {table} {{
     }}
 }}
 """
-BY_MARK = ("daddr", "dport", "saddr", "sport")
-"""The maps keyed by a stream's mark (`sent` is a set keyed by it, `streams` maps to it)."""
+MAPS = {
+    "streams": "map {n} {{ type ipv4_addr . inet_service . ipv4_addr . inet_service : mark; "
+    "counter; }}",
+    "daddr": "map {n} {{ type mark : ipv4_addr; }}",
+    "dport": "map {n} {{ type mark : inet_service; }}",
+    "saddr": "map {n} {{ type mark : ipv4_addr; }}",
+    "sport": "map {n} {{ type mark : inet_service; }}",
+    "sent": "set {n} {{ type mark; counter; }}",
+}
+"""A worker's maps and set, as in RULESET, under its own names (`streams_0`, …)."""
+WORKER_PRE = (
+    "meta l4proto udp meta mark set ip saddr . udp sport . ip daddr . udp dport map @streams{s} "
+    "notrack ip daddr set meta mark map @daddr{s} udp dport set meta mark map @dport{s} accept"
+)
+WORKER_OUT = (
+    "meta mark @sent{s} ip saddr set meta mark map @saddr{s} udp sport set meta mark map @sport{s}"
+)
+WORKER_MASK = (2**32 - 1) ^ ((1 << WORKER_BITS) - 1)
+"""A mark's high bits, which name the worker whose range it is in (MARK_BASE's low bits are 0)."""
 
 
 def table_name(table: int) -> str:
@@ -72,6 +94,11 @@ def single_marks() -> range:
     return range(MARK_BASE + 1, 2**32)
 
 
+def suffix(worker: int | None) -> str:
+    """What a plane's map names end with: nothing for a single process, `_i` for worker i."""
+    return "" if worker is None else f"_{worker}"
+
+
 def worker_marks(index: int, count: int) -> range:
     """The marks of worker `index` of `count` sharing one table: disjoint for distinct indexes,
     all inside the 32-bit mark, none equal to MARK_BASE."""
@@ -81,9 +108,41 @@ def worker_marks(index: int, count: int) -> range:
     return range(low + 1, low + (1 << WORKER_BITS))
 
 
-def create(nft: Nft, name: str) -> None:
-    """(Re)create table `name` empty in one transaction (a crashed daemon's table goes)."""
-    ruleset = RULESET.format(table=name, pre_rule=PRE_RULE)
+def shared_ruleset(name: str, workers: int) -> str:
+    """Table `name` for `workers` worker processes (module docstring). `pre` tries each
+    worker's `streams_i` in turn (`accept` ends the chain at the first match: one lookup per
+    worker for any other UDP packet); after routing, one verdict map on the mark's high bits
+    jumps to the owner's `out_i`."""
+    worker_marks(0, workers)  # validates the count
+    lines = [f"table ip {name} {{"]
+    for i in range(workers):
+        lines += [f"    {spec.format(n=m + suffix(i))}" for m, spec in MAPS.items()]
+        lines.append(f"    chain out{suffix(i)} {{ {WORKER_OUT.format(s=suffix(i))}; }}")
+    rules = [WORKER_PRE.format(s=suffix(i)) for i in range(workers)]
+    lines.append("    chain pre {")
+    lines.append("        type filter hook prerouting priority raw; policy accept;")
+    lines += [f"        {rule}" for rule in rules]
+    lines.append("    }")
+    jumps = ", ".join(
+        f"{worker_marks(i, workers).start - 1:#x} : jump out{suffix(i)}" for i in range(workers)
+    )
+    dispatch = f"meta mark and {WORKER_MASK:#x} vmap {{ {jumps} }}"
+    for chain, hook in (("post", "postrouting priority srcnat"), ("local", "input priority 100")):
+        lines.append(f"    chain {chain} {{")
+        lines.append(f"        type filter hook {hook}; policy accept;")
+        lines.append(f"        {dispatch}")
+        lines.append("    }")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def create(nft: Nft, name: str, workers: int | None = None) -> None:
+    """(Re)create table `name` empty in one transaction (a crashed daemon's table goes): for
+    one process, or shared by `workers` worker processes."""
+    if workers is None:
+        ruleset = RULESET.format(table=name, pre_rule=PRE_RULE)
+    else:
+        ruleset = shared_ruleset(name, workers)
     nft.run(f"table ip {name}\ndelete table ip {name}\n{ruleset}")
 
 
@@ -107,12 +166,14 @@ def why_not() -> str:
     return ""
 
 
-def create_shared_table(table: int) -> str | None:
-    """Supervisor, before forking the workers: create the one table they all attach to
-    (`open_kernel_plane(..., worker=(i, n))`). None when done (or `table` < 0: nothing to do),
-    else why not, as open_kernel_plane reports it (for 'FAILED TO CREATE KERNEL TABLE')."""
+def create_shared_table(table: int, workers: int) -> str | None:
+    """Supervisor, before forking the workers: create the one table its `workers` workers all
+    attach to (`open_kernel_plane(..., worker=(i, workers))`). None when done (or `table` < 0:
+    nothing to do), else why not, as open_kernel_plane reports it (for 'FAILED TO CREATE
+    KERNEL TABLE')."""
     if table < 0:
         return None
+    worker_marks(0, workers)  # a bad count is the caller's bug: ValueError
     reason = why_not()
     if reason:
         return reason
@@ -121,7 +182,7 @@ def create_shared_table(table: int) -> str | None:
     except NftError as exc:
         return str(exc)
     try:
-        create(nft, table_name(table))
+        create(nft, table_name(table), workers)
     except NftError as exc:
         return str(exc)
     finally:
@@ -146,7 +207,7 @@ def delete_shared_table(table: int) -> None:
         nft.close()
 
 
-def purge_worker(table: int, index: int, count: int) -> int:
+def purge_worker(table: int, index: int) -> int:
     """Supervisor, when worker `index` died: remove its elements so its streams stop being
     forwarded at once. Returns how many streams were removed; 0 when there is no table."""
     if table < 0:
@@ -156,54 +217,24 @@ def purge_worker(table: int, index: int, count: int) -> int:
     except NftError:
         return 0
     try:
-        return purge(nft, table_name(table), worker_marks(index, count))
+        stale = held(nft, table_name(table), index)
+        flush(nft, table_name(table), index)
+        return stale
     except NftError:
         return 0
     finally:
         nft.close()
 
 
-def _owns(marks: range, value: Any) -> bool:
-    # isinstance first: `x in range` for a non-int walks the whole range (2**32 marks)
-    return isinstance(value, int) and value in marks
+def held(nft: Nft, name: str, index: int) -> int:
+    """How many streams worker `index` has in table `name`. NftError (No such file or
+    directory) when the table has no such worker."""
+    items = nft.json(f"list map ip {name} streams{suffix(index)}")
+    return sum(len(item.get("map", {}).get("elem", [])) for item in items)
 
 
-def _elem_val(el: Any) -> Any:
-    """An element's key: `{"elem": {"val": K, "counter": …}}` when it has a counter, else K."""
-    if isinstance(el, dict) and "elem" in el:
-        return el["elem"].get("val")
-    return el
-
-
-def owned(nft: Nft, name: str, marks: range) -> list[str]:
-    """The `delete element` commands for every element of table `name` under `marks`."""
-    lines: list[str] = []
-    for item in nft.json(f"list map ip {name} streams"):
-        for el in item.get("map", {}).get("elem", []):
-            if isinstance(el, list) and len(el) == 2 and _owns(marks, el[1]):
-                key = _elem_val(el[0])
-                if isinstance(key, dict) and "concat" in key:
-                    lines.append(
-                        f"delete element ip {name} streams "
-                        f"{{ {' . '.join(str(k) for k in key['concat'])} }}"
-                    )
-    for m in BY_MARK:
-        for item in nft.json(f"list map ip {name} {m}"):
-            for el in item.get("map", {}).get("elem", []):
-                if isinstance(el, list) and len(el) == 2 and _owns(marks, el[0]):
-                    lines.append(f"delete element ip {name} {m} {{ {el[0]} }}")
-    for item in nft.json(f"list set ip {name} sent"):
-        for el in item.get("set", {}).get("elem", []):
-            mark = _elem_val(el)
-            if _owns(marks, mark):
-                lines.append(f"delete element ip {name} sent {{ {mark} }}")
-    return lines
-
-
-def purge(nft: Nft, name: str, marks: range) -> int:
-    """Delete every element of table `name` under `marks` in one transaction; how many streams
-    (elements of `streams`) that was."""
-    lines = owned(nft, name, marks)
-    if lines:
-        nft.run("\n".join(lines))
-    return sum(1 for line in lines if " streams " in line)
+def flush(nft: Nft, name: str, index: int) -> None:
+    """Empty worker `index`'s maps and set in table `name` in one transaction (no listing)."""
+    s = suffix(index)
+    kinds = {m: "set" if spec.startswith("set") else "map" for m, spec in MAPS.items()}
+    nft.run("\n".join(f"flush {kind} ip {name} {m}{s}" for m, kind in kinds.items()))

@@ -21,7 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from relay.media.ruleset import create_shared_table, delete_shared_table, worker_marks
+from relay.media.ruleset import (
+    create_shared_table,
+    delete_shared_table,
+    purge_worker,
+    worker_marks,
+)
 
 from . import test_kernel_plane
 from .daemon_rig import HOST_PORT, Host, rtp
@@ -83,14 +88,15 @@ class Worker:
         assert self.proc.wait(10) == 0
 
 
-def table_ports(topo: Topology) -> dict[int, int]:
-    """Relay port → mark of every element of the shared table's `streams` map."""
-    out = nft(topo, "-j", "list", "map", "ip", "rtpvault", "streams")
-    assert out.returncode == 0, out.stderr
+def table_ports(topo: Topology, workers: int = 2) -> dict[int, tuple[int, int]]:
+    """Relay port → (worker, mark) of every element of the workers' `streams_i` maps."""
     found = {}
-    for item in json.loads(out.stdout)["nftables"]:
-        for el in item.get("map", {}).get("elem", []):
-            found[el[0]["elem"]["val"]["concat"][3]] = el[1]
+    for i in range(workers):
+        out = nft(topo, "-j", "list", "map", "ip", "rtpvault", f"streams_{i}")
+        assert out.returncode == 0, out.stderr
+        for item in json.loads(out.stdout)["nftables"]:
+            for el in item.get("map", {}).get("elem", []):
+                found[el[0]["elem"]["val"]["concat"][3]] = (i, el[1])
     return found
 
 
@@ -110,7 +116,7 @@ def relayed(a: Host, b: Host, ports: tuple[int, int], base: int) -> bool:
 def shared(topo: Topology) -> Iterator[Topology]:
     """The supervisor's part: the shared table exists for the test, and is deleted after."""
     with topo.hosts["relay"].entered():
-        assert create_shared_table(0) is None
+        assert create_shared_table(0, 2) is None
     try:
         yield topo
     finally:
@@ -141,10 +147,10 @@ def test_two_worker_processes_offload_into_one_table_and_survive_each_other(
         w1 = Worker(topo, tmp_path, 1, 2, a1, b1)
         workers += [w0, w1]
         assert (w0.why_not, w0.offloaded, w1.why_not, w1.offloaded) == ("", 2, "", 2)
-        marks = table_ports(topo)
-        assert set(marks) == {*w0.ports, *w1.ports}
-        assert all(marks[p] in worker_marks(0, 2) for p in w0.ports)
-        assert all(marks[p] in worker_marks(1, 2) for p in w1.ports)
+        owners = table_ports(topo)
+        assert set(owners) == {*w0.ports, *w1.ports}
+        assert all(owners[p][0] == 0 and owners[p][1] in worker_marks(0, 2) for p in w0.ports)
+        assert all(owners[p][0] == 1 and owners[p][1] in worker_marks(1, 2) for p in w1.ports)
         # neither process can read a socket: what arrives was forwarded by the kernel
         w0.pause()
         w1.pause()
@@ -165,14 +171,27 @@ def test_two_worker_processes_offload_into_one_table_and_survive_each_other(
         w0b.pause()
         assert relayed(a0, b0, w0b.ports, 50)
         assert relayed(a1, b1, w1.ports, 50)
+        # the supervisor, seeing worker 0 die again, removes its elements at once
+        w0b.kill()
+        with topo.hosts["relay"].entered():
+            assert purge_worker(0, 0) == 2
+            assert purge_worker(0, 0) == 0
+        assert set(table_ports(topo)) == set(w1.ports)
+        a0.send(w0b.ports[0], rtp(60, ssrc=0xA))
+        assert b0.drain(0.5) == []
+        assert relayed(a1, b1, w1.ports, 60)
         # a worker that exits cleanly takes its own elements, not the table or the others'
+        w0c = Worker(topo, tmp_path, 0, 2, a0, b0)
+        workers.append(w0c)
+        assert "previous worker" not in w0c.log()
         w1.resume()
         w1.close()
-        assert set(table_ports(topo)) == set(w0b.ports)
+        assert set(table_ports(topo)) == set(w0c.ports)
         assert "worker 1's elements removed from table ip rtpvault" in w1.log()
-        assert relayed(a0, b0, w0b.ports, 70)
-        w0b.resume()
-        w0b.close()
+        w0c.pause()
+        assert relayed(a0, b0, w0c.ports, 70)
+        w0c.resume()
+        w0c.close()
         assert table_ports(topo) == {}
         # the supervisor's exit deletes the table; again is harmless
         with topo.hosts["relay"].entered():
@@ -219,7 +238,8 @@ def test_a_blackhole_disables_only_the_worker_whose_streams_it_swallows(
 def test_a_worker_without_the_shared_table_stays_in_userspace(
     topo: Topology, workers: list[Worker], tmp_path: Path
 ) -> None:
-    """A worker never creates the table: with none, it reports why and relays in userspace."""
+    """A worker never creates the table: with none (or one made for fewer workers), it reports
+    why and relays in userspace."""
     a, b = hosts_on(topo, "ab", HOST_PORT)
     try:
         w = Worker(topo, tmp_path, 0, 1, a, b)
@@ -228,6 +248,15 @@ def test_a_worker_without_the_shared_table_stays_in_userspace(
         assert "no shared table ip rtpvault to attach to" in w.why_not
         assert nft(topo, "list", "table", "ip", "rtpvault").returncode != 0
         assert relayed(a, b, w.ports, 1)
+        with topo.hosts["relay"].entered():
+            assert create_shared_table(0, 1) is None
+        try:
+            w2 = Worker(topo, tmp_path, 1, 2, a, b)
+            workers.append(w2)
+            assert (w2.offloaded, w2.why_not.startswith("no shared table")) == (0, True)
+        finally:
+            with topo.hosts["relay"].entered():
+                delete_shared_table(0)
     finally:
         a.close()
         b.close()

@@ -8,7 +8,14 @@ import socket
 import pytest
 
 from relay.media.kernel import _elements, desired
-from relay.media.ruleset import MARK_BASE, MAX_WORKERS, single_marks, worker_marks
+from relay.media.ruleset import (
+    MARK_BASE,
+    MAX_WORKERS,
+    WORKER_MASK,
+    shared_ruleset,
+    single_marks,
+    worker_marks,
+)
 from relay.media.stream import Stream
 
 
@@ -98,6 +105,25 @@ def test_worker_mark_ranges_are_disjoint_and_fit_the_32_bit_mark() -> None:
         assert low[-1] < high.start
     assert all(len(r) == (1 << 20) - 1 for r in ranges)
     assert MARK_BASE not in ranges[0] and single_marks().start == MARK_BASE + 1
+    # after routing, a mark's high bits pick its worker's chain
+    assert {m & WORKER_MASK for r in ranges[:3] for m in (r[0], r[-1])} == {
+        MARK_BASE, MARK_BASE + (1 << 20), MARK_BASE + (2 << 20)
+    }
+
+
+def test_a_worker_writes_only_its_own_maps() -> None:
+    key = ("192.0.2.1", 4000, "10.0.0.1", 30000, "198.51.100.7", 5000, "10.0.0.1", 30002)
+    assert _elements(7, key, "_3") == [
+        "streams_3 { 192.0.2.1 . 4000 . 10.0.0.1 . 30000 : 7 }",
+        "daddr_3 { 7 : 198.51.100.7 }",
+        "dport_3 { 7 : 5000 }",
+        "saddr_3 { 7 : 10.0.0.1 }",
+        "sport_3 { 7 : 30002 }",
+        "sent_3 { 7 }",
+    ]
+    table = shared_ruleset("rtpvault", 2)
+    assert "map @streams_0 notrack ip daddr set meta mark map @daddr_0" in table
+    assert "vmap { 0x7e000000 : jump out_0, 0x7e100000 : jump out_1 }" in table
 
 
 @pytest.mark.parametrize("index, count", [(2, 2), (-1, 2), (0, 0), (0, MAX_WORKERS + 1)])
