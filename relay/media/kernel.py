@@ -27,6 +27,13 @@ delete) apply at once, so no packet goes to an old peer or past a new recorder.
 Safety: if `streams` counts packets for a while but `sent` does not (the host does not forward:
 `ip_forward` off, a FORWARD policy of drop, a missing route), the plane logs an error, takes
 every stream back to userspace and stays off.
+
+Worker processes (issue 18, relay.media.ruleset): a plane opened with `worker=(index, count)`
+attaches to the table the supervisor created and never creates or deletes it. It writes only
+its own maps (`streams_<index>`, …) with marks of its own range, reads only their counters, and
+empties only them: on start (what a killed predecessor with the same index left), on `stop` and
+when it disables itself (the blackhole check counts its own streams only), so the other workers
+forward on.
 """
 
 from __future__ import annotations
@@ -38,57 +45,21 @@ import socket
 import time
 from collections.abc import Callable
 
+from relay.media import ruleset
 from relay.media.nft import Nft, NftError
 from relay.media.plane import ForwardingPlane
+from relay.media.ruleset import MARK_BASE, TABLE, table_name
 from relay.media.stream import Stream
 
 logger = logging.getLogger("rtpvault.media.kernel")
 
-TABLE = "rtpvault"
 SYNC_INTERVAL = 1.0
-MARK_BASE = 0x7E000000
-"""Marks this plane sets are MARK_BASE + n; only packets it matched carry one."""
 HEADERS = 28
 """IPv4 + UDP header bytes: nft counts whole IP packets, streams count UDP payload."""
 BLACKHOLE_AFTER = 20
 """Packets matched but never sent on before the plane decides the host does not forward."""
 
-PRE_RULE = " ".join(
-    (
-        "meta l4proto udp",
-        "meta mark set ip saddr . udp sport . ip daddr . udp dport map @streams",
-        "notrack",
-        "ip daddr set meta mark map @daddr udp dport set meta mark map @dport",
-    )
-)
-RULESET = """
-table ip {table} {{
-    map streams {{ type ipv4_addr . inet_service . ipv4_addr . inet_service : mark; counter; }}
-    map daddr {{ type mark : ipv4_addr; }}
-    map dport {{ type mark : inet_service; }}
-    map saddr {{ type mark : ipv4_addr; }}
-    map sport {{ type mark : inet_service; }}
-    set sent {{ type mark; counter; }}
-    chain pre {{
-        type filter hook prerouting priority raw; policy accept;
-        {pre_rule}
-    }}
-    chain post {{
-        type filter hook postrouting priority srcnat; policy accept;
-        meta mark @sent ip saddr set meta mark map @saddr udp sport set meta mark map @sport
-    }}
-    chain local {{
-        type filter hook input priority 100; policy accept;
-        meta mark @sent ip saddr set meta mark map @saddr udp sport set meta mark map @sport
-    }}
-}}
-"""
-
-
-def table_name(table: int) -> str:
-    """`ip rtpvault` for table 0, `ip rtpvault<N>` otherwise: like rtpengine's table numbers,
-    it keeps several daemons on one host (or namespace) out of each other's entries."""
-    return TABLE if table == 0 else f"{TABLE}{table}"
+__all__ = ["MARK_BASE", "TABLE", "KernelPlane", "open_kernel_plane", "table_name"]
 
 
 Key = tuple[str, int, str, int, str, int, str, int]
@@ -140,15 +111,16 @@ class _Entry:
         self.sent = 0
 
 
-def _elements(mark: int, key: Key) -> list[str]:
+def _elements(mark: int, key: Key, s: str = "") -> list[str]:
+    """The elements of one stream, in maps whose names end with `s` (a worker's: `_i`)."""
     pa, pp, la, lp, da, dp, sa, sp = key
     return [
-        f"streams {{ {pa} . {pp} . {la} . {lp} : {mark} }}",
-        f"daddr {{ {mark} : {da} }}",
-        f"dport {{ {mark} : {dp} }}",
-        f"saddr {{ {mark} : {sa} }}",
-        f"sport {{ {mark} : {sp} }}",
-        f"sent {{ {mark} }}",
+        f"streams{s} {{ {pa} . {pp} . {la} . {lp} : {mark} }}",
+        f"daddr{s} {{ {mark} : {da} }}",
+        f"dport{s} {{ {mark} : {dp} }}",
+        f"saddr{s} {{ {mark} : {sa} }}",
+        f"sport{s} {{ {mark} : {sp} }}",
+        f"sent{s} {{ {mark} }}",
     ]
 
 
@@ -163,7 +135,10 @@ class KernelPlane:
         table: int = 0,
         wallclock: Callable[[], float] = time.time,
         interval: float = SYNC_INTERVAL,
+        worker: tuple[int, int] | None = None,
     ) -> None:
+        """`worker` = (index, count): attach to the shared table as that worker (module
+        docstring); None: own the table, creating it here and deleting it on `stop`."""
         self._loop = loop
         self._inner = inner
         self._nft = nft
@@ -172,14 +147,28 @@ class KernelPlane:
         self._table = table_name(table)
         self._streams: set[Stream] = set()
         self._installed: dict[Stream, _Entry] = {}
-        self._next_mark = MARK_BASE + 1
+        self._worker = worker[0] if worker is not None else None
+        self._s = ruleset.suffix(self._worker)
+        self._marks = ruleset.single_marks() if worker is None else ruleset.worker_marks(*worker)
+        self._next_mark = self._marks.start
         self._free: list[int] = []
         self.enabled = True
         self.packets = 0
         """Packets forwarded in the kernel so far (all streams, live and ended)."""
         self.bytes = 0
-        ruleset = RULESET.format(table=self._table, pre_rule=PRE_RULE)
-        nft.run(f"table ip {self._table}\ndelete table ip {self._table}\n{ruleset}")
+        if self._worker is None:
+            ruleset.create(nft, self._table)
+        else:  # raises NftError when the supervisor made no table (for this worker)
+            stale = ruleset.held(nft, self._table, self._worker)
+            ruleset.flush(nft, self._table, self._worker)
+            if stale:
+                logger.warning(
+                    "kernel forwarding: removed %d stream(s) a previous worker %d left in "
+                    "table ip %s",
+                    stale,
+                    self._worker,
+                    self._table,
+                )
         self._timer: asyncio.TimerHandle | None = loop.call_later(interval, self._tick)
 
     # -- ForwardingPlane -----------------------------------------------------------------------
@@ -204,9 +193,10 @@ class KernelPlane:
 
     def stop(self) -> None:
         """Stop offloading, for shutdown: count what the kernel forwarded for every stream in
-        one read, delete the table in one command, and stay off, so the calls then end in
-        userspace at no nft cost each. (Withdrawing stream by stream reads every counter once
-        per stream: quadratic, seconds for a few hundred calls.) Idempotent."""
+        one read, delete the table (a worker: its own elements) in one command, and stay off,
+        so the calls then end in userspace at no nft cost each. (Withdrawing stream by stream
+        reads every counter once per stream: quadratic, seconds for a few hundred calls.)
+        Idempotent."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -219,11 +209,21 @@ class KernelPlane:
         finally:
             self.enabled = False
             self._installed.clear()
-            self._delete_table()
-        if was_on:
+            self._release(was_on)
+        if not was_on:
+            return
+        if self._worker is None:
             logger.info(
                 "kernel forwarding stopped: %d stream(s) back in userspace, table ip %s deleted",
                 streams,
+                self._table,
+            )
+        else:
+            logger.info(
+                "kernel forwarding stopped: %d stream(s) back in userspace, worker %d's "
+                "elements removed from table ip %s",
+                streams,
+                self._worker,
                 self._table,
             )
 
@@ -233,12 +233,17 @@ class KernelPlane:
         finally:
             self._inner.close()
 
-    def _delete_table(self) -> None:
+    def _release(self, was_on: bool) -> None:
+        """Take this plane's kernel state away: its own table, or (a worker) its elements in
+        the shared table, which other workers keep using."""
         try:
-            self._nft.run(f"delete table ip {self._table}")
+            if self._worker is None:
+                ruleset.delete(self._nft, self._table)
+            elif was_on:  # once off, nothing of ours is left to remove
+                ruleset.flush(self._nft, self._table, self._worker)
         except NftError as exc:
             if "No such file" not in str(exc):
-                logger.error("kernel forwarding: cannot delete table ip %s: %s", self._table, exc)
+                logger.error("kernel forwarding: cannot clean table ip %s: %s", self._table, exc)
 
     @property
     def offloaded(self) -> int:
@@ -273,16 +278,22 @@ class KernelPlane:
             if want is None or s in self._installed:
                 continue
             mark = self._free.pop() if self._free else self._take_mark()
+            if mark is None:  # every mark of this worker in use: the stream stays in userspace
+                continue
             self._installed[s] = _Entry(mark, want)
-            commands.extend(f"add element ip {self._table} {e}" for e in _elements(mark, want))
+            commands.extend(
+                f"add element ip {self._table} {e}" for e in _elements(mark, want, self._s)
+            )
         if commands:
             try:
                 self._nft.run("\n".join(commands))
             except NftError as exc:
                 self._disable(f"nftables refused a stream: {exc}")
 
-    def _take_mark(self) -> int:
+    def _take_mark(self) -> int | None:
         mark = self._next_mark
+        if mark not in self._marks:
+            return None
         self._next_mark += 1
         return mark
 
@@ -295,7 +306,7 @@ class KernelPlane:
         lines = [
             f"delete element ip {self._table} {el}"
             for _, e in entries
-            for el in _elements(e.mark, e.key)
+            for el in _elements(e.mark, e.key, self._s)
         ]
         try:
             self._nft.run("\n".join(lines))
@@ -332,15 +343,16 @@ class KernelPlane:
             )
 
     def _counters(self) -> tuple[dict[int, tuple[int, int]], dict[int, int]]:
+        """Counters of this plane's streams (a worker's own maps: only its own)."""
         fwd: dict[int, tuple[int, int]] = {}
         out: dict[int, int] = {}
-        for item in self._nft.json(f"list map ip {self._table} streams"):
+        for item in self._nft.json(f"list map ip {self._table} streams{self._s}"):
             for el in item.get("map", {}).get("elem", []):
                 # [{"elem": {"val": {"concat": [...]}, "counter": {...}}}, mark]
                 if isinstance(el, list) and len(el) == 2 and isinstance(el[0], dict):
                     counter = el[0].get("elem", {}).get("counter", {})
                     fwd[int(el[1])] = (int(counter.get("packets", 0)), int(counter.get("bytes", 0)))
-        for item in self._nft.json(f"list set ip {self._table} sent"):
+        for item in self._nft.json(f"list set ip {self._table} sent{self._s}"):
             for el in item.get("set", {}).get("elem", []):
                 if isinstance(el, dict) and "elem" in el:
                     counter = el["elem"].get("counter", {})
@@ -353,28 +365,38 @@ class KernelPlane:
         logger.error("kernel forwarding disabled, forwarding in userspace: %s", reason)
         self.enabled = False
         self._installed.clear()
-        self._delete_table()
+        self._release(True)
 
 
 def open_kernel_plane(
-    loop: asyncio.AbstractEventLoop, inner: ForwardingPlane, table: int
+    loop: asyncio.AbstractEventLoop,
+    inner: ForwardingPlane,
+    table: int,
+    worker: tuple[int, int] | None = None,
 ) -> tuple[ForwardingPlane, str]:
     """The plane the daemon should use for `table`, and why (for the log).
 
     `table` < 0: userspace only, as rtpengine. Otherwise the kernel plane when this process may
     change nftables, libnftables is there and IPv4 forwarding is on; else the userspace plane
     with the reason (rtpengine: 'FAILED TO CREATE KERNEL TABLE … KERNEL FORWARDING DISABLED').
-    """
-    from relay.media.nft import can_admin_network, ip_forwarding
 
+    `worker` = (index, count): a worker process attaching to the table its supervisor made with
+    relay.media.ruleset.create_shared_table; it fails (userspace, with the reason) if there is
+    none. None: one process owning the table, as before issue 18.
+    """
     if table < 0:
         return inner, ""
-    if not can_admin_network():
-        return inner, "no CAP_NET_ADMIN (run as root or grant it)"
-    if not ip_forwarding():
-        return inner, "net.ipv4.ip_forward is 0 (forwarded media could not leave this host)"
+    reason = ruleset.why_not()
+    if reason:
+        return inner, reason
     try:
         nft = Nft()
-        return KernelPlane(loop, inner, nft, table), ""
     except NftError as exc:
+        return inner, str(exc)
+    try:
+        return KernelPlane(loop, inner, nft, table, worker=worker), ""
+    except NftError as exc:
+        nft.close()
+        if worker is not None and "No such file" in str(exc):
+            return inner, f"no shared table ip {table_name(table)} to attach to ({exc})"
         return inner, str(exc)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 
 import pytest
 
 from relay.media.kernel import _elements, desired
+from relay.media.ruleset import (
+    MARK_BASE,
+    MAX_WORKERS,
+    WORKER_MASK,
+    shared_ruleset,
+    single_marks,
+    worker_marks,
+)
 from relay.media.stream import Stream
 
 
@@ -85,3 +94,39 @@ def test_a_secure_leg_keeps_its_whole_pair_in_userspace(secure_side: str) -> Non
     assert desired(a) is None and desired(b) is None
     a.sock.close()
     b.sock.close()
+
+
+def test_worker_mark_ranges_are_disjoint_and_fit_the_32_bit_mark() -> None:
+    """Issue 18: workers share one table; each sets only marks of its own range."""
+    ranges = [worker_marks(i, MAX_WORKERS) for i in range(MAX_WORKERS)]
+    assert MAX_WORKERS == 2080
+    assert ranges[0].start == MARK_BASE + 1 and ranges[-1][-1] == 2**32 - 1
+    for low, high in itertools.pairwise(ranges):
+        assert low[-1] < high.start
+    assert all(len(r) == (1 << 20) - 1 for r in ranges)
+    assert MARK_BASE not in ranges[0] and single_marks().start == MARK_BASE + 1
+    # after routing, a mark's high bits pick its worker's chain
+    assert {m & WORKER_MASK for r in ranges[:3] for m in (r[0], r[-1])} == {
+        MARK_BASE, MARK_BASE + (1 << 20), MARK_BASE + (2 << 20)
+    }
+
+
+def test_a_worker_writes_only_its_own_maps() -> None:
+    key = ("192.0.2.1", 4000, "10.0.0.1", 30000, "198.51.100.7", 5000, "10.0.0.1", 30002)
+    assert _elements(7, key, "_3") == [
+        "streams_3 { 192.0.2.1 . 4000 . 10.0.0.1 . 30000 : 7 }",
+        "daddr_3 { 7 : 198.51.100.7 }",
+        "dport_3 { 7 : 5000 }",
+        "saddr_3 { 7 : 10.0.0.1 }",
+        "sport_3 { 7 : 30002 }",
+        "sent_3 { 7 }",
+    ]
+    table = shared_ruleset("rtpvault", 2)
+    assert "map @streams_0 notrack ip daddr set meta mark map @daddr_0" in table
+    assert "vmap { 0x7e000000 : jump out_0, 0x7e100000 : jump out_1 }" in table
+
+
+@pytest.mark.parametrize("index, count", [(2, 2), (-1, 2), (0, 0), (0, MAX_WORKERS + 1)])
+def test_a_worker_outside_its_count_has_no_marks(index: int, count: int) -> None:
+    with pytest.raises(ValueError):
+        worker_marks(index, count)
