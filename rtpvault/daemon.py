@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
+import functools
 import gc
 import importlib
 import logging
@@ -54,12 +56,15 @@ COMPONENTS = ("recording", "archive", "homer", "metrics", "ctl")
 """Modules of this package composed into the daemon, in start order (see rtpvault.component)."""
 
 
-def _make_plane(loop: asyncio.AbstractEventLoop, settings: Settings) -> ForwardingPlane:
-    """The userspace plane, wrapped in the nftables kernel plane when `table` >= 0 allows it."""
+def _make_plane(loop: asyncio.AbstractEventLoop, settings: Settings,
+                worker: WorkerSetup | None = None) -> ForwardingPlane:  # fmt: skip
+    """The userspace plane, wrapped in the nftables kernel plane when `table` >= 0 allows it.
+    A worker attaches to the table its supervisor made (`_kernel_table`)."""
     from relay.media.kernel import open_kernel_plane, table_name
     from relay.media.userspace import UserspacePlane
 
-    plane, why_not = open_kernel_plane(loop, UserspacePlane(loop), settings.table)
+    share = (worker.index, worker.count) if worker is not None else None
+    plane, why_not = open_kernel_plane(loop, UserspacePlane(loop), settings.table, share)
     if why_not:
         if settings.no_fallback:
             # rtpengine: "Fatal error: Userspace fallback disallowed - exiting", exit 255
@@ -101,7 +106,7 @@ class Daemon:
         self.loop = loop
         self.worker = worker
         self.started = time.monotonic()
-        self.plane = _make_plane(loop, settings)
+        self.plane = _make_plane(loop, settings, worker)
         try:
             self._compose(settings, loop)
         except BaseException:  # a part refused to start: the nftables table must not stay
@@ -315,11 +320,51 @@ def _supervise(settings: Settings, workers: int) -> int:
         logger.critical("%s", exc)
         print(f"rtpvault: {exc}", file=sys.stderr)
         return exc.code
+    settings, code = _kernel_table(settings, workers)
+    if code is not None:
+        return code
     supervisor = Supervisor(workers, _work, {"secure": secure, "settings": settings})
+    if settings.table >= 0:
+        supervisor.on_death = functools.partial(_purge_worker, settings.table)
     try:
         return supervisor.run()
     finally:
         supervisor.close()
+        if settings.table >= 0:
+            from relay.media.ruleset import delete_shared_table
+
+            delete_shared_table(settings.table)
+
+
+def _kernel_table(settings: Settings, workers: int) -> tuple[Settings, int | None]:
+    """`table` >= 0 with workers: the supervisor makes the one nftables table they all attach
+    to. If it cannot, as one process: exit 255 with `no-fallback`, else the error line and
+    every worker in userspace (`table` -1, so they do not each try and fail again)."""
+    if settings.table < 0:
+        return settings, None
+    from relay.media.ruleset import create_shared_table
+
+    why_not = create_shared_table(settings.table, workers)
+    if why_not is None:
+        return settings, None
+    if settings.no_fallback:
+        message = (f"kernel table {settings.table} unavailable ({why_not}); "
+                   "Userspace fallback disallowed - exiting")  # fmt: skip
+        logger.critical("%s", message)
+        print(f"rtpvault: {message}", file=sys.stderr)
+        return settings, 255
+    logger.error("FAILED TO CREATE KERNEL TABLE %d (%s), KERNEL FORWARDING DISABLED",
+                 settings.table, why_not)  # fmt: skip
+    return dataclasses.replace(settings, table=-1), None
+
+
+def _purge_worker(table: int, index: int) -> None:
+    """A worker died: its kernel streams stop at once (their ports may go to new calls)."""
+    from relay.media.ruleset import purge_worker
+
+    removed = purge_worker(table, index)
+    if removed:
+        logger.info("worker %d: %d kernel streams removed", index, removed)
 
 
 def _work(worker: WorkerSetup) -> int:
