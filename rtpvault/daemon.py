@@ -30,6 +30,7 @@ from relay.dtls.cert import (
     load_certificate,
 )
 from relay.ice.own_lines import new_foundation
+from relay.limits import DaemonLimits
 from relay.media.plane import ForwardingPlane
 from relay.ng.commands import Commands
 from relay.ng.statistics import statistics
@@ -112,7 +113,8 @@ class Daemon:
             set_tos=_set_tos(),
             secure=_secure_context(settings),
         )
-        self.commands = Commands(self.registry, self._statistics, settings.max_sessions)
+        limits = DaemonLimits(1, settings).worker(0)  # one worker: this process
+        self.commands = Commands(self.registry, self._statistics, limits)
         allow = list(settings.ng_allow) if settings.ng_allow else None
         self.control = NgControlServer(self.commands.dispatch, allow=allow)
         self.registry.defer = self.commands.defer = self.control.defer
