@@ -13,11 +13,14 @@ one anonymous shared memory file made once by the supervisor before it forks (`D
 a header with the limits and the machine samples, and one slot per worker index with the
 sessions it owns and the bandwidth it relays. Each worker holds a `WorkerLimits` for its index.
 
-The lock is a POSIX record lock (`lockf`) on that memfd: it excludes processes and the kernel
-drops it when its holder dies, so a worker killed with -9 inside the lock cannot stall the
-others (a semaphore would stay taken). Within one process a thread lock is taken first, as
-record locks do not exclude threads of one process. Admission reserves the session inside the
-lock, so two workers racing for the last session cannot both get it.
+Every value is one aligned 8-byte word, read and written whole (a memoryview cast to `q`), and
+each slot has one writer: its worker (or the supervisor's `reset` once that worker is dead), so
+counts move without a lock. The lock serves what must be atomic across workers: with a session
+limit set, checking the total and reserving the session (two workers racing for the last
+session cannot both get it), and the load/CPU sample. It is a POSIX record lock (`lockf`) on
+the memfd: it excludes processes, and the kernel drops it when its holder dies, so a worker
+killed with -9 inside it cannot stall the others (a semaphore would stay taken). Within one
+process a thread lock is taken first, as record locks do not exclude one process's threads.
 
 Load and CPU are machine-wide: whichever worker ticks first after 0.5 s samples them for all,
 so N workers cost one sample per 0.5 s, not N, and all read the same figure.
@@ -28,7 +31,6 @@ from __future__ import annotations
 import fcntl
 import mmap
 import os
-import struct
 import threading
 import time
 import weakref
@@ -53,13 +55,10 @@ SAMPLE_INTERVAL = 0.5
 
 _PROC_STAT = "/proc/stat"
 
-# Header: max_sessions, load limit ×100, cpu limit ×100, bandwidth limit (B/s), load ×100,
-# cpu ×100, cpu used and idle ticks of the last sample, monotonic time of the last sample.
-_HEADER = struct.Struct("=8qd")
-# One per worker: sessions owned (calls in its registry, plus one while an offer is admitted),
-# bytes per second it relays.
-_SLOT = struct.Struct("=2q")
+# The shared words: the header, then two per worker (sessions owned, counting one while an
+# offer for a new call is handled; bytes per second relayed). _SAMPLED is a double.
 (_MAX_SESSIONS, _LOAD_LIMIT, _CPU_LIMIT, _BW_LIMIT, _LOAD, _CPU, _USED, _IDLE, _SAMPLED) = range(9)
+_HEADER_WORDS = 9
 
 
 class LimitSettings(Protocol):
@@ -113,15 +112,19 @@ class DaemonLimits:
             raise ValueError(f"workers: {workers}, expected at least 1")
         self.workers = workers
         self._fd = os.memfd_create("rtpvault-limits", os.MFD_CLOEXEC)
-        size = _HEADER.size + workers * _SLOT.size
-        os.ftruncate(self._fd, size)
-        self._mem = mmap.mmap(self._fd, size)  # MAP_SHARED: every forked worker sees one copy
+        size = 8 * (_HEADER_WORDS + 2 * workers)
+        os.ftruncate(self._fd, size)  # zero-filled
+        mem = mmap.mmap(self._fd, size)  # MAP_SHARED: every forked worker sees one copy
         weakref.finalize(self, os.close, self._fd)
+        self._q = memoryview(mem).cast("q")
+        self._d = memoryview(mem).cast("d")
         self._thread_lock = threading.Lock()
+        q = self._q
+        q[_MAX_SESSIONS] = max(-1, settings.max_sessions)
         # C converts the configured doubles to its int fields by truncation (main.c)
-        header = [max(-1, settings.max_sessions), int(settings.max_load * 100),
-                  int(settings.max_cpu * 100), max(0, settings.max_bandwidth), 0, 0, 0, 0, 0.0]
-        _HEADER.pack_into(self._mem, 0, *header)  # fmt: skip
+        q[_LOAD_LIMIT] = int(settings.max_load * 100)
+        q[_CPU_LIMIT] = int(settings.max_cpu * 100)
+        q[_BW_LIMIT] = max(0, settings.max_bandwidth)
         with self._locked():
             self._sample(time.monotonic())  # the first sample: CPU usage needs two
 
@@ -132,90 +135,81 @@ class DaemonLimits:
         return WorkerLimits(self, index)
 
     def reset(self, index: int) -> None:
-        """Worker `index` died: its calls are gone, and so is its traffic."""
-        with self._locked():
-            _SLOT.pack_into(self._mem, self._slot(index), 0, 0)
+        """Worker `index` died: its calls are gone, and so is its traffic. Call it before
+        forking the replacement (the slot has one writer at a time)."""
+        base = _HEADER_WORDS + 2 * index
+        self._q[base] = self._q[base + 1] = 0
 
     # -- shared values ---------------------------------------------------------------------
     @property
     def max_sessions(self) -> int:
-        return self._get(_MAX_SESSIONS)
+        return self._q[_MAX_SESSIONS]
 
     def set_max_sessions(self, value: int) -> None:
         """`set maxsessions N` (-1: no limit), for every worker at once."""
         if value < -1:
             raise ValueError(f"max-sessions {value}: either positive or -1")
-        with self._locked():
-            self._put(_MAX_SESSIONS, value)
+        self._q[_MAX_SESSIONS] = value
 
     def sessions(self) -> int:
         """Sessions of all workers (reservations of offers being handled included)."""
-        with self._locked():
-            return sum(self._slots(0))
+        return sum(self._q[_HEADER_WORDS::2])
 
     def bandwidth(self) -> int:
         """Bytes per second relayed by all workers, as last published."""
-        with self._locked():
-            return sum(self._slots(1))
+        return sum(self._q[_HEADER_WORDS + 1 :: 2])
 
     # -- internals -------------------------------------------------------------------------
+    def _lock(self) -> None:
+        self._thread_lock.acquire()
+        try:
+            fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def _unlock(self) -> None:
+        try:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        with self._thread_lock:
-            fcntl.lockf(self._fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.lockf(self._fd, fcntl.LOCK_UN)
-
-    def _get(self, field: int) -> int:
-        value = _HEADER.unpack_from(self._mem, 0)[field]
-        assert isinstance(value, int)
-        return value
-
-    def _put(self, field: int, value: float) -> None:
-        offset = 8 * field  # every header field is 8 bytes ("=": no padding)
-        struct.pack_into("=d" if field == _SAMPLED else "=q", self._mem, offset, value)
-
-    def _slot(self, index: int) -> int:
-        return _HEADER.size + index * _SLOT.size
-
-    def _slots(self, which: int) -> Iterator[int]:
-        for i in range(self.workers):
-            value: int = _SLOT.unpack_from(self._mem, self._slot(i))[which]
-            yield value
+        self._lock()
+        try:
+            yield
+        finally:
+            self._unlock()
 
     def _sample(self, now: float) -> None:
         """Refresh the machine's load and CPU figures (under the lock), as rtpengine's
         load_thread: only those with a limit, CPU from the ticks since the previous sample."""
-        h = _HEADER.unpack_from(self._mem, 0)
-        self._put(_SAMPLED, now)
-        if h[_LOAD_LIMIT]:
+        q = self._q
+        self._d[_SAMPLED] = now
+        if q[_LOAD_LIMIT]:
             load = load_x100()
             if load is not None:
-                self._put(_LOAD, load)
-        if h[_CPU_LIMIT]:
+                q[_LOAD] = load
+        if q[_CPU_LIMIT]:
             times = cpu_times()
             if times is None:
                 return
             used, idle = times
-            used_last, idle_last = h[_USED], h[_IDLE]
+            used_last, idle_last = q[_USED], q[_IDLE]
             total = (used - used_last) + (idle - idle_last)
             if total > 0 and used_last and idle_last:
-                self._put(_CPU, (used - used_last) * 10000 // total)
-            self._put(_USED, used)
-            self._put(_IDLE, idle)
+                q[_CPU] = (used - used_last) * 10000 // total
+            q[_USED], q[_IDLE] = used, idle
 
-    def _refusal(self) -> str | None:
-        """Why a new call is refused now (under the lock), in rtpengine's check order."""
-        h = _HEADER.unpack_from(self._mem, 0)
-        if h[_MAX_SESSIONS] >= 0 and sum(self._slots(0)) >= h[_MAX_SESSIONS]:
-            return SESSIONS
-        if h[_LOAD_LIMIT] and h[_LOAD] >= h[_LOAD_LIMIT]:
+    def _machine_refusal(self) -> str | None:
+        """Load, CPU, bandwidth: figures sampled or published, read as they stand."""
+        q = self._q
+        if q[_LOAD_LIMIT] and q[_LOAD] >= q[_LOAD_LIMIT]:
             return LOAD
-        if h[_CPU_LIMIT] and h[_CPU] >= h[_CPU_LIMIT]:
+        if q[_CPU_LIMIT] and q[_CPU] >= q[_CPU_LIMIT]:
             return CPU
-        if h[_BW_LIMIT] and sum(self._slots(1)) >= h[_BW_LIMIT]:
+        if q[_BW_LIMIT] and self.bandwidth() >= q[_BW_LIMIT]:
             return BANDWIDTH
         return None
 
@@ -226,37 +220,44 @@ class WorkerLimits:
     def __init__(self, daemon: DaemonLimits, index: int) -> None:
         self.daemon = daemon
         self.index = index
-        self._offset = daemon._slot(index)
+        self._sessions = _HEADER_WORDS + 2 * index
         self._last_bytes: tuple[float, int] | None = None
 
     def admit_new_call(self) -> str | None:
         """None: a new call may start, and one session is reserved for it (this worker's count
-        goes up by one until `publish_sessions` sets it again). Otherwise the refusal."""
-        d = self.daemon
-        with d._locked():
-            refusal = d._refusal()
+        goes up by one until `publish_sessions` sets it again). Otherwise the refusal, in
+        rtpengine's order: sessions, load, CPU, bandwidth."""
+        d, q, mine = self.daemon, self.daemon._q, self._sessions
+        if q[_MAX_SESSIONS] < 0:  # no total to keep: nothing to do atomically
+            refusal = d._machine_refusal()
             if refusal is None:
-                sessions, bandwidth = _SLOT.unpack_from(d._mem, self._offset)
-                _SLOT.pack_into(d._mem, self._offset, sessions + 1, bandwidth)
+                q[mine] += 1
             return refusal
+        # (a worker that read "no limit" just before `set maxsessions` may still add its call:
+        # the set then came after that admission, as with an offer already being handled)
+        d._lock()
+        try:
+            limit = q[_MAX_SESSIONS]
+            if limit >= 0 and d.sessions() >= limit:
+                return SESSIONS
+            refusal = d._machine_refusal()
+            if refusal is None:
+                q[mine] += 1
+            return refusal
+        finally:
+            d._unlock()
 
     def publish_sessions(self, count: int) -> None:
         """This worker now owns `count` calls (after each call ends, and after an offer)."""
-        d = self.daemon
-        with d._locked():
-            struct.pack_into("=q", d._mem, self._offset, count)
+        self.daemon._q[self._sessions] = count
 
     def call_ended(self) -> None:
         """One call of this worker is gone (for callers that count instead of publishing)."""
-        d = self.daemon
-        with d._locked():
-            sessions = _SLOT.unpack_from(d._mem, self._offset)[0]
-            struct.pack_into("=q", d._mem, self._offset, max(0, sessions - 1))
+        q = self.daemon._q
+        q[self._sessions] = max(0, q[self._sessions] - 1)
 
     def publish_bandwidth(self, bps: int) -> None:
-        d = self.daemon
-        with d._locked():
-            struct.pack_into("=q", d._mem, self._offset + 8, max(0, bps))
+        self.daemon._q[self._sessions + 1] = max(0, bps)
 
     @property
     def max_sessions(self) -> int:
@@ -267,7 +268,7 @@ class WorkerLimits:
 
     @property
     def measures_bandwidth(self) -> bool:
-        return self.daemon._get(_BW_LIMIT) > 0
+        return self.daemon._q[_BW_LIMIT] > 0
 
     def tick(self, now: float, relayed_bytes: int | None) -> None:
         """Once a second or so: publish this worker's bytes per second since the previous tick
@@ -282,9 +283,8 @@ class WorkerLimits:
                     self.publish_bandwidth(int(max(0, relayed_bytes - before) / (now - then)))
             self._last_bytes = (now, relayed_bytes)
         d = self.daemon
-        if not (d._get(_LOAD_LIMIT) or d._get(_CPU_LIMIT)):
+        if not (d._q[_LOAD_LIMIT] or d._q[_CPU_LIMIT]):
             return
         with d._locked():
-            sampled = _HEADER.unpack_from(d._mem, 0)[_SAMPLED]
-            if now - sampled >= SAMPLE_INTERVAL:
+            if now - d._d[_SAMPLED] >= SAMPLE_INTERVAL:
                 d._sample(now)

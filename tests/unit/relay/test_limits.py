@@ -165,9 +165,9 @@ def test_cpu_usage_is_sampled_once_for_all_workers() -> None:
     now = max(time.monotonic(), start + SAMPLE_INTERVAL)
     w1.tick(now, None)  # worker 1 samples for both
     assert w0.admit_new_call() == CPU
-    sampled = limits._mem[:]
+    sampled = bytes(limits._q)
     w0.tick(now + SAMPLE_INTERVAL / 2, None)  # too soon after worker 1's: no second sample
-    assert limits._mem[:] == sampled
+    assert bytes(limits._q) == sampled
 
 
 def test_load_is_checked_before_cpu() -> None:
@@ -184,7 +184,7 @@ def test_load_is_checked_before_cpu() -> None:
 def test_limits_are_truncated_as_rtpengine_converts_them() -> None:
     # main.c: rtpe_config.load_limit = max_load * 100 (double to int)
     limits = DaemonLimits(1, Limits(max_load=0.019, max_cpu=0.019))
-    assert limits._get(1) == 1 and limits._get(2) == 1
+    assert limits._q[1] == 1 and limits._q[2] == 1
 
 
 def test_worker_count_must_be_positive() -> None:
