@@ -32,6 +32,7 @@ from relay.dtls.cert import (
     load_certificate,
 )
 from relay.ice.own_lines import new_foundation
+from relay.limits import DaemonLimits
 from relay.listener import share_ports
 from relay.media.plane import ForwardingPlane
 from relay.ng.commands import Commands
@@ -129,7 +130,13 @@ class Daemon:
             set_tos=_set_tos(),
             secure=secure,
         )
-        self.commands = Commands(self.registry, self._statistics, settings.max_sessions)
+        if worker is None:
+            limits = DaemonLimits(1, settings).worker(0)  # one worker: this process
+        else:
+            shared_limits = worker.shared["limits"]
+            assert isinstance(shared_limits, DaemonLimits)
+            limits = shared_limits.worker(worker.index)
+        self.commands = Commands(self.registry, self._statistics, limits)
         allow = list(settings.ng_allow) if settings.ng_allow else None
         self.control = NgControlServer(self.commands.dispatch, allow=allow)
         self.registry.defer = self.commands.defer = self.control.defer
@@ -323,9 +330,10 @@ def _supervise(settings: Settings, workers: int) -> int:
     settings, code = _kernel_table(settings, workers)
     if code is not None:
         return code
-    supervisor = Supervisor(workers, _work, {"secure": secure, "settings": settings})
-    if settings.table >= 0:
-        supervisor.on_death = functools.partial(_purge_worker, settings.table)
+    limits = DaemonLimits(workers, settings)
+    supervisor = Supervisor(workers, _work,
+                            {"secure": secure, "settings": settings, "limits": limits})
+    supervisor.on_death = functools.partial(_worker_died, settings.table, limits)
     try:
         return supervisor.run()
     finally:
@@ -358,8 +366,12 @@ def _kernel_table(settings: Settings, workers: int) -> tuple[Settings, int | Non
     return dataclasses.replace(settings, table=-1), None
 
 
-def _purge_worker(table: int, index: int) -> None:
-    """A worker died: its kernel streams stop at once (their ports may go to new calls)."""
+def _worker_died(table: int, limits: DaemonLimits, index: int) -> None:
+    """A worker died with its calls: they no longer count against the daemon's limits, and its
+    kernel streams stop at once (their ports may go to new calls)."""
+    limits.reset(index)
+    if table < 0:
+        return
     from relay.media.ruleset import purge_worker
 
     removed = purge_worker(table, index)

@@ -79,7 +79,8 @@ class Registry:
         self.delete_target = self.teardown.delete_target
         self.delete_party = self.teardown.delete_party
         self.delete_call = self.teardown.delete_call
-        self.sweep = self.teardown.sweep
+        self.tickers: list[Callable[[], None]] = []
+        """Run after each sweep, about once a second (the daemon-wide limits' measures)."""
         self.relayed = self.teardown.relayed
 
     @property
@@ -122,6 +123,18 @@ class Registry:
                 listener(event)
             except Exception:  # a subscriber must never break signalling
                 logger.exception("call listener failed", extra={"call_id": event.call.call_id})
+
+    def sweep(
+        self, timeout: int, silent_timeout: int, final_timeout: int, offer_timeout: int
+    ) -> None:
+        """Close calls whose delete-delay passed or that timed out, then run the tickers;
+        call about once a second."""
+        self.teardown.sweep(timeout, silent_timeout, final_timeout, offer_timeout)
+        for tick in self.tickers:
+            try:
+                tick()
+            except Exception:  # a measure must never stop the timeouts
+                logger.exception("ticker failed")
 
     def terminate(self, call_id: str, reason: str = "forced") -> bool:
         call = self.calls.get(call_id)

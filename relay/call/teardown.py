@@ -45,6 +45,10 @@ _REASON_FIELDS = {"silent-timeout": "silent_timeout", "final-timeout": "final_ti
                   "offer-timeout": "offer_timeout"}  # fmt: skip
 
 
+def _ignore(count: int) -> None:
+    pass
+
+
 class Teardown:
     """Deletes parties and calls of `calls`, now or after a delay, and counts what ended."""
 
@@ -66,6 +70,9 @@ class Teardown:
         """Per call, ids of parties a branch delete destroyed (kept as records, as rtpengine)."""
         self._branch_deadlines: dict[str, list[tuple[Party, float]]] = {}
         """Per call, parties a delete with a delay destroys later (rtpengine's `ml->deleted`)."""
+        self.counted: Callable[[int], None] = _ignore
+        """Told how many calls are left each time one ends, however it ends (delete, delay,
+        timeout, terminate, a refused offer): the daemon-wide session count (relay.limits)."""
 
     # -- which party ------------------------------------------------------------------------
 
@@ -202,6 +209,7 @@ class Teardown:
         if self.calls.get(call.call_id) is not call:
             return
         del self.calls[call.call_id]
+        self.counted(len(self.calls))
         self._gone.pop(call.call_id, None)
         self._branch_deadlines.pop(call.call_id, None)
         self._count(call, reason)

@@ -13,6 +13,7 @@ from typing import Any
 
 from relay.call import Call, CallError, CallUpdated, Party, Registry
 from relay.cint import strtoll
+from relay.limits import NO_LIMITS, SESSIONS, DaemonLimits, WorkerLimits
 from relay.ng.callstats import call_stats, subscribers
 from relay.ng.errors import NgError
 from relay.ng.flags import NgFlags, call_options, parse_flags
@@ -134,10 +135,15 @@ class Commands:
         self,
         registry: Registry,
         statistics: Callable[[], dict[str, Any]] | None = None,
-        max_sessions: int = -1,
+        limits: WorkerLimits | None = None,
     ) -> None:
         self.registry = registry
-        self.max_sessions = max_sessions
+        self.limits = limits or DaemonLimits(1, NO_LIMITS).worker(0)
+        """This worker's share of the daemon-wide limits (max-sessions, -load, -cpu, -bandwidth)."""
+        registry.teardown.counted = self.limits.publish_sessions
+        registry.tickers.append(self._measure)
+        self._reserved = False
+        """An offer for a new call holds a session of the limit (relay.limits)."""
         self._statistics = statistics
         self.table: dict[str, Handler] = {
             "ping": self.ping,
@@ -169,6 +175,17 @@ class Commands:
         """Set by the recorder (the composition root)."""
         self.merge_statistics: Callable[[Sequence[dict[str, Any]]], dict[str, Any]] = _first
         """Every worker's `statistics` into one (relay.ng.statistics.merge; set by the daemon)."""
+
+    @property
+    def max_sessions(self) -> int:
+        """The daemon-wide max-sessions now (`set maxsessions` changes it for all workers)."""
+        return self.limits.max_sessions
+
+    def _measure(self) -> None:
+        """Once a second (Registry.sweep): what the limits measure, this worker's relayed bytes
+        per second only while a bandwidth limit is set (one pass over the streams)."""
+        relayed = self.registry.relayed()[1] if self.limits.measures_bandwidth else None
+        self.limits.tick(time.monotonic(), relayed)
 
     def dispatch(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
         command = body.get("command")
@@ -210,7 +227,22 @@ class Commands:
         return {"result": "pong"}
 
     def offer(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
-        return self._offer_answer(body, offer=True)
+        try:
+            return self._offer_answer(body, offer=True)
+        finally:
+            if self._reserved:  # the session reserved for a new call is now a call, or nothing
+                self._reserved = False
+                self.limits.publish_sessions(len(self.registry.calls))
+
+    def _refuse(self, refusal: str, body: dict[str, Any], call_id: str) -> dict[str, Any]:
+        """A new call over a daemon-wide limit (docs/spec/ng-protocol.md §2.2, load limit)."""
+        if refusal == SESSIONS:  # rtpengine counts only these as rejected sessions
+            self.registry.totals.rejected += 1
+        logger.warning("%s", refusal, extra={"call_id": call_id})
+        supports = body.get("supports")
+        if isinstance(supports, list) and "load limit" in supports:
+            return {"result": "load limit", "message": refusal}
+        raise NgError(SESSIONS)  # the legacy protocol knows only this reason
 
     def answer(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
         return self._offer_answer(body, offer=False)
@@ -241,12 +273,11 @@ class Commands:
                 refused = str(exc)  # rtpvault's own refusal: after rtpengine's checks
             except ValueError:
                 raise NgError("Failed to parse SDP") from None
-        if offer and call_id not in reg.calls and 0 <= self.max_sessions <= len(reg.calls):
-            reg.totals.rejected += 1
-            supports = body.get("supports")
-            if isinstance(supports, list) and "load limit" in supports:
-                return {"result": "load limit", "message": "Parallel session limit reached"}
-            raise NgError("Parallel session limit reached")
+        if offer and call_id not in reg.calls:
+            refusal = self.limits.admit_new_call()
+            if refusal is not None:
+                return self._refuse(refusal, body, call_id)
+            self._reserved = True
         if sdp == "":
             if offer:
                 reg.touch(call_id, from_tag, to_tag or None)

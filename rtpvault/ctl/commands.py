@@ -156,7 +156,7 @@ def _set_maxsessions(daemon: DaemonContext, state: CtlState, rest: str) -> str:
         return f"Fail setting maxsessions to {rest}; no digists found\n"
     if value < -1:
         return f"Fail setting maxsessions to {value}; either positive or -1 values allowed\n"
-    daemon.commands.max_sessions = value
+    daemon.commands.limits.set_max_sessions(value)  # every worker's
     if value == -1:
         return "Success setting maxsessions to -1; disable feature\n"
     return f"Success setting maxsessions to {value}\n"

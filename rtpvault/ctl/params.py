@@ -88,7 +88,7 @@ def apply(daemon: CallContext, params: dict[str, Any]) -> None:
             set_timer(daemon, name, int(params[param]))
     daemon.settings = dataclasses.replace(daemon.settings, control_tos=params["control-tos"])
     daemon.registry.delete_delay = params["delete-delay"]
-    daemon.commands.max_sessions = params["max-sessions"]
+    daemon.commands.limits.set_max_sessions(params["max-sessions"])
     lv = levels()
     for name in SUBSYSTEMS:
         lv.levels[name] = params[f"log-level-{name}"]

@@ -6,11 +6,13 @@ tests/integration/ops/test_ctl_vs_rtpengine.py compares them with the real daemo
 from __future__ import annotations
 
 import logging
+import os
 import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from relay.limits import SESSIONS
 from rtpvault.ctl.commands import run
 from rtpvault.daemon import Daemon
 from tests.unit.ops.conftest import answer, offer
@@ -170,3 +172,17 @@ def _shared_daemon() -> Daemon:
                                          f"--port-max={pmax}", "--table=-1"]))  # fmt: skip
         _DAEMON.append(Daemon(s, asyncio.new_event_loop()))
     return _DAEMON[0]
+
+
+def test_maxsessions_set_reaches_every_worker_process(daemon: Daemon) -> None:
+    """`set maxsessions` writes the daemon-wide value (relay.limits shared memory): a process
+    forked from the daemon, as a worker is, sees it, and a refusal there counts every call."""
+    assert run(daemon, "set maxsessions 1") == "Success setting maxsessions to 1\n"
+    offer(daemon, "first")
+    limits = daemon.commands.limits
+    pid = os.fork()
+    if pid == 0:
+        ok = limits.max_sessions == 1 and limits.admit_new_call() == SESSIONS
+        os._exit(0 if ok else 1)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert run(daemon, "params diff") == "max-sessions: -1 => 1\n"
