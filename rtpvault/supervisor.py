@@ -25,6 +25,7 @@ over signals and exit codes).
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import os
 import signal
@@ -152,6 +153,10 @@ class Supervisor:
     def run(self) -> int:
         """Fork the workers, wait for them to serve, keep them alive until SIGTERM."""
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        # Everything imported and built so far is shared with the workers page by page until
+        # written; the collector's passes would write to every object's header and copy it all
+        # into each worker. Frozen objects are never scanned.
+        gc.freeze()
         for index in range(self.count):
             self._fork(index)
         code = self._wait_ready()
