@@ -70,6 +70,8 @@ class ProxyCounters:
 
     commands: dict[str, int] = field(default_factory=dict)
     errors: int = 0
+    since: float = field(default_factory=time.monotonic)
+    """First heard from (one clock for all workers: merged proxies keep one process's order)."""
 
 
 @dataclass
