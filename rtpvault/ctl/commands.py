@@ -382,5 +382,6 @@ TOP: Table = {
     "ksrm": _redis("removing"),
     "kslist": lambda d, st, r: "\nSubscribed-on keyspaces:\n\n",
     "forwarding": Wide(lambda d, st, r: ctltext.forwarding_rows(d),
-                       lambda parts, r: ctltext.forwarding([row for p in parts for row in p])),
+                       lambda parts, r: ctltext.forwarding(
+                           list(heapq.merge(*parts, key=lambda row: row[0])))),
 }

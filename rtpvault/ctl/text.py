@@ -263,7 +263,7 @@ def jsonstats(st: dict[str, Any]) -> str:
     return json.dumps(_numbers(st), separators=(",", ":")) + "\n"
 
 
-def forwarding_rows(daemon: DaemonContext) -> list[str]:
+def forwarding_rows(daemon: DaemonContext) -> list[tuple[float, str]]:
     """One line per stream: where packets come from, the local port, where they go, and the
     path that forwards them — rtpvault's answer to the kernel module's /proc/rtpengine/0/list."""
     rows = []
@@ -277,13 +277,15 @@ def forwarding_rows(daemon: DaemonContext) -> list[str]:
                         out = f"{sink.local_address}:{sink.local_port}"
                         dst = f"{sink.peer[0]}:{sink.peer[1]}" if sink.peer else "-"
                     src = f"{st.peer[0]}:{st.peer[1]}" if st.peer else "-"
-                    rows.append(f"{call.call_id} {party.tag} {'rtcp' if st.is_rtcp else 'rtp'} "
+                    kind = "rtcp" if st.is_rtcp else "rtp"
+                    rows.append((call.created, f"{call.call_id} {party.tag} {kind} "
                                 f"{src} -> {st.local_address}:{st.local_port} => {out} -> {dst} "
                                 f"path=userspace packets={st.packets} bytes={st.bytes} "
                                 f"errors={st.errors} dropped={st.dropped} "
-                                f"recorded={'yes' if st.tap else 'no'}\n")  # fmt: skip
+                                f"recorded={'yes' if st.tap else 'no'}\n"))  # fmt: skip
     return rows
 
 
-def forwarding(rows: list[str]) -> str:
-    return "".join(rows) if rows else "No streams.\n"
+def forwarding(rows: list[tuple[float, str]]) -> str:
+    """The table from (call created, row), oldest call first as one process lists them."""
+    return "".join(row for _, row in rows) if rows else "No streams.\n"

@@ -38,9 +38,10 @@ def _ids(worker: int, n: int) -> list[str]:
 
 
 W0, W1 = _ids(0, 2), _ids(1, 2)
-ORDER = [(W1[0], PROXIES[0]), (W0[0], PROXIES[1]), (W0[1], PROXIES[0]), (W1[1], PROXIES[1])]
-"""Creation order and proxy of each call: each worker first hears from a different proxy, so
-one process's proxy order (first heard from) is not either worker's."""
+ORDER = [(W1[0], PROXIES[0]), (W0[0], PROXIES[1]), (W1[1], PROXIES[0]), (W0[1], PROXIES[1])]
+"""Creation order and proxy of each call: worker 1 (not the first) has the oldest calls and the
+first proxy, so one process's orders (calls by age, proxies as first heard from) are not the
+workers' order."""
 
 
 def _start(tmp: Path, threads: int) -> daemons.Daemon:
@@ -153,10 +154,10 @@ def _consistent(st: dict[str, Any], d: daemons.Daemon) -> None:
 def test_list_interleaves_the_workers_calls_oldest_first(pair: tuple[daemons.Daemon, ...]) -> None:
     two, one = pair
     for _ in range(ASKS):
-        assert two.client().call({"command": "list"})["calls"] == [W0[1], W1[1]]
-        assert one.client().call({"command": "list"})["calls"] == [W0[1], W1[1]]
+        assert two.client().call({"command": "list"})["calls"] == [W1[1], W0[1]]
+        assert one.client().call({"command": "list"})["calls"] == [W1[1], W0[1]]
         for d in pair:  # asked of both: the counts of `list` are compared below
-            assert d.client().call({"command": "list", "limit": 1})["calls"] == [W0[1]]
+            assert d.client().call({"command": "list", "limit": 1})["calls"] == [W1[1]]
 
 
 # --- /metrics ----------------------------------------------------------------------------------
@@ -251,7 +252,7 @@ def test_ctl_shows_the_whole_daemon(pair: tuple[daemons.Daemon, ...]) -> None:
             assert _masked(ask(two, line)) == theirs, line
     assert "Current sessions own: 2\n" in cli(two, "list numsessions")
     rows = cli(two, "list sessions all")
-    assert rows.index(W1[1]) < rows.index(W0[1])  # newest first, across the workers
+    assert rows.index(W0[1]) < rows.index(W1[1])  # newest first, across the workers
     assert cli(two, "forwarding").count("path=userspace") == 8
     assert "Ports used:     8 / " in cli(two, "list interfaces")
 
@@ -281,7 +282,7 @@ def test_ctl_settings_reach_every_worker_and_terminate_the_owner(tmp_path: Path)
             assert cli(d, f"terminate {call_id}") == \
                 f"\nCall Id ({call_id}) successfully terminated by operator.\n\n"  # fmt: skip
             assert cli(d, f"terminate {call_id}") == f"\nCall Id not found ({call_id}).\n\n"
-        assert d.client().call({"command": "list"})["calls"] == [W0[1], W1[1]]
+        assert d.client().call({"command": "list"})["calls"] == [W1[1], W0[1]]
         assert cli(d, "params revert") == ""
         for _ in range(ASKS):
             assert cli(d, "params diff") == ""
