@@ -24,6 +24,7 @@ from tests.integration.recording.media import Call
 from tests.support import daemons
 from tests.support.ng import NgClient
 from tests.support.tools import free_port
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -50,6 +51,8 @@ def _start(tmp: Path, threads: int) -> daemons.Daemon:
         f"--num-threads={threads}", f"--listen-http=127.0.0.1:{http}",
         f"--listen-cli=127.0.0.1:{cli}", "--delete-delay=0"])  # fmt: skip
     d.http_port, d.cli_port = http, cli  # type: ignore[attr-defined]
+    # ready once every worker serves (daemons.start returns at the first ping answered)
+    wait_for(lambda: "Startup complete" in d.log())
     return d
 
 
