@@ -28,6 +28,7 @@ from relay.config.values import Listen
 from relay.listener import TcpListener, listen_tcp, stream_protocol
 from rtpvault.component import DaemonContext
 from rtpvault.ctl.commands import answer as cli_answer
+from rtpvault.ctl.commands import catch_up
 from rtpvault.ctl.commands import serve as serve_cli
 from rtpvault.ctl.state import shared
 from rtpvault.prometheus import Snapshot, exposition, make_registry
@@ -66,6 +67,7 @@ class HttpServer:
                 logger.info("%s listening on %s:%d (%s)", what, host, listen.port,
                             "/metrics, /ping, /cli, /ng" if control else "/metrics")  # fmt: skip
         self.state.start()
+        catch_up(self.daemon)
 
     def close(self) -> None:
         for server in self._servers:

@@ -18,6 +18,7 @@ control sockets only at the next start.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import heapq
 import logging
@@ -36,7 +37,7 @@ from rtpvault.ctl.params import TIMERS, apply, current, diff, set_timer
 from rtpvault.ctl.state import CtlState, shared
 from rtpvault.logsetup import SUBSYSTEMS, levels
 
-__all__ = ["Wide", "answer", "run", "serve"]
+__all__ = ["Wide", "answer", "catch_up", "run", "serve"]
 
 logger = logging.getLogger("rtpvault.ctl")
 
@@ -113,9 +114,40 @@ async def answer(daemon: DaemonContext, line: str) -> str:
 
 
 def serve(daemon: DaemonContext) -> None:
-    """Answer the other workers' `ctl` asks: this worker's part of a `Wide` command."""
+    """Answer the other workers' `ctl` asks: this worker's part of a `Wide` command, and its
+    run-time parameters (for a worker forked again, `catch_up`)."""
     if daemon.shard is not None:
         daemon.shard.peers.serve("ctl", lambda line: _part(daemon, line))
+        daemon.shard.peers.serve("ctl-params", lambda _: current(daemon))
+
+
+_CATCHING_UP: set[asyncio.Task[None]] = set()
+
+
+def catch_up(daemon: DaemonContext) -> None:
+    """Once per worker, on the loop: take another worker's run-time parameters. A worker forked
+    again (after a crash) starts from the configuration, while the others carry what `set ...`
+    changed since; without this, the daemon's timeouts, log levels... would depend on the
+    worker. At the daemon's start all are the same and nothing changes."""
+    state = shared(daemon)
+    if daemon.shard is None or state.caught_up:
+        return
+    state.caught_up = True
+    task = daemon.loop.create_task(_catch_up(daemon))
+    _CATCHING_UP.add(task)
+    task.add_done_callback(_CATCHING_UP.discard)
+
+
+async def _catch_up(daemon: DaemonContext) -> None:
+    shard = daemon.shard
+    assert shard is not None
+    try:
+        params = await shard.peers.ask((shard.index + 1) % shard.count, "ctl-params", None)
+    except (TimeoutError, RuntimeError):  # that one is down too: the configuration stands
+        return
+    if isinstance(params, dict) and params != current(daemon):
+        apply(daemon, params)
+        logger.info("run-time parameters taken from worker %d", (shard.index + 1) % shard.count)
 
 
 def _part(daemon: DaemonContext, line: str) -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 from relay.config.values import Listen
 from relay.listener import TcpListener, host_port, listen_tcp, stream_protocol
 from rtpvault.component import DaemonContext
-from rtpvault.ctl.commands import answer, serve
+from rtpvault.ctl.commands import answer, catch_up, serve
 from rtpvault.ctl.state import shared
 
 __all__ = ["CtlServer", "attach"]
@@ -43,6 +43,7 @@ class CtlServer:
             self._servers.append(server)
             logger.info("CLI listening on %s:%d", host, self.listen.port)
         self.state.start()
+        catch_up(self.daemon)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("", 0)

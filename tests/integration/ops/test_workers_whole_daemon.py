@@ -9,7 +9,9 @@ question is asked over several connections: the kernel spreads them over the two
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
 import urllib.request
 from collections.abc import Iterator
@@ -52,7 +54,7 @@ def _start(tmp: Path, threads: int) -> daemons.Daemon:
         f"--listen-cli=127.0.0.1:{cli}", "--delete-delay=0"])  # fmt: skip
     d.http_port, d.cli_port = http, cli  # type: ignore[attr-defined]
     # ready once every worker serves (daemons.start returns at the first ping answered)
-    wait_for(lambda: "Startup complete" in d.log())
+    assert wait_for(lambda: "Startup complete" in d.log())
     return d
 
 
@@ -297,4 +299,28 @@ def test_ctl_settings_reach_every_worker_and_terminate_the_owner(tmp_path: Path)
     finally:
         for call in calls:
             call.close()
+        d.stop()
+
+
+def _worker_pids(d: daemons.Daemon) -> dict[int, int]:
+    """Worker index → pid of its newest start, from the supervisor's log."""
+    found = re.findall(r"worker (\d+) started \(pid (\d+)\)", d.log())
+    return {int(index): int(pid) for index, pid in found}
+
+
+def test_a_worker_forked_again_takes_the_run_time_settings(tmp_path: Path) -> None:
+    d = _start(tmp_path, 2)
+    try:
+        assert cli(d, "set timeout 90") == "Success setting timeout to 90\n"
+        assert cli(d, "set loglevel http 5") == "Success setting loglevel to 5\n"
+        before = _worker_pids(d)
+        os.kill(before[1], signal.SIGKILL)
+        assert wait_for(lambda: _worker_pids(d)[1] != before[1] and
+                        d.log().count("worker 1 of 2 serving") == 2)  # fmt: skip
+        assert wait_for(lambda: "run-time parameters taken from worker 0" in d.log())
+        for _ in range(ASKS):
+            assert cli(d, "get timeout") == "TIMEOUT=90\n"
+            assert cli(d, "get loglevel http") == "5\n"
+            assert cli(d, "params diff") == "log-level-http: 7 => 5\ntimeout: 60 => 90\n"
+    finally:
         d.stop()
