@@ -139,15 +139,21 @@ def catch_up(daemon: DaemonContext) -> None:
 
 
 async def _catch_up(daemon: DaemonContext) -> None:
-    shard = daemon.shard
+    shard, state = daemon.shard, shared(daemon)
     assert shard is not None
-    try:
-        params = await shard.peers.ask((shard.index + 1) % shard.count, "ctl-params", None)
-    except (TimeoutError, RuntimeError):  # that one is down too: the configuration stands
+    other = (shard.index + 1) % shard.count
+    for _ in range(3):
+        changes = state.changes
+        try:
+            params = await shard.peers.ask(other, "ctl-params", None)
+        except (TimeoutError, RuntimeError):  # that one is down too: the configuration stands
+            return
+        if state.changes != changes:
+            continue  # a `set` reached this worker meanwhile: the answer may predate it
+        if isinstance(params, dict) and params != current(daemon):
+            apply(daemon, params)
+            logger.info("run-time parameters taken from worker %d", other)
         return
-    if isinstance(params, dict) and params != current(daemon):
-        apply(daemon, params)
-        logger.info("run-time parameters taken from worker %d", (shard.index + 1) % shard.count)
 
 
 def _part(daemon: DaemonContext, line: str) -> Any:
@@ -221,7 +227,12 @@ def _statistics(render: Callable[[dict[str, Any]], str]) -> Wide:
 
 def _every(handler: Handler) -> Wide:
     """A command every worker runs (a setting, `terminate all`): the same reply from each."""
-    return Wide(handler)
+
+    def part(daemon: DaemonContext, state: CtlState, rest: str) -> str:
+        state.changes += 1  # a catch-up answer older than this change must not undo it
+        return handler(daemon, state, rest)
+
+    return Wide(part)
 
 
 def _loglevel(daemon: DaemonContext, state: CtlState, rest: str) -> str:
