@@ -46,6 +46,8 @@ If the reply has no "result" key, `"result": "ok"` is appended last, as rtpengin
 """
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 UNRECOGNIZED = "Unrecognized command"
+MAX_UNSENT = 1024
+"""Replies kept for UDP listeners not open yet (a worker's first moments, `send_udp`)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class ProxyCounters:
 
     commands: dict[str, int] = field(default_factory=dict)
     errors: int = 0
+    since: float = field(default_factory=time.monotonic)
+    """First heard from (one clock for all workers: merged proxies keep one process's order)."""
 
 
 @dataclass
@@ -133,6 +137,8 @@ class NgControlServer:
         self.cookies = CookieCache(clock())
         self.counters = ControlCounters()
         self._transports: list[asyncio.BaseTransport] = []
+        self._unsent: list[tuple[int, bytes, Source]] = []
+        """Replies for a UDP listener still opening (`send_udp`), sent once it is open."""
         self._servers: list[TcpListener] = []
         self._later: list[Callable[[], None]] | None = None
         self._refusals = RateLimitedLog(log, logging.WARNING, clock=clock)
@@ -345,12 +351,19 @@ class NgControlServer:
         transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self, index),
                                                            sock=sock)
         self._transports.append(transport)
+        waiting, self._unsent = self._unsent, []
+        for udp, reply, address in waiting:
+            self.send_udp(udp, reply, address)
 
     def send_udp(self, index: int, reply: bytes, address: Source) -> None:
         """Send from UDP listener `index` (the same address in every worker, opened in the
         same order): the reply to a request another worker received leaves from `listen-ng`."""
         if 0 <= index < len(self._transports):
             cast(asyncio.DatagramTransport, self._transports[index]).sendto(reply, address)
+        elif index >= 0 and len(self._unsent) < MAX_UNSENT:
+            # A worker still starting answers a request handed to it by one already serving:
+            # its own `listen-ng` socket opens in a moment (the reply is cached meanwhile too).
+            self._unsent.append((index, reply, address))
 
     async def start_tcp(self, host: str, port: int) -> None:
         server = await listen_tcp(host, port, lambda: _TcpProtocol(self), "ng (TCP)")
@@ -369,6 +382,7 @@ class NgControlServer:
             server.close()
         self._transports.clear()
         self._servers.clear()
+        self._unsent.clear()
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):

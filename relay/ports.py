@@ -11,6 +11,7 @@ import errno
 import os
 import random
 import socket
+import time
 from collections.abc import Callable
 
 Opener = Callable[[str, int, int], socket.socket]
@@ -75,6 +76,9 @@ class PortPool:
         self.used: set[int] = set()
         self.last = 0
         """The last port handed out (rtpengine's `ports.last` in statistics)."""
+        self.last_at = 0.0
+        """When (time.monotonic(), one clock for every worker process) `last` was handed out:
+        the workers' pools merge into the one that took a port last."""
 
     @property
     def total(self) -> int:
@@ -132,6 +136,7 @@ class PortPool:
                     self.used.update(range(port, port + width))
                     self._cursor = port + 2
                     self.last = port + width - 1
+                    self.last_at = time.monotonic()
                     return socks, port
                 if self._last_error is not None and self._last_error.errno in _HOPELESS:
                     break

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # types only: the daemon imports this module, and the parts i
     from relay.config import Settings
     from relay.control import NgControlServer
     from relay.ng.commands import Commands
+    from rtpvault.shard import Shard
     from rtpvault.taps import TapHub
 
 
@@ -82,3 +83,6 @@ class DaemonContext(CallContext, Protocol):
     control: NgControlServer
     taps: TapHub
     components: dict[str, Component]
+    shard: Shard | None
+    """This worker's link to the others (`num-threads` > 1; `shard.peers`), None in a single
+    process: what answers for the whole daemon (/metrics, rtpengine-ctl) gathers through it."""

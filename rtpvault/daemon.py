@@ -36,8 +36,8 @@ from relay.limits import DaemonLimits
 from relay.listener import share_ports
 from relay.media.plane import ForwardingPlane
 from relay.ng.commands import Commands
-from relay.ng.statistics import merge as merge_statistics
-from relay.ng.statistics import statistics
+from relay.ng.statistics import Figures, figures
+from relay.ng.statistics import reply as statistics_reply
 from rtpvault.component import Component, DaemonContext, StartupError
 from rtpvault.limits import raise_open_files_limit
 from rtpvault.logsetup import setup_logging, subsystem_levels
@@ -106,7 +106,9 @@ class Daemon:
         self.settings = settings
         self.loop = loop
         self.worker = worker
-        self.started = time.monotonic()
+        # the daemon's start: a worker forked again later still reports the daemon's uptime
+        started = worker.shared.get("started") if worker else None
+        self.started = started if isinstance(started, float) else time.monotonic()
         self.plane = _make_plane(loop, settings, worker)
         try:
             self._compose(settings, loop)
@@ -137,13 +139,13 @@ class Daemon:
             assert isinstance(shared_limits, DaemonLimits)
             limits = shared_limits.worker(worker.index)
         self.commands = Commands(self.registry, self._statistics, limits)
+        self.commands.merge_statistics = statistics_reply
         allow = list(settings.ng_allow) if settings.ng_allow else None
         self.control = NgControlServer(self.commands.dispatch, allow=allow)
         self.registry.defer = self.commands.defer = self.control.defer
         self.shard: Shard | None = None
         if worker is not None:
             self.shard = Shard(Peers(worker.channels, worker.index), self.control, self.commands)
-            self.commands.merge_statistics = merge_statistics
         self.stopping = asyncio.Event()
         self.taps = TapHub(self.plane.update)
         self.components: dict[str, Component] = {}
@@ -153,8 +155,9 @@ class Daemon:
             if component is not None:
                 self.components[name] = component
 
-    def _statistics(self) -> dict[str, Any]:
-        return statistics(
+    def _statistics(self) -> Figures:
+        """This process's part of ng `statistics` (relay.ng.statistics merges the workers')."""
+        return figures(
             self.registry,
             self.control.counters,
             self.commands.delays,
@@ -331,8 +334,8 @@ def _supervise(settings: Settings, workers: int) -> int:
     if code is not None:
         return code
     limits = DaemonLimits(workers, settings)
-    supervisor = Supervisor(workers, _work,
-                            {"secure": secure, "settings": settings, "limits": limits})
+    supervisor = Supervisor(workers, _work, {"secure": secure, "settings": settings,
+                                             "limits": limits, "started": time.monotonic()})
     supervisor.on_death = functools.partial(_worker_died, settings.table, limits)
     try:
         return supervisor.run()

@@ -6,6 +6,10 @@
 403, counted, logged at most once a second). `prometheus-listen` serves `/metrics` only: it is
 meant to be reachable by a scraper, not to be a second control port.
 
+With `num-threads` workers every worker serves these addresses (SO_REUSEPORT): /metrics and
+/cli gather every worker's part through rtpvault.peers and answer for the whole daemon, and /ng
+requests go to the call's owner (rtpvault.shard).
+
 Hand-written over asyncio streams on purpose: four routes, and the handlers must run on the event
 loop thread so that /metrics and /cli read the loop-owned call state without locks (the
 prometheus-client threaded server would collect from another thread). Requests are bounded in
@@ -23,9 +27,11 @@ from typing import Any
 from relay.config.values import Listen
 from relay.listener import TcpListener, listen_tcp, stream_protocol
 from rtpvault.component import DaemonContext
-from rtpvault.ctl.commands import run as run_cli
+from rtpvault.ctl.commands import answer as cli_answer
+from rtpvault.ctl.commands import catch_up
+from rtpvault.ctl.commands import serve as serve_cli
 from rtpvault.ctl.state import shared
-from rtpvault.prometheus import exposition, make_registry
+from rtpvault.prometheus import Snapshot, exposition, make_registry
 
 logger = logging.getLogger("rtpvault.http")
 
@@ -45,6 +51,9 @@ class HttpServer:
         self.listens = listens
         self.registry, self.collector = make_registry(daemon)
         self.state = shared(daemon)
+        serve_cli(daemon)
+        if daemon.shard is not None:
+            daemon.shard.peers.serve("metrics", self._snapshot)
         self._servers: list[TcpListener] = []
         self.requests = 0
 
@@ -58,6 +67,7 @@ class HttpServer:
                 logger.info("%s listening on %s:%d (%s)", what, host, listen.port,
                             "/metrics, /ping, /cli, /ng" if control else "/metrics")  # fmt: skip
         self.state.start()
+        catch_up(self.daemon)
 
     def close(self) -> None:
         for server in self._servers:
@@ -118,14 +128,14 @@ class HttpServer:
     async def _metrics_only(self, method: str, target: str, headers: dict[str, str], body: bytes,
                       writer: asyncio.StreamWriter) -> tuple[int, str, bytes]:  # fmt: skip
         if method == "GET" and urllib.parse.urlsplit(target).path == "/metrics":
-            return 200, "text/plain", exposition(self.registry, self.collector)
+            return 200, "text/plain", await self._metrics()
         return NOT_FOUND
 
     async def _route(self, method: str, target: str, headers: dict[str, str], body: bytes,
                writer: asyncio.StreamWriter) -> tuple[int, str, bytes]:  # fmt: skip
         path = urllib.parse.urlsplit(target).path
         if method == "GET" and path == "/metrics":
-            return 200, "text/plain", exposition(self.registry, self.collector)
+            return 200, "text/plain", await self._metrics()
         if method == "GET" and path == "/ping":
             return 200, "text/plain", b"pong\n"
         ng_type = headers.get("content-type", "").startswith("application/x-rtpengine-ng")
@@ -137,9 +147,21 @@ class HttpServer:
         if not self.daemon.control.admit(source, "HTTP /cli" if is_cli else "HTTP /ng"):
             return FORBIDDEN
         if is_cli:
-            return 200, "text/plain", run_cli(self.daemon, urllib.parse.unquote(path[5:])).encode()
+            line = urllib.parse.unquote(path[5:])
+            return 200, "text/plain", (await cli_answer(self.daemon, line)).encode()
         reply = await self.daemon.control.request(body, source)
         return 200, "application/x-rtpengine-ng", reply or b""
+
+    async def _metrics(self) -> bytes:
+        """The /metrics body: this process's figures, or every worker's added up."""
+        shard = self.daemon.shard
+        if shard is None:
+            return exposition(self.registry, self.collector)
+        snaps = await shard.peers.gather("metrics", None)
+        return exposition(self.registry, self.collector, Snapshot.merge(snaps))
+
+    def _snapshot(self, _: object) -> Snapshot:
+        return self.collector.snapshot()
 
     @staticmethod
     async def _reply(writer: asyncio.StreamWriter, status: int, payload: bytes,

@@ -12,6 +12,11 @@ RuntimeError), or gives up after `timeout` (the worker died:
 its calls are gone, as in a crash of rtpengine); `gather` asks every worker, itself included
 (called directly, no message), and returns the answers in worker order, without the missing ones.
 Handlers (`serve`) run on the loop, like an ng command.
+
+A message larger than FRAGMENT (a whole-daemon answer over thousands of calls: `list sessions`,
+`forwarding`) is compressed and, if still larger, cut into numbered fragments, reassembled by
+the inbox (datagrams between two processes arrive in order, so a fragment of a newer message
+from the same worker means the older one was cut short and is dropped).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import itertools
 import logging
 import pickle
 import socket
+import struct
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +41,11 @@ ASK_TIMEOUT = 2.0
 """Seconds a worker waits for another's answer (a live worker answers in microseconds)."""
 BUFFER = 4 << 20
 """Socket buffer per inbox: an ng burst queues here while the owner is busy."""
-MAX_MESSAGE = 1 << 20
+MAX_MESSAGE = 64 << 20
+"""Largest message (pickled); larger ones are not sent (counted in `dropped`)."""
+FRAGMENT = 256 << 10
+"""Largest datagram: larger messages are compressed, then fragmented."""
+_FRAGMENT_HEAD = struct.Struct("!cHIII")  # b"F", origin, message id, fragment index, count
 
 Handler = Callable[[Any], Any]
 
@@ -72,6 +83,9 @@ class Peers:
         self._tokens = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._log = RateLimitedLog(log, logging.WARNING)
+        self._ids = itertools.count(1)
+        self._partial: dict[int, tuple[int, list[bytes]]] = {}
+        """origin → (message id, fragments so far) of the message being reassembled."""
         self.dropped = 0
         """Messages this worker could not post (an inbox full, or too large)."""
 
@@ -98,12 +112,22 @@ class Peers:
         try:
             if len(data) > MAX_MESSAGE:
                 raise OSError(f"message of {len(data)} bytes")
-            self._doors[to].send(data)
+            if len(data) <= FRAGMENT:
+                self._doors[to].send(data)
+            else:
+                self._send_large(to, zlib.compress(data, 1))
         except OSError as exc:  # BlockingIOError: that worker's inbox is full (it is stuck)
             self.dropped += 1
             self._log.log(("post", to), "cannot pass %s to worker %d: %s", kind, to, exc)
             return False
         return True
+
+    def _send_large(self, to: int, packed: bytes) -> None:
+        ident = next(self._ids) & 0xFFFFFFFF
+        count = -(-len(packed) // FRAGMENT)
+        for i in range(count):
+            head = _FRAGMENT_HEAD.pack(b"F", self.index, ident, i, count)
+            self._doors[to].send(head + packed[i * FRAGMENT:(i + 1) * FRAGMENT])
 
     async def ask(self, to: int, kind: str, payload: Any, timeout: float = ASK_TIMEOUT) -> Any:
         """The return value of worker `to`'s handler for `kind`; TimeoutError if none comes."""
@@ -139,9 +163,14 @@ class Peers:
     def _receive(self) -> None:
         for _ in range(64):  # a batch per loop turn, so a flood cannot starve the media
             try:
-                data = self._inbox.recv(MAX_MESSAGE)
+                data = self._inbox.recv(FRAGMENT + _FRAGMENT_HEAD.size)
             except (BlockingIOError, InterruptedError):
                 return
+            if data[:1] == b"F":
+                whole = self._reassemble(data)
+                if whole is None:
+                    continue
+                data = whole
             try:
                 kind, token, origin, payload = pickle.loads(data)
             except Exception:  # noqa: BLE001 - only our own processes write here
@@ -156,6 +185,28 @@ class Peers:
                         future.set_exception(RuntimeError(f"worker {origin}: {payload}"))
                 continue
             self._dispatch(kind, token, origin, payload)
+
+    def _reassemble(self, data: bytes) -> bytes | None:
+        """The whole message once its last fragment is in, else None."""
+        _, origin, ident, index, count = _FRAGMENT_HEAD.unpack_from(data)
+        seen = self._partial.get(origin)
+        if seen is None or seen[0] != ident:
+            if index != 0:  # its beginning was lost (an inbox full): the rest is useless
+                return None
+            seen = self._partial[origin] = (ident, [])
+        chunks = seen[1]
+        if index != len(chunks):
+            del self._partial[origin]
+            return None
+        chunks.append(data[_FRAGMENT_HEAD.size:])
+        if len(chunks) < count:
+            return None
+        del self._partial[origin]
+        try:
+            return zlib.decompress(b"".join(chunks))
+        except zlib.error:
+            log.exception("undecodable message between workers")
+            return None
 
     def _dispatch(self, kind: str, token: int, origin: int, payload: Any) -> None:
         handler = self._handlers.get(kind)

@@ -4,7 +4,11 @@ A prometheus-client custom collector reads the live counters at scrape time (no 
 the call registry and its totals, the port pools, the ng control counters, and each composed
 part's `stats()` (recording, archive, homer — see rtpvault.component; a missing part or key
 reads as 0). The collector runs on the event loop thread (the HTTP listener in rtpvault.http is
-an asyncio server), so it reads the loop-owned dicts without locks.
+an asyncio server), so it reads the loop-owned dicts without locks. What it reads is first taken
+as a `Snapshot` (raw figures, picklable): with `num-threads` workers, rtpvault.http gathers every
+worker's and the families show their merge: the daemon's totals, under the same names and labels,
+whichever worker the scrape lands on (counters and gauges of calls add up; uptime is the daemon's;
+ports in use add up within the shared range; lags are the oldest).
 
 Deliberate differences from rtpengine 10.5's exposition (§1.2 lists its quirks): every family has
 `# HELP`, each family's samples are contiguous (prometheus-client writes them that way), and the
@@ -26,10 +30,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from relay.media.secure import DROP_CAUSES, drop_counts
+from relay.ng import statistics as ngstats
 from relay.ng.commands import COMMAND_NAMES
+from relay.ng.statistics import Figures
 from rtpvault.component import DaemonContext
 
-__all__ = ["DaemonCollector", "NgObserver", "Walk", "exposition", "make_registry"]
+__all__ = ["DaemonCollector", "NgObserver", "Snapshot", "Walk", "exposition", "make_registry"]
 
 RECORDING_STATUSES = ("complete", "interrupted", "failed")
 """Final statuses always shown (0 until seen); any other status a recorder reports is added."""
@@ -116,98 +122,185 @@ class Walk:
                                     w.secure[cause] += n
         return w
 
+    def add(self, other: Walk) -> None:
+        for f in ("calls", "foreign", "receiving", "packets", "bytes", "errors", "dropped"):
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+        for cause, n in other.secure.items():
+            self.secure[cause] = self.secure.get(cause, 0) + n
+
+
+LATEST = ("flush_lag_seconds", "upload_queue_depth", "upload_oldest_age_seconds")
+"""Parts' figures that are not added up over the workers: the oldest lag, and the upload queue
+(this node's jobs in the index every worker shares: each counts the same rows)."""
+LOWEST = ("spool_free_bytes",)
+"""... one file system for every worker: the latest (lowest) reading."""
+
+
+def _merge_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several workers' stats() of one part: numbers and dicts of numbers add up."""
+    out: dict[str, Any] = {}
+    for stats in parts:
+        for key, value in stats.items():
+            if value is None:
+                continue
+            seen = out.get(key)
+            if seen is None:
+                out[key] = dict(value) if isinstance(value, dict) else value
+            elif isinstance(value, dict) and isinstance(seen, dict):
+                for k, v in value.items():
+                    seen[k] = seen.get(k, 0) + v
+            elif key in LATEST:
+                out[key] = max(seen, value)
+            elif key in LOWEST:
+                out[key] = min(seen, value)
+            elif isinstance(value, (int, float)) and isinstance(seen, (int, float)):
+                out[key] = seen + value
+    return out
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """What one scrape shows of one process, raw and mergeable (picklable): with `num-threads`
+    workers the worker a scrape lands on gathers every worker's and shows the sum (`merge`),
+    so any of them gives the same totals. Read on the loop, once per scrape."""
+
+    walk: Walk
+    figures: Figures
+    """Ended calls' totals, per-proxy requests and errors, port pools, uptime."""
+    seconds: dict[tuple[str, str], float]
+    results: dict[tuple[str, str], int]
+    denied: int
+    parts: dict[str, dict[str, Any]]
+    """Each composed part's stats() (rtpvault.component)."""
+
+    @classmethod
+    def of(cls, daemon: DaemonContext, ng: NgObserver) -> Snapshot:
+        walk = Walk.of(daemon.registry)
+        figures = ngstats.figures(daemon.registry, daemon.control.counters,
+                                  daemon.commands.delays, time.monotonic() - daemon.started,
+                                  (walk.packets, walk.bytes, walk.errors),
+                                  userspace=walk.receiving)  # fmt: skip
+        parts = {n: _stats(daemon.components.get(n)) for n in ("recording", "archive", "homer")}
+        return cls(walk, figures, dict(ng.seconds), dict(ng.results),
+                   daemon.control.counters.denied, parts)  # fmt: skip
+
+    @classmethod
+    def merge(cls, snaps: list[Snapshot]) -> Snapshot:
+        if len(snaps) == 1:
+            return snaps[0]
+        walk = Walk(secure=dict.fromkeys(DROP_CAUSES, 0))
+        seconds: dict[tuple[str, str], float] = {}
+        results: dict[tuple[str, str], int] = {}
+        for snap in snaps:
+            walk.add(snap.walk)
+            for key, secs in snap.seconds.items():
+                seconds[key] = seconds.get(key, 0.0) + secs
+            for rkey, n in snap.results.items():
+                results[rkey] = results.get(rkey, 0) + n
+        names = {name for snap in snaps for name in snap.parts}
+        return cls(walk, ngstats.merge([s.figures for s in snaps]), seconds, results,
+                   sum(s.denied for s in snaps),
+                   {n: _merge_stats([s.parts.get(n, {}) for s in snaps]) for n in names})
+
 
 class DaemonCollector(Collector):
     def __init__(self, daemon: DaemonContext, ng: NgObserver) -> None:
         self.daemon = daemon
         self.ng = ng
+        self.snap: Snapshot | None = None
+        """What the next collect() shows (`exposition` sets it; None: this process now)."""
         self.walk = Walk()
         """The last scrape's pass over the calls (exposition reads the traffic bytes from it)."""
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot.of(self.daemon, self.ng)
 
     def describe(self) -> list[Metric]:
         return []  # no up-front description: values are read at collect time
 
     def collect(self) -> Iterator[Metric]:
-        self.walk = Walk.of(self.daemon.registry)
-        yield from self._sessions()
-        yield from self._traffic()
-        yield from self._requests()
-        yield from self._ports()
-        yield from _rtpvault(self.daemon, self.ng, self.walk)
-
-    def _sessions(self) -> Iterator[Metric]:
-        d, w = self.daemon, self.walk
-        t = d.registry.totals
-        yield _labelled(GaugeMetricFamily, "rtpengine_sessions", "Owned sessions", "type",
-                        {"own": w.calls - w.foreign, "foreign": w.foreign})  # fmt: skip
-        yield _gauge("rtpengine_transcoded_media", "Transcoded media", 0)
-        yield _labelled(GaugeMetricFamily, "rtpengine_mediastreams",
-                        "Media sections that have received packets, by forwarding path", "type",
-                        {"userspace": w.receiving, "kernel": 0, "mixed": 0})  # fmt: skip
-        yield _gauge("rtpengine_uptime_seconds", "Uptime of rtpvault",
-                     time.monotonic() - d.started)  # fmt: skip
-        yield _counter("rtpengine_sessions_total", "Total managed sessions (ended)", t.managed)
-        yield _labelled(CounterMetricFamily, "rtpengine_closed_sessions_total",
-                        "Total closed sessions by reason", "reason",
-                        [(label, getattr(t, field)) for label, field in CLOSE_REASONS])  # fmt: skip
-
-    def _traffic(self) -> Iterator[Metric]:
-        t, w = self.daemon.registry.totals, self.walk
-        packets, bytes_, errors = w.packets, w.bytes, w.errors
-        for name, doc, value in (("rtpengine_packets", "Total relayed packets", packets),
-                                 ("rtpengine_packet_errors", "Total relayed packet errors", errors),
-                                 ("rtpengine_bytes", "Total relayed bytes", bytes_)):  # fmt: skip
-            yield _labelled(CounterMetricFamily, name, doc, "type",
-                            {"userspace": value, "kernel": 0})  # fmt: skip
-        yield _counter("rtpengine_zero_packet_streams",
-                       "Total number of streams with no relayed packets", t.zeroway)  # fmt: skip
-        yield _counter("rtpengine_one_way_sessions", "Total number of 1-way streams", t.oneway)
-        avg = t.call_duration / t.managed if t.managed else 0.0
-        yield _gauge("rtpengine_call_duration_avg", "Average call duration", avg)
-        yield _counter("rtpengine_call_duration", "Total calls duration", t.call_duration)
-        yield _counter("rtpengine_call_duration2", "Total calls duration squared",
-                       t.call_duration2)  # fmt: skip
-        yield _counter("rtpengine_mos", "Sum of all MOS values sampled", 0.0)
-        yield _counter("rtpengine_mos2", "Sum of all MOS square values sampled", 0.0)
-        yield _counter("rtpengine_mos_samples", "Total number of MOS samples", 0)
-
-    def _requests(self) -> Iterator[Metric]:
-        labels = ["proxy", "request"]
-        req = CounterMetricFamily("rtpengine_requests", "ng requests received", labels=labels)
-        secs = CounterMetricFamily("rtpengine_request_seconds", "ng request processing time",
-                                   labels=labels)  # fmt: skip
-        err = CounterMetricFamily("rtpengine_errors", "ng requests answered with an error",
-                                  labels=["proxy"])  # fmt: skip
-        for proxy, pc in self.daemon.control.counters.proxies.items():
-            for name in COMMAND_NAMES:
-                req.add_metric([proxy, name], pc.commands.get(name, 0))
-                secs.add_metric([proxy, name], self.ng.seconds.get((proxy, name), 0.0))
-            err.add_metric([proxy], pc.errors)
-        yield from (req, secs, err)
-
-    def _ports(self) -> Iterator[Metric]:
-        reg = self.daemon.registry
-        used = GaugeMetricFamily("rtpengine_ports_used", "Media ports in use", labels=PORT_LABELS)
-        free = GaugeMetricFamily("rtpengine_ports_free", "Free media ports", labels=PORT_LABELS)
-        size = GaugeMetricFamily("rtpengine_ports", "Media port range size", labels=PORT_LABELS)
-        for itf in reg.interfaces:
-            pool = reg.pools.get(itf.local)
-            if pool is not None:
-                used.add_metric([itf.name, itf.local], len(pool.used))
-                free.add_metric([itf.name, itf.local], pool.free)
-                size.add_metric([itf.name, itf.local], pool.total)
-        yield from (used, free, size)
+        snap = self.snap or self.snapshot()
+        self.walk = snap.walk
+        yield from _sessions(snap)
+        yield from _traffic(snap)
+        yield from _requests(snap)
+        yield from _ports(snap)
+        yield from _rtpvault(snap)
 
 
-def _rtpvault(daemon: DaemonContext, ng: NgObserver, walk: Walk) -> Iterator[Metric]:
+def _sessions(snap: Snapshot) -> Iterator[Metric]:
+    w, t = snap.walk, snap.figures.totals
+    yield _labelled(GaugeMetricFamily, "rtpengine_sessions", "Owned sessions", "type",
+                    {"own": w.calls - w.foreign, "foreign": w.foreign})  # fmt: skip
+    yield _gauge("rtpengine_transcoded_media", "Transcoded media", 0)
+    yield _labelled(GaugeMetricFamily, "rtpengine_mediastreams",
+                    "Media sections that have received packets, by forwarding path", "type",
+                    {"userspace": w.receiving, "kernel": 0, "mixed": 0})  # fmt: skip
+    yield _gauge("rtpengine_uptime_seconds", "Uptime of rtpvault", snap.figures.uptime)
+    yield _counter("rtpengine_sessions_total", "Total managed sessions (ended)", t.managed)
+    yield _labelled(CounterMetricFamily, "rtpengine_closed_sessions_total",
+                    "Total closed sessions by reason", "reason",
+                    [(label, getattr(t, field)) for label, field in CLOSE_REASONS])  # fmt: skip
+
+
+def _traffic(snap: Snapshot) -> Iterator[Metric]:
+    t, w = snap.figures.totals, snap.walk
+    packets, bytes_, errors = w.packets, w.bytes, w.errors
+    for name, doc, value in (("rtpengine_packets", "Total relayed packets", packets),
+                             ("rtpengine_packet_errors", "Total relayed packet errors", errors),
+                             ("rtpengine_bytes", "Total relayed bytes", bytes_)):  # fmt: skip
+        yield _labelled(CounterMetricFamily, name, doc, "type",
+                        {"userspace": value, "kernel": 0})  # fmt: skip
+    yield _counter("rtpengine_zero_packet_streams",
+                   "Total number of streams with no relayed packets", t.zeroway)  # fmt: skip
+    yield _counter("rtpengine_one_way_sessions", "Total number of 1-way streams", t.oneway)
+    avg = t.call_duration / t.managed if t.managed else 0.0
+    yield _gauge("rtpengine_call_duration_avg", "Average call duration", avg)
+    yield _counter("rtpengine_call_duration", "Total calls duration", t.call_duration)
+    yield _counter("rtpengine_call_duration2", "Total calls duration squared",
+                   t.call_duration2)  # fmt: skip
+    yield _counter("rtpengine_mos", "Sum of all MOS values sampled", 0.0)
+    yield _counter("rtpengine_mos2", "Sum of all MOS square values sampled", 0.0)
+    yield _counter("rtpengine_mos_samples", "Total number of MOS samples", 0)
+
+
+def _requests(snap: Snapshot) -> Iterator[Metric]:
+    labels = ["proxy", "request"]
+    req = CounterMetricFamily("rtpengine_requests", "ng requests received", labels=labels)
+    secs = CounterMetricFamily("rtpengine_request_seconds", "ng request processing time",
+                               labels=labels)  # fmt: skip
+    err = CounterMetricFamily("rtpengine_errors", "ng requests answered with an error",
+                              labels=["proxy"])  # fmt: skip
+    for proxy, (commands, errors, _) in snap.figures.proxies.items():
+        for name in COMMAND_NAMES:
+            req.add_metric([proxy, name], commands.get(name, 0))
+            secs.add_metric([proxy, name], snap.seconds.get((proxy, name), 0.0))
+        err.add_metric([proxy], errors)
+    yield from (req, secs, err)
+
+
+def _ports(snap: Snapshot) -> Iterator[Metric]:
+    used = GaugeMetricFamily("rtpengine_ports_used", "Media ports in use", labels=PORT_LABELS)
+    free = GaugeMetricFamily("rtpengine_ports_free", "Free media ports", labels=PORT_LABELS)
+    size = GaugeMetricFamily("rtpengine_ports", "Media port range size", labels=PORT_LABELS)
+    for pool in snap.figures.pools:
+        total = pool.port_max - pool.port_min + 1
+        used.add_metric([pool.name, pool.address], pool.used)
+        free.add_metric([pool.name, pool.address], total - pool.used)
+        size.add_metric([pool.name, pool.address], total)
+    yield from (used, free, size)
+
+
+def _rtpvault(snap: Snapshot) -> Iterator[Metric]:
     """rtpvault's own families (docs/spec/metrics.md §4, plus flush lag, uploads by result, HEP
     drops and DB errors)."""
+    walk = snap.walk
     c = CounterMetricFamily("rtpvault_ng_commands", "ng commands handled, by command and result",
                             labels=["command", "result"])  # fmt: skip
-    for (command, result), n in sorted(ng.results.items()):
+    for (command, result), n in sorted(snap.results.items()):
         c.add_metric([command, result], n)
-    if daemon.control.counters.denied:
-        c.add_metric(["*", "rejected"], daemon.control.counters.denied)
+    if snap.denied:
+        c.add_metric(["*", "rejected"], snap.denied)
     yield c
     yield _counter("rtpvault_injected_packets_dropped",
                    "Media packets dropped: not from the learned/allowed peer",
@@ -216,8 +309,7 @@ def _rtpvault(daemon: DaemonContext, ng: NgObserver, walk: Walk) -> Iterator[Met
                     "SRTP, DTLS and STUN datagrams dropped, by cause (docs/spec/metrics.md §4.1)",
                     "cause", list(walk.secure.items()))  # fmt: skip
 
-    parts = daemon.components
-    rec, arc, hep = (_stats(parts.get(n)) for n in ("recording", "archive", "homer"))
+    rec, arc, hep = (snap.parts.get(n, {}) for n in ("recording", "archive", "homer"))
     by_status = rec.get("recordings") or {}
     yield _gauge("rtpvault_recordings_active", "Recordings currently being written",
                  by_status.get("recording", 0))  # fmt: skip
@@ -275,11 +367,17 @@ def _stats(component: Any) -> dict[str, Any]:
         return {}
 
 
-def exposition(registry: CollectorRegistry, collector: DaemonCollector) -> bytes:
-    """The /metrics body: the collector's families, then the deployment guide's
-    `rtpengine_total_traffic_bytes` (a counter without the `_total` suffix, which
-    prometheus-client would add; Prometheus stores the sample under the name as written)."""
-    body = generate_latest(registry)
+def exposition(registry: CollectorRegistry, collector: DaemonCollector,
+               snap: Snapshot | None = None) -> bytes:  # fmt: skip
+    """The /metrics body (of `snap`: the workers' merged snapshots; None: this process): the
+    collector's families, then the deployment guide's `rtpengine_total_traffic_bytes` (a
+    counter without the `_total` suffix, which prometheus-client would add; Prometheus stores
+    the sample under the name as written)."""
+    collector.snap = snap
+    try:
+        body = generate_latest(registry)
+    finally:
+        collector.snap = None
     bytes_ = collector.walk.bytes  # from the pass generate_latest just made
     guide = ("# HELP rtpengine_total_traffic_bytes Total relayed bytes, all forwarding paths "
              "(the deployment guide's name)\n"

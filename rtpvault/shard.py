@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
@@ -97,9 +98,10 @@ class Shard:
 
     async def _wide(self, request: NgRequest, source: Source, path: ReplyPath) -> None:
         command = request.command
+        started, received = time.perf_counter(), time.time()  # timed as dispatch times one
         try:
             parts = await self.peers.gather("part", command)
-            reply = self.commands.merge(command, parts, request.body)
+            reply = self.commands.wide(command, parts, request.body, source, started, received)
         except NgError as exc:
             reply = error_reply(exc.reason)
         except Exception as exc:  # noqa: BLE001 - as NgControlServer does for a handler bug

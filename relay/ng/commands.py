@@ -6,6 +6,8 @@ raise `NgError(reason)` for an error reply. Error texts and check order are rtpe
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -87,8 +89,8 @@ RecordingState = Callable[[str], tuple[str | None, str | None]]
 created); the recorder answers it, offer/answer replies name both while `record` is on."""
 
 
-def _first(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    return parts[0]
+def _first(parts: Sequence[Any]) -> dict[str, Any]:
+    return dict(parts[0])
 
 
 def _no_recording(call_id: str) -> tuple[str | None, str | None]:
@@ -134,7 +136,7 @@ class Commands:
     def __init__(
         self,
         registry: Registry,
-        statistics: Callable[[], dict[str, Any]] | None = None,
+        statistics: Callable[[], Any] | None = None,
         limits: WorkerLimits | None = None,
     ) -> None:
         self.registry = registry
@@ -173,8 +175,9 @@ class Commands:
         self._media_players: dict[str, set[int]] = {}
         self.recording_state: RecordingState = _no_recording
         """Set by the recorder (the composition root)."""
-        self.merge_statistics: Callable[[Sequence[dict[str, Any]]], dict[str, Any]] = _first
-        """Every worker's `statistics` into one (relay.ng.statistics.merge; set by the daemon)."""
+        self.merge_statistics: Callable[[Sequence[Any]], dict[str, Any]] = _first
+        """Every worker's `statistics` part (what `statistics()` returns) into the reply's
+        dict (relay.ng.statistics.reply; set by the daemon)."""
 
     @property
     def max_sessions(self) -> int:
@@ -384,7 +387,7 @@ class Commands:
     def part(self, command: str) -> Any:
         """This process's share of a whole-daemon command."""
         if command == "list":
-            return list(self.registry.calls)
+            return [(call.created, call_id) for call_id, call in self.registry.calls.items()]
         return self._statistics() if self._statistics else {}
 
     def merge(self, command: str, parts: Sequence[Any], body: dict[str, Any]) -> dict[str, Any]:
@@ -393,10 +396,24 @@ class Commands:
             limit = int_str(body.get("limit"), 32)  # "2 " is not a number to rtpengine: 32
             if limit < 0:
                 raise NgError("invalid limit, must be >= 0")
-            calls = [call_id for part in parts for call_id in part]
-            return {"calls": calls[:limit], "result": "ok"}
-        merged = self.merge_statistics(parts) if len(parts) > 1 else (parts[0] if parts else {})
+            # one process lists its calls oldest first: the workers' lists interleaved so
+            oldest = heapq.merge(*parts, key=lambda created_id: created_id[0])
+            return {"calls": [call_id for _, call_id in itertools.islice(oldest, limit)],
+                    "result": "ok"}  # fmt: skip
+        merged = self.merge_statistics(parts) if parts else {}
         return {"statistics": merged, "result": "ok"}
+
+    def wide(self, command: str, parts: Sequence[Any], body: dict[str, Any],
+             source: tuple[str, int], started: float, received: float) -> dict[str, Any]:
+        """`merge`, timed and observed as `dispatch` times and observes a command (`started`:
+        time.perf_counter(), `received`: time.time() when the request came in)."""
+        try:
+            reply = self.merge(command, parts, body)
+        finally:
+            self.delays[command].add(time.perf_counter() - started)
+        if self.observers:
+            self.defer(lambda: self._observe(command, body, reply, source, received))
+        return reply
 
     def list(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
         return self.merge("list", [self.part("list")], body)

@@ -1,16 +1,20 @@
 """The ng `statistics` reply: keys, types, rtpengine 10.5's order (docs/spec/ng-protocol.md §4.3).
 
-Gathered from neutral counters (registry totals, control counters, per-command delays); the
-same figures feed the Prometheus exposition.
+Gathered from neutral counters (registry totals, control counters, per-command delays) into
+`Figures`, raw and mergeable: with `num-threads` workers every worker sends its own, `merge` adds
+them up (sums of counts and durations, min/max of delays, the union of the port pools...) and
+the reply is built once (`build`), so it reads as one process's with all the calls. The same
+figures feed the Prometheus exposition and rtpengine-ctl's `list totals`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from relay.call import Registry
+from relay.call import Registry, Totals
 from relay.control import ControlCounters
 from relay.ng.commands import COMMAND_NAMES, SHORT_NAMES, Delays
 
@@ -30,13 +34,146 @@ def _media_in_userspace(registry: Registry) -> int:
     )
 
 
-def current(registry: Registry, rates: Mapping[str, int]) -> dict[str, Any]:
-    own = len(registry.calls)
-    userspace = _media_in_userspace(registry)
+@dataclass(slots=True)
+class Pool:
+    """One interface's port pool as `statistics` shows it (`last_at`: when `last` was taken,
+    time.monotonic(), the same clock in every worker process)."""
+
+    name: str
+    address: str
+    port_min: int
+    port_max: int
+    used: int
+    last: int
+    last_at: float
+
+
+@dataclass(slots=True)
+class Figures:
+    """The raw, mergeable inputs of one process's `statistics` (and of /metrics and the ctl
+    totals): picklable, so each worker sends its own and the reply is built once from the sum
+    (`merge`), as one process with all the calls would build it."""
+
+    uptime: float
+    calls: int
+    foreign: int
+    media_userspace: int
+    rates: dict[str, int]
+    totals: Totals
+    relayed: tuple[int, int, int]
+    delays: dict[str, tuple[int, float, float, float]]
+    """command → (count, total, low, high) seconds."""
+    commands: dict[str, int]
+    proxies: dict[str, tuple[dict[str, int], int, float]]
+    """host → (requests per command, error replies, first seen: time.monotonic())."""
+    pools: list[Pool]
+
+
+def figures(registry: Registry, counters: ControlCounters, delays: Mapping[str, Delays],
+            uptime: float, relayed: tuple[int, int, int], rates: Mapping[str, int] | None = None,
+            userspace: int | None = None) -> Figures:  # fmt: skip
+    """This process's figures (`userspace`: the media count if the caller walked the calls)."""
+    calls = registry.calls
+    pools = []
+    for itf in registry.interfaces:
+        pool = registry.pools.get(itf.local)
+        if pool is not None:
+            pools.append(Pool(itf.name, itf.local, pool.port_min, pool.port_max, len(pool.used),
+                              pool.last, pool.last_at))  # fmt: skip
+    return Figures(
+        uptime=uptime,
+        calls=len(calls),
+        foreign=sum(1 for c in calls.values() if c.foreign),
+        media_userspace=_media_in_userspace(registry) if userspace is None else userspace,
+        rates=dict(rates or {}),
+        totals=replace(registry.totals, secure_drops=dict(registry.totals.secure_drops)),
+        relayed=relayed,
+        delays={k: (d.count, d.total, d.low, d.high) for k, d in delays.items() if d.count},
+        commands=dict(counters.commands),
+        proxies={h: (dict(pc.commands), pc.errors, pc.since) for h, pc in counters.proxies.items()},
+        pools=pools,
+    )
+
+
+def _add(a: dict[str, Any], b: Mapping[str, Any]) -> None:
+    for key, value in b.items():
+        a[key] = a.get(key, 0) + value
+
+
+def _merge_totals(parts: Sequence[Totals]) -> Totals:
+    out = Totals()
+    for t in parts:
+        for f in fields(Totals):
+            if f.name == "secure_drops":
+                _add(out.secure_drops, t.secure_drops)
+            else:
+                setattr(out, f.name, getattr(out, f.name) + getattr(t, f.name))
+    return out
+
+
+def _merge_pools(parts: Sequence[list[Pool]]) -> list[Pool]:
+    """Per interface: ports used add up; the range is the union of the workers' ranges (the
+    same range, or slices of it); `last` is the port taken most recently by any worker."""
+    out: list[Pool] = []
+    for same in zip(*parts, strict=False):
+        first = same[0]
+        newest = max(same, key=lambda p: p.last_at)
+        out.append(Pool(first.name, first.address, min(p.port_min for p in same),
+                        max(p.port_max for p in same), sum(p.used for p in same), newest.last,
+                        newest.last_at))  # fmt: skip
+    return out
+
+
+def merge(parts: Sequence[Figures]) -> Figures:
+    """Several workers' figures as one process with all their calls would have them."""
+    if len(parts) == 1:
+        return parts[0]
+    delays: dict[str, tuple[int, float, float, float]] = {}
+    for part in parts:
+        for name, (n, total_, low, high) in part.delays.items():
+            seen = delays.get(name)
+            if seen is None:
+                delays[name] = (n, total_, low, high)
+            else:
+                delays[name] = (seen[0] + n, seen[1] + total_, min(seen[2], low),
+                                max(seen[3], high))  # fmt: skip
+    proxies: dict[str, tuple[dict[str, int], int, float]] = {}
+    for part in parts:
+        for host, (requests, errors, since) in part.proxies.items():
+            seen_p = proxies.get(host)
+            if seen_p is None:
+                proxies[host] = (dict(requests), errors, since)
+            else:
+                _add(seen_p[0], requests)
+                proxies[host] = (seen_p[0], seen_p[1] + errors, min(seen_p[2], since))
+    commands: dict[str, int] = {}
+    rates: dict[str, int] = {}
+    for part in parts:
+        _add(commands, part.commands)
+        _add(rates, part.rates)
+    relayed = tuple(sum(p.relayed[i] for p in parts) for i in range(3))
+    return Figures(
+        uptime=max(p.uptime for p in parts),  # the daemon's: its oldest worker's
+        calls=sum(p.calls for p in parts),
+        foreign=sum(p.foreign for p in parts),
+        media_userspace=sum(p.media_userspace for p in parts),
+        rates=rates,
+        totals=_merge_totals([p.totals for p in parts]),
+        relayed=(relayed[0], relayed[1], relayed[2]),
+        delays=delays,
+        commands=commands,
+        # one process lists the proxies in the order it first heard from them
+        proxies=dict(sorted(proxies.items(), key=lambda item: item[1][2])),
+        pools=_merge_pools([p.pools for p in parts]),
+    )
+
+
+def current(fig: Figures) -> dict[str, Any]:
+    rates = fig.rates
     return {
-        "sessionsown": own,
+        "sessionsown": fig.calls,
         "sessionsforeign": 0,
-        "sessionstotal": own,
+        "sessionstotal": fig.calls,
         "transcodedmedia": 0,
         "packetrate_user": rates.get("packets", 0),
         "byterate_user": rates.get("bytes", 0),
@@ -47,20 +184,20 @@ def current(registry: Registry, rates: Mapping[str, int]) -> dict[str, Any]:
         "packetrate": rates.get("packets", 0),
         "byterate": rates.get("bytes", 0),
         "errorrate": rates.get("errors", 0),
-        "media_userspace": userspace,
+        "media_userspace": fig.media_userspace,
         "media_kernel": 0,
         "media_mixed": 0,
     }
 
 
-def total(registry: Registry, uptime: float, relayed: tuple[int, int, int]) -> dict[str, Any]:
-    t = registry.totals
+def total(fig: Figures) -> dict[str, Any]:
+    t = fig.totals
     n = t.managed
     avg = t.call_duration / n if n else 0.0
     var = t.call_duration2 / n - avg * avg if n else 0.0
-    packets, bytes_, errors = relayed
+    packets, bytes_, errors = fig.relayed
     return {
-        "uptime": str(int(uptime)),
+        "uptime": str(int(fig.uptime)),
         "managedsessions": t.managed,
         "rejectedsessions": t.rejected,
         "timeoutsessions": t.timeout,
@@ -87,17 +224,17 @@ def total(registry: Registry, uptime: float, relayed: tuple[int, int, int]) -> d
     }
 
 
-def interval(registry: Registry, delays: Mapping[str, Delays]) -> dict[str, Any]:
+def interval(fig: Figures) -> dict[str, Any]:
     out: dict[str, Any] = {
         "totalcallsduration": _f6(0.0),
         "minmanagedsessions": 0,
         "maxmanagedsessions": 0,
     }
     for name in COMMAND_NAMES:
-        d = delays.get(name)
-        out[f"min{name}delay"] = _f6(d.low if d else 0.0)
-        out[f"max{name}delay"] = _f6(d.high if d else 0.0)
-        out[f"avg{name}delay"] = _f6(d.average if d else 0.0)
+        n, sum_, low, high = fig.delays.get(name, (0, 0.0, 0.0, 0.0))
+        out[f"min{name}delay"] = _f6(low)
+        out[f"max{name}delay"] = _f6(high)
+        out[f"avg{name}delay"] = _f6(sum_ / n if n else 0.0)
     for name in COMMAND_NAMES:
         out[f"min{name}requestrate"] = "0"
         out[f"max{name}requestrate"] = "0"
@@ -105,42 +242,65 @@ def interval(registry: Registry, delays: Mapping[str, Delays]) -> dict[str, Any]
     return out
 
 
-def control(counters: ControlCounters) -> dict[str, Any]:
+def control(fig: Figures) -> dict[str, Any]:
     proxies = []
-    for host, pc in counters.proxies.items():
+    for host, (commands, errors, _) in fig.proxies.items():
         entry: dict[str, Any] = {"proxy": host}
         for name, short in zip(COMMAND_NAMES, SHORT_NAMES, strict=True):
-            entry[f"{short}count"] = pc.commands.get(name, 0)
+            entry[f"{short}count"] = commands.get(name, 0)
             entry[f"{short}duration"] = _f6(0.0)
-        entry["errorcount"] = pc.errors
+        entry["errorcount"] = errors
         proxies.append(entry)
     out: dict[str, Any] = {"proxies": proxies}
     for name, short in zip(COMMAND_NAMES, SHORT_NAMES, strict=True):
-        out[f"total{short}count"] = counters.commands.get(name, 0)
+        out[f"total{short}count"] = fig.commands.get(name, 0)
     return out
 
 
-def interfaces(registry: Registry) -> list[dict[str, Any]]:
+def interfaces(fig: Figures) -> list[dict[str, Any]]:
     out = []
-    for itf in registry.interfaces:
-        pool = registry.pools[itf.local]
-        used = len(pool.used)
+    for pool in fig.pools:
+        size = pool.port_max - pool.port_min + 1
         out.append(
             {
-                "name": itf.name,
-                "address": itf.local,
+                "name": pool.name,
+                "address": pool.address,
                 "ports": {
                     "min": pool.port_min,
                     "max": pool.port_max,
-                    "used": used,
-                    "used_pct": f"{100.0 * used / pool.total:.2f}",
-                    "free": pool.free,
-                    "totals": pool.total,
+                    "used": pool.used,
+                    "used_pct": f"{100.0 * pool.used / size:.2f}",
+                    "free": size - pool.used,
+                    "totals": size,
                     "last": pool.last,
                 },
             }
         )
     return out
+
+
+def build(fig: Figures) -> dict[str, Any]:
+    """The `statistics` dict of the ng reply."""
+    return {
+        "currentstatistics": current(fig),
+        "totalstatistics": total(fig),
+        "intervalstatistics": interval(fig),
+        "mos": {
+            "mos_total": _f6(0.0),
+            "mos2_total": _f6(0.0),
+            "mos_samples_total": 0,
+            "mos_average": _f6(0.0),
+            "mos_stddev": _f6(0.0),
+        },
+        "controlstatistics": control(fig),
+        "interfaces": interfaces(fig),
+        "transcoders": [],
+    }
+
+
+def reply(parts: Sequence[Figures]) -> dict[str, Any]:
+    """The `statistics` dict from every worker's figures (one part in a single process)."""
+    return build(merge(parts))
 
 
 def statistics(
@@ -151,38 +311,5 @@ def statistics(
     relayed: tuple[int, int, int],
     rates: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The `statistics` dict of the ng reply."""
-    return {
-        "currentstatistics": current(registry, rates or {}),
-        "totalstatistics": total(registry, uptime, relayed),
-        "intervalstatistics": interval(registry, delays),
-        "mos": {
-            "mos_total": _f6(0.0),
-            "mos2_total": _f6(0.0),
-            "mos_samples_total": 0,
-            "mos_average": _f6(0.0),
-            "mos_stddev": _f6(0.0),
-        },
-        "controlstatistics": control(counters),
-        "interfaces": interfaces(registry),
-        "transcoders": [],
-    }
-
-
-def _sum(values: list[Any]) -> Any:
-    first = values[0]
-    if isinstance(first, bool) or not isinstance(first, (int, float)):
-        return first
-    return sum(values)
-
-
-def merge(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Several workers' `statistics` dicts as one process with all their calls would give."""
-    # provisional: counts add up; text figures are the first worker's
-    out: dict[str, Any] = {}
-    for section, value in parts[0].items():
-        if isinstance(value, dict):
-            out[section] = {k: _sum([p[section].get(k, 0) for p in parts]) for k in value}
-        else:
-            out[section] = value
-    return out
+    """The `statistics` dict of one process."""
+    return build(figures(registry, counters, delays, uptime, relayed, rates))

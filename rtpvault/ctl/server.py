@@ -15,7 +15,7 @@ from typing import Any
 from relay.config.values import Listen
 from relay.listener import TcpListener, host_port, listen_tcp, stream_protocol
 from rtpvault.component import DaemonContext
-from rtpvault.ctl.commands import run
+from rtpvault.ctl.commands import answer, catch_up, serve
 from rtpvault.ctl.state import shared
 
 __all__ = ["CtlServer", "attach"]
@@ -32,6 +32,7 @@ class CtlServer:
         self.daemon = daemon
         self.listen = listen
         self.state = shared(daemon)
+        serve(daemon)
         self._servers: list[TcpListener] = []
         self.commands = 0
 
@@ -42,6 +43,7 @@ class CtlServer:
             self._servers.append(server)
             logger.info("CLI listening on %s:%d", host, self.listen.port)
         self.state.start()
+        catch_up(self.daemon)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("", 0)
@@ -57,7 +59,7 @@ class CtlServer:
             self.commands += 1
             logger.info("CLI command '%s' from %s", line, host_port(str(peer[0]), int(peer[1])))
             try:
-                reply = run(self.daemon, line)
+                reply = await answer(self.daemon, line)
             except Exception:
                 logger.exception("CLI command %r failed", line)
                 reply = f"Internal error running '{line}'\n"

@@ -30,6 +30,10 @@ class CtlState:
         self._handle: asyncio.TimerHandle | None = None
         self._users = 0
         self.started_with: dict[str, Any] = current(daemon)
+        self.caught_up = False
+        self.changes = 0
+        """Run-time parameter changes made here (`set ...`, `params revert`)."""
+        """A worker took the others' run-time parameters (rtpvault.ctl.commands.catch_up)."""
         daemon.commands.observers.append(self._on_ng)
         daemon.registry.listeners.append(self._on_call)
 

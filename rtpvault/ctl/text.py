@@ -1,7 +1,9 @@
 """The text of rtpengine-ctl's `list ...` replies, byte for byte as rtpengine 10.5 prints them
 (docs/spec/metrics.md §3.3, compared side by side in tests/integration/ops/test_ctl_vs_rtpengine.py)
 and rtpvault's `forwarding` table. Each function takes the daemon (and the CtlState) and returns
-the whole reply; all run on the loop thread, so they read the call state without locks.
+the whole reply; all run on the loop thread, so they read the call state without locks. With
+`num-threads` workers the daemon-wide replies are rendered from every worker's part
+(`session_counts`, `session_rows`, `figures`, `forwarding_rows`; merged in rtpvault.ctl.commands).
 """
 
 from __future__ import annotations
@@ -11,23 +13,30 @@ import re
 import time
 from typing import Any
 
+from relay.ng import statistics as ngstats
 from relay.ng.callstats import media_codec
 from relay.ng.commands import COMMAND_NAMES, SHORT_NAMES
-from relay.ng.statistics import statistics
+from relay.ng.statistics import Figures
 from rtpvault.component import DaemonContext
 from rtpvault.ctl.state import CtlState
 
-__all__ = ["forwarding", "interfaces", "jsonstats", "numsessions", "session", "sessions",
-           "totals"]  # fmt: skip
+__all__ = ["figures", "forwarding", "forwarding_rows", "interfaces", "jsonstats", "numsessions",
+           "session", "session_counts", "session_rows", "sessions", "totals"]  # fmt: skip
 
 
-def stats(daemon: DaemonContext, state: CtlState) -> dict[str, Any]:
-    return statistics(daemon.registry, daemon.control.counters, daemon.commands.delays,
-                      time.monotonic() - daemon.started, daemon.registry.relayed(),
-                      state.rates)  # fmt: skip
+def figures(daemon: DaemonContext, state: CtlState) -> Figures:
+    """This process's raw figures for `list totals|counters|jsonstats|interfaces` (the
+    workers' are merged by relay.ng.statistics before rendering)."""
+    return ngstats.figures(daemon.registry, daemon.control.counters, daemon.commands.delays,
+                           time.monotonic() - daemon.started, daemon.registry.relayed(),
+                           state.rates)  # fmt: skip
 
 
-def numsessions(daemon: DaemonContext) -> str:
+Counts = tuple[int, int, int, int, int]
+"""(own calls, all calls, IPv4-only, IPv6-only, mixed): `list numsessions` of one process."""
+
+
+def session_counts(daemon: DaemonContext) -> Counts:
     calls = daemon.registry.calls.values()
     own = sum(1 for c in calls if not c.foreign)
     v4 = v6 = mixed = 0
@@ -41,26 +50,37 @@ def numsessions(daemon: DaemonContext) -> str:
             v6 += 1
         elif fams:
             mixed += 1
-    return (f"Current sessions own: {own}\nCurrent sessions foreign: {len(calls) - own}\n"
-            f"Current sessions total: {len(calls)}\nCurrent transcoded media: 0\n"
+    return own, len(calls), v4, v6, mixed
+
+
+def numsessions(counts: Counts) -> str:
+    own, total, v4, v6, mixed = counts
+    return (f"Current sessions own: {own}\nCurrent sessions foreign: {total - own}\n"
+            f"Current sessions total: {total}\nCurrent transcoded media: 0\n"
             f"Current sessions ipv4 only media: {v4}\nCurrent sessions ipv6 only media: {v6}\n"
             f"Current sessions ip mixed  media: {mixed}\n")  # fmt: skip
 
 
-def sessions(daemon: DaemonContext, state: CtlState, which: str) -> str:
+def session_rows(daemon: DaemonContext, state: CtlState, which: str) -> list[tuple[float, str]]:
+    """(created, line) of the calls `list sessions all|own|foreign` shows, newest first."""
     calls = [c for c in daemon.registry.calls.values()
              if which == "all" or c.foreign == (which == "foreign")]  # fmt: skip
-    if not calls:
-        if which == "foreign":
-            return "No foreign sessions on this media relay.\n"
-        return "No sessions on this media relay.\n"
     out = []
     for call in reversed(calls):  # newest first, as rtpengine's hash walk happens to print
         mark = "yes" if call.deleted_at is not None else " no"
-        out.append(f"callid: {call.call_id:>60} | deletionmark: {mark} | created: "
-                   f"{int(call.created):11d} | proxy:{state.proxy.get(call.call_id, '')} | "
-                   f"redis_keyspace:0 | foreign:{'yes' if call.foreign else 'no'}\n")  # fmt: skip
-    return "".join(out)
+        out.append((call.created,
+                    f"callid: {call.call_id:>60} | deletionmark: {mark} | created: "
+                    f"{int(call.created):11d} | proxy:{state.proxy.get(call.call_id, '')} | "
+                    f"redis_keyspace:0 | foreign:{'yes' if call.foreign else 'no'}\n"))  # fmt: skip
+    return out
+
+
+def sessions(rows: list[tuple[float, str]], which: str) -> str:
+    if not rows:
+        if which == "foreign":
+            return "No foreign sessions on this media relay.\n"
+        return "No sessions on this media relay.\n"
+    return "".join(line for _, line in rows)
 
 
 def _codec(party: Any, side: Any) -> str:
@@ -114,8 +134,8 @@ def _line(label: str, value: Any) -> str:
     return f" {label:<48}:{value}\n"
 
 
-def totals(daemon: DaemonContext, state: CtlState) -> str:
-    st = stats(daemon, state)
+def totals(st: dict[str, Any]) -> str:
+    """`list totals` from the `statistics` dict (relay.ng.statistics.build)."""
     cur, tot, ivl, mos = (st["currentstatistics"], st["totalstatistics"],
                           st["intervalstatistics"], st["mos"])  # fmt: skip
     out = [
@@ -209,22 +229,18 @@ def counters_lines(cur: dict[str, Any]) -> str:
     ))  # fmt: skip
 
 
-def counters(daemon: DaemonContext, state: CtlState) -> str:
-    return "\nCurrent per-second counters:\n\n" + counters_lines(
-        stats(daemon, state)["currentstatistics"]
-    )
+def counters(st: dict[str, Any]) -> str:
+    return "\nCurrent per-second counters:\n\n" + counters_lines(st["currentstatistics"])
 
 
-def interfaces(daemon: DaemonContext) -> str:
+def interfaces(fig: Figures) -> str:
     out = []
-    reg = daemon.registry
-    for itf in reg.interfaces:
-        pool = reg.pools[itf.local]
-        used = len(pool.used)
-        fam = "IPv6" if ":" in itf.local else "IPv4"
-        out.append(f"Interface '{itf.name}' address '{itf.local}' ({fam})\n"
+    for pool in fig.pools:
+        used, size = pool.used, pool.port_max - pool.port_min + 1
+        fam = "IPv6" if ":" in pool.address else "IPv4"
+        out.append(f"Interface '{pool.name}' address '{pool.address}' ({fam})\n"
                    f" Port range: {pool.port_min} - {pool.port_max}\n"
-                   f" Ports used: {used:5d} / {pool.total:5d} ({100.0 * used / pool.total:5.1f}%)\n"
+                   f" Ports used: {used:5d} / {size:5d} ({100.0 * used / size:5.1f}%)\n"
                    f" Last port used: {pool.last}\n")  # fmt: skip
     return "".join(out)
 
@@ -243,11 +259,11 @@ def _numbers(value: Any) -> Any:
 _NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
 
-def jsonstats(daemon: DaemonContext, state: CtlState) -> str:
-    return json.dumps(_numbers(stats(daemon, state)), separators=(",", ":")) + "\n"
+def jsonstats(st: dict[str, Any]) -> str:
+    return json.dumps(_numbers(st), separators=(",", ":")) + "\n"
 
 
-def forwarding(daemon: DaemonContext) -> str:
+def forwarding_rows(daemon: DaemonContext) -> list[tuple[float, str]]:
     """One line per stream: where packets come from, the local port, where they go, and the
     path that forwards them — rtpvault's answer to the kernel module's /proc/rtpengine/0/list."""
     rows = []
@@ -261,9 +277,15 @@ def forwarding(daemon: DaemonContext) -> str:
                         out = f"{sink.local_address}:{sink.local_port}"
                         dst = f"{sink.peer[0]}:{sink.peer[1]}" if sink.peer else "-"
                     src = f"{st.peer[0]}:{st.peer[1]}" if st.peer else "-"
-                    rows.append(f"{call.call_id} {party.tag} {'rtcp' if st.is_rtcp else 'rtp'} "
+                    kind = "rtcp" if st.is_rtcp else "rtp"
+                    rows.append((call.created, f"{call.call_id} {party.tag} {kind} "
                                 f"{src} -> {st.local_address}:{st.local_port} => {out} -> {dst} "
                                 f"path=userspace packets={st.packets} bytes={st.bytes} "
                                 f"errors={st.errors} dropped={st.dropped} "
-                                f"recorded={'yes' if st.tap else 'no'}\n")  # fmt: skip
-    return "".join(rows) if rows else "No streams.\n"
+                                f"recorded={'yes' if st.tap else 'no'}\n"))  # fmt: skip
+    return rows
+
+
+def forwarding(rows: list[tuple[float, str]]) -> str:
+    """The table from (call created, row), oldest call first as one process lists them."""
+    return "".join(row for _, row in rows) if rows else "No streams.\n"

@@ -365,3 +365,30 @@ def test_udp_reply_is_sent_before_deferred_work_runs() -> None:
         return events
 
     assert asyncio.run(scenario()) == ["reply already sent: True"]
+
+
+def test_a_reply_for_a_listener_still_opening_leaves_once_it_is_open() -> None:
+    """A worker still starting answers a request handed over by one already serving
+    (rtpvault.shard): the reply waits for its `listen-ng` socket instead of being lost."""
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind(("127.0.0.1", 0))
+    client.settimeout(5)
+    port = client.getsockname()[1]
+
+    async def scenario() -> tuple[bytes, Any]:
+        server = NgControlServer(ping_only)
+        server.send_udp(0, b"c1 d6:result2:oke", ("127.0.0.1", port))
+        server.send_udp(-1, b"never", ("127.0.0.1", port))  # a stream's path: not UDP
+        await server.start_udp("127.0.0.1", 0)
+        try:
+            data, sender = await asyncio.get_running_loop().run_in_executor(
+                None, client.recvfrom, 100)
+            return data, sender
+        finally:
+            server.close()
+
+    try:
+        data, sender = asyncio.run(scenario())
+    finally:
+        client.close()
+    assert data == b"c1 d6:result2:oke" and sender[0] == "127.0.0.1"
