@@ -22,7 +22,10 @@ row stuck at `recording` (or no row) and nothing queued for S3. Before its first
 writer therefore reads the sidecar of every row of this node an earlier run left at
 `recording`, and the sidecars modified since the start of this node's newest row (minus a
 minute) up to this start, and writes the finished ones whose row is missing or differs.
-Recordings crash recovery finalises arrive as events as usual.
+Recordings crash recovery finalises arrive as events as usual. Processes sharing the spool and
+the index (the `num-threads` workers) may read each other's fresh sidecars here: the same
+document written by two processes gives the same rows (storage.ingest is idempotent, a refused
+duplicate insert is written again as an update, one upload job per recording).
 
 stats(): upload_queue_depth, upload_oldest_age_seconds, uploads {done, retry, failed},
 uploaded_bytes (with a bucket), db_errors (failed index writes, retried), index_rejected
