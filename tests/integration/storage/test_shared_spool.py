@@ -206,3 +206,82 @@ def test_two_daemons_share_spool_index_and_bucket_one_killed(
     assert rows[call_b.call_id].packets >= len(seqs)
     assert list((spool / "tmp").iterdir()) == []
     assert len(list((spool / "metadata").iterdir())) == 2
+
+
+def test_two_daemons_starting_together_recover_a_dead_ones_calls_once(
+    s3: MotoServer, tmp_path: Path
+) -> None:
+    """A daemon killed -9 during recorded calls; two daemons then start on the same spool at
+    the same moment (workers starting together): each call is recovered by one of them, indexed
+    once (`interrupted`) and stored once. End to end only: whether two daemons' recoveries
+    overlap depends on their start-up times; the overlap itself is forced, with a start signal,
+    in tests/integration/recording/test_shared_recovery.py."""
+    s3.client.create_bucket(Bucket=BUCKET)
+    s3.client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    spool = tmp_path / "spool"
+    extra = [
+        f"--recording-dir={spool}", "--recording-format=eth", "--delete-delay=0",
+        f"--s3-bucket={BUCKET}", f"--s3-endpoint-url={s3.endpoint}", "--s3-region=us-east-1",
+        "--s3-retry-initial=0.2", "--s3-retry-max=1", "--recording-node=shared-node",
+    ]  # fmt: skip
+    dead = daemons.start("rtpvault", tmp_path / "dead", extra=extra)
+    calls = [Call(dead, f"left-{i}@192.0.2.1") for i in range(4)]
+    try:
+        for c in calls:
+            c.offer(**{"record-call": "yes"})
+            c.answer()
+            c.media(20)
+            c.relayed(20)
+
+        def on_disk() -> bool:  # every packet flushed to its file
+            docs = sidecars(spool).values()
+            return len(docs) == len(calls) and all(
+                len(caller_seqs(Path(str(d["path"])))) == 20 for d in docs
+            )
+
+        assert wait_for(on_disk, 30, retry_on=(Exception,)), dead.log()[-3000:]
+        dead.proc.send_signal(signal.SIGKILL)
+        dead.proc.wait(10)
+    finally:
+        for c in calls:
+            c.close()
+        dead.stop()
+    assert {d["status"] for d in sidecars(spool).values()} == {"recording"}
+    started: list[daemons.Daemon] = []
+    threads = [
+        threading.Thread(
+            target=lambda n=n: started.append(
+                daemons.start("rtpvault", tmp_path / f"w{n}", extra=extra)
+            )  # fmt: skip
+        )
+        for n in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    index = open_index("sqlite:///" + str(spool / "recordings.db"), create=False)
+    try:
+        assert len(started) == 2
+        assert wait_for(lambda: all_archived(index, len(calls)), 60, retry_on=(Exception,))
+        with index.session() as s:
+            rows = s.scalars(select(Recording)).all()
+            jobs = {j.recording_id: j for j in s.scalars(select(Upload))}
+            s.expunge_all()
+    finally:
+        index.close()
+        for d in started:
+            d.stop()
+    logs = "".join(d.log() for d in started)
+    assert logs.count("recovered interrupted recording") == len(calls)
+    assert sorted(r.call_id for r in rows) == sorted(c.call_id for c in calls)
+    for rec in rows:
+        data = Path(rec.path).read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        assert (rec.status, rec.sha256, rec.object_sha256) == ("interrupted", sha, sha)
+        assert caller_seqs(Path(rec.path)) == list(range(100, 120))
+        assert (jobs[rec.id].state, jobs[rec.id].attempts) == ("done", 1)
+        assert rec.object_key is not None
+        versions = s3.client.list_object_versions(Bucket=BUCKET, Prefix=rec.object_key)
+        assert len(versions.get("Versions", [])) == 1
+        assert object_puts(s3, Path(rec.path)) == 1
