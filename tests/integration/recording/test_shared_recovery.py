@@ -177,3 +177,24 @@ def test_recovery_leaves_a_live_writers_recording_alone(tmp_path: Path) -> None:
     ).stdout.split()  # fmt: skip
     assert [int(p.replace(":", "")[4:8], 16) for p in out] == list(range(10))
     assert os.path.getsize(live.pcap) == side["size"]
+
+
+def test_a_finished_recordings_leftover_metadata_is_only_moved(tmp_path: Path) -> None:
+    """A recording that ended `failed` (disk full) while its writer was killed before the
+    finish moved its metadata file: recovery moves that file to metadata/ and leaves the
+    recording as its sidecar says, instead of indexing the same call again under a new id."""
+    root = spool(tmp_path)
+    paths = leftover(root, 3)
+    doc = json.loads(Path(paths.sidecar).read_text())
+    failed = dict(doc, status="failed", reason="cannot write: No space left on device (ENOSPC)",
+                  ended=1005.0, metadata="from:x")  # fmt: skip
+    Path(paths.sidecar).write_text(json.dumps(failed))
+    go = tmp_path / "go"
+    go.touch()
+    recoverer = python(RECOVER, str(root), str(go))
+    assert line(recoverer) == "ready"
+    assert json.loads(line(recoverer)) == []
+    recoverer.wait(10)
+    assert json.loads(Path(paths.sidecar).read_text()) == failed
+    assert not Path(paths.meta_tmp).exists()
+    assert Path(paths.meta_final).read_text().endswith("\n\n\nfrom:x\n")
