@@ -33,15 +33,23 @@ RECOVERY_LOCK = ".recovery.lock"
 """In sidecars/: not a `*.json`, so no sidecar scan ever reads it."""
 
 
+_unsupported_logged = False
+
+
 def hold(fd: int) -> bool:
-    """Lock the writer's (just created) media file; False if someone else holds it (not
-    expected: the name is new)."""
+    """Lock `fd`'s file; False only if another open file holds it. A file system without
+    flock(2) (ENOLCK, EOPNOTSUPP: some network mounts) counts as unlocked, logged once: recovery
+    then works as it did for one process, and recording is never refused for it."""
+    global _unsupported_logged
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
-        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-            raise
-        return False
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return False
+        if not _unsupported_logged:
+            _unsupported_logged = True
+            logger.warning("recording-dir does not support flock(2) (%s): processes sharing it "
+                           "may recover each other's live recordings", exc)  # fmt: skip
     return True
 
 
@@ -77,7 +85,10 @@ def recovery_lock(root: str) -> Iterator[None]:
         yield
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:  # no flock(2) here (see `hold`): recover as one process did
+            logger.error("cannot lock %s, recovering without it: %s", path, exc)
         yield
     finally:
         os.close(fd)
