@@ -491,7 +491,9 @@ class Uploader:
         with self.index.session() as s:
             s.execute(
                 update(Upload)
-                .where(Upload.id == job.id)
+                # only while the claim is still ours: a claim taken over (storage.claims, an
+                # expired one of another host) belongs to its new holder, whose outcome counts
+                .where(Upload.id == job.id, Upload.claimed_by == self.token)
                 .values(
                     state="pending",
                     next_try=time.time() + delay,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from storage.db import Index
 from storage.ingest import upsert_sidecar
@@ -269,3 +269,23 @@ def test_prefix_template(template: str) -> None:
             check_template(template)
     else:
         check_template(template)
+
+
+def test_a_failed_attempt_does_not_undo_a_claim_taken_over(
+    index: Index, s3: MotoServer, tmp_path: Path
+) -> None:
+    """A claim taken over meanwhile (an expired claim of another host, storage.claims) belongs
+    to its new holder: the first holder's failed attempt must not put the job back to
+    `pending` under it (a third process would then upload it too)."""
+    st = settings(s3)  # no bucket created: every attempt fails
+    rec = make_recording(index, tmp_path)
+    queue(index, rec, st)
+    first = Uploader(index, st, "n1")
+    job = first._claim()
+    assert job is not None
+    with index.session() as s:  # taken over by another process while this one uploads
+        s.execute(update(Upload).values(claimed_by="c1|elsewhere|b|n|1|1|x"))
+    first.process(job)
+    with index.session() as s:
+        got = s.scalars(select(Upload)).one()
+        assert (got.state, got.claimed_by) == ("uploading", "c1|elsewhere|b|n|1|1|x")
