@@ -18,10 +18,12 @@ import os
 import struct
 import time
 import uuid
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from recorder import metafile, pcap, pcapng
+from recorder import filelock, metafile, pcap, pcapng
 from recorder.recording import STATUS_INTERRUPTED, STATUS_RECORDING, RtcpCounter
 from recorder.rtpstats import RtpStats
 from recorder.sdpinfo import summarise
@@ -212,30 +214,47 @@ def _recover_one(root: str, prefix: str, doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def _read_sidecar(side: str) -> dict[str, Any] | None:
+    try:
+        with open(side, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as exc:
+        logger.error("unreadable sidecar %s: %s", side, exc)
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _media_files(root: str, prefix: str, named: Any) -> list[str]:
+    """Every media file the recording `prefix` may have: the one its sidecar or metadata file
+    names, and both names rtpvault gives (a live writer locks its file before the metadata
+    file or the sidecar exists, so this finds it whatever recovery found first)."""
+    pcaps = os.path.join(root, "pcaps", prefix)
+    out = [f"{pcaps}.pcap", f"{pcaps}.pcapng"]
+    if isinstance(named, str) and named:
+        out.insert(0, named)
+    return out
+
+
 def recover(root: str, node: str, fmt_link: str) -> list[dict[str, Any]]:
-    """Finalise every unfinished recording under `root`; returns their new sidecars."""
+    """Finalise every unfinished recording under `root` that no live process is writing
+    (recorder.filelock); returns their new sidecars."""
+    with filelock.recovery_lock(root):
+        return _recover_all(root, node, fmt_link)
+
+
+def _recover_all(root: str, node: str, fmt_link: str) -> list[dict[str, Any]]:
     done: list[dict[str, Any]] = []
     seen: set[str] = set()
     for side in sorted(glob.glob(os.path.join(glob.escape(root), "sidecars", "*.json"))):
         prefix = os.path.basename(side)[: -len(".json")]
-        try:
-            with open(side, encoding="utf-8") as f:
-                doc = json.load(f)
-        except (OSError, ValueError) as exc:
-            logger.error("unreadable sidecar %s: %s", side, exc)
-            continue
-        if doc.get("status") != STATUS_RECORDING:
+        doc = _read_sidecar(side)
+        if doc is None or doc.get("status") != STATUS_RECORDING:
             continue
         seen.add(prefix)
-        doc.setdefault("sidecar_path", side)  # written by versions that did not say
-        try:
-            doc = redact_sidecar(_recover_one(root, prefix, doc))  # may predate redaction
-            write_json_atomic(side, json.dumps(doc), fsync=True)
-        except OSError as exc:
-            logger.error("cannot recover %s: %s", side, exc)
-            continue
-        logger.warning("recovered interrupted recording %s (%s)", doc.get("path"), doc["reason"])
-        done.append(doc)
+        work = partial(_from_sidecar, root, prefix, side)
+        got = _locked(root, prefix, side, doc.get("path"), work)
+        if got is not None:
+            done.append(got)
     for tmp in sorted(glob.glob(os.path.join(glob.escape(root), "tmp", "rtpengine-meta-*.tmp"))):
         prefix = os.path.basename(tmp)[len("rtpengine-meta-") : -len(".tmp")]
         if prefix in seen:
@@ -243,23 +262,75 @@ def recover(root: str, node: str, fmt_link: str) -> list[dict[str, Any]]:
         try:
             with open(tmp, "rb") as f:
                 first = f.readline().decode("utf-8", "replace").strip()
-            started = os.stat(tmp).st_mtime
-            path = first if first.endswith((".pcap", ".pcapng")) else None
-            call_id = unquote_to_bytes(prefix[:-_PREFIX_END]).decode("utf-8", "surrogateescape")
-            doc = {"version": 1, "id": str(uuid.uuid4()), "node": node, "call_id": call_id,
-                   "tags": [], "metadata": None, "meta": {}, "caller": None, "callee": None,
-                   "format": "pcapng" if path and path.endswith(".pcapng") else "pcap",
-                   "link": fmt_link, "path": path, "started": started, "parties": [],
-                   "codecs": [], "sdp": [], "pauses": [], "streams": []}  # fmt: skip
-            side = os.path.join(root, "sidecars", f"{prefix}.json")
-            doc["sidecar_path"] = side
-            doc = _recover_one(root, prefix, doc)
-            if path is None:
-                doc["path"] = None
-            write_json_atomic(side, json.dumps(doc), fsync=True)
         except OSError as exc:
             logger.error("cannot recover %s: %s", tmp, exc)
             continue
-        logger.warning("recovered leftover metadata %s", tmp)
-        done.append(doc)
+        path = first if first.endswith((".pcap", ".pcapng")) else None
+        work = partial(_from_metadata, root, prefix, tmp, path, node, fmt_link)
+        got = _locked(root, prefix, tmp, path, work)
+        if got is not None:
+            done.append(got)
     return done
+
+
+def _locked(
+    root: str, prefix: str, what: str, path: Any, work: Callable[[], dict[str, Any] | None]
+) -> dict[str, Any] | None:
+    """`work()` with the recording's media files locked; None when a live process writes
+    them, or when there was nothing (left) to do."""
+    held = filelock.claim(_media_files(root, prefix, path))
+    if held is None:
+        logger.info("recording %s is being written by a live process: left to it", what)
+        return None
+    try:
+        return work()
+    except OSError as exc:
+        logger.error("cannot recover %s: %s", what, exc)
+        return None
+    finally:
+        filelock.release(held)
+
+
+def _from_sidecar(root: str, prefix: str, side: str) -> dict[str, Any] | None:
+    # read again under the lock: its writer may have finished it since the scan read it
+    doc = _read_sidecar(side)
+    if doc is None or doc.get("status") != STATUS_RECORDING:
+        return None
+    doc.setdefault("sidecar_path", side)  # written by versions that did not say
+    doc = redact_sidecar(_recover_one(root, prefix, doc))  # may predate redaction
+    write_json_atomic(side, json.dumps(doc), fsync=True)
+    logger.warning("recovered interrupted recording %s (%s)", doc.get("path"), doc["reason"])
+    return doc
+
+
+def _from_metadata(
+    root: str, prefix: str, tmp: str, path: str | None, node: str, fmt_link: str
+) -> dict[str, Any] | None:
+    if not os.path.exists(tmp):
+        return None  # its writer finished it since the scan
+    side = os.path.join(root, "sidecars", f"{prefix}.json")
+    if os.path.exists(side):
+        # its sidecar appeared after the scan (the writer died since), or the writer ended
+        # the recording but could not move this file (a `failed` one, killed before its finish)
+        doc = _read_sidecar(side)
+        if doc is not None and doc.get("status") == STATUS_RECORDING:
+            return _from_sidecar(root, prefix, side)
+        if doc is not None:
+            started = float(doc.get("started") or 0.0)
+            ended = float(doc.get("ended") or started)
+            _finish_meta(root, prefix, started, ended, doc.get("metadata"))
+            return None
+    started = os.stat(tmp).st_mtime
+    call_id = unquote_to_bytes(prefix[:-_PREFIX_END]).decode("utf-8", "surrogateescape")
+    doc = {"version": 1, "id": str(uuid.uuid4()), "node": node, "call_id": call_id,
+           "tags": [], "metadata": None, "meta": {}, "caller": None, "callee": None,
+           "format": "pcapng" if path and path.endswith(".pcapng") else "pcap",
+           "link": fmt_link, "path": path, "started": started, "parties": [],
+           "codecs": [], "sdp": [], "pauses": [], "streams": []}  # fmt: skip
+    doc["sidecar_path"] = side
+    doc = _recover_one(root, prefix, doc)
+    if path is None:
+        doc["path"] = None
+    write_json_atomic(side, json.dumps(doc), fsync=True)
+    logger.warning("recovered leftover metadata %s", tmp)
+    return doc

@@ -31,7 +31,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from recorder import metafile
+from recorder import filelock, metafile
 from recorder.diskspace import SpaceWatch, measure
 from recorder.recording import STATUS_COMPLETE, STATUS_FAILED, Recording
 
@@ -139,6 +139,9 @@ class Spool:
         self._measure()
         self._owed: dict[str, tuple[Recording, str]] = {}
         """Sidecars not written yet (path → recording, text); retried at each flush."""
+        self._locked: dict[str, int] = {}
+        """Media files of finished recordings whose final sidecar is owed (path → descriptor):
+        kept open, so locked, until it is written."""
         # The worker and the finishers may write the same sidecar (same `.tmp` name), so each
         # path has a lock; striped, so finishers writing different sidecars fsync in parallel
         # (one lock for all made the four finishers take turns at every sidecar fsync).
@@ -176,6 +179,11 @@ class Spool:
         else:
             try:
                 state.fd = os.open(rec.paths.pcap, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                # held until the final sidecar is written: another process's start-up recovery
+                # leaves a locked recording alone (recorder.filelock)
+                if not filelock.hold(state.fd):
+                    logger.error("%s is locked by another process", rec.paths.pcap,
+                                 extra={"call_id": rec.call_id})  # fmt: skip
             except OSError as exc:
                 reason = describe(f"cannot create {rec.paths.pcap}", exc)
         if reason is None:
@@ -331,10 +339,15 @@ class Spool:
     def _sidecar_lock(self, path: str) -> threading.Lock:
         return self._sidecar_locks[zlib.crc32(path.encode()) % SIDECAR_LOCKS]
 
-    def _write_sidecar(self, rec: Recording, text: str, fsync: bool = False) -> bool:
-        """Write the sidecar, or keep it for `_write_owed` (logged once)."""
+    def _write_sidecar(
+        self, rec: Recording, text: str, fsync: bool = False, lock_fd: int | None = None
+    ) -> bool:
+        """Write the sidecar, or keep it for `_write_owed` (logged once). `lock_fd`: the
+        finished recording's media file, closed (so unlocked) once this sidecar is written."""
         path = rec.paths.sidecar
         with self._sidecar_lock(path):
+            if lock_fd is not None:
+                self._locked[path] = lock_fd
             try:
                 write_json_atomic(path, text, fsync)
             except OSError as exc:
@@ -346,6 +359,7 @@ class Spool:
                 return False
             if self._owed.pop(path, None) is not None:
                 logger.info("sidecar %s written", path, extra={"call_id": rec.call_id})
+            self._unlock(self._locked.pop(path, None))
             return True
 
     def _write_owed(self) -> None:
@@ -379,7 +393,6 @@ class Spool:
                 os.fsync(state.fd)
             except OSError as exc:
                 self._fail(state, describe(f"cannot sync {rec.paths.pcap}", exc))
-            os.close(state.fd)
             try:
                 doc["size"], doc["sha256"] = sha256_file(rec.paths.pcap)
             except OSError as exc:
@@ -389,8 +402,13 @@ class Spool:
         doc["ended"] = ended
         if not rec.failed:
             doc["status"] = STATUS_COMPLETE
-        self._write_sidecar(rec, json.dumps(doc), fsync=True)
+        self._write_sidecar(rec, json.dumps(doc), fsync=True, lock_fd=state.fd)
         self.emit(dict(doc))
+
+    def _unlock(self, fd: int | None) -> None:
+        """Close the media file, which releases its lock (recorder.filelock)."""
+        if fd is not None:
+            os.close(fd)
 
     def _finish_meta(self, state: _Open, trailer: bytes) -> None:
         """Trailer, fsync, and the move to metadata/ — the move even when the trailer did not

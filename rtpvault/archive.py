@@ -22,7 +22,10 @@ row stuck at `recording` (or no row) and nothing queued for S3. Before its first
 writer therefore reads the sidecar of every row of this node an earlier run left at
 `recording`, and the sidecars modified since the start of this node's newest row (minus a
 minute) up to this start, and writes the finished ones whose row is missing or differs.
-Recordings crash recovery finalises arrive as events as usual.
+Recordings crash recovery finalises arrive as events as usual. Processes sharing the spool and
+the index (the `num-threads` workers) may read each other's fresh sidecars here: the same
+document written by two processes gives the same rows (storage.ingest is idempotent, a refused
+duplicate insert is written again as an update, one upload job per recording).
 
 stats(): upload_queue_depth, upload_oldest_age_seconds, uploads {done, retry, failed},
 uploaded_bytes (with a bucket), db_errors (failed index writes, retried), index_rejected
@@ -53,6 +56,7 @@ logger = logging.getLogger("rtpvault.archive")
 FINAL = ("complete", "interrupted", "failed")
 RECONCILE_MARGIN = 60.0  # seconds before the index's last word that sidecars are read again
 BATCH = 200  # documents written in one transaction at most
+WRITE_RACES = 3  # tries of a write refused as a duplicate (another process wrote it first)
 _STOP = object()
 
 
@@ -290,7 +294,21 @@ class ArchiveComponent:
         return written
 
     def _write(self, *docs: dict[str, Any]) -> None:
-        """Upsert `docs` (and their upload rows) in one transaction."""
+        """Upsert `docs` (and their upload rows) in one transaction. Another process may write
+        the same recording at the same moment (its own start-up reconciliation reading this
+        process's sidecar): the loser's insert of a row the winner just inserted is refused
+        (primary key, one upload per recording) and it writes again, now as an update."""
+        from sqlalchemy.exc import IntegrityError
+
+        for attempt in range(WRITE_RACES):
+            try:
+                self._write_once(*docs)
+                return
+            except IntegrityError:
+                if attempt == WRITE_RACES - 1:
+                    raise
+
+    def _write_once(self, *docs: dict[str, Any]) -> None:
         from storage.ingest import upsert_sidecar
         from storage.uploader import enqueue
 

@@ -267,6 +267,26 @@ def _redact(url: str) -> str:
         return "<unparsable URL>"
 
 
+@contextmanager
+def _migration_lock(folder: str) -> Iterator[None]:
+    """Several processes creating one SQLite index (the workers of `num-threads` starting
+    together) migrate in turn: SQLite runs DDL outside a transaction, and the second
+    `CREATE TABLE` would fail. An flock(2) on the database's folder, not on the file (closing
+    a descriptor of the file would drop SQLite's own locks, see `_header_fds`); PostgreSQL has
+    its advisory lock in migrations/env.py."""
+    if not folder:
+        yield
+        return
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def open_index(url: str, *, create: bool) -> Index:
     """Open the index at `url`; see the module docstring for `create`."""
     try:
@@ -277,14 +297,16 @@ def open_index(url: str, *, create: bool) -> Index:
         if create:
             from alembic import command
 
+            parent = ""
             if url.startswith("sqlite:///"):
                 parent = os.path.dirname(url[len("sqlite:///") :])
                 if parent:
                     os.makedirs(parent, exist_ok=True)
-            with engine.begin() as conn:
-                cfg = alembic_config(url)
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+            with _migration_lock(parent):
+                with engine.begin() as conn:
+                    cfg = alembic_config(url)
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, "head")
         else:
             check_schema(engine, url)
     except SchemaError:

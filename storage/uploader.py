@@ -26,13 +26,13 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, and_, select, update
 
+from storage import claims
 from storage.backoff import Backoff
 from storage.db import Index
 from storage.models import Recording, Upload
@@ -42,6 +42,9 @@ from storage.s3.objects import MiB, ObjectWriter, composite, digests, version_of
 __all__ = ["S3Settings", "Uploader", "enqueue", "file_sha256"]
 
 logger = logging.getLogger("rtpvault.upload")
+
+REQUEUE_INTERVAL = 60.0
+"""Seconds between two looks for jobs a dead process left `uploading`."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,10 @@ class Uploader:
         self.index = index
         self.settings = settings
         self.node = node
-        self.token = f"{node or 'node'}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # names this process (host, pid, start time): storage.claims tells a dead holder's
+        # claims, which may be handed back, from a live one's (another worker's), which may not
+        self.token = claims.own_token()
+        self._requeued_at = 0.0
         self._client = client
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -170,8 +176,10 @@ class Uploader:
             self.requeue_abandoned()
         except Exception as exc:  # the jobs stay `uploading` until a start that can reach it
             logger.error("could not hand back abandoned uploads: %s", str(exc).splitlines()[0])
+        self._requeued_at = time.monotonic()
         for i in range(max(1, self.settings.workers)):
-            t = threading.Thread(target=self._run, name=f"s3-upload-{i}", daemon=True)
+            t = threading.Thread(target=self._run, args=(i == 0,), name=f"s3-upload-{i}",
+                                 daemon=True)  # fmt: skip
             t.start()
             self._threads.append(t)
 
@@ -186,23 +194,55 @@ class Uploader:
         self._threads.clear()
 
     def requeue_abandoned(self) -> int:
-        """Rows left `uploading` by a process that is gone go back to `pending`."""
+        """Rows of this node left `uploading` by a process that is gone go back to `pending`;
+        a live process's (another worker's) claims stay (storage.claims)."""
+        now = time.time()
         with self.index.session() as s:
-            res = cast(
-                CursorResult[Any],
-                s.execute(
-                    update(Upload)
-                    .where(Upload.state == "uploading", Upload.claimed_by != self.token)
-                    .where(
-                        Upload.recording_id.in_(
-                            select(Recording.id).where(Recording.node == self.node)
+            held = s.execute(
+                select(Upload.id, Upload.claimed_by, Upload.updated)
+                .join(Recording, Recording.id == Upload.recording_id)
+                .where(
+                    Upload.state == "uploading",
+                    Upload.claimed_by.is_distinct_from(self.token),
+                    Recording.node == self.node,
+                )
+            ).all()
+        me = claims.current()
+        n = 0
+        for job_id, token, updated in held:
+            if not claims.abandoned(token, updated or 0.0, now, me):
+                continue
+            with self.index.session() as s:
+                res = cast(
+                    CursorResult[Any],
+                    s.execute(
+                        update(Upload)
+                        # only if still that claim: it may have ended (or moved) meanwhile
+                        .where(
+                            Upload.id == job_id,
+                            Upload.state == "uploading",
+                            Upload.claimed_by.is_not_distinct_from(token),
                         )
-                    )
-                    .values(state="pending", claimed_by=None, next_try=0.0)
-                    .execution_options(synchronize_session=False)
-                ),
-            )
-            return int(res.rowcount or 0)
+                        .values(state="pending", claimed_by=None, next_try=0.0)
+                        .execution_options(synchronize_session=False)
+                    ),
+                )
+                n += int(res.rowcount or 0)
+        if n:
+            logger.warning("%d upload(s) left by a process that is gone queued again", n)
+        return n
+
+    def _requeue_now(self) -> None:
+        """Every REQUEUE_INTERVAL, from the first worker thread: a dead process's jobs are
+        handed back even when no process restarts after it (fewer workers)."""
+        now = time.monotonic()
+        if now - self._requeued_at < REQUEUE_INTERVAL:
+            return
+        self._requeued_at = now
+        try:
+            self.requeue_abandoned()
+        except Exception as exc:
+            logger.error("could not hand back abandoned uploads: %s", str(exc).splitlines()[0])
 
     # -- queue ----------------------------------------------------------------------------------
 
@@ -250,8 +290,10 @@ class Uploader:
                     return s.get(Upload, job_id)
         return None
 
-    def _run(self) -> None:
+    def _run(self, requeues: bool = False) -> None:
         while not self._stop.is_set():
+            if requeues:
+                self._requeue_now()
             try:
                 job = self._claim()
             except Exception as exc:  # DB down: log and wait; nothing is lost, rows persist
@@ -449,7 +491,9 @@ class Uploader:
         with self.index.session() as s:
             s.execute(
                 update(Upload)
-                .where(Upload.id == job.id)
+                # only while the claim is still ours: a claim taken over (storage.claims, an
+                # expired one of another host) belongs to its new holder, whose outcome counts
+                .where(Upload.id == job.id, Upload.claimed_by == self.token)
                 .values(
                     state="pending",
                     next_try=time.time() + delay,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from storage.db import Index
 from storage.ingest import upsert_sidecar
@@ -212,6 +212,44 @@ def test_kill_9_during_multipart_upload_resumes(
     assert hashlib.sha256(body).hexdigest() == rec.sha256
 
 
+def test_a_live_processs_claim_is_not_requeued(
+    index_url: str, index: Index, s3: MotoServer, tmp_path: Path
+) -> None:
+    """Two processes of one node (two `num-threads` workers) drain one queue: a process
+    starting, or looking for abandoned jobs, must not hand back the job another live process is
+    uploading (it would be uploaded twice); once that process is dead (kill -9), it must."""
+    s3.client.create_bucket(Bucket=BUCKET)
+    st = settings(s3, multipart_threshold=6 * 2**20, part_size=5 * 2**20)
+    rec = make_recording(index, tmp_path, size=16 * 2**20)
+    queue(index, rec, st)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, index_url, BUCKET, s3.endpoint],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        env={**os.environ},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        assert line.startswith("PART 1"), line
+        other = Uploader(index, st, "n1")  # another worker, alive meanwhile
+        assert other.requeue_abandoned() == 0
+        assert other.run_once() == 0
+        with index.session() as s:
+            job = s.scalars(select(Upload)).one()
+            assert job.state == "uploading" and job.claimed_by != other.token
+    finally:
+        proc.kill()
+        proc.wait()
+    assert other.requeue_abandoned() == 1
+    assert other.run_once() == 1
+    with index.session() as s:
+        job = s.scalars(select(Upload)).one()
+        assert (job.state, job.attempts) == ("done", 2), job.last_error
+    body = s3.client.get_object(Bucket=BUCKET, Key=job.key)["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == rec.sha256
+
+
 def test_other_nodes_jobs_are_left_alone(index: Index, s3: MotoServer, tmp_path: Path) -> None:
     s3.client.create_bucket(Bucket=BUCKET)
     st = settings(s3)
@@ -231,3 +269,23 @@ def test_prefix_template(template: str) -> None:
             check_template(template)
     else:
         check_template(template)
+
+
+def test_a_failed_attempt_does_not_undo_a_claim_taken_over(
+    index: Index, s3: MotoServer, tmp_path: Path
+) -> None:
+    """A claim taken over meanwhile (an expired claim of another host, storage.claims) belongs
+    to its new holder: the first holder's failed attempt must not put the job back to
+    `pending` under it (a third process would then upload it too)."""
+    st = settings(s3)  # no bucket created: every attempt fails
+    rec = make_recording(index, tmp_path)
+    queue(index, rec, st)
+    first = Uploader(index, st, "n1")
+    job = first._claim()
+    assert job is not None
+    with index.session() as s:  # taken over by another process while this one uploads
+        s.execute(update(Upload).values(claimed_by="c1|elsewhere|b|n|1|1|x"))
+    first.process(job)
+    with index.session() as s:
+        got = s.scalars(select(Upload)).one()
+        assert (got.state, got.claimed_by) == ("uploading", "c1|elsewhere|b|n|1|1|x")
