@@ -1,6 +1,12 @@
 """Start the real rtpengine 10.5 and rtpvault side by side for tests and benchmarks.
 
 Both get the same command line (rtpengine's long options); readiness is an ng ping.
+
+`num-threads` (issue 18): without `num_threads=` or `RTPVAULT_NUM_THREADS` in the environment,
+neither daemon is given it, so both use their default (the number of CPUs: 2 workers on the CI
+machine). `RTPVAULT_NUM_THREADS=1` runs every test with one worker; a test that must cover both
+passes `num_threads=1` for its one-worker case (see tests/integration/differential and
+tests/integration/kamailio).
 """
 
 from __future__ import annotations
@@ -18,6 +24,14 @@ from .ng import NgClient
 from .tools import free_port, free_port_range, require
 
 REPO = Path(__file__).resolve().parents[2]
+NUM_THREADS_ENV = "RTPVAULT_NUM_THREADS"
+
+
+def num_threads_args(num_threads: int | None = None) -> list[str]:
+    """`--num-threads=N` for both daemons: `num_threads`, else $RTPVAULT_NUM_THREADS, else none
+    (each daemon's default, the number of CPUs)."""
+    value = num_threads if num_threads is not None else os.environ.get(NUM_THREADS_ENV, "")
+    return [f"--num-threads={int(value)}"] if str(value).strip() else []
 
 
 def rtpvault_command() -> list[str]:
@@ -82,8 +96,10 @@ def start(
     extra: list[str] | None = None,
     tcp: bool = False,
     config_file: str = "none",
+    num_threads: int | None = None,
 ) -> Daemon:
-    """Start `kind` ("rtpengine" or "rtpvault") on loopback with a private port range."""
+    """Start `kind` ("rtpengine" or "rtpvault") on loopback with a private port range
+    (`num_threads`: see the module's docstring)."""
     ng_port = free_port()
     tcp_port = free_port(socket.SOCK_STREAM) if tcp else None
     pmin, pmax = free_port_range(ports)
@@ -100,7 +116,10 @@ def start(
     ]
     if tcp_port:
         args.append(f"--listen-tcp-ng=127.0.0.1:{tcp_port}")
-    args += extra or []
+    extra = extra or []
+    if not any(a.startswith("--num-threads") for a in extra):
+        args += num_threads_args(num_threads)
+    args += extra
     if kind == "rtpengine":
         cmd = [require("rtpengine"), *args, "--no-log-timestamps"]
     elif kind == "rtpvault":
