@@ -1,4 +1,5 @@
-"""The module-scoped relay pair for the differential suite and the same with one worker (see relays.py for the switches)."""
+"""The module-scoped relay pair for the differential suite, and one with one worker each
+(see relays.py for the switches)."""
 
 from __future__ import annotations
 
