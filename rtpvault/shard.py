@@ -69,8 +69,8 @@ class Shard:
                 return False  # its error reply is the same from any worker: answered here
             self._spawn(self._wide(request, source, path))
             return True
-        call_id = body.get("call-id")
-        if not isinstance(call_id, str):
+        call_id = self.commands.call_id_of(command, body)
+        if call_id is None:
             return False
         owner = owner_of(call_id, self.count)
         if owner == self.index:

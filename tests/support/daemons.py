@@ -71,13 +71,24 @@ class Daemon:
         return int(self.proc.returncode)
 
 
+def _started(d: Daemon) -> bool:
+    """rtpvault with several workers: the first one serving answers the ping; every worker
+    serves once the supervisor logs "Startup complete" (a test that kills a worker, or whose
+    request is handed to a worker still starting, needs them all). Without INFO lines (a
+    lower --log-level), the ping is all there is."""
+    levels = [a.split("=", 1)[1] for a in d.args if a.startswith("--log-level=")]
+    if d.name != "rtpvault" or (levels and int(levels[-1]) < 6):
+        return True
+    return "Startup complete" in d.log()
+
+
 def _wait_ready(d: Daemon, deadline: float) -> None:
     while time.monotonic() < deadline:
         if d.proc.poll() is not None:
             raise RuntimeError(f"{d.name} exited with {d.proc.returncode}:\n{d.log()}")
         c = d.client(timeout=0.2)
         try:
-            if c.call({"command": "ping"}).get("result") == "pong":
+            if c.call({"command": "ping"}).get("result") == "pong" and _started(d):
                 return
         except (TimeoutError, ConnectionRefusedError):
             pass

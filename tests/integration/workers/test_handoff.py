@@ -174,3 +174,25 @@ def test_http_ng_requests_are_answered_by_the_owner(tmp_path: Path) -> None:
         assert len(listed(d)) == len(sent)
     finally:
         assert d.stop() == 0
+
+
+def test_calls_named_under_another_call_id_spelling_live_with_their_owner(tmp_path: Path) -> None:
+    """`offer` reads the call-id under any spelling ("call ID", the last one counting), `query`
+    under `call-id` alone: the hand-off must route by what the command reads, or a call is set
+    up in a worker that does not own it and the next request cannot find it."""
+    d = daemons.start("rtpvault", tmp_path, num_threads=2)
+    client = d.client()
+    try:
+        calls = [owned_call_ids(owner, 1, f"spelt{owner}")[0] for owner in (0, 1)]
+        for call_id in calls:  # one socket: one of the two reaches the non-owner
+            body = offer(call_id)
+            del body["call-id"]
+            r = client.call({"call-id": "decoy@192.0.2.1", **body, "call ID": call_id})
+            assert r["result"] == "ok", r
+        for call_id in calls:
+            r = client.call({"command": "query", "call-id": call_id})
+            assert r["result"] == "ok", r
+        assert listed(d) == sorted(calls)
+    finally:
+        client.close()
+        assert d.stop() == 0

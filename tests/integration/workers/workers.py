@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rtpvault.shard import owner_of
 from tests.support.daemons import Daemon
+from tests.support.ng import NgClient
 from tests.support.wait import wait_for
 
 STARTED = re.compile(r"worker (\d+) started \(pid (\d+)\)")
@@ -75,3 +76,22 @@ def handed(daemon: Daemon) -> list[Handoff]:
         Handoff(int(m[1]), m[2], m[3], (m[4], int(m[5])), int(m[6]))
         for m in HANDED.finditer(daemon.log())
     ]
+
+
+def client_on_worker(daemon: Daemon, index: int) -> NgClient:
+    """An ng client whose requests the kernel gives to worker `index` (its socket keeps its
+    4-tuple, so it keeps its worker): found by asking, from new sockets, about a call of each
+    worker and reading which worker handed one on. Each socket is a coin toss; 64 bound a
+    broken hand-off."""
+    for n in range(64):
+        client = daemon.client()
+        port = client.sock.getsockname()[1]
+        for owner in (0, 1):
+            [call_id] = owned_call_ids(owner, 1, f"probe{port}.{n}")
+            client.call({"command": "query", "call-id": call_id})
+        receivers = {h.receiver for h in handed(daemon) if h.source == ("127.0.0.1", port)}
+        assert len(receivers) == 1, receivers
+        if receivers == {index}:
+            return client
+        client.close()
+    raise AssertionError(f"no socket reached worker {index}")
