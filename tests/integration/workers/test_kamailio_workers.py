@@ -2,11 +2,11 @@
 on both workers through one Kamailio and checks media, recordings, index rows and totals").
 
 sipp's call-ids are chosen (-cid_str) so that two calls belong to each worker. Kamailio (one SIP
-child) talks to the relay from one socket, which the kernel gives to one worker: the other worker's calls are
-handed to it for every command (offer, answer, delete), as the relay's log shows. Checked:
-media both ways through the relay on every leg (tshark on lo), one recording per call that
-tshark reads with every packet, the index row of each, and the ng `statistics` totals of the
-whole daemon.
+child) talks to the relay from one socket, which the kernel gives to one worker: the other
+worker's calls are handed to it for every command (offer, answer, delete), as the relay's log
+shows. Checked: media both ways through the relay on every leg (tshark on lo), one recording
+per call that tshark reads with every packet, the index row of each, and the ng `statistics`
+totals of the whole daemon.
 """
 
 from __future__ import annotations

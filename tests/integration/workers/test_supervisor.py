@@ -21,6 +21,7 @@ from tests.integration.recording.conftest import sidecars, tshark_read
 from tests.integration.recording.media import Call
 from tests.support import daemons
 from tests.support.tools import free_port, free_port_range
+from tests.support.wait import wait_for
 
 from .workers import client_on_worker, owned_call_ids, wait_workers, worker_pids
 
@@ -172,3 +173,27 @@ def test_ping_list_and_statistics_from_either_worker(tmp_path: Path) -> None:
         for c in calls:
             c.close()
         assert d.stop() == 0
+
+
+def gone(pid: int) -> bool:
+    """Ended: no such process, or a zombie nobody reaps (PID 1 of a container may not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_kill9_of_the_supervisor_ends_its_workers(tmp_path: Path) -> None:
+    """As kill -9 of rtpengine ends all its threads: no worker goes on with its calls (its
+    recordings are then recovered as `interrupted` at the next start) or keeps the ports."""
+    d = daemons.start("rtpvault", tmp_path, num_threads=2)
+    try:
+        pids = wait_workers(d, 2)
+        d.proc.kill()
+        d.proc.wait(10)
+        assert wait_for(lambda: all(gone(p) for p in pids.values()), 10), pids
+        assert port_free(d.ng_port)
+    finally:
+        for pid in pids.values():
+            if not gone(pid):
+                os.kill(pid, signal.SIGKILL)
