@@ -17,13 +17,15 @@ from relay.ng.codec import bencode_decode
 from rtpvault.daemon import Daemon, _secure_context
 from rtpvault.peers import Channels, Peers
 from rtpvault.supervisor import WorkerSetup
-from tests.support.tools import free_port
+from tests.support.tools import free_port, free_port_range
 
 
 def test_request_handed_on_before_the_owner_serves_is_answered() -> None:
     port = free_port()
+    pmin, pmax = free_port_range(10)
     argv = ["--config-file=none", "--interface=lo/127.0.0.1", "--table=-1",
-            f"--listen-ng=127.0.0.1:{port}", "--port-min=30000", "--port-max=30010"]  # fmt: skip
+            f"--listen-ng=127.0.0.1:{port}", f"--port-min={pmin}",
+            f"--port-max={pmax}"]  # fmt: skip
     settings, _ = load_settings(parse_args(argv))
     channels = Channels(2)
     ready_r, ready_w = os.pipe()
