@@ -167,8 +167,6 @@ class Daemon:
 
     async def start(self) -> None:
         s = self.settings
-        if self.shard is not None:
-            self.shard.peers.start(self.loop)
         for spec, start, kind in (
             (s.listen_ng, self.control.start_udp, "udp"),
             (s.listen_tcp_ng, self.control.start_tcp, "tcp"),
@@ -184,6 +182,11 @@ class Daemon:
             logger.info(
                 "interface '%s': bind %s, advertise %s", itf.name, itf.local, itf.advertised
             )
+        if self.shard is not None:
+            # Last: a request another worker handed on while this one was starting waits in
+            # the inbox until the listeners its reply leaves from, and the parts the command
+            # uses, are up (handled during `await start_udp`, its reply had no socket).
+            self.shard.peers.start(self.loop)
 
     async def run_timers(self) -> None:
         while not self.stopping.is_set():

@@ -77,6 +77,10 @@ class Shard:
         if owner == self.index:
             return False
         self.handed += 1
+        # which worker a client's requests reach is the kernel's choice (SO_REUSEPORT): this
+        # line is how an operator (and tests/integration/workers) sees the hand-off happen
+        log.debug("worker %d: %s of call %s from %s:%s handed to worker %d", self.index, command,
+                  call_id, source[0], source[1], owner)  # fmt: skip
         if path.udp >= 0:
             self.peers.post(owner, "ng-udp", (datagram, source, path.udp))
         else:

@@ -24,6 +24,7 @@ over signals and exit codes).
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import gc
 import logging
@@ -103,6 +104,21 @@ def check_listeners(settings: Settings) -> None:
                 sock.close()
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with(parent: int) -> None:
+    """SIGKILL this worker when the supervisor dies. `kill -9` of the daemon ends all of it, as
+    it ends every thread of rtpengine: orphaned workers would go on with their calls (their
+    recordings ending `complete` instead of being recovered as `interrupted`) and keep the
+    listening ports, so the daemon could not be started again."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    if os.getppid() != parent:  # the supervisor died before the line above
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class Supervisor:
     """Forks `count` workers running `work(setup) -> exit status` and keeps them running."""
 
@@ -129,10 +145,12 @@ class Supervisor:
     def _fork(self, index: int) -> None:
         for handler in logging.getLogger().handlers:
             handler.flush()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker: never returns into the supervisor's code
             code = 1
             try:
+                _die_with(parent)
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
                 os.close(self._ready_r)
                 code = self._work(WorkerSetup(index, self.count, self.channels, self._ready_w,

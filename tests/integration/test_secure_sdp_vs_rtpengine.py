@@ -51,12 +51,17 @@ FLOWS: dict[str, list[dict[str, Any]]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def relays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, Daemon]]:
+@pytest.fixture(scope="module", params=[None, 1], ids=["default-threads", "one-thread"])
+def relays(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[tuple[Daemon, Daemon]]:
+    """Both with their default `num-threads` (the CPU count), then both with one (issue 18)."""
     workdir = tmp_path_factory.mktemp("secure-sdp")
-    engine = start("rtpengine", workdir / "rtpengine", ports=60)
+    threads: int | None = request.param
+    engine = start("rtpengine", workdir / "rtpengine", ports=60, num_threads=threads)
     try:
-        vault = start("rtpvault", workdir / "rtpvault", ports=60)  # no switch, no extra option
+        # no switch, no extra option
+        vault = start("rtpvault", workdir / "rtpvault", ports=60, num_threads=threads)
     except BaseException:
         engine.stop()
         raise

@@ -1,6 +1,12 @@
 """Start the real rtpengine 10.5 and rtpvault side by side for tests and benchmarks.
 
 Both get the same command line (rtpengine's long options); readiness is an ng ping.
+
+`num-threads` (issue 18): without `num_threads=` or `RTPVAULT_NUM_THREADS` in the environment,
+neither daemon is given it, so both use their default (the number of CPUs: 2 workers on the CI
+machine). `RTPVAULT_NUM_THREADS=1` runs every test with one worker; a test that must cover both
+passes `num_threads=1` for its one-worker case (see tests/integration/differential and
+tests/integration/kamailio).
 """
 
 from __future__ import annotations
@@ -18,6 +24,14 @@ from .ng import NgClient
 from .tools import free_port, free_port_range, require
 
 REPO = Path(__file__).resolve().parents[2]
+NUM_THREADS_ENV = "RTPVAULT_NUM_THREADS"
+
+
+def num_threads_args(num_threads: int | None = None) -> list[str]:
+    """`--num-threads=N` for both daemons: `num_threads`, else $RTPVAULT_NUM_THREADS, else none
+    (each daemon's default, the number of CPUs)."""
+    value = num_threads if num_threads is not None else os.environ.get(NUM_THREADS_ENV, "")
+    return [f"--num-threads={int(value)}"] if str(value).strip() else []
 
 
 def rtpvault_command() -> list[str]:
@@ -57,13 +71,24 @@ class Daemon:
         return int(self.proc.returncode)
 
 
+def _started(d: Daemon) -> bool:
+    """rtpvault with several workers: the first one serving answers the ping; every worker
+    serves once the supervisor logs "Startup complete" (a test that kills a worker, or whose
+    request is handed to a worker still starting, needs them all). Without INFO lines (a
+    lower --log-level), the ping is all there is."""
+    levels = [a.split("=", 1)[1] for a in d.args if a.startswith("--log-level=")]
+    if d.name != "rtpvault" or (levels and int(levels[-1]) < 6):
+        return True
+    return "Startup complete" in d.log()
+
+
 def _wait_ready(d: Daemon, deadline: float) -> None:
     while time.monotonic() < deadline:
         if d.proc.poll() is not None:
             raise RuntimeError(f"{d.name} exited with {d.proc.returncode}:\n{d.log()}")
         c = d.client(timeout=0.2)
         try:
-            if c.call({"command": "ping"}).get("result") == "pong":
+            if c.call({"command": "ping"}).get("result") == "pong" and _started(d):
                 return
         except (TimeoutError, ConnectionRefusedError):
             pass
@@ -82,8 +107,10 @@ def start(
     extra: list[str] | None = None,
     tcp: bool = False,
     config_file: str = "none",
+    num_threads: int | None = None,
 ) -> Daemon:
-    """Start `kind` ("rtpengine" or "rtpvault") on loopback with a private port range."""
+    """Start `kind` ("rtpengine" or "rtpvault") on loopback with a private port range
+    (`num_threads`: see the module's docstring)."""
     ng_port = free_port()
     tcp_port = free_port(socket.SOCK_STREAM) if tcp else None
     pmin, pmax = free_port_range(ports)
@@ -100,7 +127,10 @@ def start(
     ]
     if tcp_port:
         args.append(f"--listen-tcp-ng=127.0.0.1:{tcp_port}")
-    args += extra or []
+    extra = extra or []
+    if not any(a.startswith("--num-threads") for a in extra):
+        args += num_threads_args(num_threads)
+    args += extra
     if kind == "rtpengine":
         cmd = [require("rtpengine"), *args, "--no-log-timestamps"]
     elif kind == "rtpvault":

@@ -7,6 +7,8 @@ Environment switches:
 * `RTPVAULT_DIFF_REFERENCE=live` (default) or `recorded`: run rtpengine, or use the results
   recorded under `expected/` (then rtpengine need not be installed).
 * `RTPVAULT_DIFF_RECORD=1`: write the live reference results to `expected/`.
+* `RTPVAULT_NUM_THREADS=N`: both relays' `num-threads` (tests.support.daemons); by default each
+  uses its own default (the CPU count). `Relays(..., num_threads=1)` pins it for a subset.
 """
 
 from __future__ import annotations
@@ -54,14 +56,16 @@ class Pair:
                 d.stop()
 
 
-def _start_pair(workdir: Path, run: str, ports: int, extra: list[str]) -> Pair:
+def _start_pair(
+    workdir: Path, run: str, ports: int, extra: list[str], num_threads: int | None = None
+) -> Pair:
     reference = None
+    options: dict[str, Any] = {"interface": INTERFACE, "ports": ports, "extra": extra,
+                               "num_threads": num_threads}  # fmt: skip
     if REFERENCE == "live":
-        reference = start(
-            "rtpengine", workdir / "reference", interface=INTERFACE, ports=ports, extra=extra
-        )
+        reference = start("rtpengine", workdir / "reference", **options)
     try:
-        target = start(TARGET, workdir / "target", interface=INTERFACE, ports=ports, extra=extra)
+        target = start(TARGET, workdir / "target", **options)
     except BaseException:
         if reference is not None:
             reference.stop()
@@ -72,10 +76,11 @@ def _start_pair(workdir: Path, run: str, ports: int, extra: list[str]) -> Pair:
 class Relays:
     """The module's shared pair plus fresh pairs for scenarios that ask for their own."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, num_threads: int | None = None) -> None:
         self.workdir = workdir
+        self.num_threads = num_threads
         self.run = secrets.token_hex(4)
-        self.shared = _start_pair(workdir / "shared", self.run, SHARED_PORTS, [])
+        self.shared = _start_pair(workdir / "shared", self.run, SHARED_PORTS, [], num_threads)
 
     @contextmanager
     def pair_for(self, scenario: Scenario) -> Iterator[Pair]:
@@ -88,6 +93,7 @@ class Relays:
             self.run,
             int(spec.get("ports", 100)),
             list(spec.get("extra", [])),
+            self.num_threads,
         )
         try:
             yield pair

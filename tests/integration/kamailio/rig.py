@@ -30,6 +30,10 @@ from .sipcall import (
 )
 
 RELAY_KINDS = ["rtpengine", "rtpvault"]
+ONE_WORKER = "rtpvault/1"
+"""A relay kind: rtpvault with `num-threads = 1`. The plain kinds use the daemons' default (one
+worker per CPU, tests.support.daemons), so tests parametrized with this one also cover the
+single-process daemon (issue 18)."""
 
 
 @dataclass
@@ -84,10 +88,14 @@ class SipRig:
 
 @pytest.fixture
 def relay_factory(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
-    """`relay_factory("rtpengine", ports=100, extra=[...])`: a loopback relay, stopped after."""
+    """`relay_factory("rtpengine", ports=100, extra=[...])`: a loopback relay, stopped after.
+    A kind "rtpvault/N" starts rtpvault with `num-threads = N`."""
     started: list[Daemon] = []
 
     def make(kind: str, **options: Any) -> Daemon:
+        kind, _, workers = kind.partition("/")  # "rtpvault/1": ONE_WORKER
+        if workers:
+            options.setdefault("num_threads", int(workers))
         options.setdefault("interface", RELAY_INTERFACE)
         options.setdefault("ports", 100)
         d = daemons.start(kind, tmp_path / f"{kind}-{len(started)}", **options)

@@ -229,6 +229,7 @@ class CallSpec:
     # "cancel" (the UAC cancels while ringing; no media); "one-codec" (five codecs offered,
     # PCMA alone answered)
     callee: str = "answer"
+    call_id: str | None = None  # sipp -cid_str ("%u": the call's number): chosen call-ids
 
 
 @dataclass
@@ -398,6 +399,8 @@ def run_calls(
         uac_args += ["-p", str(uac_port), "-mp", str(uac_mp), "-rsa", kamailio.address]
         uac_args += ["-d", str(duration_ms), "-r", str(spec.rate)]
         uac_args += ["-l", str(spec.concurrency or spec.calls)]
+        if spec.call_id is not None:
+            uac_args += ["-cid_str", spec.call_id]
         uac_args += ["-message_file", str(workdir / "uac_messages.log")]
         uac_args += ["-error_file", str(workdir / "uac_errors.log")]
         uac = _sipp(uac_args + common, workdir / "uac.out")

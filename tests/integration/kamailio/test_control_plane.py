@@ -15,11 +15,12 @@ import pytest
 
 from tests.support.tools import require
 
-from .rig import RELAY_KINDS, SipRig
+from .rig import ONE_WORKER, RELAY_KINDS, SipRig
 from .sipcall import EXAMPLE_CFG, PARTY_ADDRESS, RELAY_ADDRESS, CallSpec
 from .sipmsg import Sdp
 
 pytestmark = pytest.mark.integration
+KINDS = [*RELAY_KINDS, ONE_WORKER]
 
 
 def assert_points_at_relay(sdp: Sdp, rig: SipRig, party_port: int) -> None:
@@ -33,7 +34,7 @@ def assert_points_at_relay(sdp: Sdp, rig: SipRig, party_port: int) -> None:
     assert audio.rtcp_port in (None, audio.port + 1), sdp.text
 
 
-@pytest.mark.parametrize("kind", RELAY_KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_call_sdp_points_at_relay(sip_rig: Callable[..., SipRig], kind: str) -> None:
     rig = sip_rig(kind)
     before = rig.commands()
@@ -55,7 +56,7 @@ def test_call_sdp_points_at_relay(sip_rig: Callable[..., SipRig], kind: str) -> 
         assert after[command] - before[command] >= 1, (command, before, after, rig.logs())
 
 
-@pytest.mark.parametrize("kind", RELAY_KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_several_calls_get_distinct_ports(sip_rig: Callable[..., SipRig], kind: str) -> None:
     rig = sip_rig(kind)
     before = rig.commands()
@@ -75,7 +76,7 @@ def test_several_calls_get_distinct_ports(sip_rig: Callable[..., SipRig], kind: 
         assert after[command] - before[command] >= 3, (command, before, after, rig.logs())
 
 
-@pytest.mark.parametrize("kind", RELAY_KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_recording_headers_reach_the_relay(sip_rig: Callable[..., SipRig], kind: str) -> None:
     """X-Record/X-Metadata become record-call=yes and metadata=... and are not forwarded."""
     rig = sip_rig(kind)
@@ -88,7 +89,7 @@ def test_recording_headers_reach_the_relay(sip_rig: Callable[..., SipRig], kind:
     assert_points_at_relay(result.offer_seen_by_callee(), rig, result.uac_media[1])
 
 
-@pytest.mark.parametrize("kind", RELAY_KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_rejected_call_is_deleted(sip_rig: Callable[..., SipRig], kind: str) -> None:
     """A 486 from the callee: offer, no answer (no SDP), and failure_route sends delete."""
     rig = sip_rig(kind)
@@ -117,7 +118,7 @@ def test_example_config_is_valid(tmp_path: Path) -> None:
     assert "config file ok" in check.stdout + check.stderr
 
 
-@pytest.mark.parametrize("kind", RELAY_KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_offer_flags_come_from_kamailio(sip_rig: Callable[..., SipRig], kind: str) -> None:
     """Without replace-origin the callee sees the caller's o= address; c= is still the relay's."""
     rig = sip_rig(kind, offer_flags="trust-address replace-session-connection")

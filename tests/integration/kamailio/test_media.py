@@ -9,15 +9,12 @@ from collections.abc import Callable
 
 import pytest
 
-from .rig import SipRig
+from .rig import ONE_WORKER, SipRig
 from .sipcall import CallSpec
 
 pytestmark = pytest.mark.integration
 
-MEDIA_KINDS = [
-    "rtpengine",
-    "rtpvault",
-]
+MEDIA_KINDS = ["rtpengine", "rtpvault", ONE_WORKER]
 
 
 @pytest.mark.parametrize("kind", MEDIA_KINDS)

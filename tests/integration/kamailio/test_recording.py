@@ -19,12 +19,12 @@ from recorder.names import escape_call_id
 from tests.integration.recording.conftest import rtp_streams
 
 from .capture import read_udp
-from .rig import SipRig
+from .rig import ONE_WORKER, SipRig
 from .sipcall import CallSpec
 
 pytestmark = pytest.mark.integration
 
-RECORDING_KINDS = ["rtpengine", "rtpvault"]
+RECORDING_KINDS = ["rtpengine", "rtpvault", ONE_WORKER]
 
 
 def wait_for_files(folder: Path, count: int, must_contain: str = "") -> list[Path]:
@@ -76,7 +76,7 @@ def test_recorded_and_unrecorded_calls(
     assert sorted((k[3], v) for k, v in streams.items()) == sorted(
         (port, ("g711A", 20, 0)) for port in relay_ports
     ), streams
-    if kind == "rtpvault":
+    if kind.startswith("rtpvault"):
         [sidecar] = [json.loads(p.read_text()) for p in (spool / "sidecars").glob("*.json")]
         assert sidecar["status"] == "complete" and sidecar["call_id"] == call_id
         assert (sidecar["caller"], sidecar["callee"]) == ("alice", "bob")
