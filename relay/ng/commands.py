@@ -378,18 +378,6 @@ class Commands:
     # --- commands about the whole daemon: one part per worker, merged (rtpvault.shard) -----------
 
     WIDE = frozenset({"list", "statistics"})
-    PLAIN_CALL_ID = frozenset({"delete", "query", "start recording", "stop recording",
-                               "pause recording"})  # fmt: skip
-    """Commands that read the call-id under `call-id` alone (`_call_id`); the others walk every
-    spelling, the last one counting (`option(body, *CALL_ID_KEYS)`, call_ng_process_flags)."""
-
-    def call_id_of(self, command: str, body: dict[str, Any]) -> str | None:
-        """The call a request concerns, read as its handler reads it: a sharded daemon hands the
-        request to that call's worker (rtpvault.shard), so both must agree on it."""
-        if command in self.PLAIN_CALL_ID:
-            return _str(body, "call-id")
-        return option(body, *CALL_ID_KEYS)
-
 
     def wide_ok(self, command: str, body: dict[str, Any]) -> bool:
         """False when the request is refused before any call is looked at (its error reply is
