@@ -31,7 +31,9 @@ def wait_for_files(folder: Path, count: int, must_contain: str = "") -> list[Pat
     """Files in `folder` once there are `count` of them (each containing `must_contain`)."""
     deadline = time.monotonic() + 10  # a bound on a stuck relay, not a measured threshold
     while True:
-        files = sorted(p for p in folder.glob("*") if p.is_file()) if folder.exists() else []
+        # dot files are the recorder's locks (recorder.filelock), not recordings
+        found = folder.glob("*") if folder.exists() else []
+        files = sorted(p for p in found if p.is_file() and not p.name.startswith("."))
         if len(files) >= count and all(
             must_contain in p.read_text(errors="replace") for p in files
         ):
