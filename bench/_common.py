@@ -1,8 +1,8 @@
 """Shared helpers for the bench scripts: /proc readings, port ranges, ratio tables.
 
 Everything here reads Linux /proc and touches loopback only. A measured daemon may fork or run
-threads; `cpu_seconds` and `rss_kb` cover the whole process tree rooted at the daemon's pid
-(threads are already included in a process's own figures).
+threads; `cpu_seconds`, `rss_kb` and `pss_kb` cover the whole process tree rooted at the
+daemon's pid (threads are already included in a process's own figures).
 """
 
 from __future__ import annotations
@@ -110,6 +110,18 @@ def rss_kb(pid: int) -> int:
     for p in process_tree(pid):
         try:
             total += process_rss_kb(p)
+        except OSError:
+            continue
+    return total
+
+
+def pss_kb(pid: int) -> int:
+    """Summed Pss (KiB) of `pid` and its live descendants: pages shared between them (forked
+    workers share the parent's copy-on-write) are counted once in total, not once per process."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            total += smaps_rollup_kb(p).get("Pss", 0)
         except OSError:
             continue
     return total
