@@ -70,6 +70,8 @@ class Peers:
         self._handlers: dict[str, Handler] = {}
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._tokens = itertools.count(1)
+        self._buffer = bytearray(MAX_MESSAGE)
+        self._view = memoryview(self._buffer)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._log = RateLimitedLog(log, logging.WARNING)
         self.dropped = 0
@@ -137,13 +139,17 @@ class Peers:
     # --- receiving ----------------------------------------------------------------------------
 
     def _receive(self) -> None:
+        # Into one buffer kept for the inbox's life: recv(MAX_MESSAGE) allocates (and the kernel
+        # zeroes) a 1 MB object per message, 30 µs of a ~40 µs hand-off (docs/PERFORMANCE.md).
+        # Nothing keeps the buffer: unpickling copies what it needs.
+        recv_into, view = self._inbox.recv_into, self._view
         for _ in range(64):  # a batch per loop turn, so a flood cannot starve the media
             try:
-                data = self._inbox.recv(MAX_MESSAGE)
+                size = recv_into(view)
             except (BlockingIOError, InterruptedError):
                 return
             try:
-                kind, token, origin, payload = pickle.loads(data)
+                kind, token, origin, payload = pickle.loads(view[:size])
             except Exception:  # noqa: BLE001 - only our own processes write here
                 log.exception("undecodable message between workers")
                 continue
