@@ -115,15 +115,19 @@ def rss_kb(pid: int) -> int:
     return total
 
 
-def pss_kb(pid: int) -> int:
+def pss_kb(pid: int, field: str = "Pss") -> int:
     """Summed Pss (KiB) of `pid` and its live descendants: pages shared between them (forked
-    workers share the parent's copy-on-write) are counted once in total, not once per process."""
+    workers share the parent's copy-on-write) are counted once in total, not once per process.
+    `field` "Pss_Anon": anonymous memory only, which only processes of this tree can share, so
+    other programs mapping the same libraries do not move the figure (Pss when the kernel has
+    no Pss_Anon, before Linux 5.13)."""
     total = 0
     for p in process_tree(pid):
         try:
-            total += smaps_rollup_kb(p).get("Pss", 0)
+            rollup = smaps_rollup_kb(p)
         except OSError:
             continue
+        total += rollup.get(field, rollup.get("Pss", 0))
     return total
 
 
