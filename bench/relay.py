@@ -635,6 +635,8 @@ def summary(
         f"\nmedians; ratio = {v_} / {e_}; harness ceiling {ceiling:,.0f}/s; "
         f"H = harness could not offer the rate;\nD = relay starved of CPU by other jobs "
         f"(they used >= {100 * DISTURBED:.0f} % of the relay's CPU); both excluded from top rates"
+        if DISTURBED != float("inf")
+        else "H = harness could not offer the rate, excluded from top rates"
     )
     print(f"{'sessions':>8}  {'measure':<32} {e_:>13} {v_:>13} {'ratio':>6}")
     for n in sessions:
