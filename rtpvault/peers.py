@@ -139,9 +139,9 @@ class Peers:
     # --- receiving ----------------------------------------------------------------------------
 
     def _receive(self) -> None:
-        # Into one buffer kept for the inbox's life: recv(MAX_MESSAGE) allocates (and the kernel
-        # zeroes) a 1 MB object per message, 30 µs of a ~40 µs hand-off (docs/PERFORMANCE.md).
-        # Nothing keeps the buffer: unpickling copies what it needs.
+        # Into one buffer kept for the inbox's life: recv(MAX_MESSAGE) allocates a 1 MB object
+        # per message and shrinks it, up to 30 µs a message depending on the allocator's state
+        # (docs/PERFORMANCE.md, "Issue 18: workers"). Unpickling copies what it keeps.
         recv_into, view = self._inbox.recv_into, self._view
         for _ in range(64):  # a batch per loop turn, so a flood cannot starve the media
             try:
