@@ -16,6 +16,14 @@ it less than wall time would). Replies to handed requests go out through listene
 owner, which has none here: the send is the same in both cases and left out.
 
     .venv/bin/python bench/handoff.py [--requests 5000] [--repeat 7]
+    .venv/bin/python bench/handoff.py --daemon [--repeat 6] [--seconds 3]
+
+`--daemon` measures the same in real daemons, whole calls (offer, answer, delete as
+bench/ng_setup.py sends them), one client socket kept for the whole run, so the kernel gives all
+its requests to the same worker of `--num-threads=2`: calls owned by worker 0 and calls owned by
+worker 1 alternate by pass, so one series is never handed on and the other always is; a
+`--num-threads=1` daemon with the same socket is the reference. Daemon CPU per call is the
+supervisor's and the workers' (/proc), medians of the passes.
 
 Run it under another tree's sources with PYTHONPATH=<tree> (from outside the repo directory,
 as `python /path/to/handoff.py`) to compare two versions.
@@ -24,8 +32,13 @@ as `python /path/to/handoff.py`) to compare two versions.
 from __future__ import annotations
 
 import argparse
+import socket
+import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from itertools import count
 from pathlib import Path
 from typing import Any, cast
 
@@ -41,6 +54,7 @@ from rtpvault.peers import Channels, Peers  # noqa: E402
 from rtpvault.shard import Shard, owner_of  # noqa: E402
 
 sys.path.append(str(REPO / "bench"))
+import _common as common  # noqa: E402
 import ng_setup  # noqa: E402
 
 SOURCE = ("127.0.0.1", 40000)
@@ -114,11 +128,87 @@ def run(requests: int, repeat: int) -> dict[str, float]:
     return best
 
 
+def _owned(worker: int, start: int) -> Iterator[int]:
+    """ng_setup call numbers whose call-id worker `worker` of 2 owns."""
+    for n in count(start):
+        if owner_of(f"{n:08d}-bench@127.0.0.1", 2) == worker:
+            yield n
+
+
+def _calls(
+    port: int, pid: int, sock: socket.socket, numbers: Iterator[int], seconds: float
+) -> float:
+    """Whole calls one after the other for `seconds`; daemon CPU µs per call."""
+    c0, t0, calls = common.cpu_seconds(pid), time.monotonic(), 0
+    while time.monotonic() - t0 < seconds:
+        n = next(numbers)
+        for step in ("offer", "answer", "delete"):
+            cookie = b"%d_%s" % (n, step.encode())
+            sock.sendto(cookie + b" " + ng_setup.request(step, n), ("127.0.0.1", port))
+            while not (reply := sock.recv(65535)).startswith(cookie + b" "):
+                pass
+            if b"6:result2:ok" not in reply:
+                raise RuntimeError(reply[:200].decode(errors="replace"))
+        calls += 1
+    return (common.cpu_seconds(pid) - c0) / calls * 1e6
+
+
+def daemon_run(repeat: int, seconds: float) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    extra = ["--log-level=6", "--timeout=3600"]
+    with tempfile.TemporaryDirectory(prefix="bench-handoff-") as tmp:
+        one = ng_setup.start_daemon("rtpvault", ["--num-threads=1"], Path(tmp) / "1", 2000, extra)
+        two = ng_setup.start_daemon("rtpvault", ["--num-threads=2"], Path(tmp) / "2", 2000, extra)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.settimeout(5)
+        sock.bind(("127.0.0.1", 0))
+        try:
+            # ping was answered by one worker; the other may not listen yet (a reply it sends
+            # for a handed request before then is lost)
+            wait = time.monotonic() + 20
+            while "Startup complete, rtpvault (2 workers)" not in two.log():
+                if time.monotonic() > wait:
+                    raise RuntimeError("the 2-worker daemon did not complete its start")
+                time.sleep(0.1)
+            series = {
+                "1 worker": (one, count(1)),
+                "2 workers, owner 0": (two, _owned(0, 1)),
+                "2 workers, owner 1": (two, _owned(1, 10_000_000)),
+            }
+            _calls(one.ng_port, one.proc.pid, sock, count(50_000_000), 1.0)  # warm-up
+            _calls(two.ng_port, two.proc.pid, sock, count(60_000_000), 1.0)
+            for rnd in range(repeat):
+                names = list(series) if rnd % 2 == 0 else list(reversed(series))
+                for name in names:
+                    d, numbers = series[name]
+                    cpu = _calls(d.ng_port, d.proc.pid, sock, numbers, seconds)
+                    out.setdefault(name, []).append(cpu)
+                    print(f"{name}: {cpu:,.0f} us/call", flush=True)
+        finally:
+            sock.close()
+            one.stop()
+            two.stop()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=5000)
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--daemon", action="store_true", help="whole calls through real daemons")
+    ap.add_argument("--seconds", type=float, default=3.0, help="length of a --daemon pass")
     args = ap.parse_args(argv)
+    if args.daemon:
+        print(f"command: {common.command_line()}")
+        res = daemon_run(args.repeat, args.seconds)
+        ref = statistics.median(res["1 worker"])
+        for name, cpus in res.items():
+            med = statistics.median(cpus)
+            print(
+                f"{name:20} median {med:,.0f} us/call ({min(cpus):,.0f}-{max(cpus):,.0f}), "
+                f"{med / ref:.2f}x one worker"
+            )
+        return 0
     import rtpvault.peers
 
     print(f"sources: {Path(rtpvault.peers.__file__).resolve().parents[1]}")
