@@ -1,8 +1,8 @@
 """Shared helpers for the bench scripts: /proc readings, port ranges, ratio tables.
 
 Everything here reads Linux /proc and touches loopback only. A measured daemon may fork or run
-threads; `cpu_seconds` and `rss_kb` cover the whole process tree rooted at the daemon's pid
-(threads are already included in a process's own figures).
+threads; `cpu_seconds`, `rss_kb` and `pss_kb` cover the whole process tree rooted at the
+daemon's pid (threads are already included in a process's own figures).
 """
 
 from __future__ import annotations
@@ -112,6 +112,22 @@ def rss_kb(pid: int) -> int:
             total += process_rss_kb(p)
         except OSError:
             continue
+    return total
+
+
+def pss_kb(pid: int, field: str = "Pss") -> int:
+    """Summed Pss (KiB) of `pid` and its live descendants: pages shared between them (forked
+    workers share the parent's copy-on-write) are counted once in total, not once per process.
+    `field` "Pss_Anon": anonymous memory only, which only processes of this tree can share, so
+    other programs mapping the same libraries do not move the figure (Pss when the kernel has
+    no Pss_Anon, before Linux 5.13)."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            rollup = smaps_rollup_kb(p)
+        except OSError:
+            continue
+        total += rollup.get(field, rollup.get("Pss", 0))
     return total
 
 

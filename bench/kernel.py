@@ -81,7 +81,7 @@ def main() -> None:
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/kernel.py needs root")
-    harness.EXTRA["rtpvault"] = ["--table=0"]
+    harness.EXTRA["rtpvault"] = [*harness.EXTRA.get("rtpvault", []), "--table=0"]  # one worker
     print("command:", " ".join(sys.argv), f"(load {os.getloadavg()[0]:.2f})", flush=True)
     print(f"relay CPU busy with no load: {idle_busy(2.0) * 100:.1f} %", flush=True)
     topo = Topology(f"rvk{os.getpid()}")

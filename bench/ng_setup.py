@@ -1,17 +1,33 @@
 #!/usr/bin/env python3
 """ng call-setup benchmark: rtpvault against rtpengine 10.5 on the same load, in one run.
 
+Daemons (variants): rtpengine with `--num-threads=W` (W = the largest worker count asked for:
+rtpengine's default is the CPU count, 2 on the bench machine, so it is also its default there)
+and rtpvault once per `--workers` count (`--num-threads=1`, `--num-threads=2`: one process, or a
+supervisor forking that many workers that share the calls by call-id, rtpvault.shard).
+
 Measures, for each daemon (started with identical rtpengine long options, `--table=-1`,
 interface `lo/127.0.0.1`):
 
 1. call setup rate: offer + answer + delete (Kamailio-shaped requests, `delete-delay` 0 in the
    delete so ports are freed) per second, with 1 client and with 8 concurrent clients (8 sockets,
    each strictly request/response), each pass bounded by --seconds and --calls;
-2. memory: RSS idle, then after --mem-calls calls set up (offer + answer, not deleted, no
-   media) → KB per idle call;
-3. CPU (utime + stime from /proc) used by the daemon in each pass → µs CPU per call.
+2. memory: anonymous PSS (proportional set size, `Pss_Anon` of /proc/PID/smaps_rollup)
+   summed over the daemon's processes, idle, then after --mem-calls calls set up (offer +
+   answer, not deleted, no media) → KB per idle call. PSS, not RSS: forked workers share the
+   supervisor's pages copy-on-write, so summed RSS counts each shared page once per process,
+   and misses a shared page that a worker's write turns into two (its growth is shown too);
+   anonymous only, because the share of a library's pages moves with whatever other programs
+   map it;
+3. CPU (utime + stime from /proc/PID/stat) used in each pass by the daemon's process and all
+   its descendants (the supervisor and every worker) → µs CPU per call.
 
-Run from the repo root:  .venv/bin/python bench/ng_setup.py [--only rtpengine] [--json out.json]
+Goal lines at the end (issue 18): rtpvault (most workers) / rtpengine setup rate at 8 clients
+(>= 0.8), daemon CPU per call with 2 workers / 1 worker (<= 1.10), memory per idle call
+(<= 20 KB).
+
+Run from the repo root:  .venv/bin/python bench/ng_setup.py [--workers 1,2] [--only rtpengine]
+                                                               [--json out.json]
 """
 
 from __future__ import annotations
@@ -39,6 +55,8 @@ from tests.support import daemons  # noqa: E402
 from tests.support.ng import encode_ordered  # noqa: E402
 
 KINDS = ("rtpengine", "rtpvault")
+REFERENCE = "rtpengine"
+ANON = "Pss_Anon"
 NUM = "NNNNNNNN"  # 8-digit call number placeholder (call-id, tags, branch, o= session id)
 PORT = "PPPPP"  # 5-digit SDP media port placeholder
 WARMUP_CALLS = 100
@@ -359,7 +377,9 @@ def listed_calls(d: daemons.Daemon) -> int | None:
         c.close()
 
 
-def start_daemon(kind: str, workdir: Path, ports: int, extra: list[str]) -> daemons.Daemon:
+def start_daemon(
+    kind: str, options: list[str], workdir: Path, ports: int, extra: list[str]
+) -> daemons.Daemon:
     """daemons.start, with a port-range prober that survives 20,000-port ranges.
 
     tools.free_port_range holds all probe sockets open at once (EMFILE at 20,000 ports) and
@@ -368,7 +388,9 @@ def start_daemon(kind: str, workdir: Path, ports: int, extra: list[str]) -> daem
     chooser = functools.partial(common.wide_port_range, max_busy=ports // 25)
     setattr(daemons, "free_port_range", chooser)  # noqa: B010
     try:
-        return daemons.start(kind, workdir, interface="lo/127.0.0.1", ports=ports, extra=extra)
+        return daemons.start(
+            kind, workdir, interface="lo/127.0.0.1", ports=ports, extra=[*extra, *options]
+        )
     except BaseException as e:  # pytest.skip from tools.require is a BaseException
         if isinstance(e, KeyboardInterrupt):
             raise
@@ -418,7 +440,7 @@ def rate_phase(
         for kind in results:
             d: daemons.Daemon | None = None
             try:
-                d = start_daemon(kind, workdir / kind, 2000, extra)
+                d = start_daemon(*args.variants[kind], workdir / kind, 2000, extra)
                 log(f"[{kind}] pid {d.proc.pid}, ng :{d.ng_port}, ports {d.port_min}-{d.port_max}")
                 numbers: Iterator[int] = count(1)
                 measure(d, "warmup", full, 1, WARMUP_CALLS, args.seconds, numbers)
@@ -466,33 +488,43 @@ def memory_phase(
     n = args.mem_calls
     d: daemons.Daemon | None = None
     try:
-        d = start_daemon(kind, workdir / kind, n * 4 + max(200, n // 10 * 4), extra)
+        d = start_daemon(*args.variants[kind], workdir / kind, n * 4 + max(200, n // 10 * 4), extra)
         log(f"[{kind}] pid {d.proc.pid}, ports {d.port_min}-{d.port_max} for {n} calls")
         pid = d.proc.pid
-        rss_start = common.rss_kb(pid)
+        pss_start, rss_start = common.pss_kb(pid, ANON), common.rss_kb(pid)
         numbers = count(1)
         measure(d, "warmup", full, 1, WARMUP_CALLS, args.seconds, numbers)
         time.sleep(args.settle)
-        rss_idle = common.rss_kb(pid)
+        pss_idle, rss_idle = common.pss_kb(pid, ANON), common.rss_kb(pid)
+        total_idle = common.pss_kb(pid)
+        # one client: the calls still spread over the workers (sharded by call-id)
         fill = measure(d, "fill", ("offer", "answer"), 1, n, args.fill_seconds, numbers)
         r.passes["fill"] = fill
         time.sleep(args.settle)
-        rss_after = common.rss_kb(pid)
-        smaps = common.smaps_rollup_kb(pid)
+        pss_after, rss_after = common.pss_kb(pid, ANON), common.rss_kb(pid)
+        total_after = common.pss_kb(pid)
         sessions, ports_used = ng_stats(d)
         r.memory = {
             "calls": fill.calls,
+            "processes": len(common.process_tree(pid)),
+            "pss_total_idle_kb": total_idle,
+            "pss_total_after_kb": total_after,
+            "pss_anon_start_kb": pss_start,
+            "pss_anon_idle_kb": pss_idle,
+            "pss_anon_after_kb": pss_after,
+            "kb_per_call": (pss_after - pss_idle) / fill.calls if fill.calls else None,
             "rss_start_kb": rss_start,
             "rss_idle_kb": rss_idle,
             "rss_after_kb": rss_after,
-            "kb_per_call": (rss_after - rss_idle) / fill.calls if fill.calls else None,
-            "smaps_after_kb": {k: smaps.get(k) for k in ("Rss", "Pss", "Anonymous")},
+            "rss_kb_per_call": (rss_after - rss_idle) / fill.calls if fill.calls else None,
             "sessions_reported": sessions,
             "ports_used_reported": ports_used,
         }
         log(
-            f"[{kind}] memory: {fill.calls} calls standing; "
-            f"RSS start {rss_start} KB, idle {rss_idle} KB, after {rss_after} KB; "
+            f"[{kind}] memory: {fill.calls} calls standing, "
+            f"{r.memory['processes']} process(es); anonymous PSS start {pss_start} KB, "
+            f"idle {pss_idle} KB, after {pss_after} KB (all PSS {total_idle} -> {total_after} KB, "
+            f"summed RSS {rss_idle} -> {rss_after} KB); "
             f"daemon reports {sessions} sessions, {ports_used} ports used"
         )
         if fill.calls < n:
@@ -515,102 +547,139 @@ def memory_phase(
 # ---------------------------------------------------------------- report
 
 
-def table_rows(res: dict[str, Result], clients: int) -> list[common.Row]:
-    def val(kind: str, get: Callable[[Result], float | None]) -> float | None:
-        r = res.get(kind)
-        if r is None:
-            return None
-        try:
-            return get(r)
-        except (KeyError, TypeError):
-            return None
+@dataclass(frozen=True)
+class Metric:
+    """One table line: how to read it from a Result."""
 
-    def row(
-        label: str,
-        unit: str,
-        get: Callable[[Result], float | None],
-        goal: str = "",
-        digits: int = 1,
-        check: Callable[[float, float | None], bool] | None = None,
-    ) -> common.Row:
-        ref, cand = val("rtpengine", get), val("rtpvault", get)
-        met = None if check is None or cand is None else check(cand, ref)
-        if met is not None and not met and ref is None and goal.startswith("ratio"):
-            met = None  # a ratio goal needs both figures
-        return common.Row(label, unit, ref, cand, goal, digits, met)
+    label: str
+    unit: str
+    get: Callable[[Result], float | None]
+    digits: int = 1
 
-    def at_least_ref(cand: float, ref: float | None) -> bool:
-        return ref is not None and cand >= ref
 
-    mb = 1024.0
+def median_cpu(name: str) -> Callable[[Result], float | None]:
+    """The median CPU per call over a setting's repetitions (the median-rate pass's own CPU
+    figure would tie the CPU row to the rate's noise)."""
+
+    def get(r: Result) -> float | None:
+        cpus = [p.cpu_us_per_call for p in r.reps[name] if p.cpu_us_per_call is not None]
+        return statistics.median(cpus) if cpus else None
+
+    return get
+
+
+def metrics(clients: int) -> list[Metric]:
     c = f"rate_c{clients}"
+    mb = 1024.0
     return [
-        row(
-            "setup rate, 1 client",
-            "calls/s",
-            lambda r: r.passes["rate_c1"].rate,
-            "ratio >= 1.00",
-            0,
-            at_least_ref,
+        Metric("setup rate, 1 client", "calls/s", lambda r: r.passes["rate_c1"].rate, 0),
+        Metric(f"setup rate, {clients} clients", "calls/s", lambda r: r.passes[c].rate, 0),
+        Metric("daemon CPU per call, 1 client", "us", median_cpu("rate_c1"), 0),
+        Metric(f"daemon CPU per call, {clients} clients", "us", median_cpu(c), 0),
+        Metric("call latency p50, 1 client", "ms", lambda r: r.passes["rate_c1"].latency_ms_p50, 3),
+        Metric("call latency p99, 1 client", "ms", lambda r: r.passes["rate_c1"].latency_ms_p99, 3),
+        Metric(
+            f"call latency p99, {clients} clients", "ms", lambda r: r.passes[c].latency_ms_p99, 3
         ),
-        row(
-            f"setup rate, {clients} clients",
-            "calls/s",
-            lambda r: r.passes[c].rate,
-            "ratio >= 1.00",
-            0,
-            at_least_ref,
-        ),
-        row(
-            "daemon CPU per call, 1 client",
-            "us",
-            lambda r: r.passes["rate_c1"].cpu_us_per_call,
-            digits=0,
-        ),
-        row(
-            f"daemon CPU per call, {clients} clients",
-            "us",
-            lambda r: r.passes[c].cpu_us_per_call,
-            digits=0,
-        ),
-        row(
-            "call latency p50, 1 client",
-            "ms",
-            lambda r: r.passes["rate_c1"].latency_ms_p50,
-            digits=3,
-        ),
-        row(
-            "call latency p99, 1 client",
-            "ms",
-            lambda r: r.passes["rate_c1"].latency_ms_p99,
-            digits=3,
-        ),
-        row(
-            f"call latency p99, {clients} clients",
-            "ms",
-            lambda r: r.passes[c].latency_ms_p99,
-            digits=3,
-        ),
-        row(
-            "offer+answer rate (memory fill)", "calls/s", lambda r: r.passes["fill"].rate, digits=0
-        ),
-        row(
-            "daemon CPU per offer+answer",
-            "us",
-            lambda r: r.passes["fill"].cpu_us_per_call,
-            digits=0,
-        ),
-        row("RSS idle", "MB", lambda r: r.memory["rss_idle_kb"] / mb),
-        row("RSS with idle calls", "MB", lambda r: r.memory["rss_after_kb"] / mb),
-        row(
-            "memory per idle call",
-            "KB",
-            lambda r: r.memory["kb_per_call"],
-            "<= 20 KB (rtpvault)",
-            1,
-            lambda cand, _ref: cand <= 20.0,
-        ),
+        Metric("offer+answer rate (memory fill)", "calls/s", lambda r: r.passes["fill"].rate, 0),
+        Metric("daemon CPU per offer+answer", "us", lambda r: r.passes["fill"].cpu_us_per_call, 0),
+        Metric("PSS idle (all processes)", "MB", lambda r: r.memory["pss_total_idle_kb"] / mb),
+        Metric("PSS with idle calls", "MB", lambda r: r.memory["pss_total_after_kb"] / mb),
+        Metric("memory per idle call (anon PSS)", "KB", lambda r: r.memory["kb_per_call"]),
+        Metric("memory per idle call (summed RSS)", "KB", lambda r: r.memory["rss_kb_per_call"]),
     ]
+
+
+def value(
+    res: dict[str, Result], label: str, get: Callable[[Result], float | None]
+) -> float | None:
+    r = res.get(label)
+    if r is None:
+        return None
+    try:
+        return get(r)
+    except (KeyError, TypeError):
+        return None
+
+
+def spread(res: dict[str, Result], label: str, name: str) -> str:
+    """min-max of a rate setting's repetitions, e.g. "1,650-1,910" (the noise of the median)."""
+    r = res.get(label)
+    rates = [p.rate for p in (r.reps.get(name, []) if r else []) if p.rate]
+    cpus = [p.cpu_us_per_call for p in (r.reps.get(name, []) if r else []) if p.cpu_us_per_call]
+    if not rates:
+        return "n/a"
+    return (
+        f"rate {min(rates):,.0f}-{max(rates):,.0f}/s, "
+        f"CPU {min(cpus or [0]):,.0f}-{max(cpus or [0]):,.0f} us/call ({len(rates)} passes)"
+    )
+
+
+def format_table(res: dict[str, Result], labels: list[str], clients: int) -> str:
+    """metric | unit | one column per daemon | each rtpvault column / rtpengine."""
+    ref = REFERENCE if REFERENCE in labels else None
+    cands = [lb for lb in labels if lb != ref]
+    header = ["metric", "unit", *labels, *(f"{c}/{ref}" for c in cands if ref)]
+    body = []
+    for m in metrics(clients):
+        vals = [value(res, lb, m.get) for lb in labels]
+        line = [m.label, m.unit, *("n/a" if v is None else f"{v:,.{m.digits}f}" for v in vals)]
+        if ref:
+            r = value(res, ref, m.get)
+            for c in cands:
+                q = common.ratio(value(res, c, m.get), r)
+                line.append("n/a" if q is None else f"{q:.2f}")
+        body.append(line)
+    widths = [max(len(x[i]) for x in [header, *body]) for i in range(len(header))]
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(
+            x.ljust(widths[i]) if i < 2 else x.rjust(widths[i]) for i, x in enumerate(cells)
+        ).rstrip()
+
+    return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *map(fmt, body)])
+
+
+def goals(res: dict[str, Result], labels: list[str], clients: int) -> list[dict[str, Any]]:
+    """The issue 18 goal lines: name, figure, goal, met (None: a figure is missing)."""
+    vaults = [lb for lb in labels if lb.startswith("rtpvault")]
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, fig: float | None, goal: str, ok: Callable[[float], bool]) -> None:
+        out.append(
+            {"goal": name, "figure": fig, "target": goal, "met": None if fig is None else ok(fig)}
+        )
+
+    c = f"rate_c{clients}"
+    if vaults and REFERENCE in labels:
+        most = vaults[-1]
+        add(
+            f"setup rate {most}/{REFERENCE}, {clients} clients",
+            common.ratio(
+                value(res, most, lambda r: r.passes[c].rate),
+                value(res, REFERENCE, lambda r: r.passes[c].rate),
+            ),
+            ">= 0.80 (moonshot >= 1.00)",
+            lambda x: x >= 0.8,
+        )
+    if len(vaults) >= 2:
+        one, most = vaults[0], vaults[-1]
+        for name in ("rate_c1", c):
+            n = name.removeprefix("rate_c")
+            add(
+                f"daemon CPU per call {most}/{one}, {n} client(s)",
+                common.ratio(value(res, most, median_cpu(name)), value(res, one, median_cpu(name))),
+                "<= 1.10",
+                lambda x: x <= 1.10,
+            )
+    for v in vaults:
+        add(
+            f"memory per idle call (anon PSS), {v}",
+            value(res, v, lambda r: r.memory["kb_per_call"]),
+            "<= 20 KB",
+            lambda x: x <= 20.0,
+        )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -635,6 +704,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--settle", type=float, default=1.0, help="pause before each RSS reading")
     ap.add_argument("--only", choices=KINDS, help="measure one daemon only")
+    ap.add_argument(
+        "--workers",
+        default="1,2",
+        help="rtpvault --num-threads values, one daemon each; rtpengine gets the largest",
+    )
     ap.add_argument(
         "--log-level",
         type=int,
@@ -671,18 +745,39 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    kinds = [args.only] if args.only else list(KINDS)
+    workers = sorted({int(w) for w in args.workers.split(",")})
+    args.variants = {}
+    if args.only in (None, "rtpengine"):
+        args.variants["rtpengine"] = ("rtpengine", [f"--num-threads={workers[-1]}"])
+    if args.only in (None, "rtpvault"):
+        for w in workers:
+            args.variants[f"rtpvault-{w}w"] = ("rtpvault", [f"--num-threads={w}"])
+    labels = list(args.variants)
+    print(
+        "daemons: " + ", ".join(f"{lb} ({' '.join(o)})" for lb, (_, o) in args.variants.items()),
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="bench-ng-") as tmp:
         workdir = args.workdir or Path(tmp)
-        results = {k: Result(k) for k in kinds}
+        results = {k: Result(k) for k in labels}
         rate_phase(results, args, workdir, log)
         for r in results.values():
             if r.passes or r.failure is None:  # skip a relay that does not even start
                 memory_phase(r, args, workdir, log)
 
-    rows = table_rows(results, args.clients)
     print()
-    print(common.format_table(rows, "rtpengine", "rtpvault"))
+    print(format_table(results, labels, args.clients))
+    print()
+    print("noise (min-max of the repetitions):")
+    for lb in labels:
+        for name in ("rate_c1", f"rate_c{args.clients}"):
+            print(f"  {lb:12} {name:8} {spread(results, lb, name)}")
+    print()
+    goal_lines = goals(results, labels, args.clients)
+    for g in goal_lines:
+        fig = "n/a" if g["figure"] is None else f"{g['figure']:.2f}"
+        met = "" if g["met"] is None else " [met]" if g["met"] else " [NOT met]"
+        print(f"goal: {g['goal']}: {fig} (goal {g['target']}){met}")
     print()
     for k, r in results.items():
         if r.failure:
@@ -699,7 +794,7 @@ def main(argv: list[str] | None = None) -> int:
                 },
                 "open_files_limit": nofile,
                 "results": {k: r.as_dict() for k, r in results.items()},
-                "table": common.rows_as_json(rows),
+                "goals": goal_lines,
             },
         )
         print(f"json: {args.json}")

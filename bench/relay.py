@@ -28,6 +28,15 @@ offered rate, the relays take turns on the same load (interleaved, `--repeat` ti
     sudo .venv/bin/python bench/relay.py                  # 100, 500, 2000 sessions, 2 reps (~7 min)
     sudo .venv/bin/python bench/relay.py --quick          # 100 + 1000 sessions, 4 rates (~1.5 min)
     sudo .venv/bin/python bench/relay.py --sessions 100,2000 --rates 20000,50000 --repeat 3
+    sudo .venv/bin/python bench/relay.py --workers 1,2    # rtpvault --num-threads=1 against =2
+
+rtpvault runs with `--num-threads=1` against rtpengine (one event loop, pinned like rtpengine).
+`--workers 1,2` compares rtpvault with one worker and with two instead (issue 18), no rtpengine:
+the call-ids are chosen so that the calls alternate between the two workers' shares
+(rtpvault.shard.owner_of), and nothing is pinned (two workers on one CPU would measure
+nothing), so the relay CPU is every daemon process's CPU plus every CPU's ksoftirqd, and no
+pass is marked D: "others" (the machine's busy time less the relay's and the harness's, as a
+share of all CPUs) is printed, but the relay and the harness contend with each other anyway.
 
 Needs root (network namespaces). Namespaces and links are removed at the end (also on error).
 """
@@ -38,6 +47,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -66,9 +76,11 @@ HDR = struct.Struct("!BBHII")
 STAMP = struct.Struct("!Q")
 PROBE_EVERY = 16
 KINDS = ("rtpengine", "rtpvault")
-MEDIA_PORTS = {"rtpengine": 2000, "rtpvault": 16000}  # up to 3,475 sessions each
-EXTRA: dict[str, list[str]] = {}
+MEDIA_PORTS = [2000, 16000]  # the nth relay's range starts here: up to 3,475 sessions each
+EXTRA: dict[str, list[str]] = {"rtpvault": ["--num-threads=1"]}
 """Extra daemon options per kind (bench/kernel.py runs rtpvault with `--table=0`)."""
+SPREAD_OVER = 2
+"""Call-ids are chosen so call i belongs to worker i % SPREAD_OVER (of that many workers)."""
 
 
 def _enter(ns: Netns) -> None:
@@ -167,6 +179,48 @@ def receiver(ns: Netns, cpus: set[int], ready: Event, done: Event, out: Any) -> 
     out.put(("got", got + queued + _udp_rcvbuf_errors() - overflow0, delays))
 
 
+def call_id(i: int) -> str:
+    """A call-id for call `i` owned by worker i % SPREAD_OVER when there are SPREAD_OVER
+    workers (crc32 sharding, rtpvault.shard): both workers get half of the calls."""
+    from rtpvault.shard import owner_of
+
+    for salt in range(1000):
+        cid = f"bench-{i}-{salt}"
+        if owner_of(cid, SPREAD_OVER) == i % SPREAD_OVER:
+            return cid
+    raise AssertionError("crc32 never lands on that worker")
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its live descendants (a supervisor and its workers)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in os.listdir(f"/proc/{p}/task"):
+            try:
+                todo += [
+                    int(c) for c in Path(f"/proc/{p}/task/{task}/children").read_text().split()
+                ]
+            except OSError:
+                continue
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """relay_micro.cpu_seconds (a process plus the ksoftirqd of its CPUs) over the whole tree;
+    ksoftirqd only once."""
+    tree = process_tree(pid)
+    total = cpu_seconds(pid)
+    for p in tree[1:]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / TICKS
+    return total
+
+
 def sdp(addr: str, port: int, sess: int) -> str:
     return (
         f"v=0\r\no=- {sess} 1 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\n"
@@ -177,25 +231,39 @@ def sdp(addr: str, port: int, sess: int) -> str:
 class Relay:
     """One relay daemon in the relay namespace with `n` calls A → relay → B."""
 
-    def __init__(self, kind: str, topo: Topology, work: Path, n: int) -> None:
-        self.kind = kind
+    def __init__(
+        self,
+        kind: str,
+        topo: Topology,
+        work: Path,
+        n: int,
+        *,
+        label: str | None = None,
+        options: tuple[str, ...] = (),
+        pin: bool = True,
+        slot: int | None = None,
+    ) -> None:
+        self.kind = label or kind
+        self.pin = pin
+        base = MEDIA_PORTS[slot if slot is not None else KINDS.index(kind)]
         ns = topo.hosts["relay"]
         with ns.entered():
             self.d = daemons.start(
                 kind,
-                work / kind,
+                work / self.kind,
                 interface=topo.relay_address("a"),
                 ports=8,  # overridden below (free_port_range probes 127.0.0.1, not 10.99.1.1)
                 extra=[
                     # disjoint ranges in the private relay namespace, below the ephemeral ports
-                    f"--port-min={MEDIA_PORTS[kind]}",
-                    f"--port-max={MEDIA_PORTS[kind] + n * 4 + 99}",
+                    f"--port-min={base}",
+                    f"--port-max={base + n * 4 + 99}",
                     "--log-level=5",
                     "--timeout=3600",
                     "--silent-timeout=3600",
                     "--final-timeout=0",
                     "--delete-delay=0",
                     *EXTRA.get(kind, []),
+                    *options,
                 ],
             )
             ng = self.d.client(timeout=20)
@@ -209,15 +277,16 @@ class Relay:
 
     def _setup(self, topo: Topology, ng: NgClient, n: int) -> None:
         relay_cpu = {(os.cpu_count() or 2) - 1}
-        for t in os.listdir(f"/proc/{self.d.proc.pid}/task"):
-            try:
-                os.sched_setaffinity(int(t), relay_cpu)
-            except OSError:
-                pass
+        for pid in process_tree(self.d.proc.pid) if self.pin else ():
+            for t in os.listdir(f"/proc/{pid}/task"):
+                try:
+                    os.sched_setaffinity(int(t), relay_cpu)
+                except OSError:
+                    pass
         self.dests: list[tuple[str, int]] = []
         a, b = topo.host_address("a"), topo.host_address("b")
         for i in range(n):
-            cid = f"bench-{i}"
+            cid = call_id(i)
             b_port = PORT_PROBE if i % PROBE_EVERY == 0 else PORT_BULK
             r = ng.call(
                 {"command": "offer", "call-id": cid, "from-tag": "a", "sdp": sdp(a, PORT_A, i)}
@@ -244,7 +313,8 @@ def one_pass(
     topo: Topology, relay: Relay | None, dests: list[tuple[str, int]], rate: int, seconds: float
 ) -> dict[str, Any]:
     ncpu = os.cpu_count() or 2
-    harness = set(range(ncpu - 1)) or {0}
+    pinned = relay is None or relay.pin
+    harness = (set(range(ncpu - 1)) or {0}) if pinned else set(range(ncpu))
     ctx = mp.get_context("fork")
     out = ctx.Queue()
     ready, done, go = ctx.Event(), ctx.Event(), ctx.Event()
@@ -255,20 +325,26 @@ def one_pass(
     ready.wait(10)
     time.sleep(0.2)
     pid = relay.d.proc.pid if relay else None
-    c0 = cpu_seconds(pid) if pid else 0.0
-    relay_cpu = (os.cpu_count() or 2) - 1
-    b0 = cpu_busy(relay_cpu)
+    c0 = tree_cpu_seconds(pid) if pid else 0.0
+    relay_cpus = [ncpu - 1] if pinned else list(range(ncpu))
+    b0 = sum(cpu_busy(c) for c in relay_cpus)
+    h0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     go.set()
     kind, sent, elapsed = out.get(timeout=seconds * 3 + 30)
     assert kind == "sent"
     done.set()
     kind, got, delays = out.get(timeout=30)
-    c1 = cpu_seconds(pid) if pid else 0.0
-    others = cpu_busy(relay_cpu) - b0 - (c1 - c0)  # the relay CPU's time used by other jobs
-    others_share = max(0.0, others) / (time.monotonic() - t0)
+    c1 = tree_cpu_seconds(pid) if pid else 0.0
+    b1 = sum(cpu_busy(c) for c in relay_cpus)
+    t1 = time.monotonic()
     tx.join()
     rx.join()
+    others = b1 - b0 - (c1 - c0)  # the relay CPU's time used by other jobs
+    if not pinned:  # the harness shares the CPUs: its own time is not "other jobs"
+        h1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        others -= h1.ru_utime + h1.ru_stime - h0.ru_utime - h0.ru_stime
+    others_share = max(0.0, others) / (t1 - t0) / len(relay_cpus)
     delays.sort()
 
     def q(f: float) -> float:
@@ -281,7 +357,7 @@ def one_pass(
         "got": got,
         "loss": max(0.0, 1 - got / sent) if sent else 1.0,
         "cpu_us": (c1 - c0) / max(got, 1) * 1e6,
-        "busy_us": (cpu_busy(relay_cpu) - b0) / max(got, 1) * 1e6,
+        "busy_us": (b1 - b0) / max(got, 1) * 1e6,
         "others": others_share,
         "p50_us": q(0.5),
         "p99_us": q(0.99),
@@ -430,6 +506,10 @@ def main() -> None:
     )
     ap.add_argument("--logs", help="keep the relays' logs in this directory")
     ap.add_argument("--quick", action="store_true", help="100,1000 sessions; 4 rates; 2 s passes")
+    ap.add_argument(
+        "--workers",
+        help="compare rtpvault --num-threads values instead (e.g. 1,2; no rtpengine, no pinning)",
+    )
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/relay.py needs root for network namespaces")
@@ -446,6 +526,18 @@ def main() -> None:
         args.sessions, args.rates, args.seconds = "100,1000", "20000,50000,150000,300000", 2.0
         args.repeat = 1
     sessions = [int(x) for x in args.sessions.split(",")]
+    # label → (kind, options, pinned)
+    variants: dict[str, tuple[str, tuple[str, ...], bool]] = {k: (k, (), True) for k in KINDS}
+    if args.workers:
+        counts = sorted({int(w) for w in args.workers.split(",")})
+        variants = {f"rtpvault-{w}w": ("rtpvault", (f"--num-threads={w}",), False) for w in counts}
+        while len(MEDIA_PORTS) < len(variants):
+            MEDIA_PORTS.append(MEDIA_PORTS[-1] + 14000)
+        # Unpinned, the harness and the relay share both CPUs by design, and the jobs of others
+        # cannot be told from the contention between them: no pass is marked D (the "others"
+        # share is still printed).
+        global DISTURBED
+        DISTURBED = float("inf")
     rates = sorted(int(x) for x in args.rates.split(","))
     ref = args.reference_rate if args.reference_rate in rates else rates[0]
     t_start = time.monotonic()
@@ -469,8 +561,19 @@ def main() -> None:
             for n in sessions:
                 relays: list[Relay] = []
                 try:
-                    for kind in KINDS:
-                        relays.append(Relay(kind, topo, Path(tmp) / str(n), n))
+                    for slot, (label, (kind, options, pin)) in enumerate(variants.items()):
+                        relays.append(
+                            Relay(
+                                kind,
+                                topo,
+                                Path(tmp) / str(n),
+                                n,
+                                label=label,
+                                options=options,
+                                pin=pin,
+                                slot=slot,
+                            )  # fmt: skip
+                        )
                     active = {r.kind for r in relays}
                     for rate in rates:
                         sweep_rate(topo, relays, active, rows, n, rate, args)
@@ -481,7 +584,7 @@ def main() -> None:
                         relay.stop()
     finally:
         topo.destroy()
-    summary(rows, sessions, rates, ref, ceiling)
+    summary(rows, sessions, rates, ref, ceiling, list(variants))
     print(
         f"\nwall time {time.monotonic() - t_start:.0f} s; machine shared with other jobs "
         f"(load at end {os.getloadavg()[0]:.2f})"
@@ -489,8 +592,16 @@ def main() -> None:
 
 
 def summary(
-    rows: list[dict[str, Any]], sessions: list[int], rates: list[int], ref: int, ceiling: float
+    rows: list[dict[str, Any]],
+    sessions: list[int],
+    rates: list[int],
+    ref: int,
+    ceiling: float,
+    labels: list[str],
 ) -> None:
+    """Medians per session count; ratio = the second label / the first."""
+    e_, v_ = labels[0], labels[-1]
+
     def pick(kind: str, n: int, rate: int | None = None) -> list[dict[str, Any]]:
         return [
             r
@@ -521,13 +632,15 @@ def summary(
         return median([r[key] for r in pick(kind, n, rate or ref) if r["loss"] < 0.1])
 
     print(
-        f"\nmedians; ratio = rtpvault / rtpengine; harness ceiling {ceiling:,.0f}/s; "
+        f"\nmedians; ratio = {v_} / {e_}; harness ceiling {ceiling:,.0f}/s; "
         f"H = harness could not offer the rate;\nD = relay starved of CPU by other jobs "
         f"(they used >= {100 * DISTURBED:.0f} % of the relay's CPU); both excluded from top rates"
+        if DISTURBED != float("inf")
+        else "H = harness could not offer the rate, excluded from top rates"
     )
-    print(f"{'sessions':>8}  {'measure':<32} {'rtpengine':>13} {'rtpvault':>13} {'ratio':>6}")
+    print(f"{'sessions':>8}  {'measure':<32} {e_:>13} {v_:>13} {'ratio':>6}")
     for n in sessions:
-        te, tv = top("rtpengine", n), top("rtpvault", n)
+        te, tv = top(e_, n), top(v_, n)
         ne, nv = (float(t.split()[0].lstrip(">=").replace(",", "")) for t in (te, tv))
         print(
             f"{n:>8}  {'top rate, < 0.1 % loss (pkt/s)':<32} {te:>13} {tv:>13} "
@@ -538,15 +651,12 @@ def summary(
             ("p50_us", f"delay p50 us @ {ref:,}/s"),
             ("p99_us", f"delay p99 us @ {ref:,}/s"),
         ):
-            fe, fv = at("rtpengine", n, key), at("rtpvault", n, key)
+            fe, fv = at(e_, n, key), at(v_, n, key)
             print(f"{n:>8}  {label:<32} {fe:>13,.2f} {fv:>13,.2f} {ratio(fv, fe):>6.2f}")
-    print(
-        "\nCPU us/pkt by rate (medians, passes with < 10 % loss): "
-        "sessions rate rtpengine rtpvault ratio"
-    )
+    print(f"\nCPU us/pkt by rate (medians, passes with < 10 % loss): sessions rate {e_} {v_} ratio")
     for n in sessions:
         for rate in rates:
-            fe, fv = at("rtpengine", n, "cpu_us", rate), at("rtpvault", n, "cpu_us", rate)
+            fe, fv = at(e_, n, "cpu_us", rate), at(v_, n, "cpu_us", rate)
             if fe == fe or fv == fv:
                 print(f"{n:>8} {rate:>8,} {fe:>9.2f} {fv:>9.2f} {ratio(fv, fe):>6.2f}")
 

@@ -206,9 +206,21 @@ class NgControlServer:
 
     def handle(self, datagram: bytes, source: Source) -> bytes | None:
         """One request → the reply datagram, or None for "no reply at all"; deferred work done.
-        Never routed elsewhere: a sharded daemon's owner answers requests handed to it here."""
+        Never routed elsewhere."""
         try:
             return self.handle_deferring(datagram, source)
+        finally:
+            self.run_deferred()
+
+    def handle_parsed(self, request: NgRequest, source: Source) -> bytes | None:
+        """As `handle`, for a request another worker already decoded and handed to this one,
+        the call's owner (rtpvault.shard): reply cache, dispatch, encoding; no second decode
+        (a Kamailio offer's bencode is most of a hand-off's cost, docs/PERFORMANCE.md)."""
+        if self._later:
+            self.run_deferred()
+        self._later = []
+        try:
+            return self._handle(b"", source, None, request)
         finally:
             self.run_deferred()
 
@@ -253,17 +265,20 @@ class NgControlServer:
         self.cookies.insert(host, cookie, data, self._clock())
         return data
 
-    def _handle(self, datagram: bytes, source: Source,
-                path: ReplyPath | None = None) -> bytes | None:  # fmt: skip
+    def _handle(self, datagram: bytes, source: Source, path: ReplyPath | None = None,
+                parsed: NgRequest | None = None) -> bytes | None:  # fmt: skip
         host = _host_of(source)
         if not self.allowed(host):
             self._refuse("ng", host, source[1])
             return None
-        split = split_cookie(datagram)
-        if split is None:
-            log.warning("Received invalid data on NG port (no cookie) from %s", host)
-            return None
-        cookie, data = split
+        if parsed is not None:  # decoded by the worker that received it: not empty
+            cookie, data = parsed.cookie, b" "
+        else:
+            split = split_cookie(datagram)
+            if split is None:
+                log.warning("Received invalid data on NG port (no cookie) from %s", host)
+                return None
+            cookie, data = split
         now = self._clock()
         if not data:  # checked before the cache, and cached like any reply, as rtpengine does
             reply = self._error(cookie, INVALID_NO_PAYLOAD, False, host)
@@ -273,7 +288,7 @@ class NgControlServer:
                 self.counters.duplicates += 1
                 log.info("Detected command from %s as a duplicate", host)
                 return cached
-            request: NgRequest | NgError | None = None
+            request: NgRequest | NgError | None = parsed
             if path is not None and self.router is not None:
                 # A request this worker answered is in its cache (above); one the router hands
                 # on is answered, and cached, by the worker that owns the call. A malformed

@@ -81,6 +81,8 @@ class Peers:
         self._handlers: dict[str, Handler] = {}
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._tokens = itertools.count(1)
+        self._buffer = bytearray(FRAGMENT + _FRAGMENT_HEAD.size)
+        self._view = memoryview(self._buffer)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._log = RateLimitedLog(log, logging.WARNING)
         self._ids = itertools.count(1)
@@ -161,13 +163,18 @@ class Peers:
     # --- receiving ----------------------------------------------------------------------------
 
     def _receive(self) -> None:
+        # Into one buffer kept for the inbox's life: recv(FRAGMENT) allocates a 256 KB object
+        # per message and shrinks it, up to 30 µs a message depending on the allocator's state
+        # (docs/PERFORMANCE.md, "Issue 18: workers"). Unpickling copies what it keeps.
+        recv_into, view = self._inbox.recv_into, self._view
         for _ in range(64):  # a batch per loop turn, so a flood cannot starve the media
             try:
-                data = self._inbox.recv(FRAGMENT + _FRAGMENT_HEAD.size)
+                size = recv_into(view)
             except (BlockingIOError, InterruptedError):
                 return
+            data: bytes | memoryview = view[:size]
             if data[:1] == b"F":
-                whole = self._reassemble(data)
+                whole = self._reassemble(bytes(data))
                 if whole is None:
                     continue
                 data = whole

@@ -34,6 +34,9 @@ __all__ = ["Shard", "owner_of"]
 
 log = logging.getLogger("rtpvault.shard")
 
+Handed = tuple[bytes, dict[str, Any], bool, Source]
+"""A request handed to the call's owner: cookie, decoded body, came as JSON, source."""
+
 
 def owner_of(call_id: str, workers: int) -> int:
     """The worker index that owns `call_id` among `workers`."""
@@ -81,10 +84,13 @@ class Shard:
         # line is how an operator (and tests/integration/workers) sees the hand-off happen
         log.debug("worker %d: %s of call %s from %s:%s handed to worker %d", self.index, command,
                   call_id, source[0], source[1], owner)  # fmt: skip
+        # The decoded request, not the datagram: the owner would decode it a second time, while
+        # pickling the dict costs a tenth of that (docs/PERFORMANCE.md, "Issue 18: workers").
+        handed = (request.cookie, body, request.is_json, source)
         if path.udp >= 0:
-            self.peers.post(owner, "ng-udp", (datagram, source, path.udp))
+            self.peers.post(owner, "ng-udp", (*handed, path.udp))
         else:
-            self._spawn(self._ask(owner, datagram, source, path))
+            self._spawn(self._ask(owner, handed, path))
         return True
 
     def _spawn(self, work: Any) -> None:
@@ -92,9 +98,9 @@ class Shard:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _ask(self, owner: int, datagram: bytes, source: Source, path: ReplyPath) -> None:
+    async def _ask(self, owner: int, handed: Handed, path: ReplyPath) -> None:
         try:
-            reply = await self.peers.ask(owner, "ng", (datagram, source))
+            reply = await self.peers.ask(owner, "ng", handed)
         except TimeoutError:
             return  # the owner died: no reply, as from a crashed rtpengine
         if reply is not None:
@@ -118,15 +124,15 @@ class Shard:
 
     # --- the owner ----------------------------------------------------------------------------
 
-    def _owned_udp(self, payload: tuple[bytes, Source, int]) -> None:
-        datagram, source, udp = payload
-        reply = self.control.handle(datagram, source)
+    def _owned_udp(self, payload: tuple[bytes, dict[str, Any], bool, Source, int]) -> None:
+        cookie, body, is_json, source, udp = payload
+        reply = self.control.handle_parsed(NgRequest(cookie, body, is_json), source)
         if reply is not None:
             self.control.send_udp(udp, reply, source)
 
-    def _owned(self, payload: tuple[bytes, Source]) -> bytes | None:
-        datagram, source = payload
-        return self.control.handle(datagram, source)
+    def _owned(self, payload: Handed) -> bytes | None:
+        cookie, body, is_json, source = payload
+        return self.control.handle_parsed(NgRequest(cookie, body, is_json), source)
 
     def _part(self, command: str) -> Any:
         return self.commands.part(command)

@@ -146,6 +146,11 @@ class Supervisor:
         for handler in logging.getLogger().handlers:
             handler.flush()
         parent = os.getpid()
+        # Everything made so far (modules, settings) is shared copy-on-write with the worker;
+        # frozen, the worker's garbage collector never writes into it, so its pages stay shared
+        # (Python docs, gc.freeze): 27 -> 15.5 KB per idle call with 2 workers, PSS
+        # (docs/PERFORMANCE.md, "Issue 18: workers").
+        gc.freeze()
         pid = os.fork()
         if pid == 0:  # the worker: never returns into the supervisor's code
             code = 1
@@ -171,10 +176,6 @@ class Supervisor:
     def run(self) -> int:
         """Fork the workers, wait for them to serve, keep them alive until SIGTERM."""
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-        # Everything imported and built so far is shared with the workers page by page until
-        # written; the collector's passes would write to every object's header and copy it all
-        # into each worker. Frozen objects are never scanned.
-        gc.freeze()
         for index in range(self.count):
             self._fork(index)
         code = self._wait_ready()

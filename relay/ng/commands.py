@@ -368,10 +368,11 @@ class Commands:
     """Commands that read the call-id under "call-id" only; the others take the last of its
     spellings (CALL_ID_KEYS), as rtpengine 10.5 does."""
 
-    def call_id_of(self, command: str, body: dict[str, Any]) -> str | None:
+    @staticmethod
+    def call_id_of(command: str, body: dict[str, Any]) -> str | None:
         """The call the command acts on, read as the command reads it (rtpvault.shard routes
         requests by it)."""
-        if command in self.ONLY_CALL_ID:
+        if command in Commands.ONLY_CALL_ID:
             return _str(body, "call-id")
         return option(body, *CALL_ID_KEYS)
 
