@@ -35,6 +35,7 @@ import _common as common  # noqa: E402
 
 common.add_repo_to_path()
 
+from relay import compiled  # noqa: E402
 from tests.support import daemons  # noqa: E402
 from tests.support.ng import encode_ordered  # noqa: E402
 
@@ -667,6 +668,9 @@ def main(argv: list[str] | None = None) -> int:
         f"--timeout={args.timeout}, open-files limit {nofile}",
         flush=True,
     )
+
+    # compiled with mypyc, or from source (RTPVAULT_PURE=1, not compiled, stale): relay/compiled.py
+    print(f"rtpvault hot path: {compiled.state()}", flush=True)
 
     def log(msg: str) -> None:
         print(msg, flush=True)

@@ -9,7 +9,9 @@ when
 
 * `RTPVAULT_PURE=1` is set (tests compare both paths; an operator's escape hatch), or
 * any compiled one is older than its source: an edited checkout of an editable install, where
-  the stale extension would otherwise silently run the old code. A warning says to reinstall.
+  the stale extension would otherwise silently run the old code. No warning (stderr is part of
+  what the CLI tests compare); `state()` says which, bench/ng_setup.py prints it, and
+  .ci/bootstrap reinstalls (compiles again) when it finds the tree stale.
 
 All or none: the compiled modules call each other natively, so a mix is never loaded.
 Nothing here may be compiled itself, and it imports only the standard library.
@@ -21,7 +23,6 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from importlib.abc import MetaPathFinder
 from importlib.machinery import ModuleSpec
@@ -93,18 +94,22 @@ class SourceFirst(MetaPathFinder):
         return importlib.util.spec_from_file_location(fullname, py) if py.is_file() else None
 
 
+def _pure() -> bool:
+    return os.environ.get("RTPVAULT_PURE", "") not in ("", "0")
+
+
+def state() -> str:
+    """How `MODULES` run in this process: "compiled", or "source (<why>)"."""
+    if _pure():
+        return "source (RTPVAULT_PURE=1)"
+    if all(extension(name) is None for name in MODULES):
+        return "source (not compiled)"
+    old = stale()
+    return f"source (stale: {', '.join(old)})" if old else "compiled"
+
+
 def guard() -> None:
     if any(isinstance(f, SourceFirst) for f in sys.meta_path):
         return
-    if os.environ.get("RTPVAULT_PURE", "") not in ("", "0"):
-        sys.meta_path.insert(0, SourceFirst())
-        return
-    old = stale()
-    if old:
-        warnings.warn(
-            f"rtpvault: compiled {', '.join(old)} older than the source; running all of "
-            "relay.compiled.MODULES from source (reinstall: pip install -e . to compile again)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    if _pure() or stale():
         sys.meta_path.insert(0, SourceFirst())
