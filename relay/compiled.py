@@ -69,7 +69,10 @@ def extension(name: str) -> Path | None:
 
 
 def stale() -> list[str]:
-    """Compiled modules whose source changed after they were built."""
+    """Compiled modules whose source changed after they were built (in a source checkout: an
+    installed copy is not edited, and wheel extraction leaves its mtimes in no useful order)."""
+    if {"site-packages", "dist-packages"} & set(ROOT.parts):
+        return []
     out = []
     for name in MODULES:
         ext = extension(name)

@@ -81,3 +81,12 @@ def test_the_build_list_names_existing_relay_modules() -> None:
     for name in compiled.MODULES:
         assert compiled.source(name).is_file(), name
     assert "relay.compiled" not in compiled.MODULES  # the guard itself must stay Python
+
+
+def test_an_installed_copy_is_never_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip extracts a wheel in archive order with fresh mtimes: an extension may come out before
+    its source, which must not send an installed (non-editable) rtpvault to the source path."""
+    site = tmp_path / "lib" / "site-packages"
+    site.mkdir(parents=True)
+    _fake_tree(site, monkeypatch)
+    assert compiled.stale() == []
