@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import runpy
 import select
 import socket
 import statistics
@@ -741,6 +742,11 @@ def main(argv: list[str] | None = None) -> int:
         f"--timeout={args.timeout}, open-files limit {nofile}",
         flush=True,
     )
+
+    # compiled with mypyc, or from source (RTPVAULT_PURE=1, not compiled, stale); read by path:
+    # `relay` here is bench/relay.py
+    compiled = runpy.run_path(str(common.REPO / "relay" / "compiled.py"))
+    print(f"rtpvault hot path: {compiled['state']()}", flush=True)
 
     def log(msg: str) -> None:
         print(msg, flush=True)

@@ -220,6 +220,9 @@ class Teardown:
             if reason is not None:
                 logger.info("Call closed (%s)", reason, extra={"call_id": call.call_id})
                 self.emit(CallClosed(call, reason))
+            for party in call.all_parties():  # partners point at each other: see close_sides
+                party.other = None
+                party.former.clear()
 
         # The call is gone from `calls` and counted; its sockets, log line and listeners wait
         # until the ng reply is sent (see NgControlServer.defer) — before the next request.

@@ -151,7 +151,8 @@ class UserspacePlane:
         """Start reading `stream.sock`; adding a stream twice is a no-op."""
         if stream in self._fds:
             return
-        stream.sock.setblocking(False)
+        if stream.sock.gettimeout() != 0.0:  # relay.ports.bind_udp's are already: no ioctl
+            stream.sock.setblocking(False)
         fd = stream.sock.fileno()
         reader = self._choose(stream)
         if self._epoll is not None:

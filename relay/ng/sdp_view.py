@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from relay.call.offered import OfferedMedia, OfferedSession
 from relay.ng.flags import NgFlags
-from relay.sdp.model import MediaSection, SessionDescription
+from relay.sdp.model import Line, MediaSection, SessionDescription
 from relay.sdp.parse import parse
 from relay.sdp.plan import SessionPlan
 from relay.sdp.rewrite import rewrite
@@ -22,11 +22,31 @@ class SdpUnsupported(ValueError):
     """A valid request asking for something rtpvault does not implement yet (error reply)."""
 
 
-def _first(values: tuple[str | None, ...]) -> str | None:
+def _first(values: list[str | None]) -> str | None:
     return next((v for v in values if v is not None), None)
 
 
-def _media(m: MediaSection, desc: SessionDescription) -> OfferedMedia:
+_WANTED = frozenset(
+    ("crypto", "setup", "fingerprint", "ice-ufrag", "ice-pwd", "candidate", "ice-options")
+    + ("ice-lite",)
+)
+"""The a= names `_media` reads (ice-lite only for its presence)."""
+_NONE: list[str | None] = []
+
+
+def _grouped(lines: tuple[Line, ...]) -> dict[str, list[str | None]]:
+    """Values of the wanted `a=` lines by name, in order, in one pass over `lines`: the same
+    as calling `.attributes(name)` per name, which walked every line once per name."""
+    found: dict[str, list[str | None]] = {}
+    for line in lines:
+        if line.kind == "a":
+            name, value = line.attribute
+            if name in _WANTED:
+                found.setdefault(name, []).append(value)
+    return found
+
+
+def _media(m: MediaSection, session: dict[str, list[str | None]]) -> OfferedMedia:
     conn = m.effective_connection
     names = {}
     for pt in m.formats:
@@ -40,6 +60,11 @@ def _media(m: MediaSection, desc: SessionDescription) -> OfferedMedia:
     # except for the trickle-ICE placeholder 0.0.0.0:9
     trickle = m.port == 9 and address in ("0.0.0.0", "::")
     rtcp_on_rtp = m.rtcp_port is not None and m.rtcp_port == m.port and not trickle
+    own = _grouped(m.lines)
+
+    def first(name: str) -> str | None:
+        return _first(own.get(name, _NONE)) or _first(session.get(name, _NONE))
+
     return OfferedMedia(
         type=m.media_type,
         port=m.port,
@@ -57,30 +82,30 @@ def _media(m: MediaSection, desc: SessionDescription) -> OfferedMedia:
         fingerprint=m.fingerprint,
         end_of_candidates=m.end_of_candidates,
         mid=m.mid,
-        crypto_values=tuple(v for v in m.attributes("crypto") if v is not None),
-        setup=_first(m.attributes("setup")) or _first(desc.attributes("setup")),
-        fingerprint_value=_first(m.attributes("fingerprint"))
-        or _first(desc.attributes("fingerprint")),
-        ice_ufrag=_first(m.attributes("ice-ufrag")) or _first(desc.attributes("ice-ufrag")),
-        ice_pwd=_first(m.attributes("ice-pwd")) or _first(desc.attributes("ice-pwd")),
-        candidates=tuple(v for v in m.attributes("candidate") if v is not None),
+        crypto_values=tuple(v for v in own.get("crypto", _NONE) if v is not None),
+        setup=first("setup"),
+        fingerprint_value=first("fingerprint"),
+        ice_ufrag=first("ice-ufrag"),
+        ice_pwd=first("ice-pwd"),
+        candidates=tuple(v for v in own.get("candidate", _NONE) if v is not None),
         ice_trickle=any(
             "trickle" in (v or "").split()
-            for v in (*m.attributes("ice-options"), *desc.attributes("ice-options"))
+            for v in (*own.get("ice-options", _NONE), *session.get("ice-options", _NONE))
         ),
         codec_names=names,
-        ice_lite=bool(desc.attributes("ice-lite")),
-        ice_lite_media=bool(m.attributes("ice-lite")),
+        ice_lite="ice-lite" in session,
+        ice_lite_media="ice-lite" in own,
     )
 
 
 def summarize(desc: SessionDescription) -> OfferedSession:
     origin = desc.origin
+    session = _grouped(desc.session_lines)
     return OfferedSession(
         origin_username=origin.username if origin else "",
         origin_version=origin.version if origin else "",
         session_name=desc.session_name or "",
-        media=tuple(_media(m, desc) for m in desc.media),
+        media=tuple(_media(m, session) for m in desc.media),
         rtpengine_ids=desc.rtpengine_ids,
     )
 

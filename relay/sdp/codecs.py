@@ -30,6 +30,7 @@ Measured against rtpengine 10.5 (differential scenarios `codec_*`):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 
 SUPPLEMENTARY = frozenset({"telephone-event", "cn"})
 
@@ -116,6 +117,7 @@ def _same_codec(
     return _full(mine) == _full(theirs)
 
 
+@lru_cache(maxsize=256)  # a handful of codec names recur in every offer and answer
 def _full(codec: str) -> str:
     parts = codec.lower().split("/")
     return "/".join(parts + (["1"] if len(parts) == 2 else []))

@@ -497,3 +497,22 @@ def test_rtcp_mux_media_flag_like_rtpengine(
     assert (a.rtcp_mux, b.rtcp_mux) == (a_after_offer, b_after_offer)
     rtcp_mux_logic(b, a, b_mux, frozenset(), offer=False)
     assert (a.rtcp_mux, b.rtcp_mux) == (a_after_answer, b_mux)
+
+
+def test_a_deleted_call_leaves_no_cyclic_garbage() -> None:
+    """Partners and their streams point at each other; teardown unlinks them so a call is
+    freed by reference counting, not by the cyclic GC whose collections it would trigger every
+    few calls (docs/PERFORMANCE.md, issue 18)."""
+    import gc
+
+    reg, _ = registry()
+    gc.collect()
+    gc.disable()
+    try:
+        for n in range(3):
+            reg.offer(f"c{n}", "a", None, session(), flags(), render)
+            reg.answer(f"c{n}", "a", "b", session("192.0.2.20", 50000), flags(), render)
+            delete(reg, f"c{n}", None, None, 0)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

@@ -351,3 +351,32 @@ def test_set_tos(family: int) -> None:
             assert s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS) == 184
         with pytest.raises(ValueError, match="tos must be 0..255, got 256"):
             set_tos(s, 256)
+
+
+class _CountingSocket(socket.socket):
+    """A real socket that counts setblocking calls (each one an ioctl)."""
+
+    calls = 0
+
+    def setblocking(self, flag: bool) -> None:
+        type(self).calls += 1
+        super().setblocking(flag)
+
+
+def test_add_makes_a_blocking_socket_non_blocking_and_leaves_a_non_blocking_one_alone() -> None:
+    """relay.ports.bind_udp creates its sockets non-blocking: add() need not ask again (four
+    ioctl calls a call, issue 18)."""
+    loop = asyncio.new_event_loop()
+    plane = UserspacePlane(loop, clock=lambda: 0.0, wallclock=lambda: WALL)
+    socks = [_CountingSocket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK),
+             _CountingSocket(socket.AF_INET, socket.SOCK_DGRAM)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+            plane.add(Stream(s, "127.0.0.1", s.getsockname()[1]))
+        assert _CountingSocket.calls == 1
+        assert all(s.gettimeout() == 0.0 for s in socks)
+    finally:
+        for s in socks:
+            s.close()
+        loop.close()
