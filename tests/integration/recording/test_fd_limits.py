@@ -70,7 +70,11 @@ def test_out_of_descriptors_nothing_is_lost_silently(tmp_path: Path) -> None:
     relay = _start(tmp_path, spool)
     ng = relay.client()
     try:
-        resource.prlimit(relay.proc.pid, resource.RLIMIT_NOFILE, (100, 100))
+        # the daemon and its worker processes (num-threads: the calls live in the workers)
+        pid = relay.proc.pid
+        workers = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        for each in (pid, *map(int, workers)):
+            resource.prlimit(each, resource.RLIMIT_NOFILE, (100, 100))
         replies = []
         for i in range(100):  # ~6 descriptors a call: the limit is reached long before
             offer, answer = _recorded_call(ng, i)
