@@ -94,12 +94,12 @@ def prepare_dirs(root: str) -> None:
     if os.path.exists(root) and not os.path.isdir(root):
         raise StartupError(f'spool file exists, but "{shown(root)}" is not a directory.', 255)
     try:
-        if not os.path.exists(root):
-            os.mkdir(root, 0o700)
-        for sub in SUBDIRS:
-            path = os.path.join(root, sub)
-            if not os.path.isdir(path):
-                os.mkdir(path, 0o777)
+        for path, mode in ((root, 0o700), *((os.path.join(root, sub), 0o777) for sub in SUBDIRS)):
+            try:
+                os.mkdir(path, mode)
+            except FileExistsError:  # made earlier, or by another worker starting with this one
+                if not os.path.isdir(path):
+                    raise
     except OSError as exc:
         reason = f"Failed to create spool directory {shown(root)}: {exc.strerror}"
         raise StartupError(reason, 255) from None

@@ -13,6 +13,7 @@ import os
 import socket
 
 from relay.config import load_settings, parse_args
+from relay.limits import DaemonLimits
 from relay.ng.codec import bencode_decode
 from rtpvault.daemon import Daemon, _secure_context
 from rtpvault.peers import Channels, Peers
@@ -30,7 +31,8 @@ def test_request_handed_on_before_the_owner_serves_is_answered() -> None:
     channels = Channels(2)
     ready_r, ready_w = os.pipe()
     worker = WorkerSetup(0, 2, channels, ready_w,
-                         {"secure": _secure_context(settings), "settings": settings})  # fmt: skip
+                         {"secure": _secure_context(settings), "settings": settings,
+                          "limits": DaemonLimits(2, settings)})  # fmt: skip
     client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     client.bind(("127.0.0.1", 0))
     client.setblocking(False)
@@ -41,7 +43,7 @@ def test_request_handed_on_before_the_owner_serves_is_answered() -> None:
         daemon = Daemon(settings, loop, worker)
         # worker 1 got this ping on its listen-ng socket before worker 0 bound its own
         other = Peers(channels, 1)
-        assert other.post(0, "ng-udp", (b"c00kie d7:command4:pinge", source, 0))
+        assert other.post(0, "ng-udp", (b"c00kie", {"command": "ping"}, False, source, 0))
         try:
             await daemon.start()
             return await asyncio.wait_for(loop.sock_recv(client, 4096), 10)
