@@ -60,10 +60,10 @@ class ReplyPath:
     send: Callable[[bytes], None]
 
 
-Router = Callable[["NgRequest", bytes, Source, ReplyPath], bool]
-"""router(request, datagram, source, path) → True when another worker answers the request
-(rtpvault.shard): this server then neither caches nor replies. Called for decoded requests only,
-before the reply cache, which lives with the call's owner."""
+Router = Callable[["NgRequest", Source, ReplyPath], bool]
+"""router(request, source, path) → True when another worker answers the request
+(rtpvault.shard): this server then neither caches nor replies. Called for decoded requests that
+this server's reply cache does not hold; the owner's cache answers their retransmissions."""
 
 
 @dataclass
@@ -298,7 +298,7 @@ class NgControlServer:
                 except NgError as exc:
                     request = exc
                 else:
-                    if self.router(request, datagram, source, path):
+                    if self.router(request, source, path):
                         self._routed = True
                         return None
             reply = self._execute(cookie, data, source, host, request)

@@ -65,7 +65,7 @@ class Shard:
 
     # --- the receiving worker -----------------------------------------------------------------
 
-    def route(self, request: NgRequest, datagram: bytes, source: Source, path: ReplyPath) -> bool:
+    def route(self, request: NgRequest, source: Source, path: ReplyPath) -> bool:
         body = request.body
         command = request.command
         if command in self.commands.WIDE:
