@@ -216,9 +216,7 @@ class NgControlServer:
         """As `handle`, for a request another worker already decoded and handed to this one,
         the call's owner (rtpvault.shard): reply cache, dispatch, encoding; no second decode
         (a Kamailio offer's bencode is most of a hand-off's cost, docs/PERFORMANCE.md)."""
-        if self._later:
-            self.run_deferred()
-        self._later = []
+        self._begin()
         try:
             return self._handle(b"", source, None, request)
         finally:
@@ -228,10 +226,14 @@ class NgControlServer:
                          path: ReplyPath | None = None) -> bytes | None:  # fmt: skip
         """As `handle`, but work queued with `defer` waits for `run_deferred`: the transports
         send the reply first. With `path` (a listener's request) the router may take it."""
+        self._begin()
+        return self._handle(datagram, source, path)
+
+    def _begin(self) -> None:
+        """A new request: what the previous one deferred is done, its own work is collected."""
         if self._later:
             self.run_deferred()
         self._later = []
-        return self._handle(datagram, source, path)
 
     async def request(self, datagram: bytes, source: Source) -> bytes | None:
         """One request from a stream that waits for its answer (ng over HTTP): answered here,
@@ -258,10 +260,7 @@ class NgControlServer:
         """The reply to a request answered outside `dispatch` (a whole-daemon command merged
         from every worker): counted, cached and encoded as `dispatch`'s replies are."""
         host = _host_of(source)
-        self._count_command(command, host)
-        if "result" not in reply:
-            reply = {**reply, "result": "ok"}
-        data = encode_reply(cookie, reply, is_json)
+        data = self._reply(cookie, reply, is_json, command, host)
         self.cookies.insert(host, cookie, data, self._clock())
         return data
 
@@ -325,16 +324,21 @@ class NgControlServer:
             self.counters.internal_errors += 1
             reason = f"Internal error: {type(exc).__name__}"
             return self._error(cookie, reason, request.is_json, host)
+        return self._reply(cookie, reply, request.is_json, command, host)
+
+    def _reply(self, cookie: bytes, reply: dict[str, Any], is_json: bool, command: str,
+               host: str) -> bytes:  # fmt: skip
+        """A handler's reply, counted and encoded (`"result": "ok"` added last when absent)."""
         self._count_command(command, host)
         if "result" not in reply:
             reply = {**reply, "result": "ok"}
         try:
-            return encode_reply(cookie, reply, request.is_json)
+            return encode_reply(cookie, reply, is_json)
         except ValueError as exc:
             log.error("Unencodable reply to %r from %s: %s", command, host, exc)
             self.counters.internal_errors += 1
             reason = f"Internal error: {type(exc).__name__}"
-            return self._error(cookie, reason, request.is_json, host)
+            return self._error(cookie, reason, is_json, host)
 
     def _count_command(self, command: str, host: str) -> None:
         self.counters.commands[command] = self.counters.commands.get(command, 0) + 1
