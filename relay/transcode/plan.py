@@ -1,0 +1,60 @@
+"""What one direction of a media section does with each payload type (pure data).
+
+Negotiation (relay.call, from the SDPs and the codec flags, as rtpengine 10.5 decides) sets
+`MediaSide.codec_plan` on the side whose party *sends* the packets; None there means plain
+forwarding, byte for byte, as before transcoding existed. The media side (relay.transcode's
+chain, run by the userspace plane's secure reader) turns a plan into decoders/encoders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    """One payload type's codec as an SDP states it."""
+
+    name: str
+    """Encoding name as in a=rtpmap (`PCMU`, `opus`, `G722`, `telephone-event`, `CN`)."""
+    clock: int
+    """RTP clock rate from a=rtpmap (G722: 8000, though it samples at 16 kHz)."""
+    channels: int = 1
+    fmtp: str = ""
+    """The a=fmtp value for this payload type, as written in the SDP ("" when none)."""
+
+    @property
+    def key(self) -> str:
+        """`name/clock[/channels]` as rtpengine prints a codec (`opus/48000/2`)."""
+        base = f"{self.name}/{self.clock}"
+        return base if self.channels == 1 else f"{base}/{self.channels}"
+
+
+@dataclass(frozen=True, slots=True)
+class DirectionPlan:
+    """Packets from one party towards the other, by RTP payload type."""
+
+    inputs: dict[int, Codec]
+    """Payload types the sending party may send (what we advertised to it), with codecs."""
+    outputs: dict[int, Codec]
+    """Payload types the receiving party accepts (its SDP), in its order of preference."""
+    passthrough: frozenset[int] = frozenset()
+    """Input payload types forwarded unchanged (same codec, same number, on both sides)."""
+    renumber: dict[int, int] = field(default_factory=dict)
+    """Input PT → output PT for the same codec under another number (forwarded, PT rewritten)."""
+    encode_pt: int | None = None
+    """Output payload type transcoded audio is sent as; None: nothing is transcoded."""
+    dtmf_out_pt: int | None = None
+    """telephone-event PT at the output's clock; None with a telephone-event input: events
+    become in-band tones in `encode_pt`'s audio (where rtpengine 10.5 does that)."""
+    cn_out_pt: int | None = None
+    """CN payload type on the output, if the receiver accepts CN at the encoder's clock."""
+    ptime: int | None = None
+    """Output packetisation in ms (ptime= / ptime-reverse= or the receiver's a=ptime);
+    None: the encoder's default (20 ms; Opus 20 ms)."""
+    inband_to_dtmf: bool = False
+    """Detect DTMF tones in the decoded input and send them as telephone-event (dtmf_out_pt)."""
+
+    @property
+    def transcodes(self) -> bool:
+        return self.encode_pt is not None
