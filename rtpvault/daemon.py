@@ -38,6 +38,7 @@ from relay.media.plane import ForwardingPlane
 from relay.ng.commands import Commands
 from relay.ng.statistics import Figures, figures
 from relay.ng.statistics import reply as statistics_reply
+from rtpvault.codec_list import codec_lines, wants_codecs
 from rtpvault.component import Component, DaemonContext, StartupError
 from rtpvault.limits import raise_open_files_limit
 from rtpvault.logsetup import setup_logging, subsystem_levels
@@ -284,6 +285,9 @@ def _runner() -> Callable[[Coroutine[Any, Any, int]], int]:
 
 
 def main(argv: list[str]) -> int:
+    if wants_codecs(argv):  # as rtpengine: print and exit, no configuration needed
+        print("\n".join(codec_lines()))
+        return 0
     try:
         settings, warnings = load_settings(parse_args(argv))
     except ConfigError as exc:

@@ -129,7 +129,7 @@ _PROCESS = (
     _k("idle-scheduling", _S, choices=_SCHED, doc="Idle thread scheduling policy."),
     _k("idle-priority", _I, doc="Idle thread scheduling priority."),
     _k("socket-cpu-affinity", _I, "0", doc="SO_INCOMING_CPU on media sockets."),
-    _k("codecs", _B, "false", doc="Print supported codecs and exit (rtpengine only)."),
+    _k("codecs", _B, "false", impl=True, doc="Print supported codecs and exit (`--codecs`)."),
 )
 
 _NETWORK = (
