@@ -293,6 +293,9 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"rtpvault: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if settings.raw.get("codecs", "false").lower() in ("true", "1", "yes", "on"):
+        print("\n".join(codec_lines()))  # `codecs = true` in the config file
+        return 0
     setup_logging(
         settings.log_level,
         settings.log_stderr,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from rtpvault.codec_list import codec_lines, wants_codecs
 
@@ -30,3 +31,14 @@ def test_run_prints_and_exits_without_config() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "                opus: fully supported" in done.stdout.splitlines()
+
+
+def test_config_file_key_prints_too(tmp_path: Path) -> None:
+    conf = tmp_path / "rtpengine.conf"
+    conf.write_text("[rtpengine]\ninterface = 127.0.0.1\nlisten-ng = 127.0.0.1:1\ncodecs = true\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "rtpvault", "run", f"--config-file={conf}"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "                PCMU: fully supported" in done.stdout.splitlines()
