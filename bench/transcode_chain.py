@@ -69,7 +69,7 @@ def main() -> None:
     ap.add_argument("--pairs", default=",".join(PAIRS))
     ap.add_argument("--detect", action="store_true", help="in-band DTMF detection on")
     args = ap.parse_args()
-    print(f"{'pair':<14} {'µs CPU / 20 ms frame (median of %d)' % args.repeat}")
+    print(f"{'pair':<14} µs CPU / 20 ms frame (median of {args.repeat})")
     for pair in args.pairs.split(","):
         runs = [measure(pair, args.frames, args.detect) for _ in range(args.repeat)]
         print(f"{pair:<14} {statistics.median(runs):8.1f}   "
