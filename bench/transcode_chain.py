@@ -48,15 +48,15 @@ def measure(pair: str, frames: int, detect: bool) -> float:
     plan = make_plan(src, dst, int(ptime) if ptime else None, detect)
     chain = Chain(plan, 0x1234)
     step = 960 if src is OPUS else 160
-    feed = []
+    feed: list[bytes] = []
     for i in range(frames):
-        p = bytearray(packets[i % len(packets)])
-        p[2:4] = (i & 0xFFFF).to_bytes(2, "big")
-        p[4:8] = ((1000 + i * step) & 0xFFFFFFFF).to_bytes(4, "big")
-        feed.append(bytes(p))
+        raw = bytearray(packets[i % len(packets)])
+        raw[2:4] = (i & 0xFFFF).to_bytes(2, "big")
+        raw[4:8] = ((1000 + i * step) & 0xFFFFFFFF).to_bytes(4, "big")
+        feed.append(bytes(raw))
     start = time.process_time()
-    for i, p in enumerate(feed):
-        chain.feed(p, i * 0.02)
+    for i, pkt in enumerate(feed):
+        chain.feed(pkt, i * 0.02)
     spent = time.process_time() - start
     assert chain.decode_errors == 0 and chain.packets_out > 0
     return spent / frames * 1e6
