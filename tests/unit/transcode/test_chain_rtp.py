@@ -104,3 +104,27 @@ def test_garbage_payloads_are_counted_not_raised(
         chain.feed(j, 1.0)
     assert chain.packets_in == len(pkts) + len(junk)
     assert chain.malformed <= len(junk)
+
+
+CN = PCMU.__class__("CN", 8000)
+
+
+def test_comfort_noise_is_forwarded_as_the_receivers_cn_on_our_time_line() -> None:
+    p = plan(PCMU, PCMA, inputs={13: CN}, outputs={13: CN}, cn_out_pt=13)
+    chain = Chain(p, 0x66, ts=0)
+    out = heads(run(chain, tone_packets(PCMU, 1000, 0.2)))
+    cn = heads(chain.feed(packet.build(False, 13, 10, 1000 + 1600, 0x1234, b"\x40"), 0.2))
+    assert [(h.pt, h.ssrc, h.ts, h.payload) for h in cn] == [(13, 0x66, 1600, b"\x40")]
+    assert cn[0].seq == out[-1].seq + 1
+
+
+def test_comfort_noise_without_cn_on_the_output_is_a_pause() -> None:
+    p = plan(PCMU, PCMA, inputs={13: CN})
+    chain = Chain(p, 0x66, ts=0)
+    first = heads(run(chain, tone_packets(PCMU, 1000, 0.2)))
+    assert chain.feed(packet.build(False, 13, 10, 1000 + 1600, 0x1234, b"\x40"), 0.2) == []
+    later = [packet.build(i == 0, 0, 20 + i, 1000 + 8000 + 160 * i, 0x1234, b"\xff" * 160)
+             for i in range(5)]  # fmt: skip
+    after = heads(run(chain, later, start=1.0))
+    assert after[0].marker and after[0].ts == 8000  # one second after the first packet
+    assert after[0].seq == first[-1].seq + 1
