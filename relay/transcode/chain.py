@@ -87,6 +87,7 @@ class Chain:
         self.decode_errors = 0
         self.samples_decoded = 0
         self.frames_encoded = 0
+        self.encode_errors = 0
         self.malformed = 0
         self.late = 0
         self.unknown_pt = 0
@@ -291,7 +292,12 @@ class Chain:
             if self._det:  # a detected digit: its event packets stand for the audio
                 out += self._detected_event()
                 continue
-            payload = enc.encode(pcm)
+            try:
+                payload = enc.encode(pcm)
+            except AudioError:
+                self.encode_errors += 1
+                self._tick += enc.ticks  # the frame is lost; the time line goes on
+                continue
             self.frames_encoded += 1
             self.seq = (self.seq + 1) & 0xFFFF
             out.append(packet.build(self._marker, self.plan.encode_pt, self.seq, self._tick,
