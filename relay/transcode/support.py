@@ -6,9 +6,10 @@ encoders and decoders for PCMU (pcm_mulaw), PCMA (pcm_alaw), G722, G723 (g723_1)
 (libopus) and CN (comfortnoise), but only decoders for G729 and GSM: FFmpeg has no encoder for
 them and the wheel is not built with libgsm/libspeex/bcg729. So rtpvault can transcode *from*
 G729 and GSM but not *to* them. Speex is neither: FFmpeg's native speex decoder needs the Speex
-header (Ogg extradata) that RTP does not carry; without it 38 bytes of payload came out as
-1.2 s of audio, so an RTP speex stream cannot be decoded faithfully (docs/spec/transcode-media.md
-§6). The FFmpeg names and rates are in rtp.codecs.
+header (Ogg extradata) that RTP does not carry; without it a 38-byte payload came out as 1.2 s
+of audio (it cannot know the frames per packet), and no encoder here can make real speex to
+prove otherwise, so speex is left out (docs/spec/transcode-media.md §6). The FFmpeg names and
+rates are in rtp.codecs.
 """
 
 from __future__ import annotations
