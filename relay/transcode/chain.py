@@ -39,7 +39,10 @@ from relay.transcode.detect import DtmfDetector
 from relay.transcode.dtmf import DtmfSynth, Event, EventError, build_event, parse_event
 from relay.transcode.plan import Codec, DirectionPlan
 
-__all__ = ["DETECTED_VOLUME", "END_REPEATS", "FILL_MS", "MAX_JUMP_S", "Chain", "ChainError"]
+__all__ = [
+    "DETECTED_VOLUME", "END_REPEATS", "EVENT_GRACE_MS", "FILL_MS", "MAX_JUMP_S", "Chain",
+    "ChainError",
+]  # fmt: skip
 
 FILL_MS = 200
 """Input gaps up to this long are filled with silence (lost packets); longer ones (DTX,
@@ -51,6 +54,8 @@ sender's clock: the output moves on by the arrival-time difference instead."""
 
 END_REPEATS = 3
 """An event's end packet is sent this many times (RFC 4733 §2.5.1.4), as rtpengine does."""
+EVENT_GRACE_MS = 100
+"""Audio this far past what a telephone-event has lasted (its end packets lost) ends it."""
 DETECTED_VOLUME = 10
 """Volume (dBm0 below full scale) of telephone-events made from detected tones."""
 
@@ -211,7 +216,8 @@ class Chain:
         return dec
 
     def _audio(self, rtp: packet.Rtp, codec: Codec, now: float) -> list[bytes]:
-        if any(not synth.ended for synth, _ in self._synths.values()):
+        grace = codec.clock * EVENT_GRACE_MS // 1000
+        if any(synth.covers(rtp.ts, grace) for synth, _ in self._synths.values()):
             return []  # the event's tone stands for the audio meanwhile
         dec = self._decoder(rtp.pt, codec)
         if dec is None:

@@ -87,3 +87,13 @@ def test_detected_tones_become_telephone_events() -> None:
     ts = [h.ts for h in heads if h.pt == 8]
     assert all(b > a for a, b in zip(ts, ts[1:], strict=False)) and chain.dtmf_events == 1
     assert [h.seq for h in heads] == list(range(1, len(heads) + 1))
+
+
+def test_an_event_whose_end_packets_are_lost_ends_when_audio_comes_from_past_it() -> None:
+    chain = Chain(plan(PCMU, PCMA, inputs={101: TE8}), 0x50, seq=0, ts=0)
+    sent = tone_packets(PCMU, 1000, 0.2) + events(5, 2600, 10, count=5)[:5]  # no end packets
+    later = [packet.build(False, 0, 20 + i, 2600 + 800 + 160 * i, 0x1234, b"\x55" * 160)
+             for i in range(10)]  # fmt: skip
+    out = [h for h in map(packet.parse, run(chain, sent + later)) if h is not None]
+    assert len(out) == 10 + 5 + 10  # the tone's 5 frames, then every audio packet
+    assert [h.ts for h in out] == [160 * i for i in range(25)]
