@@ -163,3 +163,29 @@ def test_telephone_events_become_a_tone_at_rtpengines_level(rtpengine: Daemon) -
         peaks[who] = max(abs(v) for v in samples[1600 + 400 : 1600 + 1200])
     print(f"event → tone peak: {peaks}")
     assert abs(peaks["rtpvault"] - peaks["rtpengine"]) < 0.1 * peaks["rtpengine"]
+
+
+def test_the_output_stream_where_rtpengine_and_rtpvault_differ(rtpengine: Daemon) -> None:
+    """docs/spec/transcode-media.md §2-§3: the same input with loss and a swap, both relays."""
+    pk = tone_packets(PCMU, 1000, 1.0)
+    pk = [p for i, p in enumerate(pk) if i not in (10, 11, 30)]
+    pk = pk[:20] + [pk[21], pk[20]] + pk[22:]  # input seq 22 before 21
+    _, got = _call(rtpengine, ("0", "a=rtpmap:0 PCMU/8000\r\n"), {"codec": {"transcode": ["opus"]}},
+                   ("96", "a=rtpmap:96 opus/48000/2\r\na=fmtp:96 stereo=0\r\n"), pk,
+                   _silence_from(7, 96, 50))  # fmt: skip
+    theirs = [h for h in map(packet.parse, got) if h is not None and h.pt == 96]
+    # rtpengine: input's first seq and ts, no marker, stereo despite stereo=0, sequence numbers
+    # follow the input's (a gap where input was lost), timestamps contiguous (+960) regardless
+    assert (theirs[0].seq, theirs[0].ts, theirs[0].marker) == (0, 1000, False)
+    assert all(h.payload[0] & 0x04 for h in theirs)
+    seq_steps = {(b.seq - a.seq) & 0xFFFF for a, b in zip(theirs, theirs[1:], strict=False)}
+    assert seq_steps == {1, 2, 3}  # 8 → 11 after two lost, a step of 2 after one
+    assert {(b.ts - a.ts) & 0xFFFFFFFF for a, b in zip(theirs, theirs[1:], strict=False)} == {960}
+    # rtpvault: same start, marker set, mono, consecutive sequence, the loss kept in the time
+    ours = [h for h in map(packet.parse, run(Chain(plan(PCMU, OPUS), 1), pk)) if h is not None]
+    assert (ours[0].seq, ours[0].ts, ours[0].marker) == (0, 1000, True)
+    assert not any(h.payload[0] & 0x04 for h in ours)
+    assert [h.seq for h in ours] == list(range(len(ours)))
+    assert {(b.ts - a.ts) & 0xFFFFFFFF for a, b in zip(ours, ours[1:], strict=False)} == {960}
+    assert len(ours) == 49  # 50 frames of time (3 lost filled, the swapped late one too) less
+    # the frame libopus' delay still holds
