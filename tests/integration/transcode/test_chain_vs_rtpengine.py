@@ -189,3 +189,19 @@ def test_the_output_stream_where_rtpengine_and_rtpvault_differ(rtpengine: Daemon
     assert {(b.ts - a.ts) & 0xFFFFFFFF for a, b in zip(ours, ours[1:], strict=False)} == {960}
     assert len(ours) == 49  # 50 frames of time (3 lost filled, the swapped late one too) less
     # the frame libopus' delay still holds
+
+
+def test_g722_runs_on_an_8000_clock_in_both(rtpengine: Daemon) -> None:
+    from tests.support.chains import G722
+
+    sent = tone_packets(PCMU, 1000, 0.6)
+    _, got = _call(rtpengine, ("0", "a=rtpmap:0 PCMU/8000\r\n"), {"codec": {"transcode": ["G722"]}},
+                   ("9", "a=rtpmap:9 G722/8000\r\n"), sent, _silence_from(7, 9, 30))  # fmt: skip
+    theirs = [h for h in map(packet.parse, got) if h is not None and h.pt == 9]
+    ours = [h for h in map(packet.parse, run(Chain(plan(PCMU, G722), 1), sent)) if h is not None]
+    for who, heads in (("rtpengine", theirs), ("rtpvault", ours)):
+        assert {(b.ts - a.ts) & 0xFFFFFFFF for a, b in zip(heads, heads[1:], strict=False)} == {160}
+        assert {len(h.payload) for h in heads} == {160}, who  # 320 samples at 16 kHz, 4 bits
+        rebuilt = [packet.build(False, 9, i, 0, 1, h.payload) for i, h in enumerate(heads)]
+        pcm = decode(G722, rebuilt)
+        assert dominant_hz(pcm_samples(pcm)[1600:3200]) == 1000, who
