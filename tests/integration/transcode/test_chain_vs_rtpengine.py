@@ -205,3 +205,35 @@ def test_g722_runs_on_an_8000_clock_in_both(rtpengine: Daemon) -> None:
         rebuilt = [packet.build(False, 9, i, 0, 1, h.payload) for i, h in enumerate(heads)]
         pcm = decode(G722, rebuilt)
         assert dominant_hz(pcm_samples(pcm)[1600:3200]) == 1000, who
+
+
+def test_telephone_events_renumbered_to_48_khz_in_both(rtpengine: Daemon) -> None:
+    from tests.support.chains import TE48
+
+    sent = tone_packets(PCMU, 1000, 0.2)
+    sent += [packet.build(i == 0, 101, 10 + i, 2600, 0x1234,
+                          build_event(Event(7, i >= 5, 10, 160 * min(i + 1, 5))))
+             for i in range(8)]  # fmt: skip
+    sent += [packet.build(False, 0, 18 + i, 3400 + 160 * i, 0x1234, b"\xff" * 160)
+             for i in range(10)]  # fmt: skip
+    offer = ("0 101", "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n")
+    _, got = _call(rtpengine, offer,
+                   {"codec": {"transcode": ["opus"], "mask": ["PCMU"]}},
+                   ("96 97", "a=rtpmap:96 opus/48000/2\r\na=rtpmap:97 telephone-event/48000\r\n"),
+                   sent, _silence_from(7, 96, 30))  # fmt: skip
+    p = plan(PCMU, OPUS, inputs={101: TE8}, outputs={97: TE48}, dtmf_out_pt=97)
+    ours = run(Chain(p, 1), sent)
+    for who, pkts in (("rtpengine", got), ("rtpvault", ours)):
+        heads = [h for h in map(packet.parse, pkts) if h is not None]
+        te = [h for h in heads if h.pt == 97]
+        evs = [parse_event(h.payload) for h in te]
+        assert [e.duration for e in evs] == [960, 1920, 2880, 3840, 4800] + [4800] * 3, who
+        assert [e.end for e in evs] == [False] * 5 + [True] * 3, who
+        assert [h.marker for h in te] == [True] + [False] * 7, who
+        assert len({h.ts for h in te}) == 1, who
+        audio = [h for h in heads if h.pt == 96]
+        before = [h.ts for h in audio if h.seq < te[0].seq]
+        after = [h.ts for h in audio if h.seq > te[-1].seq]
+        # the event sits where the audio stood, the audio after it past its duration
+        assert before[-1] < te[0].ts <= before[-1] + 960 + 100, who
+        assert after[0] >= te[0].ts + 4800, who
