@@ -13,7 +13,9 @@ from relay.call.offered import OfferedMedia
 from relay.call.secure import SecureState
 from relay.media.reports import Reports
 from relay.media.stream import Stream
+from relay.media.transcoder import Transcoder
 from relay.ports import PortPool
+from relay.transcode.plan import DirectionPlan
 
 
 def plus_one(address: tuple[str, int] | None) -> tuple[str, int] | None:
@@ -71,6 +73,12 @@ class MediaSide:
     transcoding: bool = False
     """rtpengine's media flag "transcoding": the last answer on this line had no codec in
     common with the offer (rtpvault accepts that only on a rejected line, where no media flows)."""
+    codec_plan: DirectionPlan | None = None
+    """What the media plane does with each payload type this side's party sends (set by
+    codec negotiation; None: forwarded byte for byte). docs/design/transcoding.md."""
+    transcoder: Transcoder | None = None
+    """The running chain for `codec_plan` (relay.call.transcode_media), kept while the plan
+    stays the same, so a re-offer does not restart the output's SSRC and sequence."""
     portless: tuple[str | None, bool, bool] = (None, False, False)
     """For a side without ports: the address its party's SDP gave (or the SIP source), and the
     strict-source / media-handover flags of that SDP (query shows them on port-less streams)."""

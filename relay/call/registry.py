@@ -17,7 +17,16 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
-from relay.call import dtls_media, ice_media, plan, rtcp_media, sdes_media, secure, sides
+from relay.call import (
+    dtls_media,
+    ice_media,
+    plan,
+    rtcp_media,
+    sdes_media,
+    secure,
+    sides,
+    transcode_media,
+)
 from relay.call.errors import CallError
 from relay.call.events import CallCreated, CallEvent, CallListener, CallUpdated, Exchange
 from relay.call.model import Call, MediaSide, Party
@@ -29,6 +38,7 @@ from relay.call.streams import Defer, LocalInterface, StreamAllocator, pick_inte
 from relay.call.teardown import Teardown, Totals
 from relay.media.plane import ForwardingPlane
 from relay.media.stream import LEARN_DELAYED
+from relay.media.transcoder import Ledger
 from relay.ports import Opener, PortPool, PortsExhausted, bind_udp
 
 logger = logging.getLogger(__name__)
@@ -57,6 +67,7 @@ class Registry:
         tos: int | None = None,
         set_tos: Callable[[socket.socket, int], None] | None = None,
         secure: SecureContext,
+        make_chain: transcode_media.MakeChain = transcode_media.default_chain,
     ) -> None:
         if not interfaces:
             raise ValueError("at least one interface is needed")
@@ -79,6 +90,10 @@ class Registry:
         self.delete_target = self.teardown.delete_target
         self.delete_party = self.teardown.delete_party
         self.delete_call = self.teardown.delete_call
+        self.make_chain = make_chain
+        """Builds a codec chain for a DirectionPlan (relay.transcode's, lazily imported)."""
+        self.transcoders = Ledger()
+        """This process's codec chains by label (rtpengine's `transcoders` statistics)."""
         self.tickers: list[Callable[[], None]] = []
         """Run after each sweep, about once a second (the daemon-wide limits' measures)."""
         self.relayed = self.teardown.relayed
@@ -351,6 +366,7 @@ class Registry:
         self._wire_secure(sender, receiver, count, offer, self.secure)
         for s_side, r_side in zip(sender.medias[:count], receiver.medias[:count], strict=True):
             rtcp_media.wire_line(s_side, r_side, self.instance_id)
+            transcode_media.wire_line(s_side, r_side, self.make_chain, self.transcoders)
         self.streams.updated((sender, receiver))  # peers, holds, flags may have changed
         if created:
             self.emit(CallCreated(call))
