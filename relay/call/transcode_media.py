@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import random
 from collections.abc import Callable
 
 from relay.call.model import MediaSide
@@ -20,13 +21,15 @@ from relay.transcode.plan import DirectionPlan
 logger = logging.getLogger("relay.calls")
 
 MakeChain = Callable[[DirectionPlan], Chain]
+_rng = random.SystemRandom()
 
 
 def default_chain(plan: DirectionPlan) -> Chain:
-    """relay.transcode's chain for `plan` (imported when the first call transcodes: a daemon
-    whose calls never do never loads PyAV)."""
+    """relay.transcode's chain for `plan`, with a random output SSRC as rtpengine picks one
+    (imported when the first call transcodes: a daemon whose calls never do never loads
+    PyAV)."""
     module = importlib.import_module("relay.transcode.chain")
-    chain: Chain = module.Chain(plan)
+    chain: Chain = module.Chain(plan, _rng.getrandbits(32))
     return chain
 
 

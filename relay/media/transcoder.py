@@ -109,7 +109,7 @@ def payload_size(packet: bytes) -> int:
 
 def _samples(chain: Chain) -> int:
     """The chain's count of PCM samples decoded so far (0 when it keeps none)."""
-    n = getattr(chain, "samples", 0)
+    n = getattr(chain, "samples_decoded", 0)
     return n if isinstance(n, int) else 0
 
 
