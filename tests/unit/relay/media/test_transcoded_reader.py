@@ -55,6 +55,8 @@ def test_pcmu_leaves_as_pcma_at_its_pitch_with_the_chains_ssrc(rig: Rig) -> None
     ledger = Ledger()
     t = _transcode(rig, ledger)
     assert rig.x in rig.plane._secure  # the reader that runs chains
+    tapped: list[bytes] = []
+    rig.x.tap = lambda stream, data, src, now: tapped.append(data)  # recording, HEP
     sent = _tone_packets(25)
     for p in sent:
         rig.a.sendto(p, rig.addr(rig.x.sock))
@@ -64,6 +66,7 @@ def test_pcmu_leaves_as_pcma_at_its_pitch_with_the_chains_ssrc(rig: Rig) -> None
     samples = [ALAW_TO_LINEAR[b] for p in got[2:] for b in p[12:]]
     assert abs(dominant_hz(samples) - 440) <= 20
     assert rig.x.packets == 25  # the stream counts what the party sent, as before
+    assert tapped == sent  # recordings hold the leg as received (PCMU), not the chain's output
     fig = ledger.chains["PCMU/8000 -> PCMA/8000"]
     assert (fig.active, fig.packets, fig.bytes) == (1, 25, 25 * 160)
     assert fig.samples == 25 * 160
