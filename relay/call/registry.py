@@ -33,9 +33,10 @@ from relay.call.model import Call, MediaSide, Party
 from relay.call.offered import OfferedMedia, OfferedSession
 from relay.call.options import NO_OPTIONS, CallOptions
 from relay.call.secure import SecureContext
-from relay.call.sides import ANSWER_TRANSCODING, RequestState
+from relay.call.sides import RequestState
 from relay.call.streams import Defer, LocalInterface, StreamAllocator, pick_interface
 from relay.call.teardown import Teardown, Totals
+from relay.call.transcoding import CannotEncode
 from relay.media.plane import ForwardingPlane
 from relay.media.stream import LEARN_DELAYED
 from relay.media.transcoder import Ledger
@@ -192,6 +193,8 @@ class Registry:
             )
             announced = True
             return out
+        except CannotEncode as exc:
+            raise CallError(str(exc)) from None
         except PortsExhausted:
             if new:
                 self.teardown.destroy(call, None)
@@ -212,9 +215,6 @@ class Registry:
         """Handle the answer of `to_tag` to `from_tag`'s offer; returns the SDP for the offerer."""
         call = self.get(call_id)
         offerer = call.parties.get(from_tag)
-        if offerer is not None and sides.answer_would_transcode(offerer, offered):
-            # checked before anything changes: the call stays as it was before this answer
-            raise CallError(ANSWER_TRANSCODING)
         if offerer is None:
             answerer, offerer, ice_controlling = self._answer_unknown_offerer(
                 call, from_tag, to_tag
@@ -226,6 +226,8 @@ class Registry:
             out = self._exchange(call, answerer, offerer, offered, options, render, offer=False)
         except PortsExhausted:
             raise CallError("Ran out of ports") from None
+        except CannotEncode as exc:
+            raise CallError(str(exc)) from None
         if ice_controlling and options.ice != "remove":
             # __ice_offer sets no roles with ICE=remove
             for side in answerer.medias:

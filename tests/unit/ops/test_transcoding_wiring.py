@@ -14,20 +14,20 @@ import struct
 import pytest
 
 from recorder.g711 import ALAW_TO_LINEAR
-from relay.transcode.plan import Codec, DirectionPlan
 from rtpvault.ctl.commands import run
 from rtpvault.daemon import Daemon
-from tests.integration.recording.media import sdp
 from tests.support.tone import dominant_hz, ulaw_tone
 from tests.unit.ops.conftest import ng
 from tests.unit.ops.test_prometheus import _pump, scrape, value
 
 pytest.importorskip("relay.transcode.chain", reason="relay.transcode's chain")
 LABEL = "PCMU/8000 -> PCMA/8000"
-TO_PCMA = DirectionPlan(inputs={0: Codec("PCMU", 8000)}, outputs={8: Codec("PCMA", 8000)},
-                        encode_pt=8)  # fmt: skip
-TO_PCMA_20 = DirectionPlan(inputs={0: Codec("PCMU", 8000)}, outputs={8: Codec("PCMA", 8000)},
-                           encode_pt=8, ptime=20)  # fmt: skip
+HEAD = "v=0\r\no=- {v} {v} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+
+
+def _sdp(port: int, version: int, pt: int, rtpmap: str) -> str:
+    return (HEAD.format(v=version) + f"m=audio {port} RTP/AVP {pt}\r\n"
+            f"a=rtpmap:{pt} {rtpmap}\r\na=sendrecv\r\n")  # fmt: skip
 
 
 def _sock() -> socket.socket:
@@ -37,15 +37,19 @@ def _sock() -> socket.socket:
     return s
 
 
-def _offer(d: Daemon, port: int, plan: DirectionPlan | None, session: int = 1) -> int:
-    r = ng(d, {"command": "offer", "call-id": "tc", "from-tag": "ft", "sdp": sdp(port, session)})
-    d.registry.calls["tc"].parties["ft"].medias[0].codec_plan = plan  # as negotiation sets it
-    return int(r["sdp"].split("m=audio ")[1].split()[0])
-
-
-def _answer(d: Daemon, port: int, session: int = 1) -> int:
+def _call(d: Daemon, a: int, b: int, version: int, codec: str | None) -> int:
+    """Offer from PCMU-only A (with `codec: {transcode: [codec]}`), answer from B with `codec`
+    only (PCMU without one); the port A sends to."""
+    body = {"command": "offer", "call-id": "tc", "from-tag": "ft", "sdp": _sdp(a, version, 0,
+            "PCMU/8000")}  # fmt: skip
+    if codec is not None:
+        body["codec"] = {"transcode": [codec]}
+    assert ng(d, body)["result"] == "ok"
+    pt, rtpmap = {None: (0, "PCMU/8000"), "PCMA": (8, "PCMA/8000"),
+                  "opus": (96, "opus/48000/2")}[codec]  # fmt: skip
     r = ng(d, {"command": "answer", "call-id": "tc", "from-tag": "ft", "to-tag": "tt",
-               "sdp": sdp(port, session + 1)})  # fmt: skip
+               "sdp": _sdp(b, version + 1, pt, rtpmap)})  # fmt: skip
+    assert r["result"] == "ok", r
     return int(r["sdp"].split("m=audio ")[1].split()[0])
 
 
@@ -56,8 +60,7 @@ def _side(d: Daemon):  # type: ignore[no-untyped-def]
 def test_a_plan_gets_a_chain_that_transcodes_and_is_counted(daemon: Daemon) -> None:
     a, b = _sock(), _sock()
     try:
-        _offer(daemon, a.getsockname()[1], TO_PCMA)
-        from_a = _answer(daemon, b.getsockname()[1])  # the port A sends to
+        from_a = _call(daemon, a.getsockname()[1], b.getsockname()[1], 1, "PCMA")
         side = _side(daemon)
         t = side.transcoder
         assert t is not None and side.rtp.transcoder is t
@@ -79,46 +82,51 @@ def test_a_plan_gets_a_chain_that_transcodes_and_is_counted(daemon: Daemon) -> N
         assert abs(dominant_hz([ALAW_TO_LINEAR[x] for p in got[2:] for x in p[12:]]) - 440) <= 20
 
         stats = ng(daemon, {"command": "statistics"})["statistics"]
-        assert stats["currentstatistics"]["transcodedmedia"] == 1
-        (entry,) = stats["transcoders"]
-        assert entry["chain"] == LABEL and entry["num"] == 1
+        assert stats["currentstatistics"]["transcodedmedia"] == 2  # one per direction
+        entry = next(e for e in stats["transcoders"] if e["chain"] == LABEL)
+        assert entry["num"] == 1
         assert (entry["packets"], entry["bytes"], entry["samples"]) == (20, 3200, 3200)
         _, types, samples = scrape(daemon)
         assert types["rtpengine_transcoders"] == "gauge"
-        assert value(samples, "rtpengine_transcoded_media") == 1
+        assert value(samples, "rtpengine_transcoded_media") == 2
         assert value(samples, "rtpengine_transcode_packets_total", chain=LABEL) == 20
         assert value(samples, "rtpengine_transcode_samples_total", chain=LABEL) == 3200
-        assert run(daemon, "list transcoders") == f"{LABEL}: 1 transcoders\n"
-        assert "Current transcoded media: 1\n" in run(daemon, "list numsessions")
-        assert json.loads(run(daemon, "list jsonstats"))["transcoders"][0]["packets"] == 20
+        assert set(run(daemon, "list transcoders").splitlines()) == {  # any order (a hash's)
+            f"{LABEL}: 1 transcoders", "PCMA/8000 -> PCMU/8000: 1 transcoders"}
+        assert "Current transcoded media: 2\n" in run(daemon, "list numsessions")
+        listed = json.loads(run(daemon, "list jsonstats"))["transcoders"]
+        assert {e["chain"]: e["packets"] for e in listed}[LABEL] == 20
 
         # re-offer, same plan: the same chain (output SSRC and sequence go on)
-        _offer(daemon, a.getsockname()[1], TO_PCMA, 2)
-        _answer(daemon, b.getsockname()[1], 2)
+        _call(daemon, a.getsockname()[1], b.getsockname()[1], 3, "PCMA")
         assert side.transcoder is t
-        # another plan: a new chain; the old one stops counting
-        _offer(daemon, a.getsockname()[1], TO_PCMA_20, 3)
-        _answer(daemon, b.getsockname()[1], 3)
-        assert side.transcoder is not t and side.transcoder is not None and t.closed
-        # no plan: no chain, the plain reader again
-        _offer(daemon, a.getsockname()[1], None, 4)
-        _answer(daemon, b.getsockname()[1], 4)
-        assert side.transcoder is None and side.rtp.transcoder is None
-        assert side.rtp not in daemon.plane._secure  # type: ignore[attr-defined]
+        # another plan (Opus towards B): a new chain; the old one stops counting
+        _call(daemon, a.getsockname()[1], b.getsockname()[1], 5, "opus")
+        assert side.transcoder is not None and side.transcoder is not t and t.closed
+        assert side.transcoder.plan.outputs[96].name == "opus"
         stats = ng(daemon, {"command": "statistics"})["statistics"]
-        assert stats["currentstatistics"]["transcodedmedia"] == 0
-        assert stats["transcoders"][0]["num"] == 0  # stays listed, as rtpengine's do
+        nums = {e["chain"]: e["num"] for e in stats["transcoders"]}
+        assert nums[LABEL] == 0 and nums["PCMU/8000 -> opus/48000/2"] == 1  # PCMA one stays
     finally:
         a.close()
         b.close()
 
 
+def test_a_plain_call_has_no_chain(daemon: Daemon) -> None:
+    _call(daemon, 40000, 40100, 1, None)
+    for party in daemon.registry.calls["tc"].parties.values():
+        side = party.medias[0]
+        assert side.codec_plan is None and side.transcoder is None
+        assert side.rtp not in daemon.plane._secure  # type: ignore[attr-defined]
+    assert ng(daemon, {"command": "statistics"})["statistics"]["transcoders"] == []
+
+
 def test_a_chain_ends_with_its_call(daemon: Daemon) -> None:
-    _offer(daemon, 40000, TO_PCMA)
-    _answer(daemon, 40100)
+    _call(daemon, 40000, 40100, 1, "PCMA")
     t = _side(daemon).transcoder
     assert t is not None
     ng(daemon, {"command": "delete", "call-id": "tc"})
     _pump(daemon, lambda: "tc" not in daemon.registry.calls)
     assert t.closed
-    assert run(daemon, "list transcoders") == f"{LABEL}: 0 transcoders\n"
+    assert set(run(daemon, "list transcoders").splitlines()) == {
+        f"{LABEL}: 0 transcoders", "PCMA/8000 -> PCMU/8000: 0 transcoders"}
