@@ -193,3 +193,58 @@ def test_pcmu_to_opus_and_back_at_pitch(relay: Daemon, worker: int) -> None:
     pcmu = [s for p in to_a[5:] for s in ulaw_samples(p[12:])]
     assert abs(dominant_hz(pcmu) - B_HZ) <= 20
     relay.client().call({"command": "delete", "call-id": call_id})
+
+
+def _rtcp(p: Party) -> list[bytes]:
+    p.rtcp.settimeout(0.5)
+    got = []
+    try:
+        while True:
+            got.append(p.rtcp.recv(4096))
+    except TimeoutError:
+        return got
+
+
+def test_rtcp_is_rewritten_for_the_other_leg(relay: Daemon) -> None:
+    """docs/spec/transcoding.md §2: A's SR reaches B with A's output SSRC and the output's
+    counts, its report block about what A receives turned into one about B's own SSRC with the
+    highest sequence number the relay got from B; B's RR reaches A likewise. Loss fields are
+    not compared (rtpengine 10.5 copies them from reports, rtpvault measures them)."""
+    call_id = _call_id(0)
+    a, b = Party(timeout=2), Party(timeout=2)
+    try:
+        offer = ng_sdp(relay, {"command": "offer", "call-id": call_id, "from-tag": "A",
+                               "sdp": party_sdp(a.port), "codec": {"transcode": ["PCMA"]}})
+        b.peer = ("127.0.0.1", media_port(offer))
+        bsdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                f"m=audio {b.port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n")
+        answer = ng_sdp(relay, {"command": "answer", "call-id": call_id, "from-tag": "A",
+                                "to-tag": "B", "sdp": bsdp})
+        a.peer = ("127.0.0.1", media_port(answer))
+        for n in range(PACKETS):
+            a.send_rtp(_rtp(1000 + n, A_SSRC, 0, 160 * n, ulaw_tone(A_HZ, 160 * n)))
+            b.send_rtp(_rtp(2000 + n, B_SSRC, 8, 160 * n, bytes(_alaw_tone(B_HZ, 0))))
+            time.sleep(0.02)
+        to_b, to_a = _drain(b), _drain(a)
+        a_out = struct.unpack_from("!I", to_b[0], 8)[0]  # A's SSRC on B's leg
+        b_out = struct.unpack_from("!I", to_a[0], 8)[0]
+        sr = struct.pack("!BBHI", 0x81, 200, 12, A_SSRC) + struct.pack(
+            "!IIIII", 0xE0000000, 0x80000000, 12345, 7, 700)
+        sr += struct.pack("!IIIIII", b_out, 0, 7, 9, 0xABCDEF01, 77)
+        a.send_rtcp(sr)
+        rr = struct.pack("!BBHI", 0x81, 201, 7, B_SSRC) + struct.pack(
+            "!IIIIII", a_out, 0, 3, 11, 0, 0)
+        b.send_rtcp(rr)
+        (got_b,), (got_a,) = _rtcp(b), _rtcp(a)
+    finally:
+        a.close()
+        b.close()
+        relay.client().call({"command": "delete", "call-id": call_id})
+    ssrc, msw, lsw, ts, packets, octets = struct.unpack_from("!IIIIII", got_b, 4)
+    assert (ssrc, msw, lsw) == (a_out, 0xE0000000, 0x80000000)  # NTP time kept
+    assert (packets, octets) == (len(to_b), sum(len(p) for p in to_b))
+    assert ts == struct.unpack_from("!I", to_b[-1], 4)[0]
+    about, _, highest, jitter, lsr, dlsr = struct.unpack_from("!IIIIII", got_b, 28)
+    assert (about, highest, jitter, lsr, dlsr) == (B_SSRC, 2000 + PACKETS - 1, 9, 0xABCDEF01, 77)
+    ssrc, about, _, highest, jitter = struct.unpack_from("!IIIII", got_a, 4)
+    assert (ssrc, about, highest, jitter) == (b_out, A_SSRC, 1000 + PACKETS - 1, 11)
