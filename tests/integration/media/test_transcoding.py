@@ -93,8 +93,10 @@ class Opus:
         return out
 
 
-def _exchange(relay: Daemon, call_id: str, codec: str) -> tuple[list[bytes], list[bytes]]:
-    """Offer/answer, then 50 packets each way: (what B got, what A got)."""
+def _exchange(relay: Daemon, call_id: str, codec: str, a_rtcp: bytes | None = None
+              ) -> tuple[list[bytes], list[bytes]]:  # fmt: skip
+    """Offer/answer, then 50 packets each way (and `a_rtcp` from A after them): (what B got,
+    what A got)."""
     a, b = Party(timeout=2), Party(timeout=2)
     rtpmap = {"PCMA": (8, "PCMA/8000"), "opus": (96, "opus/48000/2")}[codec]
     try:
@@ -118,6 +120,8 @@ def _exchange(relay: Daemon, call_id: str, codec: str) -> tuple[list[bytes], lis
                 alaw = bytes(_alaw_tone(B_HZ, 160 * n))
                 b.send_rtp(_rtp(2000 + n, B_SSRC, 8, 160 * n, alaw))
             time.sleep(0.02)
+        if a_rtcp is not None:
+            a.send_rtcp(a_rtcp)
         return _drain(b), _drain(a)
     finally:
         a.close()
