@@ -35,10 +35,11 @@ from fractions import Fraction
 from relay.transcode import packet
 from relay.transcode.audio import AudioError, Decoder, Encoder, Resampler
 from relay.transcode.codecs import AudioCodec, lookup
+from relay.transcode.detect import DtmfDetector
 from relay.transcode.dtmf import DtmfSynth, Event, EventError, build_event, parse_event
 from relay.transcode.plan import Codec, DirectionPlan
 
-__all__ = ["FILL_MS", "MAX_JUMP_S", "Chain", "ChainError"]
+__all__ = ["DETECTED_VOLUME", "END_REPEATS", "FILL_MS", "MAX_JUMP_S", "Chain", "ChainError"]
 
 FILL_MS = 200
 """Input gaps up to this long are filled with silence (lost packets); longer ones (DTX,
@@ -46,6 +47,12 @@ on hold) move the output timestamp on instead."""
 MAX_JUMP_S = 30
 """An input timestamp jump beyond this (or backwards by more than a second) is a reset of the
 sender's clock: the output moves on by the arrival-time difference instead."""
+
+
+END_REPEATS = 3
+"""An event's end packet is sent this many times (RFC 4733 §2.5.1.4), as rtpengine does."""
+DETECTED_VOLUME = 10
+"""Volume (dBm0 below full scale) of telephone-events made from detected tones."""
 
 
 class ChainError(ValueError):
@@ -109,6 +116,12 @@ class Chain:
         self._marker = True
         self._padded = 0  # samples of silence the last flush added after the real audio
         self._ev_in: tuple[int, int] | None = None  # (input event ts, output event ts)
+        self._detector: DtmfDetector | None = None
+        self._det_rate: Resampler | None = None
+        self._det: list[int] = []  # detected digit under way: [code, start tick or -1, ended]
+        if plan.inband_to_dtmf and plan.dtmf_out_pt is not None and self.out_codec is not None:
+            self._detector = DtmfDetector()
+            self._det_rate = Resampler(8000)
 
     # -- what the plane's RTCP needs ----------------------------------------------------------
 
@@ -230,6 +243,8 @@ class Chain:
         self._exp, self._exp_clock, self._last_now = (ts + ticks) & 0xFFFFFFFF, clock, now
         self._buf += pcm
         self._padded = 0
+        if self._detector is not None and self._det_rate is not None:
+            self._detect(self._det_rate.pcm(pcm, rate))
         return out + self._encode()
 
     def _jump(self, gap: int) -> list[bytes]:
@@ -260,6 +275,9 @@ class Chain:
         while len(self._buf) >= frame:
             pcm = bytes(self._buf[:frame])
             del self._buf[:frame]
+            if self._det:  # a detected digit: its event packets stand for the audio
+                out += self._detected_event()
+                continue
             payload = enc.encode(pcm)
             self.frames_encoded += 1
             self.seq = (self.seq + 1) & 0xFFFF
@@ -276,6 +294,39 @@ class Chain:
         if self._exp is None:
             return end
         return end + _signed(ts - self._exp) * self.out_clock // clock
+
+    # -- in-band DTMF → telephone-event ----------------------------------------------------
+
+    def _detect(self, pcm: bytes) -> None:
+        assert self._detector is not None
+        for what, code in self._detector.feed(pcm):
+            if what == "start" and not self._det:
+                self._det = [code, -1, 0]
+                self.dtmf_events += 1
+            elif what == "end" and self._det and self._det[0] == code:
+                self._det[2] = 1
+
+    def _detected_event(self) -> list[bytes]:
+        """The telephone-event packet(s) that replace the audio frame at `_tick` while a
+        detected digit lasts: one per frame, then the end packet three times."""
+        pt = self.plan.dtmf_out_pt
+        assert pt is not None and self.encoder is not None
+        code, start, ended = self._det
+        marker = start < 0
+        if marker:
+            start = self._det[1] = self._tick
+        te = self.plan.outputs.get(pt)
+        scale = Fraction(te.clock if te is not None else self.out_clock, self.out_clock)
+        duration = min(0xFFFF, int((self._tick + self.encoder.ticks - start) * scale))
+        ev = build_event(Event(code, bool(ended), DETECTED_VOLUME, duration))
+        out = []
+        for _ in range(END_REPEATS if ended else 1):
+            self.seq = (self.seq + 1) & 0xFFFF
+            out.append(packet.build(marker, pt, self.seq, start, self.ssrc, ev))
+        self._tick += self.encoder.ticks
+        if ended:
+            self._det = []
+        return out
 
     # -- telephone-event and CN -------------------------------------------------------------
 

@@ -1,10 +1,8 @@
-"""What FFmpeg needs to know about each RTP audio codec, and Opus encoder options from fmtp
-(pure table and functions; PyAV itself is imported by relay.transcode.audio).
+"""The codec table (rtp.codecs: FFmpeg names, sample rate versus RTP clock, re-exported here)
+and Opus encoder options from fmtp (pure; PyAV itself is imported by relay.transcode.audio).
 
-Clock versus sample rate: the RTP clock (a=rtpmap) is not always the rate the codec samples
-at. G.722 samples at 16 kHz but its RTP timestamp advances 8000 per second (RFC 3551 §4.5.2);
-everything in this package counts RTP time in clock ticks and audio in samples, and converts
-with `ticks_per_sample`.
+This package counts RTP time in clock ticks and audio in samples, and converts with
+`AudioCodec.ticks_per_sample` (G.722: ½).
 
 Opus (RFC 7587): the SDP always says `opus/48000/2`; whether the receiver wants stereo is
 its fmtp `stereo=1`, so the encoder is mono unless that is set. rtpengine 10.5 (lib/codeclib.c
@@ -18,57 +16,12 @@ limits the coded bandwidth (docs/spec/transcode-media.md §2).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from fractions import Fraction
+from rtp.codecs import CODECS, AudioCodec, lookup
 
 __all__ = [
     "AudioCodec", "CODECS", "OPUS_BANDWIDTHS", "lookup", "opus_channels", "opus_options",
     "opus_ptime", "parse_fmtp",
 ]  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class AudioCodec:
-    """One codec as FFmpeg handles it."""
-
-    name: str
-    """Encoding name, lower case (`pcmu`, `g722`, `opus`)."""
-    decoder: str
-    """FFmpeg decoder name."""
-    encoder: str | None
-    """FFmpeg encoder name; None where FFmpeg has none (G.729, GSM)."""
-    sample_rate: int
-    """Rate the codec samples at (G.722: 16000)."""
-    clock: int
-    """RTP clock rate (G.722: 8000)."""
-    frame_ms: int = 0
-    """Fixed codec frame length in ms (G.723.1: 30); 0 when any multiple of a sample goes."""
-
-    @property
-    def ticks_per_sample(self) -> Fraction:
-        return Fraction(self.clock, self.sample_rate)
-
-
-CODECS: dict[str, AudioCodec] = {
-    c.name: c
-    for c in (
-        AudioCodec("pcmu", "pcm_mulaw", "pcm_mulaw", 8000, 8000),
-        AudioCodec("pcma", "pcm_alaw", "pcm_alaw", 8000, 8000),
-        AudioCodec("g722", "g722", "g722", 16000, 8000),
-        AudioCodec("g723", "g723_1", "g723_1", 8000, 8000, frame_ms=30),
-        AudioCodec("opus", "libopus", "libopus", 48000, 48000),
-        AudioCodec("g729", "g729", None, 8000, 8000, frame_ms=10),
-        AudioCodec("g729a", "g729", None, 8000, 8000, frame_ms=10),
-        AudioCodec("gsm", "gsm", None, 8000, 8000, frame_ms=20),
-    )
-}
-"""Encoding name (lower case) → codec. The RTP clock each one must have is `clock`."""
-
-
-def lookup(name: str, clock: int) -> AudioCodec | None:
-    """The codec for an a=rtpmap `name/clock`, None when FFmpeg cannot handle it here."""
-    codec = CODECS.get(name.lower())
-    return codec if codec is not None and codec.clock == clock else None
 
 
 def parse_fmtp(fmtp: str) -> dict[str, str]:
