@@ -97,6 +97,14 @@ def test_a_plan_gets_a_chain_that_transcodes_and_is_counted(daemon: Daemon) -> N
         listed = json.loads(run(daemon, "list jsonstats"))["transcoders"]
         assert {e["chain"]: e["packets"] for e in listed}[LABEL] == 20
 
+        # a payload type A was never offered: dropped by the chain, counted by cause
+        a.sendto(struct.pack("!BBHII", 0x80, 99, 20, 3200, 0xA1) + bytes(160),
+                 ("127.0.0.1", from_a))  # fmt: skip
+        _pump(daemon, lambda: side.rtp.packets == 21)
+        drops = scrape(daemon)[2]
+        assert value(drops, "rtpvault_transcode_packets_dropped_total", cause="unknown_pt") == 1
+        assert value(drops, "rtpvault_transcode_packets_dropped_total", cause="chain_error") == 0
+
         # re-offer, same plan: the same chain (output SSRC and sequence go on)
         _call(daemon, a.getsockname()[1], b.getsockname()[1], 3, "PCMA")
         assert side.transcoder is t
@@ -128,5 +136,7 @@ def test_a_chain_ends_with_its_call(daemon: Daemon) -> None:
     ng(daemon, {"command": "delete", "call-id": "tc"})
     _pump(daemon, lambda: "tc" not in daemon.registry.calls)
     assert t.closed
+    _, _, samples = scrape(daemon)  # the ended chain's drops stay counted
+    assert value(samples, "rtpvault_transcode_packets_dropped_total", cause="late") == 0
     assert set(run(daemon, "list transcoders").splitlines()) == {
         f"{LABEL}: 0 transcoders", "PCMA/8000 -> PCMU/8000: 0 transcoders"}
