@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from relay.call.offered import OfferedMedia
+from relay.call.options import CallOptions
 from relay.call.secure import SecureState
 from relay.media.reports import Reports
 from relay.media.stream import Stream
@@ -79,6 +80,9 @@ class MediaSide:
     codec_plan: DirectionPlan | None = None
     """What the media side does with packets from this side's party towards the other
     (relay.transcode.plan); None: plain forwarding."""
+    offer_options: CallOptions | None = None
+    """The options of the last offer from this side's party (an answer needing transcoding
+    replays that offer's codec flags)."""
     ptime_override: bool = False
     """rtpengine's PTIME_OVERRIDE: a ptime=/ptime-reverse= flag set this side's ptime."""
     portless: tuple[str | None, bool, bool] = (None, False, False)
