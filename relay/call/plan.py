@@ -165,6 +165,8 @@ def _formats(
 ) -> tuple[tuple[str, ...] | None, transcoding.CodecLines | None]:
     """Payload types (and, under transcoding, their codec lines) to print: the codec stores
     of relay.call.transcoding where transcoding can happen, else relay.sdp.codecs."""
+    if offer:
+        s_side.offer_options = options
     if offer and transcoding.offer_needs_stores(options, s_side, r_side):
         formats, lines = transcoding.offer(s_side, r_side, media, options)
         s_side.offered_names = dict(media.codec_names)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from relay.call.model import MediaSide
 from relay.call.offered import OfferedMedia
-from relay.call.options import CallOptions
+from relay.call.options import NO_OPTIONS, CallOptions
 from relay.sdp import codec_store as cs
 from relay.transcode.plan import Codec, DirectionPlan
 from relay.transcode.support import can_encode
@@ -52,10 +52,26 @@ def offer(
 ) -> tuple[tuple[str, ...], CodecLines]:
     """rtpengine's offer path: the offerer's (s_side) and the answerer's (r_side) lists from
     the offer and its flags; returns what to print to the answerer."""
+    a, b = offer_stores(s_side, r_side, media, options)
+    override = s_side.ptime_override or r_side.ptime_override
+    hb, r_side.transcoding = cs.handlers(b, a, ptime_override=override)
+    s_side.codec_store, r_side.codec_store = a, b
+    r_side.codec_plan = direction_plan(b, a, hb)
+    # what an answer may use later (relay.sdp.codecs keeps these for plain answers)
+    s_side.sent_formats = tuple(str(p.number) for p in b.pts)
+    s_side.kept_formats = tuple(str(p.number) for p in a.pts)
+    return _printed(b)
+
+
+def offer_stores(
+    s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, options: CallOptions,
+) -> tuple[cs.Store, cs.Store]:
+    """Both sides' lists after an offer (`media`) with `options` (rtpengine's
+    codecs_offer_answer, offer half); the sides' stores are read, not changed."""
     sdp = sdp_store(media)
     codec = options.codec
     strip, keep = codec.get("strip", ()), codec.get("except", ())
-    a = cs.populate(s_side.codec_store or cs.Store(ptime=s_side.ptime or 0), sdp)
+    a = cs.populate(s_side.codec_store or cs.Store(), sdp)
     a.ptime = s_side.ptime or 0
     cs.strip(a, strip, keep)
     cs.offer(a, codec.get("offer", ()), sdp)
@@ -80,13 +96,7 @@ def offer(
     cs.handlers(b, a, ptime_override=override)
     cs.tracker_update(b)
     _fix(b, r_side)
-    hb, r_side.transcoding = cs.handlers(b, a, ptime_override=override)
-    s_side.codec_store, r_side.codec_store = a, b
-    r_side.codec_plan = direction_plan(b, a, hb)
-    # what an answer may use later (relay.sdp.codecs keeps these for plain answers)
-    s_side.sent_formats = tuple(str(p.number) for p in b.pts)
-    s_side.kept_formats = tuple(str(p.number) for p in a.pts)
-    return _printed(b)
+    return a, b
 
 
 def answer(
@@ -100,9 +110,9 @@ def answer(
     a = r_side.codec_store
     b = s_side.codec_store
     if a is None or b is None:
-        orig = sdp_store(offered) if offered is not None else cs.Store()
-        a = cs.populate(cs.Store(ptime=r_side.ptime or 0), orig)
-        b = cs.populate(cs.Store(ptime=s_side.ptime or 0), orig)
+        # the offer went the plain way: its lists as rtpengine would have made them
+        orig = offered or OfferedMedia(media.type, 0, media.protocol, (), None)
+        a, b = offer_stores(r_side, s_side, orig, r_side.offer_options or NO_OPTIONS)
     codec = options.codec
     b = cs.populate(b, sdp, answer_only=not media.rejected)
     b.ptime = s_side.ptime or 0

@@ -471,24 +471,21 @@ def answer(dst: Store, src: Store, src_handlers: Iterable[Handler], single: bool
         add = not (single and count >= 1)
         h = by_number.get(pt.number)
         is_supp = pt.known and pt.supplemental
-        if h is None or h.dest is None:
-            if pt.for_transcoding:
-                continue
-            if add:
+        if h is None:  # no handler at all (rtpengine: not RTP)
+            if not pt.for_transcoding and add:
                 if not is_supp:
                     count += 1
                 out.add(pt)
             continue
-        if is_supp and not pt.for_transcoding and not (
-            out.is_touched(pt) or src.is_touched(pt) or dst.is_touched(pt)
+        if is_supp and (
+            pt.for_transcoding or out.is_touched(pt) or src.is_touched(pt) or dst.is_touched(pt)
         ):
-            pass
-        elif is_supp:
-            continue
+            continue  # handled next to their audio codec
         if not add and not is_supp:
             continue
-        if out.get(h.dest.number) is None:
-            out.add(h.dest)
+        dest = pt if h.dest is None else h.dest  # a passthrough's destination is itself
+        if out.get(dest.number) is None:
+            out.add(dest)
             if not is_supp:
                 count += 1
         for n in (h.cn_pt, h.dtmf_pt):
