@@ -13,6 +13,8 @@ import struct
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recorder.g711 import ALAW_TO_LINEAR
 from relay.media.transcoder import Ledger, Transcoder
@@ -178,3 +180,21 @@ def _alaw(hz: float, first: int) -> list[int]:
         k = min(bisect.bisect_left(values, x), len(values) - 1)
         out.append(table[k][1])
     return out
+
+
+OPUS_TO_PCMU = DirectionPlan(inputs={96: Codec("opus", 48000, 2)},
+                             outputs={0: Codec("PCMU", 8000)}, encode_pt=0)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=20), st.integers(0, 127))
+def test_any_bytes_into_a_direction_never_raise(packets: list[bytes], pt: int) -> None:
+    """Garbage RTP or RTCP from a party: the transcoder returns packets or nothing and counts;
+    nothing reaches the reader as an exception."""
+    t = Transcoder(Chain(OPUS_TO_PCMU, OUT_SSRC), OPUS_TO_PCMU, Ledger())
+    for n, data in enumerate(packets):
+        head = struct.pack("!BBHII", 0x80, pt, n, 960 * n, A_SSRC)
+        for p in (data, head + data):
+            assert all(isinstance(o, bytes) for o in t.feed(p, n * 0.02))
+            assert isinstance(t.rtcp(p), bytes)
+    assert all(n >= 0 for _, n in t.drops())
