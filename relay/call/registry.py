@@ -17,7 +17,16 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
-from relay.call import dtls_media, ice_media, plan, rtcp_media, sdes_media, secure, sides
+from relay.call import (
+    dtls_media,
+    ice_media,
+    plan,
+    rtcp_media,
+    sdes_media,
+    secure,
+    sides,
+    transcoding,
+)
 from relay.call.errors import CallError
 from relay.call.events import CallCreated, CallEvent, CallListener, CallUpdated, Exchange
 from relay.call.model import Call, MediaSide, Party
@@ -200,6 +209,12 @@ class Registry:
         """Handle the answer of `to_tag` to `from_tag`'s offer; returns the SDP for the offerer."""
         call = self.get(call_id)
         offerer = call.parties.get(from_tag)
+        if offerer is not None:
+            refusal = transcoding.answer_refusal(
+                offerer, call.parties.get(to_tag), offered, options
+            )
+            if refusal is not None:  # checked before anything changes
+                raise CallError(refusal)
         if offerer is None:
             answerer, offerer, ice_controlling = self._answer_unknown_offerer(
                 call, from_tag, to_tag

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from relay.call import plan, transcoding
-from relay.call.model import MediaSide
-from relay.ng.flags import call_options, parse_flags
+from relay.call.model import MediaSide, Party
+from relay.ng.flags import NgFlags, call_options, parse_flags
 from relay.ng.sdp_view import summarize
 from relay.sdp.parse import parse
 from relay.transcode.plan import Codec, DirectionPlan
@@ -137,6 +137,31 @@ def test_always_transcode_with_matching_codecs_forwards() -> None:
 def test_transcode_to_g729_is_refused_by_name() -> None:
     with pytest.raises(transcoding.CannotEncode, match="G729/8000"):
         call(PCMU_TE, {}, ("18", "a=rtpmap:18 G729/8000"))
+
+
+def test_answer_refusal_is_decided_on_copies() -> None:
+    a, b = MediaSide(0, "audio", "RTP/AVP"), MediaSide(0, "audio", "RTP/AVP")
+    exchange((a, b), sdp(*PCMU_TE), {"flags": ["transcode-G729"]}, True, 0)
+    before = (a.codec_store, b.codec_store, a.codec_plan, b.codec_plan)
+    offerer, answerer = Party("ft", 0.0, medias=[a]), Party("tt", 0.0, medias=[b])
+    answered = summarize(parse(sdp("18", "a=rtpmap:18 G729/8000")))
+    reason = transcoding.answer_refusal(offerer, answerer, answered, call_options(NgFlags()))
+    assert reason is not None and "G729/8000" in reason
+    assert (a.codec_store, b.codec_store, a.codec_plan, b.codec_plan) == before
+    assert b.codec_store is not None and [p.number for p in b.codec_store.pts] == [0, 18, 101]
+    fine = summarize(parse(sdp(*PCMU_TE)))
+    assert transcoding.answer_refusal(offerer, answerer, fine, call_options(NgFlags())) is None
+
+
+def test_offer_with_an_unencodable_first_codec_is_not_refused() -> None:
+    """The offer's plan is provisional: B → A would encode G729 (A's first codec) until the
+    answer; rtpvault forwards meanwhile rather than refusing the offer."""
+    offer = ("18 0", "a=rtpmap:18 G729/8000", "a=rtpmap:0 PCMU/8000")
+    a, b = MediaSide(0, "audio", "RTP/AVP"), MediaSide(0, "audio", "RTP/AVP")
+    assert exchange((a, b), sdp(*offer), {"flags": ["transcode-opus"]}, True, 0) == (
+        "18", "0", "96")
+    assert b.codec_plan is None
+    assert exchange((a, b), sdp("0", "a=rtpmap:0 PCMU/8000"), {}, False, 1) == ("0",)
 
 
 def test_reoffer_keeps_the_stores() -> None:
