@@ -106,7 +106,7 @@ def offer(
     hb, r_side.transcoding = cs.handlers(b, a, ptime_override=override)
     s_side.codec_store, r_side.codec_store = a, b
     # provisional until the answer (which may pick another codec): never refused here
-    r_side.codec_plan = direction_plan(b, a, hb, strict=False)
+    r_side.codec_plan = _same(r_side.codec_plan, direction_plan(b, a, hb, strict=False))
     # what an answer may use later (relay.sdp.codecs keeps these for plain answers)
     s_side.sent_formats = tuple(str(p.number) for p in b.pts)
     s_side.kept_formats = tuple(str(p.number) for p in a.pts)
@@ -184,9 +184,14 @@ def answer(
     ha, r_side.transcoding = cs.handlers(a, b, ptime_override=override)
     hb, s_side.transcoding = cs.handlers(b, a, second_pass=True, ptime_override=override)
     r_side.codec_store, s_side.codec_store = a, b
-    r_side.codec_plan = direction_plan(a, b, ha)
-    s_side.codec_plan = direction_plan(b, a, hb)
+    r_side.codec_plan = _same(r_side.codec_plan, direction_plan(a, b, ha))
+    s_side.codec_plan = _same(s_side.codec_plan, direction_plan(b, a, hb))
     return _printed(a)
+
+
+def _same(old: DirectionPlan | None, new: DirectionPlan | None) -> DirectionPlan | None:
+    """The old plan object when nothing changed (the media side keeps its chain)."""
+    return old if old is not None and old == new else new
 
 
 def _fix(store: cs.Store, side: MediaSide) -> None:

@@ -10,8 +10,8 @@ an input payload type is either in `passthrough`, in `renumber`, or decoded and 
 `encode_pt` (telephone-event inputs not passed through become events at `dtmf_out_pt`, or
 tones when that is None). `encode_pt` is the *receiving* party's number for the codec (opus
 as the answerer's 111, not the 96 rtpengine offered). An offer sets a provisional plan on the
-answerer's side (B → A, before the answer); the answer sets both final ones. A new plan
-object replaces the old one whenever an SDP passes (compare by identity to notice changes).
+answerer's side (B → A, before the answer); the answer sets both final ones. An unchanged
+plan keeps its object across later SDPs; a changed one is a new object (compare by identity).
 """
 
 from __future__ import annotations

@@ -171,3 +171,18 @@ def test_reoffer_keeps_the_stores() -> None:
         assert exchange((a, b), sdp(*PCMU_TE), flags, True, 0) == ("96",)
         assert exchange((a, b), sdp(*OPUS_TE), {}, False, 1) == ("0", "101")
     assert a.codec_plan is not None and a.codec_plan.encode_pt == 111
+
+
+def test_unchanged_plan_keeps_its_object() -> None:
+    a, b = MediaSide(0, "audio", "RTP/AVP"), MediaSide(0, "audio", "RTP/AVP")
+    flags = {"codec": {"mask": ["all"], "transcode": ["opus"]}}
+    exchange((a, b), sdp(*PCMU_TE), flags, True, 0)
+    exchange((a, b), sdp(*OPUS_TE), {}, False, 1)
+    first = a.codec_plan
+    exchange((a, b), sdp(*PCMU_TE), flags, True, 0)
+    exchange((a, b), sdp(*OPUS_TE), {}, False, 1)
+    assert first is not None and a.codec_plan is first
+    exchange((a, b), sdp(*PCMU_TE), {"ptime": 30, **flags}, True, 0)
+    exchange((a, b), sdp(*OPUS_TE), {}, False, 1)
+    assert a.codec_plan is not first and a.codec_plan is not None
+    assert a.codec_plan.ptime == 30
