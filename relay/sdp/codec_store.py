@@ -157,7 +157,7 @@ def from_sdp(
     """A store from an SDP's m= formats (`names`: PT → `name/clock[/channels]`)."""
     store = Store()
     for fmt in formats:
-        if not fmt.isdigit():
+        if not (fmt.isascii() and fmt.isdigit()):
             continue
         codec = names.get(fmt, "")
         parts = codec.split("/")
