@@ -36,12 +36,14 @@ __all__ = [
 MAX_SSRCS = 4
 """Input SSRCs (and output ones) followed per direction, as rtpengine tracks a few per stream:
 a party spraying SSRCs cannot grow the state without bound."""
-DROP_CAUSES = ("chain_error", "decode_error", "malformed", "late", "unknown_pt")
-"""Why a packet into a chain produced nothing (rtpvault_transcode_packets_dropped_total):
-`chain_error` is an exception out of the chain (caught here), the others the chain's own
-counters (relay.transcode.chain: `decode_errors`, `malformed`, `late`, `unknown_pt`)."""
-_CHAIN_COUNTERS = (("decode_error", "decode_errors"), ("malformed", "malformed"),
-                   ("late", "late"), ("unknown_pt", "unknown_pt"))  # fmt: skip
+DROP_CAUSES = ("chain_error", "decode_error", "encode_error", "malformed", "late")
+"""Why a packet (or frame) into a chain produced nothing (rtpvault_transcode_packets_dropped_
+total): `chain_error` is an exception out of the chain (caught here), the others the chain's
+own counters (relay.transcode.chain: `decode_errors`, `encode_errors`, `malformed`, `late`).
+Payload types the plan does not know are forwarded by the chain (its `unknown_pt`), not
+dropped."""
+_CHAIN_COUNTERS = (("decode_error", "decode_errors"), ("encode_error", "encode_errors"),
+                   ("malformed", "malformed"), ("late", "late"))  # fmt: skip
 NOT_AUDIO = frozenset({"telephone-event", "CN"})
 """Codecs without a decoder chain of their own in rtpengine's statistics."""
 

@@ -97,12 +97,11 @@ def test_a_plan_gets_a_chain_that_transcodes_and_is_counted(daemon: Daemon) -> N
         listed = json.loads(run(daemon, "list jsonstats"))["transcoders"]
         assert {e["chain"]: e["packets"] for e in listed}[LABEL] == 20
 
-        # a payload type A was never offered: dropped by the chain, counted by cause
-        a.sendto(struct.pack("!BBHII", 0x80, 99, 20, 3200, 0xA1) + bytes(160),
-                 ("127.0.0.1", from_a))  # fmt: skip
+        # RTP whose header claims more CSRCs than it has: dropped by the chain, counted by cause
+        a.sendto(struct.pack("!BBHII", 0x8F, 0, 20, 3200, 0xA1) + bytes(8), ("127.0.0.1", from_a))
         _pump(daemon, lambda: side.rtp.packets == 21)
         drops = scrape(daemon)[2]
-        assert value(drops, "rtpvault_transcode_packets_dropped_total", cause="unknown_pt") == 1
+        assert value(drops, "rtpvault_transcode_packets_dropped_total", cause="malformed") == 1
         assert value(drops, "rtpvault_transcode_packets_dropped_total", cause="chain_error") == 0
 
         # re-offer, same plan: the same chain (output SSRC and sequence go on)
@@ -112,6 +111,9 @@ def test_a_plan_gets_a_chain_that_transcodes_and_is_counted(daemon: Daemon) -> N
         _call(daemon, a.getsockname()[1], b.getsockname()[1], 5, "opus")
         assert side.transcoder is not None and side.transcoder is not t and t.closed
         assert side.transcoder.plan.outputs[96].name == "opus"
+        chain, was = side.transcoder.chain, t.chain
+        assert (chain.ssrc, chain.seq) == (was.ssrc, was.seq)  # one stream: it goes on from there
+        assert side.transcoder.sent is t.sent  # the output's RTCP counts go on
         stats = ng(daemon, {"command": "statistics"})["statistics"]
         nums = {e["chain"]: e["num"] for e in stats["transcoders"]}
         assert nums[LABEL] == 0 and nums["PCMU/8000 -> opus/48000/2"] == 1  # PCMA one stays
