@@ -166,6 +166,8 @@ def test_pcmu_to_pcma_and_back_at_pitch(relay: Daemon, worker: int) -> None:
     assert abs(dominant_hz(pcma) - A_HZ) <= 20
     pcmu = [s for p in to_a[5:] for s in ulaw_samples(p[12:])]
     assert abs(dominant_hz(pcmu) - B_HZ) <= 20
+    query = relay.client().call({"command": "query", "call-id": call_id})
+    assert all("transcoding" in t["medias"][0]["flags"] for t in query["tags"].values())
     stats = relay.client().call({"command": "statistics"})["statistics"]
     assert stats["currentstatistics"]["transcodedmedia"] == 2  # this call, one per direction
     done = DONE.setdefault(relay.name, [])
