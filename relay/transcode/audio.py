@@ -97,6 +97,10 @@ class Decoder:
             out = []
             for f in frames:
                 native += f.samples
+                if f.sample_rate == self._out_rate and f.format.name == "s16" \
+                        and len(f.layout.channels) == 1:
+                    out.append(f)  # already what we want: no swresample round
+                    continue
                 f.pts = None
                 out += self._resampler.resample(f)
         except (av.FFmpegError, ValueError) as exc:

@@ -106,7 +106,10 @@ class Chain:
             if codec is None or codec.encoder is None or out is None:
                 raise ChainError(f"cannot encode payload type {plan.encode_pt} ({out})")
             self.out_codec = codec
-            self.encoder = Encoder(codec, plan.ptime or 20, out.fmtp)
+            try:
+                self.encoder = Encoder(codec, plan.ptime or 20, out.fmtp)
+            except AudioError as exc:
+                raise ChainError(str(exc)) from None
             self.out_clock = out.clock
         self._decoders: dict[int, Decoder] = {}
         self._synths: dict[int, tuple[DtmfSynth, Resampler]] = {}
@@ -401,7 +404,3 @@ class Chain:
         ts = self._out_tick(rtp.ts, codec.clock)
         self.seq = (self.seq + 1) & 0xFFFF
         return out + [packet.build(False, pt, self.seq, ts, self.ssrc, rtp.payload)]
-
-    @property
-    def ticks_per_second(self) -> Fraction:
-        return Fraction(self.out_clock)

@@ -85,3 +85,21 @@ def test_maxaveragebitrate_makes_smaller_packets() -> None:
         return sum(len(enc.encode(pcm_tone(440, i * 960, 960, 48000))) for i in range(50))
 
     assert size("maxaveragebitrate=8000") < 0.6 * size("")
+
+
+def test_the_negotiations_table_matches_what_ffmpeg_here_has() -> None:
+    import av
+
+    from relay.transcode import support
+
+    for key in support.DECODE:
+        name, _, clock = key.partition("/")
+        codec = lookup(name, int(clock))
+        assert codec is not None, key
+        av.Codec(codec.decoder, "r")  # raises if this FFmpeg lacks it
+    for key in support.ENCODE:
+        name, _, clock = key.partition("/")
+        codec = lookup(name, int(clock))
+        assert codec is not None and codec.encoder is not None, key
+        av.Codec(codec.encoder, "w")
+    assert not support.can_decode("speex", 16000)  # no Speex header on RTP (spec §6)
