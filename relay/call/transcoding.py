@@ -86,7 +86,9 @@ def _trial(side: MediaSide) -> MediaSide:
 
 
 def sdp_store(media: OfferedMedia) -> cs.Store:
-    return cs.from_sdp(media.formats, media.codec_names, media.codec_fmtp, media.codec_rtcp_fb)
+    return cs.from_sdp(
+        media.formats, media.codec_names, media.codec_fmtp, media.codec_rtcp_fb, media.type
+    )
 
 
 def _accepts(options: CallOptions) -> list[str]:
