@@ -142,3 +142,18 @@ def test_a_chain_ends_with_its_call(daemon: Daemon) -> None:
     assert value(samples, "rtpvault_transcode_packets_dropped_total", cause="late") == 0
     assert set(run(daemon, "list transcoders").splitlines()) == {
         f"{LABEL}: 0 transcoders", "PCMA/8000 -> PCMU/8000: 0 transcoders"}
+
+
+def test_a_side_whose_ports_are_released_loses_its_chain(daemon: Daemon) -> None:
+    """A party destroyed while the call goes on (a forked branch) releases its sides' ports;
+    their chains stop counting."""
+    _call(daemon, 40000, 40100, 1, "PCMA")
+    side = _side(daemon)
+    t = side.transcoder
+    assert t is not None
+    daemon.registry.streams.release(side)
+    assert side.transcoder is None and t.closed
+    nums = {e["chain"]: e["num"] for e in ng(daemon, {"command": "statistics"})["statistics"][
+        "transcoders"]}  # fmt: skip
+    assert nums == {LABEL: 0, "PCMA/8000 -> PCMU/8000": 1}
+
