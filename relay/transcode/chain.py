@@ -39,7 +39,10 @@ from relay.transcode.detect import DtmfDetector
 from relay.transcode.dtmf import DtmfSynth, Event, EventError, build_event, parse_event
 from relay.transcode.plan import Codec, DirectionPlan
 
-__all__ = ["DETECTED_VOLUME", "END_REPEATS", "FILL_MS", "MAX_JUMP_S", "Chain", "ChainError"]
+__all__ = [
+    "DETECTED_VOLUME", "END_REPEATS", "EVENT_GRACE_MS", "FILL_MS", "MAX_JUMP_S", "Chain",
+    "ChainError",
+]  # fmt: skip
 
 FILL_MS = 200
 """Input gaps up to this long are filled with silence (lost packets); longer ones (DTX,
@@ -51,6 +54,8 @@ sender's clock: the output moves on by the arrival-time difference instead."""
 
 END_REPEATS = 3
 """An event's end packet is sent this many times (RFC 4733 §2.5.1.4), as rtpengine does."""
+EVENT_GRACE_MS = 100
+"""Audio this far past what a telephone-event has lasted (its end packets lost) ends it."""
 DETECTED_VOLUME = 10
 """Volume (dBm0 below full scale) of telephone-events made from detected tones."""
 
@@ -211,7 +216,8 @@ class Chain:
         return dec
 
     def _audio(self, rtp: packet.Rtp, codec: Codec, now: float) -> list[bytes]:
-        if any(not synth.ended for synth, _ in self._synths.values()):
+        grace = codec.clock * EVENT_GRACE_MS // 1000
+        if any(synth.covers(rtp.ts, grace) for synth, _ in self._synths.values()):
             return []  # the event's tone stands for the audio meanwhile
         dec = self._decoder(rtp.pt, codec)
         if dec is None:
@@ -365,14 +371,42 @@ class Chain:
             return []
         out_codec = plan.outputs.get(out_pt)
         out_clock = out_codec.clock if out_codec is not None else codec.clock
+        out: list[bytes] = []
         if self._ev_in is None or self._ev_in[0] != rtp.ts:
+            if self._ev_in is not None and _signed(rtp.ts - self._ev_in[0]) < 0:
+                self.late += 1  # a packet of an event already over
+                return []
             self.dtmf_events += 1
-            self._ev_in = (rtp.ts, self._out_tick(rtp.ts, codec.clock))
+            out = self._flush()  # the audio before the event ends at a frame's end
+            self._ev_in = (rtp.ts, self._event_start(rtp.ts, codec.clock))
+        self._occupy(rtp.ts, ev.duration, codec.clock)
         scaled = Event(ev.code, ev.end, ev.volume,
                        min(0xFFFF, ev.duration * out_clock // codec.clock))  # fmt: skip
         self.seq = (self.seq + 1) & 0xFFFF
-        return [packet.build(rtp.marker, out_pt, self.seq, self._ev_in[1], self.ssrc,
-                             build_event(scaled))]  # fmt: skip
+        return out + [packet.build(rtp.marker, out_pt, self.seq, self._ev_in[1], self.ssrc,
+                                   build_event(scaled))]  # fmt: skip
+
+    def _event_start(self, ts: int, clock: int) -> int:
+        """Output timestamp of an event starting at input `ts`, just after a flush: where the
+        audio stopped (not counting the flush's padding), never before the next frame."""
+        assert self.out_codec is not None
+        if self._exp is None:
+            return self._tick
+        pad = int(self._padded * self.out_codec.ticks_per_sample)
+        delta = _signed(ts - self._exp) * self.out_clock // clock
+        return max(self._tick, self._tick - pad + delta)
+
+    def _occupy(self, ts: int, duration: int, clock: int) -> None:
+        """The event (input `ts`, `duration` ticks so far) owns its time on both lines: audio
+        from before its end is late, audio after it continues after it, as rtpengine 10.5
+        sends it (docs/spec/transcode-media.md §4.1)."""
+        assert self._ev_in is not None
+        end_in = (ts + duration) & 0xFFFFFFFF
+        if self._exp is not None and self._exp_clock == clock \
+                and _signed(end_in - self._exp) <= 0:
+            return
+        self._exp, self._exp_clock, self._padded = end_in, clock, 0
+        self._tick = self._ev_in[1] + duration * self.out_clock // clock
 
     def _inband(self, rtp: packet.Rtp, codec: Codec, now: float) -> list[bytes]:
         """No telephone-event on the output: the event becomes its tone in the audio."""

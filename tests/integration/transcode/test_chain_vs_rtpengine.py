@@ -163,3 +163,77 @@ def test_telephone_events_become_a_tone_at_rtpengines_level(rtpengine: Daemon) -
         peaks[who] = max(abs(v) for v in samples[1600 + 400 : 1600 + 1200])
     print(f"event → tone peak: {peaks}")
     assert abs(peaks["rtpvault"] - peaks["rtpengine"]) < 0.1 * peaks["rtpengine"]
+
+
+def test_the_output_stream_where_rtpengine_and_rtpvault_differ(rtpengine: Daemon) -> None:
+    """docs/spec/transcode-media.md §2-§3: the same input with loss and a swap, both relays."""
+    pk = tone_packets(PCMU, 1000, 1.0)
+    pk = [p for i, p in enumerate(pk) if i not in (10, 11, 30)]
+    pk = pk[:20] + [pk[21], pk[20]] + pk[22:]  # input seq 22 before 21
+    _, got = _call(rtpengine, ("0", "a=rtpmap:0 PCMU/8000\r\n"), {"codec": {"transcode": ["opus"]}},
+                   ("96", "a=rtpmap:96 opus/48000/2\r\na=fmtp:96 stereo=0\r\n"), pk,
+                   _silence_from(7, 96, 50))  # fmt: skip
+    theirs = [h for h in map(packet.parse, got) if h is not None and h.pt == 96]
+    # rtpengine: input's first seq and ts, no marker, stereo despite stereo=0, sequence numbers
+    # follow the input's (a gap where input was lost), timestamps contiguous (+960) regardless
+    assert (theirs[0].seq, theirs[0].ts, theirs[0].marker) == (0, 1000, False)
+    assert all(h.payload[0] & 0x04 for h in theirs)
+    seq_steps = {(b.seq - a.seq) & 0xFFFF for a, b in zip(theirs, theirs[1:], strict=False)}
+    assert seq_steps == {1, 2, 3}  # 8 → 11 after two lost, a step of 2 after one
+    assert {(b.ts - a.ts) & 0xFFFFFFFF for a, b in zip(theirs, theirs[1:], strict=False)} == {960}
+    # rtpvault: same start, marker set, mono, consecutive sequence, the loss kept in the time
+    ours = [h for h in map(packet.parse, run(Chain(plan(PCMU, OPUS), 1), pk)) if h is not None]
+    assert (ours[0].seq, ours[0].ts, ours[0].marker) == (0, 1000, True)
+    assert not any(h.payload[0] & 0x04 for h in ours)
+    assert [h.seq for h in ours] == list(range(len(ours)))
+    assert {(b.ts - a.ts) & 0xFFFFFFFF for a, b in zip(ours, ours[1:], strict=False)} == {960}
+    assert len(ours) == 49  # 50 frames of time (3 lost filled, the swapped late one too) less
+    # the frame libopus' delay still holds
+
+
+def test_g722_runs_on_an_8000_clock_in_both(rtpengine: Daemon) -> None:
+    from tests.support.chains import G722
+
+    sent = tone_packets(PCMU, 1000, 0.6)
+    _, got = _call(rtpengine, ("0", "a=rtpmap:0 PCMU/8000\r\n"), {"codec": {"transcode": ["G722"]}},
+                   ("9", "a=rtpmap:9 G722/8000\r\n"), sent, _silence_from(7, 9, 30))  # fmt: skip
+    theirs = [h for h in map(packet.parse, got) if h is not None and h.pt == 9]
+    ours = [h for h in map(packet.parse, run(Chain(plan(PCMU, G722), 1), sent)) if h is not None]
+    for who, heads in (("rtpengine", theirs), ("rtpvault", ours)):
+        assert {(b.ts - a.ts) & 0xFFFFFFFF for a, b in zip(heads, heads[1:], strict=False)} == {160}
+        assert {len(h.payload) for h in heads} == {160}, who  # 320 samples at 16 kHz, 4 bits
+        rebuilt = [packet.build(False, 9, i, 0, 1, h.payload) for i, h in enumerate(heads)]
+        pcm = decode(G722, rebuilt)
+        assert dominant_hz(pcm_samples(pcm)[1600:3200]) == 1000, who
+
+
+def test_telephone_events_renumbered_to_48_khz_in_both(rtpengine: Daemon) -> None:
+    from tests.support.chains import TE48
+
+    sent = tone_packets(PCMU, 1000, 0.2)
+    sent += [packet.build(i == 0, 101, 10 + i, 2600, 0x1234,
+                          build_event(Event(7, i >= 5, 10, 160 * min(i + 1, 5))))
+             for i in range(8)]  # fmt: skip
+    sent += [packet.build(False, 0, 18 + i, 3400 + 160 * i, 0x1234, b"\xff" * 160)
+             for i in range(10)]  # fmt: skip
+    offer = ("0 101", "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n")
+    _, got = _call(rtpengine, offer,
+                   {"codec": {"transcode": ["opus"], "mask": ["PCMU"]}},
+                   ("96 97", "a=rtpmap:96 opus/48000/2\r\na=rtpmap:97 telephone-event/48000\r\n"),
+                   sent, _silence_from(7, 96, 30))  # fmt: skip
+    p = plan(PCMU, OPUS, inputs={101: TE8}, outputs={97: TE48}, dtmf_out_pt=97)
+    ours = run(Chain(p, 1), sent)
+    for who, pkts in (("rtpengine", got), ("rtpvault", ours)):
+        heads = [h for h in map(packet.parse, pkts) if h is not None]
+        te = [h for h in heads if h.pt == 97]
+        evs = [parse_event(h.payload) for h in te]
+        assert [e.duration for e in evs] == [960, 1920, 2880, 3840, 4800] + [4800] * 3, who
+        assert [e.end for e in evs] == [False] * 5 + [True] * 3, who
+        assert [h.marker for h in te] == [True] + [False] * 7, who
+        assert len({h.ts for h in te}) == 1, who
+        audio = [h for h in heads if h.pt == 96]
+        before = [h.ts for h in audio if h.seq < te[0].seq]
+        after = [h.ts for h in audio if h.seq > te[-1].seq]
+        # the event sits where the audio stood, the audio after it past its duration
+        assert before[-1] < te[0].ts <= before[-1] + 960 + 100, who
+        assert after[0] >= te[0].ts + 4800, who

@@ -95,15 +95,24 @@ def test_a_new_input_ssrc_continues_the_same_output_stream() -> None:
 def test_garbage_payloads_are_counted_not_raised(
     pkts: list[tuple[int, bytes, int, bool]], junk: list[bytes]
 ) -> None:
-    p = plan(PCMU, OPUS, inputs={8: PCMA, 9: G722, 96: OPUS, 13: PCMU.__class__("CN", 8000),
-                                 101: PCMU.__class__("telephone-event", 8000)})  # fmt: skip
-    chain = Chain(p, 3)
-    for i, (pt, payload, ts, marker) in enumerate(pkts):
-        chain.feed(packet.build(marker, pt, i, ts, 0x55, payload), i * 0.02)
-    for j in junk:
-        chain.feed(j, 1.0)
-    assert chain.packets_in == len(pkts) + len(junk)
-    assert chain.malformed <= len(junk)
+    te = PCMU.__class__("telephone-event", 8000)
+    inputs = {8: PCMA, 9: G722, 96: OPUS, 13: PCMU.__class__("CN", 8000), 101: te}
+    plans = [
+        plan(PCMU, OPUS, inputs=inputs),
+        plan(PCMU, G722, ptime=60, inputs=inputs, outputs={101: te, 13: inputs[13]},
+             dtmf_out_pt=101, cn_out_pt=13, inband_to_dtmf=True),
+        DirectionPlan(inputs={0: PCMU, 101: te}, outputs={0: PCMU, 100: te},
+                      passthrough=frozenset({0}), renumber={101: 100}),
+    ]  # fmt: skip
+    for p in plans:
+        chain = Chain(p, 3)
+        for i, (pt, payload, ts, marker) in enumerate(pkts):
+            for out in chain.feed(packet.build(marker, pt, i, ts, 0x55, payload), i * 0.02):
+                assert packet.parse(out) is not None
+        for j in junk:
+            chain.feed(j, 1.0)
+        assert chain.packets_in == len(pkts) + len(junk)
+        assert chain.malformed <= len(junk)
 
 
 CN = PCMU.__class__("CN", 8000)
@@ -135,3 +144,24 @@ def test_by_default_the_output_starts_at_the_inputs_sequence_and_timestamp() -> 
     chain = Chain(plan(PCMU, OPUS), 0x66)
     out = heads(run(chain, tone_packets(PCMU, 1000, 0.2)))
     assert [(h.seq, h.ts) for h in out[:3]] == [(0, 1000), (1, 1960), (2, 2920)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-3000, 40000), st.booleans(), st.floats(0, 2)),
+                min_size=1, max_size=40),
+       st.sampled_from([(PCMA, None), (G722, 60), (OPUS, 20)]))  # fmt: skip
+def test_any_input_timing_gives_a_monotonic_gapless_sequence(
+    steps: list[tuple[int, bool, float]], out: tuple[object, int | None]
+) -> None:
+    dst, ptime = out
+    chain = Chain(plan(PCMU, dst, ptime=ptime), 1, seq=0xFFF0, ts=0xFFFFF000)  # type: ignore[arg-type]
+    ts, now, got = 0, 0.0, []
+    for i, (delta, marker, wait) in enumerate(steps):
+        ts = (ts + delta) & 0xFFFFFFFF
+        now += wait
+        got += heads(chain.feed(packet.build(marker, 0, i, ts, 9, b"\x55" * 160), now))
+    seqs = [h.seq for h in got]
+    assert seqs == [(0xFFF1 + i) & 0xFFFF for i in range(len(got))]
+    stamps = [h.ts for h in got]
+    steps_out = [(b - a) & 0xFFFFFFFF for a, b in zip(stamps, stamps[1:], strict=False)]
+    assert all(0 < d < 0x80000000 for d in steps_out)  # forwards, never back or repeated
