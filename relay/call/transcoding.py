@@ -123,7 +123,8 @@ def offer_stores(
     sdp = sdp_store(media)
     codec = options.codec
     strip, keep = codec.get("strip", ()), codec.get("except", ())
-    a = cs.populate(s_side.codec_store or cs.Store(), sdp)
+    fill = cs.populate_reuse if options.has("reuse-codecs") else cs.populate
+    a = fill(s_side.codec_store or cs.Store(), sdp)
     a.ptime = s_side.ptime or 0
     cs.strip(a, strip, keep)
     cs.offer(a, codec.get("offer", ()), sdp)
@@ -133,7 +134,7 @@ def offer_stores(
     cs.accept(a, _accepts(options), None)
     cs.accept(a, codec.get("consume", ()), sdp)
     cs.track(a, codec.get("mask", ()))
-    b = cs.populate(r_side.codec_store or cs.Store(), sdp)
+    b = fill(r_side.codec_store or cs.Store(), sdp)
     b.ptime = r_side.ptime or 0
     cs.strip(b, strip, keep)
     cs.strip(b, codec.get("consume", ()), keep)
@@ -166,7 +167,8 @@ def answer(
         orig = offered or OfferedMedia(media.type, 0, media.protocol, (), None)
         a, b = offer_stores(r_side, s_side, orig, r_side.offer_options or NO_OPTIONS)
     codec = options.codec
-    b = cs.populate(b, sdp, answer_only=not media.rejected)
+    fill = cs.populate_reuse if options.has("reuse-codecs") else cs.populate
+    b = fill(b, sdp, answer_only=not media.rejected)
     b.ptime = s_side.ptime or 0
     cs.strip(b, codec.get("strip", ()), codec.get("except", ()))
     cs.offer(b, codec.get("offer", ()), sdp)

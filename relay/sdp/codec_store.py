@@ -242,6 +242,20 @@ def populate(dst: Store, src: Store, answer_only: bool = False) -> Store:
     return out
 
 
+def populate_reuse(dst: Store, src: Store, answer_only: bool = False) -> Store:
+    """`reuse-codecs`: dst keeps its entries (and order) for numbers src still has, src's new
+    ones are appended, the others go (rtpengine's codec_store_populate_reuse)."""
+    out = dst.copy()
+    out.audio = src.audio
+    for pt in src.pts:
+        if out.get(pt.number) is None and not answer_only:
+            out.add(pt)
+    numbers = {p.number for p in src.pts}
+    for pt in [p for p in out.pts if p.number not in numbers]:
+        out.delete(pt)
+    return out
+
+
 def strip(store: Store, names: Sequence[str], keep: Sequence[str]) -> None:
     keep_l = {k.lower() for k in keep}
     for wanted in names:

@@ -8,10 +8,12 @@ chain, run by the userspace plane's secure reader) turns a plan into decoders/en
 How relay.call.transcoding fills it (docs/spec/sdp.md §1.11a, measured on rtpengine 10.5):
 an input payload type is either in `passthrough`, in `renumber`, or decoded and encoded to
 `encode_pt` (telephone-event inputs not passed through become events at `dtmf_out_pt`, or
-tones when that is None). `encode_pt` is the *receiving* party's number for the codec (opus
-as the answerer's 111, not the 96 rtpengine offered). An offer sets a provisional plan on the
-answerer's side (B → A, before the answer); the answer sets both final ones. An unchanged
-plan keeps its object across later SDPs; a changed one is a new object (compare by identity).
+tones when that is None). A payload type not in `inputs` at all is forwarded unchanged
+(measured: rtpengine has no handler for it, e.g. telephone-event the answer dropped).
+`encode_pt` is the *receiving* party's number for the codec (opus as the answerer's 111, not
+the 96 rtpengine offered). An offer sets a provisional plan on the answerer's side (B → A,
+before the answer); the answer sets both final ones. An unchanged plan keeps its object
+across later SDPs; a changed one is a new object (compare by identity).
 """
 
 from __future__ import annotations
