@@ -31,8 +31,9 @@ def test_compiled_and_source_modules_give_the_same_bytes() -> None:
     assert not any(source["compiled"].values())
     assert len(source["ng"]) > 1000 and len(source["sdp"]) > 50  # every differential request
     if not any(built["compiled"].values()):
-        # a source-only install (RTPVAULT_PURE=1 at build time): the comparison is moot
-        assert compiled.extension("relay.ng.codec") is None
+        # a source-only install (RTPVAULT_PURE=1 at build time), or an edited checkout whose
+        # extensions are older than their sources: the comparison is moot
+        assert compiled.extension("relay.ng.codec") is None or compiled.stale()
     else:
         assert all(built["compiled"].values()), built["compiled"]
     assert built["ng"] == source["ng"]
