@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from relay.media.gate import Gate
     from relay.media.reports import Reports
     from relay.media.secure import Transport
 
@@ -69,6 +70,7 @@ class Stream:
         "reports",
         "notes",
         "retired_drops",
+        "gate",
     )
 
     def __init__(
@@ -139,6 +141,9 @@ class Stream:
         (one log line per call and cause)."""
         self.retired_drops: dict[str, int] | None = None
         """Secure drop counts of transports detached from this stream (relay.media.secure)."""
+        self.gate: Gate | None = None
+        """block/silence media and block DTMF for RTP from this stream's party
+        (relay.media.gate); None = forward as received."""
 
     def __repr__(self) -> str:
         kind = "RTCP" if self.is_rtcp else "RTP"
