@@ -9,7 +9,6 @@ the same stream. Nothing here asserts timing: a test reads what arrived once it 
 from __future__ import annotations
 
 import select
-import socket
 import struct
 import threading
 import time
@@ -135,10 +134,3 @@ class Conversation:
     def mark(self) -> tuple[int, int]:
         """How many packets A and B received so far (to slice `got` by phase)."""
         return len(self.a.got), len(self.b.got)
-
-
-def sleep(seconds: float) -> None:
-    time.sleep(seconds)
-
-
-__all__ = ["Conversation", "Rtp", "Talker", "sleep", "socket"]

@@ -1,0 +1,207 @@
+"""The media commands through rtpengine 10.5 and rtpvault alike, with real packets
+(docs/spec/ng-protocol.md §9): A and B talk PCMU (A 440 Hz, B 1000 Hz) through the relay, both
+with telephone-event 101, while the test sends `play media`, `stop media`, `play DTMF`,
+`block`/`unblock media` and DTMF, `silence media`; what each party receives is decoded.
+
+Both daemons run two workers; the calls are chosen so that each worker owns one (rtpvault.shard
+routes a command to the call's owner). Waits are bounded polls; no timing is asserted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from rtpvault.shard import owner_of
+from tests.support.daemons import Daemon, start
+from tests.support.media_rig import Conversation, Rtp, Talker
+from tests.support.rtp_party import media_port
+from tests.support.tone import dominant_hz, ulaw_samples
+from tests.unit.relay.transcode.test_fileplay import write_wav
+
+pytestmark = pytest.mark.integration
+
+SSRC_A, SSRC_B = 0xAAAA0001, 0xBBBB0002
+BOUND = 8.0
+"""Seconds before a wait gives up (never a timing assertion)."""
+_ids = itertools.count()
+
+
+@pytest.fixture(scope="module", params=["rtpengine", "rtpvault"])
+def relay(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[Daemon]:  # fmt: skip
+    d = start(request.param, Path(tmp_path_factory.mktemp(f"cmds-{request.param}")),
+              interface="lo/127.0.0.1", ports=60, num_threads=2)  # fmt: skip
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+def sdp(port: int) -> str:
+    return ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+            "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n"
+            "a=ptime:20\r\n")  # fmt: skip
+
+
+def call_id_for(worker: int) -> str:
+    return next(c for c in (f"cmd-{next(_ids)}" for _ in range(1000)) if owner_of(c, 2) == worker)
+
+
+class Call:
+    """One A-B call through `relay`, talking from set-up until `stop()`."""
+
+    def __init__(self, relay: Daemon, worker: int) -> None:
+        self.relay = relay
+        self.call_id = call_id_for(worker)
+        self.a, self.b = Talker("A", SSRC_A, 440), Talker("B", SSRC_B, 1000)
+        base = {"call-id": self.call_id, "from-tag": "a"}
+        offer = self.ng({"command": "offer", **base, "sdp": sdp(self.a.party.port)})
+        answer = self.ng({"command": "answer", **base, "to-tag": "b",
+                          "sdp": sdp(self.b.party.port)})  # fmt: skip
+        self.a.party.peer = ("127.0.0.1", media_port(str(answer["sdp"])))
+        self.b.party.peer = ("127.0.0.1", media_port(str(offer["sdp"])))
+        self.conv = Conversation(self.a, self.b)
+        self.wait(lambda: len(self.a.got) > 5 and len(self.b.got) > 5)
+
+    def ng(self, body: dict[str, object]) -> dict[str, object]:
+        c = self.relay.client()
+        try:
+            return c.call(body)
+        finally:
+            c.close()
+
+    def command(self, command: str, **body: object) -> dict[str, object]:
+        return self.ng({"command": command, "call-id": self.call_id, **body})
+
+    def wait(self, done: Callable[[], bool], bound: float = BOUND) -> None:
+        end = time.monotonic() + bound
+        while time.monotonic() < end and not done():
+            time.sleep(0.02)
+
+    def settle(self, packets: int = 15) -> tuple[int, int]:
+        """Wait until each party received `packets` more (what was in flight is past), and
+        return the marks to slice what comes next."""
+        a0, b0 = self.conv.mark()
+        self.wait(lambda: len(self.a.got) >= a0 + packets and len(self.b.got) >= b0 + packets)
+        return self.conv.mark()
+
+    def stop(self) -> None:
+        self.conv.stop()
+        self.a.party.close()
+        self.b.party.close()
+
+
+@pytest.fixture
+def call(relay: Daemon, request: pytest.FixtureRequest) -> Iterator[Call]:
+    """A call owned by worker 0, or by the worker given with `indirect` parametrisation."""
+    c = Call(relay, getattr(request, "param", 0))
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def played(got: list[Rtp], own: int) -> list[Rtp]:
+    return [p for p in got if p.ssrc != own]
+
+
+BOTH_WORKERS = pytest.mark.parametrize("call", [0, 1], ids=["worker0", "worker1"], indirect=True)
+
+
+@BOTH_WORKERS
+def test_play_media_reaches_the_party_named_as_its_own_stream(call: Call, tmp_path: Path) -> None:
+    wav = write_wav(tmp_path / "tone.wav", 2000, 1.0)
+    a0, b0 = call.conv.mark()
+    reply = call.command("play media", **{"from-tag": "a", "file": str(wav)})
+    assert reply == {"duration": 1000, "result": "ok"}
+    call.wait(lambda: len(played(call.a.got[a0:], SSRC_B)) >= 50)
+    a1, b1 = call.settle(25)  # the file ended a while ago: nothing more comes from the player
+    got = played(call.a.got[a0:a1], SSRC_B)
+    assert len(got) == 50
+    assert len({p.ssrc for p in got}) == 1 and {p.pt for p in got} == {0}
+    assert [p.marker for p in got] == [True] + [False] * 49
+    assert all((q.seq - p.seq) % 65536 == 1 and (q.ts - p.ts) % 2**32 == 160
+               for p, q in itertools.pairwise(got))  # fmt: skip
+    assert {len(p.payload) for p in got} == {160}
+    assert dominant_hz(ulaw_samples(b"".join(p.payload for p in got[5:30]))) == 2000
+    # B's own media went on reaching A meanwhile, and B heard nothing of the file
+    assert sum(p.ssrc == SSRC_B for p in call.a.got[a0:a1]) >= 40
+    assert {p.ssrc for p in call.b.got[b0:b1]} == {SSRC_A}
+
+
+def test_stop_media_ends_the_playback(call: Call, tmp_path: Path) -> None:
+    wav = write_wav(tmp_path / "long.wav", 2000, 5.0)
+    a0, _ = call.conv.mark()
+    assert call.command("play media", **{"from-tag": "b", "file": str(wav)})["duration"] == 5000
+    call.wait(lambda: len(played(call.b.got, SSRC_A)) >= 10)
+    assert call.command("stop media", **{"from-tag": "b"}) == {"result": "ok"}
+    _, b1 = call.settle()
+    _, b2 = call.settle(40)
+    assert played(call.b.got[b1:b2], SSRC_A) == []  # nothing from the player after the stop
+    assert 10 <= len(played(call.b.got, SSRC_A)) < 250
+
+
+@BOTH_WORKERS
+def test_block_media_from_one_party_and_unblock(call: Call) -> None:
+    assert call.command("block media", **{"from-tag": "a"}) == {"result": "ok"}
+    a0, b0 = call.settle()
+    a1, b1 = call.settle(25)
+    assert call.b.got[b0:b1] == [] and len(call.a.got[a0:a1]) >= 25  # A → B only is blocked
+    assert call.command("unblock media", **{"from-tag": "a"}) == {"result": "ok"}
+    call.wait(lambda: len(call.b.got) > b1 + 10)
+    assert {p.ssrc for p in call.b.got[b1:]} == {SSRC_A}
+
+
+def test_call_wide_block_media(call: Call) -> None:
+    assert call.command("block media") == {"result": "ok"}
+    call.wait(lambda: False, 0.3)  # what was in flight arrives
+    a0, b0 = call.conv.mark()
+    call.wait(lambda: False, 0.6)
+    assert call.conv.mark() == (a0, b0)
+    assert call.command("unblock media") == {"result": "ok"}
+    call.settle()
+
+
+@BOTH_WORKERS
+def test_block_dtmf_drops_only_that_partys_events(call: Call) -> None:
+    assert call.command("block DTMF", **{"from-tag": "a"}) == {"result": "ok"}
+    a0, b0 = call.settle()
+    call.a.send_event(101, 7)
+    call.b.send_event(101, 3)
+    a1, b1 = call.settle()
+    to_b, to_a = call.b.got[b0:b1], call.a.got[a0:a1]
+    assert [p for p in to_b if p.pt == 101] == [] and any(p.pt == 0 for p in to_b)
+    assert {p.event()[0] for p in to_a if p.pt == 101} == {3}
+    assert call.command("unblock DTMF", **{"from-tag": "a"}) == {"result": "ok"}
+    _, b2 = call.conv.mark()
+    call.a.send_event(101, 7)
+    _, b3 = call.settle()
+    assert {p.event()[0] for p in call.b.got[b2:b3] if p.pt == 101} == {7}
+
+
+def test_silence_media_sends_codec_silence(call: Call) -> None:
+    assert call.command("silence media", **{"from-tag": "a"}) == {"result": "ok"}
+    a0, b0 = call.settle()
+    a1, b1 = call.settle()
+    assert {p.payload for p in call.b.got[b0:b1]} == {b"\xff" * 160}
+    assert {p.ssrc for p in call.b.got[b0:b1]} == {SSRC_A}
+    assert dominant_hz(ulaw_samples(call.a.got[a1 - 1].payload)) == 1000  # B → A untouched
+    assert call.command("unsilence media", **{"from-tag": "a"}) == {"result": "ok"}
+    _, b2 = call.settle()
+    _, b3 = call.settle()
+    assert dominant_hz(ulaw_samples(b"".join(p.payload for p in call.b.got[b2:b3]))) == 440
+
+
+def test_play_dtmf_on_a_plain_call_answers_ok_and_sends_nothing(call: Call) -> None:
+    a0, b0 = call.conv.mark()
+    reply = call.command("play DTMF", **{"from-tag": "b", "code": "5", "duration": 200})
+    assert reply == {"result": "ok"}
+    a1, b1 = call.settle(30)
+    assert {p.pt for p in call.a.got[a0:a1] + call.b.got[b0:b1]} == {0}
+    assert {p.ssrc for p in call.a.got[a0:a1]} == {SSRC_B}
