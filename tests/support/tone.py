@@ -44,3 +44,31 @@ def dominant_hz(
 ) -> float:
     """The frequency on the grid low..high (in `step` Hz) where `samples` is strongest."""
     return float(max(range(low, high + 1, step), key=lambda f: power(samples, f, rate)))
+
+
+def pcm_tone(hz: float, first_sample: int, count: int, rate: int, amplitude: int = 8000) -> bytes:
+    """`count` signed 16-bit little-endian samples of a sine at `hz`, sampled at `rate`."""
+    return b"".join(
+        round(amplitude * math.sin(2 * math.pi * hz * (first_sample + n) / rate)).to_bytes(
+            2, "little", signed=True)
+        for n in range(count)
+    )  # fmt: skip
+
+
+def pcm_samples(pcm: bytes) -> list[int]:
+    """Signed 16-bit little-endian PCM → samples."""
+    return [int.from_bytes(pcm[i : i + 2], "little", signed=True) for i in range(0, len(pcm), 2)]
+
+
+def snr_db(samples: Sequence[float], hz: float, rate: int = RATE) -> float:
+    """Signal-to-noise ratio (dB) of a sine at `hz` in `samples`: the least-squares sine at
+    that frequency is the signal, everything else (distortion, codec noise) the noise."""
+    n = len(samples)
+    w = 2 * math.pi * hz / rate
+    cos_t = [math.cos(w * i) for i in range(n)]
+    sin_t = [math.sin(w * i) for i in range(n)]
+    a = 2 / n * sum(x * c for x, c in zip(samples, cos_t, strict=True))
+    b = 2 / n * sum(x * s for x, s in zip(samples, sin_t, strict=True))
+    noise = sum((x - a * c - b * s) ** 2 for x, c, s in zip(samples, cos_t, sin_t, strict=True))
+    signal = n * (a * a + b * b) / 2
+    return 10 * math.log10(signal / noise) if noise else math.inf
