@@ -145,7 +145,10 @@ class Player:
         source, stream = self._source, self._stream
         if source is None or stream is None or stream.sock.fileno() < 0:
             return False  # stopped, or the party's ports were released
-        payload = source.next_payload()
+        try:
+            payload = source.next_payload()
+        except MediaError:  # a file broken half-way: the playback ends there
+            return False
         if payload is None:
             return False
         header = struct.pack("!BBHII", 0x80, self._pt | (0x80 if self._marker else 0),

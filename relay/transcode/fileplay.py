@@ -1,23 +1,24 @@
 """Audio from a media file (or a blob) as RTP payloads of one codec, one frame at a time, for
 `play media` (docs/spec/ng-protocol.md §9.2).
 
-PyAV (FFmpeg's libavformat, libswresample and libavcodec) opens any file FFmpeg reads, decodes
-it, resamples to the codec's rate, mono 16-bit, cuts it into `ptime` frames and encodes each.
-Opening reads the header only (the reply needs the duration, and an unreadable file is an error
-before anything is sent); decoding then happens frame by frame as the player asks, so a long file
-never holds the event loop for more than one container packet.
+FFmpeg's libavformat (PyAV's container API) opens any file FFmpeg reads and decodes its first
+audio stream; relay.transcode.audio's Resampler and Encoder (libswresample, libavcodec) turn that
+into mono PCM at the codec's rate and cut and encode it into `ptime` frames, the same encoders
+the transcoding chain uses. Opening reads the header only (the reply needs the duration, and an
+unreadable file is an error before anything is sent); decoding then happens frame by frame as
+the player asks, so a long file never holds the event loop for more than one container packet.
 """
 
 from __future__ import annotations
 
 import io
-from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import av
 
+from relay.transcode.audio import AudioError, Encoder, Resampler
+from relay.transcode.codecs import AudioCodec, lookup
 from relay.transcode.plan import Codec
 
 
@@ -25,68 +26,39 @@ class MediaError(Exception):
     """The file cannot be played (not found, not media, no audio, no encoder for the codec)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Encoding:
-    """How one RTP codec is produced with FFmpeg."""
-
-    encoder: str
-    rate: int
-    """Sample rate the encoder is fed (G.722: 16 kHz under an 8000 RTP clock)."""
-    options: tuple[tuple[str, str], ...] = ()
-
-
-ENCODINGS = {
-    "pcmu/8000": Encoding("pcm_mulaw", 8000),
-    "pcma/8000": Encoding("pcm_alaw", 8000),
-    "g722/8000": Encoding("g722", 16000),
-    "opus/48000": Encoding("libopus", 48000, (("application", "voip"),)),
-}
-"""`name/clock` (lower case) → encoder; what rtpvault can play a file in."""
-
-
-def encoding_for(codec: Codec) -> Encoding | None:
-    return ENCODINGS.get(f"{codec.name.lower()}/{codec.clock}")
+def encoding_for(codec: Codec) -> AudioCodec | None:
+    """The FFmpeg codec that produces `codec`'s payloads; None when FFmpeg has no encoder."""
+    found = lookup(codec.name, codec.clock)
+    return found if found is not None and found.encoder is not None else None
 
 
 class FileSource:
     """One file opened for playback: `duration_ms` for the reply, `next_payload()` per frame."""
 
     def __init__(self, data: str | bytes, codec: Codec, ptime: int = 20, repeat: int = 1) -> None:
-        enc = encoding_for(codec)
-        if enc is None:
+        audio_codec = encoding_for(codec)
+        if audio_codec is None:
             raise MediaError(f"no encoder for {codec.key}")
+        try:
+            self._encoder = Encoder(audio_codec, ptime, codec.fmtp)
+        except AudioError as exc:
+            raise MediaError(str(exc)) from None
         try:
             self._container: Any = av.open(io.BytesIO(data) if isinstance(data, bytes) else data)
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise MediaError(str(exc)) from None
-        try:
-            audio = self._container.streams.audio
-            if not audio:
-                raise MediaError("no audio stream")
-            self._stream = audio[0]
-            self.duration_ms = _duration_ms(self._container, self._stream)
-            self._samples = enc.rate * ptime // 1000
-            encoder: Any = av.CodecContext.create(enc.encoder, "w")
-            encoder.sample_rate = enc.rate
-            encoder.layout = "mono"
-            encoder.format = "s16"
-            for key, value in enc.options:
-                encoder.options[key] = value
-            encoder.open()
-            self._encoder = encoder
-            self._resampler = av.AudioResampler(format="s16", layout="mono", rate=enc.rate,
-                                                frame_size=self._samples)  # fmt: skip
-        except (av.FFmpegError, ValueError) as exc:
+        streams = self._container.streams.audio
+        if not streams:
             self.close()
-            raise MediaError(str(exc)) from None
-        except MediaError:
-            self.close()
-            raise
-        self.clock = codec.clock
-        self.ts_per_frame = codec.clock * ptime // 1000
+            raise MediaError("no audio stream")
+        self._stream = streams[0]
+        self.duration_ms = _duration_ms(self._container, self._stream)
+        self._resampler = Resampler(audio_codec.sample_rate)
+        self._chunk = 2 * self._encoder.frame
+        self.ts_per_frame = self._encoder.ticks
         self._repeat = max(repeat, 1)
         self._frames: Iterator[Any] = self._decode()
-        self._out: deque[bytes] = deque()
+        self._pcm = b""
         self._done = False
 
     def _decode(self) -> Iterator[Any]:
@@ -99,29 +71,23 @@ class FileSource:
             self._container.seek(0)
 
     def next_payload(self) -> bytes | None:
-        """The next frame's payload; None when the file (and its repeats) ended."""
-        while not self._out and not self._done:
-            frame = next(self._frames, None)
-            frames = self._resampler.resample(frame)
+        """The next frame's payload; None when the file (and its repeats) ended. A file that
+        turns out broken half-way ends there (MediaError)."""
+        while len(self._pcm) < self._chunk and not self._done:
+            try:
+                frame = next(self._frames, None)
+            except (av.FFmpegError, ValueError) as exc:
+                raise MediaError(str(exc)) from None
             if frame is None:
                 self._done = True
-            for f in frames:
-                self._encode(f)
-            if self._done:
-                for packet in self._encoder.encode(None):
-                    self._out.append(bytes(packet))
-        return self._out.popleft() if self._out else None
-
-    def _encode(self, frame: Any) -> None:
-        if frame.samples < self._samples:  # the last, short frame: padded with silence
-            pad = av.AudioFrame(format="s16", layout="mono", samples=self._samples)
-            pad.sample_rate = frame.sample_rate
-            raw = bytes(frame.planes[0])[: frame.samples * 2]
-            pad.planes[0].update(raw + bytes(self._samples * 2 - len(raw)))
-            frame = pad
-        frame.pts = None
-        for packet in self._encoder.encode(frame):
-            self._out.append(bytes(packet))
+                if self._pcm:  # the last, short frame: padded with silence
+                    self._pcm += bytes(self._chunk - len(self._pcm))
+            else:
+                self._pcm += self._resampler.frames([frame])
+        if len(self._pcm) < self._chunk:
+            return None
+        chunk, self._pcm = self._pcm[: self._chunk], self._pcm[self._chunk :]
+        return self._encoder.encode(chunk)
 
     def close(self) -> None:
         container = getattr(self, "_container", None)
