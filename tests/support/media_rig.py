@@ -12,6 +12,7 @@ import select
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .rtp_party import Party
@@ -30,6 +31,8 @@ class Rtp:
     ts: int
     ssrc: int
     payload: bytes
+    raw: bytes = b""
+    """The datagram as received (an SRTP test decrypts it)."""
 
     @classmethod
     def parse(cls, at: float, source: tuple[str, int], data: bytes) -> Rtp | None:
@@ -42,7 +45,7 @@ class Rtp:
         end = len(data) - (data[-1] if data[0] & 0x20 else 0)
         seq, ts, ssrc = struct.unpack_from("!HII", data, 2)
         return cls(at, source, bool(data[1] & 0x80), data[1] & 0x7F, seq, ts, ssrc,
-                   data[start:end])  # fmt: skip
+                   data[start:end], data)  # fmt: skip
 
     def event(self) -> tuple[int, bool, int, int]:
         """A telephone-event payload: (event, end bit, volume, duration)."""
@@ -64,6 +67,8 @@ class Talker:
     seq: int = 0
     samples: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    protect: Callable[[bytes], bytes] | None = None
+    """SRTP-protects what this party sends (an SDES leg); None: plain RTP."""
 
     def packet(self, pt: int, payload: bytes, marker: bool = False, ts: int | None = None) -> bytes:
         self.seq += 1
@@ -75,7 +80,7 @@ class Talker:
         with self.lock:
             if self.sending:
                 data = self.packet(self.pt, ulaw_tone(self.hz, self.samples))
-                self.party.send_rtp(data)
+                self.party.send_rtp(self.protect(data) if self.protect else data)
             self.samples += 160
 
     def send_event(self, event_pt: int, event: int, packets: int = 5) -> None:

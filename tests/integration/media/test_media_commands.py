@@ -9,11 +9,13 @@ routes a command to the call's owner). Waits are bounded polls; no timing is ass
 
 from __future__ import annotations
 
+import base64
 import itertools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pylibsrtp
 import pytest
 
 from rtpvault.shard import owner_of
@@ -205,3 +207,45 @@ def test_play_dtmf_on_a_plain_call_answers_ok_and_sends_nothing(call: Call) -> N
     a1, b1 = call.settle(30)
     assert {p.pt for p in call.a.got[a0:a1] + call.b.got[b0:b1]} == {0}
     assert {p.ssrc for p in call.a.got[a0:a1]} == {SSRC_B}
+
+
+def _crypto(key: bytes) -> str:
+    return f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{base64.b64encode(key).decode()}\r\n"
+
+
+def test_play_media_to_an_srtp_party_is_protected(relay: Daemon, tmp_path: Path) -> None:
+    """A speaks SDES-SRTP, B plain RTP: the file reaches A as SRTP under the key the relay
+    gave A in the answer (the leg's outbound context), decrypted here by libsrtp."""
+    key = bytes(range(30))
+    a, b = Talker("A", SSRC_A, 440), Talker("B", SSRC_B, 1000)
+    a.protect = pylibsrtp.Session(policy=pylibsrtp.Policy(
+        key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)).protect  # fmt: skip
+    call = Call.__new__(Call)
+    call.relay, call.call_id, call.a, call.b = relay, call_id_for(1), a, b
+    a_sdp = sdp(a.party.port).replace("RTP/AVP", "RTP/SAVP") + _crypto(key)
+    base = {"call-id": call.call_id, "from-tag": "a"}
+    offer = call.ng({"command": "offer", **base, "sdp": a_sdp, "transport-protocol": "RTP/AVP",
+                     "DTLS": "off"})  # fmt: skip
+    answer = str(call.ng({"command": "answer", **base, "to-tag": "b",
+                          "sdp": sdp(b.party.port)})["sdp"])  # fmt: skip
+    a.party.peer = ("127.0.0.1", media_port(answer))
+    b.party.peer = ("127.0.0.1", media_port(str(offer["sdp"])))
+    line = next(v for v in answer.split("\r\n") if v.startswith("a=crypto:1 "))
+    theirs = base64.b64decode(line.split("inline:")[1].split()[0].split("|")[0])
+    rx = pylibsrtp.Session(policy=pylibsrtp.Policy(
+        key=theirs, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))  # fmt: skip
+    call.conv = Conversation(a, b)
+    try:
+        call.wait(lambda: len(a.got) > 5 and len(b.got) > 5)
+        a0, _ = call.conv.mark()
+        wav = write_wav(tmp_path / "tone.wav", 2000, 0.4)
+        assert call.command("play media", **{"from-tag": "a", "file": str(wav)})["duration"] == 400
+        call.wait(lambda: len(played(a.got[a0:], SSRC_B)) >= 20)
+        call.settle(10)
+    finally:
+        call.stop()
+    got = played(a.got[a0:], SSRC_B)
+    assert len(got) == 20
+    plain = [rx.unprotect(p.raw) for p in got]  # raises unless protected with A's key
+    audio = b"".join(p[12:] for p in plain[3:17])
+    assert {len(p) for p in plain} == {172} and dominant_hz(ulaw_samples(audio)) == 2000
