@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from relay.media.gate import Gate
     from relay.media.reports import Reports
     from relay.media.secure import Transport
+    from relay.media.transcoder import Transcoder
 
 Address = tuple[str, int]
 
@@ -71,6 +72,7 @@ class Stream:
         "notes",
         "retired_drops",
         "gate",
+        "transcoder",
     )
 
     def __init__(
@@ -144,6 +146,9 @@ class Stream:
         self.gate: Gate | None = None
         """block/silence media and block DTMF for RTP from this stream's party
         (relay.media.gate); None = forward as received."""
+        self.transcoder: Transcoder | None = None
+        """The codec chain of what this stream's party sends (relay.media.transcoder), on the
+        side's RTP and RTCP streams; None: packets are forwarded byte for byte."""
 
     def __repr__(self) -> str:
         kind = "RTCP" if self.is_rtcp else "RTP"

@@ -153,7 +153,7 @@ class Encoder:
         self._pts = 0
 
     def encode(self, pcm: bytes) -> bytes:
-        """One packet's payload from `frame` mono samples."""
+        """One packet's payload from `frame` mono samples; AudioError if FFmpeg fails."""
         frame = _frame(pcm, self.codec.sample_rate)
         if self._up is not None:
             up = self._up.resample(frame)
@@ -161,4 +161,7 @@ class Encoder:
         frame.pts = self._pts
         frame.time_base = Fraction(1, self.codec.sample_rate)
         self._pts += frame.samples
-        return b"".join(bytes(p) for p in self._ctx.encode(frame))
+        try:
+            return b"".join(bytes(p) for p in self._ctx.encode(frame))
+        except (av.FFmpegError, ValueError) as exc:
+            raise AudioError(f"{self.codec.encoder}: {exc}") from None

@@ -68,13 +68,16 @@ def _is(codec: Codec, name: str) -> bool:
 
 
 class Chain:
-    """The media work for one `DirectionPlan`. `ssrc`, `seq` and `ts` are the output's first
-    SSRC, sequence number and timestamp (random in production, passed in for tests)."""
+    """The media work for one `DirectionPlan`, sending as `ssrc`. `seq` is the sequence number
+    before the first one sent and `ts` the first timestamp; None (the default): follow the
+    first input packet's, as rtpengine 10.5 does (docs/spec/transcode-media.md §3)."""
 
-    def __init__(self, plan: DirectionPlan, ssrc: int, seq: int = 0, ts: int = 0) -> None:
+    def __init__(self, plan: DirectionPlan, ssrc: int, seq: int | None = None,
+                 ts: int | None = None) -> None:  # fmt: skip
         self.plan = plan
         self.ssrc = ssrc
-        self.seq = seq & 0xFFFF
+        self.seq = (seq or 0) & 0xFFFF
+        self._follow = (seq is None, ts is None)
         # counters (plain ints, read by stats and RTCP)
         self.packets_in = 0
         self.bytes_in = 0
@@ -84,13 +87,14 @@ class Chain:
         self.decode_errors = 0
         self.samples_decoded = 0
         self.frames_encoded = 0
+        self.encode_errors = 0
         self.malformed = 0
         self.late = 0
         self.unknown_pt = 0
         self.filled = 0
         """Samples of silence put in for lost input."""
         self.dtmf_events = 0
-        self.last_ts = ts & 0xFFFFFFFF
+        self.last_ts = (ts or 0) & 0xFFFFFFFF
         """RTP timestamp of the last packet out (an SR's RTP time with `last_ts_at`)."""
         self.last_ts_at = 0.0
         self.out_codec: AudioCodec | None = None
@@ -109,7 +113,7 @@ class Chain:
         self._in_ssrc: int | None = None
         # output time line: `_tick` is the output timestamp of `_buf[0]` (not wrapped)
         self._buf = bytearray()
-        self._tick = ts
+        self._tick = ts or 0
         self._exp: int | None = None  # input timestamp expected next
         self._exp_clock = 0
         self._last_now = 0.0
@@ -139,6 +143,8 @@ class Chain:
         if rtp is None:
             self.malformed += 1
             return []
+        if self._follow != (False, False):
+            self._start_from(rtp)
         plan = self.plan
         if not plan.transcodes:
             new = plan.renumber.get(rtp.pt)
@@ -160,6 +166,14 @@ class Chain:
         else:
             out += self._audio(rtp, codec, now)
         return self._sent(out, now)
+
+    def _start_from(self, rtp: packet.Rtp) -> None:
+        follow_seq, follow_ts = self._follow
+        if follow_seq:
+            self.seq = (rtp.seq - 1) & 0xFFFF
+        if follow_ts:
+            self._tick = self.last_ts = rtp.ts
+        self._follow = (False, False)
 
     def _sent(self, out: list[bytes], now: float) -> list[bytes]:
         if out:
@@ -278,7 +292,12 @@ class Chain:
             if self._det:  # a detected digit: its event packets stand for the audio
                 out += self._detected_event()
                 continue
-            payload = enc.encode(pcm)
+            try:
+                payload = enc.encode(pcm)
+            except AudioError:
+                self.encode_errors += 1
+                self._tick += enc.ticks  # the frame is lost; the time line goes on
+                continue
             self.frames_encoded += 1
             self.seq = (self.seq + 1) & 0xFFFF
             out.append(packet.build(self._marker, self.plan.encode_pt, self.seq, self._tick,

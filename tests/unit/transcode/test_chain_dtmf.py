@@ -25,7 +25,7 @@ def events(code: int, ts: int, seq: int, count: int = 5, ssrc: int = 0x1234) -> 
 
 def test_an_event_is_renumbered_with_timestamp_and_duration_at_48_khz() -> None:
     p = plan(PCMU, OPUS, inputs={101: TE8}, outputs={110: TE48}, dtmf_out_pt=110)
-    chain = Chain(p, 0x50, ts=0)
+    chain = Chain(p, 0x50, seq=0, ts=0)
     audio = tone_packets(PCMU, 1000, 0.2)  # ts 1000 .. 2440, next 2600
     out = [packet.parse(x) for x in run(chain, audio + events(7, 2600, 10))]
     te = [h for h in out if h is not None and h.pt == 110]
@@ -44,7 +44,7 @@ def test_an_event_is_renumbered_with_timestamp_and_duration_at_48_khz() -> None:
 
 def test_a_passthrough_event_still_moves_onto_the_output_time_line() -> None:
     p = plan(PCMU, PCMA, inputs={101: TE8}, outputs={101: TE8}, passthrough=frozenset({101}))
-    chain = Chain(p, 0x50, ts=90000)
+    chain = Chain(p, 0x50, seq=0, ts=90000)
     out = [packet.parse(x) for x in run(chain, tone_packets(PCMU, 1000, 0.2) + events(1, 2600, 10))]
     te = [h for h in out if h is not None and h.pt == 101]
     assert {h.ts for h in te} == {90000 + 1600} and {h.ssrc for h in te} == {0x50}
@@ -53,7 +53,7 @@ def test_a_passthrough_event_still_moves_onto_the_output_time_line() -> None:
 @pytest.mark.parametrize("dst", [PCMA, OPUS])
 def test_without_telephone_event_on_the_output_the_event_becomes_its_tone(dst: object) -> None:
     p = plan(PCMU, dst, inputs={101: TE8})  # type: ignore[arg-type]
-    chain = Chain(p, 0x50, ts=0)
+    chain = Chain(p, 0x50, seq=0, ts=0)
     sent = tone_packets(PCMU, 1000, 0.2) + events(5, 2600, 10, count=10) + [
         packet.build(False, 0, 30 + i, 2600 + 1600 + 160 * i, 0x1234, b"\xff" * 160)
         for i in range(10)]  # fmt: skip
@@ -70,7 +70,7 @@ def test_without_telephone_event_on_the_output_the_event_becomes_its_tone(dst: o
 
 def test_detected_tones_become_telephone_events() -> None:
     p = plan(PCMU, PCMA, inputs={}, outputs={101: TE8}, dtmf_out_pt=101, inband_to_dtmf=True)
-    chain = Chain(p, 0x50, ts=0)
+    chain = Chain(p, 0x50, seq=0, ts=0)
     pcm = bytes(3200) + tone_pcm(11, 10, 0, 2400, 8000) + bytes(3200)
     from relay.transcode.audio import Encoder
     from relay.transcode.codecs import lookup
