@@ -76,6 +76,10 @@ class MediaSide:
     """Payload types of that offer still usable by its party (stripped ones gone, masked kept)."""
     offered_names: dict[str, str] = field(default_factory=dict)
     """That offer's codec under each payload type (an answer's same number must name it)."""
+    inject_dtmf: bool = False
+    """An offer from this side's party had `inject-DTMF`: media towards it is always transcoded
+    so `play DTMF` can put events in (rtpengine marks the monologue; docs/spec/ng-protocol.md
+    §9.4)."""
     transcoding: bool = False
     """rtpengine's media flag "transcoding": packets from this side's party are transcoded
     (some received payload type has a transcoding handler)."""

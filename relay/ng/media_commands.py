@@ -18,7 +18,10 @@ from relay.call.playback import Player
 from relay.ng.callstats import subscribers
 from relay.ng.errors import NgError
 from relay.ng.unimplemented import Selector, dtmf_code, int_str, not_supported, option
+from relay.transcode.audio import AudioError, Encoder
 from relay.transcode.fileplay import MediaError
+from relay.transcode.inject import DtmfInjector
+from relay.transcode.plan import DirectionPlan
 
 DTMF_SECURITY_KEYS = ("DTMF-security", "dtmf-security", "DTMF security", "dtmf security")
 REPLACE_KEYS = (
@@ -143,15 +146,74 @@ class MediaCommands:
     # -- play DTMF (§9.4) ----------------------------------------------------------------------
 
     def play_dtmf(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
-        """rtpengine's checks in its order. rtpvault refuses `inject-DTMF` at the offer, so every
-        call here forwards plainly, where rtpengine 10.5 answers ok and sends nothing (§9.4)."""
+        """rtpengine's checks in its order, then the event into each selected party's media
+        towards its subscribers: on a direction that transcodes (`inject-DTMF`), put into
+        the output by relay.transcode.inject; on a plainly forwarded one rtpengine 10.5 answers
+        ok and sends nothing, and so does rtpvault (§9.4)."""
         call, party, everyone = self._selector().match(body)
         parties = call.all_parties() if everyone else [party] if party is not None else []
         if not parties:
             raise NgError("No participant party specified")
-        dtmf_code(body)
+        duration = _clamped(body, "duration", 250)
+        pause = _clamped(body, "pause", 100)
+        code = dtmf_code(body)
+        volume = None
+        for key, value in body.items():
+            if key == "volume":
+                volume = int_str(value, volume if volume is not None else 0)
         _check_dtmf_media(call, parties)
+        for p in parties:
+            side = next(m for m in p.medias if m.type == "audio")
+            stream = side.rtp
+            tc = getattr(stream, "transcoder", None) if stream is not None else None
+            if tc is not None:
+                injector = tc.injector or _injector(tc.plan, tc.chain)
+                if injector is not None:
+                    tc.injector = injector
+                    event_volume, tone_volume = _volumes(volume)
+                    injector.schedule(code, event_volume, tone_volume, duration, pause)
         return {"result": "ok"}
+
+
+def _clamped(body: dict[str, Any], key: str, default: int) -> int:
+    """`duration`/`pause` in ms: 0 or absent → default, else clamped to 100..5000 (rtpengine)."""
+    value = 0
+    for k, v in body.items():
+        if k == key:
+            value = int_str(v, value)
+    if not value:
+        return default
+    return min(max(value, 100), 5000)
+
+
+def _volumes(volume: int | None) -> tuple[int, int]:
+    """(RFC 4733 volume field, in-band tone level in dB below full scale) as rtpengine 10.5
+    sends them: the given volume (either sign) for both; without one, 63 in the event and
+    -15 dBm0 for the tone (its unset volume read as a 6-bit field)."""
+    if not volume:
+        return 63, 15
+    v = abs(volume)
+    return min(v, 63), v & 0x3F
+
+
+def _injector(plan: DirectionPlan, chain: Any) -> DtmfInjector | None:
+    """An injector for a transcoding direction's output: RFC 4733 when the receiver has
+    telephone-event, else tones encoded in the output codec (its own encoder instance)."""
+    encoder = getattr(chain, "encoder", None)
+    if plan.encode_pt is None or encoder is None:
+        return None
+    out = plan.outputs.get(plan.encode_pt)
+    if out is None:
+        return None
+    tones = None
+    if plan.dtmf_out_pt is None:
+        try:
+            tones = Encoder(encoder.codec, encoder.ptime, out.fmtp).encode
+        except AudioError:
+            return None
+    return DtmfInjector(plan.encode_pt, out.clock, encoder.ticks, plan.dtmf_out_pt, tones,
+                        encoder.codec.sample_rate)  # fmt: skip
+
 
 def _check_dtmf_media(call: Call, parties: Sequence[Party]) -> None:
     for p in parties:

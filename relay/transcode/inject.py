@@ -4,14 +4,15 @@ out; the transcoder on the stream runs it after the codec chain.
 
 * The receiver accepts telephone-event (`dtmf_pt`): each output audio packet that falls within
   an event is **replaced** by an RFC 4733 packet (same SSRC, the next sequence number), all with
-  the event's start as timestamp, the marker on the first, the duration growing by one frame per
-  packet; the first packet at or after the event's end becomes three end packets whose duration
-  is the event's length + one frame (300 ms at 8 kHz → 2560), then audio resumes.
+  the timestamp of the event's first packet, the marker on the first, the duration growing by
+  one frame per packet; the first packet at or after the event's end becomes three end packets
+  whose duration reaches one frame past it (300 ms at 8 kHz → 2560, 250 ms → 2240), then audio
+  resumes.
 * It does not: the audio packets' payloads within the event are the digit's tone (ITU-T Q.23
   pair, relay.transcode.dtmf's level), then silence for the `pause`, encoded in the output codec.
 
-Events queued while one is playing start at the previous one's end + `pause`. Sequence numbers
-stay contiguous (the extra end packets shift the ones after them).
+Events queued while one is playing are due at the previous one's end + `pause` (unrounded).
+Sequence numbers stay contiguous (the extra end packets shift the ones after them).
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ class Injected:
     ticks: int
     pause: int
     start: int | None
-    """Timestamp of its first packet; None: queued before any output, starts at the next."""
-    started: bool = False
+    """Where it is due on the output time line; None: queued before any output, due at the
+    next packet."""
+    at: int | None = None
+    """Timestamp of its first RFC 4733 packet (the first output packet at or after `start`,
+    as rtpengine canonicalises it)."""
 
     @property
     def end(self) -> int:
@@ -138,15 +142,15 @@ class DtmfInjector:
         return packet[:2] + struct.pack("!H", (seq + self._seq_shift) & 0xFFFF) + packet[4:]
 
     def _event(self, seq: int, ssrc: int, ev: Injected, ts: int, end: bool) -> bytes:
-        assert self.dtmf_pt is not None and ev.start is not None
-        marker = not ev.started
-        ev.started = True
+        assert self.dtmf_pt is not None
+        marker = ev.at is None
+        if ev.at is None:
+            ev.at = ts
         self.injected += 1
-        duration = ev.ticks if end else (ts - ev.start) & 0xFFFFFFFF
-        payload = build_event(Event(ev.code, end, ev.event_volume,
-                                    min(duration + self.frame, 0xFFFF)))  # fmt: skip
+        duration = ((ts - ev.at) & 0xFFFFFFFF) + self.frame
+        payload = build_event(Event(ev.code, end, ev.event_volume, min(duration, 0xFFFF)))
         header = _HEADER.pack(0x80, self.dtmf_pt | (0x80 if marker else 0),
-                              (seq + self._seq_shift) & 0xFFFF, ev.start, ssrc)  # fmt: skip
+                              (seq + self._seq_shift) & 0xFFFF, ev.at, ssrc)  # fmt: skip
         return header + payload
 
     def _tone(self, pt_m: int, seq: int, ts: int, ssrc: int, ev: Injected) -> bytes:

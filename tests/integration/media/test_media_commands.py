@@ -22,7 +22,7 @@ from rtpvault.shard import owner_of
 from tests.support.daemons import Daemon, start
 from tests.support.media_rig import Conversation, Rtp, Talker
 from tests.support.rtp_party import media_port
-from tests.support.tone import dominant_hz, ulaw_samples
+from tests.support.tone import dominant_hz, power, ulaw_samples
 from tests.unit.relay.transcode.test_fileplay import write_wav
 
 pytestmark = pytest.mark.integration
@@ -44,11 +44,11 @@ def relay(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         d.stop()
 
 
-def sdp(port: int) -> str:
+def sdp(port: int, dtmf: bool = True) -> str:
+    events = "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n" if dtmf else ""
     return ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-            f"m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
-            "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n"
-            "a=ptime:20\r\n")  # fmt: skip
+            f"m=audio {port} RTP/AVP 0{' 101' if dtmf else ''}\r\na=rtpmap:0 PCMU/8000\r\n"
+            f"{events}a=sendrecv\r\na=ptime:20\r\n")  # fmt: skip
 
 
 def call_id_for(worker: int) -> str:
@@ -58,12 +58,14 @@ def call_id_for(worker: int) -> str:
 class Call:
     """One A-B call through `relay`, talking from set-up until `stop()`."""
 
-    def __init__(self, relay: Daemon, worker: int) -> None:
+    def __init__(self, relay: Daemon, worker: int, offer_extra: dict[str, object] | None = None,
+                 a_dtmf: bool = True) -> None:  # fmt: skip
         self.relay = relay
         self.call_id = call_id_for(worker)
         self.a, self.b = Talker("A", SSRC_A, 440), Talker("B", SSRC_B, 1000)
         base = {"call-id": self.call_id, "from-tag": "a"}
-        offer = self.ng({"command": "offer", **base, "sdp": sdp(self.a.party.port)})
+        a_sdp = sdp(self.a.party.port, a_dtmf)
+        offer = self.ng({"command": "offer", **base, "sdp": a_sdp, **(offer_extra or {})})
         answer = self.ng({"command": "answer", **base, "to-tag": "b",
                           "sdp": sdp(self.b.party.port)})  # fmt: skip
         self.a.party.peer = ("127.0.0.1", media_port(str(answer["sdp"])))
@@ -249,3 +251,56 @@ def test_play_media_to_an_srtp_party_is_protected(relay: Daemon, tmp_path: Path)
     plain = [rx.unprotect(p.raw) for p in got]  # raises unless protected with A's key
     audio = b"".join(p[12:] for p in plain[3:17])
     assert {len(p) for p in plain} == {172} and dominant_hz(ulaw_samples(audio)) == 2000
+
+
+def _inject_call(relay: Daemon, a_dtmf: bool) -> Call:
+    call = Call(relay, 1, {"flags": ["inject-DTMF"]}, a_dtmf)
+    call.wait(lambda: any(p.ssrc != SSRC_B for p in call.a.got))  # B's audio, transcoded to A
+    return call
+
+
+def test_play_dtmf_with_inject_dtmf_as_rfc4733_events(relay: Daemon) -> None:
+    """inject-DTMF from the offerer A: B's audio reaches A re-encoded under the relay's SSRC;
+    play DTMF from B puts events into it (§9.4): 300 ms of `5` at volume 12, then `#`."""
+    call = _inject_call(relay, a_dtmf=True)
+    try:
+        a0, _ = call.conv.mark()
+        body = {"from-tag": "b", "code": "5", "duration": 300, "volume": 12}
+        assert call.command("play DTMF", **body) == {"result": "ok"}
+        assert call.command("play DTMF", **{"from-tag": "b", "code": "#"}) == {"result": "ok"}
+        call.wait(lambda: sum(p.pt == 101 and p.event()[1] for p in call.a.got[a0:]) >= 6)
+        a1, _ = call.settle(10)
+    finally:
+        call.stop()
+    got = call.a.got[a0:a1]
+    assert len({p.ssrc for p in got}) == 1 and SSRC_B not in {p.ssrc for p in got}
+    events = [(p, p.event()) for p in got if p.pt == 101]
+    five = [(p, e) for p, e in events if e[0] == 5]
+    pound = [(p, e) for p, e in events if e[0] == 11]
+    assert len({p.ts for p, _ in five}) == 1 and sum(p.marker for p, _ in five) == 1
+    assert [(e[1], e[2], e[3]) for _, e in five if e[1]] == [(True, 12, 2560)] * 3
+    assert [(e[1], e[2], e[3]) for _, e in pound if e[1]] == [(True, 63, 2240)] * 3  # 250 ms
+    assert (pound[0][0].ts - five[0][0].ts) % 2**32 == 2400 + 800  # the first + pause
+    assert any(p.pt == 0 for p in got if p.seq > max(q.seq for q, _ in pound))  # audio again
+
+
+def test_play_dtmf_with_inject_dtmf_in_band(relay: Daemon) -> None:
+    """A without telephone-event: the digit is in A's audio as its two tones (§9.4)."""
+    call = _inject_call(relay, a_dtmf=False)
+    try:
+        a0, _ = call.conv.mark()
+        body = {"from-tag": "b", "code": "5", "duration": 400, "volume": 12}
+        assert call.command("play DTMF", **body) == {"result": "ok"}
+        call.wait(lambda: len(call.a.got) >= a0 + 40)
+        a1, _ = call.conv.mark()
+    finally:
+        call.stop()
+    got = [p for p in call.a.got[a0:a1] if p.pt == 0]
+    tones = [p for p in got if _is_five(ulaw_samples(p.payload))]
+    assert 15 <= len(tones) <= 21  # 400 ms of 20-ms frames (one may be cut at each end)
+    assert all(p.ssrc != SSRC_B for p in got)
+
+
+def _is_five(samples: list[int]) -> bool:
+    """The DTMF `5` pair (770 + 1336 Hz) well above B's 1000-Hz tone."""
+    return all(power(samples, f) > 20 * power(samples, 1000) for f in (770, 1336))

@@ -75,3 +75,12 @@ def test_other_payload_types_pass() -> None:
     assert inj.process(rtcp_like) == [rtcp_like]
     cn = struct.pack("!BBHII", 0x80, 13, 1, 0, SSRC) + b"\x40"
     assert inj.process(cn) == [cn]
+
+
+def test_an_event_not_a_whole_number_of_frames_ends_one_frame_past_the_next_packet() -> None:
+    inj = DtmfInjector(0, 8000, 160, dtmf_pt=101)
+    run(inj, 1, 0, 1)
+    inj.schedule(1, 63, 15, 250, 100)  # 2000 ticks: 12.5 frames
+    out = run(inj, 2, 160, 20)
+    ends = [parse_event(p[12:]) for p in out if header(p)[1] == 101 and p[13] & 0x80]
+    assert [e.duration for e in ends] == [2240] * 3  # as rtpengine: 13 frames + 1
