@@ -304,3 +304,15 @@ def test_play_dtmf_with_inject_dtmf_in_band(relay: Daemon) -> None:
 def _is_five(samples: list[int]) -> bool:
     """The DTMF `5` pair (770 + 1336 Hz) well above B's 1000-Hz tone."""
     return all(power(samples, f) > 20 * power(samples, 1000) for f in (770, 1336))
+
+
+def test_repeat_times_plays_the_file_again(call: Call, tmp_path: Path) -> None:
+    wav = write_wav(tmp_path / "tone.wav", 2000, 0.4)
+    a0, _ = call.conv.mark()
+    body = {"from-tag": "a", "file": str(wav), "repeat-times": 2}
+    assert call.command("play media", **body) == {"duration": 400, "result": "ok"}
+    call.wait(lambda: len(played(call.a.got[a0:], SSRC_B)) >= 40)
+    a1, _ = call.settle(25)
+    got = played(call.a.got[a0:a1], SSRC_B)
+    assert len(got) == 40 and len({p.ssrc for p in got}) == 1
+    assert sum(p.marker for p in got) == 1  # one playback: the repeat goes on seamlessly
