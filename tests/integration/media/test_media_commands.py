@@ -316,3 +316,15 @@ def test_repeat_times_plays_the_file_again(call: Call, tmp_path: Path) -> None:
     got = played(call.a.got[a0:a1], SSRC_B)
     assert len(got) == 40 and len({p.ssrc for p in got}) == 1
     assert sum(p.marker for p in got) == 1  # one playback: the repeat goes on seamlessly
+
+
+def test_delete_stops_the_playback_at_once(call: Call, tmp_path: Path) -> None:
+    """The call stays for the delete delay (B's media still reaches A), the file does not."""
+    wav = write_wav(tmp_path / "long.wav", 2000, 5.0)
+    assert call.command("play media", **{"from-tag": "a", "file": str(wav)})["result"] == "ok"
+    call.wait(lambda: len(played(call.a.got, SSRC_B)) >= 10)
+    assert call.command("delete", **{"from-tag": "a"})["result"] == "ok"
+    a1, _ = call.settle()
+    a2, _ = call.settle(40)
+    assert played(call.a.got[a1:a2], SSRC_B) == []
+    assert len(call.a.got[a1:a2]) >= 40  # B's own media, forwarded during the delay
