@@ -12,6 +12,8 @@ the player asks, so a long file never holds the event loop for more than one con
 from __future__ import annotations
 
 import io
+import os
+import stat
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,6 +45,8 @@ class FileSource:
             self._encoder = Encoder(audio_codec, ptime, codec.fmtp)
         except AudioError as exc:
             raise MediaError(str(exc)) from None
+        if isinstance(data, str):
+            _check_regular_file(data)
         try:
             self._container: Any = av.open(io.BytesIO(data) if isinstance(data, bytes) else data)
         except (av.FFmpegError, OSError, ValueError) as exc:
@@ -93,6 +97,17 @@ class FileSource:
         container = getattr(self, "_container", None)
         if container is not None:
             container.close()
+
+
+def _check_regular_file(path: str) -> None:
+    """Only a regular local file: FFmpeg would also open a FIFO (which blocks until a writer
+    comes), a device or a URL (network I/O), any of which would hold the worker's loop."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError) as exc:
+        raise MediaError(str(exc)) from None
+    if not stat.S_ISREG(mode):
+        raise MediaError(f"{path}: not a regular file")
 
 
 def _duration_ms(container: Any, stream: Any) -> int:

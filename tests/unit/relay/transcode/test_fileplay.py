@@ -77,3 +77,15 @@ def test_what_ffmpeg_cannot_read_is_a_media_error(tmp_path: Path, content: bytes
 def test_a_codec_without_encoder_is_a_media_error(tmp_path: Path) -> None:
     with pytest.raises(MediaError):
         FileSource(str(write_wav(tmp_path / "t.wav", 1000, 0.2)), Codec("G729", 8000))
+
+
+def test_only_regular_files_are_opened(tmp_path: Path) -> None:
+    """A FIFO would block the loop until a writer came; a directory, a device or a URL are
+    no media files either."""
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (str(fifo), str(tmp_path), "/dev/zero", "http://127.0.0.1:9/x.wav"):
+        with pytest.raises(MediaError):
+            FileSource(path, PCMU)
