@@ -134,3 +134,13 @@ def test_play_dtmf_on_a_plain_call(commands: Commands) -> None:
     assert send(commands, "play DTMF", **{"from-tag": "b", "code": "5"}) == {"result": "ok"}
     with pytest.raises(NgError, match="^Out of range 'code' specified$"):
         send(commands, "play DTMF", **{"from-tag": "b", "code": "X"})
+
+
+def test_a_reoffer_keeps_the_gates_and_learns_new_payload_types(commands: Commands) -> None:
+    send(commands, "block DTMF", **{"from-tag": "a"})
+    reoffer = sdp(49190).replace(" 0 101\r\n", " 0 96\r\n").replace(
+        "a=rtpmap:101 telephone-event", "a=rtpmap:96 telephone-event")
+    commands.dispatch({"command": "offer", "call-id": "c1", "from-tag": "a", "sdp": reoffer},
+                      SOURCE)  # fmt: skip
+    g = gate_of(commands, "a")
+    assert g is not None and g.block_dtmf and g.dtmf_pts == {96}
