@@ -89,3 +89,18 @@ def test_only_regular_files_are_opened(tmp_path: Path) -> None:
     for path in (str(fifo), str(tmp_path), "/dev/zero", "http://127.0.0.1:9/x.wav"):
         with pytest.raises(MediaError):
             FileSource(path, PCMU)
+
+
+def test_a_webrtc_party_gets_opus_at_the_files_pitch(tmp_path: Path) -> None:
+    from relay.transcode.audio import Decoder
+    from relay.transcode.codecs import lookup
+
+    wav = write_wav(tmp_path / "t.wav", 1000, 1.0)
+    frames = payloads(FileSource(str(wav), Codec("opus", 48000, 2)))
+    assert len(frames) == 50
+    opus = lookup("opus", 48000)
+    assert opus is not None
+    decoder = Decoder(opus, 8000)
+    pcm = b"".join(decoder.decode(f)[0] for f in frames)
+    samples = list(struct.unpack(f"<{len(pcm) // 2}h", pcm))
+    assert dominant_hz(samples[2000:6000]) == 1000
