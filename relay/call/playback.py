@@ -107,7 +107,7 @@ class Player:
         self._source = source
         self._stream = side.rtp
         self._pt = pt
-        self._ptime = ptime / 1000
+        self._ptime = source.ptime_ms / 1000
         self._step = source.ts_per_frame
         self._marker = True
         self._loop = loop

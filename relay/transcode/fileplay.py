@@ -60,6 +60,8 @@ class FileSource:
         self._resampler = Resampler(audio_codec.sample_rate)
         self._chunk = 2 * self._encoder.frame
         self.ts_per_frame = self._encoder.ticks
+        self.ptime_ms = self._encoder.ptime
+        """The packet length the encoder settled on (Opus and G.723.1 round the asked one)."""
         self._repeat = max(repeat, 1)
         self._frames: Iterator[Any] = self._decode()
         self._pcm = b""
