@@ -4,7 +4,9 @@
 
 Party selection is rtpengine's `media_block_match` (relay.ng.unimplemented.Selector). The state
 lives on the call model (`Call`/`Party` flags, `Party.player`); relay.call.media_gates puts the
-flags on the streams and relay.call.playback sends the files.
+flags on the streams, relay.call.playback sends the files, and `play DTMF` hands its events to
+the injector of the party's transcoding direction (relay.transcode.inject; only `inject-DTMF`
+or real transcoding gives one, as in rtpengine).
 """
 
 from __future__ import annotations
