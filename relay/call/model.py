@@ -8,6 +8,7 @@ MediaSide's streams face its own party: that party sends to (and receives from)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from relay.call.offered import OfferedMedia
 from relay.call.options import CallOptions
@@ -18,6 +19,9 @@ from relay.media.transcoder import Transcoder
 from relay.ports import PortPool
 from relay.sdp.codec_store import Store
 from relay.transcode.plan import DirectionPlan
+
+if TYPE_CHECKING:
+    from relay.call.playback import Player
 
 
 def plus_one(address: tuple[str, int] | None) -> tuple[str, int] | None:
@@ -72,6 +76,10 @@ class MediaSide:
     """Payload types of that offer still usable by its party (stripped ones gone, masked kept)."""
     offered_names: dict[str, str] = field(default_factory=dict)
     """That offer's codec under each payload type (an answer's same number must name it)."""
+    inject_dtmf: bool = False
+    """An offer from this side's party had `inject-DTMF`: media towards it is always transcoded
+    so `play DTMF` can put events in (rtpengine marks the monologue; docs/spec/ng-protocol.md
+    §9.4)."""
     transcoding: bool = False
     """rtpengine's media flag "transcoding": packets from this side's party are transcoded
     (some received payload type has a transcoding handler)."""
@@ -160,6 +168,13 @@ class Party:
     former: list[Party] = field(default_factory=list)
     """Earlier answerers this party was paired with before a forked answer replaced them
     (newest first); rtpengine keeps receiving from them, and `query` lists them."""
+    block_media: bool = False
+    silence_media: bool = False
+    block_dtmf: bool = False
+    """`block media`, `silence media`, `block DTMF` for media *from* this party
+    (docs/spec/ng-protocol.md §9.5-9.7; relay.call.media_gates puts them on the streams)."""
+    player: Player | None = None
+    """Its media player (relay.call.playback.Player) once `play media` named it."""
 
     def subscriptions(self) -> list[Party]:
         """The parties this one receives media from, as rtpengine's `subscriptions` lists them:
@@ -184,6 +199,10 @@ class Call:
     foreign: bool = False
     record_paused: bool = False
     """`pause recording` (rtpvault): the recording stays open but no media is written."""
+    block_media: bool = False
+    silence_media: bool = False
+    block_dtmf: bool = False
+    """The call-wide `block media`, `silence media`, `block DTMF` (no party named)."""
     notes: set[str] = field(default_factory=set)
     """Causes of dropped secure media already logged for this call (relay.media.secure: one
     log line per call and cause); shared with its streams as `Stream.notes`."""

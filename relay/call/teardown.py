@@ -119,6 +119,7 @@ class Teardown:
 
     def delete_call(self, call: Call, delay: int | None) -> None:
         delay = self.delete_delay if delay is None or delay < 0 else delay
+        _stop_players(call.all_parties())  # at once, even when the call stays for a delay
         if delay == 0:
             self.destroy(call, "regular")
         else:
@@ -152,6 +153,7 @@ class Teardown:
         Destroyed parties keep their records (rtpengine still lists them) but lose their ports."""
         delay = self.delete_delay if delay is None or delay < 0 else delay
         doomed = self._doomed(call, party)
+        _stop_players(doomed)
         if self._ends_call(call, doomed):
             self.delete_call(call, delay)
             return
@@ -208,6 +210,7 @@ class Teardown:
         `CallClosed` (None `reason`: a call that never was, no event) after the ng reply."""
         if self.calls.get(call.call_id) is not call:
             return
+        _stop_players(call.all_parties())
         del self.calls[call.call_id]
         self.counted(len(self.calls))
         self._gone.pop(call.call_id, None)
@@ -284,3 +287,11 @@ def expired(
         if now - max([call.last_signal, *(s.last_packet for s in m.streams())]) < limit:
             return None
     return reason
+
+
+def _stop_players(parties: list[Party]) -> None:
+    """`delete` stops a party's `play media` at once, as rtpengine 10.5 does (its media goes on
+    being forwarded during the delete delay; docs/spec/ng-protocol.md §9.3)."""
+    for party in parties:
+        if party.player is not None:
+            party.player.stop()

@@ -33,6 +33,8 @@ def offer_needs_stores(options: CallOptions, s_side: MediaSide, r_side: MediaSid
     return (
         any(options.codec.get(k) for k in TRANSCODE_KINDS)
         or options.has("always-transcode")
+        or options.has("inject-DTMF")
+        or s_side.inject_dtmf or r_side.inject_dtmf
         or bool(options.ptime and options.ptime > 0)
         or bool(options.rev_ptime and options.rev_ptime > 0)
         or s_side.codec_store is not None or r_side.codec_store is not None
@@ -103,9 +105,11 @@ def offer(
 ) -> tuple[tuple[str, ...], CodecLines]:
     """rtpengine's offer path: the offerer's (s_side) and the answerer's (r_side) lists from
     the offer and its flags; returns what to print to the answerer."""
+    if options.has("inject-DTMF"):
+        s_side.inject_dtmf = True  # sticks, as rtpengine's monologue flag
     a, b = offer_stores(s_side, r_side, media, options)
     override = s_side.ptime_override or r_side.ptime_override
-    hb, r_side.transcoding = cs.handlers(b, a, ptime_override=override)
+    hb, r_side.transcoding = cs.handlers(b, a, ptime_override=override, force=s_side.inject_dtmf)
     s_side.codec_store, r_side.codec_store = a, b
     # provisional until the answer (which may pick another codec): never refused here
     r_side.codec_plan = _same(r_side.codec_plan, direction_plan(b, a, hb, strict=False))
@@ -185,8 +189,10 @@ def answer(
     cs.tracker_update(b)
     _fix(a, r_side)
     _fix(b, s_side)
-    ha, r_side.transcoding = cs.handlers(a, b, ptime_override=override)
-    hb, s_side.transcoding = cs.handlers(b, a, second_pass=True, ptime_override=override)
+    ha, r_side.transcoding = cs.handlers(a, b, ptime_override=override,
+                                         force=s_side.inject_dtmf)  # fmt: skip
+    hb, s_side.transcoding = cs.handlers(b, a, second_pass=True, ptime_override=override,
+                                         force=r_side.inject_dtmf)  # fmt: skip
     r_side.codec_store, s_side.codec_store = a, b
     r_side.codec_plan = _same(r_side.codec_plan, direction_plan(a, b, ha))
     s_side.codec_plan = _same(s_side.codec_plan, direction_plan(b, a, hb))

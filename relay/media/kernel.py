@@ -92,6 +92,7 @@ def desired(s: Stream) -> Key | None:
         or sink.transport is not None
         or s.rtcp_sink is not None  # muxed RTCP to the other party's RTCP port: userspace
         or s.reports is not None  # generate-RTCP: statistics per packet
+        or s.gate is not None  # block/silence media, block DTMF: per packet
         or sink.reports is not None
         or s.transcoder is not None  # transcoding: the codec chain runs in userspace
     ):

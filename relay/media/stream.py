@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from relay.media.gate import Gate
     from relay.media.reports import Reports
     from relay.media.secure import Transport
     from relay.media.transcoder import Transcoder
@@ -70,6 +71,7 @@ class Stream:
         "reports",
         "notes",
         "retired_drops",
+        "gate",
         "transcoder",
     )
 
@@ -141,6 +143,9 @@ class Stream:
         (one log line per call and cause)."""
         self.retired_drops: dict[str, int] | None = None
         """Secure drop counts of transports detached from this stream (relay.media.secure)."""
+        self.gate: Gate | None = None
+        """block/silence media and block DTMF for RTP from this stream's party
+        (relay.media.gate); None = forward as received."""
         self.transcoder: Transcoder | None = None
         """The codec chain of what this stream's party sends (relay.media.transcoder), on the
         side's RTP and RTCP streams; None: packets are forwarded byte for byte."""

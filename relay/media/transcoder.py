@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from relay.transcode.inject import DtmfInjector
 from relay.transcode.plan import DirectionPlan
 from rtp.reports import ReceiveStats, SendStats, read_header
 from rtp.translate import Translation, translate
@@ -138,7 +139,7 @@ class Transcoder:
 
     __slots__ = (
         "chain", "plan", "by_pt", "errors", "other", "out_of", "sent", "received",
-        "translated", "_samples", "closed", "ledger",
+        "translated", "_samples", "closed", "ledger", "injector",
     )  # fmt: skip
 
     def __init__(self, chain: Chain, plan: DirectionPlan, ledger: Ledger) -> None:
@@ -164,6 +165,8 @@ class Transcoder:
         self.closed = False
         self.ledger = ledger
         ledger.live.add(self)
+        self.injector: DtmfInjector | None = None
+        """`play DTMF` events put into this direction's output (relay.transcode.inject)."""
 
     def feed(self, data: bytes, now: float) -> list[bytes]:
         """One RTP packet from the party; what leaves towards the other party instead."""
@@ -188,6 +191,8 @@ class Transcoder:
         if fig is not None:
             fig.samples += n - self._samples
         self._samples = n
+        if self.injector is not None:
+            out = [q for p in out for q in self.injector.process(p)]
         for p in out:
             h = read_header(p)
             if h is None:

@@ -13,22 +13,21 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from relay.call import Call, CallError, CallUpdated, Party, Registry
+from relay.call import Call, CallError, CallUpdated, Registry, media_gates
 from relay.cint import strtoll
 from relay.limits import NO_LIMITS, SESSIONS, DaemonLimits, WorkerLimits
-from relay.ng.callstats import call_stats, subscribers
+from relay.ng.callstats import call_stats
 from relay.ng.errors import NgError
 from relay.ng.flags import NgFlags, call_options, parse_flags
+from relay.ng.media_commands import MediaCommands
 from relay.ng.sdp_view import SdpUnsupported, prepare
 from relay.ng.unimplemented import (
     CALL_ID_KEYS,
     STRTOLL,
     Selector,
-    dtmf_code,
     int_str,
     not_supported,
     option,
-    unopenable_media_file,
 )
 
 logger = logging.getLogger(__name__)
@@ -147,6 +146,7 @@ class Commands:
         self._reserved = False
         """An offer for a new call holds a session of the limit (relay.limits)."""
         self._statistics = statistics
+        media = MediaCommands(registry)
         self.table: dict[str, Handler] = {
             "ping": self.ping,
             "offer": self.offer,
@@ -158,9 +158,15 @@ class Commands:
             "start recording": self.start_recording,
             "stop recording": self.stop_recording,
             "pause recording": self.pause_recording,
-            "play media": self.play_media,
-            "stop media": self.stop_media,
-            "play DTMF": self.play_dtmf,
+            "play media": media.play_media,
+            "stop media": media.stop_media,
+            "play DTMF": media.play_dtmf,
+            "block DTMF": media.block_dtmf,
+            "unblock DTMF": media.unblock_dtmf,
+            "block media": media.block_media,
+            "unblock media": media.unblock_media,
+            "silence media": media.silence_media,
+            "unsilence media": media.unsilence_media,
             "publish": self.publish,
             "subscribe request": self.subscribe_request,
             "subscribe answer": self.subscribe_answer,
@@ -172,7 +178,6 @@ class Commands:
         self.observers: list[Observer] = []
         self.defer: Callable[[Callable[[], None]], None] = _now
         """How observers are run: at once, or (the daemon) after the reply is sent."""
-        self._media_players: dict[str, set[int]] = {}
         self.recording_state: RecordingState = _no_recording
         """Set by the recorder (the composition root)."""
         self.merge_statistics: Callable[[Sequence[Any]], dict[str, Any]] = _first
@@ -307,6 +312,8 @@ class Commands:
             raise NgError(exc.reason) from None
         self._log_flags(flags, call_id)
         call = reg.calls.get(call_id)
+        if call is not None:
+            media_gates.refresh(call, reg.streams.plane)  # new streams or payload types
         if call is None or not call.record:
             return {"sdp": out, "result": "ok"}
         # rtpengine's key order with recording on: recordings, sdp, result
@@ -453,68 +460,9 @@ class Commands:
         return Selector(reg.calls, reg.live_party, lambda call: call.all_parties())
 
     def unsupported(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
-        """block/unblock DTMF and media, silence/unsilence media, start/stop forwarding."""
+        """start/stop forwarding."""
         self._selector().match(body)
         raise not_supported(body)
-
-    def _play_parties(self, body: dict[str, Any]) -> Sequence[Party]:
-        call, party, everyone = self._selector().match(body)
-        if everyone:
-            return call.all_parties()
-        if party is None:
-            raise NgError("No participant party specified")
-        return [party]
-
-    def _players(self, body: dict[str, Any]) -> set[int]:
-        """Parties (by id) that rtpengine would have given a media player: `play media` creates
-        one before it looks at the file, and `stop media` then succeeds."""
-        calls = self.registry.calls
-        if len(self._media_players) > 1000:
-            self._media_players = {k: v for k, v in self._media_players.items() if k in calls}
-        call_id = option(body, *CALL_ID_KEYS) or ""
-        return self._media_players.setdefault(call_id, set())
-
-    def play_media(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
-        parties = self._play_parties(body)
-        if parties:
-            self._players(body).add(id(parties[0]))
-            if not (option(body, "file") or option(body, "blob")
-                    or int_str(body.get("db-id"), 0) > 0):
-                raise NgError("No media file specified")
-            if unopenable_media_file(body):
-                raise NgError("Failed to start media playback from file")
-        raise not_supported(body)
-
-    def stop_media(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
-        parties = self._play_parties(body)
-        players = self._players(body)
-        if any(id(p) not in players for p in parties):
-            raise NgError("Not currently playing media")  # rtpvault never plays any
-        return {"result": "ok"}
-
-    def play_dtmf(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
-        call, party, everyone = self._selector().match(body)
-        parties = call.all_parties() if everyone else [party] if party is not None else []
-        if not parties:
-            raise NgError("No participant party specified")
-        dtmf_code(body)
-        acts = False  # rtpengine would inject somewhere: its errors for later parties still come
-        for p in parties:
-            audio = [m for m in p.medias if m.type == "audio"]
-            if not audio:
-                raise NgError("Monologue has no media capable of DTMF injection")
-            for sink in subscribers(p, call.all_parties()):
-                if not any(m.type == "audio" for m in sink.medias):
-                    raise NgError("Sink monologue has no media capable of DTMF playback")
-                first = audio[0].rtp or audio[0].rtcp
-                if first is None:
-                    raise NgError("Media doesn't have an RTP stream")
-                if first.ssrc is None:
-                    raise NgError("No SSRC context present for DTMF injection")
-                acts = True
-        if acts:
-            raise not_supported(body)
-        return {"result": "ok"}
 
     def publish(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
         if option(body, "sdp", "SDP") is None:

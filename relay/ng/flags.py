@@ -135,6 +135,8 @@ def _word(flags: NgFlags, raw: str) -> None:
         flags.endpoint_learning = word[18:]
     elif word.startswith("from-tags-") or word.startswith("T38-"):
         pass
+    elif word in ("inject-DTMF", "inject-dtmf"):
+        flags.words.add("inject-DTMF")
     elif word in ("generate-RTCP", "generate-rtcp"):
         flags.words.add("generate-RTCP")
         flags.generate_rtcp = True

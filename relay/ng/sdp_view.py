@@ -1,7 +1,7 @@
 """From SDP text to what the call model needs: the parsed description, its `OfferedSession`
 summary, and a render callback that applies a `SessionPlan` to the same text.
 
-Also the gate for what rtpvault cannot do yet (DTMF injection, SIPREC): a clear error instead
+Also the gate for what rtpvault cannot do yet (SIPREC): a clear error instead
 of a silently wrong SDP. Codec flags and ptime go to the call model (relay.call.transcoding).
 SRTP (SDES, DTLS-SRTP) and ICE go through to the call model (relay.call.secure).
 """
@@ -118,8 +118,8 @@ def check_supported(offered: OfferedSession, flags: NgFlags, offer: bool = True)
 
 
 def _codec_checks(offered: OfferedSession, flags: NgFlags, offer: bool) -> None:
-    if flags.words & {"inject-DTMF", "SIPREC"}:
-        raise SdpUnsupported("DTMF injection and SIPREC are not supported by rtpvault yet")
+    if "SIPREC" in flags.words:
+        raise SdpUnsupported("SIPREC is not supported by rtpvault yet")
 
 
 def prepare(

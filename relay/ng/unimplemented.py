@@ -1,6 +1,7 @@
 """The ng commands rtpvault does not carry out yet, answered with rtpengine 10.5's own errors up to
-the point where rtpengine would act (call_interfaces.c: `media_block_match`, `play media`,
-`play DTMF`, `publish`, `subscribe …`, `unsubscribe`); only then "not supported by rtpvault".
+the point where rtpengine would act (call_interfaces.c: `media_block_match`, `publish`,
+`subscribe …`, `unsubscribe`); only then "not supported by rtpvault". Also the party selection
+and option reading the media commands share (relay.ng.media_commands).
 
 rtpengine reads these requests with `call_ng_process_flags`, which walks every key in order: of
 the spellings of one option the last one wins, and a value of the wrong type clears it.
@@ -9,7 +10,6 @@ the spellings of one option the last one wins, and a value of the wrong type cle
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -132,22 +132,6 @@ class Selector:
         if not found:
             raise NgError("No monologues matched")
         return found
-
-
-def unopenable_media_file(body: dict[str, Any]) -> bool:
-    """`play media` with a `file` that cannot be opened: rtpengine's libav open fails before any
-    media is played, and it answers "Failed to start media playback from file"."""
-    path = option(body, "file")
-    if not path:
-        return False
-    try:
-        if os.path.isdir(path):
-            return True
-        # O_NONBLOCK: a FIFO must not stall the control loop
-        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
-    except (OSError, ValueError):
-        return True
-    return False
 
 
 def _same_address(text: str, wanted: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:

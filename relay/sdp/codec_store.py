@@ -408,10 +408,12 @@ def _eff_ptime(pt: PT, side_ptime: int) -> int:
 
 def handlers(
     receiver: Store, sink: Store, second_pass: bool = False, ptime_override: bool = False,
+    force: bool = False,
 ) -> tuple[list[Handler], bool]:
     """Per received payload type, passthrough or transcoding (rtpengine's
     codec_handlers_update); also whether anything is transcoded. Unknown codecs of the
-    receiver are dropped from its list when something is transcoded."""
+    receiver are dropped from its list when something is transcoded. `force`: the sink's
+    party asked for `inject-DTMF`, every audio codec goes through the transcoder."""
     pref = _pref(sink)
     out: list[Handler] = []
     for pt in receiver.pts:
@@ -452,6 +454,9 @@ def handlers(
             out.append(tc)
             continue
         if not pt.supplemental:
+            if force:
+                out.append(tc)
+                continue
             if ptime_override and sink_pt.ptime and pt.ptime and sink_pt.ptime != pt.ptime:
                 out.append(tc)
                 continue

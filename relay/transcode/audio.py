@@ -1,5 +1,6 @@
 """FFmpeg (PyAV) decoders, encoders and resamplers over plain bytes: payload → 16-bit PCM →
-payload. The only module of the package that imports PyAV.
+payload. The only module of the package that imports PyAV for codec work (relay.transcode.fileplay
+also opens media files with its container API).
 
 PCM here is always signed 16-bit little-endian, mono unless said otherwise, at a rate the
 caller names. FFmpeg does the codec and resampling work (libavcodec, libswresample); Python

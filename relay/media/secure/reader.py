@@ -15,10 +15,11 @@ Per datagram, after `recvfrom_into` (same adaptive batch as the plain reader):
 3. latching as in the plain reader (not with ICE: the selected pair is the peer);
 4. counters; with generate-RTCP the packet updates the side's reports (the party's RTCP stops
    here) and RTP leaving towards a side with reports is counted there;
-5. on a transcoded direction (`stream.transcoder`, relay.media.transcoder), RTP goes through
+5. a media-command gate (relay.media.gate) may drop RTP or silence its payload;
+6. on a transcoded direction (`stream.transcoder`, relay.media.transcoder), RTP goes through
    the codec chain and what it returns is sent instead (each packet as below); the party's
    RTCP is rewritten for the other leg (docs/spec/transcoding.md §2);
-6. out through the sink (RTCP through `rtcp_sink` when the stream has one,
+7. out through the sink (RTCP through `rtcp_sink` when the stream has one,
    docs/spec/sdp.md §4.1): its transport protects and picks the ICE pair, or a
    plain sink gets `sendto(sink.peer)` as in the plain reader.
 
@@ -95,6 +96,11 @@ def handle(
         s.ssrc = read_u32(data, SSRC_OFFSET)[0]
     if s.reports is not None and not s.reports.received(data, rtcp, now):
         return  # generate-RTCP: the party's RTCP is taken in, not forwarded
+    if s.gate is not None and not rtcp:
+        gated = s.gate.filter(data)  # block/silence media, block DTMF (relay.media.gate)
+        if gated is None:
+            return
+        data = gated
     sink = s.rtcp_sink if rtcp and s.rtcp_sink is not None else s.sink
     if sink is None or sink.send_blocked:
         return

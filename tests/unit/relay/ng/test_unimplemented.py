@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from relay.ng.errors import NgError
-from relay.ng.unimplemented import dtmf_code, option, unopenable_media_file
+from relay.ng.unimplemented import dtmf_code, option
 
 
 def test_option_last_spelling_wins_and_wrong_types_clear() -> None:
@@ -28,15 +26,3 @@ def test_dtmf_code(value: object, code: int) -> None:
 def test_dtmf_code_out_of_range(body: dict[str, object]) -> None:
     with pytest.raises(NgError, match="Out of range 'code' specified"):
         dtmf_code(body)
-
-
-def test_unopenable_media_file(tmp_path: Path) -> None:
-    prompt = tmp_path / "prompt.wav"
-    prompt.write_bytes(b"RIFF")
-    assert not unopenable_media_file({"file": str(prompt)})
-    assert unopenable_media_file({"file": str(tmp_path / "missing.wav")})
-    assert unopenable_media_file({"file": str(tmp_path)})  # a directory
-    # no file, an empty or non-string file: rtpengine looks at blob / db-id instead
-    assert not unopenable_media_file({})
-    assert not unopenable_media_file({"file": ""})
-    assert not unopenable_media_file({"file": 5})
