@@ -13,6 +13,7 @@ import copy
 from relay.call.model import MediaSide, Party
 from relay.call.offered import OfferedMedia, OfferedSession
 from relay.call.options import NO_OPTIONS, CallOptions
+from relay.sdp import codec_handlers as ch
 from relay.sdp import codec_store as cs
 from relay.sdp.codecs import answer_transcodes
 from relay.transcode.plan import Codec, DirectionPlan
@@ -105,7 +106,7 @@ def offer(
     the offer and its flags; returns what to print to the answerer."""
     a, b = offer_stores(s_side, r_side, media, options)
     override = s_side.ptime_override or r_side.ptime_override
-    hb, r_side.transcoding = cs.handlers(b, a, ptime_override=override)
+    hb, r_side.transcoding = ch.handlers(b, a, ptime_override=override)
     s_side.codec_store, r_side.codec_store = a, b
     # provisional until the answer (which may pick another codec): never refused here
     r_side.codec_plan = _same(r_side.codec_plan, direction_plan(b, a, hb, strict=False))
@@ -146,7 +147,7 @@ def offer_stores(
     override = s_side.ptime_override or r_side.ptime_override
     _fix(a, s_side)
     _fix(b, r_side)
-    cs.handlers(b, a, ptime_override=override)
+    ch.handlers(b, a, ptime_override=override)
     cs.tracker_update(b)
     _fix(b, r_side)
     return a, b
@@ -176,17 +177,17 @@ def answer(
     override = s_side.ptime_override or r_side.ptime_override
     _fix(a, r_side)
     _fix(b, s_side)
-    hb, _ = cs.handlers(b, a, second_pass=True, ptime_override=override)
-    a = cs.answer(a, b, hb, options.has("single-codec"))
+    hb, _ = ch.handlers(b, a, second_pass=True, ptime_override=override)
+    a = ch.answer(a, b, hb, options.has("single-codec"))
     a.ptime = r_side.ptime or 0
     _fix(a, r_side)
-    cs.handlers(a, b, ptime_override=override)
+    ch.handlers(a, b, ptime_override=override)
     cs.tracker_update(a)
     cs.tracker_update(b)
     _fix(a, r_side)
     _fix(b, s_side)
-    ha, r_side.transcoding = cs.handlers(a, b, ptime_override=override)
-    hb, s_side.transcoding = cs.handlers(b, a, second_pass=True, ptime_override=override)
+    ha, r_side.transcoding = ch.handlers(a, b, ptime_override=override)
+    hb, s_side.transcoding = ch.handlers(b, a, second_pass=True, ptime_override=override)
     r_side.codec_store, s_side.codec_store = a, b
     r_side.codec_plan = _same(r_side.codec_plan, direction_plan(a, b, ha))
     s_side.codec_plan = _same(s_side.codec_plan, direction_plan(b, a, hb))
@@ -199,7 +200,7 @@ def _same(old: DirectionPlan | None, new: DirectionPlan | None) -> DirectionPlan
 
 
 def _fix(store: cs.Store, side: MediaSide) -> None:
-    cs.fix_ptimes(store, side.ptime or 0)
+    ch.fix_ptimes(store, side.ptime or 0)
 
 
 def _printed(store: cs.Store) -> tuple[tuple[str, ...], CodecLines]:
@@ -213,7 +214,7 @@ def _codec(pt: cs.PT) -> Codec:
 
 
 def direction_plan(
-    receiver: cs.Store, sink: cs.Store, handlers: list[cs.Handler], strict: bool = True,
+    receiver: cs.Store, sink: cs.Store, handlers: list[ch.Handler], strict: bool = True,
 ) -> DirectionPlan | None:
     """The media side's plan for packets received on `receiver`'s side towards `sink`'s
     party; None when every payload type passes unchanged (plain forwarding). A plan that
