@@ -19,8 +19,10 @@ from relay.sdp.codecs import answer_transcodes
 from relay.transcode.plan import Codec, DirectionPlan
 from relay.transcode.support import can_encode
 
-TRANSCODE_KINDS = ("transcode", "offer", "accept", "consume")
-"""Codec flag kinds that only the codec-store negotiation carries out."""
+STORE_KINDS = ("transcode", "offer", "accept", "consume", "strip", "mask")
+"""Codec flag kinds that send an offer through the codec stores: they change a list, and
+rtpengine's tracker then adds or drops telephone-event/CN per clock rate (relay.sdp.codecs
+alone cannot add one)."""
 
 CodecLines = tuple[tuple[int, str, str, tuple[str, ...]], ...]
 
@@ -32,7 +34,7 @@ class CannotEncode(ValueError):
 def offer_needs_stores(options: CallOptions, s_side: MediaSide, r_side: MediaSide) -> bool:
     """An offer goes through the codec stores: transcoding flags, or the line transcodes."""
     return (
-        any(options.codec.get(k) for k in TRANSCODE_KINDS)
+        any(options.codec.get(k) for k in STORE_KINDS)
         or options.has("always-transcode")
         or bool(options.ptime and options.ptime > 0)
         or bool(options.rev_ptime and options.rev_ptime > 0)
@@ -40,11 +42,15 @@ def offer_needs_stores(options: CallOptions, s_side: MediaSide, r_side: MediaSid
     )
 
 
-def answer_needs_stores(s_side: MediaSide, r_side: MediaSide, media: OfferedMedia) -> bool:
+def answer_needs_stores(
+    s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, options: CallOptions
+) -> bool:
     """An answer rtpengine transcodes (relay.sdp.codecs.answer_transcodes), on a line that
     carries media, or a line whose offer already went through the codec stores."""
     if r_side.codec_store is not None and s_side.codec_store is not None:
         return True
+    if options.has("single-codec") and r_side.sent_formats is not None:
+        return True  # the dropped codecs get transcoded (query shows "transcoding")
     return (
         not media.rejected and r_side.sent_formats is not None
         and answer_transcodes(
@@ -68,7 +74,7 @@ def answer_refusal(
             s_side = _trial(answerer.medias[index])
         else:
             s_side = MediaSide(index, media.type, media.protocol)
-        if not answer_needs_stores(s_side, r_side, media):
+        if not answer_needs_stores(s_side, r_side, media, options):
             continue
         try:
             answer(s_side, r_side, media, options, r_side.sdp if r_side.sdp_was_offer else None)

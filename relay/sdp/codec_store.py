@@ -27,7 +27,7 @@ _DEFS: dict[str, tuple[int, int, int, str, bool]] = {
     "pcma": (8, 8000, 1, "", False),
     "g723": (4, 8000, 1, "", False),
     "g722": (9, 8000, 1, "", False),
-    "g729": (18, 8000, 1, "", False),
+    "g729": (18, 8000, 1, "annexb=no", False),
     "g729a": (18, 8000, 1, "", False),
     "speex": (-1, 16000, 1, "", False),
     "gsm": (3, 8000, 1, "", False),
@@ -35,6 +35,8 @@ _DEFS: dict[str, tuple[int, int, int, str, bool]] = {
     "telephone-event": (-1, 8000, 1, "0-15", True),
     "cn": (13, 8000, 1, "", True),
 }
+_FMTP_IGNORED = frozenset({"opus", "telephone-event", "cn"})
+"""Codecs whose fmtp rtpengine does not compare (their codec definition ignores it)."""
 _CANONICAL = {
     "pcmu": "PCMU", "pcma": "PCMA", "g723": "G723", "g722": "G722", "g729": "G729",
     "g729a": "G729a", "speex": "speex", "gsm": "GSM", "opus": "opus",
@@ -89,7 +91,7 @@ class PT:
         """rtp_payload_type_cmp == 0: also the same fmtp (for codecs rtpengine knows)."""
         if not self.same_nf(other):
             return False
-        if not self.known:
+        if not self.known or self.name.lower() in _FMTP_IGNORED:
             return True
         return self.fmtp == other.fmtp
 
