@@ -64,8 +64,9 @@ def handlers(
             sink_pt = pref
         if sink_pt is None:
             sink_pt = pref
-        if sink_pt is None:
-            out.append(Handler(pt, None))
+        if sink_pt is None:  # nothing to send it as: passed on with the sender's own DTMF/CN
+            out.append(Handler(pt, None, recv_dtmf.number if recv_dtmf else None,
+                               recv_cn.number if recv_cn else None))
             continue
         sink_dtmf = _supp(sink, "telephone-event", sink_pt.clock)
         sink_cn = _supp(sink, "cn", sink_pt.clock)

@@ -344,14 +344,14 @@ def tracker_update(store: Store) -> None:
     clocks: list[int] = []
     supp: dict[str, dict[int, list[PT]]] = {}
     for pt in store.pts:
-        if not pt.known:
-            continue
-        if pt.supplemental:
+        if pt.known and pt.supplemental:
             supp.setdefault(pt.name.lower(), {}).setdefault(pt.clock, []).append(pt)
-        elif pt.clock not in clocks:
+        elif pt.clock not in clocks:  # unknown codecs count too (rtpengine's tracker)
             clocks.append(pt.clock)
     clocks.sort()  # rtpengine sorts the clock rates (by pointer value, i.e. numerically)
-    for name, by_clock in supp.items():
+    # rtpengine walks its hash table of supplementary codecs: CN comes before telephone-event
+    # (measured: CN/48000 took 97 before telephone-event/48000 took 98)
+    for name, by_clock in sorted(supp.items(), key=lambda item: item[0] != "cn"):
         left = dict(by_clock)
         for clock in clocks:
             if clock in left:
