@@ -173,6 +173,9 @@ def answer(
         # the offer went the plain way: its lists as rtpengine would have made them
         orig = offered or OfferedMedia(media.type, 0, media.protocol, (), None)
         a, b = offer_stores(r_side, s_side, orig, r_side.offer_options or NO_OPTIONS)
+        if r_side.sent_formats is not None:
+            # an earlier answer (183, or a fork) already narrowed both lists to what it agreed
+            a, b = _narrowed(a, r_side.kept_formats), _narrowed(b, r_side.kept_formats)
     codec = options.codec
     fill = cs.populate_reuse if options.has("reuse-codecs") else cs.populate
     b = fill(b, sdp, answer_only=not media.rejected)
@@ -198,6 +201,16 @@ def answer(
     r_side.codec_plan = _same(r_side.codec_plan, direction_plan(a, b, ha))
     s_side.codec_plan = _same(s_side.codec_plan, direction_plan(b, a, hb))
     return _printed(a)
+
+
+def _narrowed(store: cs.Store, formats: tuple[str, ...]) -> cs.Store:
+    """`store` limited to `formats`, in their order (a plain answer's agreed list)."""
+    out = cs.Store(ptime=store.ptime, audio=store.audio)
+    for fmt in formats:
+        pt = store.get(int(fmt)) if fmt.isascii() and fmt.isdigit() else None
+        if pt is not None and out.get(pt.number) is None:
+            out.add(pt)
+    return out if out.pts else store
 
 
 def _same(old: DirectionPlan | None, new: DirectionPlan | None) -> DirectionPlan | None:
