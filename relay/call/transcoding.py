@@ -262,15 +262,13 @@ def direction_plan(
         elif d.number != encode.number and cs.PT(d.number, h.source.name, h.source.clock,
                                                 h.source.channels).same_nf(d):
             renumber[h.source.number] = d.number  # same codec under another number
-    dtmf_in = any(h.source.supplemental and h.source.name.lower() == "telephone-event"
-                  for h in handlers)
     return DirectionPlan(
         inputs={p.number: _codec(p) for p in receiver.pts},
         outputs={p.number: _codec(p) for p in sink.pts},
         passthrough=frozenset(h.source.number for h in handlers if h.dest is None),
         renumber=renumber,
         encode_pt=encode.number,
-        dtmf_out_pt=main.dtmf_pt if (dtmf_in or main.dtmf_detect) else main.dtmf_pt,
+        dtmf_out_pt=main.dtmf_pt,
         cn_out_pt=main.cn_pt,
         ptime=encode.ptime or None,
         inband_to_dtmf=main.dtmf_detect,
