@@ -213,6 +213,21 @@ def _narrowed(store: cs.Store, formats: tuple[str, ...]) -> cs.Store:
     return out if out.pts else store
 
 
+_MINIMUM_PTIME = {"g723": 30, "g729": 20, "g729a": 20, "gsm": 20, "speex": 20}
+_OPUS_PTIMES = (5, 10, 20, 40, 60)
+
+
+def encoder_ptime(pt: cs.PT) -> int:
+    """The packetisation rtpengine's encoder uses for `pt` (its codeclib): 20 ms without one,
+    a codec's minimum, and Opus rounded down to a frame size it has (measured: ptime=30 on
+    an Opus leg still gives 20-ms packets; G.722 and G.711 give 30)."""
+    ptime = pt.ptime if pt.ptime > 0 else 20
+    name = pt.name.lower()
+    if name == "opus" and ptime not in _OPUS_PTIMES:
+        ptime = max((p for p in _OPUS_PTIMES if p <= ptime), default=5)
+    return max(ptime, _MINIMUM_PTIME.get(name, 0))
+
+
 def _same(old: DirectionPlan | None, new: DirectionPlan | None) -> DirectionPlan | None:
     """The old plan object when nothing changed (the media side keeps its chain)."""
     return old if old is not None and old == new else new
@@ -270,6 +285,6 @@ def direction_plan(
         encode_pt=encode.number,
         dtmf_out_pt=main.dtmf_pt,
         cn_out_pt=main.cn_pt,
-        ptime=encode.ptime or None,
+        ptime=encoder_ptime(encode),
         inband_to_dtmf=main.dtmf_detect,
     )
