@@ -131,8 +131,7 @@ def offer_stores(
     codec = options.codec
     strip, keep = codec.get("strip", ()), codec.get("except", ())
     fill = cs.populate_reuse if options.has("reuse-codecs") else cs.populate
-    a = fill(s_side.codec_store or cs.Store(), sdp)
-    a.ptime = s_side.ptime or 0
+    a = fill(_with_ptime(s_side.codec_store, s_side), sdp)
     cs.strip(a, strip, keep)
     cs.offer(a, codec.get("offer", ()), sdp)
     if not a.strip_full:
@@ -141,8 +140,7 @@ def offer_stores(
     cs.accept(a, _accepts(options), None)
     cs.accept(a, codec.get("consume", ()), sdp)
     cs.track(a, codec.get("mask", ()))
-    b = fill(r_side.codec_store or cs.Store(), sdp)
-    b.ptime = r_side.ptime or 0
+    b = fill(_with_ptime(r_side.codec_store, r_side), sdp)
     cs.strip(b, strip, keep)
     cs.strip(b, codec.get("consume", ()), keep)
     cs.strip(b, codec.get("mask", ()), keep)
@@ -178,8 +176,7 @@ def answer(
             a, b = _narrowed(a, r_side.kept_formats), _narrowed(b, r_side.kept_formats)
     codec = options.codec
     fill = cs.populate_reuse if options.has("reuse-codecs") else cs.populate
-    b = fill(b, sdp, answer_only=not media.rejected)
-    b.ptime = s_side.ptime or 0
+    b = fill(_with_ptime(b, s_side), sdp, answer_only=not media.rejected)
     cs.strip(b, codec.get("strip", ()), codec.get("except", ()))
     cs.offer(b, codec.get("offer", ()), sdp)
     b = cs.check_empty(b, sdp)
@@ -187,8 +184,7 @@ def answer(
     _fix(a, r_side)
     _fix(b, s_side)
     hb, _ = ch.handlers(b, a, second_pass=True, ptime_override=override)
-    a = ch.answer(a, b, hb, options.has("single-codec"))
-    a.ptime = r_side.ptime or 0
+    a = ch.answer(_with_ptime(a, r_side), b, hb, options.has("single-codec"))
     _fix(a, r_side)
     ch.handlers(a, b, ptime_override=override)
     cs.tracker_update(a)
@@ -201,6 +197,15 @@ def answer(
     r_side.codec_plan = _same(r_side.codec_plan, direction_plan(a, b, ha))
     s_side.codec_plan = _same(s_side.codec_plan, direction_plan(b, a, hb))
     return _printed(a)
+
+
+def _with_ptime(store: cs.Store | None, side: MediaSide) -> cs.Store:
+    """`store` (a fresh one when None) with the side's current ptime, which rtpengine copies
+    into each payload type as it is added."""
+    if store is None:
+        return cs.Store(ptime=side.ptime or 0)
+    store.ptime = side.ptime or 0
+    return store
 
 
 def _narrowed(store: cs.Store, formats: tuple[str, ...]) -> cs.Store:

@@ -226,21 +226,22 @@ def _unused_number(pt: PT, *stores: Store | None) -> int:
 
 
 def populate(dst: Store, src: Store, answer_only: bool = False) -> Store:
-    """dst's list becomes src's, keeping what dst had marked on the same numbers."""
+    """dst's list becomes src's, keeping what dst had marked on the same numbers. Like
+    rtpengine, the marks are written into src's entries too: later steps of the same offer
+    that re-add codecs from src (offer, transcode, consume) and the other side's list get
+    them (measured: a re-offer's codec-offer keeps an earlier always-transcode's PCMA
+    preference)."""
     out = Store(ptime=dst.ptime, audio=src.audio)
     for pt in src.pts:
         orig = dst.get(pt.number)
         if answer_only and orig is None:
             continue
-        new = replace(pt)
         if orig is not None:
-            new.ptime, new.for_transcoding = orig.ptime, orig.for_transcoding
-            new.accepted = orig.accepted
-            if new.for_transcoding:
-                out.touch(new)
-        added = out.add(new)
-        if orig is not None:
-            added.ptime = orig.ptime if orig.ptime else added.ptime
+            pt.ptime, pt.for_transcoding = orig.ptime, orig.for_transcoding
+            pt.accepted = orig.accepted
+            if pt.for_transcoding:
+                out.touch(pt)
+        out.add(pt)
     return out
 
 
