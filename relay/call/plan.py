@@ -170,7 +170,7 @@ def _formats(
         formats, lines = transcoding.offer(s_side, r_side, media, options)
         s_side.offered_names = dict(media.codec_names)
         return formats, lines
-    if not offer and transcoding.answer_needs_stores(s_side, r_side, media):
+    if not offer and transcoding.answer_needs_stores(s_side, r_side, media, options):
         offered = r_side.sdp if r_side.sdp_was_offer else None
         formats, lines = transcoding.answer(s_side, r_side, media, options, offered)
         r_side.sent_formats = r_side.kept_formats = formats

@@ -13,13 +13,16 @@ import copy
 from relay.call.model import MediaSide, Party
 from relay.call.offered import OfferedMedia, OfferedSession
 from relay.call.options import NO_OPTIONS, CallOptions
+from relay.sdp import codec_handlers as ch
 from relay.sdp import codec_store as cs
 from relay.sdp.codecs import answer_transcodes
 from relay.transcode.plan import Codec, DirectionPlan
 from relay.transcode.support import can_encode
 
-TRANSCODE_KINDS = ("transcode", "offer", "accept", "consume")
-"""Codec flag kinds that only the codec-store negotiation carries out."""
+STORE_KINDS = ("transcode", "offer", "accept", "consume", "strip", "mask")
+"""Codec flag kinds that send an offer through the codec stores: they change a list, and
+rtpengine's tracker then adds or drops telephone-event/CN per clock rate (relay.sdp.codecs
+alone cannot add one)."""
 
 CodecLines = tuple[tuple[int, str, str, tuple[str, ...]], ...]
 
@@ -31,7 +34,7 @@ class CannotEncode(ValueError):
 def offer_needs_stores(options: CallOptions, s_side: MediaSide, r_side: MediaSide) -> bool:
     """An offer goes through the codec stores: transcoding flags, or the line transcodes."""
     return (
-        any(options.codec.get(k) for k in TRANSCODE_KINDS)
+        any(options.codec.get(k) for k in STORE_KINDS)
         or options.has("always-transcode")
         or options.has("inject-DTMF")
         or s_side.inject_dtmf or r_side.inject_dtmf
@@ -41,11 +44,15 @@ def offer_needs_stores(options: CallOptions, s_side: MediaSide, r_side: MediaSid
     )
 
 
-def answer_needs_stores(s_side: MediaSide, r_side: MediaSide, media: OfferedMedia) -> bool:
+def answer_needs_stores(
+    s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, options: CallOptions
+) -> bool:
     """An answer rtpengine transcodes (relay.sdp.codecs.answer_transcodes), on a line that
     carries media, or a line whose offer already went through the codec stores."""
     if r_side.codec_store is not None and s_side.codec_store is not None:
         return True
+    if options.has("single-codec") and r_side.sent_formats is not None:
+        return True  # the dropped codecs get transcoded (query shows "transcoding")
     return (
         not media.rejected and r_side.sent_formats is not None
         and answer_transcodes(
@@ -69,7 +76,7 @@ def answer_refusal(
             s_side = _trial(answerer.medias[index])
         else:
             s_side = MediaSide(index, media.type, media.protocol)
-        if not answer_needs_stores(s_side, r_side, media):
+        if not answer_needs_stores(s_side, r_side, media, options):
             continue
         try:
             answer(s_side, r_side, media, options, r_side.sdp if r_side.sdp_was_offer else None)
@@ -109,7 +116,7 @@ def offer(
         s_side.inject_dtmf = True  # sticks, as rtpengine's monologue flag
     a, b = offer_stores(s_side, r_side, media, options)
     override = s_side.ptime_override or r_side.ptime_override
-    hb, r_side.transcoding = cs.handlers(b, a, ptime_override=override, force=s_side.inject_dtmf)
+    hb, r_side.transcoding = ch.handlers(b, a, ptime_override=override, force=s_side.inject_dtmf)
     s_side.codec_store, r_side.codec_store = a, b
     # provisional until the answer (which may pick another codec): never refused here
     r_side.codec_plan = _same(r_side.codec_plan, direction_plan(b, a, hb, strict=False))
@@ -128,8 +135,7 @@ def offer_stores(
     codec = options.codec
     strip, keep = codec.get("strip", ()), codec.get("except", ())
     fill = cs.populate_reuse if options.has("reuse-codecs") else cs.populate
-    a = fill(s_side.codec_store or cs.Store(), sdp)
-    a.ptime = s_side.ptime or 0
+    a = fill(_with_ptime(s_side.codec_store, s_side), sdp)
     cs.strip(a, strip, keep)
     cs.offer(a, codec.get("offer", ()), sdp)
     if not a.strip_full:
@@ -138,8 +144,7 @@ def offer_stores(
     cs.accept(a, _accepts(options), None)
     cs.accept(a, codec.get("consume", ()), sdp)
     cs.track(a, codec.get("mask", ()))
-    b = fill(r_side.codec_store or cs.Store(), sdp)
-    b.ptime = r_side.ptime or 0
+    b = fill(_with_ptime(r_side.codec_store, r_side), sdp)
     cs.strip(b, strip, keep)
     cs.strip(b, codec.get("consume", ()), keep)
     cs.strip(b, codec.get("mask", ()), keep)
@@ -150,7 +155,7 @@ def offer_stores(
     override = s_side.ptime_override or r_side.ptime_override
     _fix(a, s_side)
     _fix(b, r_side)
-    cs.handlers(b, a, ptime_override=override)
+    ch.handlers(b, a, ptime_override=override)
     cs.tracker_update(b)
     _fix(b, r_side)
     return a, b
@@ -170,33 +175,68 @@ def answer(
         # the offer went the plain way: its lists as rtpengine would have made them
         orig = offered or OfferedMedia(media.type, 0, media.protocol, (), None)
         a, b = offer_stores(r_side, s_side, orig, r_side.offer_options or NO_OPTIONS)
+        if r_side.sent_formats is not None:
+            # an earlier answer (183, or a fork) already narrowed both lists to what it agreed
+            a, b = _narrowed(a, r_side.kept_formats), _narrowed(b, r_side.kept_formats)
     codec = options.codec
     fill = cs.populate_reuse if options.has("reuse-codecs") else cs.populate
-    b = fill(b, sdp, answer_only=not media.rejected)
-    b.ptime = s_side.ptime or 0
+    b = fill(_with_ptime(b, s_side), sdp, answer_only=not media.rejected)
     cs.strip(b, codec.get("strip", ()), codec.get("except", ()))
     cs.offer(b, codec.get("offer", ()), sdp)
     b = cs.check_empty(b, sdp)
     override = s_side.ptime_override or r_side.ptime_override
     _fix(a, r_side)
     _fix(b, s_side)
-    hb, _ = cs.handlers(b, a, second_pass=True, ptime_override=override)
-    a = cs.answer(a, b, hb, options.has("single-codec"))
-    a.ptime = r_side.ptime or 0
+    hb, _ = ch.handlers(b, a, second_pass=True, ptime_override=override)
+    a = ch.answer(_with_ptime(a, r_side), b, hb, options.has("single-codec"))
     _fix(a, r_side)
-    cs.handlers(a, b, ptime_override=override)
+    ch.handlers(a, b, ptime_override=override)
     cs.tracker_update(a)
     cs.tracker_update(b)
     _fix(a, r_side)
     _fix(b, s_side)
-    ha, r_side.transcoding = cs.handlers(a, b, ptime_override=override,
+    ha, r_side.transcoding = ch.handlers(a, b, ptime_override=override,
                                          force=s_side.inject_dtmf)  # fmt: skip
-    hb, s_side.transcoding = cs.handlers(b, a, second_pass=True, ptime_override=override,
+    hb, s_side.transcoding = ch.handlers(b, a, second_pass=True, ptime_override=override,
                                          force=r_side.inject_dtmf)  # fmt: skip
     r_side.codec_store, s_side.codec_store = a, b
     r_side.codec_plan = _same(r_side.codec_plan, direction_plan(a, b, ha))
     s_side.codec_plan = _same(s_side.codec_plan, direction_plan(b, a, hb))
     return _printed(a)
+
+
+def _with_ptime(store: cs.Store | None, side: MediaSide) -> cs.Store:
+    """`store` (a fresh one when None) with the side's current ptime, which rtpengine copies
+    into each payload type as it is added."""
+    if store is None:
+        return cs.Store(ptime=side.ptime or 0)
+    store.ptime = side.ptime or 0
+    return store
+
+
+def _narrowed(store: cs.Store, formats: tuple[str, ...]) -> cs.Store:
+    """`store` limited to `formats`, in their order (a plain answer's agreed list)."""
+    out = cs.Store(ptime=store.ptime, audio=store.audio)
+    for fmt in formats:
+        pt = store.get(int(fmt)) if fmt.isascii() and fmt.isdigit() else None
+        if pt is not None and out.get(pt.number) is None:
+            out.add(pt)
+    return out if out.pts else store
+
+
+_MINIMUM_PTIME = {"g723": 30, "g729": 20, "g729a": 20, "gsm": 20, "speex": 20}
+_OPUS_PTIMES = (5, 10, 20, 40, 60)
+
+
+def encoder_ptime(pt: cs.PT) -> int:
+    """The packetisation rtpengine's encoder uses for `pt` (its codeclib): 20 ms without one,
+    a codec's minimum, and Opus rounded down to a frame size it has (measured: ptime=30 on
+    an Opus leg still gives 20-ms packets; G.722 and G.711 give 30)."""
+    ptime = pt.ptime if pt.ptime > 0 else 20
+    name = pt.name.lower()
+    if name == "opus" and ptime not in _OPUS_PTIMES:
+        ptime = max((p for p in _OPUS_PTIMES if p <= ptime), default=5)
+    return max(ptime, _MINIMUM_PTIME.get(name, 0))
 
 
 def _same(old: DirectionPlan | None, new: DirectionPlan | None) -> DirectionPlan | None:
@@ -205,7 +245,7 @@ def _same(old: DirectionPlan | None, new: DirectionPlan | None) -> DirectionPlan
 
 
 def _fix(store: cs.Store, side: MediaSide) -> None:
-    cs.fix_ptimes(store, side.ptime or 0)
+    ch.fix_ptimes(store, side.ptime or 0)
 
 
 def _printed(store: cs.Store) -> tuple[tuple[str, ...], CodecLines]:
@@ -219,7 +259,7 @@ def _codec(pt: cs.PT) -> Codec:
 
 
 def direction_plan(
-    receiver: cs.Store, sink: cs.Store, handlers: list[cs.Handler], strict: bool = True,
+    receiver: cs.Store, sink: cs.Store, handlers: list[ch.Handler], strict: bool = True,
 ) -> DirectionPlan | None:
     """The media side's plan for packets received on `receiver`'s side towards `sink`'s
     party; None when every payload type passes unchanged (plain forwarding). A plan that
@@ -248,16 +288,14 @@ def direction_plan(
         elif d.number != encode.number and cs.PT(d.number, h.source.name, h.source.clock,
                                                 h.source.channels).same_nf(d):
             renumber[h.source.number] = d.number  # same codec under another number
-    dtmf_in = any(h.source.supplemental and h.source.name.lower() == "telephone-event"
-                  for h in handlers)
     return DirectionPlan(
         inputs={p.number: _codec(p) for p in receiver.pts},
         outputs={p.number: _codec(p) for p in sink.pts},
         passthrough=frozenset(h.source.number for h in handlers if h.dest is None),
         renumber=renumber,
         encode_pt=encode.number,
-        dtmf_out_pt=main.dtmf_pt if (dtmf_in or main.dtmf_detect) else main.dtmf_pt,
+        dtmf_out_pt=main.dtmf_pt,
         cn_out_pt=main.cn_pt,
-        ptime=encode.ptime or None,
+        ptime=encoder_ptime(encode),
         inband_to_dtmf=main.dtmf_detect,
     )

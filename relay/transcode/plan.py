@@ -63,8 +63,8 @@ class DirectionPlan:
     """CN payload type on the output, if the receiver accepts CN at the encoder's clock."""
     ptime: int | None = None
     """Output packetisation in ms: the receiving side's ptime (ptime= / ptime-reverse=, else
-    the last a=ptime of either SDP, else 20; G.723 30). Measured: ptime=30 turns 20-ms PCMU
-    into 240-byte packets. None: the encoder's default."""
+    the last a=ptime of either SDP, else 20; G.723 30; Opus rounded down to 5/10/20/40/60).
+    Measured: ptime=30 turns 20-ms PCMU into 240-byte packets, Opus stays 20 ms."""
     inband_to_dtmf: bool = False
     """Detect DTMF tones in the decoded input and send them as telephone-event (dtmf_out_pt)."""
 

@@ -121,6 +121,20 @@ def test_ptime_on_offer_repacketises_towards_the_answerer() -> None:
     assert b.codec_plan is not None and b.codec_plan.ptime == 20
 
 
+def test_ptime_on_an_opus_leg_rounds_to_an_opus_frame() -> None:
+    """Measured: ptime=30 with mask all + transcode opus still sends 20-ms Opus (ts step 960);
+    with transcode G722 the G.722 leg gets 30-ms packets (240 bytes)."""
+    flags = {"ptime": 30, "codec": {"mask": ["all"], "transcode": ["opus"]}}
+    a, _, _, _ = call(PCMU_TE, flags, OPUS_TE)
+    assert a.codec_plan is not None and a.codec_plan.encode_pt == 111
+    assert a.codec_plan.ptime == 20
+    a, _, _, _ = call(PCMU_TE, {"ptime": 30, "codec": {"transcode": ["G722"]}},
+                      ("9", "a=rtpmap:9 G722/8000"))
+    assert a.codec_plan is not None and a.codec_plan.ptime == 30
+    a, _, _, _ = call(("0", "a=rtpmap:0 PCMU/8000"), {"ptime": 40}, ("8", "a=rtpmap:8 PCMA/8000"))
+    assert a.codec_plan is not None and (a.codec_plan.encode_pt, a.codec_plan.ptime) == (8, 40)
+
+
 def test_ptime_reverse_repacketises_towards_the_offerer() -> None:
     a, b, _, _ = call(PCMU_TE, {"ptime-reverse": 30}, PCMU_TE)
     assert b.codec_plan is not None and b.codec_plan.ptime == 30
@@ -182,7 +196,7 @@ def test_unchanged_plan_keeps_its_object() -> None:
     exchange((a, b), sdp(*PCMU_TE), flags, True, 0)
     exchange((a, b), sdp(*OPUS_TE), {}, False, 1)
     assert first is not None and a.codec_plan is first
-    exchange((a, b), sdp(*PCMU_TE), {"ptime": 30, **flags}, True, 0)
+    exchange((a, b), sdp(*PCMU_TE), {"ptime": 40, **flags}, True, 0)
     exchange((a, b), sdp(*OPUS_TE), {}, False, 1)
     assert a.codec_plan is not first and a.codec_plan is not None
-    assert a.codec_plan.ptime == 30
+    assert a.codec_plan.ptime == 40

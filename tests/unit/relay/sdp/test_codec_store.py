@@ -1,4 +1,6 @@
-"""relay.sdp.codec_store: rtpengine 10.5's codec lists (docs/spec/sdp.md §1.11a), pure.
+"""relay.sdp.codec_store and codec_handlers: rtpengine 10.5's codec lists, pure.
+
+Facts from docs/spec/sdp.md §1.11a.
 
 Examples are the measured ones; hypothesis laws: building from any SDP format list and codec
 names, or from any flag codec name, never raises, and the list operations keep numbers unique.
@@ -9,6 +11,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from relay.sdp import codec_handlers as ch
 from relay.sdp import codec_store as cs
 
 NAMES = {"0": "PCMU/8000", "8": "PCMA/8000", "101": "telephone-event/8000"}
@@ -53,14 +56,14 @@ def test_mask_all_then_transcode_leaves_only_the_new_codec() -> None:
 def test_handlers_pick_the_receivers_number_and_dtmf() -> None:
     a = offerer()
     b = cs.from_sdp(("111", "110"), {"111": "opus/48000/2", "110": "telephone-event/48000"}, {})
-    handlers, transcoding = cs.handlers(a, b)
+    handlers, transcoding = ch.handlers(a, b)
     assert transcoding
     pcmu = handlers[0]
     assert pcmu.dest is not None and pcmu.dest.number == 111 and pcmu.dtmf_pt == 110
 
 
 def test_matching_codecs_pass_through() -> None:
-    handlers, transcoding = cs.handlers(offerer(), offerer())
+    handlers, transcoding = ch.handlers(offerer(), offerer())
     assert not transcoding and all(h.dest is None for h in handlers)
 
 
@@ -114,8 +117,8 @@ def test_lists_stay_total_and_unique(
     for store in (a, b):
         assert len(numbers(store)) == len(set(numbers(store)))
         assert all(0 <= n < 128 for n in numbers(store) if n >= 0)
-    hb, _ = cs.handlers(b, a)
-    out = cs.answer(a, b, hb, single=False)
+    hb, _ = ch.handlers(b, a)
+    out = ch.answer(a, b, hb, single=False)
     assert len(numbers(out)) == len(set(numbers(out)))
 
 
