@@ -5,6 +5,9 @@ RTP and RTCP streams, the same one as long as the plan does not change; a change
 new chain, a side whose plan went (or whose ports went) loses it. The two directions of a line
 are linked (RTCP translation reads the other direction's SSRCs). The plane's next `update`
 picks the reader; calls without a plan keep the plain one.
+
+Chains made and dropped are logged (debug) under this module's logger, in the `codec` subsystem
+(`log-level-codec`), where rtpengine logs its transcode contexts (docs/spec/config.md §2.9).
 """
 
 from __future__ import annotations
@@ -16,16 +19,18 @@ from collections.abc import Callable
 
 from relay.call.model import MediaSide
 from relay.media.transcoder import Chain, Ledger, Transcoder
+from relay.transcode.options import ChainOptions
 from relay.transcode.plan import DirectionPlan
 
-logger = logging.getLogger("relay.calls")
+logger = logging.getLogger(__name__)
 
 MakeChain = Callable[[DirectionPlan, "Chain | None"], Chain]
 """Builds the chain for a plan; the second argument is the chain it replaces (None: first)."""
 _rng = random.SystemRandom()
 
 
-def default_chain(plan: DirectionPlan, previous: Chain | None) -> Chain:
+def default_chain(plan: DirectionPlan, previous: Chain | None,
+                  options: ChainOptions | None = None) -> Chain:  # fmt: skip
     """relay.transcode's chain for `plan`, with a random output SSRC as rtpengine picks one;
     replacing `previous` (a re-offer changed the plan), its SSRC and sequence numbers going on
     from its last, so the receiver sees one stream. Imported when the first call transcodes:
@@ -33,10 +38,15 @@ def default_chain(plan: DirectionPlan, previous: Chain | None) -> Chain:
     module = importlib.import_module("relay.transcode.chain")
     ssrc, seq = getattr(previous, "ssrc", None), getattr(previous, "seq", None)
     if isinstance(ssrc, int) and isinstance(seq, int):
-        chain: Chain = module.Chain(plan, ssrc, seq=seq)  # `seq`: the one before the first
+        chain: Chain = module.Chain(plan, ssrc, seq=seq, options=options)  # seq: before the first
     else:
-        chain = module.Chain(plan, _rng.getrandbits(32))
+        chain = module.Chain(plan, _rng.getrandbits(32), options=options)
     return chain
+
+
+def chain_maker(options: ChainOptions) -> MakeChain:
+    """`default_chain` with the daemon's transcoding keys (relay.transcode.options)."""
+    return lambda plan, previous: default_chain(plan, previous, options)
 
 
 def wire_line(a: MediaSide, b: MediaSide, make_chain: MakeChain, ledger: Ledger) -> None:
@@ -55,6 +65,8 @@ def wire_line(a: MediaSide, b: MediaSide, make_chain: MakeChain, ledger: Ledger)
                                  side.index, plan)  # fmt: skip
                 drop(side)
                 continue
+            logger.debug("media %d: transcoding to payload type %s", side.index,
+                         plan.encode_pt)  # fmt: skip
             old, t = t, Transcoder(chain, plan, ledger)
             if old is not None:  # the same output stream goes on (SSRCs, RTCP counts)
                 old.close()

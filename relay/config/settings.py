@@ -21,6 +21,7 @@ from typing import Any
 
 from relay.dtls.cert import MIN_RSA_BITS
 from relay.dtls.session import check_ciphers
+from relay.transcode.options import ChainOptions, cn_payload
 
 from .cli import CommandLine
 from .interfaces import Interface, Resolver, resolve_interfaces
@@ -79,6 +80,7 @@ class Settings:
     reject_invalid_sdp: bool
     mos: str
     num_threads: int  # 0 = derive from the CPU count
+    transcoding: ChainOptions  # dtmf-no-suppress, silence-detect, cn-payload
     recording_dir: str | None  # absolute; None = recording disabled
     recording_method: str  # always "pcap" (see docs: proc is read as pcap)
     recording_format: str  # raw | eth | pcapng
@@ -443,6 +445,18 @@ def _process(values: _Values) -> dict[str, Any]:
     }
 
 
+def _transcoding(values: _Values) -> ChainOptions:
+    """The chain's keys (docs/spec/config.md §2.9)."""
+    silence = values.get("silence-detect")
+    try:
+        cn = cn_payload(values.get("cn-payload"))
+    except ValueError as exc:
+        raise values.bad("cn-payload", f"{exc} (rtpengine: 'Invalid CN payload specified')") \
+            from None
+    return ChainOptions(bool(values.get("dtmf-no-suppress")),
+                        min(max(silence or 0.0, 0.0), 100.0) / 100, cn)  # fmt: skip
+
+
 def _calls(values: _Values) -> dict[str, Any]:
     delete_delay = values.get("delete-delay")
     if delete_delay < 0:
@@ -496,6 +510,7 @@ def _build(
         recording_format=fmt,
         recording_db=db,
         **_process(values),
+        transcoding=_transcoding(values),
         **_dtls(values),
         **_homer(values, warnings),
         prometheus=prometheus,
