@@ -23,15 +23,31 @@ pytestmark = pytest.mark.integration
 CN_PAYLOAD = bytes([40, 100])
 
 
-@pytest.fixture(scope="module")
-def rtpengine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    d = start("rtpengine", Path(tmp_path_factory.mktemp("cn-rtpengine")),
-              interface="lo/127.0.0.1", ports=40,
-              extra=["--silence-detect=1", "--cn-payload=40", "--cn-payload=100"])  # fmt: skip
+KEYS = ["--silence-detect=1", "--cn-payload=40", "--cn-payload=100"]
+
+
+def _daemon(kind: str, tmp: pytest.TempPathFactory, extra: list[str]) -> Iterator[Daemon]:
+    d = start(kind, Path(tmp.mktemp(f"cn-{kind}")), interface="lo/127.0.0.1", ports=40,
+              extra=extra)  # fmt: skip
     try:
         yield d
     finally:
         d.stop()
+
+
+@pytest.fixture(scope="module")
+def rtpengine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    yield from _daemon("rtpengine", tmp_path_factory, KEYS)
+
+
+@pytest.fixture(scope="module")
+def rtpvault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    yield from _daemon("rtpvault", tmp_path_factory, KEYS)
+
+
+@pytest.fixture(scope="module")
+def rtpvault_plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    yield from _daemon("rtpvault", tmp_path_factory, [])
 
 
 def _sent() -> list[bytes]:
@@ -41,13 +57,17 @@ def _sent() -> list[bytes]:
     return tone + quiet
 
 
+def _through(d: Daemon) -> list[packet.Rtp]:
+    """What B receives of A's tone and silence, PCMU transcoded to PCMA with CN."""
+    _, got = _call(d, ("0", "a=rtpmap:0 PCMU/8000\r\n"), {"codec": {"transcode": ["PCMA", "CN"]}},
+                   ("8 13", "a=rtpmap:8 PCMA/8000\r\na=rtpmap:13 CN/8000\r\n"),
+                   _sent(), _silence_from(7, 8, 40))  # fmt: skip
+    return [h for h in map(packet.parse, got) if h is not None]
+
+
 def test_silent_frames_become_cn_as_rtpengine_sends_them(rtpengine: Daemon) -> None:
     sent = _sent()
-    _, got = _call(rtpengine, ("0", "a=rtpmap:0 PCMU/8000\r\n"),
-                   {"codec": {"transcode": ["PCMA", "CN"]}},
-                   ("8 13", "a=rtpmap:8 PCMA/8000\r\na=rtpmap:13 CN/8000\r\n"),
-                   sent, _silence_from(7, 8, 40))  # fmt: skip
-    theirs = [h for h in map(packet.parse, got) if h is not None]
+    theirs = _through(rtpengine)
     chain = Chain(plan(PCMU, PCMA, cn_out_pt=13), 0x99,
                   options=ChainOptions(silence=0.01, cn_payload=CN_PAYLOAD))  # fmt: skip
     ours = [h for h in map(packet.parse, run(chain, sent)) if h is not None]
@@ -57,3 +77,15 @@ def test_silent_frames_become_cn_as_rtpengine_sends_them(rtpengine: Daemon) -> N
     assert [h.pt for h in ours] == [h.pt for h in theirs]
     assert {h.payload for h in ours if h.pt == 13} == {CN_PAYLOAD}
     assert [h.ts - theirs[0].ts for h in theirs] == [h.ts - ours[0].ts for h in ours]
+
+
+def test_rtpvault_sends_the_same_cn_packets_as_rtpengine(rtpengine: Daemon,
+                                                         rtpvault: Daemon) -> None:  # fmt: skip
+    theirs, ours = _through(rtpengine), _through(rtpvault)
+    assert [(h.pt, h.payload if h.pt == 13 else b"") for h in ours] == \
+        [(h.pt, h.payload if h.pt == 13 else b"") for h in theirs]  # fmt: skip
+    assert [h.ts - ours[0].ts for h in ours] == [h.ts - theirs[0].ts for h in theirs]
+
+
+def test_without_silence_detect_rtpvault_sends_pcma_throughout(rtpvault_plain: Daemon) -> None:
+    assert {h.pt for h in _through(rtpvault_plain)} == {8}
