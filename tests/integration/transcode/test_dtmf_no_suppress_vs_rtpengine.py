@@ -30,8 +30,9 @@ def daemons(request: pytest.FixtureRequest,
     started: dict[str, Daemon] = {}
     try:
         for kind in KINDS:
-            started[kind] = start(kind, Path(tmp_path_factory.mktemp(f"nosup-{kind}")),
-                                  interface="lo/127.0.0.1", ports=40, extra=request.param)  # fmt: skip
+            workdir = Path(tmp_path_factory.mktemp(f"nosup-{kind}"))
+            started[kind] = start(kind, workdir, interface="lo/127.0.0.1", ports=40,
+                                  extra=request.param)  # fmt: skip
         yield started
     finally:
         for d in started.values():
