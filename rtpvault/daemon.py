@@ -133,6 +133,7 @@ class Daemon:
             set_tos=_set_tos(),
             secure=secure,
             make_chain=transcode_media.chain_maker(settings.transcoding),
+            dtx=settings.dtx,
         )
         if worker is None:
             limits = DaemonLimits(1, settings).worker(0)  # one worker: this process

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from relay.call.model import MediaSide
 from relay.media.transcoder import Chain, Ledger, Transcoder
+from relay.transcode.dtx import DtxBuffer, DtxSettings
 from relay.transcode.options import ChainOptions
 from relay.transcode.plan import DirectionPlan
 
@@ -49,8 +50,17 @@ def chain_maker(options: ChainOptions) -> MakeChain:
     return lambda plan, previous: default_chain(plan, previous, options)
 
 
-def wire_line(a: MediaSide, b: MediaSide, make_chain: MakeChain, ledger: Ledger) -> None:
-    """Attach, keep, replace or remove the chains of the two sides of one media line."""
+def _audio_clock(plan: DirectionPlan) -> Callable[[int], int | None]:
+    """Input payload type → its RTP clock if it is audio (not telephone-event or CN)."""
+    clocks = {pt: c.clock for pt, c in plan.inputs.items()
+              if c.name.lower() not in ("telephone-event", "cn")}  # fmt: skip
+    return clocks.get
+
+
+def wire_line(a: MediaSide, b: MediaSide, make_chain: MakeChain, ledger: Ledger,
+              dtx: DtxSettings | None = None) -> None:  # fmt: skip
+    """Attach, keep, replace or remove the chains of the two sides of one media line; with
+    `dtx` (`dtx-delay` > 0) each new chain gets a DTX buffer (relay.transcode.dtx)."""
     for side in (a, b):
         plan = side.codec_plan
         t = side.transcoder
@@ -67,7 +77,9 @@ def wire_line(a: MediaSide, b: MediaSide, make_chain: MakeChain, ledger: Ledger)
                 continue
             logger.debug("media %d: transcoding to payload type %s", side.index,
                          plan.encode_pt)  # fmt: skip
-            old, t = t, Transcoder(chain, plan, ledger)
+            buffer = None if dtx is None or dtx.delay <= 0 else \
+                DtxBuffer(dtx, _audio_clock(plan))  # fmt: skip
+            old, t = t, Transcoder(chain, plan, ledger, buffer)
             if old is not None:  # the same output stream goes on (SSRCs, RTCP counts)
                 old.close()
                 t.out_of, t.sent, t.received = old.out_of, old.sent, old.received

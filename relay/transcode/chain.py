@@ -150,6 +150,8 @@ class Chain:
         self._detector: DtmfDetector | None = None
         self._det_rate: Resampler | None = None
         self._det: list[int] = []  # detected digit under way: [code, start tick or -1, ended]
+        self.frame_ticks = 0
+        """Input ticks the last decoded packet held (a DTX fill's length)."""
         self._quiet = -1  # silence-detect: largest sample magnitude that is silence; -1 off
         if self.options.silence > 0 and plan.cn_out_pt is not None:
             # rtpengine's threshold: the fraction of UINT32_MAX, shifted down to 16 bits
@@ -159,6 +161,11 @@ class Chain:
             self._det_rate = Resampler(8000)
 
     # -- what the plane's RTCP needs ----------------------------------------------------------
+
+    @property
+    def input_clock(self) -> int:
+        """RTP clock of the input audio last placed (0 before any)."""
+        return self._exp_clock
 
     def rtp_timestamp(self, now: float) -> int:
         """The output RTP timestamp that corresponds to wall-clock `now` (an SR's RTP time)."""
@@ -197,6 +204,18 @@ class Chain:
         else:
             out += self._audio(rtp, codec, now)
         return self._sent(out, now)
+
+    def conceal(self, now: float) -> list[bytes]:
+        """One input frame of silence where the next input packet was due: the DTX buffer's
+        fill (relay.transcode.dtx, `dtx-delay`). Nothing before the first decoded audio."""
+        if self._exp is None or self.out_codec is None or not self.frame_ticks:
+            return []
+        ticks, clock = self.frame_ticks, self._exp_clock
+        samples = ticks * self.out_codec.sample_rate // clock
+        self.filled += samples
+        dtx_logger.debug("DTX: %d ms of silence generated", ticks * 1000 // clock)
+        return self._sent(self._place(self._exp, ticks, clock, False, bytes(2 * samples), now),
+                          now)  # fmt: skip
 
     def _start_from(self, rtp: packet.Rtp) -> None:
         follow_seq, follow_ts = self._follow
@@ -257,6 +276,7 @@ class Chain:
             return []
         self.samples_decoded += native
         ticks = native * codec.clock // dec.codec.sample_rate
+        self.frame_ticks = ticks
         return self._place(rtp.ts, ticks, codec.clock, rtp.marker, pcm, now)
 
     def _place(self, ts: int, ticks: int, clock: int, marker: bool, pcm: bytes,
