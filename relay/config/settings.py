@@ -450,13 +450,16 @@ def _process(values: _Values) -> dict[str, Any]:
 def _transcoding(values: _Values) -> ChainOptions:
     """The chain's keys (docs/spec/config.md §2.9)."""
     silence = values.get("silence-detect")
-    try:
-        cn = cn_payload(values.get("cn-payload"))
-    except ValueError as exc:
-        raise values.bad("cn-payload", f"{exc} (rtpengine: 'Invalid CN payload specified')") \
-            from None
+    cn = {}
+    for key, default in (("cn-payload", b"\x20"), ("dtx-cn-params", b"")):
+        try:
+            cn[key] = cn_payload(values.get(key), default)
+        except ValueError as exc:
+            raise values.bad(key, f"{exc} (rtpengine: 'Invalid CN payload specified')") \
+                from None
     return ChainOptions(bool(values.get("dtmf-no-suppress")),
-                        min(max(silence or 0.0, 0.0), 100.0) / 100, cn)  # fmt: skip
+                        min(max(silence or 0.0, 0.0), 100.0) / 100, cn["cn-payload"],
+                        cn["dtx-cn-params"])  # fmt: skip
 
 
 def _dtx(values: _Values) -> DtxSettings:

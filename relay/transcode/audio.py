@@ -31,7 +31,7 @@ from av.audio.resampler import AudioResampler
 
 from relay.transcode.codecs import AudioCodec, opus_channels, opus_options, opus_ptime
 
-__all__ = ["AudioError", "Decoder", "Encoder", "Resampler", "frame_samples"]
+__all__ = ["AudioError", "ComfortNoise", "Decoder", "Encoder", "Resampler", "frame_samples"]
 
 
 class AudioError(ValueError):
@@ -196,3 +196,27 @@ class Encoder:
             return b"".join(bytes(p) for p in self._ctx.encode(frame))
         except (av.FFmpegError, ValueError) as exc:
             raise AudioError(f"{self.codec.encoder}: {exc}") from None
+
+
+class ComfortNoise:
+    """RFC 3389 comfort noise from fixed parameters (a CN payload: level, then reflection
+    coefficients), made by FFmpeg's `comfortnoise` decoder (80 ms a payload), as mono s16 at
+    `out_rate`: what fills a DTX gap with `dtx-cn-params`."""
+
+    __slots__ = ("_decoder", "_params", "_buf")
+
+    def __init__(self, params: bytes, out_rate: int) -> None:
+        self._decoder = Decoder(AudioCodec("cn", "comfortnoise", None, 8000, 8000), out_rate)
+        self._params = params
+        self._buf = bytearray()
+
+    def pcm(self, samples: int) -> bytes:
+        """The next `samples` of noise; AudioError if FFmpeg rejects the parameters."""
+        while len(self._buf) < 2 * samples:
+            pcm, native = self._decoder.decode(self._params)
+            if not native:
+                raise AudioError("the comfort noise decoder gave nothing")
+            self._buf += pcm
+        out = bytes(self._buf[: 2 * samples])
+        del self._buf[: 2 * samples]
+        return out

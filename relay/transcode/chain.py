@@ -28,7 +28,9 @@ cadence (FFmpeg gives us no Opus FEC or PLC, see relay.transcode.audio); a longe
 marked packet after a gap (talkspurt) or a new input SSRC pads the partial frame with silence,
 moves the output timestamp on by the gap and sets the marker on the next packet. A packet from
 before what was already encoded (late, reordered or duplicated) is dropped and counted in
-`late`. Nothing is ever sent faster than input arrives, and nothing waits for a timer.
+`late`. Nothing is ever sent faster than input arrives, and nothing waits for a timer. With
+`dtx-delay` the plane feeds the chain from rtpengine's DTX buffer instead (relay.transcode.dtx)
+and has it make up the frames a sender did not send (`conceal`).
 
 Bad input never raises: a non-RTP packet counts in `malformed`, a payload FFmpeg rejects in
 `decode_errors` (the frame is dropped, the call goes on).
@@ -44,7 +46,7 @@ import logging
 from fractions import Fraction
 
 from relay.transcode import packet
-from relay.transcode.audio import AudioError, Decoder, Encoder, Resampler
+from relay.transcode.audio import AudioError, ComfortNoise, Decoder, Encoder, Resampler
 from relay.transcode.codecs import AudioCodec, lookup
 from relay.transcode.detect import DtmfDetector
 from relay.transcode.dtmf import DtmfSynth, Event, EventError, build_event, parse_event
@@ -150,6 +152,7 @@ class Chain:
         self._detector: DtmfDetector | None = None
         self._det_rate: Resampler | None = None
         self._det: list[int] = []  # detected digit under way: [code, start tick or -1, ended]
+        self._noise: ComfortNoise | None = None  # dtx-cn-params, made on the first fill
         self.frame_ticks = 0
         """Input ticks the last decoded packet held (a DTX fill's length)."""
         self._quiet = -1  # silence-detect: largest sample magnitude that is silence; -1 off
@@ -206,16 +209,24 @@ class Chain:
         return self._sent(out, now)
 
     def conceal(self, now: float) -> list[bytes]:
-        """One input frame of silence where the next input packet was due: the DTX buffer's
-        fill (relay.transcode.dtx, `dtx-delay`). Nothing before the first decoded audio."""
+        """One input frame of silence (or `dtx-cn-params` comfort noise) where the next input
+        packet was due: the DTX buffer's fill (relay.transcode.dtx, `dtx-delay`). Nothing
+        before the first decoded audio."""
         if self._exp is None or self.out_codec is None or not self.frame_ticks:
             return []
         ticks, clock = self.frame_ticks, self._exp_clock
         samples = ticks * self.out_codec.sample_rate // clock
         self.filled += samples
-        dtx_logger.debug("DTX: %d ms of silence generated", ticks * 1000 // clock)
-        return self._sent(self._place(self._exp, ticks, clock, False, bytes(2 * samples), now),
-                          now)  # fmt: skip
+        pcm = bytes(2 * samples)
+        if self.options.dtx_noise:
+            try:
+                if self._noise is None:
+                    self._noise = ComfortNoise(self.options.dtx_noise, self.out_codec.sample_rate)
+                pcm = self._noise.pcm(samples)
+            except AudioError:
+                self.decode_errors += 1  # silence then
+        dtx_logger.debug("DTX: %d ms generated", ticks * 1000 // clock)
+        return self._sent(self._place(self._exp, ticks, clock, False, pcm, now), now)
 
     def _start_from(self, rtp: packet.Rtp) -> None:
         follow_seq, follow_ts = self._follow

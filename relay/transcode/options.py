@@ -9,6 +9,8 @@ them without importing PyAV.
   CN; 0 is off.
 * `cn_payload` (`cn-payload`): the CN payload sent for such frames: the noise level (-dBov,
   0-127), then optional reflection coefficients (0-254), RFC 3389; default 32.
+* `dtx_noise` (`dtx-cn-params`, same format): a frame the DTX buffer makes up is this CN
+  payload decoded (FFmpeg's RFC 3389 decoder); empty (the default): silence.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ class ChainOptions:
     dtmf_no_suppress: bool = False
     silence: float = 0.0
     cn_payload: bytes = b"\x20"
+    dtx_noise: bytes = b""
 
 
-def cn_payload(values: Iterable[str]) -> bytes:
+def cn_payload(values: Iterable[str], default: bytes = b"\x20") -> bytes:
     """`cn-payload` values → the payload; ValueError (rtpengine: 'Invalid CN payload
     specified') for a non-number, a level above 127 or a coefficient outside 0-254."""
     out = bytearray()
@@ -38,4 +41,4 @@ def cn_payload(values: Iterable[str]) -> bytes:
         if not 0 <= v <= (127 if i == 0 else 254):
             raise ValueError(f"{v} is out of range ({'0-127' if i == 0 else '0-254'})")
         out.append(v)
-    return bytes(out) or b"\x20"
+    return bytes(out) or default

@@ -110,3 +110,27 @@ def test_a_pause_is_filled_with_silence_as_rtpengine_does(relays: dict[str, Daem
 def test_without_dtx_delay_nothing_is_sent_during_the_pause(relays: dict[str, Daemon]) -> None:
     hs = _call(relays["plain"])
     assert [kind for kind, _, _ in _runs(hs)] == ["tone"] and len(hs) == 20
+
+
+@pytest.fixture(scope="module")
+def noisy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Daemon]]:
+    started: dict[str, Daemon] = {}
+    try:
+        for kind in ("rtpengine", "rtpvault"):
+            started[kind] = start(kind, Path(tmp_path_factory.mktemp(f"dtx-cn-{kind}")),
+                                  interface="lo/127.0.0.1", ports=40,
+                                  extra=["--dtx-delay=50", "--dtx-cn-params=40"])  # fmt: skip
+        yield started
+    finally:
+        for d in started.values():
+            d.stop()
+
+
+def test_dtx_cn_params_fill_the_pause_with_rtpengines_comfort_noise(
+        noisy: dict[str, Daemon]) -> None:  # fmt: skip
+    theirs, ours = _call(noisy["rtpengine"]), _call(noisy["rtpvault"])
+    # FFmpeg's RFC 3389 decoder in both, fed the same parameters: the same noise, byte for byte
+    fill_theirs, fill_ours = (
+        [h.payload for h in hs if 1600 <= h.ts - hs[0].ts < 9600] for hs in (theirs, ours))
+    assert len(fill_ours) == len(fill_theirs) == 50
+    assert fill_ours == fill_theirs and len(set(fill_ours)) > 1 and SILENCE not in fill_ours

@@ -8,8 +8,10 @@ import pytest
 
 from relay.config import ConfigError, parse_args, settings_from_text
 from relay.config.interfaces import Resolver
+from relay.config.settings import Settings
 from relay.transcode import packet
 from relay.transcode.chain import Chain
+from relay.transcode.dtx import DtxSettings
 from relay.transcode.options import ChainOptions
 from tests.support.chains import PCMA, PCMU, TE8, plan, run, tone_packets
 from tests.unit.transcode.test_chain_dtmf import events
@@ -70,10 +72,13 @@ def test_a_high_threshold_takes_the_tone_for_silence() -> None:
     assert {h.pt for h in _silence(ChainOptions(silence=0.10))} == {CN}
 
 
-def _settings(text: str) -> ChainOptions:
+def _all(text: str) -> Settings:
     base = "[rtpengine]\ninterface = 127.0.0.1\nlisten-ng = 2223\n"
-    s, _ = settings_from_text(base + text, parse_args([]), resolver=Resolver({}))
-    return s.transcoding
+    return settings_from_text(base + text, parse_args([]), resolver=Resolver({}))[0]
+
+
+def _settings(text: str) -> ChainOptions:
+    return _all(text).transcoding
 
 
 def test_settings_parse_the_keys() -> None:
@@ -82,3 +87,12 @@ def test_settings_parse_the_keys() -> None:
     assert _settings("") == ChainOptions(False, 0.0, b"\x20")
     with pytest.raises(ConfigError, match="Invalid CN payload"):
         _settings("cn-payload = 128\n")
+    assert _settings("dtx-cn-params = 40;7\n").dtx_noise == bytes([40, 7])
+    with pytest.raises(ConfigError, match="dtx-cn-params"):
+        _settings("dtx-cn-params = 40;255\n")
+
+
+def test_settings_of_the_dtx_buffer() -> None:
+    assert _all("").dtx == DtxSettings(0.0, 30.0, 10, 0.1, 0.005)
+    assert _all("dtx-delay = 50\nmax-dtx = 0\ndtx-buffer = 4\ndtx-lag = 60\ndtx-shift = 0\n"
+                ).dtx == DtxSettings(0.05, 0.0, 4, 0.06, 0.0)  # fmt: skip

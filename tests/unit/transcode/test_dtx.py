@@ -8,7 +8,9 @@ from __future__ import annotations
 from relay.transcode import packet
 from relay.transcode.chain import Chain
 from relay.transcode.dtx import FILL, DtxBuffer, DtxSettings
-from tests.support.chains import PCMA, PCMU, plan, tone_packets
+from relay.transcode.options import ChainOptions
+from tests.support.chains import PCMA, PCMU, decode, plan, tone_packets
+from tests.support.tone import pcm_samples
 
 PCMU_CLOCK = {0: 8000}.get
 
@@ -92,3 +94,16 @@ def test_the_chain_makes_up_a_silent_frame_on_its_time_line() -> None:
     assert len(fill) == 1 and fill[0] is not None and fill[0].ts == 480
     assert fill[0].payload == b"\xd5" * 160 and not fill[0].marker
     assert Chain(plan(PCMU, PCMA), 0x51).conceal(0.0) == []  # nothing before audio
+
+
+def test_with_dtx_cn_params_the_made_up_frame_is_comfort_noise() -> None:
+    chain = Chain(plan(PCMU, PCMA), 0x50, seq=0, ts=0, options=ChainOptions(dtx_noise=bytes([40])))
+    for p in tone_packets(PCMU, 1000, 0.06):
+        chain.feed(p, 0)
+    fills = [packet.parse(p) for _ in range(5) for p in chain.conceal(0.1)]
+    assert [h.ts for h in fills if h is not None] == [480, 640, 800, 960, 1120]
+    noise = pcm_samples(decode(PCMA, [packet.build(False, 8, h.seq, h.ts, h.ssrc, h.payload)
+                                      for h in fills if h is not None]))  # fmt: skip
+    rms = (sum(x * x for x in noise) / len(noise)) ** 0.5
+    assert len(set(noise)) > 20 and 50 < rms < 1000  # noise around -40 dBov, not silence
+    print(f"dtx-cn-params=40: fill RMS {rms:.0f}")
