@@ -94,8 +94,11 @@ class LogLevels:
 
     def apply(self) -> None:
         for name, (_, loggers) in SUBSYSTEMS.items():
+            level = python_level(self.levels[name])
+            if name == "ffmpeg" and level == NOTICE:
+                level = logging.INFO  # FFmpeg's INFO is rtpengine's NOTICE (_FfmpegNotice)
             for logger_name in loggers:
-                logging.getLogger(logger_name).setLevel(python_level(self.levels[name]))
+                logging.getLogger(logger_name).setLevel(level)
 
 
 class _RtpengineFormat(logging.Formatter):
@@ -115,6 +118,16 @@ class _RtpengineFormat(logging.Formatter):
         if self.timestamps:
             text = f"[{record.created:.6f}] {text}"
         return self.prefix + text
+
+
+class _FfmpegNotice(logging.Filter):
+    """FFmpeg's INFO lines (PyAV's `libav.*` loggers) are NOTICE, as rtpengine's av_log
+    callback maps them (docs/spec/config.md §2.9)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and record.name.startswith("libav"):
+            record.levelno, record.levelname = NOTICE, "NOTICE"
+        return True
 
 
 class _SyslogHandler(logging.handlers.SysLogHandler):
@@ -168,6 +181,7 @@ def setup_logging(level: int = 6, to_stderr: bool = True, facility: str = "daemo
     if handler is None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_RtpengineFormat(timestamps))
+    handler.addFilter(_FfmpegNotice())
     root.addHandler(handler)
     syslog = isinstance(handler, _SyslogHandler)
     if syslog:  # as rtpengine: warnings and worse also go to stderr when logging to syslog
