@@ -18,7 +18,7 @@ import random
 from collections.abc import Callable
 
 from relay.call.model import MediaSide
-from relay.media.transcoder import Chain, Ledger, Transcoder
+from relay.media.transcoder import Chain, Ledger, Transcoder, labels
 from relay.transcode.dtx import DtxBuffer, DtxSettings
 from relay.transcode.options import ChainOptions
 from relay.transcode.plan import DirectionPlan
@@ -75,8 +75,8 @@ def wire_line(a: MediaSide, b: MediaSide, make_chain: MakeChain, ledger: Ledger,
                                  side.index, plan)  # fmt: skip
                 drop(side)
                 continue
-            logger.debug("media %d: transcoding to payload type %s", side.index,
-                         plan.encode_pt)  # fmt: skip
+            logger.debug("media %d: transcode context for %s", side.index,
+                         ", ".join(sorted(set(labels(plan).values()))) or "passthrough")  # fmt: skip
             buffer = None if dtx is None or dtx.delay <= 0 else \
                 DtxBuffer(dtx, _audio_clock(plan))  # fmt: skip
             old, t = t, Transcoder(chain, plan, ledger, buffer)
