@@ -75,8 +75,8 @@ def wire_line(a: MediaSide, b: MediaSide, make_chain: MakeChain, ledger: Ledger,
                                  side.index, plan)  # fmt: skip
                 drop(side)
                 continue
-            logger.debug("media %d: transcode context for %s", side.index,
-                         ", ".join(sorted(set(labels(plan).values()))) or "passthrough")  # fmt: skip
+            made = ", ".join(sorted(set(labels(plan).values()))) or "passthrough"
+            logger.debug("media %d: transcode context for %s", side.index, made)
             buffer = None if dtx is None or dtx.delay <= 0 else \
                 DtxBuffer(dtx, _audio_clock(plan))  # fmt: skip
             old, t = t, Transcoder(chain, plan, ledger, buffer)

@@ -161,7 +161,7 @@ def test_a_side_whose_ports_are_released_loses_its_chain(daemon: Daemon) -> None
 
 
 def test_log_level_codec_shows_the_chains_made(daemon: Daemon,
-                                               caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+                                               caplog: pytest.LogCaptureFixture) -> None:
     from rtpvault.logsetup import LogLevels
 
     a, b = _sock(), _sock()
