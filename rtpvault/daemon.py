@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from relay.call import Registry
+from relay.call import Registry, transcode_media
 from relay.call.secure import SecureContext
 from relay.config import ConfigError, Settings, load_settings, parse_args
 from relay.config.keyfile import shown
@@ -132,6 +132,8 @@ class Daemon:
             tos=settings.tos or None,
             set_tos=_set_tos(),
             secure=secure,
+            make_chain=transcode_media.chain_maker(settings.transcoding),
+            dtx=settings.dtx,
         )
         if worker is None:
             limits = DaemonLimits(1, settings).worker(0)  # one worker: this process

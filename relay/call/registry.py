@@ -42,6 +42,7 @@ from relay.media.plane import ForwardingPlane
 from relay.media.stream import LEARN_DELAYED
 from relay.media.transcoder import Ledger
 from relay.ports import Opener, PortPool, PortsExhausted, bind_udp
+from relay.transcode.dtx import DtxSettings
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class Registry:
         set_tos: Callable[[socket.socket, int], None] | None = None,
         secure: SecureContext,
         make_chain: transcode_media.MakeChain = transcode_media.default_chain,
+        dtx: DtxSettings | None = None,
     ) -> None:
         if not interfaces:
             raise ValueError("at least one interface is needed")
@@ -93,6 +95,8 @@ class Registry:
         self.delete_party = self.teardown.delete_party
         self.delete_call = self.teardown.delete_call
         self.make_chain = make_chain
+        self.dtx = dtx
+        """`dtx-delay` and its companions (relay.transcode.dtx); None or delay 0: no buffer."""
         """Builds a codec chain for a DirectionPlan (relay.transcode's, lazily imported)."""
         self.transcoders = Ledger()
         """This process's codec chains by label (rtpengine's `transcoders` statistics)."""
@@ -375,7 +379,8 @@ class Registry:
         self._wire_secure(sender, receiver, count, offer, self.secure)
         for s_side, r_side in zip(sender.medias[:count], receiver.medias[:count], strict=True):
             rtcp_media.wire_line(s_side, r_side, self.instance_id)
-            transcode_media.wire_line(s_side, r_side, self.make_chain, self.transcoders)
+            transcode_media.wire_line(s_side, r_side, self.make_chain, self.transcoders,
+                                      self.dtx)  # fmt: skip
         self.streams.updated((sender, receiver))  # peers, holds, flags may have changed
         if created:
             self.emit(CallCreated(call))

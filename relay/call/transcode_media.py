@@ -5,6 +5,9 @@ RTP and RTCP streams, the same one as long as the plan does not change; a change
 new chain, a side whose plan went (or whose ports went) loses it. The two directions of a line
 are linked (RTCP translation reads the other direction's SSRCs). The plane's next `update`
 picks the reader; calls without a plan keep the plain one.
+
+Chains made and dropped are logged (debug) under this module's logger, in the `codec` subsystem
+(`log-level-codec`), where rtpengine logs its transcode contexts (docs/spec/config.md §2.9).
 """
 
 from __future__ import annotations
@@ -15,17 +18,20 @@ import random
 from collections.abc import Callable
 
 from relay.call.model import MediaSide
-from relay.media.transcoder import Chain, Ledger, Transcoder
+from relay.media.transcoder import Chain, Ledger, Transcoder, labels
+from relay.transcode.dtx import DtxBuffer, DtxSettings
+from relay.transcode.options import ChainOptions
 from relay.transcode.plan import DirectionPlan
 
-logger = logging.getLogger("relay.calls")
+logger = logging.getLogger(__name__)
 
 MakeChain = Callable[[DirectionPlan, "Chain | None"], Chain]
 """Builds the chain for a plan; the second argument is the chain it replaces (None: first)."""
 _rng = random.SystemRandom()
 
 
-def default_chain(plan: DirectionPlan, previous: Chain | None) -> Chain:
+def default_chain(plan: DirectionPlan, previous: Chain | None,
+                  options: ChainOptions | None = None) -> Chain:  # fmt: skip
     """relay.transcode's chain for `plan`, with a random output SSRC as rtpengine picks one;
     replacing `previous` (a re-offer changed the plan), its SSRC and sequence numbers going on
     from its last, so the receiver sees one stream. Imported when the first call transcodes:
@@ -33,14 +39,28 @@ def default_chain(plan: DirectionPlan, previous: Chain | None) -> Chain:
     module = importlib.import_module("relay.transcode.chain")
     ssrc, seq = getattr(previous, "ssrc", None), getattr(previous, "seq", None)
     if isinstance(ssrc, int) and isinstance(seq, int):
-        chain: Chain = module.Chain(plan, ssrc, seq=seq)  # `seq`: the one before the first
+        chain: Chain = module.Chain(plan, ssrc, seq=seq, options=options)  # seq: before the first
     else:
-        chain = module.Chain(plan, _rng.getrandbits(32))
+        chain = module.Chain(plan, _rng.getrandbits(32), options=options)
     return chain
 
 
-def wire_line(a: MediaSide, b: MediaSide, make_chain: MakeChain, ledger: Ledger) -> None:
-    """Attach, keep, replace or remove the chains of the two sides of one media line."""
+def chain_maker(options: ChainOptions) -> MakeChain:
+    """`default_chain` with the daemon's transcoding keys (relay.transcode.options)."""
+    return lambda plan, previous: default_chain(plan, previous, options)
+
+
+def _audio_clock(plan: DirectionPlan) -> Callable[[int], int | None]:
+    """Input payload type → its RTP clock if it is audio (not telephone-event or CN)."""
+    clocks = {pt: c.clock for pt, c in plan.inputs.items()
+              if c.name.lower() not in ("telephone-event", "cn")}  # fmt: skip
+    return clocks.get
+
+
+def wire_line(a: MediaSide, b: MediaSide, make_chain: MakeChain, ledger: Ledger,
+              dtx: DtxSettings | None = None) -> None:  # fmt: skip
+    """Attach, keep, replace or remove the chains of the two sides of one media line; with
+    `dtx` (`dtx-delay` > 0) each new chain gets a DTX buffer (relay.transcode.dtx)."""
     for side in (a, b):
         plan = side.codec_plan
         t = side.transcoder
@@ -55,7 +75,11 @@ def wire_line(a: MediaSide, b: MediaSide, make_chain: MakeChain, ledger: Ledger)
                                  side.index, plan)  # fmt: skip
                 drop(side)
                 continue
-            old, t = t, Transcoder(chain, plan, ledger)
+            made = ", ".join(sorted(set(labels(plan).values()))) or "passthrough"
+            logger.debug("media %d: transcode context for %s", side.index, made)
+            buffer = None if dtx is None or dtx.delay <= 0 else \
+                DtxBuffer(dtx, _audio_clock(plan))  # fmt: skip
+            old, t = t, Transcoder(chain, plan, ledger, buffer)
             if old is not None:  # the same output stream goes on (SSRCs, RTCP counts)
                 old.close()
                 t.out_of, t.sent, t.received = old.out_of, old.sent, old.received

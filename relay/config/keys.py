@@ -77,6 +77,10 @@ _SUBSYSTEMS = (
 )
 
 
+_LOGGED = ("core", "ffmpeg", "transcoding", "codec", "rtcp", "http", "control", "dtx")
+"""Subsystems with loggers of ours (rtpvault.logsetup.SUBSYSTEMS, docs/spec/config.md §2.9)."""
+
+
 def _k(
     name: str,
     kind: Kind,
@@ -100,6 +104,7 @@ _PROCESS = (
             f"log-level-{s}",
             _I,
             "-1" if s == "internals" else "",
+            impl=s in _LOGGED,
             doc=f"Log level override for the `{s}` subsystem.",
         )
         for s in _SUBSYSTEMS
@@ -270,7 +275,8 @@ _MISC = (
     _k("xmlrpc-format", _I, "0", "x", doc="XML-RPC flavour 0-2."),
     _k("dtmf-log-dest", _S, doc="Send DTMF events (JSON) by UDP to `ADDR:PORT`."),
     _k("dtmf-log-ng-tcp", _B, "false", doc="Push DTMF events to TCP-ng clients."),
-    _k("dtmf-no-suppress", _B, "false", doc="No audio suppression during DTMF."),
+    _k("dtmf-no-suppress", _B, "false", impl=True,
+       doc="Transcoded calls: audio sent during a DTMF event is sent too (default: dropped)."),
     _k("dtmf-digit-delay", _I, "2500", doc="Gap between DTMF digits (ms)."),
     _k("mysql-host", _S, doc="MySQL host for stored media."),
     _k("mysql-port", _I, doc="MySQL port."),
@@ -279,15 +285,20 @@ _MISC = (
     _k("mysql-query", _S, doc="MySQL query with one `%llu`."),
     _k("jitter-buffer", _I, "0", doc="Jitter buffer size (packets)."),
     _k("jb-clock-drift", _B, "false", doc="Jitter buffer clock-drift compensation."),
-    _k("dtx-delay", _I, "0", doc="DTX detection delay (ms)."),
-    _k("max-dtx", _I, "30", doc="Longest DTX handling (s)."),
-    _k("dtx-buffer", _I, "10", doc="Packets held in the DTX buffer."),
-    _k("dtx-lag", _I, "100", doc="Audio held in the DTX buffer (ms)."),
-    _k("dtx-shift", _I, "5", doc="DTX timer shift (ms)."),
-    _k("dtx-cn-params", _L, doc="Comfort-noise parameters for DTX."),
+    _k("dtx-delay", _I, "0", impl=True,
+       doc="Transcoded input held this long (ms) in a DTX buffer that fills gaps; 0 = none."),
+    _k("max-dtx", _I, "30", impl=True, doc="Gaps filled for at most this long (s); <= 0 = always."),
+    _k("dtx-buffer", _I, "10", impl=True, doc="Packets held in the DTX buffer before overflow."),
+    _k("dtx-lag", _I, "100", impl=True, doc="Audio held in the DTX buffer before overflow (ms)."),
+    _k("dtx-shift", _I, "5", impl=True,
+       doc="DTX timer shift on over/underflow (ms); 0 = drop packets instead."),
+    _k("dtx-cn-params", _L, impl=True,
+       doc="CN parameters (level;coefficients) whose noise fills DTX gaps; unset = silence."),
     _k("amr-dtx", _S, "native", choices=("native", "CN"), doc="AMR DTX mechanism."),
-    _k("silence-detect", _D, "0", doc="Silence threshold (%)."),
-    _k("cn-payload", _L, "32", doc="Comfort-noise parameters."),
+    _k("silence-detect", _D, "0", impl=True,
+       doc="Transcoded output with CN: frames below this % of the sample range go out as CN."),
+    _k("cn-payload", _L, "32", impl=True,
+       doc="Payload of those CN packets: level 0-127, then coefficients 0-254 (RFC 3389)."),
     _k("mqtt-host", _S, doc="MQTT broker host."),
     _k("mqtt-port", _I, "1883", doc="MQTT broker port."),
     _k("mqtt-id", _S, doc="MQTT client ID."),

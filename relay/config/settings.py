@@ -21,6 +21,8 @@ from typing import Any
 
 from relay.dtls.cert import MIN_RSA_BITS
 from relay.dtls.session import check_ciphers
+from relay.transcode.dtx import DtxSettings
+from relay.transcode.options import ChainOptions, cn_payload
 
 from .cli import CommandLine
 from .interfaces import Interface, Resolver, resolve_interfaces
@@ -79,6 +81,8 @@ class Settings:
     reject_invalid_sdp: bool
     mos: str
     num_threads: int  # 0 = derive from the CPU count
+    transcoding: ChainOptions  # dtmf-no-suppress, silence-detect, cn-payload
+    dtx: DtxSettings  # dtx-delay (0 = no DTX buffer), max-dtx, dtx-buffer, dtx-lag, dtx-shift
     recording_dir: str | None  # absolute; None = recording disabled
     recording_method: str  # always "pcap" (see docs: proc is read as pcap)
     recording_format: str  # raw | eth | pcapng
@@ -443,6 +447,31 @@ def _process(values: _Values) -> dict[str, Any]:
     }
 
 
+def _transcoding(values: _Values) -> ChainOptions:
+    """The chain's keys (docs/spec/config.md §2.9)."""
+    silence = values.get("silence-detect")
+    cn = {}
+    for key, default in (("cn-payload", b"\x20"), ("dtx-cn-params", b"")):
+        try:
+            cn[key] = cn_payload(values.get(key), default)
+        except ValueError as exc:
+            raise values.bad(key, f"{exc} (rtpengine: 'Invalid CN payload specified')") \
+                from None
+    return ChainOptions(bool(values.get("dtmf-no-suppress")),
+                        min(max(silence or 0.0, 0.0), 100.0) / 100, cn["cn-payload"],
+                        cn["dtx-cn-params"])  # fmt: skip
+
+
+def _dtx(values: _Values) -> DtxSettings:
+    """rtpengine's DTX buffer keys (docs/spec/config.md §2.9); negative delays are off."""
+    def ms(name: str) -> float:
+        return max(0, int(values.get(name))) / 1000
+
+    return DtxSettings(ms("dtx-delay"), float(values.get("max-dtx")),
+                       max(0, int(values.get("dtx-buffer"))), ms("dtx-lag"),
+                       ms("dtx-shift"))  # fmt: skip
+
+
 def _calls(values: _Values) -> dict[str, Any]:
     delete_delay = values.get("delete-delay")
     if delete_delay < 0:
@@ -496,6 +525,8 @@ def _build(
         recording_format=fmt,
         recording_db=db,
         **_process(values),
+        transcoding=_transcoding(values),
+        dtx=_dtx(values),
         **_dtls(values),
         **_homer(values, warnings),
         prometheus=prometheus,

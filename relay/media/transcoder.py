@@ -14,6 +14,11 @@ stream's counters:
   way rtpengine 10.5 does (docs/spec/transcoding.md §2): its SSRCs and counts described the
   leg the party sees, the output leg has the chain's SSRC, sequence and counts.
 
+With `dtx-delay` (a `relay.transcode.dtx.DtxBuffer` as `dtx`) `feed` holds the packet instead
+and the plane's timer calls `tick` at `dtx.next_at()`: the held packets go into the chain when
+due, and a frame the sender did not send is made up by the chain (`conceal`), as rtpengine's
+DTX buffer does (docs/spec/config.md §2.9).
+
 Per-process figures by chain (`Ledger`, rtpengine's `transcoders` statistics and metrics,
 docs/spec/metrics.md §1.3): transcoders now, packets and payload bytes into the chain, PCM
 samples decoded; the daemon sums them over its workers.
@@ -24,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from relay.transcode.dtx import FILL, DtxBuffer
 from relay.transcode.inject import DtmfInjector
 from relay.transcode.plan import DirectionPlan
 from rtp.reports import ReceiveStats, SendStats, read_header
@@ -54,6 +60,8 @@ class Chain(Protocol):
     docs/design/transcoding.md): RTP in, RTP for the other leg out; never blocks."""
 
     def feed(self, rtp: bytes, now: float) -> list[bytes]: ...
+
+    def conceal(self, now: float) -> list[bytes]: ...
 
 
 @dataclass(slots=True)
@@ -139,10 +147,11 @@ class Transcoder:
 
     __slots__ = (
         "chain", "plan", "by_pt", "errors", "other", "out_of", "sent", "received",
-        "translated", "_samples", "closed", "ledger", "injector",
+        "translated", "_samples", "closed", "ledger", "injector", "dtx", "timer", "_in_ssrc",
     )  # fmt: skip
 
-    def __init__(self, chain: Chain, plan: DirectionPlan, ledger: Ledger) -> None:
+    def __init__(self, chain: Chain, plan: DirectionPlan, ledger: Ledger,
+                 dtx: DtxBuffer | None = None) -> None:  # fmt: skip
         self.chain = chain
         self.plan = plan
         self.by_pt = {pt: ledger.figures(label) for pt, label in labels(plan).items()}
@@ -167,6 +176,11 @@ class Transcoder:
         ledger.live.add(self)
         self.injector: DtmfInjector | None = None
         """`play DTMF` events put into this direction's output (relay.transcode.inject)."""
+        self.dtx = dtx
+        """The DTX buffer (`dtx-delay` > 0), else None: packets go through at once."""
+        self.timer: object | None = None
+        """The plane's pending timer for `tick` (cancelled by `close`)."""
+        self._in_ssrc: int | None = None
 
     def feed(self, data: bytes, now: float) -> list[bytes]:
         """One RTP packet from the party; what leaves towards the other party instead."""
@@ -182,11 +196,34 @@ class Transcoder:
                 st = self.received[ssrc] = ReceiveStats(ssrc, seq)
             if st is not None:
                 st.update(seq, ts, now)
+            self._in_ssrc = ssrc
+        if self.dtx is not None and self.dtx.push(data, now):
+            return self.tick(now)
         try:
             out = self.chain.feed(data, now)
         except Exception:  # a codec or chain bug drops this packet only
             self.errors += 1
             return []
+        return self._emit(out, fig)
+
+    def tick(self, now: float) -> list[bytes]:
+        """With a DTX buffer: what is due by `now` through the chain, and what leaves."""
+        out: list[bytes] = []
+        if self.dtx is None:
+            return out
+        for item in self.dtx.due(now):
+            try:
+                got = self.chain.conceal(now) if item is FILL else self.chain.feed(item, now)
+            except Exception:  # a codec or chain bug drops this packet only
+                self.errors += 1
+                continue
+            fig = None if item is None or len(item) < 12 else self.by_pt.get(item[1] & 0x7F)
+            out += self._emit(got, fig)
+            self.dtx.set_frame(getattr(self.chain, "frame_ticks", 0),
+                               getattr(self.chain, "input_clock", 0))  # fmt: skip
+        return out
+
+    def _emit(self, out: list[bytes], fig: ChainFigures | None) -> list[bytes]:
         n = _samples(self.chain)
         if fig is not None:
             fig.samples += n - self._samples
@@ -205,8 +242,9 @@ class Transcoder:
             sent.packets += 1
             sent.octets += len(p)
             sent.timestamp = h[1]
-            if head is not None and head[2] not in self.out_of and len(self.out_of) < MAX_SSRCS:
-                self.out_of[head[2]] = h[2]
+            ssrc = self._in_ssrc
+            if ssrc is not None and ssrc not in self.out_of and len(self.out_of) < MAX_SSRCS:
+                self.out_of[ssrc] = h[2]
         return out
 
     def rtcp(self, data: bytes) -> bytes:
@@ -224,6 +262,10 @@ class Transcoder:
         """The direction stops transcoding (re-offer, call end): its chains count one less."""
         if not self.closed:
             self.closed = True
+            cancel = getattr(self.timer, "cancel", None)
+            if cancel is not None:
+                cancel()
+            self.timer = None
             for fig in self.by_pt.values():
                 fig.active -= 1
             self.ledger.live.discard(self)

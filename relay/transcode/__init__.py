@@ -15,7 +15,10 @@ Modules:
 * `chain`: `Chain(plan, ssrc)`, the per-direction media work, `feed(rtp, now) -> list[bytes]`
   (never raises), plain-int counters and what an SR needs (docs/design/transcoding.md);
 * `dtmf`: RFC 4733 payloads, DTMF tones; `detect`: in-band DTMF → events (Goertzel);
-* `packet`: the RTP header operations the chain needs.
+* `packet`: the RTP header operations the chain needs;
+* `options`: the daemon's keys the chain reads (`dtmf-no-suppress`, `silence-detect`,
+  `cn-payload`, `dtx-cn-params`); `dtx`: rtpengine's DTX buffer (`dtx-delay` and companions),
+  bookkeeping the plane's timer drives.
 
 Making RTP from PCM (play media, play DTMF): build an `audio.Encoder` for the receiver's codec,
 

@@ -11,20 +11,27 @@ the FEC copy of a lost frame from the next packet (`opus_decode(..., decode_fec=
 conceal a loss (`opus_decode(NULL, ...)`), but FFmpeg's libopus and native Opus decoders
 expose neither (an empty packet means "drain"), so a lost frame becomes silence
 (relay.transcode.chain), as it does for every other codec.
+
+FFmpeg's own messages: PyAV drops them unless told a level, so every decoder and encoder made
+here first sets PyAV's level from the `libav` logger's (the `ffmpeg` subsystem,
+`log-level-ffmpeg`, docs/spec/config.md §2.9); they then reach stdlib logging as
+`libav.<component>` (rtpvault.logsetup shows FFmpeg's INFO as NOTICE, as rtpengine does).
 """
 
 from __future__ import annotations
 
+import logging
 from fractions import Fraction
 from typing import cast
 
 import av
+import av.logging
 from av.audio.codeccontext import AudioCodecContext
 from av.audio.resampler import AudioResampler
 
 from relay.transcode.codecs import AudioCodec, opus_channels, opus_options, opus_ptime
 
-__all__ = ["AudioError", "Decoder", "Encoder", "Resampler", "frame_samples"]
+__all__ = ["AudioError", "ComfortNoise", "Decoder", "Encoder", "Resampler", "frame_samples"]
 
 
 class AudioError(ValueError):
@@ -32,6 +39,24 @@ class AudioError(ValueError):
 
 
 _LAYOUTS = {1: "mono", 2: "stereo"}
+
+
+FFMPEG_LOGGER = "libav"
+"""PyAV logs FFmpeg's messages under `libav.<component>`."""
+_AV_LEVELS = ((logging.DEBUG, av.logging.DEBUG), (logging.INFO, av.logging.INFO),
+              (logging.WARNING, av.logging.WARNING), (logging.ERROR, av.logging.ERROR),
+              (logging.CRITICAL, av.logging.FATAL))  # fmt: skip
+_av_level: list[int | None] = [None]
+
+
+def follow_ffmpeg_level() -> None:
+    """Let FFmpeg's messages through PyAV down to the `libav` logger's level (none when it is
+    off); cheap when nothing changed, so called for every codec context made."""
+    level = logging.getLogger(FFMPEG_LOGGER).getEffectiveLevel()
+    wanted = next((av_level for py, av_level in _AV_LEVELS if level <= py), None)
+    if wanted != _av_level[0]:
+        av.logging.set_level(wanted)
+        _av_level[0] = wanted
 
 
 def _frame(pcm: bytes, rate: int, channels: int = 1) -> av.AudioFrame:
@@ -76,6 +101,7 @@ class Decoder:
     __slots__ = ("codec", "_ctx", "_resampler", "_out_rate")
 
     def __init__(self, codec: AudioCodec, out_rate: int) -> None:
+        follow_ffmpeg_level()
         self.codec = codec
         try:
             ctx = cast(AudioCodecContext, av.CodecContext.create(codec.decoder, "r"))
@@ -129,6 +155,7 @@ class Encoder:
     __slots__ = ("codec", "ptime", "frame", "ticks", "channels", "bitrate", "_ctx", "_up", "_pts")
 
     def __init__(self, codec: AudioCodec, ptime: int = 20, fmtp: str = "") -> None:
+        follow_ffmpeg_level()
         if codec.encoder is None:
             raise AudioError(f"FFmpeg has no {codec.name} encoder")
         self.codec = codec
@@ -169,3 +196,27 @@ class Encoder:
             return b"".join(bytes(p) for p in self._ctx.encode(frame))
         except (av.FFmpegError, ValueError) as exc:
             raise AudioError(f"{self.codec.encoder}: {exc}") from None
+
+
+class ComfortNoise:
+    """RFC 3389 comfort noise from fixed parameters (a CN payload: level, then reflection
+    coefficients), made by FFmpeg's `comfortnoise` decoder (80 ms a payload), as mono s16 at
+    `out_rate`: what fills a DTX gap with `dtx-cn-params`."""
+
+    __slots__ = ("_decoder", "_params", "_buf")
+
+    def __init__(self, params: bytes, out_rate: int) -> None:
+        self._decoder = Decoder(AudioCodec("cn", "comfortnoise", None, 8000, 8000), out_rate)
+        self._params = params
+        self._buf = bytearray()
+
+    def pcm(self, samples: int) -> bytes:
+        """The next `samples` of noise; AudioError if FFmpeg rejects the parameters."""
+        while len(self._buf) < 2 * samples:
+            pcm, native = self._decoder.decode(self._params)
+            if not native:
+                raise AudioError("the comfort noise decoder gave nothing")
+            self._buf += pcm
+        out = bytes(self._buf[: 2 * samples])
+        del self._buf[: 2 * samples]
+        return out

@@ -13,7 +13,13 @@ Per input payload type (docs/spec/transcode-media.md §1):
 * telephone-event: renumbered to `dtmf_out_pt` with its timestamp on the output time line and
   its duration scaled to the output clock, or, with no `dtmf_out_pt`, synthesised into the
   encoded audio as the tone (relay.transcode.dtmf), as rtpengine 10.5 does;
+  audio the sender sends during an event is dropped (the event owns its time), unless
+  `dtmf-no-suppress` (ChainOptions.dtmf_no_suppress): then the audio is transcoded on its own
+  time line and the event placed on it, both sent (docs/spec/config.md §2.9);
 * CN: forwarded as `cn_out_pt` when the receiver has one, else a pause (silence);
+* with `silence-detect` (ChainOptions.silence) and a `cn_out_pt`: an encoded frame whose
+  samples all stay within the threshold goes out as CN with the `cn-payload` bytes instead, in
+  the frame's place (same sequence number and timestamp), as rtpengine 10.5;
 * anything else: forwarded like passthrough and counted in `unknown_pt`.
 
 Time line: the output timestamp follows the input's. A contiguous input packet continues the
@@ -22,27 +28,38 @@ cadence (FFmpeg gives us no Opus FEC or PLC, see relay.transcode.audio); a longe
 marked packet after a gap (talkspurt) or a new input SSRC pads the partial frame with silence,
 moves the output timestamp on by the gap and sets the marker on the next packet. A packet from
 before what was already encoded (late, reordered or duplicated) is dropped and counted in
-`late`. Nothing is ever sent faster than input arrives, and nothing waits for a timer.
+`late`. Nothing is ever sent faster than input arrives, and nothing waits for a timer. With
+`dtx-delay` the plane feeds the chain from rtpengine's DTX buffer instead (relay.transcode.dtx)
+and has it make up the frames a sender did not send (`conceal`).
 
 Bad input never raises: a non-RTP packet counts in `malformed`, a payload FFmpeg rejects in
 `decode_errors` (the frame is dropped, the call goes on).
+
+Logging (debug lines, as rtpengine's per-subsystem ones, docs/spec/config.md §2.9): the media
+work under `relay.transcode` (`log-level-transcoding`), the filling of input gaps, what stands
+for rtpengine's DTX handling here, under `relay.transcode.dtx` (`log-level-dtx`).
 """
 
 from __future__ import annotations
 
+import logging
 from fractions import Fraction
 
 from relay.transcode import packet
-from relay.transcode.audio import AudioError, Decoder, Encoder, Resampler
+from relay.transcode.audio import AudioError, ComfortNoise, Decoder, Encoder, Resampler
 from relay.transcode.codecs import AudioCodec, lookup
 from relay.transcode.detect import DtmfDetector
 from relay.transcode.dtmf import DtmfSynth, Event, EventError, build_event, parse_event
+from relay.transcode.options import ChainOptions
 from relay.transcode.plan import Codec, DirectionPlan
 
 __all__ = [
     "DETECTED_VOLUME", "END_REPEATS", "EVENT_GRACE_MS", "FILL_MS", "MAX_JUMP_S", "Chain",
     "ChainError",
 ]  # fmt: skip
+
+logger = logging.getLogger("relay.transcode")
+dtx_logger = logging.getLogger("relay.transcode.dtx")
 
 FILL_MS = 200
 """Input gaps up to this long are filled with silence (lost packets); longer ones (DTX,
@@ -75,11 +92,15 @@ def _is(codec: Codec, name: str) -> bool:
 class Chain:
     """The media work for one `DirectionPlan`, sending as `ssrc`. `seq` is the sequence number
     before the first one sent and `ts` the first timestamp; None (the default): follow the
-    first input packet's, as rtpengine 10.5 does (docs/spec/transcode-media.md §3)."""
+    first input packet's, as rtpengine 10.5 does (docs/spec/transcode-media.md §3). `options`:
+    the daemon's `dtmf-no-suppress`, `silence-detect` and `cn-payload`."""
 
     def __init__(self, plan: DirectionPlan, ssrc: int, seq: int | None = None,
-                 ts: int | None = None) -> None:  # fmt: skip
+                 ts: int | None = None, options: ChainOptions | None = None) -> None:  # fmt: skip
         self.plan = plan
+        self.options = options or ChainOptions()
+        self.cn_frames = 0
+        """Frames sent as CN because they were silent (silence-detect)."""
         self.ssrc = ssrc
         self.seq = (seq or 0) & 0xFFFF
         self._follow = (seq is None, ts is None)
@@ -131,11 +152,23 @@ class Chain:
         self._detector: DtmfDetector | None = None
         self._det_rate: Resampler | None = None
         self._det: list[int] = []  # detected digit under way: [code, start tick or -1, ended]
+        self._noise: ComfortNoise | None = None  # dtx-cn-params, made on the first fill
+        self.frame_ticks = 0
+        """Input ticks the last decoded packet held (a DTX fill's length)."""
+        self._quiet = -1  # silence-detect: largest sample magnitude that is silence; -1 off
+        if self.options.silence > 0 and plan.cn_out_pt is not None:
+            # rtpengine's threshold: the fraction of UINT32_MAX, shifted down to 16 bits
+            self._quiet = int(self.options.silence * 0xFFFFFFFF) >> 16
         if plan.inband_to_dtmf and plan.dtmf_out_pt is not None and self.out_codec is not None:
             self._detector = DtmfDetector()
             self._det_rate = Resampler(8000)
 
     # -- what the plane's RTCP needs ----------------------------------------------------------
+
+    @property
+    def input_clock(self) -> int:
+        """RTP clock of the input audio last placed (0 before any)."""
+        return self._exp_clock
 
     def rtp_timestamp(self, now: float) -> int:
         """The output RTP timestamp that corresponds to wall-clock `now` (an SR's RTP time)."""
@@ -175,6 +208,26 @@ class Chain:
             out += self._audio(rtp, codec, now)
         return self._sent(out, now)
 
+    def conceal(self, now: float) -> list[bytes]:
+        """One input frame of silence (or `dtx-cn-params` comfort noise) where the next input
+        packet was due: the DTX buffer's fill (relay.transcode.dtx, `dtx-delay`). Nothing
+        before the first decoded audio."""
+        if self._exp is None or self.out_codec is None or not self.frame_ticks:
+            return []
+        ticks, clock = self.frame_ticks, self._exp_clock
+        samples = ticks * self.out_codec.sample_rate // clock
+        self.filled += samples
+        pcm = bytes(2 * samples)
+        if self.options.dtx_noise:
+            try:
+                if self._noise is None:
+                    self._noise = ComfortNoise(self.options.dtx_noise, self.out_codec.sample_rate)
+                pcm = self._noise.pcm(samples)
+            except AudioError:
+                self.decode_errors += 1  # silence then
+        dtx_logger.debug("DTX: %d ms generated", ticks * 1000 // clock)
+        return self._sent(self._place(self._exp, ticks, clock, False, pcm, now), now)
+
     def _start_from(self, rtp: packet.Rtp) -> None:
         follow_seq, follow_ts = self._follow
         if follow_seq:
@@ -193,6 +246,7 @@ class Chain:
 
     def _new_source(self, ssrc: int) -> list[bytes]:
         """A new input SSRC: fresh decoders, a new talkspurt on the same output stream."""
+        logger.debug("new input SSRC %08x", ssrc)
         out = self._flush() if self._in_ssrc is not None else []
         self._in_ssrc = ssrc
         self._decoders.clear()
@@ -222,14 +276,18 @@ class Chain:
         dec = self._decoder(rtp.pt, codec)
         if dec is None:
             self.decode_errors += 1
+            logger.debug("no decoder for payload type %d (%s); packet dropped", rtp.pt,
+                         codec.name)  # fmt: skip
             return []
         try:
             pcm, native = dec.decode(rtp.payload)
-        except AudioError:
+        except AudioError as exc:
             self.decode_errors += 1
+            logger.debug("payload type %d: %s; frame dropped", rtp.pt, exc)
             return []
         self.samples_decoded += native
         ticks = native * codec.clock // dec.codec.sample_rate
+        self.frame_ticks = ticks
         return self._place(rtp.ts, ticks, codec.clock, rtp.marker, pcm, now)
 
     def _place(self, ts: int, ticks: int, clock: int, marker: bool, pcm: bytes,
@@ -255,6 +313,8 @@ class Chain:
                     gap = max(0, gap - self._padded)
                     self._buf += bytes(2 * gap)
                     self.filled += gap
+                    dtx_logger.debug("input gap of %d ms filled with silence",
+                                     delta * 1000 // clock)  # fmt: skip
                 else:
                     if delta > clock * MAX_JUMP_S:
                         gap = round((now - self._last_now) * rate)
@@ -309,11 +369,21 @@ class Chain:
                 continue
             self.frames_encoded += 1
             self.seq = (self.seq + 1) & 0xFFFF
-            out.append(packet.build(self._marker, self.plan.encode_pt, self.seq, self._tick,
-                                    self.ssrc, payload))  # fmt: skip
+            pt = self.plan.encode_pt
+            if self._quiet >= 0 and self._silent(pcm) and self.plan.cn_out_pt is not None:
+                pt, payload = self.plan.cn_out_pt, self.options.cn_payload
+                self.cn_frames += 1
+            out.append(packet.build(self._marker, pt, self.seq, self._tick, self.ssrc,
+                                    payload))  # fmt: skip
             self._marker = False
             self._tick += enc.ticks
         return out
+
+    def _silent(self, pcm: bytes) -> bool:
+        """Every sample of the frame within ±threshold (rtpengine compares the low side with
+        the decoded frame's second sample only, docs/spec/config.md §2.9; we compare each)."""
+        samples = memoryview(pcm).cast("h")
+        return max(samples) <= self._quiet and min(samples) >= -self._quiet
 
     def _out_tick(self, ts: int, clock: int) -> int:
         """Output timestamp (not wrapped) of input timestamp `ts` on the current time line."""
@@ -377,9 +447,13 @@ class Chain:
                 self.late += 1  # a packet of an event already over
                 return []
             self.dtmf_events += 1
-            out = self._flush()  # the audio before the event ends at a frame's end
-            self._ev_in = (rtp.ts, self._event_start(rtp.ts, codec.clock))
-        self._occupy(rtp.ts, ev.duration, codec.clock)
+            if self.options.dtmf_no_suppress:  # the audio goes on beside the event
+                self._ev_in = (rtp.ts, self._out_tick(rtp.ts, codec.clock))
+            else:
+                out = self._flush()  # the audio before the event ends at a frame's end
+                self._ev_in = (rtp.ts, self._event_start(rtp.ts, codec.clock))
+        if not self.options.dtmf_no_suppress:
+            self._occupy(rtp.ts, ev.duration, codec.clock)
         scaled = Event(ev.code, ev.end, ev.volume,
                        min(0xFFFF, ev.duration * out_clock // codec.clock))  # fmt: skip
         self.seq = (self.seq + 1) & 0xFFFF

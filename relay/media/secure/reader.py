@@ -18,7 +18,8 @@ Per datagram, after `recvfrom_into` (same adaptive batch as the plain reader):
 5. a media-command gate (relay.media.gate) may drop RTP or silence its payload;
 6. on a transcoded direction (`stream.transcoder`, relay.media.transcoder), RTP goes through
    the codec chain and what it returns is sent instead (each packet as below); the party's
-   RTCP is rewritten for the other leg (docs/spec/transcoding.md §2);
+   RTCP is rewritten for the other leg (docs/spec/transcoding.md §2); with a DTX buffer
+   (`dtx-delay`) a timer on the loop sends what the chain makes when it is due (`dtx_timer`);
 7. out through the sink (RTCP through `rtcp_sink` when the stream has one,
    docs/spec/sdp.md §4.1): its transport protects and picks the ICE pair, or a
    plain sink gets `sendto(sink.peer)` as in the plain reader.
@@ -111,8 +112,43 @@ def handle(
         else:
             for out in tc.feed(data, now):  # the chain never raises (counted in tc.errors)
                 _send(sink, out, False)
+            if tc.dtx is not None and tc.timer is None:
+                dtx_timer(s, loop, now)
             return
     _send(sink, data, rtcp)
+
+
+def dtx_timer(s: Stream, loop: asyncio.AbstractEventLoop, now: float) -> None:
+    """Arm the timer of `s`'s transcoder's DTX buffer for its next tick (`now`: the time on
+    the clock the chain is fed with, the reader's wall clock): the tick sends what the chain
+    makes then through the stream's sink of that moment and arms the next one; none while the
+    buffer sleeps (max-dtx) or after the transcoder closed."""
+    tc = s.transcoder
+    if tc is None or tc.dtx is None or tc.closed:
+        return
+    at = tc.dtx.next_at()
+    if at is None:
+        tc.timer = None
+        return
+
+    armed = loop.time()
+
+    def fire() -> None:
+        tc.timer = None
+        if tc.closed or s.transcoder is not tc:
+            return
+        t = now + (loop.time() - armed)
+        try:
+            out = tc.tick(t)
+            sink = s.sink
+            if sink is not None and not sink.send_blocked:
+                for packet in out:
+                    _send(sink, packet, False)
+        except Exception:  # a bug must never leave the loop's callback
+            s.errors += 1
+        dtx_timer(s, loop, t)
+
+    tc.timer = loop.call_at(armed + max(0.0, at - now), fire)
 
 
 def _send(sink: Stream, data: bytes, rtcp: bool) -> None:

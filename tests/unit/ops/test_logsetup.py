@@ -95,3 +95,13 @@ def test_subsystem_levels() -> None:
     assert python_level(-1) > logging.CRITICAL and python_level(9) == logging.DEBUG
     assert subsystem_levels({"log-level-core": "5", "log-level-rtcp": "", "log-level": "6"}) == \
         {"core": 5}  # fmt: skip
+
+
+def test_ffmpeg_info_lines_are_notice(capsys: Capture) -> None:
+    setup_logging(5, to_stderr=True, timestamps=False)
+    logging.getLogger("libav.libopus").info("from FFmpeg")
+    logging.getLogger("libav.libopus").debug("verbose")
+    setup_logging(4, to_stderr=True, timestamps=False)
+    logging.getLogger("libav.libopus").info("hidden at 4")
+    assert capsys.readouterr().err == "NOTICE: [libav.libopus] from FFmpeg\n"
+    setup_logging(6)

@@ -8,6 +8,7 @@ the chain (docs/spec/metrics.md §1.3); a call without a plan keeps the plain re
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import struct
 
@@ -157,3 +158,25 @@ def test_a_side_whose_ports_are_released_loses_its_chain(daemon: Daemon) -> None
         "transcoders"]}  # fmt: skip
     assert nums == {LABEL: 0, "PCMA/8000 -> PCMU/8000": 1}
 
+
+
+def test_log_level_codec_shows_the_chains_made(daemon: Daemon,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    from rtpvault.logsetup import LogLevels
+
+    a, b = _sock(), _sock()
+    try:
+        caplog.handler.setLevel(logging.DEBUG)
+        LogLevels(6, {"codec": 7})
+        _call(daemon, a.getsockname()[1], b.getsockname()[1], 1, "PCMA")
+        shown = [r.getMessage() for r in caplog.records if r.name == "relay.call.transcode_media"]
+        assert f"media 1: transcode context for {LABEL}" in shown
+        caplog.clear()
+        LogLevels(6)
+        ng(daemon, {"command": "delete", "call-id": "tc"})
+        _call(daemon, a.getsockname()[1], b.getsockname()[1], 3, "PCMA")
+        assert [r for r in caplog.records if r.name == "relay.call.transcode_media"] == []
+    finally:
+        LogLevels(6)
+        a.close()
+        b.close()
