@@ -88,8 +88,8 @@ def fit_snr_db(samples: Sequence[float], hz: float, rate: int = RATE) -> float:
     for i in range(n):
         fit = a * s[i] + b * c[i]
         signal += fit * fit
-        r = samples[i] - fit - dc
-        noise += r * r
+        res = samples[i] - fit - dc
+        noise += res * res
     if noise == 0:
         return math.inf
     if signal == 0:
