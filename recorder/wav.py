@@ -12,8 +12,11 @@ Pure: bytes and the recording's sidecar (docs/recording-sidecar.md) in, WAV byte
   stream is re-anchored on the capture time when the two disagree by more than
   REANCHOR_SECONDS (new talk spurt after a pause, timestamp reset). What nobody sent (loss,
   silence suppression, pauses, a party that joins late) stays silence.
-* Codecs: PCMU and PCMA are decoded (recorder.g711); comfort noise and telephone-event packets
-  are silence; any other codec raises WavExportError naming it.
+* Codecs: PCMU and PCMA are decoded by recorder.g711's tables; G.722, Opus, G.729, GSM and
+  G.723.1 through FFmpeg (recorder.avdecode, one decoder per stream and payload type), their
+  RTP clock (G.722: 8000, Opus: 48000) scaled to the WAV's 8 kHz; a payload FFmpeg rejects is
+  silence. Comfort noise and telephone-event packets are silence; any other codec raises
+  WavExportError naming it.
 """
 
 from __future__ import annotations
@@ -30,15 +33,20 @@ from typing import Any
 
 import dpkt
 
+from recorder.avdecode import PayloadDecoder
 from recorder.g711 import DECODERS
+from rtp.codecs import CODECS, lookup
 from rtp.demux import RTCP_CONFLICT_PTS
-from rtp.payload_types import STATIC_NAMES
+from rtp.payload_types import STATIC_PAYLOAD_TYPES
 
 __all__ = ["WavExportError", "RtpPacket", "read_rtp", "export_wav", "RATE", "REANCHOR_SECONDS"]
 
 RATE = 8000
 REANCHOR_SECONDS = 1.0
-STATIC_PT = {pt: name.upper() for pt, name in STATIC_NAMES.items()}
+STATIC_PT = {pt: (name.upper(), clock) for pt, (name, clock) in STATIC_PAYLOAD_TYPES.items()}
+DEFAULT_CLOCK = {"OPUS": 48000}
+"""Clock of a dynamic codec the sidecar names without a rate (else 8000)."""
+SUPPORTED = sorted(set(DECODERS) | {c.name.upper() for c in CODECS.values()})
 SILENT_CODECS = frozenset({"CN", "TELEPHONE-EVENT"})
 _PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"}
 _PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
@@ -129,14 +137,51 @@ def read_rtp(data: bytes) -> Iterator[RtpPacket]:
         )  # fmt: skip
 
 
-def _codec_names(sidecar: Mapping[str, Any] | None) -> dict[int, str]:
+def _codec_names(sidecar: Mapping[str, Any] | None) -> dict[int, tuple[str, int]]:
+    """Payload type → (encoding name in upper case, RTP clock)."""
     names = dict(STATIC_PT)
     for party in (sidecar or {}).get("parties") or []:
         for media in party.get("media") or []:
             for codec in media.get("codecs") or []:
                 if isinstance(codec.get("pt"), int) and codec.get("name"):
-                    names[codec["pt"]] = str(codec["name"]).upper()
+                    name = str(codec["name"]).upper()
+                    rate = codec.get("rate")
+                    clock = rate if isinstance(rate, int) and rate > 0 else \
+                        DEFAULT_CLOCK.get(name, 8000)
+                    names[codec["pt"]] = (name, clock)
     return names
+
+
+class _Decoders:
+    """Payload → 8 kHz PCM per (channel, SSRC, payload type): G.711 by table, others FFmpeg."""
+
+    def __init__(self) -> None:
+        self.streams: dict[tuple[int, int, int], PayloadDecoder] = {}
+
+    def decode(self, name: str, clock: int, key: tuple[int, int, int], payload: bytes) -> bytes:
+        g711 = DECODERS.get(name)
+        if g711 is not None:
+            pcm = g711(payload)
+            if sys.byteorder == "big":
+                pcm = _swapped(pcm)
+            return pcm
+        dec = self.streams.get(key)
+        if dec is None:
+            codec = lookup(name, clock)
+            if codec is None:
+                raise WavExportError(
+                    f"codec {name} (payload type {key[2]}) is not supported for WAV export yet; "
+                    f"supported: {', '.join(SUPPORTED)}"
+                )
+            dec = self.streams[key] = PayloadDecoder(codec, RATE)
+        return dec.decode(payload) or b""
+
+
+def _swapped(pcm: bytes) -> bytes:
+    a = array.array("h")
+    a.frombytes(pcm)
+    a.byteswap()
+    return a.tobytes()
 
 
 class _Channels:
@@ -171,33 +216,28 @@ class _Anchor:
 
 
 def _place(
-    pkts: list[RtpPacket], names: dict[int, str], chans: _Channels
+    pkts: list[RtpPacket], names: dict[int, tuple[str, int]], chans: _Channels
 ) -> list[array.array[int]]:
     t0 = min(p.when for p in pkts)
     out: list[array.array[int]] = [array.array("h"), array.array("h")]
     anchors: dict[tuple[int, int], _Anchor] = {}
+    decoders = _Decoders()
     for p in pkts:
-        name = names.get(p.pt, f"payload type {p.pt}")
+        name, clock = names.get(p.pt, (f"payload type {p.pt}", 8000))
         if name in SILENT_CODECS:
             continue
-        decode = DECODERS.get(name)
-        if decode is None:
-            raise WavExportError(
-                f"codec {name} (payload type {p.pt}) is not supported for WAV export yet; "
-                f"supported: {', '.join(sorted(DECODERS))}"
-            )
         channel = chans.of(p)
+        pcm = decoders.decode(name, clock, (channel, p.ssrc, p.pt), p.payload)
         captured = round((p.when - t0) * RATE)
         a = anchors.get((channel, p.ssrc))
-        delta = (p.ts - a.ts + 2**31) % 2**32 - 2**31 if a else 0
+        ticks = (p.ts - a.ts + 2**31) % 2**32 - 2**31 if a else 0
+        delta = ticks * RATE // clock
         if a is None or abs(a.pos + delta - captured) > REANCHOR_SECONDS * RATE:
             a = anchors[(channel, p.ssrc)] = _Anchor(captured, p.ts)
             delta = 0
         pos = max(a.pos + delta, 0)
         samples = array.array("h")
-        samples.frombytes(decode(p.payload))
-        if sys.byteorder == "big":
-            samples.byteswap()
+        samples.frombytes(pcm)
         buf = out[channel]
         if len(buf) < pos + len(samples):
             buf.extend(array.array("h", bytes(2 * (pos + len(samples) - len(buf)))))

@@ -232,7 +232,7 @@ def _sessions(snap: Snapshot) -> Iterator[Metric]:
     w, t = snap.walk, snap.figures.totals
     yield _labelled(GaugeMetricFamily, "rtpengine_sessions", "Owned sessions", "type",
                     {"own": w.calls - w.foreign, "foreign": w.foreign})  # fmt: skip
-    yield _gauge("rtpengine_transcoded_media", "Transcoded media", 0)
+    yield _gauge("rtpengine_transcoded_media", "Transcoded media", snap.figures.transcoded)
     yield _labelled(GaugeMetricFamily, "rtpengine_mediastreams",
                     "Media sections that have received packets, by forwarding path", "type",
                     {"userspace": w.receiving, "kernel": 0, "mixed": 0})  # fmt: skip
@@ -289,6 +289,25 @@ def _ports(snap: Snapshot) -> Iterator[Metric]:
         free.add_metric([pool.name, pool.address], total - pool.used)
         size.add_metric([pool.name, pool.address], total)
     yield from (used, free, size)
+    yield from _transcoders(snap)
+
+
+def _transcoders(snap: Snapshot) -> Iterator[Metric]:
+    """The four chain families, once a chain has run (docs/spec/metrics.md §1.3)."""
+    chains = snap.figures.chains
+    if not chains:
+        return
+    label = ["chain"]
+    now = GaugeMetricFamily("rtpengine_transcoders", "Active transcoders", labels=label)
+    fams = [CounterMetricFamily(f"rtpengine_transcode_{what}",
+                                f"{what.capitalize()} into the transcoding chain", labels=label)
+            for what in ("packets", "bytes", "samples")]  # fmt: skip
+    for chain, (n, *counts) in chains.items():
+        now.add_metric([chain], n)
+        for fam, value in zip(fams, counts, strict=True):
+            fam.add_metric([chain], value)
+    yield now
+    yield from fams
 
 
 def _rtpvault(snap: Snapshot) -> Iterator[Metric]:

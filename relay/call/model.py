@@ -13,7 +13,10 @@ from relay.call.offered import OfferedMedia
 from relay.call.secure import SecureState
 from relay.media.reports import Reports
 from relay.media.stream import Stream
+from relay.media.transcoder import Transcoder
 from relay.ports import PortPool
+from relay.sdp.codec_store import Store
+from relay.transcode.plan import DirectionPlan
 
 
 def plus_one(address: tuple[str, int] | None) -> tuple[str, int] | None:
@@ -69,8 +72,19 @@ class MediaSide:
     offered_names: dict[str, str] = field(default_factory=dict)
     """That offer's codec under each payload type (an answer's same number must name it)."""
     transcoding: bool = False
-    """rtpengine's media flag "transcoding": the last answer on this line had no codec in
-    common with the offer (rtpvault accepts that only on a rejected line, where no media flows)."""
+    """rtpengine's media flag "transcoding": packets from this side's party are transcoded
+    (some received payload type has a transcoding handler)."""
+    codec_store: Store | None = None
+    """rtpengine's codec list for this side (relay.sdp.codec_store), kept once transcoding
+    negotiation ran on the line; None on plain calls (relay.sdp.codecs decides there)."""
+    codec_plan: DirectionPlan | None = None
+    """What the media side does with packets from this side's party towards the other
+    (relay.transcode.plan); None: plain forwarding."""
+    transcoder: Transcoder | None = None
+    """The running chain for `codec_plan` (relay.call.transcode_media), kept while the plan
+    stays the same, so a re-offer does not restart the output's SSRC and sequence."""
+    ptime_override: bool = False
+    """rtpengine's PTIME_OVERRIDE: a ptime=/ptime-reverse= flag set this side's ptime."""
     portless: tuple[str | None, bool, bool] = (None, False, False)
     """For a side without ports: the address its party's SDP gave (or the SIP source), and the
     strict-source / media-handover flags of that SDP (query shows them on port-less streams)."""

@@ -51,6 +51,10 @@ class OfferedMedia:
     (docs/spec/ng-protocol.md §4.4, `ICE-lite peer`)."""
     codec_names: dict[str, str] = field(default_factory=dict)
     """Payload type → "encoding/clock[/channels]" (rtpmap, or RFC 3551 for static types)."""
+    codec_fmtp: dict[str, str] = field(default_factory=dict)
+    """Payload type → its a=fmtp value (transcoding negotiation re-prints them)."""
+    codec_rtcp_fb: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Payload type → its a=rtcp-fb values."""
 
     @property
     def zero_address(self) -> bool:

@@ -52,6 +52,11 @@ class CallOptions:
     generate_rtcp: bool | None = None
     """`generate-RTCP` word or key `on` (True), key `off` (False); None: not in the request."""
 
+    ptime: int | None = None
+    """`ptime` key: the answerer's packetisation (rtpengine repacketises to it)."""
+    rev_ptime: int | None = None
+    """`ptime-reverse` key: the offerer's packetisation."""
+
     def has(self, word: str) -> bool:
         return word in self.words
 

@@ -10,7 +10,7 @@ import random
 from collections.abc import Callable
 from dataclasses import replace
 
-from relay.call import secure
+from relay.call import secure, transcoding
 from relay.call.model import MediaSide, Party
 from relay.call.offered import OfferedMedia, OfferedSession
 from relay.call.options import CallOptions
@@ -19,6 +19,7 @@ from relay.cint import strtoull
 from relay.sdp.codecs import (
     answer_formats,
     answer_has_common,
+    answer_transcodes,
     codecs_touched,
     drop_orphans,
     offer_formats,
@@ -53,8 +54,8 @@ def media_plan(
     require = offer and r_side.mux_require
     # rtpengine keeps one ptime per side: either party's a=ptime sets both, and an SDP
     # without one leaves them (the answer to a ptime:20 offer says ptime:20 too).
-    if media.ptime:
-        s_side.ptime = r_side.ptime = media.ptime
+    _ptimes(s_side, r_side, media, options, offer)
+    formats, codec_lines = _formats(s_side, r_side, media, options, offer)
     rtcp_port: int | None = port if (mux and (require or not offer)) else port + 1
     if options.has("no-rtcp-attribute"):
         rtcp_port = None
@@ -66,7 +67,8 @@ def media_plan(
         rtcp_mux=mux,
         full_rtcp_attribute=options.has("full-rtcp-attribute"),
         protocol=r_side.protocol,
-        formats=_formats(s_side, r_side, media, options, offer),
+        formats=formats,
+        codec_lines=codec_lines,
         ptime=r_side.ptime,
         direction=_direction(media, options, zero),
         keep_zero_address=keep_zero,
@@ -82,8 +84,8 @@ def _rejected_plan(
     offer: bool, mid: str | None, keep_zero: bool, fallback_address: str,
 ) -> MediaPlan:
     """A rejected m= line (port 0): no ports, but its address, codecs and ptime still count."""
-    if media.ptime:  # stored even from a rejected line (__media_init_from_flags)
-        s_side.ptime = r_side.ptime = media.ptime
+    _ptimes(s_side, r_side, media, options, offer)  # even from a rejected line
+    formats, codec_lines = _formats(s_side, r_side, media, options, offer)
     # a rejected first m= line still decides the session c= (0.0.0.0 stays)
     return MediaPlan(
         port=0,
@@ -97,7 +99,8 @@ def _rejected_plan(
         # codec flags still apply to a rejected line's format list in an offer
         # (codecs_offer_answer runs before the port check); an answer rejecting the
         # line is not narrowed to the offered codecs (no codec_answer_only)
-        formats=_formats(s_side, r_side, media, options, offer),
+        formats=formats,
+        codec_lines=codec_lines,
         strip_extmap=options.has("strip-extmap"),
         # original-sendrecv keeps the direction line in place here too
         direction=None if options.has("original-sendrecv") else "sendrecv",
@@ -136,7 +139,61 @@ def _mid(
     return r_side.mid
 
 
+def _ptimes(
+    s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, options: CallOptions, offer: bool
+) -> None:
+    """rtpengine keeps one ptime per side (__media_init_from_flags): the SDP's a=ptime sets
+    both unless a side's ptime was overridden; an offer's `ptime` sets the answerer's side,
+    `ptime-reverse` the offerer's, and both mark both sides overridden (§1.11a)."""
+    if media.ptime:
+        if not r_side.ptime_override:
+            r_side.ptime = media.ptime
+        if not s_side.ptime_override:
+            s_side.ptime = media.ptime
+    if not offer:
+        return
+    if options.ptime and options.ptime > 0:
+        r_side.ptime = options.ptime
+        r_side.ptime_override = s_side.ptime_override = True
+    if options.rev_ptime and options.rev_ptime > 0:
+        s_side.ptime = options.rev_ptime
+        r_side.ptime_override = s_side.ptime_override = True
+
+
 def _formats(
+    s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, options: CallOptions, offer: bool
+) -> tuple[tuple[str, ...] | None, transcoding.CodecLines | None]:
+    """Payload types (and, under transcoding, their codec lines) to print: the codec stores
+    of relay.call.transcoding where transcoding can happen, else relay.sdp.codecs."""
+    if offer and transcoding.offer_needs_stores(options, s_side, r_side):
+        formats, lines = transcoding.offer(s_side, r_side, media, options)
+        s_side.offered_names = dict(media.codec_names)
+        return formats, lines
+    if not offer and _answer_needs_stores(s_side, r_side, media):
+        offered = r_side.sdp if r_side.sdp_was_offer else None
+        formats, lines = transcoding.answer(s_side, r_side, media, options, offered)
+        r_side.sent_formats = r_side.kept_formats = formats
+        return formats, lines
+    if offer:
+        s_side.codec_plan = r_side.codec_plan = None
+    return _plain_formats(s_side, r_side, media, options, offer), None
+
+
+def _answer_needs_stores(s_side: MediaSide, r_side: MediaSide, media: OfferedMedia) -> bool:
+    """An answer rtpengine transcodes (relay.sdp.codecs.answer_transcodes), on a line that
+    carries media, or a line whose offer already went through the codec stores."""
+    if r_side.codec_store is not None and s_side.codec_store is not None:
+        return True
+    return (
+        not media.rejected and r_side.sent_formats is not None
+        and answer_transcodes(
+            media.formats, r_side.sent_formats, r_side.kept_formats, media.codec_names,
+            r_side.offered_names,
+        )
+    )
+
+
+def _plain_formats(
     s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, options: CallOptions, offer: bool
 ) -> tuple[str, ...] | None:
     """Payload types to print (relay.sdp.codecs): an offer applies strip/mask; an answer
@@ -158,7 +215,7 @@ def _formats(
                 formats, r_side.sent_formats, r_side.kept_formats, media.codec_names,
                 r_side.offered_names,
             )
-        )  # only a rejected line gets here (answer_would_transcode refuses the others)
+        )  # only a rejected line gets here (_answer_needs_stores takes the others)
         if r_side.sent_formats is not None:
             formats = answer_formats(
                 formats, r_side.sent_formats, r_side.kept_formats, media.codec_names,

@@ -17,18 +17,29 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
-from relay.call import dtls_media, ice_media, plan, rtcp_media, sdes_media, secure, sides
+from relay.call import (
+    dtls_media,
+    ice_media,
+    plan,
+    rtcp_media,
+    sdes_media,
+    secure,
+    sides,
+    transcode_media,
+)
 from relay.call.errors import CallError
 from relay.call.events import CallCreated, CallEvent, CallListener, CallUpdated, Exchange
 from relay.call.model import Call, MediaSide, Party
 from relay.call.offered import OfferedMedia, OfferedSession
 from relay.call.options import NO_OPTIONS, CallOptions
 from relay.call.secure import SecureContext
-from relay.call.sides import ANSWER_TRANSCODING, RequestState
+from relay.call.sides import RequestState
 from relay.call.streams import Defer, LocalInterface, StreamAllocator, pick_interface
 from relay.call.teardown import Teardown, Totals
+from relay.call.transcoding import CannotEncode
 from relay.media.plane import ForwardingPlane
 from relay.media.stream import LEARN_DELAYED
+from relay.media.transcoder import Ledger
 from relay.ports import Opener, PortPool, PortsExhausted, bind_udp
 
 logger = logging.getLogger(__name__)
@@ -57,6 +68,7 @@ class Registry:
         tos: int | None = None,
         set_tos: Callable[[socket.socket, int], None] | None = None,
         secure: SecureContext,
+        make_chain: transcode_media.MakeChain = transcode_media.default_chain,
     ) -> None:
         if not interfaces:
             raise ValueError("at least one interface is needed")
@@ -79,6 +91,10 @@ class Registry:
         self.delete_target = self.teardown.delete_target
         self.delete_party = self.teardown.delete_party
         self.delete_call = self.teardown.delete_call
+        self.make_chain = make_chain
+        """Builds a codec chain for a DirectionPlan (relay.transcode's, lazily imported)."""
+        self.transcoders = Ledger()
+        """This process's codec chains by label (rtpengine's `transcoders` statistics)."""
         self.tickers: list[Callable[[], None]] = []
         """Run after each sweep, about once a second (the daemon-wide limits' measures)."""
         self.relayed = self.teardown.relayed
@@ -177,6 +193,8 @@ class Registry:
             )
             announced = True
             return out
+        except CannotEncode as exc:
+            raise CallError(str(exc)) from None
         except PortsExhausted:
             if new:
                 self.teardown.destroy(call, None)
@@ -197,9 +215,6 @@ class Registry:
         """Handle the answer of `to_tag` to `from_tag`'s offer; returns the SDP for the offerer."""
         call = self.get(call_id)
         offerer = call.parties.get(from_tag)
-        if offerer is not None and sides.answer_would_transcode(offerer, offered):
-            # checked before anything changes: the call stays as it was before this answer
-            raise CallError(ANSWER_TRANSCODING)
         if offerer is None:
             answerer, offerer, ice_controlling = self._answer_unknown_offerer(
                 call, from_tag, to_tag
@@ -211,6 +226,8 @@ class Registry:
             out = self._exchange(call, answerer, offerer, offered, options, render, offer=False)
         except PortsExhausted:
             raise CallError("Ran out of ports") from None
+        except CannotEncode as exc:
+            raise CallError(str(exc)) from None
         if ice_controlling and options.ice != "remove":
             # __ice_offer sets no roles with ICE=remove
             for side in answerer.medias:
@@ -351,6 +368,7 @@ class Registry:
         self._wire_secure(sender, receiver, count, offer, self.secure)
         for s_side, r_side in zip(sender.medias[:count], receiver.medias[:count], strict=True):
             rtcp_media.wire_line(s_side, r_side, self.instance_id)
+            transcode_media.wire_line(s_side, r_side, self.make_chain, self.transcoders)
         self.streams.updated((sender, receiver))  # peers, holds, flags may have changed
         if created:
             self.emit(CallCreated(call))

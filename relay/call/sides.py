@@ -10,10 +10,9 @@ import socket
 from dataclasses import dataclass
 
 from relay.call.model import Call, MediaSide, Party
-from relay.call.offered import OfferedMedia, OfferedSession
+from relay.call.offered import OfferedMedia
 from relay.call.options import CallOptions
 from relay.call.secure import SRTP_PROTOCOLS
-from relay.sdp.codecs import answer_transcodes
 from relay.sdp.model import RTP_PROTOCOLS
 
 
@@ -194,25 +193,3 @@ def refresh_learning(party: Party, until: float, call: Call | None = None) -> No
                 stream.call_id, stream.notes = call.call_id, call.notes
             if stream.sink is not None:
                 stream.filled = True
-
-
-ANSWER_TRANSCODING = (
-    "answer codecs not matching the offer (transcoding) are not supported by rtpvault yet"
-)
-
-
-def answer_would_transcode(offerer: Party, offered: OfferedSession) -> bool:
-    """rtpengine 10.5 would transcode some accepted m= line of this answer to `offerer`
-    (relay.sdp.codecs.answer_transcodes); rejected lines carry no media and are not counted."""
-    for index, media in enumerate(offered.media):
-        if media.rejected or index >= len(offerer.medias):
-            continue
-        side = offerer.medias[index]
-        if side.sent_formats is None:
-            continue
-        if answer_transcodes(
-            media.formats, side.sent_formats, side.kept_formats, media.codec_names,
-            side.offered_names,
-        ):
-            return True
-    return False

@@ -267,6 +267,9 @@ class StreamAllocator:
         closed: list[Stream] = []
         for side in sides:
             self.drop_ice_addresses(side)
+            if side.transcoder is not None:  # its chain stops counting as active
+                side.transcoder.close()
+                side.transcoder = None
             for stream in side.streams():
                 self.close(stream, side.pool)
                 closed.append(stream)

@@ -8,7 +8,8 @@ learning, the drop-and-count rule for foreign sources, recording and HEP taps, I
 A stream X (packets from party A arrive on X's local port; they leave from X.sink's local port
 towards X.sink.peer, party B) is *offloaded* once it is established: confirmed with a peer, no
 tap, not `media-handover`, IPv4, no secure transport on it or its sink (SRTP, DTLS, ICE:
-relay.media.secure), and its sink has an IPv4 peer it may send to. Then one mark
+relay.media.secure), not transcoded (relay.media.transcoder), and its sink has an IPv4 peer
+it may send to. Then one mark
 identifies it, and the `rtpvault` table holds:
 
 * `streams`: A's address . A's port . X's address . X's port → mark (with a per-element counter),
@@ -92,6 +93,7 @@ def desired(s: Stream) -> Key | None:
         or s.rtcp_sink is not None  # muxed RTCP to the other party's RTCP port: userspace
         or s.reports is not None  # generate-RTCP: statistics per packet
         or sink.reports is not None
+        or s.transcoder is not None  # transcoding: the codec chain runs in userspace
     ):
         return None
     key = (*s.peer, s.local_address, s.local_port, *sink.peer, sink.local_address, sink.local_port)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from relay.media.reports import Reports
     from relay.media.secure import Transport
+    from relay.media.transcoder import Transcoder
 
 Address = tuple[str, int]
 
@@ -69,6 +70,7 @@ class Stream:
         "reports",
         "notes",
         "retired_drops",
+        "transcoder",
     )
 
     def __init__(
@@ -139,6 +141,9 @@ class Stream:
         (one log line per call and cause)."""
         self.retired_drops: dict[str, int] | None = None
         """Secure drop counts of transports detached from this stream (relay.media.secure)."""
+        self.transcoder: Transcoder | None = None
+        """The codec chain of what this stream's party sends (relay.media.transcoder), on the
+        side's RTP and RTCP streams; None: packets are forwarded byte for byte."""
 
     def __repr__(self) -> str:
         kind = "RTCP" if self.is_rtcp else "RTP"

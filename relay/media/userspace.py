@@ -25,7 +25,8 @@ and one busy socket cannot starve the others. Per packet:
    port). A failed send counts `sink.send_errors`.
 
 A stream with a secure transport (SRTP, DTLS, ICE), or whose sink has one, or on a side that
-generates RTCP (relay.media.reports), is read by the secure reader instead
+generates RTCP (relay.media.reports), or whose packets are transcoded (relay.media.transcoder),
+is read by the secure reader instead
 (relay.media.secure.reader, chosen in `add`/`update`); the reader below is for plain pairs only
 and has no per-packet check for it.
 
@@ -81,11 +82,13 @@ BUFFER_SIZE = 65536
 
 def _needs_secure(stream: Stream) -> bool:
     """Whether `stream`'s packets need the secure (full) reader: its own leg or its sink's is
-    SRTP/ICE, or either side generates RTCP (relay.media.reports)."""
+    SRTP/ICE, either side generates RTCP (relay.media.reports), or its party's packets are
+    transcoded (relay.media.transcoder)."""
     sink, rtcp_sink = stream.sink, stream.rtcp_sink
     return (
         stream.transport is not None
         or stream.reports is not None
+        or stream.transcoder is not None
         or (sink is not None and (sink.transport is not None or sink.reports is not None))
         or (rtcp_sink is not None and rtcp_sink.transport is not None)
     )

@@ -333,4 +333,6 @@ def call_options(flags: NgFlags) -> CallOptions:
         ice_lite=flags.ice_lite,
         osrtp=tuple(flags.osrtp),
         generate_rtcp=flags.generate_rtcp,
+        ptime=flags.ptime,
+        rev_ptime=flags.rev_ptime,
     )

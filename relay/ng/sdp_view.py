@@ -1,8 +1,8 @@
 """From SDP text to what the call model needs: the parsed description, its `OfferedSession`
 summary, and a render callback that applies a `SessionPlan` to the same text.
 
-Also the gate for what rtpvault cannot do yet: offers needing transcoding (codec changes,
-repacketization to a requested ptime) get a clear error instead of a silently wrong SDP.
+Also the gate for what rtpvault cannot do yet (DTMF injection, SIPREC): a clear error instead
+of a silently wrong SDP. Codec flags and ptime go to the call model (relay.call.transcoding).
 SRTP (SDES, DTLS-SRTP) and ICE go through to the call model (relay.call.secure).
 """
 
@@ -93,6 +93,8 @@ def _media(m: MediaSection, session: dict[str, list[str | None]]) -> OfferedMedi
             for v in (*own.get("ice-options", _NONE), *session.get("ice-options", _NONE))
         ),
         codec_names=names,
+        codec_fmtp={str(pt): v for pt, v in m.fmtp.items()} if m.fmtp else {},
+        codec_rtcp_fb={str(pt): v for pt, v in m.rtcp_fb.items()} if m.rtcp_fb else {},
         ice_lite="ice-lite" in session,
         ice_lite_media="ice-lite" in own,
     )
@@ -116,16 +118,8 @@ def check_supported(offered: OfferedSession, flags: NgFlags, offer: bool = True)
 
 
 def _codec_checks(offered: OfferedSession, flags: NgFlags, offer: bool) -> None:
-    for kind in ("transcode", "offer", "accept", "consume", "set"):
-        if flags.codec.get(kind):
-            raise SdpUnsupported(f"codec-{kind} (transcoding) is not supported by rtpvault yet")
-    if flags.words & {"always-transcode", "inject-DTMF", "SIPREC"}:
-        raise SdpUnsupported(
-            "transcoding, DTMF injection and SIPREC are not supported by rtpvault yet"
-        )
-    if offer and ((flags.ptime or 0) > 0 or (flags.rev_ptime or 0) > 0):
-        # rtpengine 10.5 repacketizes (transcodes) to a requested ptime
-        raise SdpUnsupported("ptime (repacketization) is not supported by rtpvault yet")
+    if flags.words & {"inject-DTMF", "SIPREC"}:
+        raise SdpUnsupported("DTMF injection and SIPREC are not supported by rtpvault yet")
 
 
 def prepare(

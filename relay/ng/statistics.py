@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from relay.call import Registry, Totals
@@ -67,6 +67,33 @@ class Figures:
     proxies: dict[str, tuple[dict[str, int], int, float]]
     """host → (requests per command, error replies, first seen: time.monotonic())."""
     pools: list[Pool]
+    transcoded: int = 0
+    """Media sides being transcoded now (rtpengine's `transcodedmedia`: one per direction)."""
+    chains: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+    """Chain label → (transcoders now, packets, bytes, samples): relay.media.transcoder."""
+
+
+def transcoded_media(registry: Registry) -> int:
+    """Sides whose party's audio goes through a chain that encodes (rtpengine's TRANSCODE
+    media flag: a plan that only renumbers payload types does not count)."""
+    return sum(
+        1
+        for call in registry.calls.values()
+        for party in call.all_parties()
+        for side in party.medias
+        if side.transcoder is not None and side.transcoder.plan.transcodes
+    )
+
+
+def _merge_chains(parts: Sequence[Mapping[str, tuple[int, int, int, int]]]) -> dict[
+    str, tuple[int, int, int, int]
+]:
+    out: dict[str, tuple[int, int, int, int]] = {}
+    for part in parts:
+        for label, (n, packets, bytes_, samples) in part.items():
+            a = out.get(label, (0, 0, 0, 0))
+            out[label] = (a[0] + n, a[1] + packets, a[2] + bytes_, a[3] + samples)
+    return out
 
 
 def figures(registry: Registry, counters: ControlCounters, delays: Mapping[str, Delays],
@@ -92,6 +119,8 @@ def figures(registry: Registry, counters: ControlCounters, delays: Mapping[str, 
         commands=dict(counters.commands),
         proxies={h: (dict(pc.commands), pc.errors, pc.since) for h, pc in counters.proxies.items()},
         pools=pools,
+        transcoded=transcoded_media(registry),
+        chains=registry.transcoders.snapshot(),
     )
 
 
@@ -165,6 +194,8 @@ def merge(parts: Sequence[Figures]) -> Figures:
         # one process lists the proxies in the order it first heard from them
         proxies=dict(sorted(proxies.items(), key=lambda item: item[1][2])),
         pools=_merge_pools([p.pools for p in parts]),
+        transcoded=sum(p.transcoded for p in parts),
+        chains=_merge_chains([p.chains for p in parts]),
     )
 
 
@@ -174,7 +205,7 @@ def current(fig: Figures) -> dict[str, Any]:
         "sessionsown": fig.calls,
         "sessionsforeign": 0,
         "sessionstotal": fig.calls,
-        "transcodedmedia": 0,
+        "transcodedmedia": fig.transcoded,
         "packetrate_user": rates.get("packets", 0),
         "byterate_user": rates.get("bytes", 0),
         "errorrate_user": rates.get("errors", 0),
@@ -294,8 +325,19 @@ def build(fig: Figures) -> dict[str, Any]:
         },
         "controlstatistics": control(fig),
         "interfaces": interfaces(fig),
-        "transcoders": [],
+        "transcoders": transcoders(fig),
     }
+
+
+def transcoders(fig: Figures) -> list[dict[str, Any]]:
+    """rtpengine's `transcoders` list: one entry per chain label this daemon has run (they stay
+    after their calls, `num` back to 0). rtpengine adds `packetrate`/`byterate`/`samplerate`
+    only when its last whole second had input; rtpvault does not keep per-second figures and
+    leaves them out (docs/spec/metrics.md §1.3)."""
+    return [
+        {"chain": label, "num": n, "packets": packets, "bytes": bytes_, "samples": samples}
+        for label, (n, packets, bytes_, samples) in fig.chains.items()
+    ]
 
 
 def reply(parts: Sequence[Figures]) -> dict[str, Any]:

@@ -114,7 +114,7 @@ def _block(
     rtp = protocol in RTP_PROTOCOLS
     if active:
         if rtp:
-            lines.extend(_codec_lines(section, payload_types))
+            lines.extend(_codec_lines(section, payload_types, plan.codec_lines))
         if plan.direction is not None:
             lines.append(f"a={plan.direction}")
         if rtp:
@@ -128,9 +128,20 @@ def _block(
     return "".join(f"{line}\r\n" for line in lines)
 
 
-def _codec_lines(section: MediaSection, payload_types: tuple[int, ...]) -> list[str]:
-    """rtpmap, fmtp and rtcp-fb per payload type, in m= order (insert_codec_parameters)."""
+def _codec_lines(
+    section: MediaSection, payload_types: tuple[int, ...],
+    given: tuple[tuple[int, str, str, tuple[str, ...]], ...] | None = None,
+) -> list[str]:
+    """rtpmap, fmtp and rtcp-fb per payload type, in m= order (insert_codec_parameters);
+    `given`: the plan's own codec lines (transcoding) instead of the section's."""
     lines = []
+    if given is not None:
+        for pt, name, fmtp, fbs in given:
+            lines.append(f"a=rtpmap:{pt} {name}")
+            if fmtp:
+                lines.append(f"a=fmtp:{pt} {fmtp}")
+            lines.extend(f"a=rtcp-fb:{pt} {fb}" for fb in fbs)
+        return lines
     for pt in payload_types:
         # A dynamic PT without a=rtpmap is printed as "/0" by rtpengine 10.5 (verified).
         lines.append(f"a=rtpmap:{pt} {section.codec(pt) or '/0'}")

@@ -30,6 +30,9 @@ class MediaPlan:
     """Transport protocol for the m= line; None keeps the input's."""
     formats: tuple[str, ...] | None = None
     """Payload types to list, in order; None keeps the input's list (codec strip/mask)."""
+    codec_lines: tuple[tuple[int, str, str, tuple[str, ...]], ...] | None = None
+    """(payload type, rtpmap encoding, fmtp, rtcp-fb values) to print instead of the input's
+    (transcoding negotiation: codecs the input does not have); None prints the input's."""
     ptime: int | None = None
     """`a=ptime:` value to generate; None generates none."""
     direction: str | None = "sendrecv"

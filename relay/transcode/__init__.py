@@ -4,4 +4,28 @@
 rtpengine 10.5 would negotiate for the codec flags) and the media side (this package's chain,
 run by the userspace plane): one `DirectionPlan` per direction of a media section that needs
 more than plain forwarding. See docs/design/transcoding.md.
+
+Modules:
+
+* `plan` / `support`: the contract with negotiation (what to do per payload type; what FFmpeg
+  can decode and encode here);
+* `codecs`: FFmpeg names, sample rate versus RTP clock (G.722), Opus options from fmtp;
+* `audio`: the only PyAV user: `Decoder`, `Encoder`, `Resampler` over bytes;
+* `chain`: `Chain(plan, ssrc, seq, ts)`, the per-direction media work,
+  `feed(rtp, now) -> list[bytes]`, plain-int counters and what an SR needs;
+* `dtmf`: RFC 4733 payloads, DTMF tones; `detect`: in-band DTMF → events (Goertzel);
+* `packet`: the RTP header operations the chain needs.
+
+Making RTP from PCM (play media, play DTMF): build an `audio.Encoder` for the receiver's codec,
+
+    codec = codecs.lookup("opus", 48000)            # None if FFmpeg cannot do it
+    enc = audio.Encoder(codec, ptime=20, fmtp="useinbandfec=1")
+    payload = enc.encode(pcm)   # exactly enc.frame mono s16le samples at codec.sample_rate
+    packet.build(marker, pt, seq, ts, ssrc, payload); ts += enc.ticks
+
+(`enc.ticks` is the RTP timestamp step, G.722: half the samples). `audio.Resampler(rate)`
+turns a file's decoded frames or other PCM into mono s16 at the codec's rate, and
+`dtmf.tone_pcm(code, volume, offset, count, rate)` makes a DTMF tone at rtpengine's level.
+To send inside a transcoded direction, use the chain's own SSRC/sequence (`chain.ssrc`,
+`chain.seq`) so the receiver sees one stream.
 """

@@ -286,7 +286,7 @@ LIST: Table = {
     "deletedelay": _const(lambda d: f"{d.registry.delete_delay}\n"),
     "interfaces": Wide(_figures, lambda parts, r: ctltext.interfaces(ngstats.merge(parts))),
     "jsonstats": _statistics(ctltext.jsonstats),
-    "transcoders": _const(lambda d: "No stats entries\n"),  # rtpvault does not transcode
+    "transcoders": Wide(_figures, lambda parts, r: ctltext.transcoders(ngstats.merge(parts))),
 }
 
 

@@ -32,8 +32,9 @@ def figures(daemon: DaemonContext, state: CtlState) -> Figures:
                            state.rates)  # fmt: skip
 
 
-Counts = tuple[int, int, int, int, int]
-"""(own calls, all calls, IPv4-only, IPv6-only, mixed): `list numsessions` of one process."""
+Counts = tuple[int, int, int, int, int, int]
+"""(own calls, all calls, IPv4-only, IPv6-only, mixed, transcoded media sides): `list
+numsessions` of one process."""
 
 
 def session_counts(daemon: DaemonContext) -> Counts:
@@ -50,13 +51,13 @@ def session_counts(daemon: DaemonContext) -> Counts:
             v6 += 1
         elif fams:
             mixed += 1
-    return own, len(calls), v4, v6, mixed
+    return own, len(calls), v4, v6, mixed, ngstats.transcoded_media(daemon.registry)
 
 
 def numsessions(counts: Counts) -> str:
-    own, total, v4, v6, mixed = counts
+    own, total, v4, v6, mixed, transcoded = counts
     return (f"Current sessions own: {own}\nCurrent sessions foreign: {total - own}\n"
-            f"Current sessions total: {total}\nCurrent transcoded media: 0\n"
+            f"Current sessions total: {total}\nCurrent transcoded media: {transcoded}\n"
             f"Current sessions ipv4 only media: {v4}\nCurrent sessions ipv6 only media: {v6}\n"
             f"Current sessions ip mixed  media: {mixed}\n")  # fmt: skip
 
@@ -289,3 +290,11 @@ def forwarding_rows(daemon: DaemonContext) -> list[tuple[float, str]]:
 def forwarding(rows: list[tuple[float, str]]) -> str:
     """The table from (call created, row), oldest call first as one process lists them."""
     return "".join(row for _, row in rows) if rows else "No streams.\n"
+
+
+def transcoders(fig: Figures) -> str:
+    """`list transcoders` as rtpengine 10.5 prints it: one line per chain label (its per-second
+    rates, printed when its last whole second had input, are not kept by rtpvault)."""
+    if not fig.chains:
+        return "No stats entries\n"
+    return "".join(f"{label}: {n} transcoders\n" for label, (n, *_) in fig.chains.items())

@@ -46,7 +46,21 @@ def dominant_hz(
     return float(max(range(low, high + 1, step), key=lambda f: power(samples, f, rate)))
 
 
-def fit_snr_db(samples: Sequence[float], hz: float, rate: int = RATE) -> float:
+def pcm_tone(hz: float, first_sample: int, count: int, rate: int, amplitude: int = 8000) -> bytes:
+    """`count` signed 16-bit little-endian samples of a sine at `hz`, sampled at `rate`."""
+    return b"".join(
+        round(amplitude * math.sin(2 * math.pi * hz * (first_sample + n) / rate)).to_bytes(
+            2, "little", signed=True)
+        for n in range(count)
+    )  # fmt: skip
+
+
+def pcm_samples(pcm: bytes) -> list[int]:
+    """Signed 16-bit little-endian PCM → samples."""
+    return [int.from_bytes(pcm[i : i + 2], "little", signed=True) for i in range(0, len(pcm), 2)]
+
+
+def snr_db(samples: Sequence[float], hz: float, rate: int = RATE) -> float:
     """Signal-to-noise ratio (dB) of `samples` as a sine at `hz`: the least-squares fit of
     a·sin + b·cos + c (amplitude, phase and DC unknown) is the signal, the residual the noise.
 

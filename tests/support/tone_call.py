@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .rtp_party import Party
-from .tone import dominant_hz, fit_snr_db, rtp_ulaw_samples, ulaw_tone
+from .tone import dominant_hz, rtp_ulaw_samples, snr_db, ulaw_tone
 
 PTIME = 0.02
 SAMPLES = 160
@@ -78,4 +78,4 @@ def heard(packets: Sequence[bytes], expect_hz: float, skip: float = 0.5, pt: int
     steady = samples[int(skip * 8000) : len(samples) - 800]
     if len(steady) < 1600:
         return Heard(0.0, float("-inf"), len(samples) / 8000)
-    return Heard(dominant_hz(steady[:4000]), fit_snr_db(steady, expect_hz), len(samples) / 8000)
+    return Heard(dominant_hz(steady[:4000]), snr_db(steady, expect_hz), len(samples) / 8000)

@@ -13,7 +13,9 @@ SCANNED = ("relay", "recorder", "hep", "storage", "migrations", "rtpvault", "tes
 SUFFIXES = {".py", ".md", ".json", ".conf", ".txt", ".sh"}
 SHARED = "shared"  # spelled apart so that `git grep` for the old paths finds nothing here
 OUTSIDE = re.compile(rf"\.\./{SHARED}|{SHARED}/spec|{SHARED}/ARCH")
-REF = re.compile(r"[\w./-]*(?<![\w-])(ng-protocol|sdp|recording|config|metrics|hep)\.md")
+REF = re.compile(
+    r"[\w./-]*(?<![\w-])(ng-protocol|sdp|recording|config|metrics|hep|transcoding)\.md"
+)
 SECTIONS = re.compile(r"[`)]*[ :]*((?:§?\d+(?:\.\d+)*(?:[–-]§?\d+(?:\.\d+)*)?(?:, |/| )?)+)")
 
 

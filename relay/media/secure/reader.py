@@ -1,5 +1,6 @@
 """The userspace plane's reader for a stream that has a secure transport, or whose sink has one
-(relay.media.secure), or that generates RTCP (relay.media.reports). Plain pairs never run this
+(relay.media.secure), that generates RTCP (relay.media.reports) or transcodes
+(relay.media.transcoder). Plain pairs never run this
 code: `UserspacePlane.add`/`update` choose it.
 
 Per datagram, after `recvfrom_into` (same adaptive batch as the plain reader):
@@ -14,7 +15,10 @@ Per datagram, after `recvfrom_into` (same adaptive batch as the plain reader):
 3. latching as in the plain reader (not with ICE: the selected pair is the peer);
 4. counters; with generate-RTCP the packet updates the side's reports (the party's RTCP stops
    here) and RTP leaving towards a side with reports is counted there;
-5. out through the sink (RTCP through `rtcp_sink` when the stream has one,
+5. on a transcoded direction (`stream.transcoder`, relay.media.transcoder), RTP goes through
+   the codec chain and what it returns is sent instead (each packet as below); the party's
+   RTCP is rewritten for the other leg (docs/spec/transcoding.md §2);
+6. out through the sink (RTCP through `rtcp_sink` when the stream has one,
    docs/spec/sdp.md §4.1): its transport protects and picks the ICE pair, or a
    plain sink gets `sendto(sink.peer)` as in the plain reader.
 
@@ -94,6 +98,20 @@ def handle(
     sink = s.rtcp_sink if rtcp and s.rtcp_sink is not None else s.sink
     if sink is None or sink.send_blocked:
         return
+    tc = s.transcoder
+    if tc is not None:
+        if rtcp:
+            data = tc.rtcp(data)  # describes the other leg now (docs/spec/transcoding.md §2)
+        else:
+            for out in tc.feed(data, now):  # the chain never raises (counted in tc.errors)
+                _send(sink, out, False)
+            return
+    _send(sink, data, rtcp)
+
+
+def _send(sink: Stream, data: bytes, rtcp: bool) -> None:
+    """`data` leaves towards the sink's party: counted for its reports (RTP), protected by its
+    transport (which picks the ICE pair), or sent to its peer on a plain leg."""
     if sink.reports is not None and not rtcp:
         sink.reports.forwarded(data)
     st = sink.transport

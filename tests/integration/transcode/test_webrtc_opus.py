@@ -40,7 +40,7 @@ from tests.integration.test_webrtc_media import (
 )
 from tests.integration.webrtc.peer import PlainPeer
 from tests.support.daemons import Daemon, start
-from tests.support.tone import dominant_hz, fit_snr_db, ulaw_samples
+from tests.support.tone import dominant_hz, snr_db, ulaw_samples
 
 pytestmark = pytest.mark.integration
 
@@ -96,8 +96,8 @@ async def _audio_both_ways(phone: PlainPeer, frames: asyncio.Queue[av.AudioFrame
     assert dominant_hz(at_browser) == TONE_PLAIN
     # Not a pitch by accident: most of the power is the tone (a loose floor; the chain test
     # compares SNR with rtpengine's).
-    assert fit_snr_db(at_phone, TONE_WEBRTC) > 10
-    assert fit_snr_db(at_browser, TONE_PLAIN) > 10
+    assert snr_db(at_phone, TONE_WEBRTC) > 10
+    assert snr_db(at_browser, TONE_PLAIN) > 10
 
 
 async def browser_calls_phone(d: Daemon) -> None:

@@ -104,15 +104,16 @@ def test_timestamps_place_audio_despite_jitter() -> None:
 
 
 def test_unsupported_codec_is_named() -> None:
-    legs = [Leg(*A, ssrc=1, freq=440, start=0, seconds=0.1, pt=9)]
-    with pytest.raises(WavExportError, match=r"codec G722 \(payload type 9\).*PCMA, PCMU"):
+    legs = [Leg(*A, ssrc=1, freq=440, start=0, seconds=0.1, pt=15)]
+    with pytest.raises(WavExportError,
+                       match=r"codec G728 \(payload type 15\).*G722, .*OPUS, PCMA, PCMU"):
         export_wav(pcap_bytes(legs))
 
 
 def test_dynamic_codec_from_sidecar_is_named() -> None:
     legs = [Leg(*A, ssrc=1, freq=440, start=0, seconds=0.1, pt=96)]
-    side = {"parties": [{"tag": "a", "media": [{"codecs": [{"pt": 96, "name": "opus"}]}]}]}
-    with pytest.raises(WavExportError, match=r"codec OPUS \(payload type 96\)"):
+    side = {"parties": [{"tag": "a", "media": [{"codecs": [{"pt": 96, "name": "AMR-WB"}]}]}]}
+    with pytest.raises(WavExportError, match=r"codec AMR-WB \(payload type 96\)"):
         export_wav(pcap_bytes(legs), side)
 
 

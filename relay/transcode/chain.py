@@ -1,0 +1,388 @@
+"""One direction's media chain: plaintext RTP from the sender in, RTP for the receiver out,
+as a `DirectionPlan` (relay.transcode.plan) says. Sans-IO: `feed(packet, now)` returns the
+packets to send; the caller (the userspace plane) owns sockets, SRTP and the clock.
+
+Per input payload type (docs/spec/transcode-media.md §1):
+
+* passthrough: forwarded as is; while the chain transcodes, with the chain's SSRC and
+  sequence numbers (the timestamp kept), as rtpengine 10.5's `handler_func_passthrough_ssrc`;
+* renumber: the same, with the payload type rewritten;
+* an audio codec FFmpeg decodes: decoded (one decoder per payload type, made on first use),
+  resampled to the encoder's rate, buffered and encoded into `encode_pt` packets of the plan's
+  ptime, with the chain's own SSRC, sequence numbers and timestamps at the output clock;
+* telephone-event: renumbered to `dtmf_out_pt` with its timestamp on the output time line and
+  its duration scaled to the output clock, or, with no `dtmf_out_pt`, synthesised into the
+  encoded audio as the tone (relay.transcode.dtmf), as rtpengine 10.5 does;
+* CN: forwarded as `cn_out_pt` when the receiver has one, else a pause (silence);
+* anything else: forwarded like passthrough and counted in `unknown_pt`.
+
+Time line: the output timestamp follows the input's. A contiguous input packet continues the
+output; a short gap (loss, up to FILL_MS) is filled with silence so the output keeps its
+cadence (FFmpeg gives us no Opus FEC or PLC, see relay.transcode.audio); a longer gap, a
+marked packet after a gap (talkspurt) or a new input SSRC pads the partial frame with silence,
+moves the output timestamp on by the gap and sets the marker on the next packet. A packet from
+before what was already encoded (late, reordered or duplicated) is dropped and counted in
+`late`. Nothing is ever sent faster than input arrives, and nothing waits for a timer.
+
+Bad input never raises: a non-RTP packet counts in `malformed`, a payload FFmpeg rejects in
+`decode_errors` (the frame is dropped, the call goes on).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from relay.transcode import packet
+from relay.transcode.audio import AudioError, Decoder, Encoder, Resampler
+from relay.transcode.codecs import AudioCodec, lookup
+from relay.transcode.detect import DtmfDetector
+from relay.transcode.dtmf import DtmfSynth, Event, EventError, build_event, parse_event
+from relay.transcode.plan import Codec, DirectionPlan
+
+__all__ = ["DETECTED_VOLUME", "END_REPEATS", "FILL_MS", "MAX_JUMP_S", "Chain", "ChainError"]
+
+FILL_MS = 200
+"""Input gaps up to this long are filled with silence (lost packets); longer ones (DTX,
+on hold) move the output timestamp on instead."""
+MAX_JUMP_S = 30
+"""An input timestamp jump beyond this (or backwards by more than a second) is a reset of the
+sender's clock: the output moves on by the arrival-time difference instead."""
+
+
+END_REPEATS = 3
+"""An event's end packet is sent this many times (RFC 4733 §2.5.1.4), as rtpengine does."""
+DETECTED_VOLUME = 10
+"""Volume (dBm0 below full scale) of telephone-events made from detected tones."""
+
+
+class ChainError(ValueError):
+    """A plan the chain cannot run (its encode_pt is not a codec FFmpeg encodes)."""
+
+
+def _signed(delta: int) -> int:
+    return (delta + 0x80000000) % 0x100000000 - 0x80000000
+
+
+def _is(codec: Codec, name: str) -> bool:
+    return codec.name.lower() == name
+
+
+class Chain:
+    """The media work for one `DirectionPlan`. `ssrc`, `seq` and `ts` are the output's first
+    SSRC, sequence number and timestamp (random in production, passed in for tests)."""
+
+    def __init__(self, plan: DirectionPlan, ssrc: int, seq: int = 0, ts: int = 0) -> None:
+        self.plan = plan
+        self.ssrc = ssrc
+        self.seq = seq & 0xFFFF
+        # counters (plain ints, read by stats and RTCP)
+        self.packets_in = 0
+        self.bytes_in = 0
+        self.packets_out = 0
+        self.octets_out = 0
+        """Octets of whole RTP packets sent, as rtpengine counts them for an SR."""
+        self.decode_errors = 0
+        self.samples_decoded = 0
+        self.frames_encoded = 0
+        self.malformed = 0
+        self.late = 0
+        self.unknown_pt = 0
+        self.filled = 0
+        """Samples of silence put in for lost input."""
+        self.dtmf_events = 0
+        self.last_ts = ts & 0xFFFFFFFF
+        """RTP timestamp of the last packet out (an SR's RTP time with `last_ts_at`)."""
+        self.last_ts_at = 0.0
+        self.out_codec: AudioCodec | None = None
+        self.encoder: Encoder | None = None
+        self.out_clock = 8000
+        if plan.encode_pt is not None:
+            out = plan.outputs.get(plan.encode_pt)
+            codec = lookup(out.name, out.clock) if out is not None else None
+            if codec is None or codec.encoder is None or out is None:
+                raise ChainError(f"cannot encode payload type {plan.encode_pt} ({out})")
+            self.out_codec = codec
+            self.encoder = Encoder(codec, plan.ptime or 20, out.fmtp)
+            self.out_clock = out.clock
+        self._decoders: dict[int, Decoder] = {}
+        self._synths: dict[int, tuple[DtmfSynth, Resampler]] = {}
+        self._in_ssrc: int | None = None
+        # output time line: `_tick` is the output timestamp of `_buf[0]` (not wrapped)
+        self._buf = bytearray()
+        self._tick = ts
+        self._exp: int | None = None  # input timestamp expected next
+        self._exp_clock = 0
+        self._last_now = 0.0
+        self._marker = True
+        self._padded = 0  # samples of silence the last flush added after the real audio
+        self._ev_in: tuple[int, int] | None = None  # (input event ts, output event ts)
+        self._detector: DtmfDetector | None = None
+        self._det_rate: Resampler | None = None
+        self._det: list[int] = []  # detected digit under way: [code, start tick or -1, ended]
+        if plan.inband_to_dtmf and plan.dtmf_out_pt is not None and self.out_codec is not None:
+            self._detector = DtmfDetector()
+            self._det_rate = Resampler(8000)
+
+    # -- what the plane's RTCP needs ----------------------------------------------------------
+
+    def rtp_timestamp(self, now: float) -> int:
+        """The output RTP timestamp that corresponds to wall-clock `now` (an SR's RTP time)."""
+        return (self.last_ts + round((now - self.last_ts_at) * self.out_clock)) & 0xFFFFFFFF
+
+    # -- per packet ---------------------------------------------------------------------------
+
+    def feed(self, data: bytes, now: float) -> list[bytes]:
+        """One plaintext RTP packet from the sender → the packets for the receiver."""
+        self.packets_in += 1
+        self.bytes_in += len(data)
+        rtp = packet.parse(data)
+        if rtp is None:
+            self.malformed += 1
+            return []
+        plan = self.plan
+        if not plan.transcodes:
+            new = plan.renumber.get(rtp.pt)
+            if new is None and rtp.pt not in plan.passthrough:
+                self.unknown_pt += 1
+            return self._sent([data if new is None else packet.rewrite(data, pt=new)], now)
+        out = self._new_source(rtp.ssrc) if rtp.ssrc != self._in_ssrc else []
+        codec = plan.inputs.get(rtp.pt)
+        if codec is not None and _is(codec, "telephone-event"):
+            out += self._event(rtp, codec, now)
+        elif rtp.pt in plan.passthrough or rtp.pt in plan.renumber or codec is None:
+            if codec is None:
+                self.unknown_pt += 1
+            new = plan.renumber.get(rtp.pt)
+            self.seq = (self.seq + 1) & 0xFFFF
+            out.append(packet.rewrite(data, pt=new, seq=self.seq, ssrc=self.ssrc))
+        elif _is(codec, "cn"):
+            out += self._comfort_noise(rtp, codec)
+        else:
+            out += self._audio(rtp, codec, now)
+        return self._sent(out, now)
+
+    def _sent(self, out: list[bytes], now: float) -> list[bytes]:
+        if out:
+            self.packets_out += len(out)
+            self.octets_out += sum(len(p) for p in out)
+            self.last_ts = int.from_bytes(out[-1][4:8], "big")
+            self.last_ts_at = now
+        return out
+
+    def _new_source(self, ssrc: int) -> list[bytes]:
+        """A new input SSRC: fresh decoders, a new talkspurt on the same output stream."""
+        out = self._flush() if self._in_ssrc is not None else []
+        self._in_ssrc = ssrc
+        self._decoders.clear()
+        self._synths.clear()
+        self._exp = None
+        self._marker = True
+        return out
+
+    # -- audio ------------------------------------------------------------------------------
+
+    def _decoder(self, pt: int, codec: Codec) -> Decoder | None:
+        dec = self._decoders.get(pt)
+        if dec is None:
+            av_codec = lookup(codec.name, codec.clock)
+            if av_codec is None or self.out_codec is None:
+                return None
+            try:
+                dec = self._decoders[pt] = Decoder(av_codec, self.out_codec.sample_rate)
+            except AudioError:
+                return None
+        return dec
+
+    def _audio(self, rtp: packet.Rtp, codec: Codec, now: float) -> list[bytes]:
+        if any(not synth.ended for synth, _ in self._synths.values()):
+            return []  # the event's tone stands for the audio meanwhile
+        dec = self._decoder(rtp.pt, codec)
+        if dec is None:
+            self.decode_errors += 1
+            return []
+        try:
+            pcm, native = dec.decode(rtp.payload)
+        except AudioError:
+            self.decode_errors += 1
+            return []
+        self.samples_decoded += native
+        ticks = native * codec.clock // dec.codec.sample_rate
+        return self._place(rtp.ts, ticks, codec.clock, rtp.marker, pcm, now)
+
+    def _place(self, ts: int, ticks: int, clock: int, marker: bool, pcm: bytes,
+               now: float) -> list[bytes]:  # fmt: skip
+        """Put decoded audio (at the encoder's rate) starting at input timestamp `ts` on the
+        output time line and encode every whole frame."""
+        out: list[bytes] = []
+        assert self.out_codec is not None
+        rate = self.out_codec.sample_rate
+        if self._exp is None or clock != self._exp_clock:
+            if self._exp is not None:
+                out += self._flush()
+            self._marker = True
+        else:
+            delta = _signed(ts - self._exp)
+            tolerance = clock // 1000
+            if delta < -tolerance and delta > -clock:
+                self.late += 1
+                return out
+            if delta > tolerance:
+                gap = delta * rate // clock
+                if delta <= clock * FILL_MS // 1000 and not marker:
+                    gap = max(0, gap - self._padded)
+                    self._buf += bytes(2 * gap)
+                    self.filled += gap
+                else:
+                    if delta > clock * MAX_JUMP_S:
+                        gap = round((now - self._last_now) * rate)
+                    out += self._jump(gap)
+            elif delta < -tolerance:  # a timestamp reset: follow the arrival time
+                out += self._jump(round((now - self._last_now) * rate))
+            elif marker:
+                self._marker = True
+        self._exp, self._exp_clock, self._last_now = (ts + ticks) & 0xFFFFFFFF, clock, now
+        self._buf += pcm
+        self._padded = 0
+        if self._detector is not None and self._det_rate is not None:
+            self._detect(self._det_rate.pcm(pcm, rate))
+        return out + self._encode()
+
+    def _jump(self, gap: int) -> list[bytes]:
+        """A pause of `gap` samples: finish the partial frame, move the time line on."""
+        assert self.out_codec is not None
+        out = self._flush()
+        self._tick += max(0, int((gap - self._padded) * self.out_codec.ticks_per_sample))
+        self._padded = 0
+        self._marker = True
+        return out
+
+    def _flush(self) -> list[bytes]:
+        """Encode what is buffered, padded with silence to a whole frame."""
+        if not self._buf or self.encoder is None:
+            self._buf.clear()
+            return []
+        frame = self.encoder.frame
+        rest = len(self._buf) // 2 % frame
+        self._padded = frame - rest if rest else 0
+        self._buf += bytes(2 * self._padded)
+        return self._encode()
+
+    def _encode(self) -> list[bytes]:
+        enc = self.encoder
+        assert enc is not None and self.plan.encode_pt is not None
+        out = []
+        frame = 2 * enc.frame
+        while len(self._buf) >= frame:
+            pcm = bytes(self._buf[:frame])
+            del self._buf[:frame]
+            if self._det:  # a detected digit: its event packets stand for the audio
+                out += self._detected_event()
+                continue
+            payload = enc.encode(pcm)
+            self.frames_encoded += 1
+            self.seq = (self.seq + 1) & 0xFFFF
+            out.append(packet.build(self._marker, self.plan.encode_pt, self.seq, self._tick,
+                                    self.ssrc, payload))  # fmt: skip
+            self._marker = False
+            self._tick += enc.ticks
+        return out
+
+    def _out_tick(self, ts: int, clock: int) -> int:
+        """Output timestamp (not wrapped) of input timestamp `ts` on the current time line."""
+        assert self.out_codec is not None
+        end = self._tick + int(len(self._buf) // 2 * self.out_codec.ticks_per_sample)
+        if self._exp is None:
+            return end
+        return end + _signed(ts - self._exp) * self.out_clock // clock
+
+    # -- in-band DTMF → telephone-event ----------------------------------------------------
+
+    def _detect(self, pcm: bytes) -> None:
+        assert self._detector is not None
+        for what, code in self._detector.feed(pcm):
+            if what == "start" and not self._det:
+                self._det = [code, -1, 0]
+                self.dtmf_events += 1
+            elif what == "end" and self._det and self._det[0] == code:
+                self._det[2] = 1
+
+    def _detected_event(self) -> list[bytes]:
+        """The telephone-event packet(s) that replace the audio frame at `_tick` while a
+        detected digit lasts: one per frame, then the end packet three times."""
+        pt = self.plan.dtmf_out_pt
+        assert pt is not None and self.encoder is not None
+        code, start, ended = self._det
+        marker = start < 0
+        if marker:
+            start = self._det[1] = self._tick
+        te = self.plan.outputs.get(pt)
+        scale = Fraction(te.clock if te is not None else self.out_clock, self.out_clock)
+        duration = min(0xFFFF, int((self._tick + self.encoder.ticks - start) * scale))
+        ev = build_event(Event(code, bool(ended), DETECTED_VOLUME, duration))
+        out = []
+        for _ in range(END_REPEATS if ended else 1):
+            self.seq = (self.seq + 1) & 0xFFFF
+            out.append(packet.build(marker, pt, self.seq, start, self.ssrc, ev))
+        self._tick += self.encoder.ticks
+        if ended:
+            self._det = []
+        return out
+
+    # -- telephone-event and CN -------------------------------------------------------------
+
+    def _event(self, rtp: packet.Rtp, codec: Codec, now: float) -> list[bytes]:
+        plan = self.plan
+        out_pt = plan.renumber.get(rtp.pt, rtp.pt if rtp.pt in plan.passthrough
+                                   else plan.dtmf_out_pt)  # fmt: skip
+        if out_pt is None:
+            return self._inband(rtp, codec, now)
+        try:
+            ev = parse_event(rtp.payload)
+        except EventError:
+            self.decode_errors += 1
+            return []
+        out_codec = plan.outputs.get(out_pt)
+        out_clock = out_codec.clock if out_codec is not None else codec.clock
+        if self._ev_in is None or self._ev_in[0] != rtp.ts:
+            self.dtmf_events += 1
+            self._ev_in = (rtp.ts, self._out_tick(rtp.ts, codec.clock))
+        scaled = Event(ev.code, ev.end, ev.volume,
+                       min(0xFFFF, ev.duration * out_clock // codec.clock))  # fmt: skip
+        self.seq = (self.seq + 1) & 0xFFFF
+        return [packet.build(rtp.marker, out_pt, self.seq, self._ev_in[1], self.ssrc,
+                             build_event(scaled))]  # fmt: skip
+
+    def _inband(self, rtp: packet.Rtp, codec: Codec, now: float) -> list[bytes]:
+        """No telephone-event on the output: the event becomes its tone in the audio."""
+        assert self.out_codec is not None
+        got = self._synths.get(rtp.pt)
+        if got is None:
+            got = self._synths[rtp.pt] = (DtmfSynth(codec.clock),
+                                          Resampler(self.out_codec.sample_rate))  # fmt: skip
+        synth, resampler = got
+        try:
+            tone = synth.feed(rtp.ts, rtp.payload)
+        except EventError:
+            self.decode_errors += 1
+            return []
+        if tone is None:
+            return []
+        ts, pcm = tone
+        if ts == rtp.ts:
+            self.dtmf_events += 1
+        ticks = len(pcm) // 2
+        return self._place(ts, ticks, codec.clock, False, resampler.pcm(pcm, codec.clock), now)
+
+    def _comfort_noise(self, rtp: packet.Rtp, codec: Codec) -> list[bytes]:
+        """RFC 3389 CN: forwarded as the receiver's CN on our time line, else a pause."""
+        pt = self.plan.cn_out_pt
+        if pt is None:
+            return []
+        out = self._flush()
+        ts = self._out_tick(rtp.ts, codec.clock)
+        self.seq = (self.seq + 1) & 0xFFFF
+        return out + [packet.build(False, pt, self.seq, ts, self.ssrc, rtp.payload)]
+
+    @property
+    def ticks_per_second(self) -> Fraction:
+        return Fraction(self.out_clock)

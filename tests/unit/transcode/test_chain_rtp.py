@@ -1,0 +1,106 @@
+"""relay.transcode.chain's RTP: passthrough and renumbering, the output time line under loss,
+reordering, talkspurts and a new input SSRC, and bad input counted, never raised."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relay.transcode import packet
+from relay.transcode.chain import Chain
+from relay.transcode.plan import DirectionPlan
+from tests.support.chains import G722, OPUS, PCMA, PCMU, plan, run, tone_packets
+
+
+def heads(out: list[bytes]) -> list[packet.Rtp]:
+    got = [packet.parse(p) for p in out]
+    assert all(h is not None for h in got)
+    return [h for h in got if h is not None]
+
+
+def test_a_renumber_only_plan_rewrites_the_payload_type_and_nothing_else() -> None:
+    p = DirectionPlan(inputs={0: PCMU, 101: PCMU}, outputs={0: PCMU, 100: PCMU},
+                      passthrough=frozenset({0}), renumber={101: 100})  # fmt: skip
+    chain = Chain(p, 5)
+    a = packet.build(True, 0, 7, 1000, 0x42, b"\x01" * 160)
+    b = packet.build(False, 101, 8, 1160, 0x42, b"\x02" * 160)
+    assert chain.feed(a, 0.0) == [a]
+    assert chain.feed(b, 0.02) == [b[:1] + bytes([100]) + b[2:]]
+    assert chain.unknown_pt == 0 and chain.packets_out == 2
+
+
+def test_while_transcoding_a_passthrough_type_gets_the_chains_ssrc_and_sequence() -> None:
+    p = plan(PCMU, OPUS, inputs={8: PCMA}, outputs={8: PCMA}, passthrough=frozenset({8}))
+    chain = Chain(p, 0x99, seq=10)
+    out = heads(run(chain, tone_packets(PCMU, 1000, 0.1)))
+    pa = packet.build(False, 8, 500, 123456, 0x1234, b"\xd5" * 160)
+    (fwd,) = heads(chain.feed(pa, 1.0))
+    assert (fwd.pt, fwd.ssrc, fwd.seq, fwd.ts, fwd.payload) == (
+        8, 0x99, (out[-1].seq + 1) & 0xFFFF, 123456, b"\xd5" * 160)
+
+
+def test_loss_is_filled_and_the_output_keeps_its_cadence() -> None:
+    pkts = tone_packets(PCMU, 1000, 1.0)
+    lost = [p for i, p in enumerate(pkts) if i not in (10, 11, 30)]
+    chain = Chain(plan(PCMU, PCMA), 1, ts=0)
+    out = heads(run(chain, lost))
+    assert [h.seq for h in out] == list(range(1, len(out) + 1))
+    assert [h.ts for h in out] == [160 * i for i in range(len(out))]  # the gaps are in there
+    assert len(out) == 50 and chain.filled == 3 * 160
+    assert [h.marker for h in out].count(True) == 1
+
+
+def test_reordered_and_duplicated_input_never_bunches_or_rewinds_the_output() -> None:
+    pkts = tone_packets(PCMU, 1000, 0.4)
+    order = pkts[:5] + [pkts[6], pkts[5], pkts[5]] + pkts[7:]
+    chain = Chain(plan(PCMU, G722), 1, ts=0)
+    out = heads(run(chain, order))
+    assert [h.seq for h in out] == list(range(1, len(out) + 1))
+    ts = [h.ts for h in out]
+    assert ts == sorted(set(ts)) and all(b - a == 160 for a, b in zip(ts, ts[1:], strict=False))
+    assert chain.late == 2
+
+
+def test_a_talkspurt_after_silence_moves_the_timestamp_on_with_a_marker() -> None:
+    first = tone_packets(PCMU, 1000, 0.2)
+    later = [packet.build(i == 0, 0, 10 + 50 + i, 1000 + 8000 * 3 + 160 * i, 0x1234,
+                          packet.parse(p).payload)  # type: ignore[union-attr]
+             for i, p in enumerate(tone_packets(PCMU, 1000, 0.2))]  # fmt: skip
+    chain = Chain(plan(PCMU, OPUS), 1, ts=0)
+    out = heads(run(chain, first) + run(chain, later, start=3.2))
+    ts = [h.ts for h in out]
+    jumps = [(a, b) for a, b in zip(ts, ts[1:], strict=False) if b - a != 960]
+    gap = 8000 * 3 - 160 * 10  # from the end of the first burst to the second, 8 kHz ticks
+    assert len(jumps) == 1 and abs((jumps[0][1] - jumps[0][0]) - (960 + gap * 6)) <= 200
+    assert [h.marker for h in out].count(True) == 2
+    assert out[[h.ts for h in out].index(jumps[0][1])].marker
+
+
+def test_a_new_input_ssrc_continues_the_same_output_stream() -> None:
+    chain = Chain(plan(PCMU, PCMA), 0x77, ts=0)
+    a = run(chain, tone_packets(PCMU, 1000, 0.2, ssrc=1))
+    b = run(chain, tone_packets(PCMU, 1000, 0.2, ssrc=2), start=0.2)
+    out = heads(a + b)
+    assert {h.ssrc for h in out} == {0x77}
+    assert [h.seq for h in out] == list(range(1, len(out) + 1))
+    ts = [h.ts for h in out]
+    assert ts == sorted(set(ts))
+    assert [h.marker for h in out].count(True) == 2
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0, 8, 9, 13, 96, 101, 127]), st.binary(max_size=200),
+                          st.integers(0, 0xFFFFFFFF), st.booleans()), max_size=20),
+       st.lists(st.binary(max_size=40), max_size=5))  # fmt: skip
+def test_garbage_payloads_are_counted_not_raised(
+    pkts: list[tuple[int, bytes, int, bool]], junk: list[bytes]
+) -> None:
+    p = plan(PCMU, OPUS, inputs={8: PCMA, 9: G722, 96: OPUS, 13: PCMU.__class__("CN", 8000),
+                                 101: PCMU.__class__("telephone-event", 8000)})  # fmt: skip
+    chain = Chain(p, 3)
+    for i, (pt, payload, ts, marker) in enumerate(pkts):
+        chain.feed(packet.build(marker, pt, i, ts, 0x55, payload), i * 0.02)
+    for j in junk:
+        chain.feed(j, 1.0)
+    assert chain.packets_in == len(pkts) + len(junk)
+    assert chain.malformed <= len(junk)
