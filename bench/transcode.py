@@ -54,7 +54,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +199,15 @@ def udp_socket() -> socket.socket:
 
 
 @dataclass
+class Lateness:
+    expected: int = 0  # measured output packets plus missing ones
+    late: int = 0
+    missing: int = 0
+    extra: int = 0  # output packets beyond one per input packet (same RTP timestamp slot)
+    unsteady: int = 0  # output packets not measured: their input went out in a burst
+
+
+@dataclass
 class PassResult:
     kind: str
     codec: str
@@ -206,9 +215,7 @@ class PassResult:
     seconds: float = 0.0
     daemon_cpu: float = 0.0
     gen_cpu: float = 0.0
-    expected: int = 0
-    late: int = 0
-    missing: int = 0
+    lat: Lateness = field(default_factory=Lateness)
     out_bytes: int = 0  # payload bytes B received (the encoder's bit rate)
     out_packets: int = 0
     pitch_a: float = 0.0
@@ -223,7 +230,14 @@ class PassResult:
 
     @property
     def late_pct(self) -> float:
-        return 100 * (self.late + self.missing) / self.expected if self.expected else 100.0
+        lat = self.lat
+        return 100 * (lat.late + lat.missing) / lat.expected if lat.expected else 100.0
+
+    @property
+    def unsteady_pct(self) -> float:
+        lat = self.lat
+        total = lat.expected + lat.unsteady
+        return 100 * lat.unsteady / total if total else 0.0
 
     @property
     def pitch_ok(self) -> bool:
@@ -238,6 +252,8 @@ Arrival = tuple[int, float, bytes]  # (relay source port, kernel arrival time, d
 SLOTS = 20
 """1-ms phases within a ptime: call i sends in slot i % SLOTS."""
 _STAMP = struct.Struct("@qq")  # struct timespec of SO_TIMESTAMPNS
+STEADY = 0.005
+"""Seconds behind schedule from which a generator slot counts as a burst (not measured)."""
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value; Python lacks the name
 
 
@@ -249,6 +265,9 @@ class Pumped:
     """time.time() when slot `n * SLOTS + slot` was sent (packet n of the calls in `slot`)."""
     measured_from: int
     """Index of the first packet (n) sent in the measured seconds."""
+    steady: list[bool]
+    """Per slot index as `sent_at`: the generator sent that slot and the ptime before it on
+    schedule (less than STEADY behind); a slot after a generator stall went out in a burst."""
     daemon_cpu: float
     own_cpu: float
     seconds: float
@@ -267,6 +286,7 @@ def pump(calls: list[Call], codec: Codec, a: socket.socket, b: socket.socket, se
     at_a: list[Arrival] = []
     at_b: list[Arrival] = []
     sent_at: list[float] = []
+    lags: list[float] = []
     for s in (a, b):
         s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     a_send, b_send = a.sendto, b.sendto
@@ -303,6 +323,7 @@ def pump(calls: list[Call], codec: Codec, a: socket.socket, b: socket.socket, se
                 drain()
                 if left > 0.0005:
                     time.sleep(min(left, 0.0005))
+            lags.append(now() - due)
             sent_at.append(wall())
             for i in range(slot, n_calls, SLOTS):
                 c = calls[i]
@@ -321,12 +342,21 @@ def pump(calls: list[Call], codec: Codec, a: socket.socket, b: socket.socket, se
         drain()
         time.sleep(0.002)
     drain()
-    return Pumped(at_a, at_b, sent_at, warm, cpu1 - cpu0, own1 - own0, took)
+    worst = deque[tuple[int, float]]()  # sliding maximum of the lag over the last ptime
+    steady = []
+    for j, lag in enumerate(lags):
+        while worst and worst[-1][1] <= lag:
+            worst.pop()
+        worst.append((j, lag))
+        while worst[0][0] < j - SLOTS:
+            worst.popleft()
+        steady.append(worst[0][1] < STEADY)
+    return Pumped(at_a, at_b, sent_at, warm, steady, cpu1 - cpu0, own1 - own0, took)
 
 
-def lateness(arrivals: list[Arrival], slot_of: dict[int, int], clock: int,
-             sent_at: list[float], measured_from: int) -> tuple[int, int, int]:  # fmt: skip
-    """(expected, late, missing) over the streams in `arrivals` (by relay port; `slot_of`
+def lateness(arrivals: list[Arrival], slot_of: dict[int, int], clock: int, p: Pumped,
+             into: Lateness) -> None:  # fmt: skip
+    """Adds to `into` the counts over the streams in `arrivals` (by relay port; `slot_of`
     gives each port's call slot), for output packets whose input was sent in the measured
     seconds.
 
@@ -336,7 +366,10 @@ def lateness(arrivals: list[Arrival], slot_of: dict[int, int], clock: int,
     k) by more than a ptime: a receiver's jitter buffer follows a lasting change of delay
     within about a second (rtpengine 10.5 paces its transcoded output by RTP timestamp and keeps
     the delay a stall added), but a packet a ptime behind its neighbours is a gap in playout.
-    A sequence number missing between the first and last measured ones is a missing packet."""
+    A sequence number missing between the first and last measured ones is a missing packet.
+    Packets whose input went out in a generator burst (`Pumped.steady`) are not measured: a
+    burst queues in any relay, and a network would not have sent it."""
+    sent_at, measured_from = p.sent_at, p.measured_from
     streams: dict[int, list[tuple[float, int, int]]] = {}
     for port, t, data in arrivals:
         if len(data) < 12 or port not in slot_of:
@@ -345,15 +378,16 @@ def lateness(arrivals: list[Arrival], slot_of: dict[int, int], clock: int,
         streams.setdefault(port, []).append((t, seq, ts))
     step = clock * PTIME
     window = round(1 / PTIME)
-    expected = late = missing = 0
     for port, pkts in streams.items():
         slot = slot_of[port]
         first_seq, first_ts = pkts[0][1], pkts[0][2]
         by_k: dict[int, tuple[int, float]] = {}  # k → (unwrapped seq, transit)
         for t, s, ts in pkts:
             k = round((((ts - first_ts + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)) / step)
-            if 0 <= k < len(sent_at) // SLOTS:
-                by_k.setdefault(k, ((s - first_seq) & 0xFFFF, t - sent_at[k * SLOTS + slot]))
+            if not 0 <= k < len(sent_at) // SLOTS or k in by_k:
+                into.extra += k >= measured_from
+                continue
+            by_k[k] = ((s - first_seq) & 0xFFFF, t - sent_at[k * SLOTS + slot])
         recent: deque[tuple[int, float]] = deque()  # (k, transit), transits increasing
         seqs: set[int] = set()
         for k in sorted(by_k):
@@ -365,12 +399,15 @@ def lateness(arrivals: list[Arrival], slot_of: dict[int, int], clock: int,
                 recent.popleft()
             if k >= measured_from:
                 seqs.add(s)
-                late += d - recent[0][1] > PTIME
+                if not p.steady[k * SLOTS + slot]:
+                    into.unsteady += 1
+                    continue
+                into.expected += 1
+                into.late += d - recent[0][1] > PTIME
         if seqs:
-            span = max(seqs) - min(seqs) + 1
-            expected += span
-            missing += span - len(seqs)
-    return expected, late, missing
+            gaps = max(seqs) - min(seqs) + 1 - len(seqs)
+            into.expected += gaps
+            into.missing += gaps
 
 
 def run_pass(d: daemons.Daemon, codec: Codec, n_calls: int, seconds: float, tag: str
@@ -388,10 +425,7 @@ def run_pass(d: daemons.Daemon, codec: Codec, n_calls: int, seconds: float, tag:
             (at_a, PCMU.clock, {c.to_a: i % SLOTS for i, c in enumerate(calls)}),
             (at_b, codec.clock, {c.to_b: i % SLOTS for i, c in enumerate(calls)}),
         ):
-            e, late, miss = lateness(arrivals, slots, clock, p.sent_at, p.measured_from)
-            res.expected += e
-            res.late += late
-            res.missing += miss
+            lateness(arrivals, slots, clock, p, res.lat)
         since = p.sent_at[p.measured_from * SLOTS]
         from_b = [pkt for _, t, pkt in at_b if t >= since]
         res.out_packets = len(from_b)
@@ -419,7 +453,8 @@ def run_pass(d: daemons.Daemon, codec: Codec, n_calls: int, seconds: float, tag:
     ms = res.ms_per_call_second
     print(f"  {res.kind:9s} {res.codec:5s} {n_calls:4d} calls {res.seconds:4.1f} s: daemon "
           f"{res.daemon_cpu:.2f} s CPU = {'n/a' if ms is None else f'{ms:.2f}'} ms/call-s; "
-          f"late {res.late} missing {res.missing} of {res.expected} = {res.late_pct:.3f} %; "
+          f"late {res.lat.late} missing {res.lat.missing} of {res.lat.expected} = "
+          f"{res.late_pct:.3f} % (extra {res.lat.extra}, burst {res.unsteady_pct:.1f} %); "
           f"generator {res.gen_cpu:.2f} s CPU; B got {res.out_packets} pkts "
           f"{res.out_bytes / max(res.out_packets, 1):.0f} B avg; pitch A {res.pitch_a:g} "
           f"B {res.pitch_b:g}{'; ' + '; '.join(res.notes) if res.notes else ''}",
@@ -540,6 +575,10 @@ def main() -> int:
         if caps:
             rows.append(common.Row(f"PCMU↔{codec.name}: calls per core, < {LATE_GOAL} % late",
                                    "calls", cap["rtpengine"], cap["rtpvault"], "", 0))  # fmt: skip
+    for r in [*cpu_passes, *(x for _, ps in caps.values() for x in ps)]:
+        if r.lat.extra:
+            notes.append(f"{r.kind} {r.codec} {r.calls} calls: {r.lat.extra} packets more than "
+                         "one per input packet")  # fmt: skip
     for r in cpu_passes:
         notes += [f"{r.kind} {r.codec} CPU pass: {n}" for n in r.notes]
         if r.generator_bound:
@@ -559,8 +598,8 @@ def main() -> int:
         common.write_json(args.json, {
             "command": common.command_line(), "load": [load_before, load_after],
             "rows": common.rows_as_json(rows),
-            "cpu_passes": [vars(r) for r in cpu_passes],
-            "capacity": {f"{k} {c}": [vars(r) for r in p] for (k, c), (_, p) in caps.items()},
+            "cpu_passes": [asdict(r) for r in cpu_passes],
+            "capacity": {f"{k} {c}": [asdict(r) for r in p] for (k, c), (_, p) in caps.items()},
             "notes": notes})  # fmt: skip
     return 0
 
