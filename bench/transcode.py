@@ -24,7 +24,9 @@ transit of the stream's previous second (a receiver's adaptive jitter buffer), s
 codec delay is not lateness and queueing is (see `lateness`). Arrival is the
 kernel's receive time (SO_TIMESTAMPNS), send time the generator's clock just before sending.
 A packet missing from a stream (by sequence number) counts as late. Late % = (late + missing)
-/ expected over both directions of all calls, for inputs sent in the measured seconds.
+/ expected over both directions of all calls, for inputs sent in the measured seconds. Inputs
+the generator sent more than 5 ms behind its schedule (or within a ptime after such a slot)
+are not measured: that burst would queue in any relay; their share is printed ("burst").
 
 Every pass checks a sample call: A must hear 440 Hz and B (its output decoded with PyAV) 1 kHz,
 or the pass is marked wrong. The generator is Python on the same two shared cores: its CPU is
