@@ -574,7 +574,7 @@ def main() -> int:
             common.Row(f"PCMU↔{codec.name}: {codec.name} payload to B", "bytes/pkt",
                        size["rtpengine"], size["rtpvault"], "", 0),
         ]  # fmt: skip
-        bound = {k: None if ms[k] is None else 1000 / ms[k] for k in KINDS}
+        bound = {k: None if not (v := ms[k]) else 1000 / v for k in KINDS}
         rows.append(common.Row(f"PCMU↔{codec.name}: calls per core by CPU (1000 / ms per call-s)",
                                "calls", bound["rtpengine"], bound["rtpvault"], "", 0))  # fmt: skip
         if caps:
