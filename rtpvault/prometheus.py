@@ -30,6 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from relay.media.secure import DROP_CAUSES, drop_counts
+from relay.media.transcoder import DROP_CAUSES as DROP_CAUSES_TC
 from relay.ng import statistics as ngstats
 from relay.ng.commands import COMMAND_NAMES
 from relay.ng.statistics import Figures
@@ -324,6 +325,10 @@ def _rtpvault(snap: Snapshot) -> Iterator[Metric]:
     yield _counter("rtpvault_injected_packets_dropped",
                    "Media packets dropped: not from the learned/allowed peer",
                    walk.dropped)  # fmt: skip
+    yield _labelled(CounterMetricFamily, "rtpvault_transcode_packets_dropped",
+                    "Packets into transcoding chains that produced nothing, by cause", "cause",
+                    [(cause, snap.figures.transcode_drops.get(cause, 0))
+                     for cause in DROP_CAUSES_TC])  # fmt: skip
     yield _labelled(CounterMetricFamily, "rtpvault_secure_packets_dropped",
                     "SRTP, DTLS and STUN datagrams dropped, by cause (docs/spec/metrics.md §4.1)",
                     "cause", list(walk.secure.items()))  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from relay.call.offered import OfferedMedia
+from relay.call.options import CallOptions
 from relay.call.secure import SecureState
 from relay.media.reports import Reports
 from relay.media.stream import Stream
@@ -83,6 +84,9 @@ class MediaSide:
     transcoder: Transcoder | None = None
     """The running chain for `codec_plan` (relay.call.transcode_media), kept while the plan
     stays the same, so a re-offer does not restart the output's SSRC and sequence."""
+    offer_options: CallOptions | None = None
+    """The options of the last offer from this side's party (an answer needing transcoding
+    replays that offer's codec flags)."""
     ptime_override: bool = False
     """rtpengine's PTIME_OVERRIDE: a ptime=/ptime-reverse= flag set this side's ptime."""
     portless: tuple[str | None, bool, bool] = (None, False, False)

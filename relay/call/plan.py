@@ -19,7 +19,6 @@ from relay.cint import strtoull
 from relay.sdp.codecs import (
     answer_formats,
     answer_has_common,
-    answer_transcodes,
     codecs_touched,
     drop_orphans,
     offer_formats,
@@ -165,11 +164,13 @@ def _formats(
 ) -> tuple[tuple[str, ...] | None, transcoding.CodecLines | None]:
     """Payload types (and, under transcoding, their codec lines) to print: the codec stores
     of relay.call.transcoding where transcoding can happen, else relay.sdp.codecs."""
+    if offer:
+        s_side.offer_options = options
     if offer and transcoding.offer_needs_stores(options, s_side, r_side):
         formats, lines = transcoding.offer(s_side, r_side, media, options)
         s_side.offered_names = dict(media.codec_names)
         return formats, lines
-    if not offer and _answer_needs_stores(s_side, r_side, media):
+    if not offer and transcoding.answer_needs_stores(s_side, r_side, media):
         offered = r_side.sdp if r_side.sdp_was_offer else None
         formats, lines = transcoding.answer(s_side, r_side, media, options, offered)
         r_side.sent_formats = r_side.kept_formats = formats
@@ -177,20 +178,6 @@ def _formats(
     if offer:
         s_side.codec_plan = r_side.codec_plan = None
     return _plain_formats(s_side, r_side, media, options, offer), None
-
-
-def _answer_needs_stores(s_side: MediaSide, r_side: MediaSide, media: OfferedMedia) -> bool:
-    """An answer rtpengine transcodes (relay.sdp.codecs.answer_transcodes), on a line that
-    carries media, or a line whose offer already went through the codec stores."""
-    if r_side.codec_store is not None and s_side.codec_store is not None:
-        return True
-    return (
-        not media.rejected and r_side.sent_formats is not None
-        and answer_transcodes(
-            media.formats, r_side.sent_formats, r_side.kept_formats, media.codec_names,
-            r_side.offered_names,
-        )
-    )
 
 
 def _plain_formats(

@@ -26,6 +26,7 @@ from relay.call import (
     secure,
     sides,
     transcode_media,
+    transcoding,
 )
 from relay.call.errors import CallError
 from relay.call.events import CallCreated, CallEvent, CallListener, CallUpdated, Exchange
@@ -215,6 +216,12 @@ class Registry:
         """Handle the answer of `to_tag` to `from_tag`'s offer; returns the SDP for the offerer."""
         call = self.get(call_id)
         offerer = call.parties.get(from_tag)
+        if offerer is not None:
+            refusal = transcoding.answer_refusal(
+                offerer, call.parties.get(to_tag), offered, options
+            )
+            if refusal is not None:  # checked before anything changes
+                raise CallError(refusal)
         if offerer is None:
             answerer, offerer, ice_controlling = self._answer_unknown_offerer(
                 call, from_tag, to_tag

@@ -61,6 +61,14 @@ def now(work: Callable[[], None]) -> None:
     work()
 
 
+def drop_transcoder(side: MediaSide) -> None:
+    """The side's ports go (call end, a rejected line, a destroyed party): its chain stops
+    counting as a running transcoder (relay.call.transcode_media attaches them)."""
+    if side.transcoder is not None:
+        side.transcoder.close()
+        side.transcoder = None
+
+
 def pick_interface(
     interfaces: Sequence[LocalInterface], options: CallOptions, towards_receiver: bool,
     family: str,
@@ -239,6 +247,7 @@ class StreamAllocator:
     def release(self, side: MediaSide) -> None:
         """A party rejected this m= line (port 0): its sockets go, the records stay for query."""
         self.drop_ice_addresses(side)
+        drop_transcoder(side)
         if side.port:
             side.released_pair = side.rtcp is not None and side.rtcp.local_port != 0
         side.released_port = side.port or side.released_port
@@ -267,9 +276,7 @@ class StreamAllocator:
         closed: list[Stream] = []
         for side in sides:
             self.drop_ice_addresses(side)
-            if side.transcoder is not None:  # its chain stops counting as active
-                side.transcoder.close()
-                side.transcoder = None
+            drop_transcoder(side)
             for stream in side.streams():
                 self.close(stream, side.pool)
                 closed.append(stream)

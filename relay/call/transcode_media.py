@@ -20,16 +20,22 @@ from relay.transcode.plan import DirectionPlan
 
 logger = logging.getLogger("relay.calls")
 
-MakeChain = Callable[[DirectionPlan], Chain]
+MakeChain = Callable[[DirectionPlan, "Chain | None"], Chain]
+"""Builds the chain for a plan; the second argument is the chain it replaces (None: first)."""
 _rng = random.SystemRandom()
 
 
-def default_chain(plan: DirectionPlan) -> Chain:
-    """relay.transcode's chain for `plan`, with a random output SSRC as rtpengine picks one
-    (imported when the first call transcodes: a daemon whose calls never do never loads
-    PyAV)."""
+def default_chain(plan: DirectionPlan, previous: Chain | None) -> Chain:
+    """relay.transcode's chain for `plan`, with a random output SSRC as rtpengine picks one;
+    replacing `previous` (a re-offer changed the plan), its SSRC and sequence numbers going on
+    from its last, so the receiver sees one stream. Imported when the first call transcodes:
+    a daemon whose calls never do never loads PyAV."""
     module = importlib.import_module("relay.transcode.chain")
-    chain: Chain = module.Chain(plan, _rng.getrandbits(32))
+    ssrc, seq = getattr(previous, "ssrc", None), getattr(previous, "seq", None)
+    if isinstance(ssrc, int) and isinstance(seq, int):
+        chain: Chain = module.Chain(plan, ssrc, seq=seq)  # `seq`: the one before the first
+    else:
+        chain = module.Chain(plan, _rng.getrandbits(32))
     return chain
 
 
@@ -42,16 +48,18 @@ def wire_line(a: MediaSide, b: MediaSide, make_chain: MakeChain, ledger: Ledger)
             drop(side)
             continue
         if t is None or t.plan != plan:
-            if t is not None:
-                t.close()
             try:
-                chain = make_chain(plan)
+                chain = make_chain(plan, None if t is None else t.chain)
             except Exception:  # a codec the negotiation let through but FFmpeg lacks
                 logger.exception("media %d: no transcoder for %r; forwarding unchanged",
                                  side.index, plan)  # fmt: skip
                 drop(side)
                 continue
-            t = side.transcoder = Transcoder(chain, plan, ledger)
+            old, t = t, Transcoder(chain, plan, ledger)
+            if old is not None:  # the same output stream goes on (SSRCs, RTCP counts)
+                old.close()
+                t.out_of, t.sent, t.received = old.out_of, old.sent, old.received
+            side.transcoder = t
         for s in side.streams():
             s.transcoder = t
     ta, tb = a.transcoder, b.transcoder

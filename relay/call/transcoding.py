@@ -8,10 +8,13 @@ relay.call.plan calls this only when `needs_stores` says so; plain calls never g
 
 from __future__ import annotations
 
-from relay.call.model import MediaSide
-from relay.call.offered import OfferedMedia
-from relay.call.options import CallOptions
+import copy
+
+from relay.call.model import MediaSide, Party
+from relay.call.offered import OfferedMedia, OfferedSession
+from relay.call.options import NO_OPTIONS, CallOptions
 from relay.sdp import codec_store as cs
+from relay.sdp.codecs import answer_transcodes
 from relay.transcode.plan import Codec, DirectionPlan
 from relay.transcode.support import can_encode
 
@@ -36,8 +39,56 @@ def offer_needs_stores(options: CallOptions, s_side: MediaSide, r_side: MediaSid
     )
 
 
+def answer_needs_stores(s_side: MediaSide, r_side: MediaSide, media: OfferedMedia) -> bool:
+    """An answer rtpengine transcodes (relay.sdp.codecs.answer_transcodes), on a line that
+    carries media, or a line whose offer already went through the codec stores."""
+    if r_side.codec_store is not None and s_side.codec_store is not None:
+        return True
+    return (
+        not media.rejected and r_side.sent_formats is not None
+        and answer_transcodes(
+            media.formats, r_side.sent_formats, r_side.kept_formats, media.codec_names,
+            r_side.offered_names,
+        )
+    )
+
+
+def answer_refusal(
+    offerer: Party, answerer: Party | None, offered: OfferedSession, options: CallOptions
+) -> str | None:
+    """Why rtpvault cannot carry out this answer (a plan would need an encoder it lacks), or
+    None; decided on copies before anything changes, so a refused answer leaves the call as
+    it was."""
+    for index, media in enumerate(offered.media):
+        if index >= len(offerer.medias):
+            break
+        r_side = _trial(offerer.medias[index])
+        if answerer is not None and index < len(answerer.medias):
+            s_side = _trial(answerer.medias[index])
+        else:
+            s_side = MediaSide(index, media.type, media.protocol)
+        if not answer_needs_stores(s_side, r_side, media):
+            continue
+        try:
+            answer(s_side, r_side, media, options, r_side.sdp if r_side.sdp_was_offer else None)
+        except CannotEncode as exc:
+            return str(exc)
+    return None
+
+
+def _trial(side: MediaSide) -> MediaSide:
+    """A copy of `side` whose codec state a trial negotiation may change."""
+    trial = copy.copy(side)
+    for name in ("codec_store",):
+        store = getattr(side, name)
+        setattr(trial, name, store.copy() if store is not None else None)
+    return trial
+
+
 def sdp_store(media: OfferedMedia) -> cs.Store:
-    return cs.from_sdp(media.formats, media.codec_names, media.codec_fmtp, media.codec_rtcp_fb)
+    return cs.from_sdp(
+        media.formats, media.codec_names, media.codec_fmtp, media.codec_rtcp_fb, media.type
+    )
 
 
 def _accepts(options: CallOptions) -> list[str]:
@@ -52,10 +103,28 @@ def offer(
 ) -> tuple[tuple[str, ...], CodecLines]:
     """rtpengine's offer path: the offerer's (s_side) and the answerer's (r_side) lists from
     the offer and its flags; returns what to print to the answerer."""
+    a, b = offer_stores(s_side, r_side, media, options)
+    override = s_side.ptime_override or r_side.ptime_override
+    hb, r_side.transcoding = cs.handlers(b, a, ptime_override=override)
+    s_side.codec_store, r_side.codec_store = a, b
+    # provisional until the answer (which may pick another codec): never refused here
+    r_side.codec_plan = _same(r_side.codec_plan, direction_plan(b, a, hb, strict=False))
+    # what an answer may use later (relay.sdp.codecs keeps these for plain answers)
+    s_side.sent_formats = tuple(str(p.number) for p in b.pts)
+    s_side.kept_formats = tuple(str(p.number) for p in a.pts)
+    return _printed(b)
+
+
+def offer_stores(
+    s_side: MediaSide, r_side: MediaSide, media: OfferedMedia, options: CallOptions,
+) -> tuple[cs.Store, cs.Store]:
+    """Both sides' lists after an offer (`media`) with `options` (rtpengine's
+    codecs_offer_answer, offer half); the sides' stores are read, not changed."""
     sdp = sdp_store(media)
     codec = options.codec
     strip, keep = codec.get("strip", ()), codec.get("except", ())
-    a = cs.populate(s_side.codec_store or cs.Store(ptime=s_side.ptime or 0), sdp)
+    fill = cs.populate_reuse if options.has("reuse-codecs") else cs.populate
+    a = fill(s_side.codec_store or cs.Store(), sdp)
     a.ptime = s_side.ptime or 0
     cs.strip(a, strip, keep)
     cs.offer(a, codec.get("offer", ()), sdp)
@@ -65,7 +134,7 @@ def offer(
     cs.accept(a, _accepts(options), None)
     cs.accept(a, codec.get("consume", ()), sdp)
     cs.track(a, codec.get("mask", ()))
-    b = cs.populate(r_side.codec_store or cs.Store(), sdp)
+    b = fill(r_side.codec_store or cs.Store(), sdp)
     b.ptime = r_side.ptime or 0
     cs.strip(b, strip, keep)
     cs.strip(b, codec.get("consume", ()), keep)
@@ -80,13 +149,7 @@ def offer(
     cs.handlers(b, a, ptime_override=override)
     cs.tracker_update(b)
     _fix(b, r_side)
-    hb, r_side.transcoding = cs.handlers(b, a, ptime_override=override)
-    s_side.codec_store, r_side.codec_store = a, b
-    r_side.codec_plan = direction_plan(b, a, hb)
-    # what an answer may use later (relay.sdp.codecs keeps these for plain answers)
-    s_side.sent_formats = tuple(str(p.number) for p in b.pts)
-    s_side.kept_formats = tuple(str(p.number) for p in a.pts)
-    return _printed(b)
+    return a, b
 
 
 def answer(
@@ -100,11 +163,12 @@ def answer(
     a = r_side.codec_store
     b = s_side.codec_store
     if a is None or b is None:
-        orig = sdp_store(offered) if offered is not None else cs.Store()
-        a = cs.populate(cs.Store(ptime=r_side.ptime or 0), orig)
-        b = cs.populate(cs.Store(ptime=s_side.ptime or 0), orig)
+        # the offer went the plain way: its lists as rtpengine would have made them
+        orig = offered or OfferedMedia(media.type, 0, media.protocol, (), None)
+        a, b = offer_stores(r_side, s_side, orig, r_side.offer_options or NO_OPTIONS)
     codec = options.codec
-    b = cs.populate(b, sdp, answer_only=not media.rejected)
+    fill = cs.populate_reuse if options.has("reuse-codecs") else cs.populate
+    b = fill(b, sdp, answer_only=not media.rejected)
     b.ptime = s_side.ptime or 0
     cs.strip(b, codec.get("strip", ()), codec.get("except", ()))
     cs.offer(b, codec.get("offer", ()), sdp)
@@ -124,9 +188,14 @@ def answer(
     ha, r_side.transcoding = cs.handlers(a, b, ptime_override=override)
     hb, s_side.transcoding = cs.handlers(b, a, second_pass=True, ptime_override=override)
     r_side.codec_store, s_side.codec_store = a, b
-    r_side.codec_plan = direction_plan(a, b, ha)
-    s_side.codec_plan = direction_plan(b, a, hb)
+    r_side.codec_plan = _same(r_side.codec_plan, direction_plan(a, b, ha))
+    s_side.codec_plan = _same(s_side.codec_plan, direction_plan(b, a, hb))
     return _printed(a)
+
+
+def _same(old: DirectionPlan | None, new: DirectionPlan | None) -> DirectionPlan | None:
+    """The old plan object when nothing changed (the media side keeps its chain)."""
+    return old if old is not None and old == new else new
 
 
 def _fix(store: cs.Store, side: MediaSide) -> None:
@@ -144,10 +213,12 @@ def _codec(pt: cs.PT) -> Codec:
 
 
 def direction_plan(
-    receiver: cs.Store, sink: cs.Store, handlers: list[cs.Handler]
+    receiver: cs.Store, sink: cs.Store, handlers: list[cs.Handler], strict: bool = True,
 ) -> DirectionPlan | None:
     """The media side's plan for packets received on `receiver`'s side towards `sink`'s
-    party; None when every payload type passes unchanged (plain forwarding)."""
+    party; None when every payload type passes unchanged (plain forwarding). A plan that
+    would encode a codec rtpvault has no encoder for raises CannotEncode (`strict`) or is
+    None (an offer's provisional plan: forwarded unchanged until the answer decides)."""
     transcoded = [h for h in handlers if h.dest is not None]
     if not transcoded:
         return None
@@ -156,6 +227,8 @@ def direction_plan(
     assert main.dest is not None
     encode = main.dest
     if not can_encode(encode.name, encode.clock):
+        if not strict:
+            return None
         raise CannotEncode(
             f"transcoding to {encode.with_params} is not supported by rtpvault "
             "(no encoder for it)"

@@ -29,12 +29,21 @@ from rtp.reports import ReceiveStats, SendStats, read_header
 from rtp.translate import Translation, translate
 
 __all__ = [
-    "Chain", "ChainFigures", "Ledger", "Transcoder", "chain_label", "labels", "payload_size",
+    "DROP_CAUSES", "Chain", "ChainFigures", "Ledger", "Transcoder", "chain_label", "labels",
+    "payload_size",
 ]  # fmt: skip
 
 MAX_SSRCS = 4
 """Input SSRCs (and output ones) followed per direction, as rtpengine tracks a few per stream:
 a party spraying SSRCs cannot grow the state without bound."""
+DROP_CAUSES = ("chain_error", "decode_error", "encode_error", "malformed", "late")
+"""Why a packet (or frame) into a chain produced nothing (rtpvault_transcode_packets_dropped_
+total): `chain_error` is an exception out of the chain (caught here), the others the chain's
+own counters (relay.transcode.chain: `decode_errors`, `encode_errors`, `malformed`, `late`).
+Payload types the plan does not know are forwarded by the chain (its `unknown_pt`), not
+dropped."""
+_CHAIN_COUNTERS = (("decode_error", "decode_errors"), ("encode_error", "encode_errors"),
+                   ("malformed", "malformed"), ("late", "late"))  # fmt: skip
 NOT_AUDIO = frozenset({"telephone-event", "CN"})
 """Codecs without a decoder chain of their own in rtpengine's statistics."""
 
@@ -58,9 +67,20 @@ class ChainFigures:
 
 @dataclass(slots=True)
 class Ledger:
-    """Every chain label this process has run, with its figures (they stay after the calls)."""
+    """Every chain label this process has run, with its figures (they stay after the calls),
+    and the drops of its chains by cause (ended ones in `retired`, running ones in `live`)."""
 
     chains: dict[str, ChainFigures] = field(default_factory=dict)
+    live: set[Transcoder] = field(default_factory=set)
+    retired: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_CAUSES, 0))
+
+    def drops(self) -> dict[str, int]:
+        """Packets into chains that produced nothing, by cause (DROP_CAUSES order)."""
+        out = dict(self.retired)
+        for t in self.live:
+            for cause, n in t.drops():
+                out[cause] += n
+        return out
 
     def figures(self, label: str) -> ChainFigures:
         f = self.chains.get(label)
@@ -118,7 +138,7 @@ class Transcoder:
 
     __slots__ = (
         "chain", "plan", "by_pt", "errors", "other", "out_of", "sent", "received",
-        "translated", "_samples", "closed",
+        "translated", "_samples", "closed", "ledger",
     )  # fmt: skip
 
     def __init__(self, chain: Chain, plan: DirectionPlan, ledger: Ledger) -> None:
@@ -142,6 +162,8 @@ class Transcoder:
         """RTCP packets from the party rewritten for the other leg."""
         self._samples = _samples(chain)
         self.closed = False
+        self.ledger = ledger
+        ledger.live.add(self)
 
     def feed(self, data: bytes, now: float) -> list[bytes]:
         """One RTP packet from the party; what leaves towards the other party instead."""
@@ -199,3 +221,14 @@ class Transcoder:
             self.closed = True
             for fig in self.by_pt.values():
                 fig.active -= 1
+            self.ledger.live.discard(self)
+            for cause, n in self.drops():
+                self.ledger.retired[cause] += n
+
+    def drops(self) -> list[tuple[str, int]]:
+        """(cause, count) of this direction's dropped packets (DROP_CAUSES order)."""
+        chain = self.chain
+        counted = [(cause, getattr(chain, name, 0)) for cause, name in _CHAIN_COUNTERS]
+        return [("chain_error", self.errors)] + [
+            (cause, n if isinstance(n, int) else 0) for cause, n in counted
+        ]

@@ -71,6 +71,8 @@ class Figures:
     """Media sides being transcoded now (rtpengine's `transcodedmedia`: one per direction)."""
     chains: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
     """Chain label → (transcoders now, packets, bytes, samples): relay.media.transcoder."""
+    transcode_drops: dict[str, int] = field(default_factory=dict)
+    """Packets into chains that produced nothing, by cause (relay.media.transcoder)."""
 
 
 def transcoded_media(registry: Registry) -> int:
@@ -121,12 +123,20 @@ def figures(registry: Registry, counters: ControlCounters, delays: Mapping[str, 
         pools=pools,
         transcoded=transcoded_media(registry),
         chains=registry.transcoders.snapshot(),
+        transcode_drops=registry.transcoders.drops(),
     )
 
 
 def _add(a: dict[str, Any], b: Mapping[str, Any]) -> None:
     for key, value in b.items():
         a[key] = a.get(key, 0) + value
+
+
+def _summed(parts: Sequence[Mapping[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for part in parts:
+        _add(out, part)
+    return out
 
 
 def _merge_totals(parts: Sequence[Totals]) -> Totals:
@@ -196,6 +206,7 @@ def merge(parts: Sequence[Figures]) -> Figures:
         pools=_merge_pools([p.pools for p in parts]),
         transcoded=sum(p.transcoded for p in parts),
         chains=_merge_chains([p.chains for p in parts]),
+        transcode_drops=_summed([p.transcode_drops for p in parts]),
     )
 
 

@@ -55,11 +55,13 @@ class PT:
     for_transcoding: bool = False
     accepted: bool = False
     ptime: int = 0
+    audio: bool = True
+    """On an audio m= line (rtpengine's codecs here are all audio: none is known elsewhere)."""
 
     @property
     def known(self) -> bool:
         """rtpengine has a codec it can decode and encode for it (its codec_def)."""
-        return self.name.lower() in _DEFS
+        return self.audio and self.name.lower() in _DEFS
 
     @property
     def supplemental(self) -> bool:
@@ -104,6 +106,8 @@ class Store:
     """The supplemental entry new codecs are inserted before (rtpengine's supp_link)."""
     ptime: int = 0
     """The side's ptime (copied into payload types as they are added)."""
+    audio: bool = True
+    """An audio m= line: the only kind rtpengine transcodes (flags add nothing elsewhere)."""
 
     def get(self, number: int) -> PT | None:
         return next((p for p in self.pts if p.number == number), None)
@@ -144,20 +148,23 @@ class Store:
         return self.all_touched or pt.clock in self.touched
 
     def copy(self) -> Store:
-        return Store(
+        out = Store(
             [replace(p) for p in self.pts], set(self.touched), self.all_touched,
-            self.strip_full, None, self.ptime,
+            self.strip_full, None, self.ptime, self.audio,
         )
+        out.supp_at = next((p for p, q in zip(out.pts, self.pts, strict=True)
+                            if q is self.supp_at), None)
+        return out
 
 
 def from_sdp(
     formats: Sequence[str], names: Mapping[str, str], fmtp: Mapping[str, str],
-    rtcp_fb: Mapping[str, tuple[str, ...]] | None = None,
+    rtcp_fb: Mapping[str, tuple[str, ...]] | None = None, media_type: str = "audio",
 ) -> Store:
     """A store from an SDP's m= formats (`names`: PT → `name/clock[/channels]`)."""
-    store = Store()
+    store = Store(audio=media_type == "audio")
     for fmt in formats:
-        if not fmt.isdigit():
+        if not (fmt.isascii() and fmt.isdigit()):
             continue
         codec = names.get(fmt, "")
         parts = codec.split("/")
@@ -169,7 +176,7 @@ def from_sdp(
         except ValueError:
             continue
         pt = PT(int(fmt), parts[0], clock, channels, fmtp.get(fmt, ""),
-                (rtcp_fb or {}).get(fmt, ()))
+                (rtcp_fb or {}).get(fmt, ()), audio=store.audio)
         if store.get(pt.number) is None:
             store.add(pt)
     return store
@@ -218,7 +225,7 @@ def _unused_number(pt: PT, *stores: Store | None) -> int:
 
 def populate(dst: Store, src: Store, answer_only: bool = False) -> Store:
     """dst's list becomes src's, keeping what dst had marked on the same numbers."""
-    out = Store(ptime=dst.ptime)
+    out = Store(ptime=dst.ptime, audio=src.audio)
     for pt in src.pts:
         orig = dst.get(pt.number)
         if answer_only and orig is None:
@@ -232,6 +239,20 @@ def populate(dst: Store, src: Store, answer_only: bool = False) -> Store:
         added = out.add(new)
         if orig is not None:
             added.ptime = orig.ptime if orig.ptime else added.ptime
+    return out
+
+
+def populate_reuse(dst: Store, src: Store, answer_only: bool = False) -> Store:
+    """`reuse-codecs`: dst keeps its entries (and order) for numbers src still has, src's new
+    ones are appended, the others go (rtpengine's codec_store_populate_reuse)."""
+    out = dst.copy()
+    out.audio = src.audio
+    for pt in src.pts:
+        if out.get(pt.number) is None and not answer_only:
+            out.add(pt)
+    numbers = {p.number for p in src.pts}
+    for pt in [p for p in out.pts if p.number not in numbers]:
+        out.delete(pt)
     return out
 
 
@@ -269,7 +290,7 @@ def transcode(store: Store, names: Sequence[str], orig: Store) -> None:
             continue
         originals = orig.named(wanted)
         if not originals or store.strip_full:
-            pt = make_pt(wanted)
+            pt = make_pt(wanted) if store.audio else None
             if pt is None:
                 continue
             pt.number = _unused_number(pt, store, orig)
@@ -336,7 +357,7 @@ def tracker_update(store: Store) -> None:
                 continue
             if not store.all_touched and clock not in store.touched:
                 continue
-            new = make_pt(f"{name}/{clock}")
+            new = make_pt(f"{name}/{clock}") if store.audio else None
             if new is None:
                 continue
             new.number = _unused_number(new, store)
@@ -464,31 +485,28 @@ def answer(dst: Store, src: Store, src_handlers: Iterable[Handler], single: bool
     """The offerer's list after an answer (rtpengine's codec_store_answer): from the answerer's
     list, each payload type's passthrough or the payload type it is transcoded to."""
     by_number = {h.source.number: h for h in src_handlers}
-    out = Store(ptime=dst.ptime)
+    out = Store(ptime=dst.ptime, audio=src.audio)
     supp_later: list[PT] = []
     count = 0
     for pt in src.pts:
         add = not (single and count >= 1)
         h = by_number.get(pt.number)
         is_supp = pt.known and pt.supplemental
-        if h is None or h.dest is None:
-            if pt.for_transcoding:
-                continue
-            if add:
+        if h is None:  # no handler at all (rtpengine: not RTP)
+            if not pt.for_transcoding and add:
                 if not is_supp:
                     count += 1
                 out.add(pt)
             continue
-        if is_supp and not pt.for_transcoding and not (
-            out.is_touched(pt) or src.is_touched(pt) or dst.is_touched(pt)
+        if is_supp and (
+            pt.for_transcoding or out.is_touched(pt) or src.is_touched(pt) or dst.is_touched(pt)
         ):
-            pass
-        elif is_supp:
-            continue
+            continue  # handled next to their audio codec
         if not add and not is_supp:
             continue
-        if out.get(h.dest.number) is None:
-            out.add(h.dest)
+        dest = pt if h.dest is None else h.dest  # a passthrough's destination is itself
+        if out.get(dest.number) is None:
+            out.add(dest)
             if not is_supp:
                 count += 1
         for n in (h.cn_pt, h.dtmf_pt):

@@ -21,10 +21,10 @@ Measured against rtpengine 10.5 (differential scenarios `codec_*`):
   the offer stripped. telephone-event alone, a subset, extra codecs next to a common one and
   a masked codec are answered without. An answered payload type that the offer used for
   another codec (`8 G722/8000` next to a common PCMU) gets a transcoder too (media flag
-  "transcoding" on the answerer's side only), though the SDP only lists PCMU. rtpvault
-  cannot transcode, so such an answer is refused (`answer_transcodes`); a rejected (port 0)
-  line without a common codec only prints the offerer's first payload type and shows
-  "transcoding", as rtpengine does, since no media flows there.
+  "transcoding" on the answerer's side only), though the SDP only lists PCMU. Such answers
+  (`answer_transcodes`) go to the codec-store negotiation of relay.call.transcoding
+  (docs/spec/sdp.md §1.11a); a rejected (port 0) line without a common codec only prints the
+  offerer's first payload type and shows "transcoding", as rtpengine does.
 """
 
 from __future__ import annotations

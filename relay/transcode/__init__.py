@@ -9,10 +9,11 @@ Modules:
 
 * `plan` / `support`: the contract with negotiation (what to do per payload type; what FFmpeg
   can decode and encode here);
-* `codecs`: FFmpeg names, sample rate versus RTP clock (G.722), Opus options from fmtp;
+* `codecs`: the codec table (rtp.codecs: FFmpeg names, sample rate versus RTP clock) and
+  Opus encoder options from fmtp;
 * `audio`: the only PyAV user: `Decoder`, `Encoder`, `Resampler` over bytes;
-* `chain`: `Chain(plan, ssrc, seq, ts)`, the per-direction media work,
-  `feed(rtp, now) -> list[bytes]`, plain-int counters and what an SR needs;
+* `chain`: `Chain(plan, ssrc)`, the per-direction media work, `feed(rtp, now) -> list[bytes]`
+  (never raises), plain-int counters and what an SR needs (docs/design/transcoding.md);
 * `dtmf`: RFC 4733 payloads, DTMF tones; `detect`: in-band DTMF → events (Goertzel);
 * `packet`: the RTP header operations the chain needs.
 

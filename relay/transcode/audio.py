@@ -97,6 +97,10 @@ class Decoder:
             out = []
             for f in frames:
                 native += f.samples
+                if f.sample_rate == self._out_rate and f.format.name == "s16" \
+                        and len(f.layout.channels) == 1:
+                    out.append(f)  # already what we want: no swresample round
+                    continue
                 f.pts = None
                 out += self._resampler.resample(f)
         except (av.FFmpegError, ValueError) as exc:
@@ -152,7 +156,7 @@ class Encoder:
         self._pts = 0
 
     def encode(self, pcm: bytes) -> bytes:
-        """One packet's payload from `frame` mono samples."""
+        """One packet's payload from `frame` mono samples; AudioError if FFmpeg fails."""
         frame = _frame(pcm, self.codec.sample_rate)
         if self._up is not None:
             up = self._up.resample(frame)
@@ -160,4 +164,7 @@ class Encoder:
         frame.pts = self._pts
         frame.time_base = Fraction(1, self.codec.sample_rate)
         self._pts += frame.samples
-        return b"".join(bytes(p) for p in self._ctx.encode(frame))
+        try:
+            return b"".join(bytes(p) for p in self._ctx.encode(frame))
+        except (av.FFmpegError, ValueError) as exc:
+            raise AudioError(f"{self.codec.encoder}: {exc}") from None

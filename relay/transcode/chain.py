@@ -39,7 +39,10 @@ from relay.transcode.detect import DtmfDetector
 from relay.transcode.dtmf import DtmfSynth, Event, EventError, build_event, parse_event
 from relay.transcode.plan import Codec, DirectionPlan
 
-__all__ = ["DETECTED_VOLUME", "END_REPEATS", "FILL_MS", "MAX_JUMP_S", "Chain", "ChainError"]
+__all__ = [
+    "DETECTED_VOLUME", "END_REPEATS", "EVENT_GRACE_MS", "FILL_MS", "MAX_JUMP_S", "Chain",
+    "ChainError",
+]  # fmt: skip
 
 FILL_MS = 200
 """Input gaps up to this long are filled with silence (lost packets); longer ones (DTX,
@@ -51,6 +54,8 @@ sender's clock: the output moves on by the arrival-time difference instead."""
 
 END_REPEATS = 3
 """An event's end packet is sent this many times (RFC 4733 §2.5.1.4), as rtpengine does."""
+EVENT_GRACE_MS = 100
+"""Audio this far past what a telephone-event has lasted (its end packets lost) ends it."""
 DETECTED_VOLUME = 10
 """Volume (dBm0 below full scale) of telephone-events made from detected tones."""
 
@@ -68,13 +73,16 @@ def _is(codec: Codec, name: str) -> bool:
 
 
 class Chain:
-    """The media work for one `DirectionPlan`. `ssrc`, `seq` and `ts` are the output's first
-    SSRC, sequence number and timestamp (random in production, passed in for tests)."""
+    """The media work for one `DirectionPlan`, sending as `ssrc`. `seq` is the sequence number
+    before the first one sent and `ts` the first timestamp; None (the default): follow the
+    first input packet's, as rtpengine 10.5 does (docs/spec/transcode-media.md §3)."""
 
-    def __init__(self, plan: DirectionPlan, ssrc: int, seq: int = 0, ts: int = 0) -> None:
+    def __init__(self, plan: DirectionPlan, ssrc: int, seq: int | None = None,
+                 ts: int | None = None) -> None:  # fmt: skip
         self.plan = plan
         self.ssrc = ssrc
-        self.seq = seq & 0xFFFF
+        self.seq = (seq or 0) & 0xFFFF
+        self._follow = (seq is None, ts is None)
         # counters (plain ints, read by stats and RTCP)
         self.packets_in = 0
         self.bytes_in = 0
@@ -84,13 +92,14 @@ class Chain:
         self.decode_errors = 0
         self.samples_decoded = 0
         self.frames_encoded = 0
+        self.encode_errors = 0
         self.malformed = 0
         self.late = 0
         self.unknown_pt = 0
         self.filled = 0
         """Samples of silence put in for lost input."""
         self.dtmf_events = 0
-        self.last_ts = ts & 0xFFFFFFFF
+        self.last_ts = (ts or 0) & 0xFFFFFFFF
         """RTP timestamp of the last packet out (an SR's RTP time with `last_ts_at`)."""
         self.last_ts_at = 0.0
         self.out_codec: AudioCodec | None = None
@@ -102,14 +111,17 @@ class Chain:
             if codec is None or codec.encoder is None or out is None:
                 raise ChainError(f"cannot encode payload type {plan.encode_pt} ({out})")
             self.out_codec = codec
-            self.encoder = Encoder(codec, plan.ptime or 20, out.fmtp)
+            try:
+                self.encoder = Encoder(codec, plan.ptime or 20, out.fmtp)
+            except AudioError as exc:
+                raise ChainError(str(exc)) from None
             self.out_clock = out.clock
         self._decoders: dict[int, Decoder] = {}
         self._synths: dict[int, tuple[DtmfSynth, Resampler]] = {}
         self._in_ssrc: int | None = None
         # output time line: `_tick` is the output timestamp of `_buf[0]` (not wrapped)
         self._buf = bytearray()
-        self._tick = ts
+        self._tick = ts or 0
         self._exp: int | None = None  # input timestamp expected next
         self._exp_clock = 0
         self._last_now = 0.0
@@ -139,6 +151,8 @@ class Chain:
         if rtp is None:
             self.malformed += 1
             return []
+        if self._follow != (False, False):
+            self._start_from(rtp)
         plan = self.plan
         if not plan.transcodes:
             new = plan.renumber.get(rtp.pt)
@@ -160,6 +174,14 @@ class Chain:
         else:
             out += self._audio(rtp, codec, now)
         return self._sent(out, now)
+
+    def _start_from(self, rtp: packet.Rtp) -> None:
+        follow_seq, follow_ts = self._follow
+        if follow_seq:
+            self.seq = (rtp.seq - 1) & 0xFFFF
+        if follow_ts:
+            self._tick = self.last_ts = rtp.ts
+        self._follow = (False, False)
 
     def _sent(self, out: list[bytes], now: float) -> list[bytes]:
         if out:
@@ -194,7 +216,8 @@ class Chain:
         return dec
 
     def _audio(self, rtp: packet.Rtp, codec: Codec, now: float) -> list[bytes]:
-        if any(not synth.ended for synth, _ in self._synths.values()):
+        grace = codec.clock * EVENT_GRACE_MS // 1000
+        if any(synth.covers(rtp.ts, grace) for synth, _ in self._synths.values()):
             return []  # the event's tone stands for the audio meanwhile
         dec = self._decoder(rtp.pt, codec)
         if dec is None:
@@ -278,7 +301,12 @@ class Chain:
             if self._det:  # a detected digit: its event packets stand for the audio
                 out += self._detected_event()
                 continue
-            payload = enc.encode(pcm)
+            try:
+                payload = enc.encode(pcm)
+            except AudioError:
+                self.encode_errors += 1
+                self._tick += enc.ticks  # the frame is lost; the time line goes on
+                continue
             self.frames_encoded += 1
             self.seq = (self.seq + 1) & 0xFFFF
             out.append(packet.build(self._marker, self.plan.encode_pt, self.seq, self._tick,
@@ -343,14 +371,42 @@ class Chain:
             return []
         out_codec = plan.outputs.get(out_pt)
         out_clock = out_codec.clock if out_codec is not None else codec.clock
+        out: list[bytes] = []
         if self._ev_in is None or self._ev_in[0] != rtp.ts:
+            if self._ev_in is not None and _signed(rtp.ts - self._ev_in[0]) < 0:
+                self.late += 1  # a packet of an event already over
+                return []
             self.dtmf_events += 1
-            self._ev_in = (rtp.ts, self._out_tick(rtp.ts, codec.clock))
+            out = self._flush()  # the audio before the event ends at a frame's end
+            self._ev_in = (rtp.ts, self._event_start(rtp.ts, codec.clock))
+        self._occupy(rtp.ts, ev.duration, codec.clock)
         scaled = Event(ev.code, ev.end, ev.volume,
                        min(0xFFFF, ev.duration * out_clock // codec.clock))  # fmt: skip
         self.seq = (self.seq + 1) & 0xFFFF
-        return [packet.build(rtp.marker, out_pt, self.seq, self._ev_in[1], self.ssrc,
-                             build_event(scaled))]  # fmt: skip
+        return out + [packet.build(rtp.marker, out_pt, self.seq, self._ev_in[1], self.ssrc,
+                                   build_event(scaled))]  # fmt: skip
+
+    def _event_start(self, ts: int, clock: int) -> int:
+        """Output timestamp of an event starting at input `ts`, just after a flush: where the
+        audio stopped (not counting the flush's padding), never before the next frame."""
+        assert self.out_codec is not None
+        if self._exp is None:
+            return self._tick
+        pad = int(self._padded * self.out_codec.ticks_per_sample)
+        delta = _signed(ts - self._exp) * self.out_clock // clock
+        return max(self._tick, self._tick - pad + delta)
+
+    def _occupy(self, ts: int, duration: int, clock: int) -> None:
+        """The event (input `ts`, `duration` ticks so far) owns its time on both lines: audio
+        from before its end is late, audio after it continues after it, as rtpengine 10.5
+        sends it (docs/spec/transcode-media.md §4.1)."""
+        assert self._ev_in is not None
+        end_in = (ts + duration) & 0xFFFFFFFF
+        if self._exp is not None and self._exp_clock == clock \
+                and _signed(end_in - self._exp) <= 0:
+            return
+        self._exp, self._exp_clock, self._padded = end_in, clock, 0
+        self._tick = self._ev_in[1] + duration * self.out_clock // clock
 
     def _inband(self, rtp: packet.Rtp, codec: Codec, now: float) -> list[bytes]:
         """No telephone-event on the output: the event becomes its tone in the audio."""
@@ -382,7 +438,3 @@ class Chain:
         ts = self._out_tick(rtp.ts, codec.clock)
         self.seq = (self.seq + 1) & 0xFFFF
         return out + [packet.build(False, pt, self.seq, ts, self.ssrc, rtp.payload)]
-
-    @property
-    def ticks_per_second(self) -> Fraction:
-        return Fraction(self.out_clock)

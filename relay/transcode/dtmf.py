@@ -83,6 +83,18 @@ class DtmfSynth:
         self.ended = True
         """No event under way (none yet, or the last one's end packet came)."""
 
+    def covers(self, ts: int, grace: int) -> bool:
+        """An event is under way at RTP time `ts`: no end packet yet, and `ts` is within
+        `grace` ticks of what the event has lasted so far. An event whose end packets were all
+        lost thus ends once audio comes from past it."""
+        if self.ended:
+            return False
+        ahead = (ts - self._start - self._done + 0x80000000) % 0x100000000 - 0x80000000
+        if ahead > grace:
+            self.ended = True
+            return False
+        return True
+
     def feed(self, ts: int, payload: bytes) -> tuple[int, bytes] | None:
         """The new samples this packet adds and the RTP timestamp they start at; None when
         it adds none (a repeated or end packet). EventError on a short payload."""

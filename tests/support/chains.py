@@ -16,9 +16,10 @@ PCMU = Codec("PCMU", 8000)
 PCMA = Codec("PCMA", 8000)
 G722 = Codec("G722", 8000)
 OPUS = Codec("opus", 48000, 2, "minptime=10;useinbandfec=1")
+G723 = Codec("G723", 8000)
 TE8 = Codec("telephone-event", 8000, fmtp="0-16")
 TE48 = Codec("telephone-event", 48000, fmtp="0-16")
-PT = {"PCMU": 0, "PCMA": 8, "G722": 9, "opus": 96}
+PT = {"PCMU": 0, "PCMA": 8, "G722": 9, "opus": 96, "G723": 4}
 
 
 def plan(src: Codec, dst: Codec, ptime: int | None = None, **kw: object) -> DirectionPlan:

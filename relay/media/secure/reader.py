@@ -1,7 +1,7 @@
 """The userspace plane's reader for a stream that has a secure transport, or whose sink has one
 (relay.media.secure), that generates RTCP (relay.media.reports) or transcodes
-(relay.media.transcoder). Plain pairs never run this
-code: `UserspacePlane.add`/`update` choose it.
+(relay.media.transcoder). Plain pairs never run this code: `UserspacePlane.add`/`update`
+choose it.
 
 Per datagram, after `recvfrom_into` (same adaptive batch as the plain reader):
 

@@ -1,6 +1,6 @@
 """HEP of a transcoded call (issue 19, item 4): each leg's QoS report describes the stream its
 party sent, in that leg's codec (A: PCMU, B: PCMA), and the RTCP exported is what the party
-sent, before it was rewritten for the other leg (docs/spec/transcoding.md §2); received by an
+sent, before it was rewritten for the other leg (docs/spec/transcoding.md §2.1); received by an
 independent HEP capture server."""
 
 from __future__ import annotations

@@ -166,6 +166,8 @@ def test_pcmu_to_pcma_and_back_at_pitch(relay: Daemon, worker: int) -> None:
     assert abs(dominant_hz(pcma) - A_HZ) <= 20
     pcmu = [s for p in to_a[5:] for s in ulaw_samples(p[12:])]
     assert abs(dominant_hz(pcmu) - B_HZ) <= 20
+    query = relay.client().call({"command": "query", "call-id": call_id})
+    assert all("transcoding" in t["medias"][0]["flags"] for t in query["tags"].values())
     stats = relay.client().call({"command": "statistics"})["statistics"]
     assert stats["currentstatistics"]["transcodedmedia"] == 2  # this call, one per direction
     done = DONE.setdefault(relay.name, [])
@@ -252,3 +254,51 @@ def test_rtcp_is_rewritten_for_the_other_leg(relay: Daemon) -> None:
     assert (about, highest, jitter, lsr, dlsr) == (B_SSRC, 2000 + PACKETS - 1, 9, 0xABCDEF01, 77)
     ssrc, about, _, highest, jitter = struct.unpack_from("!IIIII", got_a, 4)
     assert (ssrc, about, highest, jitter) == (b_out, A_SSRC, 1000 + PACKETS - 1, 11)
+
+
+def test_generated_rtcp_describes_each_leg(relay: Daemon) -> None:
+    """`generate-RTCP` on a transcoded call (docs/spec/ng-protocol.md §8): the relay's own SR to
+    each party is about the SSRC that party receives (the chain's output), with a report block
+    about the SSRC that party sends. Waits for the first report (5-7 s); no timing asserted."""
+    call_id = _call_id(1)
+    a, b = Party(timeout=2), Party(timeout=2)
+    try:
+        offer = ng_sdp(relay, {"command": "offer", "call-id": call_id, "from-tag": "A",
+                               "sdp": party_sdp(a.port), "codec": {"transcode": ["PCMA"]},
+                               "flags": ["generate-RTCP"]})  # fmt: skip
+        b.peer = ("127.0.0.1", media_port(offer))
+        bsdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                f"m=audio {b.port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n")
+        answer = ng_sdp(relay, {"command": "answer", "call-id": call_id, "from-tag": "A",
+                                "to-tag": "B", "sdp": bsdp})
+        a.peer = ("127.0.0.1", media_port(answer))
+        for s in (a.rtp, b.rtp, a.rtcp, b.rtcp):
+            s.setblocking(False)
+        seen: dict[str, set[int]] = {"A": set(), "B": set()}
+        reports: dict[str, bytes] = {}
+        n, bound = 0, time.monotonic() + 20
+        while len(reports) < 2 and time.monotonic() < bound:
+            a.send_rtp(_rtp(1000 + n, A_SSRC, 0, 160 * n, ulaw_tone(A_HZ, 160 * n)))
+            b.send_rtp(_rtp(2000 + n, B_SSRC, 8, 160 * n, bytes(_alaw_tone(B_HZ, 0))))
+            n += 1
+            time.sleep(0.02)
+            for name, p in (("A", a), ("B", b)):
+                for sock, kind in ((p.rtp, "rtp"), (p.rtcp, "rtcp")):
+                    try:
+                        while True:
+                            data = sock.recv(4096)
+                            if kind == "rtp":
+                                seen[name].add(struct.unpack_from("!I", data, 8)[0])
+                            elif data[1] == 200:
+                                reports.setdefault(name, data)
+                    except BlockingIOError:
+                        pass
+    finally:
+        a.close()
+        b.close()
+        relay.client().call({"command": "delete", "call-id": call_id})
+    assert set(reports) == {"A", "B"}
+    for name, own in (("A", A_SSRC), ("B", B_SSRC)):
+        sr = reports[name]
+        assert struct.unpack_from("!I", sr, 4)[0] in seen[name]  # the SSRC this party gets
+        assert sr[0] & 0x1F >= 1 and struct.unpack_from("!I", sr, 28)[0] == own

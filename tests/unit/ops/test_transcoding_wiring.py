@@ -97,6 +97,13 @@ def test_a_plan_gets_a_chain_that_transcodes_and_is_counted(daemon: Daemon) -> N
         listed = json.loads(run(daemon, "list jsonstats"))["transcoders"]
         assert {e["chain"]: e["packets"] for e in listed}[LABEL] == 20
 
+        # RTP whose header claims more CSRCs than it has: dropped by the chain, counted by cause
+        a.sendto(struct.pack("!BBHII", 0x8F, 0, 20, 3200, 0xA1) + bytes(8), ("127.0.0.1", from_a))
+        _pump(daemon, lambda: side.rtp.packets == 21)
+        drops = scrape(daemon)[2]
+        assert value(drops, "rtpvault_transcode_packets_dropped_total", cause="malformed") == 1
+        assert value(drops, "rtpvault_transcode_packets_dropped_total", cause="chain_error") == 0
+
         # re-offer, same plan: the same chain (output SSRC and sequence go on)
         _call(daemon, a.getsockname()[1], b.getsockname()[1], 3, "PCMA")
         assert side.transcoder is t
@@ -104,6 +111,9 @@ def test_a_plan_gets_a_chain_that_transcodes_and_is_counted(daemon: Daemon) -> N
         _call(daemon, a.getsockname()[1], b.getsockname()[1], 5, "opus")
         assert side.transcoder is not None and side.transcoder is not t and t.closed
         assert side.transcoder.plan.outputs[96].name == "opus"
+        chain, was = side.transcoder.chain, t.chain
+        assert (chain.ssrc, chain.seq) == (was.ssrc, was.seq)  # one stream: it goes on from there
+        assert side.transcoder.sent is t.sent  # the output's RTCP counts go on
         stats = ng(daemon, {"command": "statistics"})["statistics"]
         nums = {e["chain"]: e["num"] for e in stats["transcoders"]}
         assert nums[LABEL] == 0 and nums["PCMU/8000 -> opus/48000/2"] == 1  # PCMA one stays
@@ -128,5 +138,22 @@ def test_a_chain_ends_with_its_call(daemon: Daemon) -> None:
     ng(daemon, {"command": "delete", "call-id": "tc"})
     _pump(daemon, lambda: "tc" not in daemon.registry.calls)
     assert t.closed
+    _, _, samples = scrape(daemon)  # the ended chain's drops stay counted
+    assert value(samples, "rtpvault_transcode_packets_dropped_total", cause="late") == 0
     assert set(run(daemon, "list transcoders").splitlines()) == {
         f"{LABEL}: 0 transcoders", "PCMA/8000 -> PCMU/8000: 0 transcoders"}
+
+
+def test_a_side_whose_ports_are_released_loses_its_chain(daemon: Daemon) -> None:
+    """A party destroyed while the call goes on (a forked branch) releases its sides' ports;
+    their chains stop counting."""
+    _call(daemon, 40000, 40100, 1, "PCMA")
+    side = _side(daemon)
+    t = side.transcoder
+    assert t is not None
+    daemon.registry.streams.release(side)
+    assert side.transcoder is None and t.closed
+    nums = {e["chain"]: e["num"] for e in ng(daemon, {"command": "statistics"})["statistics"][
+        "transcoders"]}  # fmt: skip
+    assert nums == {LABEL: 0, "PCMA/8000 -> PCMU/8000": 1}
+

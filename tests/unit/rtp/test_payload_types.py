@@ -24,4 +24,4 @@ def test_every_part_uses_this_table() -> None:
     assert model.STATIC_PAYLOAD_TYPES is STATIC_PAYLOAD_TYPES
     assert rtpstats.STATIC_CLOCK_RATES is STATIC_CLOCK_RATES
     assert sdpinfo.STATIC_PAYLOAD_TYPES is STATIC_PAYLOAD_TYPES
-    assert wav.STATIC_PT == {pt: n.upper() for pt, n in STATIC_NAMES.items()}
+    assert wav.STATIC_PT == {pt: (n.upper(), r) for pt, (n, r) in STATIC_PAYLOAD_TYPES.items()}

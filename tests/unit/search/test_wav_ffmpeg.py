@@ -66,3 +66,15 @@ def test_a_corrupt_payload_is_silence_not_an_error(junk: bytes) -> None:
         w.writepkt(_ip_frame(*A, rtp), ts=100.0 + i * 0.02)
     _, _, _, (left, _) = decode(export_wav(f.getvalue(), SIDECAR))
     assert dominant_hz(left[400:1600]) == 440
+
+
+def test_a_g723_leg_without_a_sidecar() -> None:
+    from tests.support.chains import G723
+
+    f = io.BytesIO()
+    w = dpkt.pcap.Writer(f, linktype=dpkt.pcap.DLT_EN10MB)
+    for i, rtp in enumerate(tone_packets(G723, 440, 1.2, ptime=30)):
+        w.writepkt(_ip_frame(*A, rtp), ts=100.0 + i * 0.03)
+    _, _, _, (left, _) = decode(export_wav(f.getvalue()))
+    assert len(left) == 40 * 240
+    assert dominant_hz(left[2400:4000]) == 440

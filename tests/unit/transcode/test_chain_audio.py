@@ -57,7 +57,7 @@ def test_the_output_is_the_chains_own_stream() -> None:
     (OPUS, 60, None, 2880), (OPUS, 40, None, 1920), (OPUS, 10, None, 480),
 ])  # fmt: skip
 def test_ptime_repacketises(dst: Codec, ptime: int, size: int | None, ticks: int) -> None:
-    chain = Chain(plan(PCMU, dst, ptime=ptime), 7, ts=0)
+    chain = Chain(plan(PCMU, dst, ptime=ptime), 7, seq=0, ts=0)
     out = [packet.parse(p) for p in run(chain, tone_packets(PCMU, 1000, 0.6))]
     heads = [p for p in out if p is not None]
     assert 600 // ptime - 1 <= len(heads) <= 600 // ptime
@@ -67,7 +67,18 @@ def test_ptime_repacketises(dst: Codec, ptime: int, size: int | None, ticks: int
 
 
 def test_g722_output_clock_advances_8000_per_second() -> None:
-    chain = Chain(plan(PCMU, G722), 9, ts=0)
+    chain = Chain(plan(PCMU, G722), 9, seq=0, ts=0)
     heads = [packet.parse(p) for p in run(chain, tone_packets(PCMU, 1000, 1.0))]
     assert [h.ts for h in heads if h] == [160 * i for i in range(len(heads))]
     assert {len(h.payload) for h in heads if h} == {160}  # 320 samples at 16 kHz, 4 bits each
+
+
+def test_a_60_ms_opus_input_becomes_three_20_ms_packets_at_its_pitch() -> None:
+    chain = Chain(plan(OPUS, PCMU), 5, seq=0, ts=0)
+    out = [packet.parse(p) for p in run(chain, tone_packets(OPUS, 440, 1.2, ptime=60))]
+    heads = [h for h in out if h is not None]
+    assert len(heads) == 60 - 1  # less what swresample still holds
+    assert [h.ts for h in heads] == [160 * i for i in range(len(heads))]
+    rebuilt = [packet.build(False, 0, i, 0, 1, h.payload) for i, h in enumerate(heads)]
+    pcm = pcm_samples(decode(PCMU, rebuilt))
+    assert dominant_hz(pcm[1600:3200]) == 440 and snr_db(pcm[1600:8000], 440) > 25

@@ -25,14 +25,16 @@ def events(code: int, ts: int, seq: int, count: int = 5, ssrc: int = 0x1234) -> 
 
 def test_an_event_is_renumbered_with_timestamp_and_duration_at_48_khz() -> None:
     p = plan(PCMU, OPUS, inputs={101: TE8}, outputs={110: TE48}, dtmf_out_pt=110)
-    chain = Chain(p, 0x50, ts=0)
+    chain = Chain(p, 0x50, seq=0, ts=0)
     audio = tone_packets(PCMU, 1000, 0.2)  # ts 1000 .. 2440, next 2600
-    out = [packet.parse(x) for x in run(chain, audio + events(7, 2600, 10))]
+    after = [packet.build(False, 0, 18 + i, 2600 + 800 + 160 * i, 0x1234, b"\xff" * 160)
+             for i in range(10)]  # fmt: skip
+    out = [packet.parse(x) for x in run(chain, audio + events(7, 2600, 10) + after)]
     te = [h for h in out if h is not None and h.pt == 110]
     assert len(te) == 8
-    audio_out = [h for h in out if h is not None and h.pt == 96]
-    # the event starts where the audio ends on the output time line (10 frames of 960)
-    assert {h.ts for h in te} == {audio_out[0].ts + 10 * 960 - 96}  # less swresample's delay
+    audio_out = [h for h in out if h is not None and h.pt == 96 and h.seq < te[0].seq]
+    # the audio before the event is finished (its last frame padded), the event starts after it
+    assert audio_out[-1].seq < te[0].seq and {h.ts for h in te} == {audio_out[-1].ts + 960}
     evs = [parse_event(h.payload) for h in te]
     assert [e.duration for e in evs] == [960, 1920, 2880, 3840, 4800, 4800, 4800, 4800]
     assert [e.end for e in evs] == [False] * 5 + [True] * 3
@@ -40,11 +42,16 @@ def test_an_event_is_renumbered_with_timestamp_and_duration_at_48_khz() -> None:
     assert [h.marker for h in te] == [True] + [False] * 7
     seqs = [h.seq for h in out if h is not None]
     assert seqs == list(range(1, len(seqs) + 1)) and chain.dtmf_events == 1
+    # the audio after the event continues after its 4800 ticks, as rtpengine sends it
+    resumed = [h for h in out if h is not None and h.pt == 96 and h.seq > te[-1].seq]
+    assert resumed and resumed[0].ts == te[0].ts + 4800
+    assert [b.ts - a.ts for a, b in zip(resumed, resumed[1:], strict=False)] == [960] * (
+        len(resumed) - 1)
 
 
 def test_a_passthrough_event_still_moves_onto_the_output_time_line() -> None:
     p = plan(PCMU, PCMA, inputs={101: TE8}, outputs={101: TE8}, passthrough=frozenset({101}))
-    chain = Chain(p, 0x50, ts=90000)
+    chain = Chain(p, 0x50, seq=0, ts=90000)
     out = [packet.parse(x) for x in run(chain, tone_packets(PCMU, 1000, 0.2) + events(1, 2600, 10))]
     te = [h for h in out if h is not None and h.pt == 101]
     assert {h.ts for h in te} == {90000 + 1600} and {h.ssrc for h in te} == {0x50}
@@ -53,7 +60,7 @@ def test_a_passthrough_event_still_moves_onto_the_output_time_line() -> None:
 @pytest.mark.parametrize("dst", [PCMA, OPUS])
 def test_without_telephone_event_on_the_output_the_event_becomes_its_tone(dst: object) -> None:
     p = plan(PCMU, dst, inputs={101: TE8})  # type: ignore[arg-type]
-    chain = Chain(p, 0x50, ts=0)
+    chain = Chain(p, 0x50, seq=0, ts=0)
     sent = tone_packets(PCMU, 1000, 0.2) + events(5, 2600, 10, count=10) + [
         packet.build(False, 0, 30 + i, 2600 + 1600 + 160 * i, 0x1234, b"\xff" * 160)
         for i in range(10)]  # fmt: skip
@@ -70,7 +77,7 @@ def test_without_telephone_event_on_the_output_the_event_becomes_its_tone(dst: o
 
 def test_detected_tones_become_telephone_events() -> None:
     p = plan(PCMU, PCMA, inputs={}, outputs={101: TE8}, dtmf_out_pt=101, inband_to_dtmf=True)
-    chain = Chain(p, 0x50, ts=0)
+    chain = Chain(p, 0x50, seq=0, ts=0)
     pcm = bytes(3200) + tone_pcm(11, 10, 0, 2400, 8000) + bytes(3200)
     from relay.transcode.audio import Encoder
     from relay.transcode.codecs import lookup
@@ -87,3 +94,13 @@ def test_detected_tones_become_telephone_events() -> None:
     ts = [h.ts for h in heads if h.pt == 8]
     assert all(b > a for a, b in zip(ts, ts[1:], strict=False)) and chain.dtmf_events == 1
     assert [h.seq for h in heads] == list(range(1, len(heads) + 1))
+
+
+def test_an_event_whose_end_packets_are_lost_ends_when_audio_comes_from_past_it() -> None:
+    chain = Chain(plan(PCMU, PCMA, inputs={101: TE8}), 0x50, seq=0, ts=0)
+    sent = tone_packets(PCMU, 1000, 0.2) + events(5, 2600, 10, count=5)[:5]  # no end packets
+    later = [packet.build(False, 0, 20 + i, 2600 + 800 + 160 * i, 0x1234, b"\x55" * 160)
+             for i in range(10)]  # fmt: skip
+    out = [h for h in map(packet.parse, run(chain, sent + later)) if h is not None]
+    assert len(out) == 10 + 5 + 10  # the tone's 5 frames, then every audio packet
+    assert [h.ts for h in out] == [160 * i for i in range(25)]

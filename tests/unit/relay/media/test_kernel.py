@@ -17,6 +17,16 @@ from relay.media.ruleset import (
     worker_marks,
 )
 from relay.media.stream import Stream
+from relay.media.transcoder import Ledger, Transcoder
+from relay.transcode.plan import Codec, DirectionPlan
+
+
+def _transcoder() -> Transcoder:
+    """A PCMU → PCMA direction with relay.transcode's chain."""
+    from relay.transcode.chain import Chain
+
+    plan = DirectionPlan({0: Codec("PCMU", 8000)}, {8: Codec("PCMA", 8000)}, encode_pt=8)
+    return Transcoder(Chain(plan, 1), plan, Ledger())
 
 
 def pair() -> tuple[Stream, Stream]:
@@ -48,6 +58,7 @@ def test_an_established_stream_is_keyed_by_peer_and_local_port() -> None:
         lambda a, b: setattr(a, "peer", ("2001:db8::1", 4000)),
         lambda a, b: setattr(b, "peer", ("0.0.0.0", 5000)),
         lambda a, b: setattr(a, "local_port", 0),  # rejected m= line
+        lambda a, b: setattr(a, "transcoder", _transcoder()),  # the codec chain is userspace's
     ],
 )
 def test_anything_userspace_must_see_stays_in_userspace(change) -> None:  # type: ignore[no-untyped-def]

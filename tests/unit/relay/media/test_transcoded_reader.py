@@ -7,15 +7,19 @@ the plain reader."""
 from __future__ import annotations
 
 import asyncio
+import bisect
+import math
 import struct
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recorder.g711 import ALAW_TO_LINEAR
 from relay.media.transcoder import Ledger, Transcoder
 from relay.transcode.plan import Codec, DirectionPlan
-from tests.support.tone import dominant_hz, ulaw_tone
+from tests.support.tone import dominant_hz, ulaw_samples, ulaw_tone
 from tests.unit.relay.media.test_userspace import Rig, rtp
 
 Chain = pytest.importorskip("relay.transcode.chain", reason="relay.transcode's chain").Chain
@@ -105,3 +109,92 @@ def test_the_other_direction_and_plain_calls_keep_the_plain_path(rig: Rig) -> No
     plain = rtp(7, 1234, A_SSRC)
     rig.a.sendto(plain, rig.addr(rig.x.sock))
     assert rig.recv(rig.b)[0] == plain
+
+
+def test_an_srtp_leg_gets_transcoded_audio_protected_and_its_own_unprotected() -> None:
+    """B's leg is SDES-SRTP (pylibsrtp on B's side): A's PCMU reaches B as SRTP-protected
+    PCMA (the sink's transport protects the chain's output), B's SRTP PCMA is unprotected, then
+    transcoded, and reaches A as plain PCMU; B's tap holds B's plaintext PCMA as B sent it."""
+    pylibsrtp = pytest.importorskip("pylibsrtp")
+    from relay.media.secure import attach_sdes
+    from relay.srtp import open_context, suite
+    from tests.unit.relay.media.secure_rig import SecureRig
+
+    aes = suite("AES_CM_128_HMAC_SHA1_80")
+    b_key, relay_key = bytes(range(30)), bytes(range(30, 60))
+    profile = pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+    b_tx = pylibsrtp.Session(pylibsrtp.Policy(key=b_key, srtp_profile=profile,
+                                              ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+    b_rx = pylibsrtp.Session(pylibsrtp.Policy(key=relay_key, srtp_profile=profile,
+                                              ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
+    loop = asyncio.new_event_loop()
+    rig = SecureRig(loop)
+    attach_sdes(rig.y, open_context(aes, b_key, outbound=False),
+                open_context(aes, relay_key, outbound=True))  # fmt: skip
+    back = DirectionPlan(inputs={8: Codec("PCMA", 8000)}, outputs={0: Codec("PCMU", 8000)},
+                         encode_pt=0)  # fmt: skip
+    ledger = Ledger()
+    rig.x.transcoder = Transcoder(Chain(PCMU_TO_PCMA, OUT_SSRC), PCMU_TO_PCMA, ledger)
+    rig.y.transcoder = Transcoder(Chain(back, OUT_SSRC + 1), back, ledger)
+    rig.x.transcoder.other, rig.y.transcoder.other = rig.y.transcoder, rig.x.transcoder
+    rig.start()
+    try:
+        pcma_out = [struct.pack("!BBHII", 0x80, 8, 200 + n, 160 * n, 0x0B0B0B0B)
+                    + bytes(_alaw(660, 160 * n)) for n in range(20)]
+        for n, p in enumerate(_tone_packets(20)):
+            rig.a.sendto(p, rig.addr(rig.x.sock))
+            rig.b.sendto(b_tx.protect(pcma_out[n]), rig.addr(rig.y.sock))
+        to_b: list[bytes] = []
+        to_a: list[bytes] = []
+
+        async def collect() -> None:
+            while len(to_b) < 18 or len(to_a) < 18:
+                for sock, got in ((rig.b, to_b), (rig.a, to_a)):
+                    try:
+                        got.append(sock.recv(4096))
+                    except BlockingIOError:
+                        pass
+                await asyncio.sleep(0.002)
+
+        loop.run_until_complete(asyncio.wait_for(collect(), 10))
+        plain_b = [b_rx.unprotect(p) for p in to_b]  # raises if not SRTP under our key
+        assert {p[1] & 0x7F for p in plain_b} == {8}
+        at_b = [ALAW_TO_LINEAR[x] for p in plain_b[2:] for x in p[12:]]
+        assert abs(dominant_hz(at_b) - 440) <= 20
+        assert {p[1] & 0x7F for p in to_a} == {0}
+        at_a = [v for p in to_a[2:] for v in ulaw_samples(p[12:])]
+        assert abs(dominant_hz(at_a) - 660) <= 20
+        assert rig.taps["y"][:3] == pcma_out[:3]
+    finally:
+        rig.close()
+        loop.close()
+
+
+def _alaw(hz: float, first: int) -> list[int]:
+    """A-law codes of a sine (the nearest entry of the decoder's table)."""
+    table = sorted((v, c) for c, v in enumerate(ALAW_TO_LINEAR))
+    values = [v for v, _ in table]
+    out = []
+    for i in range(160):
+        x = round(8000 * math.sin(2 * math.pi * hz * (first + i) / 8000))
+        k = min(bisect.bisect_left(values, x), len(values) - 1)
+        out.append(table[k][1])
+    return out
+
+
+OPUS_TO_PCMU = DirectionPlan(inputs={96: Codec("opus", 48000, 2)},
+                             outputs={0: Codec("PCMU", 8000)}, encode_pt=0)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=20), st.integers(0, 127))
+def test_any_bytes_into_a_direction_never_raise(packets: list[bytes], pt: int) -> None:
+    """Garbage RTP or RTCP from a party: the transcoder returns packets or nothing and counts;
+    nothing reaches the reader as an exception."""
+    t = Transcoder(Chain(OPUS_TO_PCMU, OUT_SSRC), OPUS_TO_PCMU, Ledger())
+    for n, data in enumerate(packets):
+        head = struct.pack("!BBHII", 0x80, pt, n, 960 * n, A_SSRC)
+        for p in (data, head + data):
+            assert all(isinstance(o, bytes) for o in t.feed(p, n * 0.02))
+            assert isinstance(t.rtcp(p), bytes)
+    assert all(n >= 0 for _, n in t.drops())
