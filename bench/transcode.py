@@ -28,6 +28,10 @@ A packet missing from a stream (by sequence number) counts as late. Late % = (la
 the generator sent more than 5 ms behind its schedule (or within a ptime after such a slot)
 are not measured: that burst would queue in any relay; their share is printed ("burst").
 
+Each pass also reads how long the daemon's threads were runnable but waiting for a CPU
+(/proc/<pid>/task/*/schedstat): on this shared machine that wait, not the relay, is what most
+late packets come from, and it is printed next to the CPU figure.
+
 Every pass checks a sample call: A must hear 440 Hz and B (its output decoded with PyAV) 1 kHz,
 or the pass is marked wrong. The generator is Python on the same two shared cores: its CPU is
 printed; a step where it used more than 80 % of a core is marked "generator-bound".
@@ -216,6 +220,7 @@ class PassResult:
     calls: int
     seconds: float = 0.0
     daemon_cpu: float = 0.0
+    daemon_wait: float = 0.0  # run-queue wait over the measured seconds
     gen_cpu: float = 0.0
     lat: Lateness = field(default_factory=Lateness)
     out_bytes: int = 0  # payload bytes B received (the encoder's bit rate)
@@ -273,6 +278,26 @@ class Pumped:
     daemon_cpu: float
     own_cpu: float
     seconds: float
+    daemon_wait: float
+    """Seconds the daemon's threads were runnable but waiting for a CPU (run queue)."""
+
+
+def runqueue_wait(pid: int) -> float:
+    """Seconds the threads of `pid`'s process tree spent runnable, waiting for a CPU (the
+    second field of /proc/<pid>/task/<tid>/schedstat): on a shared machine, the share of
+    the relay's delay that other programs caused."""
+    total = 0
+    for proc in common.process_tree(pid):
+        try:
+            tasks = list(Path(f"/proc/{proc}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                total += int((task / "schedstat").read_text().split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    return total / 1e9
 
 
 def pump(calls: list[Call], codec: Codec, a: socket.socket, b: socket.socket, seconds: float,
@@ -310,7 +335,7 @@ def pump(calls: list[Call], codec: Codec, a: socket.socket, b: socket.socket, se
                 pass
 
     t0 = now() + 0.05
-    cpu0 = own0 = 0.0
+    cpu0 = own0 = wait0 = 0.0
     t_measured = t0
     for n in range(total):
         seq, ts_a, ts_b = n & 0xFFFF, (n * 160) & 0xFFFFFFFF, (n * codec.ts_step) & 0xFFFFFFFF
@@ -319,6 +344,7 @@ def pump(calls: list[Call], codec: Codec, a: socket.socket, b: socket.socket, se
         pb = b_frames[n % 50]
         if n == warm:
             cpu0, own0, t_measured = common.cpu_seconds(pid), common.own_cpu_seconds(), now()
+            wait0 = runqueue_wait(pid)
         for slot in range(SLOTS):
             due = t0 + n * PTIME + slot * PTIME / SLOTS
             while (left := due - now()) > 0:
@@ -339,6 +365,7 @@ def pump(calls: list[Call], codec: Codec, a: socket.socket, b: socket.socket, se
         drain()
     took = now() - t_measured
     cpu1, own1 = common.cpu_seconds(pid), common.own_cpu_seconds()
+    wait = runqueue_wait(pid) - wait0
     until = now() + 0.3  # what is still in flight
     while now() < until:
         drain()
@@ -353,7 +380,7 @@ def pump(calls: list[Call], codec: Codec, a: socket.socket, b: socket.socket, se
         while worst[0][0] < j - SLOTS:
             worst.popleft()
         steady.append(worst[0][1] < STEADY)
-    return Pumped(at_a, at_b, sent_at, warm, steady, cpu1 - cpu0, own1 - own0, took)
+    return Pumped(at_a, at_b, sent_at, warm, steady, cpu1 - cpu0, own1 - own0, took, wait)
 
 
 def lateness(arrivals: list[Arrival], slot_of: dict[int, int], clock: int, p: Pumped,
@@ -423,6 +450,7 @@ def run_pass(d: daemons.Daemon, codec: Codec, n_calls: int, seconds: float, tag:
         p = pump(calls, codec, a, b, seconds, d.proc.pid)
         at_a, at_b = p.at_a, p.at_b
         res.daemon_cpu, res.gen_cpu, res.seconds = p.daemon_cpu, p.own_cpu, p.seconds
+        res.daemon_wait = p.daemon_wait
         for arrivals, clock, slots in (
             (at_a, PCMU.clock, {c.to_a: i % SLOTS for i, c in enumerate(calls)}),
             (at_b, codec.clock, {c.to_b: i % SLOTS for i, c in enumerate(calls)}),
@@ -454,7 +482,8 @@ def run_pass(d: daemons.Daemon, codec: Codec, n_calls: int, seconds: float, tag:
         b.close()
     ms = res.ms_per_call_second
     print(f"  {res.kind:9s} {res.codec:5s} {n_calls:4d} calls {res.seconds:4.1f} s: daemon "
-          f"{res.daemon_cpu:.2f} s CPU = {'n/a' if ms is None else f'{ms:.2f}'} ms/call-s; "
+          f"{res.daemon_cpu:.2f} s CPU (waited {res.daemon_wait:.2f} s for one) = "
+          f"{'n/a' if ms is None else f'{ms:.2f}'} ms/call-s; "
           f"late {res.lat.late} missing {res.lat.missing} of {res.lat.expected} = "
           f"{res.late_pct:.3f} % (extra {res.lat.extra}, burst {res.unsteady_pct:.1f} %); "
           f"generator {res.gen_cpu:.2f} s CPU; B got {res.out_packets} pkts "
@@ -564,11 +593,14 @@ def main() -> int:
         size = {k: median([r.out_bytes / r.out_packets for r in per[k] if r.out_packets])
                 for k in KINDS}  # fmt: skip
         r_ms = common.ratio(ms["rtpvault"], ms["rtpengine"])
+        wait = {k: median([r.daemon_wait / r.seconds for r in per[k] if r.seconds]) for k in KINDS}
         cap = {k: caps[k, codec.name][0] if (k, codec.name) in caps else None for k in KINDS}
         rows += [
             common.Row(f"PCMU↔{codec.name}: daemon CPU", "ms/call-s", ms["rtpengine"],
                        ms["rtpvault"], f"≤ {CPU_GOAL}× rtpengine", 2,
                        None if r_ms is None else r_ms <= CPU_GOAL),
+            common.Row(f"PCMU↔{codec.name}: daemon runnable, waiting for a CPU", "s/s",
+                       wait["rtpengine"], wait["rtpvault"], "", 2),
             common.Row(f"PCMU↔{codec.name}: late+missing ({args.calls} calls)", "%",
                        late["rtpengine"], late["rtpvault"], "", 3),
             common.Row(f"PCMU↔{codec.name}: {codec.name} payload to B", "bytes/pkt",
