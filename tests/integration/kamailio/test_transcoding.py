@@ -1,0 +1,147 @@
+"""Transcoded calls the way operators ask for them: Kamailio 5.6's route sends
+`rtpengine_offer("... codec-mask-all codec-transcode-PCMA")`, sipp's caller offers PCMU (and
+telephone-event) and plays a 440 Hz PCMU tone from a pcap, sipp's callee answers PCMA alone and
+echoes what it gets (issue 19; docs/spec/transcoding.md §1).
+
+tshark on `lo` sees what reaches each party: PCMA (PT 8) at the callee, PCMU (PT 0) back at the
+caller, one packet out per packet in, each decoding to the tone at its pitch. With
+`record-call=yes` the recording holds each leg as the relay received it (PCMU from A, PCMA from
+B: docs/spec/recording.md §4.2 "As received") and the index row is complete after the BYE. The
+same scenario runs through rtpengine 10.5 (the reference) and rtpvault with two workers.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import dpkt
+import pytest
+
+from recorder.g711 import ALAW_TO_LINEAR, ULAW_TO_LINEAR
+from tests.integration.recording.conftest import rtp_streams
+from tests.support.tone import dominant_hz, snr_db, ulaw_tone
+
+from .capture import UdpPacket, read_udp
+from .rig import SipRig
+from .sipcall import GUIDE_FLAGS, CallResult, CallSpec
+from .test_recording import wait_for_files
+
+pytestmark = pytest.mark.integration
+
+TRANSCODE_FLAGS = f"{GUIDE_FLAGS} codec-mask-all codec-transcode-PCMA"
+KINDS = ["rtpengine", "rtpvault/2"]
+TONE_HZ = 440
+PACKETS = 50
+CALLER_SSRC = 0x5EED0001
+
+
+def pcmu_tone_pcap(path: Path, packets: int = PACKETS, hz: float = TONE_HZ) -> Path:
+    """A pcap sipp can play (play_pcap_audio): `packets` 20-ms PCMU packets of a sine."""
+    with open(path, "wb") as f:
+        writer = dpkt.pcap.Writer(f, snaplen=65535, linktype=dpkt.pcap.DLT_EN10MB)
+        for n in range(packets):
+            rtp = struct.pack("!BBHII", 0x80, 0x80 if n == 0 else 0, 100 + n, 160 * n,
+                              CALLER_SSRC) + ulaw_tone(hz, 160 * n)  # fmt: skip
+            udp = dpkt.udp.UDP(sport=6000, dport=6002, data=rtp)
+            udp.ulen = len(udp)
+            ip = dpkt.ip.IP(src=bytes([10, 0, 0, 1]), dst=bytes([10, 0, 0, 2]), p=17, data=udp)
+            ip.len = len(ip)
+            eth = dpkt.ethernet.Ethernet(type=dpkt.ethernet.ETH_TYPE_IP, data=ip)
+            writer.writepkt(bytes(eth), ts=1_700_000_000 + 0.02 * n)
+    return path
+
+
+def _rtp(p: UdpPacket) -> tuple[int, int, bytes]:
+    """(payload type, SSRC, payload) of an RTP datagram."""
+    return p.payload[1] & 0x7F, struct.unpack_from("!I", p.payload, 8)[0], p.payload[12:]
+
+
+def _tone(payloads: list[bytes], table: tuple[int, ...] | list[int]) -> tuple[float, float]:
+    """(pitch, SNR dB) of G.711 payloads decoded with `table`, past the first few packets."""
+    samples = [table[b] for payload in payloads[5:] for b in payload]
+    window = samples[: 8000 // 2]
+    return dominant_hz(window), snr_db(window, TONE_HZ)
+
+
+def _run(rig: SipRig, tmp_path: Path, record: bool) -> tuple[list[UdpPacket], CallResult]:
+    tone = pcmu_tone_pcap(tmp_path / f"pcmu-{rig.runs}.pcap")
+    spec = CallSpec(callee="pcmu-to-pcma", media=True, media_packets=PACKETS, pcap=tone,
+                    record=record)  # fmt: skip
+    result, _legs = rig.call_with_capture(spec)
+    assert result.ok, result.describe() + rig.logs()
+    packets = list(read_udp(result.workdir / "media.capture.pcap"))
+    return packets, result
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pcmu_caller_reaches_pcma_callee_through_kamailio(
+    sip_rig: Callable[..., SipRig], tmp_path: Path, kind: str
+) -> None:
+    rig = sip_rig(kind, offer_flags=TRANSCODE_FLAGS, relay_options={"extra": ["--delete-delay=0"]})
+    packets, result = _run(rig, tmp_path, record=False)
+    offer = result.offer_seen_by_callee()
+    answer = result.answer_seen_by_caller()
+    assert offer.audio.formats[0] == "8" and "0" not in offer.audio.formats, offer.text
+    assert answer.audio.formats[0] == "0", answer.text
+    caller, callee = result.uac_media, result.uas_media
+
+    to_callee = [_rtp(p) for p in packets if p.dst == callee]
+    to_caller = [_rtp(p) for p in packets if p.dst == caller]
+    from_caller = [p for p in packets if p.src == caller]
+    assert len(from_caller) == PACKETS
+    # one PCMA packet out per PCMU packet in, under the relay's own SSRC; the echo comes back
+    # as PCMU: the transcoder neither loses nor invents packets
+    assert Counter(pt for pt, _, _ in to_callee) == {8: PACKETS}, Counter(to_callee)
+    assert {ssrc for _, ssrc, _ in to_callee} != {CALLER_SSRC}
+    assert Counter(pt for pt, _, _ in to_caller) == {0: PACKETS}, rig.logs()
+    assert all(len(payload) == 160 for _, _, payload in to_callee + to_caller)
+
+    hz, snr = _tone([payload for _, _, payload in to_callee], ALAW_TO_LINEAR)
+    assert hz == TONE_HZ and snr > 30, (hz, snr)
+    hz, snr = _tone([payload for _, _, payload in to_caller], ULAW_TO_LINEAR)
+    assert hz == TONE_HZ and snr > 30, (hz, snr)
+    assert not math.isnan(snr)
+    assert "Traceback" not in rig.relay.log(), rig.logs()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_recorded_transcoded_call_holds_each_leg_as_received(
+    sip_rig: Callable[..., SipRig], tmp_path: Path, kind: str
+) -> None:
+    spool = tmp_path / "recordings"
+    spool.mkdir()
+    extra = [f"--recording-dir={spool}", "--recording-method=pcap", "--delete-delay=0"]
+    rig = sip_rig(kind, offer_flags=TRANSCODE_FLAGS, relay_options={"extra": extra})
+    _packets, result = _run(rig, tmp_path, record=True)
+    [metadata] = wait_for_files(spool / "metadata", 1, "call end time")
+    [pcap] = sorted((spool / "pcaps").glob("*.pcap"))
+
+    # the relay's receiving ports: A sent PCMU to one, B's echo (PCMA) reached the other
+    to_a_port = result.answer_seen_by_caller().audio.port
+    to_b_port = result.offer_seen_by_callee().audio.port
+    streams = rtp_streams(pcap)
+    by_port = {k[3]: v for k, v in streams.items()}
+    assert by_port == {to_a_port: ("g711U", PACKETS, 0), to_b_port: ("g711A", PACKETS, 0)}, streams
+    [a_ssrc] = [k[4] for k in streams if k[3] == to_a_port]
+    assert a_ssrc == CALLER_SSRC  # as A sent it, not the relay's output SSRC
+
+    if kind.startswith("rtpvault"):
+        from sqlalchemy import select
+
+        from storage.db import open_index
+        from storage.models import Recording
+
+        index = open_index(f"sqlite:///{spool}/recordings.db", create=False)
+        try:
+            with index.session() as s:
+                row = s.scalars(select(Recording)).one()
+                assert row.status == "complete", (row.status, row.reason)
+                assert row.call_id == result.call_ids[0]
+                assert row.sha256 and row.size == pcap.stat().st_size
+                assert row.ended is not None and row.packets == 2 * PACKETS
+        finally:
+            index.close()
