@@ -145,3 +145,29 @@ def test_recorded_transcoded_call_holds_each_leg_as_received(
                 assert row.ended is not None and row.packets == 2 * PACKETS
         finally:
             index.close()
+
+
+LOAD_CALLS = 40
+LOAD_PACKETS = 250
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_concurrent_transcoded_calls_through_kamailio(
+    sip_rig: Callable[..., SipRig], tmp_path: Path, kind: str
+) -> None:
+    """The same load through both relays: LOAD_CALLS overlapping PCMU→PCMA calls of 5 s each
+    (sipp starts 10 a second), every packet transcoded each way, none lost or added."""
+    options = {"extra": ["--delete-delay=0"], "ports": 8 * LOAD_CALLS}
+    rig = sip_rig(kind, offer_flags=TRANSCODE_FLAGS, relay_options=options)
+    tone = pcmu_tone_pcap(tmp_path / "load.pcap", LOAD_PACKETS)
+    spec = CallSpec(calls=LOAD_CALLS, callee="pcmu-to-pcma", media=True,
+                    media_packets=LOAD_PACKETS, pcap=tone)  # fmt: skip
+    result, legs = rig.call_with_capture(spec)
+    assert result.ok, result.describe() + rig.logs()
+    total = LOAD_CALLS * LOAD_PACKETS
+    assert (legs.caller_to_relay, legs.relay_to_callee) == (total, total), legs
+    assert (legs.callee_to_relay, legs.relay_to_caller) == (total, total), legs
+    packets = list(read_udp(result.workdir / "media.capture.pcap"))
+    assert Counter(_rtp(p)[0] for p in packets if p.dst == result.uas_media) == {8: total}
+    assert Counter(_rtp(p)[0] for p in packets if p.dst == result.uac_media) == {0: total}
+    assert "Traceback" not in rig.relay.log(), rig.logs()
