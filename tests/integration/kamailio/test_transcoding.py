@@ -17,10 +17,12 @@ import struct
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import av
 import dpkt
 import pytest
+from av.audio.codeccontext import AudioCodecContext
 
 from recorder.g711 import ALAW_TO_LINEAR, ULAW_TO_LINEAR
 from tests.integration.recording.conftest import rtp_streams
@@ -177,13 +179,13 @@ def test_concurrent_transcoded_calls_through_kamailio(
 def _decode(codec: str, payloads: list[bytes]) -> tuple[list[int], int]:
     """PyAV-decoded mono samples of Opus or G.722 payloads, and their rate."""
     rate = {"opus": 48000, "g722": 16000}[codec]
-    dec = av.CodecContext.create(codec, "r")
-    dec.sample_rate, dec.layout = rate, "mono"  # type: ignore[attr-defined]
+    dec = cast(AudioCodecContext, av.CodecContext.create(codec, "r"))
+    dec.sample_rate, dec.layout = rate, "mono"
     mono = av.AudioResampler(format="s16", layout="mono", rate=rate)
     out: list[int] = []
     for payload in payloads:
         for frame in dec.decode(av.Packet(payload)):
-            for f in mono.resample(frame):  # type: ignore[arg-type]
+            for f in mono.resample(frame):
                 out += struct.unpack(f"<{f.samples}h", bytes(f.planes[0])[: 2 * f.samples])
     return out, rate
 
