@@ -40,8 +40,8 @@ from relay.transcode.dtmf import DtmfSynth, Event, EventError, build_event, pars
 from relay.transcode.plan import Codec, DirectionPlan
 
 __all__ = [
-    "DETECTED_VOLUME", "END_REPEATS", "EVENT_GRACE_MS", "FILL_MS", "MAX_JUMP_S", "Chain",
-    "ChainError",
+    "DETECTED_VOLUME", "END_REPEATS", "EVENT_GRACE_MS", "FILL_MS", "MAX_JUMP_S",
+    "SEQ_DUPE_WINDOW", "Chain", "ChainError",
 ]  # fmt: skip
 
 FILL_MS = 200
@@ -50,6 +50,10 @@ on hold) move the output timestamp on instead."""
 MAX_JUMP_S = 30
 """An input timestamp jump beyond this (or backwards by more than a second) is a reset of the
 sender's clock: the output moves on by the arrival-time difference instead."""
+SEQ_DUPE_WINDOW = 100
+"""An audio packet up to this many sequence numbers behind the next one expected is a duplicate
+and dropped (`late`); a jump of this many or more either way is a restart of the sender's
+numbering and goes on, as rtpengine 10.5's sequencer (docs/spec/transcode-media.md §3)."""
 
 
 END_REPEATS = 3
@@ -119,6 +123,7 @@ class Chain:
         self._decoders: dict[int, Decoder] = {}
         self._synths: dict[int, tuple[DtmfSynth, Resampler]] = {}
         self._in_ssrc: int | None = None
+        self._next_seq: int | None = None  # audio sequence number expected next
         # output time line: `_tick` is the output timestamp of `_buf[0]` (not wrapped)
         self._buf = bytearray()
         self._tick = ts or 0
@@ -169,11 +174,25 @@ class Chain:
             new = plan.renumber.get(rtp.pt)
             self.seq = (self.seq + 1) & 0xFFFF
             out.append(packet.rewrite(data, pt=new, seq=self.seq, ssrc=self.ssrc))
+        elif not self._in_sequence(rtp.seq):
+            self.late += 1
         elif _is(codec, "cn"):
             out += self._comfort_noise(rtp, codec)
         else:
             out += self._audio(rtp, codec, now)
         return self._sent(out, now)
+
+    def _in_sequence(self, seq: int) -> bool:
+        """Whether audio (or CN) with sequence number `seq` goes on, not a duplicate: rtpengine's
+        window (SEQ_DUPE_WINDOW), which decides by sequence number alone. A replayed stream
+        (a sipp pcap played again after a re-INVITE, same SSRC) is dropped while its numbers
+        stay in the window, as in rtpengine. telephone-event packets are not held to it: their
+        end packets repeat, and rtpengine forwards duplicate events."""
+        expected = self._next_seq
+        if expected is not None and (seq - expected) & 0xFFFF > 0xFFFF - SEQ_DUPE_WINDOW:
+            return False
+        self._next_seq = (seq + 1) & 0xFFFF
+        return True
 
     def _start_from(self, rtp: packet.Rtp) -> None:
         follow_seq, follow_ts = self._follow
@@ -195,6 +214,7 @@ class Chain:
         """A new input SSRC: fresh decoders, a new talkspurt on the same output stream."""
         out = self._flush() if self._in_ssrc is not None else []
         self._in_ssrc = ssrc
+        self._next_seq = None
         self._decoders.clear()
         self._synths.clear()
         self._exp = None
