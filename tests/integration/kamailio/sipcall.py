@@ -54,6 +54,7 @@ UAC_SCENARIOS = {
     "pcmu-to-pcma": "uac_pcmu.xml",
     "pcmu-to-opus": "uac_pcmu.xml",
     "pcmu-to-g722": "uac_pcmu.xml",
+    "pcmu-hold": "uac_hold_pcmu.xml",
 }
 UAS_SCENARIOS = {
     "answer": "uas.xml",
@@ -66,6 +67,7 @@ UAS_SCENARIOS = {
     "pcmu-to-pcma": "uas_codecs.xml",
     "pcmu-to-opus": "uas_opus.xml",
     "pcmu-to-g722": "uas_g722.xml",
+    "pcmu-hold": "uas_hold.xml",
 }
 
 
@@ -235,7 +237,8 @@ class CallSpec:
     # "cancel" (the UAC cancels while ringing; no media); "one-codec" (five codecs offered,
     # PCMA alone answered); "pcmu-to-pcma" (PCMU and telephone-event offered, PCMA alone
     # answered: the relay transcodes when Kamailio's flags ask it to); "pcmu-to-opus" and
-    # "pcmu-to-g722" (the same caller, the callee answers Opus or G.722 alone)
+    # "pcmu-to-g722" (the same caller, the callee answers Opus or G.722 alone); "pcmu-hold"
+    # ("hold" with a PCMU-only caller)
     callee: str = "answer"
     call_id: str | None = None  # sipp -cid_str ("%u": the call's number): chosen call-ids
 

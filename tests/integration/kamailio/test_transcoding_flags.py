@@ -23,7 +23,7 @@ from tests.support.tone import dominant_hz
 from .capture import read_udp
 from .rig import SipRig
 from .sipcall import GUIDE_FLAGS, CallSpec
-from .test_flows import normalised, port_names
+from .test_flows import normalised, port_names, sdps_received
 from .test_transcoding import PACKETS, pcmu_tone_pcap
 
 pytestmark = pytest.mark.integration
@@ -48,18 +48,19 @@ def _pitch(payloads: list[bytes], pt: int) -> float | None:
     return dominant_hz(samples[:4000]) if len(samples) >= 1600 else None
 
 
-def _observe(rig: SipRig, tmp_path: Path) -> dict[str, object]:
+def _observe(rig: SipRig, tmp_path: Path, callee: str = "pcmu-to-pcma") -> dict[str, object]:
     tone = pcmu_tone_pcap(tmp_path / f"pcmu-{rig.relay.name}-{rig.runs}.pcap")
-    spec = CallSpec(callee="pcmu-to-pcma", media=True, media_packets=PACKETS, pcap=tone)
+    spec = CallSpec(callee=callee, media=True, media_packets=PACKETS, pcap=tone)
     result, _ = rig.call_with_capture(spec)
     assert result.ok, result.describe() + rig.logs()
     offer, answer = result.offer_seen_by_callee(), result.answer_seen_by_caller()
     names = port_names(rig, result, offer.audio.port, answer.audio.port)
     packets = list(read_udp(result.workdir / "media.capture.pcap"))
-    seen: dict[str, object] = {
-        "offer": normalised(offer, names),
-        "answer": normalised(answer, names),
-    }
+    seen: dict[str, object] = {}
+    call_id = result.call_ids[0]
+    for who, messages in (("callee", result.uas_messages), ("caller", result.uac_messages)):
+        for key, sdp in sdps_received(messages, call_id).items():
+            seen[f"{who} got {key}"] = normalised(sdp, names)
     for who, where in (("callee", result.uas_media), ("caller", result.uac_media)):
         rtp = [p.payload for p in packets if p.dst == where and len(p.payload) >= 12]
         pts = Counter(p[1] & 0x7F for p in rtp)
@@ -81,5 +82,20 @@ def test_codec_flags_from_kamailio_as_rtpengine(
         rig = sip_rig(kind, offer_flags=f"{GUIDE_FLAGS} {flags}",
                       relay_options={"extra": ["--delete-delay=0"]})  # fmt: skip
         seen[kind] = _observe(rig, tmp_path)
+        assert "Traceback" not in rig.relay.log(), rig.logs()
+    assert seen["rtpvault/2"] == seen["rtpengine"]
+
+
+def test_hold_and_resume_of_a_transcoded_call_as_rtpengine(
+    sip_rig: Callable[..., SipRig], tmp_path: Path
+) -> None:
+    """The PCMU caller of a PCMU→PCMA call puts it on hold (a=sendonly, then c=0.0.0.0) and
+    takes it off with re-INVITEs, each re-offered with the same flags (examples/kamailio.cfg);
+    the callee answers PCMA. Media is played on hold and after it."""
+    seen = {}
+    for kind in ("rtpengine", "rtpvault/2"):
+        rig = sip_rig(kind, offer_flags=f"{GUIDE_FLAGS} {FLAGS[0]}",
+                      relay_options={"extra": ["--delete-delay=0"]})  # fmt: skip
+        seen[kind] = _observe(rig, tmp_path, "pcmu-hold")
         assert "Traceback" not in rig.relay.log(), rig.logs()
     assert seen["rtpvault/2"] == seen["rtpengine"]
