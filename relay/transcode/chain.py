@@ -19,9 +19,11 @@ Per input payload type (docs/spec/transcode-media.md §1):
 Time line: the output timestamp follows the input's. A contiguous input packet continues the
 output; a short gap (loss, up to FILL_MS) is filled with silence so the output keeps its
 cadence (FFmpeg gives us no Opus FEC or PLC, see relay.transcode.audio); a longer gap, a
-marked packet after a gap (talkspurt) or a new input SSRC pads the partial frame with silence,
-moves the output timestamp on by the gap and sets the marker on the next packet. A packet from
-before what was already encoded (late, reordered or duplicated) is dropped and counted in
+marked packet after a gap (talkspurt), a gap during which packets were forwarded unchanged
+(telephone-event the receiver lacks, a passthrough codec) or a new input SSRC pads the partial
+frame with silence, moves the output timestamp on by the gap and sets the marker on the next
+packet. A packet from before what was already encoded (late, reordered or duplicated: by
+sequence number as rtpengine, SEQ_DUPE_WINDOW, or by timestamp) is dropped and counted in
 `late`. Nothing is ever sent faster than input arrives, and nothing waits for a timer.
 
 Bad input never raises: a non-RTP packet counts in `malformed`, a payload FFmpeg rejects in
@@ -132,6 +134,7 @@ class Chain:
         self._last_now = 0.0
         self._marker = True
         self._padded = 0  # samples of silence the last flush added after the real audio
+        self._bridged = False  # packets forwarded unchanged since the last audio placed
         self._ev_in: tuple[int, int] | None = None  # (input event ts, output event ts)
         self._detector: DtmfDetector | None = None
         self._det_rate: Resampler | None = None
@@ -171,6 +174,7 @@ class Chain:
         elif rtp.pt in plan.passthrough or rtp.pt in plan.renumber or codec is None:
             if codec is None:
                 self.unknown_pt += 1
+            self._bridged = True
             new = plan.renumber.get(rtp.pt)
             self.seq = (self.seq + 1) & 0xFFFF
             out.append(packet.rewrite(data, pt=new, seq=self.seq, ssrc=self.ssrc))
@@ -271,7 +275,10 @@ class Chain:
                 return out
             if delta > tolerance:
                 gap = delta * rate // clock
-                if delta <= clock * FILL_MS // 1000 and not marker:
+                # a gap the sender filled with packets we forwarded (events of a type the
+                # receiver did not negotiate, a passthrough codec) is not loss: no silence
+                # on top of them, the output moves on as after a pause
+                if delta <= clock * FILL_MS // 1000 and not marker and not self._bridged:
                     gap = max(0, gap - self._padded)
                     self._buf += bytes(2 * gap)
                     self.filled += gap
@@ -284,6 +291,7 @@ class Chain:
             elif marker:
                 self._marker = True
         self._exp, self._exp_clock, self._last_now = (ts + ticks) & 0xFFFFFFFF, clock, now
+        self._bridged = False
         self._buf += pcm
         self._padded = 0
         if self._detector is not None and self._det_rate is not None:

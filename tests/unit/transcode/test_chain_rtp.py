@@ -91,6 +91,21 @@ def test_numbers_going_back_with_time_going_on_are_duplicates() -> None:
     assert len(run(chain, tone_packets(PCMU, 1000, 1.0, ssrc=0x99), start=3.0)) >= 49
 
 
+def test_a_gap_filled_by_forwarded_packets_is_not_filled_with_silence() -> None:
+    """DTMF events of a type the plan does not know are forwarded; the audio after them goes
+    on without 200 ms of silence on top of the events (as rtpengine sends it)."""
+    pkts = tone_packets(PCMU, 1000, 1.0)
+    chain = Chain(plan(PCMU, PCMA), 1, seq=0, ts=0)
+    before = heads(run(chain, pkts[:25]))
+    events = [packet.build(i == 0, 101, 25 + i, 1000 + 160 * 25, 0x1234, b"\x01\x0a\x00\xa0")
+              for i in range(10)]  # fmt: skip
+    forwarded = heads(run(chain, events, start=0.5))
+    after = heads(run(chain, pkts[35:], start=0.7))
+    assert [h.pt for h in forwarded] == [101] * 10 and chain.unknown_pt == 10
+    assert len(before) + len(after) == 40 and chain.filled == 0
+    assert after[0].marker and after[0].ts - before[-1].ts == 160 * 11
+
+
 def test_a_talkspurt_after_silence_moves_the_timestamp_on_with_a_marker() -> None:
     first = tone_packets(PCMU, 1000, 0.2)
     later = [packet.build(i == 0, 0, 10 + 50 + i, 1000 + 8000 * 3 + 160 * i, 0x1234,
