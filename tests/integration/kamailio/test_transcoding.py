@@ -42,20 +42,29 @@ PACKETS = 50
 CALLER_SSRC = 0x5EED0001
 
 
-def pcmu_tone_pcap(path: Path, packets: int = PACKETS, hz: float = TONE_HZ) -> Path:
-    """A pcap sipp can play (play_pcap_audio): `packets` 20-ms PCMU packets of a sine."""
+def rtp_pcap(path: Path, packets: list[bytes], interval: float = 0.02) -> Path:
+    """A pcap sipp can play (play_pcap_audio): the RTP `packets`, `interval` seconds apart."""
     with open(path, "wb") as f:
         writer = dpkt.pcap.Writer(f, snaplen=65535, linktype=dpkt.pcap.DLT_EN10MB)
-        for n in range(packets):
-            rtp = struct.pack("!BBHII", 0x80, 0x80 if n == 0 else 0, 100 + n, 160 * n,
-                              CALLER_SSRC) + ulaw_tone(hz, 160 * n)  # fmt: skip
+        for n, rtp in enumerate(packets):
             udp = dpkt.udp.UDP(sport=6000, dport=6002, data=rtp)
             udp.ulen = len(udp)
             ip = dpkt.ip.IP(src=bytes([10, 0, 0, 1]), dst=bytes([10, 0, 0, 2]), p=17, data=udp)
             ip.len = len(ip)
             eth = dpkt.ethernet.Ethernet(type=dpkt.ethernet.ETH_TYPE_IP, data=ip)
-            writer.writepkt(bytes(eth), ts=1_700_000_000 + 0.02 * n)
+            writer.writepkt(bytes(eth), ts=1_700_000_000 + interval * n)
     return path
+
+
+def pcmu_packet(n: int, hz: float = TONE_HZ, seq0: int = 100, marker: bool = False) -> bytes:
+    """The caller's n-th 20-ms PCMU packet of a sine (SSRC CALLER_SSRC)."""
+    return struct.pack("!BBHII", 0x80, (0x80 if marker else 0), seq0 + n, 160 * n,
+                       CALLER_SSRC) + ulaw_tone(hz, 160 * n)  # fmt: skip
+
+
+def pcmu_tone_pcap(path: Path, packets: int = PACKETS, hz: float = TONE_HZ) -> Path:
+    """A pcap sipp can play: `packets` 20-ms PCMU packets of a sine."""
+    return rtp_pcap(path, [pcmu_packet(n, hz, marker=n == 0) for n in range(packets)])
 
 
 def _rtp(p: UdpPacket) -> tuple[int, int, bytes]:

@@ -24,7 +24,7 @@ from .capture import read_udp
 from .rig import SipRig
 from .sipcall import GUIDE_FLAGS, CallSpec
 from .test_flows import normalised, port_names, sdps_received
-from .test_transcoding import PACKETS, pcmu_tone_pcap
+from .test_transcoding import PACKETS, pcmu_packet, pcmu_tone_pcap, rtp_pcap
 
 pytestmark = pytest.mark.integration
 
@@ -99,3 +99,47 @@ def test_hold_and_resume_of_a_transcoded_call_as_rtpengine(
         seen[kind] = _observe(rig, tmp_path, "pcmu-hold")
         assert "Traceback" not in rig.relay.log(), rig.logs()
     assert seen["rtpvault/2"] == seen["rtpengine"]
+
+
+def _caller_with_dtmf(path: Path) -> Path:
+    """25 PCMU packets, DTMF `1` as RFC 4733 events (PT 101, 200 ms, the end packet three
+    times with one sequence number, as sipp's dtmf_2833 pcaps), then 25 PCMU packets."""
+    packets = [pcmu_packet(n, marker=n == 0) for n in range(25)]
+    start = 160 * 25
+    for i in range(10):
+        end = i >= 7
+        duration = 160 * min(i + 1, 8)
+        event = struct.pack("!BBH", 1, (0x80 if end else 0) | 10, duration)
+        seq = 100 + 25 + min(i, 7)
+        packets.append(struct.pack("!BBHII", 0x80, 101 | (0x80 if i == 0 else 0), seq, start,
+                                   0x5EED0001) + event)  # fmt: skip
+    packets += [pcmu_packet(n, seq0=100 + 8 - 10) for n in range(35, 60)]
+    return rtp_pcap(path, packets)
+
+
+def test_dtmf_events_to_a_callee_without_telephone_event_as_rtpengine(
+    sip_rig: Callable[..., SipRig], tmp_path: Path
+) -> None:
+    """PCMU+te caller, PCMA-only callee, `codec-mask-all codec-transcode-PCMA`, 200 ms of
+    RFC 4733 events between the audio: both relays forward the events as they are (the callee
+    was not offered telephone-event, yet rtpengine 10.5 sends them) and transcode the audio,
+    without silence for the events' time (docs/spec/transcode-media.md §3): the same packets
+    reach each party."""
+    seen = {}
+    for kind in ("rtpengine", "rtpvault/2"):
+        rig = sip_rig(kind, offer_flags=f"{GUIDE_FLAGS} {FLAGS[0]}",
+                      relay_options={"extra": ["--delete-delay=0"]})  # fmt: skip
+        pcap = _caller_with_dtmf(tmp_path / f"dtmf-{kind.replace('/', '-')}.pcap")
+        spec = CallSpec(callee="pcmu-to-pcma", media=True, media_packets=None, pcap=pcap)
+        result, _ = rig.call_with_capture(spec)
+        assert result.ok, result.describe() + rig.logs()
+        packets = list(read_udp(result.workdir / "media.capture.pcap"))
+        got = {}
+        for who, where in (("callee", result.uas_media), ("caller", result.uac_media)):
+            rtp = [p.payload for p in packets if p.dst == where]
+            events = [p[12:16] for p in rtp if p[1] & 0x7F == 101]
+            got[who] = (Counter(p[1] & 0x7F for p in rtp), events)
+        seen[kind] = got
+        assert "Traceback" not in rig.relay.log(), rig.logs()
+    assert seen["rtpvault/2"] == seen["rtpengine"]
+    assert seen["rtpengine"]["callee"][0] == {8: 50, 101: 10}, seen
