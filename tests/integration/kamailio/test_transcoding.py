@@ -155,6 +155,11 @@ def test_recorded_transcoded_call_holds_each_leg_as_received(
                 assert row.call_id == result.call_ids[0]
                 assert row.sha256 and row.size == pcap.stat().st_size
                 assert row.ended is not None and row.packets == 2 * PACKETS
+                # each leg with the codec its party sent, the caller's under its own SSRC
+                assert row.codecs == "PCMA,PCMU"
+                legs = sorted((st.kind, st.codec, st.packets, st.ssrc == CALLER_SSRC)
+                              for st in row.streams)  # fmt: skip
+                assert legs == [("rtp", "PCMA", PACKETS, False), ("rtp", "PCMU", PACKETS, True)]
         finally:
             index.close()
 
