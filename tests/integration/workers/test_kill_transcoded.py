@@ -3,7 +3,8 @@
 
 * One worker killed: the other worker's transcoded calls keep flowing (every packet sent, both
   ways, comes out transcoded: PT 8 to the callee, PT 0 to the caller, at the tone's pitch) and
-  finish `complete`; the killed worker's recordings are recovered `interrupted`.
+  finish `complete`; the killed worker's recordings are recovered `interrupted`; its new
+  incarnation transcodes a new call.
 * The whole daemon killed, then started again on the same spool: every recording `interrupted`.
 
 Either way a recovered file is read by tshark without an error, holds each leg as received (PCMU
@@ -155,10 +156,12 @@ def _start(tmp_path: Path, name: str) -> daemons.Daemon:
     return daemons.start("rtpvault", tmp_path / name, num_threads=2, ports=100, extra=extra)
 
 
-def _setup(d: daemons.Daemon, prefix: str) -> dict[int, list[Call]]:
+def _setup(d: daemons.Daemon, prefix: str, owners: tuple[int, ...] = (0, 1),
+           count: int = 2) -> dict[int, list[Call]]:  # fmt: skip
+    """`count` recorded PCMU→PCMA calls owned by each worker of `owners`."""
     calls: dict[int, list[Call]] = {0: [], 1: []}
-    for owner in (0, 1):
-        for call_id in owned_call_ids(owner, 2, f"{prefix}{owner}"):
+    for owner in owners:
+        for call_id in owned_call_ids(owner, count, f"{prefix}{owner}"):
             c = Call(d, call_id)
             calls[owner].append(c)
             offer = c.offer(**{"record-call": "yes",
@@ -236,6 +239,16 @@ def test_kill9_of_one_worker_during_recorded_transcoded_calls(tmp_path: Path) ->
             assert (r["result"], r.get("error-reason")) == ("error", "Unknown call-id"), r
         for c in survivors:
             c.delete()
+        # the new incarnation transcodes a new call of its own
+        [fresh] = _setup(d, "k9new", owners=(KILLED,), count=1)[KILLED]
+        calls[KILLED].append(fresh)
+        fresh_media = Media([fresh])
+        key = (fresh.call_id, "to-callee"), (fresh.call_id, "to-caller")
+        assert wait_for(lambda: min(len(fresh_media.got[k]) for k in key) >= 30, 30)
+        fresh_media.close()
+        assert {p for p, _ in fresh_media.got[key[0]]} == {8}
+        assert {p for p, _ in fresh_media.got[key[1]]} == {0}
+        fresh.delete()
     finally:
         if media is not None:
             media.close()
@@ -244,10 +257,11 @@ def test_kill9_of_one_worker_during_recorded_transcoded_calls(tmp_path: Path) ->
 
     def settled() -> bool:
         docs = sidecars(spool)
-        return len(docs) == 4 and {doc["status"] for doc in docs} <= {"complete", "interrupted"}
+        return len(docs) == 5 and {doc["status"] for doc in docs} <= {"complete", "interrupted"}
 
     assert wait_for(settled, 30), [(s["call_id"], s["status"]) for s in sidecars(spool)]
     status = {doc["call_id"]: doc for doc in sidecars(spool)}
+    assert status[fresh.call_id]["status"] == "complete"
     for c in calls[1 - KILLED]:
         doc = status[c.call_id]
         assert doc["status"] == "complete", json.dumps(doc)[:500]
