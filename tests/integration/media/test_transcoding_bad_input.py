@@ -22,6 +22,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -205,3 +206,37 @@ def test_bad_input_on_both_legs_is_dropped_and_counted(relay: Daemon, codec: str
     assert dropped["malformed"] > 0, dropped
     if opus is not None:
         assert dropped["decode_error"] > 0, dropped
+
+
+@pytest.mark.parametrize("codec", ["PCMU", "PCMA"])
+def test_a_huge_datagram_is_read_as_rtpengine_reads_it(relay: Daemon, codec: str) -> None:
+    """docs/spec/transcode-media.md §1: at most 8192 bytes of a datagram are read. Plain (B
+    answers PCMU): B gets the first 8192 bytes of a 60000-byte packet. Transcoded (B answers
+    PCMA): its 8180 bytes of PCMU make 51 packets of 20 ms (and a padded partial one), not
+    the 375 the whole packet would (what rtpengine sends: 51)."""
+    pt = {"PCMU": 0, "PCMA": 8}[codec]
+    call_id = _call_id(1)
+    a, b = Party(timeout=2), Party(timeout=2)
+    try:
+        body: dict[str, Any] = {"command": "offer", "call-id": call_id, "from-tag": "A",
+                "sdp": party_sdp(a.port)}  # fmt: skip
+        if codec != "PCMU":
+            body["codec"] = {"mask": ["all"], "transcode": [codec]}
+        b.peer = ("127.0.0.1", media_port(ng_sdp(relay, body)))
+        bsdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                f"m=audio {b.port} RTP/AVP {pt}\r\na=rtpmap:{pt} {codec}/8000\r\n")  # fmt: skip
+        answer = ng_sdp(relay, {"command": "answer", "call-id": call_id, "from-tag": "A",
+                                "to-tag": "B", "sdp": bsdp})  # fmt: skip
+        a.peer = ("127.0.0.1", media_port(answer))
+        a.send_rtp(_rtp(1, 0xA1, 0, 0, ulaw_tone(A_HZ, 0)))
+        a.send_rtp(_rtp(2, 0xA1, 0, 160, b"\xff" * 59988))
+        got = _drain(b)
+    finally:
+        a.close()
+        b.close()
+        relay.client().call({"command": "delete", "call-id": call_id})
+    if codec == "PCMU":
+        assert [len(p) for p in got] == [172, 8192]
+    else:
+        assert {p[1] & 0x7F for p in got} == {8}
+        assert 1 + 51 <= len(got) <= 1 + 52, len(got)
