@@ -39,6 +39,10 @@ FLAGS = [
     "codec-mask-all codec-transcode-PCMA ptime=40",
     "codec-mask-all codec-transcode-PCMA single-codec",
     "codec-mask-all codec-transcode-PCMA always-transcode",
+    # rtpengine's own flag spellings, which Kamailio passes on in `flags`
+    "transcode-PCMA",
+    "mask-PCMU transcode-PCMA",
+    "strip-all transcode-PCMA",
 ]
 
 
