@@ -77,7 +77,9 @@ BATCH = 64
 """Most packets one reader call reads before yielding to the loop."""
 GROW_AFTER = 4
 """Wakeups that each read their whole allowance before the allowance doubles."""
-BUFFER_SIZE = 65536
+BUFFER_SIZE = 8192
+"""Most bytes of a datagram read, the rest cut off by the kernel, as rtpengine 10.5 reads media
+(its MAX_RTP_PACKET_SIZE; docs/spec/transcode-media.md §1)."""
 
 
 def _needs_secure(stream: Stream) -> bool:

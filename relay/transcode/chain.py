@@ -32,6 +32,13 @@ before what was already encoded (late, reordered or duplicated) is dropped and c
 `dtx-delay` the plane feeds the chain from rtpengine's DTX buffer instead (relay.transcode.dtx)
 and has it make up the frames a sender did not send (`conceal`).
 
+marked packet after a gap (talkspurt), a gap during which packets were forwarded unchanged
+(telephone-event the receiver lacks, a passthrough codec) or a new input SSRC pads the partial
+frame with silence, moves the output timestamp on by the gap and sets the marker on the next
+packet. A packet from before what was already encoded (late, reordered or duplicated: by
+sequence number as rtpengine, SEQ_DUPE_WINDOW, or by timestamp) is dropped and counted in
+`late`. Nothing is ever sent faster than input arrives, and nothing waits for a timer.
+
 Bad input never raises: a non-RTP packet counts in `malformed`, a payload FFmpeg rejects in
 `decode_errors` (the frame is dropped, the call goes on).
 
@@ -54,8 +61,8 @@ from relay.transcode.options import ChainOptions
 from relay.transcode.plan import Codec, DirectionPlan
 
 __all__ = [
-    "DETECTED_VOLUME", "END_REPEATS", "EVENT_GRACE_MS", "FILL_MS", "MAX_JUMP_S", "Chain",
-    "ChainError",
+    "DETECTED_VOLUME", "END_REPEATS", "EVENT_GRACE_MS", "FILL_MS", "MAX_JUMP_S",
+    "SEQ_DUPE_WINDOW", "Chain", "ChainError",
 ]  # fmt: skip
 
 logger = logging.getLogger("relay.transcode")
@@ -67,6 +74,10 @@ on hold) move the output timestamp on instead."""
 MAX_JUMP_S = 30
 """An input timestamp jump beyond this (or backwards by more than a second) is a reset of the
 sender's clock: the output moves on by the arrival-time difference instead."""
+SEQ_DUPE_WINDOW = 100
+"""An audio packet up to this many sequence numbers behind the next one expected is a duplicate
+and dropped (`late`); a jump of this many or more either way is a restart of the sender's
+numbering and goes on, as rtpengine 10.5's sequencer (docs/spec/transcode-media.md §3)."""
 
 
 END_REPEATS = 3
@@ -140,6 +151,7 @@ class Chain:
         self._decoders: dict[int, Decoder] = {}
         self._synths: dict[int, tuple[DtmfSynth, Resampler]] = {}
         self._in_ssrc: int | None = None
+        self._next_seq: int | None = None  # audio sequence number expected next
         # output time line: `_tick` is the output timestamp of `_buf[0]` (not wrapped)
         self._buf = bytearray()
         self._tick = ts or 0
@@ -148,6 +160,7 @@ class Chain:
         self._last_now = 0.0
         self._marker = True
         self._padded = 0  # samples of silence the last flush added after the real audio
+        self._bridged = False  # packets forwarded unchanged since the last audio placed
         self._ev_in: tuple[int, int] | None = None  # (input event ts, output event ts)
         self._detector: DtmfDetector | None = None
         self._det_rate: Resampler | None = None
@@ -199,9 +212,12 @@ class Chain:
         elif rtp.pt in plan.passthrough or rtp.pt in plan.renumber or codec is None:
             if codec is None:
                 self.unknown_pt += 1
+            self._bridged = True
             new = plan.renumber.get(rtp.pt)
             self.seq = (self.seq + 1) & 0xFFFF
             out.append(packet.rewrite(data, pt=new, seq=self.seq, ssrc=self.ssrc))
+        elif not self._in_sequence(rtp.seq):
+            self.late += 1
         elif _is(codec, "cn"):
             out += self._comfort_noise(rtp, codec)
         else:
@@ -228,6 +244,18 @@ class Chain:
         dtx_logger.debug("DTX: %d ms generated", ticks * 1000 // clock)
         return self._sent(self._place(self._exp, ticks, clock, False, pcm, now), now)
 
+    def _in_sequence(self, seq: int) -> bool:
+        """Whether audio (or CN) with sequence number `seq` goes on, not a duplicate: rtpengine's
+        window (SEQ_DUPE_WINDOW), which decides by sequence number alone. A replayed stream
+        (a sipp pcap played again after a re-INVITE, same SSRC) is dropped while its numbers
+        stay in the window, as in rtpengine. telephone-event packets are not held to it: their
+        end packets repeat, and rtpengine forwards duplicate events."""
+        expected = self._next_seq
+        if expected is not None and (seq - expected) & 0xFFFF > 0xFFFF - SEQ_DUPE_WINDOW:
+            return False
+        self._next_seq = (seq + 1) & 0xFFFF
+        return True
+
     def _start_from(self, rtp: packet.Rtp) -> None:
         follow_seq, follow_ts = self._follow
         if follow_seq:
@@ -249,6 +277,7 @@ class Chain:
         logger.debug("new input SSRC %08x", ssrc)
         out = self._flush() if self._in_ssrc is not None else []
         self._in_ssrc = ssrc
+        self._next_seq = None
         self._decoders.clear()
         self._synths.clear()
         self._exp = None
@@ -309,7 +338,10 @@ class Chain:
                 return out
             if delta > tolerance:
                 gap = delta * rate // clock
-                if delta <= clock * FILL_MS // 1000 and not marker:
+                # a gap the sender filled with packets we forwarded (events of a type the
+                # receiver did not negotiate, a passthrough codec) is not loss: no silence
+                # on top of them, the output moves on as after a pause
+                if delta <= clock * FILL_MS // 1000 and not marker and not self._bridged:
                     gap = max(0, gap - self._padded)
                     self._buf += bytes(2 * gap)
                     self.filled += gap
@@ -324,6 +356,7 @@ class Chain:
             elif marker:
                 self._marker = True
         self._exp, self._exp_clock, self._last_now = (ts + ticks) & 0xFFFFFFFF, clock, now
+        self._bridged = False
         self._buf += pcm
         self._padded = 0
         if self._detector is not None and self._det_rate is not None:

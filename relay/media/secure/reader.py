@@ -44,8 +44,10 @@ logger = logging.getLogger("rtpvault.media.secure")
 
 BATCH = 64
 GROW_AFTER = 4
-RECV_SIZE = 65536
-"""Largest datagram read (the plain reader's buffer size)."""
+RECV_SIZE = 8192
+"""Most bytes of a datagram read, as the plain reader and rtpengine 10.5 (a larger one is cut
+off there; docs/spec/transcode-media.md §1): a huge datagram cannot make a transcoding chain
+decode and encode seconds of audio at once on the worker's loop."""
 
 
 def is_rtcp_on(stream: Stream, packet: bytes) -> bool:

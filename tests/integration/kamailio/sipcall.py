@@ -51,6 +51,10 @@ UAC_SCENARIOS = {
     "cancel": "uac_cancel.xml",
     "one-codec": "uac_codecs.xml",
     "callee-hold": "uac_callee_hold.xml",
+    "pcmu-to-pcma": "uac_pcmu.xml",
+    "pcmu-to-opus": "uac_pcmu.xml",
+    "pcmu-to-g722": "uac_pcmu.xml",
+    "pcmu-hold": "uac_hold_pcmu.xml",
 }
 UAS_SCENARIOS = {
     "answer": "uas.xml",
@@ -60,6 +64,10 @@ UAS_SCENARIOS = {
     "cancel": "uas_cancel.xml",
     "one-codec": "uas_codecs.xml",
     "callee-hold": "uas_callee_hold.xml",
+    "pcmu-to-pcma": "uas_codecs.xml",
+    "pcmu-to-opus": "uas_opus.xml",
+    "pcmu-to-g722": "uas_g722.xml",
+    "pcmu-hold": "uas_hold.xml",
 }
 
 
@@ -227,7 +235,10 @@ class CallSpec:
     # with 486, no media then); "early" (183 with SDP, then 200 with the same SDP); "hold"
     # (re-INVITEs: a=sendonly, c=0.0.0.0, a=sendrecv; media plays in the first and the last);
     # "cancel" (the UAC cancels while ringing; no media); "one-codec" (five codecs offered,
-    # PCMA alone answered)
+    # PCMA alone answered); "pcmu-to-pcma" (PCMU and telephone-event offered, PCMA alone
+    # answered: the relay transcodes when Kamailio's flags ask it to); "pcmu-to-opus" and
+    # "pcmu-to-g722" (the same caller, the callee answers Opus or G.722 alone); "pcmu-hold"
+    # ("hold" with a PCMU-only caller)
     callee: str = "answer"
     call_id: str | None = None  # sipp -cid_str ("%u": the call's number): chosen call-ids
 

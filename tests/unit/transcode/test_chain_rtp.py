@@ -61,6 +61,51 @@ def test_reordered_and_duplicated_input_never_bunches_or_rewinds_the_output() ->
     assert chain.late == 2
 
 
+def _renumbered(pkts: list[bytes], seq: int, ts: int) -> list[bytes]:
+    """The same audio with sequence numbers from `seq` and timestamps from `ts`."""
+    return [packet.build(False, h.pt, seq + i, ts + 160 * i, h.ssrc, h.payload)
+            for i, h in enumerate(heads(pkts))]  # fmt: skip
+
+
+def test_a_replayed_stream_is_dropped_while_its_numbers_are_in_rtpengines_window() -> None:
+    """docs/spec/transcode-media.md §3: by sequence number, as rtpengine's sequencer. sipp
+    plays the same pcap again after a re-INVITE: 50 or 80 packets back are duplicates (the
+    timestamps, a second or more back, do not matter); 150 back is a restart and goes on."""
+    for count, dropped in ((50, 50), (80, 80), (150, 0)):
+        pkts = tone_packets(PCMU, 1000, count / 50)
+        chain = Chain(plan(PCMU, PCMA), 1, seq=0, ts=0)
+        first = run(chain, pkts)
+        again = run(chain, pkts, start=count / 50 + 1)
+        assert len(first) == count and len(again) == count - dropped, count
+        assert chain.late == dropped
+
+
+def test_numbers_going_back_with_time_going_on_are_duplicates() -> None:
+    pkts = tone_packets(PCMU, 1000, 1.0)
+    chain = Chain(plan(PCMU, PCMA), 1, seq=0, ts=0)
+    assert len(run(chain, pkts)) == 50
+    assert run(chain, _renumbered(pkts, 0, 1000 + 8000), start=1.0) == []  # seq 0-49 again
+    assert chain.late == 50
+    # a restart of the numbering (100 or more away) goes on, and so does the next SSRC
+    assert len(run(chain, _renumbered(pkts, 5000, 1000 + 16000), start=2.0)) == 50
+    assert len(run(chain, tone_packets(PCMU, 1000, 1.0, ssrc=0x99), start=3.0)) >= 49
+
+
+def test_a_gap_filled_by_forwarded_packets_is_not_filled_with_silence() -> None:
+    """DTMF events of a type the plan does not know are forwarded; the audio after them goes
+    on without 200 ms of silence on top of the events (as rtpengine sends it)."""
+    pkts = tone_packets(PCMU, 1000, 1.0)
+    chain = Chain(plan(PCMU, PCMA), 1, seq=0, ts=0)
+    before = heads(run(chain, pkts[:25]))
+    events = [packet.build(i == 0, 101, 25 + i, 1000 + 160 * 25, 0x1234, b"\x01\x0a\x00\xa0")
+              for i in range(10)]  # fmt: skip
+    forwarded = heads(run(chain, events, start=0.5))
+    after = heads(run(chain, pkts[35:], start=0.7))
+    assert [h.pt for h in forwarded] == [101] * 10 and chain.unknown_pt == 10
+    assert len(before) + len(after) == 40 and chain.filled == 0
+    assert after[0].marker and after[0].ts - before[-1].ts == 160 * 11
+
+
 def test_a_talkspurt_after_silence_moves_the_timestamp_on_with_a_marker() -> None:
     first = tone_packets(PCMU, 1000, 0.2)
     later = [packet.build(i == 0, 0, 10 + 50 + i, 1000 + 8000 * 3 + 160 * i, 0x1234,
