@@ -169,7 +169,7 @@ class Decoder:
             for f in frames:
                 native += f.samples
                 if f.sample_rate == self._out_rate and f.format.name == "s16" \
-                        and len(f.layout.channels) == 1:
+                        and f.layout.nb_channels == 1:
                     out.append(bytes(f.planes[0])[: f.samples * 2])  # no swresample round
                     continue
                 out.append(self._resampler.frames([f]))
