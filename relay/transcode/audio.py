@@ -1,6 +1,8 @@
 """FFmpeg (PyAV) decoders, encoders and resamplers over plain bytes: payload → 16-bit PCM →
-payload. The only module of the package that imports PyAV for codec work (relay.transcode.fileplay
-also opens media files with its container API).
+payload. The module of the package that does codec work through PyAV (relay.transcode.g711 asks
+FFmpeg for its G.711 tables once; relay.transcode.fileplay opens media files with PyAV's
+container API). G.711 goes through relay.transcode.g711's tables, the rest through FFmpeg
+per packet.
 
 PCM here is always signed 16-bit little-endian, mono unless said otherwise, at a rate the
 caller names. FFmpeg does the codec and resampling work (libavcodec, libswresample); Python
