@@ -99,7 +99,8 @@ class _Swr:
             out = cast(av.AudioFrame, self._sink.pull())
         except av.FFmpegError:  # EAGAIN: the filter is still filling
             return b""
-        return bytes(out.planes[0])[: out.samples * 2]
+        data, size = bytes(out.planes[0]), out.samples * 2
+        return data if len(data) == size else data[:size]  # the plane may be padded
 
 
 class Resampler:
@@ -110,7 +111,7 @@ class Resampler:
     def __init__(self, rate: int) -> None:
         self.rate = rate
         self._swr: dict[tuple[str, str, int], _Swr] = {}
-        self._inputs: dict[tuple[int, int], _Input] = {}
+        self._inputs: dict[tuple[int, int], tuple[_Input, _Swr]] = {}
 
     def frames(self, frames: list[av.AudioFrame]) -> bytes:
         out = []
@@ -127,12 +128,17 @@ class Resampler:
         if rate == self.rate or not pcm:
             return pcm
         key = (len(pcm), rate)
-        inp = self._inputs.get(key)
-        if inp is None:
+        got = self._inputs.get(key)
+        if got is None:
             if len(self._inputs) > 8:  # odd sizes (file ends, tones): do not grow unbounded
                 self._inputs.clear()
-            inp = self._inputs[key] = _Input(len(pcm) // 2, rate)
-        return self.frames([inp.load(pcm)])
+            inp = _Input(len(pcm) // 2, rate)
+            swr_key = ("s16", "mono", rate)
+            swr = self._swr.get(swr_key)
+            if swr is None:
+                swr = self._swr[swr_key] = _Swr(inp.frame, self.rate)
+            got = self._inputs[key] = (inp, swr)
+        return got[1].resample(got[0].load(pcm))
 
 
 class Decoder:

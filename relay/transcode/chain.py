@@ -174,7 +174,7 @@ class Chain:
         if self._follow != (False, False):
             self._start_from(rtp)
         plan = self.plan
-        if not plan.transcodes:
+        if plan.encode_pt is None:  # plan.transcodes, without a property call per packet
             new = plan.renumber.get(rtp.pt)
             if new is None and rtp.pt not in plan.passthrough:
                 self.unknown_pt += 1
@@ -237,9 +237,10 @@ class Chain:
         return dec
 
     def _audio(self, rtp: packet.Rtp, codec: Codec, now: float) -> list[bytes]:
-        grace = codec.clock * EVENT_GRACE_MS // 1000
-        if self._synths and any(synth.covers(rtp.ts, grace) for synth, _ in self._synths.values()):
-            return []  # the event's tone stands for the audio meanwhile
+        if self._synths:
+            grace = codec.clock * EVENT_GRACE_MS // 1000
+            if any(synth.covers(rtp.ts, grace) for synth, _ in self._synths.values()):
+                return []  # the event's tone stands for the audio meanwhile
         dec = self._decoder(rtp.pt, codec)
         if dec is None:
             self.decode_errors += 1
