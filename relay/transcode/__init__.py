@@ -11,7 +11,9 @@ Modules:
   can decode and encode here);
 * `codecs`: the codec table (rtp.codecs: FFmpeg names, sample rate versus RTP clock) and
   Opus encoder options from fmtp;
-* `audio`: the only PyAV user: `Decoder`, `Encoder`, `Resampler` over bytes;
+* `audio`: the PyAV user: `Decoder`, `Encoder`, `Resampler` over bytes;
+* `g711`: PCMU/PCMA through tables asked of FFmpeg once (no PyAV frame per packet), which
+  `audio`'s Decoder and Encoder use;
 * `chain`: `Chain(plan, ssrc)`, the per-direction media work, `feed(rtp, now) -> list[bytes]`
   (never raises), plain-int counters and what an SR needs (docs/design/transcoding.md);
 * `dtmf`: RFC 4733 payloads, DTMF tones; `detect`: in-band DTMF → events (Goertzel);

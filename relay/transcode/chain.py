@@ -100,6 +100,25 @@ def _is(codec: Codec, name: str) -> bool:
     return codec.name.lower() == name
 
 
+_AUDIO, _EVENT, _CN, _FORWARD = "audio", "event", "cn", "forward"
+
+
+def _kinds(plan: DirectionPlan) -> dict[int, str]:
+    """Input payload type → what `Chain.feed` does with it, decided once per plan (not per
+    packet): telephone-event first, then forwarded (passthrough, renumber), CN, else audio."""
+    out = {}
+    for pt, codec in plan.inputs.items():
+        if _is(codec, "telephone-event"):
+            out[pt] = _EVENT
+        elif pt in plan.passthrough or pt in plan.renumber:
+            out[pt] = _FORWARD
+        elif _is(codec, "cn"):
+            out[pt] = _CN
+        else:
+            out[pt] = _AUDIO
+    return out
+
+
 class Chain:
     """The media work for one `DirectionPlan`, sending as `ssrc`. `seq` is the sequence number
     before the first one sent and `ts` the first timestamp; None (the default): follow the
@@ -148,6 +167,7 @@ class Chain:
             except AudioError as exc:
                 raise ChainError(str(exc)) from None
             self.out_clock = out.clock
+        self._kinds = _kinds(plan)
         self._decoders: dict[int, Decoder] = {}
         self._synths: dict[int, tuple[DtmfSynth, Resampler]] = {}
         self._in_ssrc: int | None = None
@@ -200,28 +220,30 @@ class Chain:
         if self._follow != (False, False):
             self._start_from(rtp)
         plan = self.plan
-        if not plan.transcodes:
+        if plan.encode_pt is None:  # plan.transcodes, without a property call per packet
             new = plan.renumber.get(rtp.pt)
             if new is None and rtp.pt not in plan.passthrough:
                 self.unknown_pt += 1
             return self._sent([data if new is None else packet.rewrite(data, pt=new)], now)
         out = self._new_source(rtp.ssrc) if rtp.ssrc != self._in_ssrc else []
         codec = plan.inputs.get(rtp.pt)
-        if codec is not None and _is(codec, "telephone-event"):
+        kind = self._kinds.get(rtp.pt, _FORWARD)
+        if (kind is _AUDIO or kind is _CN) and codec is not None \
+                and not self._in_sequence(rtp.seq):
+            self.late += 1  # a duplicate, 1-99 behind (rtpengine's SEQ_DUPE_WINDOW)
+        elif kind is _AUDIO and codec is not None:
+            out += self._audio(rtp, codec, now)
+        elif kind is _EVENT and codec is not None:
             out += self._event(rtp, codec, now)
-        elif rtp.pt in plan.passthrough or rtp.pt in plan.renumber or codec is None:
+        elif kind is _CN and codec is not None:
+            out += self._comfort_noise(rtp, codec)
+        else:
             if codec is None:
                 self.unknown_pt += 1
             self._bridged = True
             new = plan.renumber.get(rtp.pt)
             self.seq = (self.seq + 1) & 0xFFFF
             out.append(packet.rewrite(data, pt=new, seq=self.seq, ssrc=self.ssrc))
-        elif not self._in_sequence(rtp.seq):
-            self.late += 1
-        elif _is(codec, "cn"):
-            out += self._comfort_noise(rtp, codec)
-        else:
-            out += self._audio(rtp, codec, now)
         return self._sent(out, now)
 
     def conceal(self, now: float) -> list[bytes]:
@@ -267,7 +289,7 @@ class Chain:
     def _sent(self, out: list[bytes], now: float) -> list[bytes]:
         if out:
             self.packets_out += len(out)
-            self.octets_out += sum(len(p) for p in out)
+            self.octets_out += sum(map(len, out))
             self.last_ts = int.from_bytes(out[-1][4:8], "big")
             self.last_ts_at = now
         return out
@@ -299,9 +321,10 @@ class Chain:
         return dec
 
     def _audio(self, rtp: packet.Rtp, codec: Codec, now: float) -> list[bytes]:
-        grace = codec.clock * EVENT_GRACE_MS // 1000
-        if any(synth.covers(rtp.ts, grace) for synth, _ in self._synths.values()):
-            return []  # the event's tone stands for the audio meanwhile
+        if self._synths:
+            grace = codec.clock * EVENT_GRACE_MS // 1000
+            if any(synth.covers(rtp.ts, grace) for synth, _ in self._synths.values()):
+                return []  # the event's tone stands for the audio meanwhile
         dec = self._decoder(rtp.pt, codec)
         if dec is None:
             self.decode_errors += 1
