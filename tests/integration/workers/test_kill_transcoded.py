@@ -19,11 +19,8 @@ import io
 import json
 import math
 import os
-import selectors
 import signal
-import socket
 import struct
-import threading
 from collections import Counter
 from pathlib import Path
 
@@ -41,6 +38,7 @@ from tests.support import daemons
 from tests.support.tone import dominant_hz, ulaw_tone
 from tests.support.wait import wait_for
 
+from .both_ways import BothWays, Key
 from .workers import owned_call_ids, wait_workers
 
 pytestmark = pytest.mark.integration
@@ -66,26 +64,17 @@ def one_codec_sdp(port: int, user: str, pt: int, codec: str) -> str:
     )
 
 
-class Media:
+class Media(BothWays):
     """PCMU tone from every caller, PCMA tone from every callee, every 20 ms; keeps what the
     relay sent each party: (PT, payload) per (call-id, direction)."""
 
     def __init__(self, calls: list[Call]) -> None:
-        self.calls = calls
-        self.sent: Counter[tuple[str, str]] = Counter()
-        self.got: dict[tuple[str, str], list[tuple[int, bytes]]] = {}
-        self.stop = threading.Event()
-        self.receiving = True
-        self.sel = selectors.DefaultSelector()
-        for c in calls:
-            for leg, direction in ((c.callee, "to-callee"), (c.caller, "to-caller")):
-                leg.rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-                leg.rtp.setblocking(False)
-                self.sel.register(leg.rtp, selectors.EVENT_READ, (c.call_id, direction))
-                self.got[(c.call_id, direction)] = []
-        self.threads = [threading.Thread(target=self._send), threading.Thread(target=self._recv)]
-        for t in self.threads:
-            t.start()
+        self.sent: Counter[Key] = Counter()
+        self.got: dict[Key, list[tuple[int, bytes]]] = {}
+        super().__init__(calls)
+
+    def track(self, key: Key) -> None:
+        self.got[key] = []
 
     def _send(self) -> None:
         n = 0
@@ -106,26 +95,8 @@ class Media:
             n += 1
             self.stop.wait(0.02)
 
-    def _recv(self) -> None:
-        while self.receiving:
-            for key, _ in self.sel.select(0.1):
-                sock: socket.socket = key.fileobj  # type: ignore[assignment]
-                while True:
-                    try:
-                        data = sock.recv(2048)
-                    except OSError:
-                        break
-                    self.got[key.data].append((data[1] & 0x7F, data[12:]))
-
-    def stop_sending(self) -> None:
-        self.stop.set()
-        self.threads[0].join()
-
-    def close(self) -> None:
-        self.stop_sending()
-        self.receiving = False
-        self.threads[1].join()
-        self.sel.close()
+    def heard(self, key: Key, data: bytes) -> None:
+        self.got[key].append((data[1] & 0x7F, data[12:]))
 
 
 def recorded(data: bytes) -> Counter[tuple[int, int]]:

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import signal
-import socket
 import struct
-import threading
 from pathlib import Path
 
 import pytest
@@ -28,6 +25,7 @@ from tests.integration.recording.media import Call, rtp
 from tests.support import daemons
 from tests.support.wait import wait_for
 
+from .both_ways import BothWays, Key
 from .workers import owned_call_ids, wait_workers
 
 pytestmark = pytest.mark.integration
@@ -36,27 +34,18 @@ KILLED = 1
 ROUNDS_AFTER_RESTART = 100
 
 
-class Media:
+class Media(BothWays):
     """RTP both ways on every call; `sent`/`got` per (call-id, direction): sequence numbers."""
 
     def __init__(self, calls: list[Call]) -> None:
-        self.calls = calls
-        self.sent: dict[tuple[str, str], set[int]] = {}
-        self.got: dict[tuple[str, str], set[int]] = {}
+        self.sent: dict[Key, set[int]] = {}
+        self.got: dict[Key, set[int]] = {}
         self.rounds = 0
-        self.stop = threading.Event()
-        self.sel = selectors.DefaultSelector()
-        for c in calls:
-            for leg, direction in ((c.callee, "to-callee"), (c.caller, "to-caller")):
-                leg.rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-                leg.rtp.setblocking(False)
-                self.sel.register(leg.rtp, selectors.EVENT_READ, (c.call_id, direction))
-                self.sent[(c.call_id, direction)] = set()
-                self.got[(c.call_id, direction)] = set()
-        self.threads = [threading.Thread(target=self._send), threading.Thread(target=self._recv)]
-        self.receiving = True
-        for t in self.threads:
-            t.start()
+        super().__init__(calls)
+
+    def track(self, key: Key) -> None:
+        self.sent[key] = set()
+        self.got[key] = set()
 
     def _send(self) -> None:
         seq = 0
@@ -73,26 +62,8 @@ class Media:
             self.rounds = seq
             self.stop.wait(0.01)
 
-    def _recv(self) -> None:
-        while self.receiving:
-            for key, _ in self.sel.select(0.1):
-                sock: socket.socket = key.fileobj  # type: ignore[assignment]
-                while True:
-                    try:
-                        data = sock.recv(2048)
-                    except OSError:
-                        break
-                    self.got[key.data].add(struct.unpack_from("!H", data, 2)[0])
-
-    def stop_sending(self) -> None:
-        self.stop.set()
-        self.threads[0].join()
-
-    def close(self) -> None:
-        self.stop_sending()
-        self.receiving = False
-        self.threads[1].join()
-        self.sel.close()
+    def heard(self, key: Key, data: bytes) -> None:
+        self.got[key].add(struct.unpack_from("!H", data, 2)[0])
 
 
 def test_kill9_of_one_worker_during_recorded_calls(tmp_path: Path) -> None:
