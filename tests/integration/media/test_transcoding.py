@@ -138,21 +138,24 @@ def _alaw_tone(hz: float, first: int) -> list[int]:
     return out
 
 
-def _drain(p: Party) -> list[bytes]:
-    p.rtp.settimeout(0.5)
+def _drain(p: Party, rtcp: bool = False) -> list[bytes]:
+    """What reaches `p`'s RTP (or RTCP) socket until it is quiet for 0.5 s."""
+    sock = p.rtcp if rtcp else p.rtp
+    sock.settimeout(0.5)
     got = []
     try:
         while True:
-            got.append(p.rtp.recv(4096))
+            got.append(sock.recv(65536))
     except TimeoutError:
         return got
 
 
-def _metrics(relay: Daemon) -> dict[tuple[str, str], float]:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{relay.http_port}/metrics",  # type: ignore[attr-defined]
-                                  timeout=10).read().decode()
-    return {(s.name, s.labels.get("chain", "")): s.value
-            for fam in text_string_to_metric_families(body) for s in fam.samples}
+def _metrics(relay: Daemon, label: str = "chain") -> dict[tuple[str, str], float]:
+    """/metrics as (sample name, its `label`) → value."""
+    port = relay.http_port  # type: ignore[attr-defined]
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return {(s.name, s.labels.get(label, "")): s.value
+            for fam in text_string_to_metric_families(body) for s in fam.samples}  # fmt: skip
 
 
 @pytest.mark.parametrize("worker", [0, 1])
@@ -201,16 +204,6 @@ def test_pcmu_to_opus_and_back_at_pitch(relay: Daemon, worker: int) -> None:
     relay.client().call({"command": "delete", "call-id": call_id})
 
 
-def _rtcp(p: Party) -> list[bytes]:
-    p.rtcp.settimeout(0.5)
-    got = []
-    try:
-        while True:
-            got.append(p.rtcp.recv(4096))
-    except TimeoutError:
-        return got
-
-
 def test_rtcp_is_rewritten_for_the_other_leg(relay: Daemon) -> None:
     """docs/spec/transcoding.md §2: A's SR reaches B with A's output SSRC and the output's
     counts, its report block about what A receives turned into one about B's own SSRC with the
@@ -241,7 +234,7 @@ def test_rtcp_is_rewritten_for_the_other_leg(relay: Daemon) -> None:
         rr = struct.pack("!BBHI", 0x81, 201, 7, B_SSRC) + struct.pack(
             "!IIIIII", a_out, 0, 3, 11, 0, 0)
         b.send_rtcp(rr)
-        (got_b,), (got_a,) = _rtcp(b), _rtcp(a)
+        (got_b,), (got_a,) = _drain(b, rtcp=True), _drain(a, rtcp=True)
     finally:
         a.close()
         b.close()
