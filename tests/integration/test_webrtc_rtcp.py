@@ -45,6 +45,7 @@ from tests.integration.test_webrtc_media import (
     dominant,
     peer,
 )
+from tests.support import hep_receiver
 from tests.support.daemons import Daemon, start
 from tests.support.hep_receiver import HepReceiver
 from tests.support.rtp_party import Party
@@ -63,12 +64,7 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
 
 
-@pytest.fixture
-def receiver() -> Iterator[HepReceiver]:
-    rx = HepReceiver()
-    rx.start()
-    yield rx
-    rx.stop()
+receiver = hep_receiver.receiver  # the HEP capture server fixture
 
 
 @pytest.fixture
