@@ -93,24 +93,35 @@ class Opus:
         return out
 
 
+RTPMAP = {"PCMA": (8, "PCMA/8000"), "opus": (96, "opus/48000/2")}
+"""What B answers with: payload type and rtpmap of its one codec."""
+
+
+def _connect(relay: Daemon, call_id: str, a: Party, b: Party, codec: str,
+             offer: dict[str, object]) -> tuple[str, str]:  # fmt: skip
+    """A offers PCMU (ng offer plus `offer`: the codec flags), B answers with `codec` alone;
+    each party then sends to the relay's port facing it. (Offer SDP, answer SDP.)"""
+    pt, rtpmap = RTPMAP[codec]
+    offer_sdp = ng_sdp(relay, {"command": "offer", "call-id": call_id, "from-tag": "A",
+                               "sdp": party_sdp(a.port), **offer})  # fmt: skip
+    b.peer = ("127.0.0.1", media_port(offer_sdp))
+    bsdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {b.port} RTP/AVP {pt}\r\na=rtpmap:{pt} {rtpmap}\r\na=sendrecv\r\n")
+    answer = ng_sdp(relay, {"command": "answer", "call-id": call_id, "from-tag": "A",
+                            "to-tag": "B", "sdp": bsdp})  # fmt: skip
+    a.peer = ("127.0.0.1", media_port(answer))
+    return offer_sdp, answer
+
+
 def _exchange(relay: Daemon, call_id: str, codec: str, a_rtcp: bytes | None = None
               ) -> tuple[list[bytes], list[bytes]]:  # fmt: skip
     """Offer/answer, then 50 packets each way (and `a_rtcp` from A after them): (what B got,
     what A got)."""
     a, b = Party(timeout=2), Party(timeout=2)
-    rtpmap = {"PCMA": (8, "PCMA/8000"), "opus": (96, "opus/48000/2")}[codec]
     try:
-        offer = ng_sdp(relay, {"command": "offer", "call-id": call_id, "from-tag": "A",
-                               "sdp": party_sdp(a.port), "codec": {"transcode": [codec]}})
-        assert f"{rtpmap[1]}" in offer
-        b.peer = ("127.0.0.1", media_port(offer))
-        bsdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                f"m=audio {b.port} RTP/AVP {rtpmap[0]}\r\na=rtpmap:{rtpmap[0]} {rtpmap[1]}\r\n"
-                "a=sendrecv\r\n")
-        answer = ng_sdp(relay, {"command": "answer", "call-id": call_id, "from-tag": "A",
-                                "to-tag": "B", "sdp": bsdp})
+        offer, answer = _connect(relay, call_id, a, b, codec, {"codec": {"transcode": [codec]}})
+        assert f"{RTPMAP[codec][1]}" in offer
         assert "m=audio" in answer and " RTP/AVP 0" in answer
-        a.peer = ("127.0.0.1", media_port(answer))
         opus = Opus() if codec == "opus" else None
         for n in range(PACKETS):
             a.send_rtp(_rtp(1000 + n, A_SSRC, 0, 160 * n, ulaw_tone(A_HZ, 160 * n)))
@@ -212,14 +223,7 @@ def test_rtcp_is_rewritten_for_the_other_leg(relay: Daemon) -> None:
     call_id = _call_id(0)
     a, b = Party(timeout=2), Party(timeout=2)
     try:
-        offer = ng_sdp(relay, {"command": "offer", "call-id": call_id, "from-tag": "A",
-                               "sdp": party_sdp(a.port), "codec": {"transcode": ["PCMA"]}})
-        b.peer = ("127.0.0.1", media_port(offer))
-        bsdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                f"m=audio {b.port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n")
-        answer = ng_sdp(relay, {"command": "answer", "call-id": call_id, "from-tag": "A",
-                                "to-tag": "B", "sdp": bsdp})
-        a.peer = ("127.0.0.1", media_port(answer))
+        _connect(relay, call_id, a, b, "PCMA", {"codec": {"transcode": ["PCMA"]}})
         for n in range(PACKETS):
             a.send_rtp(_rtp(1000 + n, A_SSRC, 0, 160 * n, ulaw_tone(A_HZ, 160 * n)))
             b.send_rtp(_rtp(2000 + n, B_SSRC, 8, 160 * n, bytes(_alaw_tone(B_HZ, 0))))
@@ -256,15 +260,8 @@ def test_generated_rtcp_describes_each_leg(relay: Daemon) -> None:
     call_id = _call_id(1)
     a, b = Party(timeout=2), Party(timeout=2)
     try:
-        offer = ng_sdp(relay, {"command": "offer", "call-id": call_id, "from-tag": "A",
-                               "sdp": party_sdp(a.port), "codec": {"transcode": ["PCMA"]},
-                               "flags": ["generate-RTCP"]})  # fmt: skip
-        b.peer = ("127.0.0.1", media_port(offer))
-        bsdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                f"m=audio {b.port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n")
-        answer = ng_sdp(relay, {"command": "answer", "call-id": call_id, "from-tag": "A",
-                                "to-tag": "B", "sdp": bsdp})
-        a.peer = ("127.0.0.1", media_port(answer))
+        _connect(relay, call_id, a, b, "PCMA", {"codec": {"transcode": ["PCMA"]},
+                                                 "flags": ["generate-RTCP"]})  # fmt: skip
         for s in (a.rtp, b.rtp, a.rtcp, b.rtcp):
             s.setblocking(False)
         seen: dict[str, set[int]] = {"A": set(), "B": set()}
