@@ -16,17 +16,14 @@ import struct
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from storage.db import open_index
-from storage.models import Recording
 from tests.integration.recording.conftest import sidecars, tshark_read
 from tests.integration.recording.media import Call, rtp
 from tests.support import daemons
 from tests.support.wait import wait_for
 
 from .both_ways import BothWays, Key
-from .workers import owned_call_ids, wait_workers
+from .workers import assert_forgotten, indexed_status, owned_call_ids, wait_workers
 
 pytestmark = pytest.mark.integration
 
@@ -97,9 +94,7 @@ def test_kill9_of_one_worker_during_recorded_calls(tmp_path: Path) -> None:
             lost = media.sent[k] - media.got[k]
             assert not lost, f"{k}: {len(lost)}/{len(media.sent[k])} lost: {sorted(lost)[:5]}"
         # the killed worker's calls are gone, whichever worker is asked
-        for c in calls[KILLED]:
-            r = c.command("query")
-            assert (r["result"], r.get("error-reason")) == ("error", "Unknown call-id"), r
+        assert_forgotten(calls[KILLED])
         for c in calls[1 - KILLED]:
             c.delete()
     finally:
@@ -130,11 +125,7 @@ def test_kill9_of_one_worker_during_recorded_calls(tmp_path: Path) -> None:
         doc = status[c.call_id]
         assert doc["status"] == "interrupted", json.dumps(doc)[:500]
         assert tshark_read(Path(doc["path"])).returncode == 0
-    index = open_index(f"sqlite:///{spool}/recordings.db", create=False)
-    try:
-        with index.session() as s:
-            rows = {r.call_id: r.status for r in s.scalars(select(Recording))}
-    finally:
-        index.close()
-    assert rows == {c.call_id: status[c.call_id]["status"] for c in calls[0] + calls[1]}
+    assert indexed_status(spool) == {
+        c.call_id: status[c.call_id]["status"] for c in calls[0] + calls[1]
+    }
     assert d.stop() == 0
