@@ -23,6 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from recorder.g711 import ALAW_TO_LINEAR
+from relay.transcode import packet
 from rtpvault.shard import owner_of
 from tests.support.daemons import Daemon, start
 from tests.support.rtp_party import Party, media_port, ng_sdp, party_sdp
@@ -63,7 +64,7 @@ def _call_id(worker: int) -> str:
 
 
 def _rtp(seq: int, ssrc: int, pt: int, ts: int, payload: bytes) -> bytes:
-    return struct.pack("!BBHII", 0x80, pt, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc) + payload
+    return packet.build(False, pt, seq, ts, ssrc, payload)
 
 
 class Opus:

@@ -28,6 +28,7 @@ import dpkt
 import pytest
 
 from recorder.g711 import ALAW_TO_LINEAR, ULAW_TO_LINEAR, encode_alaw
+from relay.transcode import packet
 from tests.integration.recording.conftest import sidecars
 from tests.integration.recording.media import Call
 from tests.integration.storage.test_daemon_kill9 import tshark_packets
@@ -83,9 +84,9 @@ class Media(BothWays):
                     (c.caller, "to-callee", CALLER_SSRC, 0, a),
                     (c.callee, "to-caller", CALLEE_SSRC, 8, b),
                 ):
-                    header = struct.pack("!BBHII", 0x80, pt, n & 0xFFFF, 160 * n, ssrc)
+                    data = packet.build(False, pt, n, 160 * n, ssrc, payload)
                     try:
-                        leg.rtp.sendto(header + payload, ("127.0.0.1", leg.relay_port))
+                        leg.rtp.sendto(data, ("127.0.0.1", leg.relay_port))
                     except OSError:
                         continue  # a killed worker's ports may refuse
                     self.sent[(c.call_id, direction)] += 1
