@@ -140,6 +140,16 @@ def own_cpu_seconds() -> float:
 # ---------------------------------------------------------------- ports and limits
 
 
+def udp_socket(host: str = "127.0.0.1") -> socket.socket:
+    """A non-blocking UDP socket on `host` with buffers large enough for a pass's burst."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((host, 0))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    s.setblocking(False)
+    return s
+
+
 def nofile_limit() -> int:
     """Raise this process's soft RLIMIT_NOFILE to the hard limit (children inherit it)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -174,15 +174,6 @@ def build_load(calls: list[Call], per_call: int, scenario: str, suite: str,
     return Load(a_out, b_out, a_plain, b_plain, common.own_cpu_seconds() - cpu0)
 
 
-def udp_socket() -> socket.socket:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((HOST, 0))
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-    s.setblocking(False)
-    return s
-
-
 @dataclass
 class PassResult:
     kind: str
@@ -295,7 +286,7 @@ def verify(res: PassResult, calls: list[Call], load: Load, kept_a: list[tuple[in
 def media_pass(d: daemons.Daemon, args: argparse.Namespace, scenario: str, suite: str,
                rep: int) -> PassResult:  # fmt: skip
     res = PassResult(d.name, f"{scenario} {suite}" if scenario == "sdes" else scenario)
-    a, b = udp_socket(), udp_socket()
+    a, b = common.udp_socket(HOST), common.udp_socket(HOST)
     ng = d.client(timeout=10)
     tag = f"{scenario}-{suite}-{rep}"
     calls: list[Call] = []

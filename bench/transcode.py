@@ -195,15 +195,6 @@ def delete(ng: NgClient, calls: list[Call]) -> None:
                  "delete delay": 0, "delete-delay": "0"})  # fmt: skip
 
 
-def udp_socket() -> socket.socket:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((HOST, 0))
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-    s.setblocking(False)
-    return s
-
-
 # ---------------------------------------------------------------- one pass
 
 
@@ -445,7 +436,7 @@ def lateness(arrivals: list[Arrival], slot_of: dict[int, int], clock: int, p: Pu
 def run_pass(d: daemons.Daemon, codec: Codec, n_calls: int, seconds: float, tag: str
              ) -> PassResult:  # fmt: skip
     res = PassResult(d.name, codec.name, n_calls)
-    a, b = udp_socket(), udp_socket()
+    a, b = common.udp_socket(HOST), common.udp_socket(HOST)
     ng = d.client(timeout=10)
     calls: list[Call] = []
     try:

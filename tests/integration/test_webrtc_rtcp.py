@@ -22,7 +22,6 @@ import wave
 from collections.abc import Iterator
 from pathlib import Path
 
-import aioice.ice
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtp import RtcpPacket, RtcpRrPacket, RtcpSrPacket
@@ -43,8 +42,10 @@ from tests.integration.test_webrtc_media import (
     _pcmu_only,
     _port,
     dominant,
+    loopback_only,  # noqa: F401 - the autouse fixture, applied to this module too
     peer,
 )
+from tests.support import hep_receiver
 from tests.support.daemons import Daemon, start
 from tests.support.hep_receiver import HepReceiver
 from tests.support.rtp_party import Party
@@ -57,18 +58,7 @@ PHONE_COUNT = 424242
 """The packet count the phone's SRs carry; aiortc's stats must show it."""
 
 
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """aioice gathers every address but 127.0.0.1; keep aiortc on loopback."""
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-
-
-@pytest.fixture
-def receiver() -> Iterator[HepReceiver]:
-    rx = HepReceiver()
-    rx.start()
-    yield rx
-    rx.stop()
+receiver = hep_receiver.receiver  # the HEP capture server fixture
 
 
 @pytest.fixture

@@ -17,11 +17,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .ng import NgClient
 from .tools import free_port, free_port_range, require
+
+if TYPE_CHECKING:  # benches import this module without pytest
+    import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 NUM_THREADS_ENV = "RTPVAULT_NUM_THREADS"
@@ -150,3 +155,15 @@ def start(
     d = Daemon(kind, proc, ng_port, pmin, pmax, log_path, tcp_port, args)
     _wait_ready(d, time.monotonic() + 20)
     return d
+
+
+def per_module(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+               prefix: str, **start_args: Any) -> Iterator[Daemon]:  # fmt: skip
+    """The body of a module fixture parametrised over ["rtpengine", "rtpvault"] (`yield from`
+    it): that daemon, in a directory `prefix-KIND` of its own, stopped after the module."""
+    kind = str(request.param)
+    d = start(kind, Path(tmp_path_factory.mktemp(f"{prefix}-{kind}")), **start_args)
+    try:
+        yield d
+    finally:
+        d.stop()

@@ -15,6 +15,9 @@ relays every datagram unchanged to another capture server (a Kamailio), as hepli
 HEP forwarding and captagent's duplication do, so one export reaches both.
 
     rx = HepReceiver(); rx.start(); ... rx.records ...; rx.stop()
+
+The `receiver` fixture (a started HepReceiver, stopped afterwards) is imported by the conftest or
+test module that wants it.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ import struct
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from .tools import free_port, require
 
@@ -275,3 +281,11 @@ class KamailioCapture:
                 return
             except subprocess.TimeoutExpired:
                 continue
+
+
+@pytest.fixture
+def receiver() -> Iterator[HepReceiver]:
+    rx = HepReceiver()
+    rx.start()
+    yield rx
+    rx.stop()

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from relay.transcode import packet as rtp_packet
+
 from .rtp_party import Party
 from .tone import ulaw_tone
 
@@ -36,16 +38,12 @@ class Rtp:
 
     @classmethod
     def parse(cls, at: float, source: tuple[str, int], data: bytes) -> Rtp | None:
-        if len(data) < 12 or data[0] >> 6 != 2 or 192 <= data[1] <= 223:
+        """None for RTCP (PT 192-223, on a muxed port) and for what the product's own parser
+        (relay.transcode.packet) does not take as RTP."""
+        if len(data) >= 2 and 192 <= data[1] <= 223:
             return None
-        cc = data[0] & 0x0F
-        start = 12 + 4 * cc
-        if data[0] & 0x10 and len(data) >= start + 4:
-            start += 4 + 4 * struct.unpack_from("!H", data, start + 2)[0]
-        end = len(data) - (data[-1] if data[0] & 0x20 else 0)
-        seq, ts, ssrc = struct.unpack_from("!HII", data, 2)
-        return cls(at, source, bool(data[1] & 0x80), data[1] & 0x7F, seq, ts, ssrc,
-                   data[start:end], data)  # fmt: skip
+        p = rtp_packet.parse(data)
+        return None if p is None else cls(at, source, *p, raw=data)
 
     def event(self) -> tuple[int, bool, int, int]:
         """A telephone-event payload: (event, end bit, volume, duration)."""
@@ -73,8 +71,7 @@ class Talker:
     def packet(self, pt: int, payload: bytes, marker: bool = False, ts: int | None = None) -> bytes:
         self.seq += 1
         stamp = self.samples if ts is None else ts
-        return struct.pack("!BBHII", 0x80, pt | (0x80 if marker else 0), self.seq & 0xFFFF,
-                           stamp & 0xFFFFFFFF, self.ssrc) + payload  # fmt: skip
+        return rtp_packet.build(marker, pt, self.seq, stamp, self.ssrc, payload)
 
     def tick(self) -> None:
         with self.lock:

@@ -6,10 +6,7 @@ import json
 import struct
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.integration.ops.test_ops import one, scrape
 from tests.integration.recording.conftest import sidecars, wait_until
@@ -22,14 +19,6 @@ from tests.support.tools import free_port, require
 def rr(ssrc: int, about: int) -> bytes:
     return struct.pack("!BBHI", 0x81, 201, 7, ssrc) + struct.pack(
         "!IIIIII", about, 0, 1000, 7, 0, 0)  # fmt: skip
-
-
-@pytest.fixture
-def receiver() -> Iterator[HepReceiver]:
-    rx = HepReceiver()
-    rx.start()
-    yield rx
-    rx.stop()
 
 
 def test_rtcp_qos_and_ng_trace_reach_the_receiver(receiver: HepReceiver, tmp_path: Path) -> None:

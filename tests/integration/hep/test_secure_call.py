@@ -17,7 +17,6 @@ import os
 import struct
 import time
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import pylibsrtp
@@ -40,14 +39,6 @@ TONE_A, TONE_B = 500, 1000
 PACKETS = 60
 COUNT_A, COUNT_B = 111_111, 222_222
 """Packet counts in each party's SRs: Homer's JSON must show them (decrypted for B)."""
-
-
-@pytest.fixture
-def receiver() -> Iterator[HepReceiver]:
-    rx = HepReceiver()
-    rx.start()
-    yield rx
-    rx.stop()
 
 
 def _tone(freq: int, i: int) -> bytes:

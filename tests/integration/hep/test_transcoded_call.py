@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,6 @@ from tests.support import daemons
 from tests.support.hep_receiver import HepReceiver
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def receiver() -> Iterator[HepReceiver]:
-    rx = HepReceiver()
-    rx.start()
-    yield rx
-    rx.stop()
 
 
 def test_qos_per_leg_and_rtcp_as_received(receiver: HepReceiver, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ import dpkt
 import pylibsrtp
 import pytest
 
-from tests.support.daemons import Daemon, start
+from tests.support.daemons import Daemon, per_module
 from tests.support.rtp_party import Party, fresh_payload, media_port, ng_sdp, party_sdp, rtp_packet
 from tests.support.tools import require
 
@@ -42,12 +42,8 @@ A_SR_COUNT = 777_777
 @pytest.fixture(scope="module", params=["rtpengine", "rtpvault"])
 def relay(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[Daemon]:  # fmt: skip
-    d = start(request.param, Path(tmp_path_factory.mktemp(f"gen-{request.param}")),
-              interface="lo/127.0.0.1", ports=40)  # fmt: skip
-    try:
-        yield d
-    finally:
-        d.stop()
+    yield from per_module(request, tmp_path_factory, "gen", interface="lo/127.0.0.1",
+                          ports=40)  # fmt: skip
 
 
 Got = list[tuple[str, int, int, bytes]]

@@ -14,12 +14,11 @@ import base64
 import itertools
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pylibsrtp
 import pytest
 
-from tests.support.daemons import Daemon, start
+from tests.support.daemons import Daemon, per_module
 from tests.support.rtp_party import (
     Party,
     fresh_payload,
@@ -40,12 +39,8 @@ SSRC_A, SSRC_B = 0x0A0A0A0A, 0x0B0B0B0B
 @pytest.fixture(scope="module", params=["rtpengine", "rtpvault"])
 def relay(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[Daemon]:  # fmt: skip
-    d = start(request.param, Path(tmp_path_factory.mktemp(f"mux-{request.param}")),
-              interface="lo/127.0.0.1", ports=40)  # fmt: skip
-    try:
-        yield d
-    finally:
-        d.stop()
+    yield from per_module(request, tmp_path_factory, "mux", interface="lo/127.0.0.1",
+                          ports=40)  # fmt: skip
 
 
 def _got(p: Party, wait: float = 0.4) -> list[tuple[str, int, bytes]]:

@@ -23,6 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from recorder.g711 import ALAW_TO_LINEAR
+from relay.transcode import packet
 from rtpvault.shard import owner_of
 from tests.support.daemons import Daemon, start
 from tests.support.rtp_party import Party, media_port, ng_sdp, party_sdp
@@ -63,7 +64,7 @@ def _call_id(worker: int) -> str:
 
 
 def _rtp(seq: int, ssrc: int, pt: int, ts: int, payload: bytes) -> bytes:
-    return struct.pack("!BBHII", 0x80, pt, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc) + payload
+    return packet.build(False, pt, seq, ts, ssrc, payload)
 
 
 class Opus:
@@ -93,24 +94,35 @@ class Opus:
         return out
 
 
+RTPMAP = {"PCMA": (8, "PCMA/8000"), "opus": (96, "opus/48000/2")}
+"""What B answers with: payload type and rtpmap of its one codec."""
+
+
+def _connect(relay: Daemon, call_id: str, a: Party, b: Party, codec: str,
+             offer: dict[str, object]) -> tuple[str, str]:  # fmt: skip
+    """A offers PCMU (ng offer plus `offer`: the codec flags), B answers with `codec` alone;
+    each party then sends to the relay's port facing it. (Offer SDP, answer SDP.)"""
+    pt, rtpmap = RTPMAP[codec]
+    offer_sdp = ng_sdp(relay, {"command": "offer", "call-id": call_id, "from-tag": "A",
+                               "sdp": party_sdp(a.port), **offer})  # fmt: skip
+    b.peer = ("127.0.0.1", media_port(offer_sdp))
+    bsdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {b.port} RTP/AVP {pt}\r\na=rtpmap:{pt} {rtpmap}\r\na=sendrecv\r\n")
+    answer = ng_sdp(relay, {"command": "answer", "call-id": call_id, "from-tag": "A",
+                            "to-tag": "B", "sdp": bsdp})  # fmt: skip
+    a.peer = ("127.0.0.1", media_port(answer))
+    return offer_sdp, answer
+
+
 def _exchange(relay: Daemon, call_id: str, codec: str, a_rtcp: bytes | None = None
               ) -> tuple[list[bytes], list[bytes]]:  # fmt: skip
     """Offer/answer, then 50 packets each way (and `a_rtcp` from A after them): (what B got,
     what A got)."""
     a, b = Party(timeout=2), Party(timeout=2)
-    rtpmap = {"PCMA": (8, "PCMA/8000"), "opus": (96, "opus/48000/2")}[codec]
     try:
-        offer = ng_sdp(relay, {"command": "offer", "call-id": call_id, "from-tag": "A",
-                               "sdp": party_sdp(a.port), "codec": {"transcode": [codec]}})
-        assert f"{rtpmap[1]}" in offer
-        b.peer = ("127.0.0.1", media_port(offer))
-        bsdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                f"m=audio {b.port} RTP/AVP {rtpmap[0]}\r\na=rtpmap:{rtpmap[0]} {rtpmap[1]}\r\n"
-                "a=sendrecv\r\n")
-        answer = ng_sdp(relay, {"command": "answer", "call-id": call_id, "from-tag": "A",
-                                "to-tag": "B", "sdp": bsdp})
+        offer, answer = _connect(relay, call_id, a, b, codec, {"codec": {"transcode": [codec]}})
+        assert f"{RTPMAP[codec][1]}" in offer
         assert "m=audio" in answer and " RTP/AVP 0" in answer
-        a.peer = ("127.0.0.1", media_port(answer))
         opus = Opus() if codec == "opus" else None
         for n in range(PACKETS):
             a.send_rtp(_rtp(1000 + n, A_SSRC, 0, 160 * n, ulaw_tone(A_HZ, 160 * n)))
@@ -138,21 +150,24 @@ def _alaw_tone(hz: float, first: int) -> list[int]:
     return out
 
 
-def _drain(p: Party) -> list[bytes]:
-    p.rtp.settimeout(0.5)
+def _drain(p: Party, rtcp: bool = False) -> list[bytes]:
+    """What reaches `p`'s RTP (or RTCP) socket until it is quiet for 0.5 s."""
+    sock = p.rtcp if rtcp else p.rtp
+    sock.settimeout(0.5)
     got = []
     try:
         while True:
-            got.append(p.rtp.recv(4096))
+            got.append(sock.recv(65536))
     except TimeoutError:
         return got
 
 
-def _metrics(relay: Daemon) -> dict[tuple[str, str], float]:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{relay.http_port}/metrics",  # type: ignore[attr-defined]
-                                  timeout=10).read().decode()
-    return {(s.name, s.labels.get("chain", "")): s.value
-            for fam in text_string_to_metric_families(body) for s in fam.samples}
+def _metrics(relay: Daemon, label: str = "chain") -> dict[tuple[str, str], float]:
+    """/metrics as (sample name, its `label`) → value."""
+    port = relay.http_port  # type: ignore[attr-defined]
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return {(s.name, s.labels.get(label, "")): s.value
+            for fam in text_string_to_metric_families(body) for s in fam.samples}  # fmt: skip
 
 
 @pytest.mark.parametrize("worker", [0, 1])
@@ -201,16 +216,6 @@ def test_pcmu_to_opus_and_back_at_pitch(relay: Daemon, worker: int) -> None:
     relay.client().call({"command": "delete", "call-id": call_id})
 
 
-def _rtcp(p: Party) -> list[bytes]:
-    p.rtcp.settimeout(0.5)
-    got = []
-    try:
-        while True:
-            got.append(p.rtcp.recv(4096))
-    except TimeoutError:
-        return got
-
-
 def test_rtcp_is_rewritten_for_the_other_leg(relay: Daemon) -> None:
     """docs/spec/transcoding.md §2: A's SR reaches B with A's output SSRC and the output's
     counts, its report block about what A receives turned into one about B's own SSRC with the
@@ -219,14 +224,7 @@ def test_rtcp_is_rewritten_for_the_other_leg(relay: Daemon) -> None:
     call_id = _call_id(0)
     a, b = Party(timeout=2), Party(timeout=2)
     try:
-        offer = ng_sdp(relay, {"command": "offer", "call-id": call_id, "from-tag": "A",
-                               "sdp": party_sdp(a.port), "codec": {"transcode": ["PCMA"]}})
-        b.peer = ("127.0.0.1", media_port(offer))
-        bsdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                f"m=audio {b.port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n")
-        answer = ng_sdp(relay, {"command": "answer", "call-id": call_id, "from-tag": "A",
-                                "to-tag": "B", "sdp": bsdp})
-        a.peer = ("127.0.0.1", media_port(answer))
+        _connect(relay, call_id, a, b, "PCMA", {"codec": {"transcode": ["PCMA"]}})
         for n in range(PACKETS):
             a.send_rtp(_rtp(1000 + n, A_SSRC, 0, 160 * n, ulaw_tone(A_HZ, 160 * n)))
             b.send_rtp(_rtp(2000 + n, B_SSRC, 8, 160 * n, bytes(_alaw_tone(B_HZ, 0))))
@@ -241,7 +239,7 @@ def test_rtcp_is_rewritten_for_the_other_leg(relay: Daemon) -> None:
         rr = struct.pack("!BBHI", 0x81, 201, 7, B_SSRC) + struct.pack(
             "!IIIIII", a_out, 0, 3, 11, 0, 0)
         b.send_rtcp(rr)
-        (got_b,), (got_a,) = _rtcp(b), _rtcp(a)
+        (got_b,), (got_a,) = _drain(b, rtcp=True), _drain(a, rtcp=True)
     finally:
         a.close()
         b.close()
@@ -263,15 +261,8 @@ def test_generated_rtcp_describes_each_leg(relay: Daemon) -> None:
     call_id = _call_id(1)
     a, b = Party(timeout=2), Party(timeout=2)
     try:
-        offer = ng_sdp(relay, {"command": "offer", "call-id": call_id, "from-tag": "A",
-                               "sdp": party_sdp(a.port), "codec": {"transcode": ["PCMA"]},
-                               "flags": ["generate-RTCP"]})  # fmt: skip
-        b.peer = ("127.0.0.1", media_port(offer))
-        bsdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                f"m=audio {b.port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n")
-        answer = ng_sdp(relay, {"command": "answer", "call-id": call_id, "from-tag": "A",
-                                "to-tag": "B", "sdp": bsdp})
-        a.peer = ("127.0.0.1", media_port(answer))
+        _connect(relay, call_id, a, b, "PCMA", {"codec": {"transcode": ["PCMA"]},
+                                                 "flags": ["generate-RTCP"]})  # fmt: skip
         for s in (a.rtp, b.rtp, a.rtcp, b.rtcp):
             s.setblocking(False)
         seen: dict[str, set[int]] = {"A": set(), "B": set()}

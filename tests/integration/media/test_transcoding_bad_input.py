@@ -18,17 +18,22 @@ from __future__ import annotations
 import os
 import struct
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from recorder.g711 import ALAW_TO_LINEAR
-from tests.integration.media.test_transcoding import Opus, _alaw_tone, _call_id
+from tests.integration.media.test_transcoding import (
+    Opus,
+    _alaw_tone,
+    _call_id,
+    _connect,
+    _drain,
+    _metrics,
+)
 from tests.support.daemons import Daemon, start
 from tests.support.rtp_party import Party, media_port, ng_sdp, party_sdp
 from tests.support.tone import dominant_hz, ulaw_samples, ulaw_tone
@@ -106,41 +111,15 @@ def bad_rtcp(ssrc: int) -> list[bytes]:
     ]
 
 
-def _drain(p: Party) -> list[bytes]:
-    p.rtp.settimeout(0.5)
-    got = []
-    try:
-        while True:
-            got.append(p.rtp.recv(65536))
-    except TimeoutError:
-        return got
-
-
-def _metrics(relay: Daemon) -> dict[tuple[str, str], float]:
-    port = relay.http_port  # type: ignore[attr-defined]
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    return {(s.name, s.labels.get("cause", "")): s.value
-            for fam in text_string_to_metric_families(body) for s in fam.samples}  # fmt: skip
-
-
 @pytest.mark.parametrize("codec", ["PCMA", "opus"])
 def test_bad_input_on_both_legs_is_dropped_and_counted(relay: Daemon, codec: str) -> None:
-    pt_b, rtpmap, b_step = RTPMAP[codec]
+    pt_b, _, b_step = RTPMAP[codec]
     call_id = _call_id(0)
-    before = _metrics(relay)
+    before = _metrics(relay, "cause")
     a, b = Party(timeout=2), Party(timeout=2)
     opus = Opus() if codec == "opus" else None
     try:
-        offer = ng_sdp(relay, {"command": "offer", "call-id": call_id, "from-tag": "A",
-                               "sdp": party_sdp(a.port),
-                               "codec": {"mask": ["all"], "transcode": [codec]}})  # fmt: skip
-        b.peer = ("127.0.0.1", media_port(offer))
-        bsdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                f"m=audio {b.port} RTP/AVP {pt_b}\r\na=rtpmap:{pt_b} {rtpmap}\r\n"
-                "a=sendrecv\r\n")  # fmt: skip
-        answer = ng_sdp(relay, {"command": "answer", "call-id": call_id, "from-tag": "A",
-                                "to-tag": "B", "sdp": bsdp})  # fmt: skip
-        a.peer = ("127.0.0.1", media_port(answer))
+        _connect(relay, call_id, a, b, codec, {"codec": {"mask": ["all"], "transcode": [codec]}})
 
         def b_payload(n: int) -> bytes:
             if opus is not None:
@@ -198,7 +177,7 @@ def test_bad_input_on_both_legs_is_dropped_and_counted(relay: Daemon, codec: str
 
     log = relay.log()
     assert "unexpected error" not in log and "Traceback" not in log, log[-5000:]
-    after = _metrics(relay)
+    after = _metrics(relay, "cause")
     dropped = {cause: after[("rtpvault_transcode_packets_dropped_total", cause)]
                - before.get(("rtpvault_transcode_packets_dropped_total", cause), 0)
                for cause in ("chain_error", "decode_error", "malformed", "late")}  # fmt: skip

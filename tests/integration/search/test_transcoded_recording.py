@@ -13,15 +13,13 @@ from array import array
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from rtpvault.cli import cli
 from tests.integration.media.test_transcoding import Opus
 from tests.integration.recording.media import Call
-from tests.support import daemons
 from tests.support.s3 import MotoServer
 from tests.support.tone import dominant_hz, ulaw_tone
-from tests.support.wait import wait_for
+
+from . import archiving_daemon
 
 pytestmark = pytest.mark.integration
 
@@ -29,20 +27,7 @@ CALLER, CALLEE = 0xAAAA0001, 0xBBBB0002
 
 
 def test_each_leg_recorded_as_received(s3: MotoServer, tmp_path: Path) -> None:
-    s3.client.create_bucket(Bucket="calls")
-    spool = tmp_path / "spool"
-    conf = tmp_path / "rtpengine.conf"
-    conf.write_text(f"[rtpengine]\ninterface = lo/127.0.0.1\nlisten-ng = 127.0.0.1:2223\n"
-                    f"recording-dir = {spool}\ns3-bucket = calls\n"
-                    f"s3-endpoint-url = {s3.endpoint}\ns3-region = us-east-1\n")  # fmt: skip
-    relay = daemons.start("rtpvault", tmp_path / "run", interface="lo/127.0.0.1", extra=[
-        f"--recording-dir={spool}", "--recording-format=pcapng", "--delete-delay=0",
-        "--s3-bucket=calls", f"--s3-endpoint-url={s3.endpoint}", "--s3-region=us-east-1",
-        "--s3-keep-local=true"])  # fmt: skip
-
-    def run(*args: str) -> Result:
-        return CliRunner().invoke(cli, [args[0], "--config-file", str(conf), *args[1:]],
-                                  env={"COLUMNS": "200"})  # fmt: skip
+    relay, run = archiving_daemon.start(s3, tmp_path, interface="lo/127.0.0.1")
 
     to_caller: list[bytes] = []
     try:
@@ -70,12 +55,7 @@ def test_each_leg_recorded_as_received(s3: MotoServer, tmp_path: Path) -> None:
         call.delete()
         call.close()
 
-        def archived() -> bool:
-            r = run("search", "--call-id", "transcoded-rec@*", "--json")
-            return r.exit_code == 0 and any(x["archive"] == "archived" for x in json.loads(
-                r.stdout))  # fmt: skip
-
-        assert wait_for(archived), relay.log()[-3000:]
+        archiving_daemon.wait_archived(relay, run, "transcoded-rec@*")
     finally:
         relay.stop()
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from relay.transcode import packet
+from tests.integration.transcode.test_chain_vs_rtpengine import _drain, _sdp
 from tests.support.chains import PCMU, tone_packets
 from tests.support.daemons import Daemon, start
 from tests.support.rtp_party import Party, media_port, ng_sdp
@@ -25,30 +26,16 @@ pytestmark = pytest.mark.integration
 SILENCE = b"\xd5" * 160  # PCMA zero
 
 
-def _sdp(port: int, pt: str, name: str) -> str:
-    return ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-            f"m=audio {port} RTP/AVP {pt}\r\na=rtpmap:{pt} {name}/8000\r\n"
-            "a=sendrecv\r\n")  # fmt: skip
-
-
-def _drain(p: Party, into: list[bytes]) -> None:
-    try:
-        while True:
-            into.append(p.rtp.recv(4096))
-    except BlockingIOError:
-        pass
-
-
 def _call(d: Daemon) -> list[packet.Rtp]:
     """What B receives; B sends PCMA all along so that the relay knows its address."""
     a, b = Party(timeout=0.5), Party(timeout=0.5)
     cid = f"dtx-{time.monotonic_ns()}"
     out = ng_sdp(d, {"command": "offer", "call-id": cid, "from-tag": "a",
-                     "sdp": _sdp(a.port, "0", "PCMU"),
+                     "sdp": _sdp(a.port, "0", "a=rtpmap:0 PCMU/8000\r\n"),
                      "codec": {"transcode": ["PCMA"]}})  # fmt: skip
     b.peer = ("127.0.0.1", media_port(out))
     back = ng_sdp(d, {"command": "answer", "call-id": cid, "from-tag": "a", "to-tag": "b",
-                      "sdp": _sdp(b.port, "8", "PCMA")})  # fmt: skip
+                      "sdp": _sdp(b.port, "8", "a=rtpmap:8 PCMA/8000\r\n")})  # fmt: skip
     a.peer = ("127.0.0.1", media_port(back))
     for s in (a.rtp, b.rtp):
         s.setblocking(False)

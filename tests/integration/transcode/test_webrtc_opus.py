@@ -17,7 +17,6 @@ import array
 import asyncio
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import av
@@ -39,7 +38,7 @@ from tests.integration.test_webrtc_media import (
     peer,
 )
 from tests.integration.webrtc.peer import PlainPeer
-from tests.support.daemons import Daemon, start
+from tests.support.daemons import Daemon, per_module
 from tests.support.tone import dominant_hz, snr_db, ulaw_samples
 
 pytestmark = pytest.mark.integration
@@ -56,12 +55,8 @@ ENOUGH = 50
 @pytest.fixture(scope="module", params=["rtpengine", "rtpvault"])
 def relay(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[Daemon]:  # fmt: skip
-    d = start(request.param, Path(tmp_path_factory.mktemp(f"webrtc-opus-{request.param}")),
-              interface="lo/127.0.0.1", ports=20)  # fmt: skip
-    try:
-        yield d
-    finally:
-        d.stop()
+    yield from per_module(request, tmp_path_factory, "webrtc-opus", interface="lo/127.0.0.1",
+                          ports=20)  # fmt: skip
 
 
 def _rtpmaps(sdp: str) -> list[str]:

@@ -19,21 +19,16 @@ import io
 import json
 import math
 import os
-import selectors
 import signal
-import socket
 import struct
-import threading
 from collections import Counter
 from pathlib import Path
 
 import dpkt
 import pytest
-from sqlalchemy import select
 
 from recorder.g711 import ALAW_TO_LINEAR, ULAW_TO_LINEAR, encode_alaw
-from storage.db import open_index
-from storage.models import Recording
+from relay.transcode import packet
 from tests.integration.recording.conftest import sidecars
 from tests.integration.recording.media import Call
 from tests.integration.storage.test_daemon_kill9 import tshark_packets
@@ -41,7 +36,8 @@ from tests.support import daemons
 from tests.support.tone import dominant_hz, ulaw_tone
 from tests.support.wait import wait_for
 
-from .workers import owned_call_ids, wait_workers
+from .both_ways import BothWays, Key
+from .workers import assert_forgotten, indexed_status, owned_call_ids, wait_workers
 
 pytestmark = pytest.mark.integration
 
@@ -66,26 +62,17 @@ def one_codec_sdp(port: int, user: str, pt: int, codec: str) -> str:
     )
 
 
-class Media:
+class Media(BothWays):
     """PCMU tone from every caller, PCMA tone from every callee, every 20 ms; keeps what the
     relay sent each party: (PT, payload) per (call-id, direction)."""
 
     def __init__(self, calls: list[Call]) -> None:
-        self.calls = calls
-        self.sent: Counter[tuple[str, str]] = Counter()
-        self.got: dict[tuple[str, str], list[tuple[int, bytes]]] = {}
-        self.stop = threading.Event()
-        self.receiving = True
-        self.sel = selectors.DefaultSelector()
-        for c in calls:
-            for leg, direction in ((c.callee, "to-callee"), (c.caller, "to-caller")):
-                leg.rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-                leg.rtp.setblocking(False)
-                self.sel.register(leg.rtp, selectors.EVENT_READ, (c.call_id, direction))
-                self.got[(c.call_id, direction)] = []
-        self.threads = [threading.Thread(target=self._send), threading.Thread(target=self._recv)]
-        for t in self.threads:
-            t.start()
+        self.sent: Counter[Key] = Counter()
+        self.got: dict[Key, list[tuple[int, bytes]]] = {}
+        super().__init__(calls)
+
+    def track(self, key: Key) -> None:
+        self.got[key] = []
 
     def _send(self) -> None:
         n = 0
@@ -97,35 +84,17 @@ class Media:
                     (c.caller, "to-callee", CALLER_SSRC, 0, a),
                     (c.callee, "to-caller", CALLEE_SSRC, 8, b),
                 ):
-                    header = struct.pack("!BBHII", 0x80, pt, n & 0xFFFF, 160 * n, ssrc)
+                    data = packet.build(False, pt, n, 160 * n, ssrc, payload)
                     try:
-                        leg.rtp.sendto(header + payload, ("127.0.0.1", leg.relay_port))
+                        leg.rtp.sendto(data, ("127.0.0.1", leg.relay_port))
                     except OSError:
                         continue  # a killed worker's ports may refuse
                     self.sent[(c.call_id, direction)] += 1
             n += 1
             self.stop.wait(0.02)
 
-    def _recv(self) -> None:
-        while self.receiving:
-            for key, _ in self.sel.select(0.1):
-                sock: socket.socket = key.fileobj  # type: ignore[assignment]
-                while True:
-                    try:
-                        data = sock.recv(2048)
-                    except OSError:
-                        break
-                    self.got[key.data].append((data[1] & 0x7F, data[12:]))
-
-    def stop_sending(self) -> None:
-        self.stop.set()
-        self.threads[0].join()
-
-    def close(self) -> None:
-        self.stop_sending()
-        self.receiving = False
-        self.threads[1].join()
-        self.sel.close()
+    def heard(self, key: Key, data: bytes) -> None:
+        self.got[key].append((data[1] & 0x7F, data[12:]))
 
 
 def recorded(data: bytes) -> Counter[tuple[int, int]]:
@@ -234,9 +203,7 @@ def test_kill9_of_one_worker_during_recorded_transcoded_calls(tmp_path: Path) ->
             assert Counter(p for p, _ in got) == {pt: len(got)}, k
             tail = [table[b] for _, payload in got[-30:] for b in payload]
             assert dominant_hz(tail) == hz, k
-        for c in calls[KILLED]:
-            r = c.command("query")
-            assert (r["result"], r.get("error-reason")) == ("error", "Unknown call-id"), r
+        assert_forgotten(calls[KILLED])
         for c in survivors:
             c.delete()
         # the new incarnation transcodes a new call of its own
@@ -270,13 +237,7 @@ def test_kill9_of_one_worker_during_recorded_transcoded_calls(tmp_path: Path) ->
         sent = media.sent[(c.call_id, "to-callee")], media.sent[(c.call_id, "to-caller")]
         assert recorded(path.read_bytes()) == {(CALLER_SSRC, 0): sent[0], (CALLEE_SSRC, 8): sent[1]}
     _check_recovered(spool, snaps)
-    index = open_index(f"sqlite:///{spool}/recordings.db", create=False)
-    try:
-        with index.session() as s:
-            rows = {r.call_id: r.status for r in s.scalars(select(Recording))}
-    finally:
-        index.close()
-    assert rows == {cid: doc["status"] for cid, doc in status.items()}
+    assert indexed_status(spool) == {cid: doc["status"] for cid, doc in status.items()}
     assert "Traceback" not in d.log(), d.log()[-5000:]
     assert d.stop() == 0
 

@@ -11,24 +11,19 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import signal
-import socket
 import struct
-import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from storage.db import open_index
-from storage.models import Recording
 from tests.integration.recording.conftest import sidecars, tshark_read
 from tests.integration.recording.media import Call, rtp
 from tests.support import daemons
 from tests.support.wait import wait_for
 
-from .workers import owned_call_ids, wait_workers
+from .both_ways import BothWays, Key
+from .workers import assert_forgotten, indexed_status, owned_call_ids, wait_workers
 
 pytestmark = pytest.mark.integration
 
@@ -36,27 +31,18 @@ KILLED = 1
 ROUNDS_AFTER_RESTART = 100
 
 
-class Media:
+class Media(BothWays):
     """RTP both ways on every call; `sent`/`got` per (call-id, direction): sequence numbers."""
 
     def __init__(self, calls: list[Call]) -> None:
-        self.calls = calls
-        self.sent: dict[tuple[str, str], set[int]] = {}
-        self.got: dict[tuple[str, str], set[int]] = {}
+        self.sent: dict[Key, set[int]] = {}
+        self.got: dict[Key, set[int]] = {}
         self.rounds = 0
-        self.stop = threading.Event()
-        self.sel = selectors.DefaultSelector()
-        for c in calls:
-            for leg, direction in ((c.callee, "to-callee"), (c.caller, "to-caller")):
-                leg.rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-                leg.rtp.setblocking(False)
-                self.sel.register(leg.rtp, selectors.EVENT_READ, (c.call_id, direction))
-                self.sent[(c.call_id, direction)] = set()
-                self.got[(c.call_id, direction)] = set()
-        self.threads = [threading.Thread(target=self._send), threading.Thread(target=self._recv)]
-        self.receiving = True
-        for t in self.threads:
-            t.start()
+        super().__init__(calls)
+
+    def track(self, key: Key) -> None:
+        self.sent[key] = set()
+        self.got[key] = set()
 
     def _send(self) -> None:
         seq = 0
@@ -73,26 +59,8 @@ class Media:
             self.rounds = seq
             self.stop.wait(0.01)
 
-    def _recv(self) -> None:
-        while self.receiving:
-            for key, _ in self.sel.select(0.1):
-                sock: socket.socket = key.fileobj  # type: ignore[assignment]
-                while True:
-                    try:
-                        data = sock.recv(2048)
-                    except OSError:
-                        break
-                    self.got[key.data].add(struct.unpack_from("!H", data, 2)[0])
-
-    def stop_sending(self) -> None:
-        self.stop.set()
-        self.threads[0].join()
-
-    def close(self) -> None:
-        self.stop_sending()
-        self.receiving = False
-        self.threads[1].join()
-        self.sel.close()
+    def heard(self, key: Key, data: bytes) -> None:
+        self.got[key].add(struct.unpack_from("!H", data, 2)[0])
 
 
 def test_kill9_of_one_worker_during_recorded_calls(tmp_path: Path) -> None:
@@ -126,9 +94,7 @@ def test_kill9_of_one_worker_during_recorded_calls(tmp_path: Path) -> None:
             lost = media.sent[k] - media.got[k]
             assert not lost, f"{k}: {len(lost)}/{len(media.sent[k])} lost: {sorted(lost)[:5]}"
         # the killed worker's calls are gone, whichever worker is asked
-        for c in calls[KILLED]:
-            r = c.command("query")
-            assert (r["result"], r.get("error-reason")) == ("error", "Unknown call-id"), r
+        assert_forgotten(calls[KILLED])
         for c in calls[1 - KILLED]:
             c.delete()
     finally:
@@ -159,11 +125,7 @@ def test_kill9_of_one_worker_during_recorded_calls(tmp_path: Path) -> None:
         doc = status[c.call_id]
         assert doc["status"] == "interrupted", json.dumps(doc)[:500]
         assert tshark_read(Path(doc["path"])).returncode == 0
-    index = open_index(f"sqlite:///{spool}/recordings.db", create=False)
-    try:
-        with index.session() as s:
-            rows = {r.call_id: r.status for r in s.scalars(select(Recording))}
-    finally:
-        index.close()
-    assert rows == {c.call_id: status[c.call_id]["status"] for c in calls[0] + calls[1]}
+    assert indexed_status(spool) == {
+        c.call_id: status[c.call_id]["status"] for c in calls[0] + calls[1]
+    }
     assert d.stop() == 0

@@ -7,6 +7,8 @@
 * `handed`: the hand-offs the receiving workers logged (rtpvault.shard, log level 7): which
   worker the kernel gave a client's request to is its choice (SO_REUSEPORT hashes the 4-tuple),
   so tests read it from there instead of guessing.
+* `indexed_status`, `assert_forgotten`: after a kill, what the index says of each recording and
+  that no worker knows the killed worker's calls.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import select
+
 from rtpvault.shard import owner_of
+from storage.db import open_index
+from storage.models import Recording
+from tests.integration.recording.media import Call
 from tests.support.daemons import Daemon
 from tests.support.ng import NgClient
 from tests.support.wait import wait_for
@@ -95,3 +102,20 @@ def client_on_worker(daemon: Daemon, index: int) -> NgClient:
             return client
         client.close()
     raise AssertionError(f"no socket reached worker {index}")
+
+
+def indexed_status(spool: Path) -> dict[str, str]:
+    """call-id → status of each row of the spool's SQLite index."""
+    index = open_index(f"sqlite:///{spool}/recordings.db", create=False)
+    try:
+        with index.session() as s:
+            return {r.call_id: r.status for r in s.scalars(select(Recording))}
+    finally:
+        index.close()
+
+
+def assert_forgotten(calls: list[Call]) -> None:
+    """Each call is unknown to the daemon, whichever worker is asked."""
+    for c in calls:
+        r = c.command("query")
+        assert (r["result"], r.get("error-reason")) == ("error", "Unknown call-id"), r
