@@ -97,13 +97,14 @@ class SourceFirst(MetaPathFinder):
         return importlib.util.spec_from_file_location(fullname, py) if py.is_file() else None
 
 
-def _pure() -> bool:
+def pure() -> bool:
+    """RTPVAULT_PURE=1: run from source, and relay.transcode.audio uses PyAV only."""
     return os.environ.get("RTPVAULT_PURE", "") not in ("", "0")
 
 
 def state() -> str:
     """How `MODULES` run in this process: "compiled", or "source (<why>)"."""
-    if _pure():
+    if pure():
         return "source (RTPVAULT_PURE=1)"
     if all(extension(name) is None for name in MODULES):
         return "source (not compiled)"
@@ -114,5 +115,5 @@ def state() -> str:
 def guard() -> None:
     if any(isinstance(f, SourceFirst) for f in sys.meta_path):
         return
-    if _pure() or stale():
+    if pure() or stale():
         sys.meta_path.insert(0, SourceFirst())

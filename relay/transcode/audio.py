@@ -18,13 +18,21 @@ FFmpeg's own messages: PyAV drops them unless told a level, so every decoder and
 here first sets PyAV's level from the `libav` logger's (the `ffmpeg` subsystem,
 `log-level-ffmpeg`, docs/spec/config.md §2.9); they then reach stdlib logging as
 `libav.<component>` (rtpvault.logsetup shows FFmpeg's INFO as NOTICE, as rtpengine does).
+
+The fast path (issue 19): when the package build made relay.transcode._avcodec (setup.py, a
+small C module over the system's libavcodec and libswresample: PyAV's per-call wrapper costs
+more than FFmpeg's work for a 20-ms G.722 packet, docs/PERFORMANCE.md), G.722 decode (with its
+resampling), G.722 encode and mono s16 resampling go through it; PyAV does the rest, and all of
+it when the module is missing or RTPVAULT_PURE=1 (relay.compiled.pure). That module's FFmpeg
+is the system's and stays quiet (a rejected payload raises AudioError instead).
 """
 
 from __future__ import annotations
 
 import logging
 from fractions import Fraction
-from typing import cast
+from types import ModuleType
+from typing import TYPE_CHECKING, cast
 
 import av
 import av.logging
@@ -32,8 +40,12 @@ from av.audio.codeccontext import AudioCodecContext
 from av.audio.resampler import AudioResampler
 from av.filter import Graph
 
+from relay import compiled
 from relay.transcode import g711
 from relay.transcode.codecs import AudioCodec, opus_channels, opus_options, opus_ptime
+
+if TYPE_CHECKING:
+    from relay.transcode import _avcodec
 
 __all__ = ["AudioError", "ComfortNoise", "Decoder", "Encoder", "Resampler", "frame_samples"]
 
@@ -43,6 +55,23 @@ class AudioError(ValueError):
 
 
 _LAYOUTS = {1: "mono", 2: "stereo"}
+
+
+def _native_module() -> ModuleType | None:
+    if compiled.pure():
+        return None
+    try:
+        from relay.transcode import _avcodec
+    except ImportError:  # not built: no FFmpeg headers at install, or a source tree
+        return None
+    return _avcodec
+
+
+NATIVE = _native_module()
+"""relay.transcode._avcodec when it is built and in use, else None."""
+NATIVE_CODECS = frozenset({"g722"})
+"""Codecs (AudioCodec.name) NATIVE decodes and encodes; the others (Opus with its options and
+stereo, the rest rarely transcoded) stay on PyAV."""
 
 
 FFMPEG_LOGGER = "libav"
@@ -131,12 +160,13 @@ class _Swr:
 class Resampler:
     """Any decoded frame → mono s16 PCM at `rate` (libswresample)."""
 
-    __slots__ = ("rate", "_swr", "_inputs")
+    __slots__ = ("rate", "_swr", "_inputs", "_native")
 
     def __init__(self, rate: int) -> None:
         self.rate = rate
         self._swr: dict[tuple[str, str, int], _Swr] = {}
         self._inputs: dict[tuple[int, int], tuple[_Input, _Swr]] = {}
+        self._native: dict[int, _avcodec.Resampler] = {}
 
     def frames(self, frames: list[av.AudioFrame]) -> bytes:
         out = []
@@ -152,6 +182,17 @@ class Resampler:
         """Mono s16 PCM at `rate` → mono s16 PCM at this resampler's rate."""
         if rate == self.rate or not pcm:
             return pcm
+        if NATIVE is not None:
+            native = self._native.get(rate)
+            if native is None:
+                try:
+                    native = self._native[rate] = NATIVE.Resampler(rate, self.rate)
+                except ValueError as exc:
+                    raise AudioError(f"resampler {rate} → {self.rate}: {exc}") from None
+            try:
+                return native.convert(pcm)
+            except ValueError as exc:
+                raise AudioError(str(exc)) from None
         key = (len(pcm), rate)
         got = self._inputs.get(key)
         if got is None:
@@ -171,7 +212,7 @@ class Decoder:
     relay.transcode.g711's tables (FFmpeg's own values, no PyAV frame per packet), the rest by
     FFmpeg."""
 
-    __slots__ = ("codec", "_ctx", "_resampler", "_out_rate", "_g711")
+    __slots__ = ("codec", "_ctx", "_resampler", "_out_rate", "_g711", "_native")
 
     def __init__(self, codec: AudioCodec, out_rate: int) -> None:
         follow_ffmpeg_level()
@@ -179,7 +220,8 @@ class Decoder:
         self._out_rate = out_rate
         self._resampler = Resampler(out_rate)
         self._g711 = g711.law(codec.name) if codec.name in g711.LAWS else None
-        if self._g711 is not None:
+        self._native = _native_decoder(codec, out_rate)
+        if self._g711 is not None or self._native is not None:
             return
         try:
             ctx = cast(AudioCodecContext, av.CodecContext.create(codec.decoder, "r"))
@@ -196,6 +238,11 @@ class Decoder:
             raise AudioError("empty payload")
         if self._g711 is not None:
             return self._resampler.pcm(self._g711.decode(payload), 8000), len(payload)
+        if self._native is not None:
+            try:
+                return self._native.decode(payload)
+            except ValueError as exc:
+                raise AudioError(f"{self.codec.name}: {exc}") from None
         try:
             frames = self._ctx.decode(av.Packet(payload))
             native = 0
@@ -210,6 +257,16 @@ class Decoder:
         except (av.FFmpegError, ValueError) as exc:
             raise AudioError(f"{self.codec.name}: {exc}") from None
         return b"".join(out), native
+
+
+def _native_decoder(codec: AudioCodec, out_rate: int) -> _avcodec.Decoder | None:
+    if NATIVE is None or codec.name not in NATIVE_CODECS:
+        return None
+    try:
+        dec: _avcodec.Decoder = NATIVE.Decoder(codec.decoder, codec.sample_rate, out_rate)
+    except ValueError:  # the system's FFmpeg lacks it: PyAV's may have it
+        return None
+    return dec
 
 
 def frame_samples(codec: AudioCodec, ptime: int) -> int:
@@ -230,7 +287,7 @@ class Encoder:
     uses to make RTP-ready frames."""
 
     __slots__ = ("codec", "ptime", "frame", "ticks", "channels", "bitrate", "_ctx", "_up", "_pts",
-                 "_g711", "_in", "_tb")  # fmt: skip
+                 "_g711", "_in", "_tb", "_native")  # fmt: skip
 
     def __init__(self, codec: AudioCodec, ptime: int = 20, fmtp: str = "") -> None:
         follow_ffmpeg_level()
@@ -247,8 +304,15 @@ class Encoder:
         self.bitrate = 0
         self._up = None
         self._g711 = g711.law(codec.name) if codec.name in g711.LAWS else None
+        self._native: _avcodec.Encoder | None = None
         if self._g711 is not None:
             return  # relay.transcode.g711: FFmpeg's tables, no codec context
+        if NATIVE is not None and codec.name in NATIVE_CODECS and self.channels == 1:
+            try:
+                self._native = NATIVE.Encoder(codec.encoder, codec.sample_rate, self.frame)
+                return
+            except ValueError:  # the system's FFmpeg lacks it: PyAV's may have it
+                self._native = None
         ctx = cast(AudioCodecContext, av.CodecContext.create(codec.encoder, "w"))
         ctx.sample_rate = codec.sample_rate
         ctx.layout = _LAYOUTS[self.channels]
@@ -272,6 +336,11 @@ class Encoder:
         """One packet's payload from `frame` mono samples; AudioError if FFmpeg fails."""
         if self._g711 is not None:
             return self._g711.encode(pcm)
+        if self._native is not None:
+            try:
+                return self._native.encode(pcm)
+            except ValueError as exc:
+                raise AudioError(f"{self.codec.encoder}: {exc}") from None
         if len(pcm) == self._in.size:
             frame = self._in.load(pcm)  # the encoder is done with it when encode returns
         else:
