@@ -60,7 +60,7 @@ class Lab:
             caller: str | None = "alice", callee: str | None = "bob", status: str = "complete",
             node: str = "relay-1", pt: int = 0, fmt: str = "pcap", loss: float = 0.0,
             jitter: float = 0.5, mos: float | None = 4.4, meta: dict[str, str] | None = None,
-            ip: str = "192.0.2.10") -> dict[str, Any]:  # fmt: skip
+            ip: str = "192.0.2.10", codec: str | None = None) -> dict[str, Any]:  # fmt: skip
         """A recording with a real file (two G.711 tone legs) and its index row."""
         rid = str(uuid.uuid4())
         legs = [Leg((ip, 4000), A[1], ssrc=0x1111, freq=440, start=0.0, seconds=seconds, pt=pt),
@@ -75,7 +75,7 @@ class Lab:
         meta_path = self.spool / "metadata" / f"rtpengine-meta-{base}.txt"
         meta_path.write_text(f"{path}\n")
         side = sidecar_for(legs)
-        name = "PCMU" if pt == 0 else "PCMA" if pt == 8 else "G722"
+        name = codec or ("PCMU" if pt == 0 else "PCMA" if pt == 8 else "G722")
         streams = side["streams"]
         assert isinstance(streams, list)
         for s in streams:
