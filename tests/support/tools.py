@@ -47,12 +47,26 @@ def free_port(kind: int = socket.SOCK_DGRAM, host: str = "127.0.0.1") -> int:
         return port
 
 
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 60000
+
+
 def free_port_range(size: int, host: str = "127.0.0.1") -> tuple[int, int]:
-    """An even-aligned range of `size` UDP ports on `host` that are all free right now."""
+    """An even-aligned range of `size` UDP ports on `host` that are all free right now, below
+    the kernel's ephemeral range when there is room (an ephemeral bind by any other process
+    between our check and the caller's bind took such a port once: sipp "Address already in
+    use" on a media port in the full suite)."""
     import random
 
+    top = min(60000, _ephemeral_low())
+    if top - size <= 20000:
+        top = 60000
     for _ in range(200):
-        start = random.randrange(20000, 60000 - size) & ~1
+        start = random.randrange(20000, top - size) & ~1
         socks = []
         try:
             for port in range(start, start + size):
