@@ -55,14 +55,18 @@ def _ephemeral_low() -> int:
         return 60000
 
 
-def free_port_range(size: int, host: str = "127.0.0.1") -> tuple[int, int]:
-    """An even-aligned range of `size` UDP ports on `host` that are all free right now, below
-    the kernel's ephemeral range when there is room (an ephemeral bind by any other process
-    between our check and the caller's bind took such a port once: sipp "Address already in
-    use" on a media port in the full suite)."""
+def free_port_range(
+    size: int, host: str = "127.0.0.1", below_ephemeral: bool = False
+) -> tuple[int, int]:
+    """An even-aligned range of `size` UDP ports on `host` that are all free right now.
+
+    `below_ephemeral`: below the kernel's ephemeral range when there is room, for a program
+    that cannot move on when its port is taken between our check and its bind (sipp's media
+    ports: an ephemeral bind by another process took one once in the full suite). Daemons
+    scan their range and skip a taken port, so they keep the whole 20000-60000 space."""
     import random
 
-    top = min(60000, _ephemeral_low())
+    top = min(60000, _ephemeral_low()) if below_ephemeral else 60000
     if top - size <= 20000:
         top = 60000
     for _ in range(200):

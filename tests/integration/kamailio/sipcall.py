@@ -353,7 +353,7 @@ def _wait(proc: subprocess.Popen[bytes], seconds: float) -> int:
 
 def _media_port(avoid: tuple[int, int] | None) -> int:
     while True:
-        start, end = free_port_range(4, PARTY_ADDRESS)
+        start, end = free_port_range(4, PARTY_ADDRESS, below_ephemeral=True)
         if avoid is None or end < avoid[0] or start > avoid[1]:
             return start
 
