@@ -129,6 +129,23 @@ def read_header(packet: bytes) -> tuple[int, int, int] | None:
     return seq, ts, ssrc
 
 
+def count_sent(sent: dict[int, SendStats], packet: bytes, most: int) -> int | None:
+    """Count RTP `packet` in its SSRC's SendStats (a new SSRC only while fewer than `most` are
+    kept); its SSRC, or None when it is not RTP v2 or was not counted."""
+    head = read_header(packet)
+    if head is None:
+        return None
+    st = sent.get(head[2])
+    if st is None:
+        if len(sent) >= most:
+            return None
+        st = sent[head[2]] = SendStats()
+    st.packets += 1
+    st.octets += len(packet)
+    st.timestamp = head[1]
+    return head[2]
+
+
 def report(ssrc: int, sent: SendStats, ntp_time: tuple[int, int], blocks: list[ReportBlock],
            cname: bytes) -> bytes:  # fmt: skip
     """The compound RTCP packet rtpengine 10.5 generates for one forwarded `ssrc`: an SR with

@@ -26,7 +26,7 @@ import random
 from collections.abc import Callable
 
 from relay.media.stream import Stream
-from rtp.reports import ReceiveStats, SendStats, ntp, read_header, report
+from rtp.reports import ReceiveStats, SendStats, count_sent, ntp, read_header, report
 
 __all__ = ["FIRST", "MAX_SENT", "MAX_SOURCES", "NEXT", "Reports"]
 
@@ -93,17 +93,7 @@ class Reports:
 
     def forwarded(self, data: bytes) -> None:
         """An RTP packet leaves towards the party."""
-        head = read_header(data)
-        if head is None:
-            return
-        st = self.sent.get(head[2])
-        if st is None:
-            if len(self.sent) >= MAX_SENT:
-                return
-            st = self.sent[head[2]] = SendStats()
-        st.packets += 1
-        st.octets += len(data)
-        st.timestamp = head[1]
+        count_sent(self.sent, data, MAX_SENT)
 
     # -- timer ------------------------------------------------------------------------------
 

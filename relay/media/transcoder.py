@@ -32,7 +32,7 @@ from typing import Protocol
 from relay.transcode.dtx import FILL, DtxBuffer
 from relay.transcode.inject import DtmfInjector
 from relay.transcode.plan import DirectionPlan
-from rtp.reports import ReceiveStats, SendStats, read_header
+from rtp.reports import ReceiveStats, SendStats, count_sent, read_header
 from rtp.translate import Translation, translate
 
 __all__ = [
@@ -231,20 +231,12 @@ class Transcoder:
         if self.injector is not None:
             out = [q for p in out for q in self.injector.process(p)]
         for p in out:
-            h = read_header(p)
-            if h is None:
+            out_ssrc = count_sent(self.sent, p, MAX_SSRCS)
+            if out_ssrc is None:
                 continue
-            sent = self.sent.get(h[2])
-            if sent is None:
-                if len(self.sent) >= MAX_SSRCS:
-                    continue
-                sent = self.sent[h[2]] = SendStats()
-            sent.packets += 1
-            sent.octets += len(p)
-            sent.timestamp = h[1]
             ssrc = self._in_ssrc
             if ssrc is not None and ssrc not in self.out_of and len(self.out_of) < MAX_SSRCS:
-                self.out_of[ssrc] = h[2]
+                self.out_of[ssrc] = out_ssrc
         return out
 
     def rtcp(self, data: bytes) -> bytes:
