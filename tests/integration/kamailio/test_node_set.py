@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ import pytest
 
 from tests.support import daemons
 from tests.support.daemons import Daemon
+from tests.support.tools import require
 
 from .capture import LoopbackCapture, UdpPacket
 from .sipcall import (
@@ -108,6 +110,15 @@ class NodeSet:
         self.nodes[node] = d
         return d
 
+    def kamcmd(self, *args: str) -> str:
+        """Run a Kamailio RPC command through its ctl socket; its output."""
+        socket = f"unix:{self.kamailio.workdir / 'ctl.sock'}"
+        done = subprocess.run(
+            [require("kamcmd"), "-s", socket, *args], capture_output=True, text=True, timeout=30
+        )
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done.stdout
+
     def logs(self) -> str:
         parts = [f"--- node {i} ({d.name})\n{d.log()[-4000:]}" for i, d in enumerate(self.nodes)]
         parts.append(f"--- kamailio\n{self.kamailio.log()[-6000:]}")
@@ -138,8 +149,14 @@ def start_node(
     )
 
 
-def start_set(kind: str, workdir: Path, extra: tuple[list[str], list[str]] = ([], [])) -> NodeSet:
-    """Two nodes of `kind` (`extra`: each one's additional options) and Kamailio in front."""
+def start_set(
+    kind: str,
+    workdir: Path,
+    extra: tuple[list[str], list[str]] = ([], []),
+    defines: dict[str, str] | None = None,
+) -> NodeSet:
+    """Two nodes of `kind` (`extra`: each one's additional options) and Kamailio in front
+    (`defines`: more -A defines for its config)."""
     nodes = [start_node(kind, workdir / f"node{i}", i, extra=extra[i]) for i in range(2)]
     sock = " ".join(f"udp:{HOST}:{d.ng_port}=1" for d in nodes)
     try:
@@ -153,6 +170,8 @@ def start_set(kind: str, workdir: Path, extra: tuple[list[str], list[str]] = ([]
                 "DISABLE_TOUT": str(DISABLE_TOUT),
                 "TOUT_MS": str(TOUT_MS),
                 "RETR": str(RETR),
+                "CTL_SOCKET": f'"unix:{workdir / "kamailio" / "ctl.sock"}"',
+                **(defines or {}),
             },
         )
     except BaseException:
@@ -386,5 +405,50 @@ def test_full_node_hands_new_calls_to_the_other(tmp_path: Path, kind: str) -> No
         # asked for each call: the refusal does not disable the node
         assert rig.kamailio.log().count(said) == len(cids), rig.logs()
         assert relay_command_counts(rig.nodes[0])["offer"] == len(cids), rig.logs()
+    finally:
+        stop_set(rig)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_node_taken_out_by_hand_keeps_its_dialogs(tmp_path: Path, kind: str) -> None:
+    """`kamcmd rtpengine.enable <url> 0` disables a node for good: new calls go to the other;
+    with `rtpengine_allow_op` 1 the dialogs it holds still reach it (re-INVITEs, delete);
+    `rtpengine.enable <url> 1` pings it and takes it back (docs/spec/ng-protocol.md §10.3)."""
+    rig = start_set(kind, tmp_path, defines={"ALLOW_OP": "1"})
+    try:
+        drained_url = f"udp:{HOST}:{rig.nodes[0].ng_port}"
+        dialog = call_id_for(0, "drained")
+        results: dict[str, CallResult] = {}
+        # re-INVITEs 3 s apart: the first comes well after the node is taken out below
+        spec = CallSpec(call_id=dialog, callee="hold", duration_ms=3000)
+        thread = threading.Thread(target=lambda: results.update({dialog: rig.call(spec)}))
+        thread.start()
+        try:
+            _wait_until(f"{dialog} on node 0", partial(rig.holds, 0, dialog), rig.logs)
+            rig.kamcmd("rtpengine.enable", drained_url, "0")
+            show = rig.kamcmd("rtpengine.show", "all")
+            assert "1(permanent)" in show, show
+            offers = relay_command_counts(rig.nodes[0])["offer"]
+            cid = call_id_for(0, "new")
+            result = rig.call(CallSpec(call_id=cid))
+            assert result.ok, result.describe() + rig.logs()
+            assert rig.node_of(result, cid) == [1], rig.logs()
+        finally:
+            thread.join(120)
+        hold = results[dialog]
+        assert hold.ok, hold.describe() + rig.logs()
+        # the three re-INVITEs after the node was taken out still reached it
+        assert rig.node_of(hold, dialog) == [0] * 4, rig.logs()
+        counts = relay_command_counts(rig.nodes[0])
+        assert counts["offer"] - offers == 3, (counts, offers)
+        assert not rig.holds(1, dialog)
+
+        pings = relay_command_counts(rig.nodes[0])["ping"]
+        rig.kamcmd("rtpengine.enable", drained_url, "1")
+        assert relay_command_counts(rig.nodes[0])["ping"] == pings + 1
+        cid = call_id_for(0, "again")
+        result = rig.call(CallSpec(call_id=cid))
+        assert result.ok, result.describe() + rig.logs()
+        assert rig.node_of(result, cid) == [0], rig.logs()
     finally:
         stop_set(rig)
