@@ -368,6 +368,9 @@ def test_stopped_node_is_disabled_and_calls_go_to_the_other(
         # every packet the caller played reached the callee through the survivor
         assert sum(1 for p in sent if p.dst == result.uas_media) == 200, rig.logs()
 
+    # ... and ended cleanly: the survivor got a delete for each of its calls (long and moved)
+    assert relay_command_counts(rig.nodes[survivor])["delete"] == len(long_ids) + len(moved)
+
     # the victim's dialog is not moved: its re-INVITEs find its node disabled and go out
     # without a relay (the SDP as the caller wrote it); the survivor never heard of it
     hold = results[orphan]
