@@ -116,12 +116,15 @@ def start(
     tcp: bool = False,
     config_file: str = "none",
     num_threads: int | None = None,
+    ng_port: int | None = None,
+    port_range: tuple[int, int] | None = None,
 ) -> Daemon:
     """Start `kind` ("rtpengine" or "rtpvault") on loopback with a private port range
-    (`num_threads`: see the module's docstring)."""
-    ng_port = free_port()
+    (`num_threads`: see the module's docstring). `ng_port` and `port_range` restart a node on
+    the ng port and media ports it had (default: free ones)."""
+    ng_port = ng_port or free_port()
     tcp_port = free_port(socket.SOCK_STREAM) if tcp else None
-    pmin, pmax = free_port_range(ports)
+    pmin, pmax = port_range or free_port_range(ports)
     args = [
         f"--config-file={config_file}",
         "--foreground",
