@@ -61,25 +61,40 @@ def split_media_key(key: str) -> Address:
     return address, int(port)
 
 
-def encode(doc: CallDocument) -> bytes:
-    out = {
-        "v": VERSION,
-        "call_id": doc.call_id,
-        "node": doc.node,
-        "seed": doc.seed.hex(),
-        "created": doc.created,
-        "ng": [
-            {"t": e.t, "src": [e.src[0], e.src[1]],
-             "body": base64.b64encode(e.body).decode("ascii"),
-             "ports": [[a, p] for a, p in e.ports], "clock": list(e.clock)}
-            for e in doc.ng
-        ],  # fmt: skip
-        "media": doc.media,
-        "extra": doc.extra,
-    }
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_string: Any = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.encode_basestring
+
+
+def _float(value: float) -> str:
+    if not math.isfinite(value):
+        raise DocumentError(f"{value!r} is not a time")
+    return repr(float(value))  # what json writes for a float
+
+
+def _object(value: dict[str, Any]) -> str:
+    return _dumps(value) if value else "{}"
+
+
+def encode_entry(e: Entry) -> str:
+    """One `ng` entry's JSON text (the journal keeps it: a document is re-encoded on every
+    change, its entries never change). Written by hand: the generic encoder costs more than
+    the rest of the journal on every request."""
+    ports = ",".join(f"[{_string(a)},{int(p)}]" for a, p in e.ports)
+    clock = ",".join(_float(t) for t in e.clock)
+    body = base64.b64encode(e.body).decode("ascii")
+    return (f'{{"t":{_float(e.t)},"src":[{_string(e.src[0])},{int(e.src[1])}],'
+            f'"body":"{body}","ports":[{ports}],"clock":[{clock}]}}')
+
+
+def encode(doc: CallDocument, entries: list[str] | None = None) -> bytes:
+    """The document's bytes; `entries`: its entries' `encode_entry` texts, if kept."""
     try:
-        return json.dumps(out, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False).encode("utf-8", "surrogatepass")  # fmt: skip
+        ng = entries if entries is not None else [encode_entry(e) for e in doc.ng]
+        text = (f'{{"v":{VERSION},"call_id":{_string(doc.call_id)},'
+                f'"node":{_string(doc.node)},"seed":"{doc.seed.hex()}",'
+                f'"created":{_float(doc.created)},"ng":[{",".join(ng)}],'
+                f'"media":{_object(doc.media)},"extra":{_object(doc.extra)}}}')  # fmt: skip
+        return text.encode("utf-8", "surrogatepass")
     except (TypeError, ValueError) as exc:
         raise DocumentError(f"cannot encode the document of {doc.call_id!r}: {exc}") from None
 

@@ -22,7 +22,7 @@ from relay.call import Call, CallClosed, CallCreated, Registry
 from relay.call.events import CallEvent
 from relay.ng.codec import bencode_encode
 from relay.ng.commands import Commands
-from relay.state.document import CallDocument, Entry, encode, media_key
+from relay.state.document import CallDocument, Entry, encode, encode_entry, media_key
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ class _State:
     call: Call
     doc: CallDocument
     media: dict[str, dict[str, Any]] = field(default_factory=dict)
+    entries: list[str] = field(default_factory=list)
+    """`doc.ng` encoded (relay.state.document.encode_entry), one text per entry."""
 
 
 def media_state(call: Call, previous: dict[str, dict[str, Any]] | None = None
@@ -117,8 +119,10 @@ class Journal:
         if call is None:
             return  # a delete that ended it (CallClosed follows), or nothing to journal
         state = self._state(call)
-        state.doc.ng.append(Entry(received, (source[0], source[1]), bencode_encode(body),
-                                  tuple(taken), tuple(reads)))  # fmt: skip
+        entry = Entry(received, (source[0], source[1]), bencode_encode(body), tuple(taken),
+                      tuple(reads))  # fmt: skip
+        state.doc.ng.append(entry)
+        state.entries.append(encode_entry(entry))
         self._mark(call_id)
 
     def on_event(self, event: CallEvent) -> None:
@@ -171,14 +175,15 @@ class Journal:
         if state is None:
             return None
         state.doc.media = state.media
-        return encode(state.doc)
+        return encode(state.doc, state.entries)
 
     def seed(self, call: Call, doc: CallDocument) -> None:
         """relay.state.replay: the restored call goes on with the stored entries and extra
         (nothing is written: the stored document is current)."""
         new = CallDocument(call.call_id, self.node, call.seed, call.created, list(doc.ng),
                            dict(doc.media), dict(doc.extra))  # fmt: skip
-        self._calls[call.call_id] = _State(call, new, media_state(call, doc.media))
+        self._calls[call.call_id] = _State(call, new, media_state(call, doc.media),
+                                           [encode_entry(e) for e in doc.ng])  # fmt: skip
         self._dirty.pop(call.call_id, None)
 
     def flush(self) -> None:
