@@ -103,6 +103,7 @@ class Journal:
         self._reads: list[float] = []
         # every wall-clock read of the call model is kept for the request's entry
         registry.wallclock = registry.teardown.wallclock = self._wallclock
+        registry.streams.taken = []  # the allocator records ports from now on
         self.written = 0
         """Documents handed to the sink (deletions included)."""
         commands.observers.append(self.observe)
@@ -114,7 +115,7 @@ class Journal:
     def observe(self, command: str, body: dict[str, Any], reply: dict[str, Any],
                 source: tuple[str, int], received: float) -> None:  # fmt: skip
         """The Commands observer: after each request's reply."""
-        taken = self.registry.streams.taken
+        taken = self.registry.streams.taken or []
         if taken:
             self.registry.streams.taken = []
         reads, self._reads = self._reads, []
