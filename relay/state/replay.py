@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+_REFUSED = {"result": "ok"}
+
+
 class RestoreError(Exception):
     """Why one call could not be restored ("port 30012 taken on 127.0.0.1", "call already
     present", ...)."""
@@ -125,9 +128,13 @@ def _replay(commands: Commands, doc: CallDocument, at: list[float], reads: list[
         try:
             reply = handler(body, entry.src)
         except NgError as exc:
-            raise RestoreError(f"request {n} ({command}): {exc.reason}") from None
+            if entry.error is None or exc.reason != entry.error:
+                raise RestoreError(f"request {n} ({command}): {exc.reason}") from None
+            reply = _REFUSED  # refused as the first time, the call made all the same
         except PortPinned as exc:
             raise RestoreError(exc.reason) from None
+        if entry.error is not None and reply is not _REFUSED:
+            raise RestoreError(f"request {n} ({command}) succeeded, it failed the first time")
         if streams.pinned:
             raise RestoreError(f"request {n} ({command}) took fewer ports than recorded")
         if reply.get("result") != "ok":
