@@ -199,12 +199,19 @@ class Journal:
 
     def seed(self, call: Call, doc: CallDocument) -> None:
         """relay.state.replay: the restored call goes on with the stored entries and extra
-        (nothing is written: the stored document is current)."""
+        (nothing is written: the stored document is current). Extra set while the replay ran
+        (the recorder's note of its new part) wins over the stored one and is written."""
+        during = self._calls.get(call.call_id)
+        extra = dict(doc.extra)
+        if during is not None:
+            extra.update(during.doc.extra)
         new = CallDocument(call.call_id, self.node, call.seed, call.created, list(doc.ng),
-                           dict(doc.media), dict(doc.extra))  # fmt: skip
+                           dict(doc.media), extra)  # fmt: skip
         self._calls[call.call_id] = _State(call, new, media_state(call, doc.media),
                                            [encode_entry(e) for e in doc.ng])  # fmt: skip
         self._dirty.pop(call.call_id, None)
+        if during is not None and during.doc.extra:
+            self._mark(call.call_id)
 
     def flush(self) -> None:
         """Hand every changed call's document (or None) to the sink, once each."""

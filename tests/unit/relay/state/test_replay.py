@@ -455,3 +455,36 @@ def test_dtls_srtp_keys_are_restored(cert: DtlsCertificate) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_extra_set_during_the_replay_is_kept_and_written(cert: DtlsCertificate) -> None:
+    """The recorder notes its new part when CallCreated of a restored call arrives, while the
+    replay runs; the restored document must keep that note (else a second crash would make
+    another part with the same number)."""
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        first = Daemon(loop, cert)
+        first.ng(command="offer", **{"call-id": "x", "from-tag": "a", "sdp": sdp(1000)})
+        first.journal.set_extra("x", "recording", {"id": "r1", "part": 1})
+        await settle()
+        data = first.docs["x"]
+        assert data is not None and decode(data).extra["recording"]["part"] == 1
+        first.close()
+        second = Daemon(loop, cert)
+
+        def on_event(event: Any) -> None:
+            restored = event.call.restored
+            if type(event).__name__ == "CallCreated" and restored:
+                second.journal.set_extra("x", "recording", {"id": "r1", "part": 2})
+
+        second.registry.listeners.append(on_event)
+        restore(second.commands, second.registry, data, second.journal)
+        await settle()
+        written = second.docs.get("x")
+        assert written is not None and decode(written).extra["recording"]["part"] == 2
+        kept = second.journal.document("x")
+        assert kept is not None and decode(kept).extra["recording"]["part"] == 2
+        second.close()
+
+    asyncio.run(run())
