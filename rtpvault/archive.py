@@ -210,9 +210,12 @@ class ArchiveComponent:
         if self.root is None or now - self._swept_at < PURGE_SWEEP:
             return
         self._swept_at = now
-        from storage.retention import purged_here
+        from storage.retention import any_purged_here, purged_here
 
         try:
+            with self.index.engine.connect() as conn:  # a read, rolled back: no commit
+                if not any_purged_here(conn, self.node):
+                    return
             with self.index.session() as s:
                 done = []
                 for rec in purged_here(s, self.node):
@@ -451,6 +454,13 @@ def attach(daemon: DaemonContext) -> ArchiveComponent | None:
         index, checked = Index(url, make_engine(url)), False
     raw = getattr(s, "raw", {}) or {}
     node = raw.get("recording-node") or socket.gethostname()
+    if s.recording_dir:  # the CLI on this host tells this node's files from others' by it
+        from storage.spool_owner import mark
+
+        try:
+            mark(s.recording_dir, node)
+        except OSError as exc:
+            logger.warning("cannot mark %s as node %s's spool: %s", s.recording_dir, node, exc)
     s3 = S3Settings.from_settings(s)
     if s3 is not None:
         from relay.config.keyfile import shown

@@ -9,10 +9,11 @@
   then the index row; it stops at the first failure and leaves the row, so nothing is lost
   from the index while a copy still exists.
 * Several nodes share one index (docs/storage.md "Several nodes"), so purge may run on a host
-  that does not have a recording's files: a file whose folder does not exist here is on its
-  node. Then the object goes, and the row stays with status `purged` (PURGED) until that
-  node's daemon removes the files and the row (`purged_here`, rtpvault.archive). A purged row
-  is not selected again. Two purges at once take each row under a row lock that the other
+  that does not have a recording's files: a file whose folder does not exist here, or whose
+  spool here is marked as another node's (storage.spool_owner), is on its node. Then the
+  object goes, and the row stays with status `purged` (PURGED) until that node's daemon
+  removes the files and the row (`purged_here`, rtpvault.archive). A purged row is not
+  selected again. Two purges at once take each row under a row lock that the other
   skips (PostgreSQL `FOR UPDATE SKIP LOCKED`, `purge_claim`), so each is purged once.
 
 The S3 calls go through a small `ObjectStore` protocol (boto3's client satisfies it).
@@ -24,13 +25,14 @@ import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Select, and_, func, not_, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from storage.models import Recording
+from storage.spool_owner import on_this_host
 
 __all__ = ["ObjectStore", "PurgeResult", "purge_query", "purge_one", "purge_claim", "set_hold",
-           "kept_counts", "purged_here", "KEPT", "PURGED"]  # fmt: skip
+           "kept_counts", "purged_here", "any_purged_here", "KEPT", "PURGED"]  # fmt: skip
 
 PURGED = "purged"
 """Status of a row purged from another host: its object is deleted, its files wait for its node."""
@@ -137,10 +139,10 @@ def purge_claim(rid: str, cutoff: float, now: float) -> Select[Recording]:
 
 
 def _elsewhere(rec: Recording) -> list[str]:
-    """The recording's files that are on another host: their folder does not exist here."""
+    """The recording's files that are on another host (storage.spool_owner)."""
     return [
         p for p in _files(rec)
-        if not (p == rec.path and rec.local_removed) and not os.path.isdir(os.path.dirname(p))
+        if not (p == rec.path and rec.local_removed) and not on_this_host(p, rec.node)
     ]  # fmt: skip
 
 
@@ -183,6 +185,13 @@ def purge_one(
     session.delete(rec)
     session.flush()
     return result()
+
+
+def any_purged_here(conn: Connection, node: str) -> bool:
+    """Whether `node` has rows purge left to it (one probe on the status index)."""
+    found = conn.execute(select(Recording.id).where(
+        Recording.status == PURGED, Recording.node == node).limit(1)).first()  # fmt: skip
+    return found is not None
 
 
 def purged_here(session: Session, node: str, limit: int = 200) -> list[Recording]:

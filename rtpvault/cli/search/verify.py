@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,11 +26,14 @@ SKIPPED = {"recording": "still recording", "failed": "failed before a hash",
            "elsewhere": "only on their node's disk, not reachable here"}  # fmt: skip
 
 
-def _folder_here(path: str) -> bool:
-    """Whether `path`'s folder exists on this host. Several nodes share one index (docs/
-    storage.md "Several nodes"): a recording's spool is on its node, and a host without that
-    folder cannot tell a missing file from one that is simply elsewhere; it checks the S3 copy."""
-    return os.path.isdir(os.path.dirname(path))
+def _here(rec: Any, path: str) -> bool:
+    """Whether the recording's file `path` would be on this host. Several nodes share one index
+    (docs/storage.md "Several nodes"): a recording's spool is on its node, and a host that does
+    not have it (storage.spool_owner) cannot tell a missing file from one that is elsewhere;
+    it checks the S3 copy."""
+    from storage.spool_owner import on_this_host
+
+    return on_this_host(path, str(rec.node or ""))
 
 
 @dataclass
@@ -52,7 +54,7 @@ def _sidecar_sha(rec: Any) -> tuple[str | None, str | None]:
         with open(path, "rb") as f:
             doc = json.loads(f.read())
     except FileNotFoundError:
-        gone = not rec.local_removed and _folder_here(path)
+        gone = not rec.local_removed and _here(rec, path)
         return None, f"sidecar {path} is gone" if gone else None
     except (OSError, ValueError) as exc:
         return None, f"sidecar {path} unreadable: {describe(exc)}"
@@ -159,7 +161,7 @@ def _rehash(vault: Vault, rec: Any, label: str, s3: S3Record | None
     expected = str(rec.sha256)
     found = copies(vault, rec)
     if not rec.local_removed and not any(c.where == "local" for c in found):
-        if _folder_here(str(rec.path)):
+        if _here(rec, str(rec.path)):
             problems.append(f"MISSING {label}: local file {rec.path} is gone")
     if rec.archive_state == "archived" and object_ref(rec, vault.bucket) is None:
         problems.append(f"MISSING {label}: archived, but no bucket configured to check it in")
@@ -198,7 +200,7 @@ def _check(vault: Vault, rec: Any, tally: Tally) -> list[str]:
             return []
         tally.recordings += 1
         return [f"NO-HASH {label}: no SHA-256 in the index (status {rec.status})"]
-    if (rec.path and not rec.local_removed and not _folder_here(str(rec.path))
+    if (rec.path and not rec.local_removed and not _here(rec, str(rec.path))
             and object_ref(rec, vault.bucket) is None):  # fmt: skip
         tally.skipped["elsewhere"] = tally.skipped.get("elsewhere", 0) + 1
         return []

@@ -114,11 +114,25 @@ def elsewhere(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def elsewhere_cmd(tmp: Path, *args: str) -> list[str]:
+    return [*_unshare(), "sh", "-c", 'mount -t tmpfs none "$0" && exec "$@"',
+            str(tmp / "nodes"), *daemons.rtpvault_command(), *args]  # fmt: skip
+
+
+def on_host_of_cmd(tmp: Path, node: str, *args: str) -> list[str]:
+    """`rtpvault ARGS` as on `node`'s host where every node has the same recording-dir path:
+    `node`'s spool is seen at every node's path (bind mounts in a private mount namespace)."""
+    others = [str(tmp / "nodes" / n) for n in NODES if n != node]
+    script = ('src=$0; while [ "$1" != -- ]; do mount --bind "$src" "$1" || exit 97; shift; '
+              'done; shift; exec "$@"')  # fmt: skip
+    return [*_unshare(), "sh", "-c", script, str(tmp / "nodes" / node), *others, "--",
+            *daemons.rtpvault_command(), *args]  # fmt: skip
+
+
+def _unshare() -> list[str]:
     unshare = shutil.which("unshare")
     if unshare is None:
         unavailable("unshare (util-linux) not installed")
-    return [str(unshare), "-m", "sh", "-c", 'mount -t tmpfs none "$0" && exec "$@"',
-            str(tmp / "nodes"), *daemons.rtpvault_command(), *args]  # fmt: skip
+    return [str(unshare), "-m"]
 
 
 def test_three_nodes_one_index_one_bucket(s3: MotoServer, tmp_path: Path) -> None:
@@ -223,20 +237,22 @@ def from_another_host(s3: MotoServer, tmp: Path, url: str, rows: list[Recording]
     checked = elsewhere(tmp, "verify", *cfg)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"verified {3 * CALLS} recordings, {3 * CALLS} copies: 0 problems" in checked.stdout
-    # the same command on node-a's host (its spool there) re-hashes its local copies too
-    on_a = subprocess.run([*daemons.rtpvault_command(), "verify", *cfg, "--node", "node-a"],
-                          capture_output=True, text=True, cwd=tmp / "desk")  # fmt: skip
+    # on node-a's host, where node-c's recording-dir path is node-a's spool (marked node-a):
+    # node-a's local copies are re-hashed too, node-c's are not called missing
+    on_a = subprocess.run(on_host_of_cmd(tmp, "node-a", "verify", *cfg), capture_output=True,
+                          text=True, cwd=tmp / "desk")  # fmt: skip
     assert on_a.returncode == 0, on_a.stdout + on_a.stderr
-    assert f"verified {CALLS} recordings, {2 * CALLS} copies: 0 problems" in on_a.stdout
+    assert f"verified {3 * CALLS} recordings, {4 * CALLS} copies: 0 problems" in on_a.stdout
 
     held = rows[0]
     hold = elsewhere(tmp, "hold", *cfg, held.id, "--reason", "case 20")
     assert hold.returncode == 0, hold.stderr
 
-    # two purges at the same moment, from two hosts that do not have the nodes' files
-    procs = [subprocess.Popen(elsewhere_cmd(tmp, "purge", *cfg, "--older-than", "0s"),
-                              cwd=tmp / "desk", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]  # fmt: skip
+    # two purges at the same moment: one on a host without the nodes' files, one on node-a's
+    purge = ("purge", *cfg, "--older-than", "0s")
+    procs = [subprocess.Popen(cmd, cwd=tmp / "desk", stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for cmd in (elsewhere_cmd(tmp, *purge), on_host_of_cmd(tmp, "node-a", *purge))]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     purged = [re.findall(r"^purged ([0-9a-f-]{36}) ", out, re.M) for out, _ in outs]
@@ -244,6 +260,14 @@ def from_another_host(s3: MotoServer, tmp: Path, url: str, rows: list[Recording]
     assert sorted(purged[0] + purged[1]) == sorted(r.id for r in rows if r.id != held.id)
     for out, _ in outs:
         assert "kept 1 on hold" in out
+    left_to = dict(re.findall(r"^purged ([0-9a-f-]{36}) .*its files are on node ([\w-]+)",
+                              outs[0][0] + outs[1][0], re.M))  # fmt: skip
+    direct = set(purged[1]) - set(left_to)  # purged on node-a's host: its own files, at once
+    assert {rid: next(r.node for r in rows if r.id == rid) for rid in left_to} == left_to
+    assert all(next(r.node for r in rows if r.id == rid) == "node-a" for rid in direct)
+    assert set(purged[0]) <= set(left_to)  # the host without spools reaches no file
+    print(f"purge: {len(purged[0])} + {len(purged[1])} recordings; {len(left_to)} left to "
+          f"their node's daemon, {len(direct)} removed at once on node-a")
     left = {r.id: r for r in rows if r.id != held.id}
     for r in left.values():  # each object version deleted once, by one of the two
         assert puts_and_deletes(s3, str(r.object_key)) == (1, 1)
@@ -265,4 +289,4 @@ def from_another_host(s3: MotoServer, tmp: Path, url: str, rows: list[Recording]
     assert Path(held.path).exists()
     swept = sum(int(n) for d in nodes.values() for n in re.findall(
         r"removed the files and rows of (\d+) recording", d.log()))  # fmt: skip
-    assert swept == len(left)
+    assert swept == len(left_to)
