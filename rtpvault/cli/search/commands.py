@@ -104,7 +104,7 @@ def render_details(doc: dict[str, Any]) -> str:
     "--action",
     "actions",
     multiple=True,
-    help="search, show, fetch, export, verify, hold, release, purge (repeatable).",
+    help="search, show, fetch, export, verify, hold, release, purge, purge-files (repeatable).",
 )
 @click.option("--recording", "ref", metavar="ID|CALL-ID", help="Entries about one recording.")
 @click.option("--limit", default=100, show_default=True, help="Newest N entries (0 = all).")
