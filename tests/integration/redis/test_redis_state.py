@@ -59,7 +59,7 @@ def _close(*things: Any) -> None:
 def test_offer_answer_write_the_key_and_delete_removes_it(redis_db: tuple[int, redis.Redis],
                                                           tmp_path: Path) -> None:  # fmt: skip
     db, client = redis_db
-    d = Relaunch(tmp_path, [f"--redis=127.0.0.1:6379/{db}"]).start()
+    d = Relaunch(tmp_path, [f"--redis=[::1]:6379/{db}"]).start()  # rtpengine's IPv6 spelling
     call = Call(d, "redis-write-1")
     try:
         call.offer()
@@ -76,7 +76,35 @@ def test_offer_answer_write_the_key_and_delete_removes_it(redis_db: tuple[int, r
     finally:
         _close(call)
         d.stop()
-    assert "Established initial connection to Redis 127.0.0.1:6379" in d.log()
+    assert "Established initial connection to Redis [::1]:6379" in d.log()
+
+
+def test_redis_write_takes_the_writes_and_redis_the_restore(
+        redis_db: tuple[int, redis.Redis], own_redis: OwnRedis,
+        tmp_path: Path) -> None:  # fmt: skip
+    db, client = redis_db
+    rig = Relaunch(tmp_path, [f"--redis=127.0.0.1:6379/{db}",
+                              f"--redis-write=127.0.0.1:{own_redis.port}/0"])  # fmt: skip
+    d = rig.start()
+    call = Call(d, "redis-split")
+    d2: Daemon | None = None
+    try:
+        call.offer()
+        call.answer()
+        written = own_redis.client()
+        assert wait_for(lambda: _doc(written, "redis-split"), 10), d.log()
+        assert client.exists(KEY + b"redis-split") == 0  # not in the read DB
+        kill9(d)
+        d2 = rig.start()  # restores from `redis`, which has no call
+        ng = d2.client()
+        assert ng.call({"command": "query", "call-id": "redis-split"})["result"] == "error"
+        ng.close()
+    finally:
+        _close(call)
+        if d2 is not None:
+            d2.stop()
+        d.stop()
+    assert re.search(r"Redis restore: 0 calls restored, 0 skipped", d2.log()), d2.log()
 
 
 def test_kill9_restart_restores_call_ports_and_media(redis_db: tuple[int, redis.Redis],
