@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import signal
 import socket
 import urllib.request
 from pathlib import Path
@@ -298,3 +300,66 @@ def test_bad_address_is_a_config_error(tmp_path: Path) -> None:
     proc, log_path = Relaunch(tmp_path, ["--redis=127.0.0.1:6379"]).popen()
     assert proc.wait(30) == 1
     assert "Invalid Redis endpoint" in log_path.read_text()
+
+
+def test_a_killed_worker_comes_back_with_its_calls(redis_db: tuple[int, redis.Redis],
+                                                   tmp_path: Path) -> None:  # fmt: skip
+    """The supervisor forks a killed worker again (rtpvault.supervisor); with `redis` the new
+    worker restores the calls the dead one owned, the other worker's calls are untouched."""
+    from tests.integration.workers.workers import owned_call_ids, wait_workers
+
+    db, client = redis_db
+    d = Relaunch(tmp_path, [f"--redis=127.0.0.1:6379/{db}"], num_threads=2, ports=200).start()
+    ids = owned_call_ids(0, 2, "redis-wk0-") + owned_call_ids(1, 2, "redis-wk1-")
+    calls = [Call(d, i) for i in ids]
+    try:
+        for c in calls:
+            c.offer()
+            c.answer()
+        for i in ids:
+            assert wait_for(lambda i=i: (lambda x: x if x and len(x["ng"]) == 2 else None)(
+                _doc(client, i)), 10)  # fmt: skip
+        before = {c.call_id: _view(c.command("query")) for c in calls}
+        pids = wait_workers(d, 2)
+        os.kill(pids[0], signal.SIGKILL)
+        wait_workers(d, 2, frozenset({pids[0]}))
+        for c in calls:
+            r = c.command("query")
+            assert r["result"] == "ok", (c.call_id, r, d.log())
+            assert _view(r) == before[c.call_id]
+        for c in calls:
+            got = _both_ways(c, 5, 0)
+            assert got[0] > 0 and got[1] > 0, (c.call_id, got)
+    finally:
+        _close(*calls)
+        d.stop()
+    n0 = len(owned_call_ids(0, 2, "redis-wk0-"))
+    assert re.search(rf"Redis restore \(worker 0\): {n0} calls restored, 0 skipped", d.log())
+
+
+def test_a_hung_redis_blocks_no_call(own_redis: OwnRedis, tmp_path: Path) -> None:
+    """Redis stopped (SIGSTOP: connections open, no answers): with `redis-cmd-timeout` the
+    writes time out and are retried; ng and media never wait for Redis."""
+    d = Relaunch(tmp_path, [f"--redis=127.0.0.1:{own_redis.port}/0",
+                            "--redis-cmd-timeout=200"]).start()  # fmt: skip
+    client = own_redis.client()
+    a, b = Call(d, "redis-hung-a"), Call(d, "redis-hung-b")
+    assert own_redis.proc is not None
+    try:
+        a.offer()
+        a.answer()
+        assert wait_for(lambda: _doc(client, "redis-hung-a"), 10)
+        own_redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            b.offer()
+            b.answer()
+            assert _both_ways(b, 5, 0) == (5, 5)
+            assert a.command("query")["result"] == "ok"
+            lost = f"Lost connection to Redis 127.0.0.1:{own_redis.port}"
+            assert wait_for(lambda: lost in d.log(), 15), d.log()
+        finally:
+            own_redis.proc.send_signal(signal.SIGCONT)
+        assert wait_for(lambda: _doc(client, "redis-hung-b"), 60), d.log()
+    finally:
+        _close(a, b)
+        d.stop()
