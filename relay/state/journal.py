@@ -51,12 +51,14 @@ class _State:
 def media_state(call: Call, previous: dict[str, dict[str, Any]] | None = None
                 ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """What media (not signalling) made of the call's streams: each confirmed stream's learned
-    peer and the SRTP keys a DTLS handshake gave it (keys a restore applied, from `previous`,
-    while the stream still uses them)."""
+    peer, the SRTP keys a DTLS handshake gave it (keys a restore applied, from `previous`,
+    while the stream still uses them) and, on the stream that is the local end of its ICE
+    component's selected pair, that pair's remote address."""
     out: dict[str, dict[str, Any]] = {}
     for party in call.all_parties():
         for side in party.medias:
-            for stream in (side.rtp, side.rtcp):
+            own = [side.rtp, side.rtcp] + [s for a in side.ice_addresses for s in a.streams()]
+            for stream in own:
                 if stream is None or not stream.local_port:
                     continue
                 entry: dict[str, Any] = {}
@@ -70,6 +72,12 @@ def media_state(call: Call, previous: dict[str, dict[str, Any]] | None = None
                         entry["srtp"] = {"profile": keys.profile.openssl_name,
                                          "local": keys.local(role).hex(),
                                          "remote": keys.remote(role).hex()}  # fmt: skip
+                link = transport.ice if transport is not None else None
+                if transport is not None and link is not None:
+                    local = link.agent.sockets.get(transport.ice_key)
+                    selected = None if local is None else link.agent.selected(local.component)
+                    if selected is not None and selected[0] == transport.ice_key:
+                        entry["ice"] = {"remote": [selected[1][0], selected[1][1]]}
                 key = media_key(stream.local_address, stream.local_port)
                 if (transport is not None and "srtp" not in entry and previous
                         and transport.keys_from is None and transport.srtp_in is not None

@@ -11,7 +11,9 @@ handler's own. On any failure the call and every port it took are released and
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -153,7 +155,25 @@ def _apply_media(call: Call, media: dict[str, dict[str, Any]], registry: Registr
         transport = stream.transport
         if isinstance(srtp, dict) and transport is not None and transport.srtp_in is None:
             _apply_srtp(transport, srtp)
+        ice = state.get("ice")
+        if isinstance(ice, dict) and transport is not None and transport.ice is not None:
+            remote = ice.get("remote")
+            if not (isinstance(remote, list) and len(remote) == 2
+                    and isinstance(remote[0], str) and isinstance(remote[1], int)):  # fmt: skip
+                raise RestoreError(f"bad ice state of {key}")
+            # media goes to the pair at once; consent checks confirm it (relay.ice.agent)
+            if transport.ice.agent.adopt(transport.ice_key, (remote[0], remote[1]), _now()):
+                stream.peer = (remote[0], remote[1])
+                stream.confirmed = True
         plane.update(stream)
+
+
+def _now() -> float:
+    """The ICE agents' clock: the loop's (relay.media.secure.icelink)."""
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()
 
 
 def _apply_srtp(transport: Any, srtp: dict[str, Any]) -> None:
