@@ -120,8 +120,16 @@ def test_kill9_restart_restores_call_ports_and_media(redis_db: tuple[int, redis.
         call.offer()
         call.answer()
         assert _both_ways(call, 10, 0) == (10, 10)
-        assert wait_for(lambda: (lambda x: x if x and len(x["ng"]) == 2 else None)(
-            _doc(client, "redis-kill9")), 10), d.log()  # fmt: skip
+
+        def peers_stored() -> bool:  # delayed learning confirms the peers after 3 s of media
+            call.media(5, start=10)
+            call.received(call.callee, 5)
+            call.received(call.caller, 5)
+            doc = _doc(client, "redis-kill9")
+            return bool(doc and len(doc["ng"]) == 2
+                        and sum("peer" in m for m in doc["media"].values()) >= 2)  # fmt: skip
+
+        assert wait_for(peers_stored, 30), d.log()
         before = call.command("query")
         assert before["result"] == "ok"
         kill9(d)
@@ -131,7 +139,7 @@ def test_kill9_restart_restores_call_ports_and_media(redis_db: tuple[int, redis.
         after = call.command("query")
         assert after["result"] == "ok", after
         assert _view(after) == _view(before)
-        got = _both_ways(call, 10, 10)
+        got = _both_ways(call, 10, 100)
         assert got[0] > 0 and got[1] > 0, (got, d2.log())  # RTP flows again both ways
         call.delete()
         assert wait_for(lambda: client.exists(KEY + b"redis-kill9") == 0, 10), d2.log()
