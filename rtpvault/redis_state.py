@@ -35,7 +35,7 @@ from redis.retry import Retry
 
 from relay.config.redis import RedisAddress, RedisSettings
 from rtpvault.component import DaemonContext, StartupError
-from rtpvault.redis_writer import KEY_PREFIX, Health, Writer
+from rtpvault.redis_writer import KEY_PREFIX, Health, Writer, reason
 from rtpvault.shard import owner_of
 
 if TYPE_CHECKING:
@@ -72,8 +72,7 @@ def _connect(name: str, address: RedisAddress, settings: RedisSettings) -> redis
     try:
         store.ping()
     except redis.RedisError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        logger.error("Failed to connect to Redis %s, error: %s", address, reason)
+        logger.error("Failed to connect to Redis %s, error: %s", address, reason(exc))
         if settings.required:
             what = "write database" if name == "redis-write" else "database"
             raise StartupError(f"Fatal error: Cannot start up without running Redis {address} "

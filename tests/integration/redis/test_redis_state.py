@@ -11,16 +11,18 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import bencodepy
+import pytest
 import redis
 
 from tests.integration.recording.media import Call
 from tests.support.daemons import Daemon
-from tests.support.tools import free_port
+from tests.support.tools import free_port, require
 from tests.support.wait import wait_for
 
 from .rig import OwnRedis, Relaunch, kill9
@@ -200,9 +202,11 @@ def test_redis_down_mid_call_calls_go_on_and_state_is_written_when_back(
     assert log.count(f"RE-Established connection to Redis 127.0.0.1:{own_redis.port}") == 1
 
 
-def test_startup_without_redis_fails_as_rtpengine(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_startup_without_redis_fails_as_rtpengine(tmp_path: Path, workers: int) -> None:
     port = free_port(socket.SOCK_STREAM)  # nothing listens there
-    proc, log_path = Relaunch(tmp_path, [f"--redis=127.0.0.1:{port}/0"]).popen()
+    proc, log_path = Relaunch(tmp_path, [f"--redis=127.0.0.1:{port}/0"],
+                              num_threads=workers).popen()  # fmt: skip
     try:
         code = proc.wait(30)
     finally:
@@ -371,3 +375,36 @@ def test_a_hung_redis_blocks_no_call(own_redis: OwnRedis, tmp_path: Path) -> Non
     finally:
         _close(a, b)
         d.stop()
+
+
+@pytest.mark.parametrize("required", [True, False])
+def test_startup_without_redis_as_the_real_rtpengine(tmp_path: Path, required: bool) -> None:
+    """rtpengine 10.5 and rtpvault, same options, Redis unreachable: the same exit status and
+    the same lines (docs/spec/config.md §2.10)."""
+    port = free_port(socket.SOCK_STREAM)
+    extra = [f"--redis=127.0.0.1:{port}/0", *([] if required else ["--no-redis-required"])]
+    rig = Relaunch(tmp_path / "rtpvault", extra)
+    lines = [f"Failed to connect to Redis 127.0.0.1:{port}, error: Connection refused",
+             f"Fatal error: Cannot start up without running Redis 127.0.0.1:{port} database! "
+             "See also NO_REDIS_REQUIRED parameter." if required else
+             f"Starting with no initial connection to Redis 127.0.0.1:{port} !"]  # fmt: skip
+    engine = subprocess.Popen([require("rtpengine"), *rig.args(), "--no-log-timestamps"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL)  # fmt: skip
+    try:
+        out, _ = engine.communicate(timeout=3)
+    except subprocess.TimeoutExpired:  # it serves: stop it
+        engine.terminate()
+        out, _ = engine.communicate(timeout=10)
+    text = out.decode(errors="replace")
+    assert all(line in text for line in lines), text
+    assert (engine.returncode == 255) == required, text
+    if required:
+        proc, log_path = rig.popen()
+        assert proc.wait(30) == 255
+        log = log_path.read_text()
+    else:
+        d = rig.start()
+        log = d.log()
+        d.stop()
+    assert all(line in log for line in lines), log
