@@ -91,7 +91,9 @@ class Relaunch:
     runs: int = 0
 
     def __post_init__(self) -> None:
-        self.port_range = free_port_range(self.ports)
+        # below the ephemeral range: a port another program binds by chance between the kill
+        # and the restart would make the restore skip that call
+        self.port_range = free_port_range(self.ports, below_ephemeral=True)
 
     def args(self) -> list[str]:
         pmin, pmax = self.port_range
