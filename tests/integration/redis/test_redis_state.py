@@ -408,3 +408,30 @@ def test_startup_without_redis_as_the_real_rtpengine(tmp_path: Path, required: b
         log = d.log()
         d.stop()
     assert all(line in log for line in lines), log
+
+
+def test_a_graceful_stop_keeps_the_keys(redis_db: tuple[int, redis.Redis],
+                                        tmp_path: Path) -> None:  # fmt: skip
+    """SIGTERM ends the calls locally but keeps their keys, as rtpengine's shutdown (call_free
+    deletes none; docs/spec/config.md §2.10): the next start restores them."""
+    db, client = redis_db
+    rig = Relaunch(tmp_path, [f"--redis=127.0.0.1:6379/{db}"])
+    d = rig.start()
+    call = Call(d, "redis-sigterm")
+    d2: Daemon | None = None
+    try:
+        call.offer()
+        call.answer()
+        assert wait_for(lambda: (lambda x: x if x and len(x["ng"]) == 2 else None)(
+            _doc(client, "redis-sigterm")), 10)  # fmt: skip
+        assert d.stop() == 0
+        assert _doc(client, "redis-sigterm") is not None
+        d2 = rig.start()
+        call.ng.close()
+        call.ng = d2.client()
+        assert call.command("query")["result"] == "ok"
+    finally:
+        _close(call)
+        if d2 is not None:
+            d2.stop()
+        d.stop()
