@@ -261,6 +261,13 @@ def test_restore_skips_a_call_whose_port_is_taken(redis_db: tuple[int, redis.Red
         gone = ng.call({"command": "query", "call-id": "redis-skip-a"})
         assert gone["result"] == "error", gone
         ng.close()
+        # one writer thread writes in order: once a new call's key is there, a deletion of the
+        # skipped call's key queued before it would have gone first
+        c = Call(d2, "redis-skip-c")
+        c.offer()
+        assert wait_for(lambda: _doc(client, "redis-skip-c"), 10)
+        c.close()
+        assert _doc(client, "redis-skip-a") is not None  # kept: another start may restore it
     finally:
         blocker.close()
         _close(a, b)
