@@ -442,3 +442,34 @@ def test_a_graceful_stop_keeps_the_keys(redis_db: tuple[int, redis.Redis],
         if d2 is not None:
             d2.stop()
         d.stop()
+
+
+def test_password_in_the_address_or_the_environment(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`PASSWORD@HOST:PORT/DB`, else RTPENGINE_REDIS_AUTH_PW (docs/spec/config.md §2.10); a
+    wrong one is a failed connection: exit 255 without no-redis-required."""
+    server = OwnRedis(free_port(socket.SOCK_STREAM), tmp_path, password="s3cret@pw")
+    server.start()
+    client = server.client()
+    try:
+        d = Relaunch(tmp_path / "a", [f"--redis=s3cret@pw@127.0.0.1:{server.port}/0"]).start()
+        call = Call(d, "redis-pw-a")
+        call.offer()
+        assert wait_for(lambda: _doc(client, "redis-pw-a"), 10), d.log()
+        _close(call)
+        d.stop()
+        monkeypatch.setenv("RTPENGINE_REDIS_AUTH_PW", "s3cret@pw")
+        d = Relaunch(tmp_path / "b", [f"--redis=127.0.0.1:{server.port}/0"]).start()
+        call = Call(d, "redis-pw-b")
+        call.offer()
+        assert wait_for(lambda: _doc(client, "redis-pw-b"), 10), d.log()
+        _close(call)
+        d.stop()
+        monkeypatch.setenv("RTPENGINE_REDIS_AUTH_PW", "wrong")
+        proc, log_path = Relaunch(tmp_path / "c", [f"--redis=127.0.0.1:{server.port}/0"]).popen()
+        assert proc.wait(30) == 255
+        log = log_path.read_text()
+        assert f"Failed to connect to Redis 127.0.0.1:{server.port}, error:" in log
+        assert "wrong" not in log and "s3cret" not in log
+    finally:
+        server.kill()
