@@ -517,3 +517,34 @@ def _asked(sock: socket.socket, port: int, query: bytes, answers: list[str]) -> 
         return False
     answers.append(data.decode(errors="replace"))
     return True
+
+
+def test_a_worker_killed_while_redis_is_down_still_serves(own_redis: OwnRedis,
+                                                          tmp_path: Path) -> None:  # fmt: skip
+    """no-redis-required is false, but it is a start-up rule: a worker forked again while the
+    daemon serves starts without Redis (its old calls are lost) instead of failing every
+    second, and new calls on it work; their state is written once Redis is back."""
+    from tests.integration.workers.workers import owned_call_ids, wait_workers
+
+    d = Relaunch(tmp_path, [f"--redis=127.0.0.1:{own_redis.port}/0"], num_threads=2,
+                 ports=200).start()  # fmt: skip
+    other = Call(d, owned_call_ids(1, 1, "redis-wd1-")[0])
+    fresh = Call(d, owned_call_ids(0, 1, "redis-wd0-")[0])
+    try:
+        other.offer()
+        other.answer()
+        own_redis.kill()
+        pids = wait_workers(d, 2)
+        os.kill(pids[0], signal.SIGKILL)
+        wait_workers(d, 2, frozenset({pids[0]}))
+        fresh.offer()
+        fresh.answer()
+        assert _both_ways(fresh, 5, 0) == (5, 5)
+        assert other.command("query")["result"] == "ok"
+        own_redis.start()
+        assert wait_for(lambda: _doc(own_redis.client(), fresh.call_id), 60), d.log()
+    finally:
+        _close(other, fresh)
+        d.stop()
+    assert (f"Starting with no initial connection to Redis 127.0.0.1:{own_redis.port} !"
+            in d.log())  # fmt: skip
