@@ -7,7 +7,8 @@ program holds the listening addresses, and forks the workers. Each worker is a w
 the supervisor runs no event loop and no thread, so forking a replacement is always safe.
 
 * A worker that dies (a crash, `kill -9`) is forked again at once: its calls are gone, as in a
-  crash of rtpengine, and its recordings are recovered by the new worker's recorder; the other
+  crash of rtpengine (with `redis`, the new worker restores them: rtpvault.redis_state), and
+  its recordings are recovered by the new worker's recorder; the other
   workers carry on untouched. A worker that keeps dying right after its start is forked again
   at most once a second.
 * A worker that cannot start (configuration, a listener that cannot bind) stops the daemon with
@@ -63,6 +64,8 @@ class WorkerSetup:
     """Write end of the supervisor's ready pipe: the worker writes one byte once serving."""
     shared: dict[str, object]
     """Objects made once for every worker (the daemon's composition root knows the keys)."""
+    replacement: bool = False
+    """Forked again after a worker of this index died (the daemon was already serving)."""
 
 
 def _listeners(settings: Settings) -> Iterator[tuple[str, str, int, int]]:
@@ -159,7 +162,7 @@ class Supervisor:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
                 os.close(self._ready_r)
                 code = self._work(WorkerSetup(index, self.count, self.channels, self._ready_w,
-                                              self.shared))  # fmt: skip
+                                              self.shared, index in self._started))  # fmt: skip
             except BaseException:  # noqa: BLE001 - reported, then the process ends
                 logger.exception("worker %d failed", index)
             finally:
