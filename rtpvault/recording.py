@@ -94,6 +94,15 @@ def sdp_summary(offered: OfferedSession) -> dict[str, Any]:
     return {"user": user if user not in ("", "-") else None, "media": media}
 
 
+def _journal_of(daemon: DaemonContext) -> Any:
+    """The call-state journal (relay.state.journal.Journal) when Redis is configured, else
+    None: `daemon.journal`, or the `redis_state` component's (attached after this one)."""
+    journal = getattr(daemon, "journal", None)
+    if journal is None:
+        journal = getattr(getattr(daemon, "components", {}).get("redis_state"), "journal", None)
+    return journal
+
+
 def prepare_dirs(root: str) -> None:
     """rtpengine's start-up (docs/spec/recording.md §2.1): spool dir (0700, not recursive) and its
     subdirectories; rtpvault adds sidecars/. Raises StartupError on failure."""
@@ -288,13 +297,16 @@ class RecordingComponent:
         self.spool.submit("announce", rec, dict(rec.doc))
         if problem is None:
             logger.info("recording to %s", paths.pcap, extra={"call_id": call.call_id})
-        self._journal(call.call_id, journal_state(rec.doc))
+        if call.restored is None:
+            self._journal(call.call_id, journal_state(rec.doc))
+        else:  # being replayed: the journal takes the stored document's state once it is done
+            self.loop.call_soon(self._journal, call.call_id, journal_state(rec.doc))
         return rec
 
     def _journal(self, call_id: str, state: dict[str, Any] | None) -> None:
         """What a daemon restoring this call needs to go on recording it (None: nothing, the
         recording ended), in the call's Redis document; nothing without Redis."""
-        journal = getattr(self.daemon, "journal", None)
+        journal = _journal_of(self.daemon)
         if journal is None or self.closing:
             return
         try:
