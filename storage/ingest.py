@@ -162,7 +162,8 @@ def upsert_sidecar(session: Session, doc: dict[str, Any], *, node: str = "") -> 
     rec.min_mos = min(moses) if moses else None
     rec.sidecar = redact_sidecar(doc)  # a sidecar may predate redaction: no key in the index
     rec.updated = time.time()
-    rec.series_id = _text(doc.get("series"), 36) or rid
+    series = doc.get("series")  # not a UUID-sized string: no usable link, its own series
+    rec.series_id = series if isinstance(series, str) and 0 < len(series) <= 36 else rid
     part = doc.get("part")
     rec.part = part if isinstance(part, int) and not isinstance(part, bool) and (
         1 <= part < 2**31) else 1  # fmt: skip
