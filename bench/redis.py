@@ -447,9 +447,17 @@ def poll_listed(
 
 
 def restore_log_lines(text: str) -> list[str]:
+    """The daemon's summary lines about the restore (rtpengine: "Redis restore time = N ms",
+    rtpvault: "Redis restore: N calls restored, M skipped in X ms"), then the first few other
+    lines that mention Redis or a restore (skips, errors) and how many more there were."""
     pat = re.compile(r"restor|redis", re.IGNORECASE)
-    skip = re.compile(r"Established initial connection", re.IGNORECASE)
-    return [ln.strip() for ln in text.splitlines() if pat.search(ln) and not skip.search(ln)][:8]
+    summary = re.compile(r"restore time|calls restored", re.IGNORECASE)
+    skip = re.compile(r"Established initial connection|master or slave|in master mode", re.I)
+    lines = [ln.strip() for ln in text.splitlines() if pat.search(ln) and not skip.search(ln)]
+    head = [ln for ln in lines if summary.search(ln)]
+    other = [ln for ln in lines if not summary.search(ln)]
+    more = [f"... and {len(other) - 5} more such lines"] if len(other) > 5 else []
+    return head + other[:5] + more
 
 
 def restore_run(
@@ -474,7 +482,8 @@ def restore_run(
             else:
                 r.calls += 1
         r.setup_s = time.perf_counter() - t0
-        keys, waited = wait_dbsize(db, r.calls, 30.0)
+        keys, waited = wait_dbsize(db, r.calls, 20.0)
+        time.sleep(args.settle)  # a key exists after the offer; let the answer's write land too
         r.keys, r.key_bytes = key_sizes(db)
         if keys != r.calls:
             r.problems.append(f"{keys} keys in the DB for {r.calls} calls after {waited:.1f} s")
@@ -673,6 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="cost passes per daemon")
     ap.add_argument("--restore-calls", type=int, default=1000)
     ap.add_argument("--restore-timeout", type=float, default=60.0)
+    ap.add_argument("--settle", type=float, default=1.0, help="pause before the kill -9")
     ap.add_argument("--poll-ms", type=float, default=10.0, help="`list` interval while restoring")
     ap.add_argument("--db-rtpengine", type=int, default=11, help="Redis DB of rtpengine")
     ap.add_argument("--db-rtpvault", type=int, default=12, help="Redis DB of rtpvault")
