@@ -382,6 +382,7 @@ class Restore:
     deleted_ok: int = 0
     keys_after_delete: int | None = None
     empty_start_s: float | None = None
+    logged_restore_ms: float | None = None
     log_lines: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -458,6 +459,16 @@ def restore_log_lines(text: str) -> list[str]:
     other = [ln for ln in lines if not summary.search(ln)]
     more = [f"... and {len(other) - 5} more such lines"] if len(other) > 5 else []
     return head + other[:5] + more
+
+
+def logged_restore_ms(text: str) -> float | None:
+    """The restore time the daemon logs: rtpengine's "Redis restore time = N ms", rtpvault's
+    "Redis restore (worker W): ... in N ms" (the slowest worker: they restore in parallel)."""
+    ms = [float(x) for x in re.findall(r"Redis restore time = (\d+(?:\.\d+)?) ms", text)]
+    ms += [
+        float(x) for x in re.findall(r"Redis restore.*calls restored.* in (\d+(?:\.\d+)?) ms", text)
+    ]
+    return max(ms) if ms else None
 
 
 def restore_run(
@@ -550,6 +561,7 @@ def restore_run(
             if r.keys_after_delete:
                 r.problems.append(f"{r.keys_after_delete} keys left after deleting every call")
         r.log_lines = restore_log_lines(d.log())
+        r.logged_restore_ms = logged_restore_ms(d.log())
         if d.proc.poll() is not None:
             r.problems.append(f"restarted daemon exited with {d.proc.returncode}")
             log(ng_setup.tail(d.log(), 30))
@@ -642,6 +654,12 @@ def report_restore(res: dict[str, Restore], kinds: list[str]) -> str:
         ("processes killed (kill -9)", "", lambda r: r.processes_killed, 0),
         ("start to first ng reply", "s", lambda r: r.first_reply_s, 3),
         ("start to every call listed", "s", lambda r: r.all_listed_s, 3),
+        (
+            "restore time the daemon logs (slowest worker)",
+            "s",
+            lambda r: None if r.logged_restore_ms is None else r.logged_restore_ms / 1000,
+            3,
+        ),
         ("start with an empty DB", "s", lambda r: r.empty_start_s, 3),
         (
             "restore share (listed - empty start)",
