@@ -46,6 +46,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -383,6 +384,7 @@ class Restore:
     keys_after_delete: int | None = None
     empty_start_s: float | None = None
     logged_restore_ms: float | None = None
+    foreign_ports: int | None = None
     log_lines: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -461,6 +463,77 @@ def restore_log_lines(text: str) -> list[str]:
     return head + other[:5] + more
 
 
+def port_holders(port: int) -> str:
+    """Who has UDP `port` bound now (ss -uanp), to tell a restore's own collision from
+    another program's socket."""
+    out = subprocess.run(
+        ["ss", "-H", "-uanp", f"sport = :{port}"], capture_output=True, text=True, timeout=10
+    ).stdout
+    return "; ".join(" ".join(ln.split()) for ln in out.splitlines())
+
+
+class PortWatch:
+    """Samples `ss -uanp` from the kill until the restore is done: who holds UDP ports of the
+    daemon's range meanwhile. A restore that finds a port taken can then say whether another
+    program on the host had it (other jobs run daemons with ranges of their own) or the
+    restarting daemon itself."""
+
+    USER = re.compile(r'\("([^"]*)",pid=(\d+)')
+
+    def __init__(
+        self, port_min: int, port_max: int, interval: float = 0.05, enabled: bool = True
+    ) -> None:
+        self.enabled = enabled
+        self.range = (port_min, port_max)
+        self.interval = interval
+        self.seen: dict[int, set[tuple[str, int]]] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PortWatch:
+        if self.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self.enabled:
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        lo, hi = self.range
+        while not self._stop.is_set():
+            try:
+                out = subprocess.run(
+                    ["ss", "-H", "-uanp"], capture_output=True, text=True, timeout=5
+                ).stdout
+            except (OSError, subprocess.SubprocessError):
+                return
+            self.samples += 1
+            for ln in out.splitlines():
+                parts = ln.split()
+                if len(parts) < 4:
+                    continue
+                try:
+                    port = int(parts[3].rsplit(":", 1)[1])
+                except (ValueError, IndexError):
+                    continue
+                if lo <= port <= hi:
+                    who = {(m[0], int(m[1])) for m in self.USER.findall(ln)}
+                    self.seen.setdefault(port, set()).update(who)
+            self._stop.wait(self.interval)
+
+    def foreign(self, ours: set[int]) -> dict[int, set[tuple[str, int]]]:
+        """Ports of the range held meanwhile by a process outside `ours`."""
+        out = {}
+        for port, who in self.seen.items():
+            other = {w for w in who if w[1] not in ours}
+            if other:
+                out[port] = other
+        return out
+
+
 def logged_restore_ms(text: str) -> float | None:
     """The restore time the daemon logs: rtpengine's "Redis restore time = N ms", rtpvault's
     "Redis restore (worker W): ... in N ms" (the slowest worker: they restore in parallel)."""
@@ -511,11 +584,23 @@ def restore_run(
             f"[{kind}] {r.calls} calls set up in {r.setup_s:.2f} s, {r.keys} keys "
             f"(~{r.key_bytes or 0:.0f} bytes each), {len(before)} answer query; kill -9"
         )
-        r.processes_killed = kill_tree(d)
-
-        t0 = time.perf_counter()
-        d = relaunch(d, workdir / f"restore-{kind}", "restart")
-        poll_listed(d, r.calls, t0, args.restore_timeout, args.poll_ms / 1000, r)
+        old_pids = set(common.process_tree(d.proc.pid))
+        watch = PortWatch(d.port_min, d.port_max, enabled=args.watch_ports)
+        with watch:
+            r.processes_killed = kill_tree(d)
+            t0 = time.perf_counter()
+            d = relaunch(d, workdir / f"restore-{kind}", "restart")
+            poll_listed(d, r.calls, t0, args.restore_timeout, args.poll_ms / 1000, r)
+            new_pids = set(common.process_tree(d.proc.pid))
+        foreign = watch.foreign(old_pids | new_pids)
+        r.foreign_ports = len(foreign) if args.watch_ports else None
+        if foreign:
+            names = sorted({f"{n}[{pid}]" for who in foreign.values() for n, pid in who})
+            r.problems.append(
+                f"during the restart ({watch.samples} samples of ss) {len(foreign)} ports of "
+                f"the range were held by other processes: {', '.join(names[:8])}; e.g. "
+                f"{sorted(foreign)[:10]}"
+            )
         if r.all_listed_s is None:
             r.problems.append(
                 f"not all calls listed after {args.restore_timeout:g} s (last list: {r.listed})"
@@ -561,6 +646,11 @@ def restore_run(
             if r.keys_after_delete:
                 r.problems.append(f"{r.keys_after_delete} keys left after deleting every call")
         r.log_lines = restore_log_lines(d.log())
+        for port in sorted({int(x) for x in re.findall(r"port (\d+) taken", d.log())})[:5]:
+            r.problems.append(
+                f"port {port}, reported taken at restore, now held by: "
+                f"{port_holders(port) or 'nobody'}"
+            )
         r.logged_restore_ms = logged_restore_ms(d.log())
         if d.proc.poll() is not None:
             r.problems.append(f"restarted daemon exited with {d.proc.returncode}")
@@ -676,6 +766,7 @@ def report_restore(res: dict[str, Restore], kinds: list[str]) -> str:
         ("calls missing (query fails)", "calls", lambda r: r.query_errors, 0),
         ("calls deleted after restore", "calls", lambda r: r.deleted_ok, 0),
         ("keys left after the deletes", "keys", lambda r: r.keys_after_delete, 0),
+        ("range ports held by other programs meanwhile", "ports", lambda r: r.foreign_ports, 0),
     ]
     header = ["metric", "unit", *kinds]
     both = set(kinds) == set(KINDS)
@@ -701,6 +792,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--restore-calls", type=int, default=1000)
     ap.add_argument("--restore-timeout", type=float, default=60.0)
     ap.add_argument("--settle", type=float, default=1.0, help="pause before the kill -9")
+    ap.add_argument(
+        "--watch-ports",
+        action="store_true",
+        help="sample `ss -uanp` during the restart (who holds ports of the range; costs CPU, "
+        "so the restore times are not comparable then)",
+    )
     ap.add_argument("--poll-ms", type=float, default=10.0, help="`list` interval while restoring")
     ap.add_argument("--db-rtpengine", type=int, default=11, help="Redis DB of rtpengine")
     ap.add_argument("--db-rtpvault", type=int, default=12, help="Redis DB of rtpvault")
