@@ -35,7 +35,7 @@ from redis.retry import Retry
 
 from relay.config.redis import RedisAddress, RedisSettings
 from rtpvault.component import DaemonContext, StartupError
-from rtpvault.redis_writer import KEY_PREFIX, Health, Writer
+from rtpvault.redis_writer import KEY_PREFIX, Health, Writer, reason
 from rtpvault.shard import owner_of
 
 if TYPE_CHECKING:
@@ -72,8 +72,7 @@ def _connect(name: str, address: RedisAddress, settings: RedisSettings) -> redis
     try:
         store.ping()
     except redis.RedisError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        logger.error("Failed to connect to Redis %s, error: %s", address, reason)
+        logger.error("Failed to connect to Redis %s, error: %s", address, reason(exc))
         if settings.required:
             what = "write database" if name == "redis-write" else "database"
             raise StartupError(f"Fatal error: Cannot start up without running Redis {address} "
@@ -104,6 +103,8 @@ class RedisState:
         self.writer = Writer(store or client(write_addr, settings, AUTH_ENV[write_name]),
                              settings.expires, settings.threads, self.health)  # fmt: skip
         self.closing = False
+        self.kept: set[str] = set()
+        """Call-ids whose restore failed: their keys stay (another start may restore them)."""
         self.restored = 0
         self.skipped = 0
         from relay.state.journal import Journal  # imported with Redis only (the daemon's start)
@@ -111,8 +112,14 @@ class RedisState:
         self.journal: Journal = Journal(daemon.commands, daemon.registry, node, self._sink)
 
     def _sink(self, call_id: str, data: bytes | None) -> None:
-        if data is None and (self.closing or _stopping(self.daemon)):
-            return  # a graceful stop keeps the keys (rtpengine's call_free deletes none)
+        if data is None:
+            if self.closing or _stopping(self.daemon):
+                return  # a graceful stop keeps the keys (rtpengine's call_free deletes none)
+            if call_id in self.kept:  # the half-built call of a skipped restore was closed
+                self.kept.discard(call_id)
+                return
+        else:
+            self.kept.discard(call_id)  # a new call under that id: its end deletes the key
         self.writer.put(call_id, data)
 
     async def start(self) -> None:
@@ -164,10 +171,12 @@ class RedisState:
             restore(d.commands, d.registry, data, self.journal)
         except RestoreError as exc:
             self.skipped += 1
+            self.kept.add(call_id)
             logger.warning("Redis restore: call %s skipped: %s", call_id, exc.reason)
             return
         except Exception as exc:  # never crash the start-up on one call
             self.skipped += 1
+            self.kept.add(call_id)
             logger.error("Redis restore: call %s skipped: %r", call_id, exc)
             return
         self.restored += 1

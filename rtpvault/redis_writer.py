@@ -24,7 +24,7 @@ from typing import Protocol
 
 from storage.backoff import Backoff
 
-__all__ = ["KEY_PREFIX", "Health", "Writer", "call_key"]
+__all__ = ["KEY_PREFIX", "Health", "Writer", "call_key", "reason"]
 
 logger = logging.getLogger("rtpvault.redis_state")
 
@@ -67,7 +67,7 @@ class Health:
                 self.up = False
                 self.failed_since = time.monotonic()
                 logger.error("Lost connection to Redis %s (%s); call state is kept and "
-                             "written when it is back", self.address, _reason(error))  # fmt: skip
+                             "written when it is back", self.address, reason(error))  # fmt: skip
             if 0 <= self.allowed_errors < self.consecutive:
                 self.consecutive = 0
                 self.disabled += 1
@@ -86,7 +86,16 @@ class Health:
                             time.monotonic() - self.failed_since, pending)  # fmt: skip
 
 
-def _reason(error: BaseException) -> str:
+def reason(error: BaseException) -> str:
+    """What went wrong, as hiredis says it in rtpengine's lines: the system's text when an
+    OSError is behind it ("Connection refused"), else redis-py's message's first line."""
+    seen: BaseException | None = error
+    for _ in range(5):
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        seen = seen.__cause__ or seen.__context__
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0]
 

@@ -51,12 +51,14 @@ class _State:
 def media_state(call: Call, previous: dict[str, dict[str, Any]] | None = None
                 ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """What media (not signalling) made of the call's streams: each confirmed stream's learned
-    peer and the SRTP keys a DTLS handshake gave it (keys a restore applied, from `previous`,
-    while the stream still uses them)."""
+    peer, the SRTP keys a DTLS handshake gave it (keys a restore applied, from `previous`,
+    while the stream still uses them) and, on the stream that is the local end of its ICE
+    component's selected pair, that pair's remote address."""
     out: dict[str, dict[str, Any]] = {}
     for party in call.all_parties():
         for side in party.medias:
-            for stream in (side.rtp, side.rtcp):
+            own = [side.rtp, side.rtcp] + [s for a in side.ice_addresses for s in a.streams()]
+            for stream in own:
                 if stream is None or not stream.local_port:
                     continue
                 entry: dict[str, Any] = {}
@@ -70,6 +72,12 @@ def media_state(call: Call, previous: dict[str, dict[str, Any]] | None = None
                         entry["srtp"] = {"profile": keys.profile.openssl_name,
                                          "local": keys.local(role).hex(),
                                          "remote": keys.remote(role).hex()}  # fmt: skip
+                link = transport.ice if transport is not None else None
+                if transport is not None and link is not None:
+                    local = link.agent.sockets.get(transport.ice_key)
+                    selected = None if local is None else link.agent.selected(local.component)
+                    if selected is not None and selected[0] == transport.ice_key:
+                        entry["ice"] = {"remote": [selected[1][0], selected[1][1]]}
                 key = media_key(stream.local_address, stream.local_port)
                 if (transport is not None and "srtp" not in entry and previous
                         and transport.keys_from is None and transport.srtp_in is not None
@@ -95,6 +103,7 @@ class Journal:
         self._reads: list[float] = []
         # every wall-clock read of the call model is kept for the request's entry
         registry.wallclock = registry.teardown.wallclock = self._wallclock
+        registry.streams.taken = []  # the allocator records ports from now on
         self.written = 0
         """Documents handed to the sink (deletions included)."""
         commands.observers.append(self.observe)
@@ -106,11 +115,14 @@ class Journal:
     def observe(self, command: str, body: dict[str, Any], reply: dict[str, Any],
                 source: tuple[str, int], received: float) -> None:  # fmt: skip
         """The Commands observer: after each request's reply."""
-        taken = self.registry.streams.taken
+        taken = self.registry.streams.taken or []
         if taken:
             self.registry.streams.taken = []
         reads, self._reads = self._reads, []
-        if command not in JOURNALLED or reply.get("result") != "ok":
+        if command not in JOURNALLED:
+            return
+        result = reply.get("result")
+        if result != "ok" and command != "offer":
             return
         call_id = Commands.call_id_of(command, body)
         if call_id is None:
@@ -118,9 +130,17 @@ class Journal:
         call = self.registry.calls.get(call_id)
         if call is None:
             return  # a delete that ended it (CallClosed follows), or nothing to journal
+        error = None
+        if result != "ok":
+            known = self._calls.get(call_id)
+            if result != "error" or (known is not None and known.call is call):
+                return  # a refusal that changed nothing
+            # an offer refused after it made the call (no usable media: rtpengine keeps the
+            # call and its parties): replayed, it must make them again
+            error = str(reply.get("error-reason", ""))
         state = self._state(call)
         entry = Entry(received, (source[0], source[1]), bencode_encode(body), tuple(taken),
-                      tuple(reads))  # fmt: skip
+                      tuple(reads), error)  # fmt: skip
         state.doc.ng.append(entry)
         state.entries.append(encode_entry(entry))
         self._mark(call_id)

@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import signal
 import socket
+import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import bencodepy
+import pytest
 import redis
 
 from tests.integration.recording.media import Call
 from tests.support.daemons import Daemon
-from tests.support.tools import free_port
+from tests.support.tools import free_port, require
 from tests.support.wait import wait_for
 
 from .rig import OwnRedis, Relaunch, kill9
@@ -59,7 +63,7 @@ def _close(*things: Any) -> None:
 def test_offer_answer_write_the_key_and_delete_removes_it(redis_db: tuple[int, redis.Redis],
                                                           tmp_path: Path) -> None:  # fmt: skip
     db, client = redis_db
-    d = Relaunch(tmp_path, [f"--redis=127.0.0.1:6379/{db}"]).start()
+    d = Relaunch(tmp_path, [f"--redis=[::1]:6379/{db}"]).start()  # rtpengine's IPv6 spelling
     call = Call(d, "redis-write-1")
     try:
         call.offer()
@@ -76,7 +80,35 @@ def test_offer_answer_write_the_key_and_delete_removes_it(redis_db: tuple[int, r
     finally:
         _close(call)
         d.stop()
-    assert "Established initial connection to Redis 127.0.0.1:6379" in d.log()
+    assert "Established initial connection to Redis [::1]:6379" in d.log()
+
+
+def test_redis_write_takes_the_writes_and_redis_the_restore(
+        redis_db: tuple[int, redis.Redis], own_redis: OwnRedis,
+        tmp_path: Path) -> None:  # fmt: skip
+    db, client = redis_db
+    rig = Relaunch(tmp_path, [f"--redis=127.0.0.1:6379/{db}",
+                              f"--redis-write=127.0.0.1:{own_redis.port}/0"])  # fmt: skip
+    d = rig.start()
+    call = Call(d, "redis-split")
+    d2: Daemon | None = None
+    try:
+        call.offer()
+        call.answer()
+        written = own_redis.client()
+        assert wait_for(lambda: _doc(written, "redis-split"), 10), d.log()
+        assert client.exists(KEY + b"redis-split") == 0  # not in the read DB
+        kill9(d)
+        d2 = rig.start()  # restores from `redis`, which has no call
+        ng = d2.client()
+        assert ng.call({"command": "query", "call-id": "redis-split"})["result"] == "error"
+        ng.close()
+    finally:
+        _close(call)
+        if d2 is not None:
+            d2.stop()
+        d.stop()
+    assert re.search(r"Redis restore: 0 calls restored, 0 skipped", d2.log()), d2.log()
 
 
 def test_kill9_restart_restores_call_ports_and_media(redis_db: tuple[int, redis.Redis],
@@ -90,8 +122,16 @@ def test_kill9_restart_restores_call_ports_and_media(redis_db: tuple[int, redis.
         call.offer()
         call.answer()
         assert _both_ways(call, 10, 0) == (10, 10)
-        assert wait_for(lambda: (lambda x: x if x and len(x["ng"]) == 2 else None)(
-            _doc(client, "redis-kill9")), 10), d.log()  # fmt: skip
+
+        def peers_stored() -> bool:  # delayed learning confirms the peers after 3 s of media
+            call.media(5, start=10)
+            call.received(call.callee, 5)
+            call.received(call.caller, 5)
+            doc = _doc(client, "redis-kill9")
+            return bool(doc and len(doc["ng"]) == 2
+                        and sum("peer" in m for m in doc["media"].values()) >= 2)  # fmt: skip
+
+        assert wait_for(peers_stored, 30), d.log()
         before = call.command("query")
         assert before["result"] == "ok"
         kill9(d)
@@ -101,7 +141,7 @@ def test_kill9_restart_restores_call_ports_and_media(redis_db: tuple[int, redis.
         after = call.command("query")
         assert after["result"] == "ok", after
         assert _view(after) == _view(before)
-        got = _both_ways(call, 10, 10)
+        got = _both_ways(call, 10, 100)
         assert got[0] > 0 and got[1] > 0, (got, d2.log())  # RTP flows again both ways
         call.delete()
         assert wait_for(lambda: client.exists(KEY + b"redis-kill9") == 0, 10), d2.log()
@@ -162,9 +202,11 @@ def test_redis_down_mid_call_calls_go_on_and_state_is_written_when_back(
     assert log.count(f"RE-Established connection to Redis 127.0.0.1:{own_redis.port}") == 1
 
 
-def test_startup_without_redis_fails_as_rtpengine(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_startup_without_redis_fails_as_rtpengine(tmp_path: Path, workers: int) -> None:
     port = free_port(socket.SOCK_STREAM)  # nothing listens there
-    proc, log_path = Relaunch(tmp_path, [f"--redis=127.0.0.1:{port}/0"]).popen()
+    proc, log_path = Relaunch(tmp_path, [f"--redis=127.0.0.1:{port}/0"],
+                              num_threads=workers).popen()  # fmt: skip
     try:
         code = proc.wait(30)
     finally:
@@ -219,6 +261,13 @@ def test_restore_skips_a_call_whose_port_is_taken(redis_db: tuple[int, redis.Red
         gone = ng.call({"command": "query", "call-id": "redis-skip-a"})
         assert gone["result"] == "error", gone
         ng.close()
+        # one writer thread writes in order: once a new call's key is there, a deletion of the
+        # skipped call's key queued before it would have gone first
+        c = Call(d2, "redis-skip-c")
+        c.offer()
+        assert wait_for(lambda: _doc(client, "redis-skip-c"), 10)
+        c.close()
+        assert _doc(client, "redis-skip-a") is not None  # kept: another start may restore it
     finally:
         blocker.close()
         _close(a, b)
@@ -270,3 +319,157 @@ def test_bad_address_is_a_config_error(tmp_path: Path) -> None:
     proc, log_path = Relaunch(tmp_path, ["--redis=127.0.0.1:6379"]).popen()
     assert proc.wait(30) == 1
     assert "Invalid Redis endpoint" in log_path.read_text()
+
+
+def test_a_killed_worker_comes_back_with_its_calls(redis_db: tuple[int, redis.Redis],
+                                                   tmp_path: Path) -> None:  # fmt: skip
+    """The supervisor forks a killed worker again (rtpvault.supervisor); with `redis` the new
+    worker restores the calls the dead one owned, the other worker's calls are untouched."""
+    from tests.integration.workers.workers import owned_call_ids, wait_workers
+
+    db, client = redis_db
+    d = Relaunch(tmp_path, [f"--redis=127.0.0.1:6379/{db}"], num_threads=2, ports=200).start()
+    ids = owned_call_ids(0, 2, "redis-wk0-") + owned_call_ids(1, 2, "redis-wk1-")
+    calls = [Call(d, i) for i in ids]
+    try:
+        for c in calls:
+            c.offer()
+            c.answer()
+        for i in ids:
+            assert wait_for(lambda i=i: (lambda x: x if x and len(x["ng"]) == 2 else None)(
+                _doc(client, i)), 10)  # fmt: skip
+        before = {c.call_id: _view(c.command("query")) for c in calls}
+        pids = wait_workers(d, 2)
+        os.kill(pids[0], signal.SIGKILL)
+        wait_workers(d, 2, frozenset({pids[0]}))
+        for c in calls:
+            r = c.command("query")
+            assert r["result"] == "ok", (c.call_id, r, d.log())
+            assert _view(r) == before[c.call_id]
+        for c in calls:
+            got = _both_ways(c, 5, 0)
+            assert got[0] > 0 and got[1] > 0, (c.call_id, got)
+    finally:
+        _close(*calls)
+        d.stop()
+    n0 = len(owned_call_ids(0, 2, "redis-wk0-"))
+    assert re.search(rf"Redis restore \(worker 0\): {n0} calls restored, 0 skipped", d.log())
+
+
+def test_a_hung_redis_blocks_no_call(own_redis: OwnRedis, tmp_path: Path) -> None:
+    """Redis stopped (SIGSTOP: connections open, no answers): with `redis-cmd-timeout` the
+    writes time out and are retried; ng and media never wait for Redis."""
+    d = Relaunch(tmp_path, [f"--redis=127.0.0.1:{own_redis.port}/0",
+                            "--redis-cmd-timeout=200"]).start()  # fmt: skip
+    client = own_redis.client()
+    a, b = Call(d, "redis-hung-a"), Call(d, "redis-hung-b")
+    assert own_redis.proc is not None
+    try:
+        a.offer()
+        a.answer()
+        assert wait_for(lambda: _doc(client, "redis-hung-a"), 10)
+        own_redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            b.offer()
+            b.answer()
+            assert _both_ways(b, 5, 0) == (5, 5)
+            assert a.command("query")["result"] == "ok"
+            lost = f"Lost connection to Redis 127.0.0.1:{own_redis.port}"
+            assert wait_for(lambda: lost in d.log(), 15), d.log()
+        finally:
+            own_redis.proc.send_signal(signal.SIGCONT)
+        assert wait_for(lambda: _doc(client, "redis-hung-b"), 60), d.log()
+    finally:
+        _close(a, b)
+        d.stop()
+
+
+@pytest.mark.parametrize("required", [True, False])
+def test_startup_without_redis_as_the_real_rtpengine(tmp_path: Path, required: bool) -> None:
+    """rtpengine 10.5 and rtpvault, same options, Redis unreachable: the same exit status and
+    the same lines (docs/spec/config.md §2.10)."""
+    port = free_port(socket.SOCK_STREAM)
+    extra = [f"--redis=127.0.0.1:{port}/0", *([] if required else ["--no-redis-required"])]
+    rig = Relaunch(tmp_path / "rtpvault", extra)
+    lines = [f"Failed to connect to Redis 127.0.0.1:{port}, error: Connection refused",
+             f"Fatal error: Cannot start up without running Redis 127.0.0.1:{port} database! "
+             "See also NO_REDIS_REQUIRED parameter." if required else
+             f"Starting with no initial connection to Redis 127.0.0.1:{port} !"]  # fmt: skip
+    engine = subprocess.Popen([require("rtpengine"), *rig.args(), "--no-log-timestamps"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL)  # fmt: skip
+    try:
+        out, _ = engine.communicate(timeout=3)
+    except subprocess.TimeoutExpired:  # it serves: stop it
+        engine.terminate()
+        out, _ = engine.communicate(timeout=10)
+    text = out.decode(errors="replace")
+    assert all(line in text for line in lines), text
+    assert (engine.returncode == 255) == required, text
+    if required:
+        proc, log_path = rig.popen()
+        assert proc.wait(30) == 255
+        log = log_path.read_text()
+    else:
+        d = rig.start()
+        log = d.log()
+        d.stop()
+    assert all(line in log for line in lines), log
+
+
+def test_a_graceful_stop_keeps_the_keys(redis_db: tuple[int, redis.Redis],
+                                        tmp_path: Path) -> None:  # fmt: skip
+    """SIGTERM ends the calls locally but keeps their keys, as rtpengine's shutdown (call_free
+    deletes none; docs/spec/config.md §2.10): the next start restores them."""
+    db, client = redis_db
+    rig = Relaunch(tmp_path, [f"--redis=127.0.0.1:6379/{db}"])
+    d = rig.start()
+    call = Call(d, "redis-sigterm")
+    d2: Daemon | None = None
+    try:
+        call.offer()
+        call.answer()
+        assert wait_for(lambda: (lambda x: x if x and len(x["ng"]) == 2 else None)(
+            _doc(client, "redis-sigterm")), 10)  # fmt: skip
+        assert d.stop() == 0
+        assert _doc(client, "redis-sigterm") is not None
+        d2 = rig.start()
+        call.ng.close()
+        call.ng = d2.client()
+        assert call.command("query")["result"] == "ok"
+    finally:
+        _close(call)
+        if d2 is not None:
+            d2.stop()
+        d.stop()
+
+
+def test_password_in_the_address_or_the_environment(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`PASSWORD@HOST:PORT/DB`, else RTPENGINE_REDIS_AUTH_PW (docs/spec/config.md §2.10); a
+    wrong one is a failed connection: exit 255 without no-redis-required."""
+    server = OwnRedis(free_port(socket.SOCK_STREAM), tmp_path, password="s3cret@pw")
+    server.start()
+    client = server.client()
+    try:
+        d = Relaunch(tmp_path / "a", [f"--redis=s3cret@pw@127.0.0.1:{server.port}/0"]).start()
+        call = Call(d, "redis-pw-a")
+        call.offer()
+        assert wait_for(lambda: _doc(client, "redis-pw-a"), 10), d.log()
+        _close(call)
+        d.stop()
+        monkeypatch.setenv("RTPENGINE_REDIS_AUTH_PW", "s3cret@pw")
+        d = Relaunch(tmp_path / "b", [f"--redis=127.0.0.1:{server.port}/0"]).start()
+        call = Call(d, "redis-pw-b")
+        call.offer()
+        assert wait_for(lambda: _doc(client, "redis-pw-b"), 10), d.log()
+        _close(call)
+        d.stop()
+        monkeypatch.setenv("RTPENGINE_REDIS_AUTH_PW", "wrong")
+        proc, log_path = Relaunch(tmp_path / "c", [f"--redis=127.0.0.1:{server.port}/0"]).popen()
+        assert proc.wait(30) == 255
+        log = log_path.read_text()
+        assert f"Failed to connect to Redis 127.0.0.1:{server.port}, error:" in log
+        assert "wrong" not in log and "s3cret" not in log
+    finally:
+        server.kill()

@@ -269,6 +269,9 @@ def test_a_port_taken_or_a_call_present_refuses_the_restore(
         ports = sorted(p for e in decode(data).ng for _, p in e.ports)
         first.close()
         second = Daemon(loop, cert)
+        events: list[tuple[str, dict[str, Any] | None]] = []
+        second.registry.listeners.append(
+            lambda e: events.append((type(e).__name__, e.call.restored)))
         blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         blocker.bind(("127.0.0.1", ports[-1]))  # the last port the re-offer took
         try:
@@ -276,6 +279,10 @@ def test_a_port_taken_or_a_call_present_refuses_the_restore(
                 restore(second.commands, second.registry, data, second.journal)
             await settle()
             assert second.registry.calls == {} and second.ports() == set()
+            # the recorder saw the call created (as restored) and then closed: nothing stays open
+            assert [name for name, _ in events] == [  # offer, answer; the re-offer failed
+                "CallCreated", "CallUpdated", "CallUpdated", "CallClosed"]
+            assert events[0][1] == {}
         finally:
             blocker.close()
         restore(second.commands, second.registry, data, second.journal)
@@ -287,3 +294,164 @@ def test_a_port_taken_or_a_call_present_refuses_the_restore(
         second.close()
 
     asyncio.run(run())
+
+
+def _attr(text: str, name: str) -> str:
+    m = re.search(rf"^a={name}:(\S+)", text, re.M)
+    assert m is not None, text
+    return m.group(1)
+
+
+async def _rtp_at(sock: socket.socket) -> bytes:
+    """The next RTP packet at `sock` (STUN checks of the relay's agent skipped)."""
+    while True:
+        data = await recv(sock)
+        if data[0] & 0xC0 == 0x80:
+            return data
+
+
+def test_the_selected_ice_pair_is_restored(cert: DtlsCertificate) -> None:
+    """B does ICE (a controlled agent of relay.ice); our agent towards B nominates a pair, the
+    document names it, and after the restore A's media reaches B at once, B answering no
+    check (without the stored pair media would wait for a new nomination)."""
+    from relay.ice import Candidate, IceAgent, LocalSocket, parse_attribute
+
+    a, b, b2 = udp(), udp(), udp()
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        first = Daemon(loop, cert)
+        pa, pb, pb2 = (s.getsockname()[1] for s in (a, b, b2))
+        offer = first.ng(command="offer", **{"call-id": "icep", "from-tag": "a",
+                                             "sdp": sdp(pa), "ICE": "force"})["sdp"]  # fmt: skip
+        peer = IceAgent(ufrag="peerufrag", pwd="peerpassword0123456789ab",
+                        sockets=[LocalSocket(0, ("127.0.0.1", pb), 1, 2130706431),
+                                 LocalSocket(1, ("127.0.0.1", pb2), 2, 2130706430)],
+                        controlling=False, tie_breaker=7)  # fmt: skip
+        peer.set_remote(_attr(offer, "ice-ufrag"), _attr(offer, "ice-pwd"))
+        for line in re.findall(r"^(a=candidate:.*?)\r?$", offer, re.M):
+            cand = parse_attribute(line)
+            if isinstance(cand, Candidate):
+                peer.add_remote_candidate(cand)
+        ice = ("a=ice-ufrag:peerufrag\r\na=ice-pwd:peerpassword0123456789ab\r\n"
+               f"a=rtcp:{pb2}\r\n"
+               f"a=candidate:1 1 UDP 2130706431 127.0.0.1 {pb} typ host\r\n"
+               f"a=candidate:1 2 UDP 2130706430 127.0.0.1 {pb2} typ host\r\n")
+        first.ng(command="answer", **{"call-id": "icep", "from-tag": "a", "to-tag": "b",
+                                      "sdp": sdp(pb, extra=ice)})  # fmt: skip
+        side = first.registry.calls["icep"].parties["b"].medias[0]
+        assert side.rtp is not None and side.rtp.transport is not None
+        link = side.rtp.transport.ice
+        assert link is not None
+        deadline = loop.time() + 10  # only stops a stuck run
+        while link.agent.selected(1) is None or link.agent.selected(2) is None:
+            assert loop.time() < deadline, "no ICE pair selected"
+            now = loop.time()
+            due = peer.next_timer()
+            if due is not None and due <= now:
+                peer.handle_timer(now)
+            for tx in peer.datagrams_to_send():
+                (b, b2)[tx.socket].sendto(tx.data, tx.addr)
+            for key, s in enumerate((b, b2)):
+                try:
+                    got, src = s.recvfrom(4096)
+                except BlockingIOError:
+                    continue
+                peer.receive(got, key, src, now)
+            await asyncio.sleep(0.005)
+        to_a = first.registry.calls["icep"].parties["a"].medias[0].rtp
+        assert to_a is not None
+        a.sendto(b"\x80\x00" + b"before" * 20, ("127.0.0.1", to_a.local_port))
+        assert (await _rtp_at(b)).endswith(b"before" * 20)
+        first.journal.poll_media()
+        await settle()
+        data = first.docs["icep"]
+        assert data is not None
+        media = decode(data).media
+        assert media[f"127.0.0.1:{side.rtp.local_port}"]["ice"] == {"remote": ["127.0.0.1", pb]}
+        first.close()
+
+        second = Daemon(loop, cert)
+        restore(second.commands, second.registry, data, second.journal)
+        await settle()
+        a.sendto(b"\x80\x00" + b"after" * 20, ("127.0.0.1", to_a.local_port))
+        assert (await _rtp_at(b)).endswith(b"after" * 20)
+        second.journal.poll_media()  # the adopted pair stays in the document
+        await settle()
+        assert second.sink_calls == 0
+        second.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        for s in (a, b, b2):
+            s.close()
+
+
+def test_dtls_srtp_keys_are_restored(cert: DtlsCertificate) -> None:
+    """B is a DTLS client (relay.dtls); once the handshake gave SRTP keys, the document holds
+    them, and the restored call protects and unprotects with them at once: no new handshake
+    (B's side would not start one: its session is up)."""
+    from relay.dtls.session import DtlsSession, Role, State
+    from relay.srtp import open_context
+    from relay.srtp.suites import suite as suite_named
+
+    b_cert = generate_certificate(NOW, 0x5152, "party-b")
+    a, b = udp(), udp()
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        first = Daemon(loop, cert)
+        pa, pb = a.getsockname()[1], b.getsockname()[1]
+        offer = first.ng(command="offer", **{
+            "call-id": "dt", "from-tag": "a", "sdp": sdp(pa), "ICE": "remove", "SDES": ["off"],
+            "transport-protocol": "UDP/TLS/RTP/SAVP"})["sdp"]  # fmt: skip
+        fp = b_cert.fingerprint().render()
+        first.ng(command="answer", **{
+            "call-id": "dt", "from-tag": "a", "to-tag": "b",
+            "sdp": sdp(pb, "UDP/TLS/RTP/SAVP", f"a=setup:active\r\na=fingerprint:{fp}\r\n")})
+        to_b = ("127.0.0.1", port_of(offer))
+        client = DtlsSession(b_cert, Role.CLIENT, cert.fingerprint())
+        for d in client.start(loop.time()):
+            b.sendto(d, to_b)
+        while client.state is State.CONNECTING:
+            for d in client.receive(await recv(b), loop.time()):
+                b.sendto(d, to_b)
+        assert client.state is State.CONNECTED and client.keys is not None
+        suite = suite_named({"SRTP_AEAD_AES_256_GCM": "AEAD_AES_256_GCM",
+                             "SRTP_AES128_CM_SHA1_80": "AES_CM_128_HMAC_SHA1_80"}
+                            [client.keys.profile.openssl_name])  # fmt: skip
+        b_out = open_context(suite, client.keys.local(Role.CLIENT), outbound=True)
+        b_in = open_context(suite, client.keys.remote(Role.CLIENT), outbound=False)
+        to_a = first.registry.calls["dt"].parties["a"].medias[0].rtp
+        assert to_a is not None
+        rtp = [bytes([0x80, 0, 0, seq]) + bytes(8) + bytes([seq]) * 160 for seq in range(1, 5)]
+        a.sendto(rtp[0], ("127.0.0.1", to_a.local_port))
+        assert b_in.unprotect_rtp(await recv(b)) == rtp[0]
+        b.sendto(b_out.protect_rtp(rtp[1]), to_b)
+        assert await recv(a) == rtp[1]
+        first.journal.poll_media()
+        await settle()
+        data = first.docs["dt"]
+        assert data is not None
+        media = decode(data).media
+        assert {"srtp"} <= set(media[f"127.0.0.1:{to_b[1]}"])
+        first.close()
+
+        second = Daemon(loop, cert)
+        restore(second.commands, second.registry, data, second.journal)
+        await settle()
+        a.sendto(rtp[2], ("127.0.0.1", to_a.local_port))
+        assert b_in.unprotect_rtp(await recv(b)) == rtp[2]
+        b.sendto(b_out.protect_rtp(rtp[3]), to_b)
+        assert await recv(a) == rtp[3]
+        second.journal.poll_media()  # the applied keys stay in the document
+        await settle()
+        assert second.sink_calls == 0
+        second.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        a.close()
+        b.close()
