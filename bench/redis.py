@@ -385,6 +385,7 @@ class Restore:
     empty_start_s: float | None = None
     logged_restore_ms: float | None = None
     foreign_ports: int | None = None
+    timeline: dict[str, float] = field(default_factory=dict)  # s after the start, from the log
     log_lines: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -534,6 +535,28 @@ class PortWatch:
         return out
 
 
+def timeline(text: str, epoch0: float) -> dict[str, float]:
+    """Seconds from the process start to milestones of a log with `[epoch]` stamps (rtpvault's;
+    rtpengine runs with --no-log-timestamps and logs "Startup complete" before its restore)."""
+    marks = {
+        "first log line": r".",
+        "Redis connected": r"Established initial connection to Redis",
+        "restore summary (last worker)": r"calls restored",
+        "Startup complete": r"Startup complete",
+    }
+    out: dict[str, float] = {}
+    for name, pat in marks.items():
+        stamps = [
+            float(m[1])
+            for ln in text.splitlines()
+            if re.search(pat, ln) and (m := re.match(r"\[(\d+\.\d+)\]", ln))
+        ]
+        if stamps:
+            last = name.startswith("restore summary") or name == "Redis connected"
+            out[name] = (max(stamps) if last else min(stamps)) - epoch0
+    return out
+
+
 def logged_restore_ms(text: str) -> float | None:
     """The restore time the daemon logs: rtpengine's "Redis restore time = N ms", rtpvault's
     "Redis restore (worker W): ... in N ms" (the slowest worker: they restore in parallel)."""
@@ -588,7 +611,7 @@ def restore_run(
         watch = PortWatch(d.port_min, d.port_max, enabled=args.watch_ports)
         with watch:
             r.processes_killed = kill_tree(d)
-            t0 = time.perf_counter()
+            t0, epoch0 = time.perf_counter(), time.time()
             d = relaunch(d, workdir / f"restore-{kind}", "restart")
             poll_listed(d, r.calls, t0, args.restore_timeout, args.poll_ms / 1000, r)
             new_pids = set(common.process_tree(d.proc.pid))
@@ -652,6 +675,7 @@ def restore_run(
                 f"{port_holders(port) or 'nobody'}"
             )
         r.logged_restore_ms = logged_restore_ms(d.log())
+        r.timeline = timeline(d.log(), epoch0)
         if d.proc.poll() is not None:
             r.problems.append(f"restarted daemon exited with {d.proc.returncode}")
             log(ng_setup.tail(d.log(), 30))
@@ -859,6 +883,9 @@ def main(argv: list[str] | None = None) -> int:
         for k, r in restores.items():
             for ln in r.log_lines:
                 print(f"  {k} log: {ln}")
+            if r.timeline:
+                marks = ", ".join(f"{n} {v:.3f}" for n, v in r.timeline.items())
+                print(f"  {k} restart timeline (s after the start, its log): {marks}")
             for pr in r.problems:
                 print(f"  {k} PROBLEM: {pr}")
         print()
