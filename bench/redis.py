@@ -48,6 +48,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import count
@@ -616,6 +617,23 @@ def restore_run(
             poll_listed(d, r.calls, t0, args.restore_timeout, args.poll_ms / 1000, r)
             new_pids = set(common.process_tree(d.proc.pid))
         foreign = watch.foreign(old_pids | new_pids)
+        # a port a restore found taken: who held it before the kill (which call), during the
+        # restart (--watch-ports) and right now, before any call is deleted
+        workers = args.num_threads or os.cpu_count() or 1
+        owner = {port: i for i, sh in before.items() for st in sh.values() for port, *_ in st}
+        for port in sorted({int(x) for x in re.findall(r"port (\d+) taken", d.log())})[:5]:
+            was = owner.get(port)
+            r.problems.append(
+                f"port {port} found taken at restore: before the kill it was call "
+                f"{was if was is None else call_id(was)}'s"
+                + (
+                    f" (worker {zlib.crc32(call_id(was).encode()) % workers} of {workers})"
+                    if was
+                    else ""
+                )
+                + f"; during the restart held by {sorted(watch.seen.get(port, set())) or '?'}"
+                f"; now (before the deletes) by {port_holders(port) or 'nobody'}"
+            )
         r.foreign_ports = len(foreign) if args.watch_ports else None
         if foreign:
             names = sorted({f"{n}[{pid}]" for who in foreign.values() for n, pid in who})
@@ -669,11 +687,6 @@ def restore_run(
             if r.keys_after_delete:
                 r.problems.append(f"{r.keys_after_delete} keys left after deleting every call")
         r.log_lines = restore_log_lines(d.log())
-        for port in sorted({int(x) for x in re.findall(r"port (\d+) taken", d.log())})[:5]:
-            r.problems.append(
-                f"port {port}, reported taken at restore, now held by: "
-                f"{port_holders(port) or 'nobody'}"
-            )
         r.logged_restore_ms = logged_restore_ms(d.log())
         r.timeline = timeline(d.log(), epoch0)
         if d.proc.poll() is not None:
