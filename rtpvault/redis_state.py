@@ -66,14 +66,15 @@ def client(address: RedisAddress, settings: RedisSettings, env_name: str) -> red
     )
 
 
-def _connect(name: str, address: RedisAddress, settings: RedisSettings) -> redis.Redis | None:
+def _connect(name: str, address: RedisAddress, settings: RedisSettings,
+             required: bool) -> redis.Redis | None:  # fmt: skip
     """rtpengine's redis_new: one attempt; None (logged) when unreachable and not required."""
     store = client(address, settings, AUTH_ENV[name])
     try:
         store.ping()
     except redis.RedisError as exc:
         logger.error("Failed to connect to Redis %s, error: %s", address, reason(exc))
-        if settings.required:
+        if required:
             what = "write database" if name == "redis-write" else "database"
             raise StartupError(f"Fatal error: Cannot start up without running Redis {address} "
                                f"{what}! See also NO_REDIS_REQUIRED parameter.", 255) from None
@@ -92,10 +93,14 @@ class RedisState:
         write_addr = settings.write
         assert write_addr is not None  # redis_settings: one of the two is set
         write_name = "redis-write" if settings.write != settings.read else "redis"
+        # A worker forked again while the daemon serves (a crash) must not stop on Redis: the
+        # start-up rule is the daemon's; its calls are lost if Redis cannot give them back.
+        worker = getattr(daemon, "worker", None)
+        required = settings.required and not getattr(worker, "replacement", False)
         self.reader: redis.Redis | None = None
         if settings.write != settings.read and settings.read is not None:
-            self.reader = _connect("redis", settings.read, settings)
-        store = _connect(write_name, write_addr, settings)
+            self.reader = _connect("redis", settings.read, settings, required)
+        store = _connect(write_name, write_addr, settings, required)
         if settings.write == settings.read:
             self.reader = store
         self.health = Health(str(write_addr), settings.allowed_errors, settings.disable_time,
