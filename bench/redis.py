@@ -27,7 +27,10 @@ every key of its DB (`KEYS *`, daemon/redis.c redis_restore). Loopback only.
    and, per stream, local port and peer endpoint), every call is deleted, and the DB must be
    empty. Last, the start-up time of the same daemon with an empty DB (kill -9, FLUSHDB,
    start), so the restore's own share is the difference. The daemons' own log lines about the
-   restore are printed (rtpengine: "Redis restore time = N ms").
+   restore are printed (rtpengine: "Redis restore time = N ms"). For rtpvault also: SIGKILL to
+   one worker only with the calls up; the supervisor forks a replacement that restores the
+   calls it owns; the time from the kill until one of them answers `query`, and every call
+   checked as above.
 
     .venv/bin/python bench/redis.py                        # both relays, about 2-3 minutes
     .venv/bin/python bench/redis.py --only rtpengine       # the reference alone
@@ -773,6 +776,77 @@ def report_cost(
     return table(header, rows), data
 
 
+def worker_kill_run(
+    args: argparse.Namespace, workdir: Path, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """rtpvault only (rtpengine has threads, not worker processes): --restore-calls calls with
+    `redis`, then SIGKILL to one worker; the supervisor forks a replacement, which restores the
+    calls it owns from Redis. Figures: from the kill to the first `query` answered for a call of
+    that worker (polled every --poll-ms ms), and whether every call answers as before."""
+    n, db = args.restore_calls, args.db["rtpvault"]
+    res: dict[str, Any] = {"calls": n, "problems": []}
+    redis_cli(db, "FLUSHDB")
+    d = start("rtpvault", workdir / "worker-kill", 4 * n + 400, [redis_option(db)], args.base)
+    client = Sequential(d.ng_port)
+    try:
+        workers = len(common.children_of(d.proc.pid))
+        res["workers"] = workers
+        if workers < 2:
+            res["problems"].append(f"{workers} worker process(es): nothing to kill")
+            return res
+        for i in range(1, n + 1):
+            for step in ("offer", "answer"):
+                client.send(ng_setup.request(step, i))
+        wait_dbsize(db, n, 20.0)
+        time.sleep(args.settle)
+        before = {}
+        for i in range(1, n + 1):
+            q = decode(
+                client.send(ng_setup.encode_ordered({"command": "query", "call-id": call_id(i)}))[1]
+            )
+            before[i] = shape(q)
+        # worker 0 is the first child (supervisor log "worker 0 started"); its calls
+        victim = sorted(common.children_of(d.proc.pid))[0]
+        own = [i for i in range(1, n + 1) if zlib.crc32(call_id(i).encode()) % workers == 0]
+        res["calls_of_worker"] = len(own)
+        probe = ng_setup.encode_ordered({"command": "query", "call-id": call_id(own[-1])})
+        os.kill(victim, signal.SIGKILL)
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < args.restore_timeout:
+            try:
+                _, reply = client.send(probe, timeout=args.poll_ms / 1000 * 5)
+            except TimeoutError:
+                continue
+            if decode(reply).get("result") == "ok":
+                res["kill_to_answer_s"] = time.perf_counter() - t0
+                break
+            time.sleep(args.poll_ms / 1000)
+        same = missing = 0
+        for i in range(1, n + 1):
+            q = decode(
+                client.send(ng_setup.encode_ordered({"command": "query", "call-id": call_id(i)}))[1]
+            )
+            if q.get("result") != "ok":
+                missing += 1
+            elif shape(q) == before[i]:
+                same += 1
+        res["query_as_before"], res["missing"] = same, missing
+        res["deleted"] = sum(
+            ng_setup.reply_problem("delete", client.send(ng_setup.request("delete", i))[1]) is None
+            for i in range(1, n + 1)
+        )
+        res["keys_left"], _ = wait_dbsize(db, 0, 10.0)
+        res["log"] = [ln for ln in restore_log_lines(d.log()) if "calls restored" in ln]
+        log(f"[rtpvault] worker kill: {res}")
+    except (TimeoutError, OSError, RuntimeError) as e:
+        res["problems"].append(f"{type(e).__name__}: {e}")
+    finally:
+        client.close()
+        d.stop()
+        redis_cli(db, "FLUSHDB")
+    return res
+
+
 def report_restore(res: dict[str, Restore], kinds: list[str]) -> str:
     rows_def: list[tuple[str, str, Callable[[Restore], float | None], int]] = [
         ("calls set up before the kill", "calls", lambda r: r.calls, 0),
@@ -884,6 +958,19 @@ def main(argv: list[str] | None = None) -> int:
                 restores[kind] = restore_run(kind, args, workdir, log)
             restore_text = report_restore(restores, args.kinds)
             out["restore"] = {k: r.__dict__ for k, r in restores.items()}
+            if "rtpvault" in args.kinds:
+                out["worker_kill"] = wk = worker_kill_run(args, workdir, log)
+                ans = wk.get("kill_to_answer_s")
+                restore_text += (
+                    f"\n\nrtpvault, SIGKILL to one of {wk.get('workers')} workers with "
+                    f"{wk['calls']} calls up ({wk.get('calls_of_worker')} of them its own): "
+                    f"kill to a call of it answering query again "
+                    f"{'n/a' if ans is None else f'{ans:.3f} s'}; after it, "
+                    f"{wk.get('query_as_before')} calls query as before, {wk.get('missing')} "
+                    f"missing, {wk.get('deleted')} deleted, keys left {wk.get('keys_left')}"
+                    + "".join(f"\n  rtpvault log: {ln}" for ln in wk.get("log", []))
+                    + "".join(f"\n  rtpvault PROBLEM: {p}" for p in wk["problems"])
+                )
 
     print()
     if cost_text:
