@@ -943,7 +943,7 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-redis-") as tmp:
         workdir = args.workdir or Path(tmp)
-        cost_text = restore_text = ""
+        cost_text = restore_text = worker_text = ""
         if args.skip != "cost":
             passes, n = cost_phase(args, workdir, log)
             notes += n
@@ -961,8 +961,8 @@ def main(argv: list[str] | None = None) -> int:
             if "rtpvault" in args.kinds:
                 out["worker_kill"] = wk = worker_kill_run(args, workdir, log)
                 ans = wk.get("kill_to_answer_s")
-                restore_text += (
-                    f"\n\nrtpvault, SIGKILL to one of {wk.get('workers')} workers with "
+                worker_text = (
+                    f"rtpvault, SIGKILL to one of {wk.get('workers')} workers with "
                     f"{wk['calls']} calls up ({wk.get('calls_of_worker')} of them its own): "
                     f"kill to a call of it answering query again "
                     f"{'n/a' if ans is None else f'{ans:.3f} s'}; after it, "
@@ -989,12 +989,18 @@ def main(argv: list[str] | None = None) -> int:
             for pr in r.problems:
                 print(f"  {k} PROBLEM: {pr}")
         print()
+    if worker_text:
+        print(worker_text)
+        print()
     for note in notes:
         print(f"note: {note}")
     if args.json:
         common.write_json(args.json, out)
         print(f"json: {args.json}")
-    bad = any(r.problems for r in restores.values()) or any("NOT MEASURED" in x for x in notes)
+    bad = any(r.problems for r in restores.values()) or bool(
+        out.get("worker_kill", {}).get("problems")
+    )
+    bad = bad or any("NOT MEASURED" in x for x in notes)
     return 1 if bad else 0
 
 
