@@ -13,7 +13,9 @@ when the call ends), off the loop.
   until it is done): SCAN `rtpvault:call:*` on the `redis` address, GET, and each call this
   worker owns (rtpvault.shard.owner_of) is rebuilt by relay.state.replay.restore. A call that
   cannot be (port taken, call present, bad document) is one WARNING line naming it and why,
-  and is skipped; one INFO line sums up (`Redis restore: N calls restored, M skipped in X ms`).
+  and is skipped, its key deleted as rtpengine does (not a present call's); a port taken is
+  tried once more after PORT_RETRY_WAIT first; one INFO line sums up
+  (`Redis restore: N calls restored, M skipped in X ms`).
 * A graceful stop (SIGTERM) keeps the keys, as rtpengine's shutdown (call_free) does: a
   standby or the restarted daemon restores the calls. Calls ended before are deleted.
 * `stats()`: {"redis_up": 0/1, "redis_writes", "redis_deletes", "redis_write_errors",
@@ -50,6 +52,10 @@ AUTH_ENV = {"redis": "RTPENGINE_REDIS_AUTH_PW", "redis-write": "RTPENGINE_REDIS_
 CLOSE_GRACE = 3.0
 """Seconds the writers get at shutdown to write what is queued."""
 BATCH = 200
+PORT_RETRY_WAIT = 0.5
+"""Seconds before the one retry of the calls whose port was taken (a killed daemon's process
+may still be exiting)."""
+RESTORED, RETRY, SKIPPED = "restored", "retry", "skipped"
 
 
 def client(address: RedisAddress, settings: RedisSettings, env_name: str) -> redis.Redis:
@@ -108,8 +114,6 @@ class RedisState:
         self.writer = Writer(store or client(write_addr, settings, AUTH_ENV[write_name]),
                              settings.expires, settings.threads, self.health)  # fmt: skip
         self.closing = False
-        self.kept: set[str] = set()
-        """Call-ids whose restore failed: their keys stay (another start may restore them)."""
         self.restored = 0
         self.skipped = 0
         from relay.state.journal import Journal  # imported with Redis only (the daemon's start)
@@ -120,11 +124,6 @@ class RedisState:
         if data is None:
             if self.closing or _stopping(self.daemon):
                 return  # a graceful stop keeps the keys (rtpengine's call_free deletes none)
-            if call_id in self.kept:  # the half-built call of a skipped restore was closed
-                self.kept.discard(call_id)
-                return
-        else:
-            self.kept.discard(call_id)  # a new call under that id: its end deletes the key
         self.writer.put(call_id, data)
 
     async def start(self) -> None:
@@ -148,6 +147,7 @@ class RedisState:
                          self.settings.read, exc)  # fmt: skip
             return
         mine = []
+        retry: list[tuple[str, Any]] = []
         for key in keys:
             call_id = key[len(KEY_PREFIX) :].decode("utf-8", "surrogateescape")
             if shard is None or owner_of(call_id, shard.count) == shard.index:
@@ -161,30 +161,44 @@ class RedisState:
                 self.skipped += len(batch)
                 continue
             for (call_id, _), data in zip(batch, docs, strict=True):
-                self._restore_one(call_id, data)
+                if self._restore_one(call_id, data) == RETRY:
+                    retry.append((call_id, data))
+        if retry:
+            # A port still held by the killed daemon's processes while they exit (kill -9 then
+            # an immediate restart): one more try after a short wait, then skipped.
+            time.sleep(PORT_RETRY_WAIT)
+            for call_id, data in retry:
+                self._restore_one(call_id, data, last=True)
         where = f" (worker {shard.index})" if shard is not None else ""
         logger.info("Redis restore%s: %d calls restored, %d skipped in %.0f ms", where,
                     self.restored, self.skipped, (time.monotonic() - started) * 1000)  # fmt: skip
 
-    def _restore_one(self, call_id: str, data: Any) -> None:
+    def _restore_one(self, call_id: str, data: Any, last: bool = False) -> str:
+        """RESTORED, RETRY (a port taken, not `last`) or SKIPPED. A skipped call's key is
+        deleted, as rtpengine's json_restore_call does on its error path (docs/spec/config.md
+        §2.10), unless the call is present (its own journal writes that key)."""
         if not isinstance(data, bytes):
-            return  # the key expired or went between SCAN and GET
+            return SKIPPED  # the key expired or went between SCAN and GET
         from relay.state.replay import RestoreError, restore
 
         d = self.daemon
         try:
             restore(d.commands, d.registry, data, self.journal)
         except RestoreError as exc:
+            if not last and " taken on " in exc.reason:
+                return RETRY
             self.skipped += 1
-            self.kept.add(call_id)
             logger.warning("Redis restore: call %s skipped: %s", call_id, exc.reason)
-            return
+            if exc.reason != "call already present":
+                self.writer.put(call_id, None)
+            return SKIPPED
         except Exception as exc:  # never crash the start-up on one call
             self.skipped += 1
-            self.kept.add(call_id)
             logger.error("Redis restore: call %s skipped: %r", call_id, exc)
-            return
+            self.writer.put(call_id, None)
+            return SKIPPED
         self.restored += 1
+        return RESTORED
 
     def close(self) -> None:
         self.closing = True
