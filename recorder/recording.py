@@ -64,7 +64,8 @@ def _hostport(addr: Address) -> str:
 
 
 class Recording:
-    """A recording of one call from start to finish (one rtpengine file pair)."""
+    """A recording of one call from start to finish (one rtpengine file pair), or one part of
+    it (`series`, `part`: docs/recording-sidecar.md)."""
 
     def __init__(
         self,
@@ -73,6 +74,9 @@ class Recording:
         fmt: RecordingFormat,
         started: float,
         doc: Sidecar,
+        *,
+        series: str | None = None,
+        part: int = 1,
     ) -> None:
         self.call_id = call_id
         self.paths = paths
@@ -99,6 +103,10 @@ class Recording:
         self.doc = doc
         doc.setdefault("version", VERSION)
         doc.setdefault("id", str(uuid.uuid4()))
+        # one recording of a call may be in several parts (a daemon restored the call from Redis
+        # and went on recording into a new file): `series` is the first part's id, on every part
+        doc["series"] = series or doc["id"]
+        doc["part"] = part
         doc.update({
             "call_id": call_id,
             "format": fmt.container,

@@ -81,6 +81,8 @@ class SidecarStream(TypedDict, total=False):
 class Sidecar(TypedDict, total=False):
     version: int
     id: str
+    series: str  # the id of the recording's first part (= `id` for part 1)
+    part: int  # 1, 2, … (a restored call goes on recording into part n+1)
     node: str
     call_id: str
     tags: list[str]

@@ -16,6 +16,11 @@
   recovery finalises in `start()`).
 * `stats()`: {"recordings": {status: count}, "recorded_bytes", "flush_lag_seconds",
   "recording_errors", "spool_free_bytes"}.
+* Parts (docs/recording.md "Parts"): each recording's state a continuation needs goes into
+  the call's Redis document (`daemon.journal.set_extra(call_id, "recording", …)`, when a
+  journal is configured); a call rebuilt from Redis (`Call.restored`) goes on recording into
+  part n+1 of the same series (new file names, sidecar `series` = the first part's id), while
+  `start()`'s recovery finalises part n as `interrupted`.
 * A recording that cannot be created (open(2) fails: EMFILE, unwritable spool; or the spool is
   below its `recording-min-free` reserve) is `failed` with the reason from the start: the ng
   reply carries `warning`, the log says so, the sidecar and the index row say why.
@@ -39,6 +44,7 @@ from recorder import metafile
 from recorder.diskspace import MIB
 from recorder.formats import recording_format
 from recorder.names import SUBDIRS, RecordingPaths, new_prefix
+from recorder.parts import JOURNAL_KEY, continuation, journal_state
 from recorder.recording import STATUS_RECORDING, Recording
 from recorder.recovery import recover
 from recorder.sidecar import Sidecar
@@ -88,6 +94,15 @@ def sdp_summary(offered: OfferedSession) -> dict[str, Any]:
     return {"user": user if user not in ("", "-") else None, "media": media}
 
 
+def _journal_of(daemon: DaemonContext) -> Any:
+    """The call-state journal (relay.state.journal.Journal) when Redis is configured, else
+    None: `daemon.journal`, or the `redis_state` component's (attached after this one)."""
+    journal = getattr(daemon, "journal", None)
+    if journal is None:
+        journal = getattr(getattr(daemon, "components", {}).get("redis_state"), "journal", None)
+    return journal
+
+
 def prepare_dirs(root: str) -> None:
     """rtpengine's start-up (docs/spec/recording.md §2.1): spool dir (0700, not recursive) and its
     subdirectories; rtpvault adds sidecars/. Raises StartupError on failure."""
@@ -130,6 +145,9 @@ class RecordingComponent:
         self._replies: dict[str, tuple[str | None, str | None]] = {}
         """Per call, what offer/answer replies say: (newest pcap path, why the last recording
         asked for could not be created)."""
+        self._continued: set[str] = set()
+        """Calls restored from Redis whose recording already went on in a new part: a later
+        `start recording` in the same call is a recording of its own, as without Redis."""
         daemon.registry.listeners.append(self._on_call)
         daemon.commands.observers.append(self._on_ng)
         daemon.commands.recording_state = self.recording_state
@@ -221,6 +239,7 @@ class RecordingComponent:
         if isinstance(event, CallClosed):
             self._exchanges.pop(call.call_id, None)
             self._replies.pop(call.call_id, None)
+            self._continued.discard(call.call_id)
             if rec is not None:
                 self._finish(call.call_id, time.time())
             return
@@ -239,15 +258,30 @@ class RecordingComponent:
             self._exchanges[call.call_id] = event.exchange  # for _on_ng, after the reply
 
     def _start(self, call: Call) -> Recording:
-        paths = RecordingPaths(self.root, new_prefix(call.call_id), self.fmt.suffix)
+        prior = None if call.call_id in self._continued else continuation(call.restored)
+        taken = prior.prefix if prior is not None else None
+        prefix = new_prefix(call.call_id)
+        while prefix == taken:  # part n's files stay where they are: recovery finalises them
+            prefix = new_prefix(call.call_id)
+        paths = RecordingPaths(self.root, prefix, self.fmt.suffix)
         now = time.time()
         doc: Sidecar = {"node": self.node, "tags": [], "parties": [], "codecs": [], "sdp": []}
-        rec = Recording(call.call_id, paths, self.fmt, now, doc)
+        if prior is None:
+            rec = Recording(call.call_id, paths, self.fmt, now, doc)
+        else:
+            self._continued.add(call.call_id)
+            prior.seed(doc)  # parties and codecs as part n knew them (no ng reply to replay)
+            rec = Recording(call.call_id, paths, self.fmt, now, doc, series=prior.series,
+                            part=prior.part + 1)  # fmt: skip
+            logger.info("call restored: recording %s goes on in part %d", prior.series,
+                        prior.part + 1, extra={"call_id": call.call_id})  # fmt: skip
         rec.call_created = call.created
         self._update_doc(rec, call)
         self.active[call.call_id] = rec
         self.tapped[call.call_id] = {}
         comment = f"rtpvault recording\ncall-id: {call.call_id}\nmetadata: {call.metadata or ''}"
+        if prior is not None:
+            comment += f"\nrecording: {prior.series} part {prior.part + 1}"
         problem = self.spool.create(rec, rec.file_header(comment))
         if problem is None:
             self._replies[call.call_id] = (paths.pcap, None)
@@ -263,7 +297,23 @@ class RecordingComponent:
         self.spool.submit("announce", rec, dict(rec.doc))
         if problem is None:
             logger.info("recording to %s", paths.pcap, extra={"call_id": call.call_id})
+        if call.restored is None:
+            self._journal(call.call_id, journal_state(rec.doc))
+        else:  # being replayed: the journal takes the stored document's state once it is done
+            self.loop.call_soon(self._journal, call.call_id, journal_state(rec.doc))
         return rec
+
+    def _journal(self, call_id: str, state: dict[str, Any] | None) -> None:
+        """What a daemon restoring this call needs to go on recording it (None: nothing, the
+        recording ended), in the call's Redis document; nothing without Redis."""
+        journal = _journal_of(self.daemon)
+        if journal is None or self.closing:
+            return
+        try:
+            journal.set_extra(call_id, JOURNAL_KEY, state)
+        except Exception:  # the recording itself goes on; a restore would start a new series
+            logger.exception("cannot note the recording in the call's Redis state",
+                             extra={"call_id": call_id})  # fmt: skip
 
     def _rescan(self, rec: Recording, call: Call) -> None:
         tapped = self.tapped[call.call_id]
@@ -304,6 +354,8 @@ class RecordingComponent:
         rec.finished = True
         call = self.daemon.registry.calls.get(call_id)
         if call is not None:
+            if call.deleted_at is None:  # `stop recording`: a restored call records no part
+                self._journal(call_id, None)
             self._update_doc(rec, call)
             metadata = call.metadata
         else:
@@ -410,6 +462,7 @@ class RecordingComponent:
         self._update_doc(rec, call)
         self.spool.submit("flush", rec)
         self._sidecar(rec)
+        self._journal(call_id, journal_state(rec.doc))
 
 
 def attach(daemon: DaemonContext) -> RecordingComponent | None:

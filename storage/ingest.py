@@ -2,6 +2,8 @@
 ingested twice gives the same rows, and a later document of the same recording (started →
 finished, or a recovered `interrupted` one) replaces the earlier one's rows. The stored
 document's SDPs carry no SDES key, MIKEY data or ICE password (rtp.redact), whoever wrote it.
+A part of a recording in several parts (`series`, `part`) is linked to its series and, when
+new, inherits a legal hold already on another part of it (storage.series).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from rtp.redact import redact_sidecar
 from storage.models import Recording, RecordingCodec, RecordingIp, RecordingMeta, StreamRow
+from storage.series import held_part
 
 __all__ = ["upsert_sidecar", "split_metadata", "host_of"]
 
@@ -108,6 +111,7 @@ def upsert_sidecar(session: Session, doc: dict[str, Any], *, node: str = "") -> 
     if len(rid) > 36:
         raise ValueError(f"sidecar id {rid[:40]!r}… is longer than a UUID (36 characters)")
     rec = session.get(Recording, rid)
+    new = rec is None
     if rec is None:
         rec = Recording(id=rid)
         session.add(rec)
@@ -158,6 +162,17 @@ def upsert_sidecar(session: Session, doc: dict[str, Any], *, node: str = "") -> 
     rec.min_mos = min(moses) if moses else None
     rec.sidecar = redact_sidecar(doc)  # a sidecar may predate redaction: no key in the index
     rec.updated = time.time()
+    series = doc.get("series")  # not a UUID-sized string: no usable link, its own series
+    rec.series_id = series if isinstance(series, str) and 0 < len(series) <= 36 else rid
+    part = doc.get("part")
+    rec.part = part if isinstance(part, int) and not isinstance(part, bool) and (
+        1 <= part < 2**31) else 1  # fmt: skip
+    if new:
+        session.flush()  # the new row first: its hold is decided against the other parts
+        held = held_part(session, rec.series_id, rid)
+        if held is not None:  # a hold on a call covers every part of it (docs/storage.md)
+            rec.legal_hold = True
+            rec.hold_reason = held.hold_reason
     session.flush()
     for s in streams:
         row = _stream_row(s)

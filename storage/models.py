@@ -3,6 +3,8 @@
 Tables (the schema only changes through migrations/, see storage.db):
 
 * `recordings` — one row per recording, built from its sidecar (docs/recording-sidecar.md).
+  A recording in several parts (a restored call went on recording into a new file, issue 20)
+  has one row per part, linked by `series_id` (the first part's id) and numbered by `part`.
   Times are Unix seconds as floats (the same type and comparisons on both databases). The worst
   per-stream quality figures (`worst_loss`, `worst_jitter`, `min_mos`) live on the row so that
   quality filters never join the streams.
@@ -105,6 +107,11 @@ class Recording(Base):
     retain_until: Mapped[float | None] = mapped_column(Float)
     sidecar: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated: Mapped[float] = mapped_column(Float, default=0.0)
+    series_id: Mapped[str | None] = mapped_column(String(36))
+    """The id of the recording's first part (its own id for part 1; storage.ingest always
+    fills it; NULL only in rows written before migration 0002 by other means: `id` then)."""
+    part: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    """1, 2, …: which file part of the series this row is (docs/storage.md "Parts")."""
 
     streams: Mapped[list[StreamRow]] = relationship(
         back_populates="recording", cascade="all, delete-orphan", order_by="StreamRow.id"
@@ -121,6 +128,7 @@ class Recording(Base):
         Index("ix_recordings_worst_jitter", "worst_jitter"),
         Index("ix_recordings_min_mos", "min_mos"),
         Index("ix_recordings_duration", "duration"),
+        Index("ix_recordings_series_id_part", "series_id", "part"),
     )
 
 

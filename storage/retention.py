@@ -5,6 +5,10 @@
   bucket administrator with GOVERNANCE bypass can delete it), and `release` clears it.
 * `purge_query(cutoff, now)` selects what may go: started before `cutoff`, not held, not still
   recording, no S3 retention date in the future, and no upload in flight.
+* A recording in several parts (storage.series) is held and purged as one: `hold`/`release`
+  of any part sets every part (the CLI expands the series), a new part inherits a hold
+  (storage.ingest), and no part is purged while another part of its series must be kept
+  (held, still recording, started after the cutoff, retained or uploading): kept as `series`.
 * `purge_one` deletes the object version first, then the local files (pcap, metadata, sidecar),
   then the index row; it stops at the first failure and leaves the row, so nothing is lost
   from the index while a copy still exists.
@@ -18,8 +22,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Select, and_, func, not_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, exists, func, not_, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from storage.models import Recording
 
@@ -32,35 +36,52 @@ class ObjectStore(Protocol):
     def delete_object(self, **kwargs: Any) -> Any: ...
 
 
+def _purgeable(r: Any, cutoff: float, now: float) -> list[ColumnElement[bool]]:
+    return [
+        r.started < cutoff,
+        r.legal_hold == False,  # noqa: E712 - SQL comparison
+        r.status != "recording",
+        or_(r.retain_until.is_(None), r.retain_until <= now),
+        r.archive_state.not_in(("pending", "uploading")),
+    ]
+
+
+def _sibling_kept(cutoff: float, now: float) -> ColumnElement[bool]:
+    """Another part of the row's series (storage.series) that may not go yet."""
+    r, other = Recording, aliased(Recording)
+    series = func.coalesce(r.series_id, r.id)
+    return exists().where(
+        or_(other.series_id == series, other.id == series),
+        other.id != r.id,
+        not_(and_(*_purgeable(other, cutoff, now))),
+    )
+
+
 def purge_query(cutoff: float, now: float) -> Select[Recording]:
     """Recordings older than `cutoff` that retention allows to delete, oldest first."""
     r = Recording
     return (
         select(r)
-        .where(
-            r.started < cutoff,
-            r.legal_hold == False,  # noqa: E712 - SQL comparison
-            r.status != "recording",
-            or_(r.retain_until.is_(None), r.retain_until <= now),
-            r.archive_state.not_in(("pending", "uploading")),
-        )
+        .where(*_purgeable(r, cutoff, now), not_(_sibling_kept(cutoff, now)))
         .order_by(r.started)
     )
 
 
-KEPT = ("held", "recording", "retained", "uploading")
+KEPT = ("held", "recording", "retained", "uploading", "series")
 """Why purge keeps an old recording, in the order the reasons are counted (first one wins)."""
 
 
-def _kept_reasons(now: float) -> dict[str, ColumnElement[bool]]:
+def _kept_reasons(cutoff: float, now: float) -> dict[str, ColumnElement[bool]]:
     r = Recording
     held = r.legal_hold == True  # noqa: E712 - SQL comparison
     recording = r.status == "recording"
     retained = and_(r.retain_until.is_not(None), r.retain_until > now)
     uploading = r.archive_state.in_(("pending", "uploading"))
+    series = and_(*_purgeable(r, cutoff, now), _sibling_kept(cutoff, now))
     return {"held": held, "recording": and_(not_(held), recording),
             "retained": and_(not_(held), not_(recording), retained),
-            "uploading": and_(not_(held), not_(recording), not_(retained), uploading)}  # fmt: skip
+            "uploading": and_(not_(held), not_(recording), not_(retained), uploading),
+            "series": series}  # fmt: skip
 
 
 def kept_counts(session: Session, cutoff: float, now: float) -> dict[str, int]:
@@ -69,7 +90,7 @@ def kept_counts(session: Session, cutoff: float, now: float) -> dict[str, int]:
     return {
         reason: int(session.scalar(select(func.count()).select_from(Recording).where(
             Recording.started < cutoff, cond)) or 0)
-        for reason, cond in _kept_reasons(now).items()
+        for reason, cond in _kept_reasons(cutoff, now).items()
     }  # fmt: skip
 
 

@@ -8,7 +8,7 @@ MediaSide's streams face its own party: that party sends to (and receives from)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from relay.call.offered import OfferedMedia
 from relay.call.options import CallOptions
@@ -206,6 +206,9 @@ class Call:
     notes: set[str] = field(default_factory=set)
     """Causes of dropped secure media already logged for this call (relay.media.secure: one
     log line per call and cause); shared with its streams as `Stream.notes`."""
+    restored: dict[str, Any] | None = None
+    """The document's `extra` when this call was rebuilt from Redis (else None); set before the
+    first replayed request, so CallCreated listeners see it (docs/design/redis-state.md)."""
 
     def all_parties(self) -> list[Party]:
         return [*self.parties.values(), *self.untagged]

@@ -59,7 +59,7 @@ def show_cmd(vault: Vault, ref: str, as_json: bool) -> None:
     from rtpvault.cli.search.rows import details
 
     with vault.session() as session:
-        (rec,) = vault.resolve(session, "show", (ref,))
+        (rec,) = vault.resolve(session, "show", (ref,), "first")
         vault.audit("show", rec.id, call_id=rec.call_id)
         doc = details(session, rec)
     if as_json:
@@ -73,6 +73,7 @@ def render_details(doc: dict[str, Any]) -> str:
     out = [output.render_vertical([doc["recording"]]).split("\n", 1)[-1]]
     if doc.get("archive"):
         out += ["", "Archive:"] + [f"  {k}: {v}" for k, v in doc["archive"].items()]
+    out += _render_parts(doc.get("series"))
     out += ["", "Streams:"]
     cols = ("ssrc", "kind", "party", "src", "dst", "codec", "packets", "lost", "loss_pct",
             "jitter_ms", "mos")  # fmt: skip
@@ -93,6 +94,21 @@ def render_details(doc: dict[str, Any]) -> str:
             for a in doc["audit"]]  # fmt: skip
     out += ["", "Sidecar:", json.dumps(doc.get("sidecar"), indent=2, default=str)]
     return "\n".join(out)
+
+
+def _render_parts(series: dict[str, Any] | None) -> list[str]:
+    """The `Parts:` section of a recording in several parts (or with one missing)."""
+    if not series or (len(series["parts"]) < 2 and not series["missing"]):
+        return []
+    out = ["", f"Parts (recording {series['series']}):"]
+    cols = ("part", "id", "status", "node", "started", "size", "hold", "path")
+    table = [{c: p.get(c) for c in cols} for p in series["parts"]]
+    table += [{"part": n, "status": "MISSING (not in the index)"} for n in series["missing"]]
+    table.sort(key=lambda p: int(p["part"]))
+    columns = [output.Column(c, c.upper(), 0, fmt=output.COLUMNS[1].fmt if c == "started" else (
+        (lambda v, tz: "held" if v else "") if c == "hold" else None)) for c in cols]  # fmt: skip
+    out += ["  " + line for line in output.render_table(table, 400, None, columns).splitlines()]
+    return out
 
 
 @click.command("audit", cls=OneLineCommand)

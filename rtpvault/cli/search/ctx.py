@@ -152,13 +152,15 @@ class Vault:
         if not failures_only:
             self.audit(action, att.recording_id, **att.details)
 
-    def resolve(self, session: Any, action: str, refs: tuple[str, ...]) -> list[Any]:
-        """The recordings `refs` name (rtpvault.cli.search.rows.resolve); a ref that names none
-        or several is an error, and that refused attempt is audited too."""
+    def resolve(self, session: Any, action: str, refs: tuple[str, ...],
+                series: str | None = None) -> list[Any]:  # fmt: skip
+        """The recordings `refs` name (rtpvault.cli.search.rows.resolve; `series` says what a
+        Call-ID of a recording in several parts gives); a ref that names none or several is an
+        error, and that refused attempt is audited too."""
         from rtpvault.cli.search.rows import resolve
 
         with self.attempt(action, None, failures_only=True, refs=list(refs)):
-            return [resolve(session, ref) for ref in refs]
+            return [rec for ref in refs for rec in resolve(session, ref, series)]
 
     def anchors(self) -> tuple[Any, Any]:
         """(HeadFile or None, CheckpointStore or None) this configuration names: the head file

@@ -144,7 +144,7 @@ def fetch_cmd(vault: Vault, refs: tuple[str, ...], output_dir: str) -> None:
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with vault.session() as session:
-        recs = vault.resolve(session, "fetch", refs)
+        recs = vault.resolve(session, "fetch", refs, "all")  # every part of a Call-ID
         for rec in recs:
             with vault.attempt("fetch", rec.id, failures_only=True, call_id=rec.call_id):
                 _expected(rec)

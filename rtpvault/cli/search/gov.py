@@ -22,8 +22,13 @@ def _set(vault: Vault, refs: tuple[str, ...], on: bool, reason: str | None) -> N
     from storage.retention import set_hold
 
     action = "hold" if on else "release"
+    from storage.series import parts_query, series_key
+
     with vault.session() as session:
-        recs = vault.resolve(session, action, refs)  # all found before anything changes
+        named = vault.resolve(session, action, refs, "first")  # all found first
+        # a hold is about a call: every part of its recording (docs/storage.md "Parts")
+        recs = list({r.id: r for n in named for r in session.scalars(
+            parts_query(series_key(n)))}.values())  # fmt: skip
     for rec_ref in recs:
         if not on and not rec_ref.legal_hold:
             vault.audit(action, rec_ref.id, call_id=rec_ref.call_id, was_held=False)
@@ -100,7 +105,10 @@ def purge_cmd(vault: Vault, older_than: float, dry_run: bool) -> None:
     verb = "would purge" if dry_run else "purged"
     click.echo(f"{verb} {plural(len(purged), 'recording')}; kept {kept['held']} on hold, "
                f"{kept['recording']} still recording, {kept['retained']} under retention, "
-               f"{kept['uploading']} not yet archived; {failed} failed")  # fmt: skip
+               f"{kept['uploading']} not yet archived"
+               + (f", {kept['series']} with another part of the call kept" if kept["series"]
+                  else "")
+               + f"; {failed} failed")  # fmt: skip
     if failed:
         raise SystemExit(1)
 

@@ -82,6 +82,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("size", "SIZE", 6, fmt=_size, right=True),
     Column("node", "NODE", 5, cut=True),
     Column("hold", "HOLD", 4, fmt=lambda v, tz: "held" if v else ""),
+    # which file part of its call's recording (storage.series); blank for a first part
+    Column("part", "PART", 7, fmt=lambda v, tz: str(v) if v and int(v) > 1 else ""),
 )
 
 

@@ -20,8 +20,9 @@ from storage.search import (
     lookup_query,
     probe_query,
 )
+from storage.series import missing_parts, parts_query, series_key
 
-__all__ = ["summary", "run_search", "resolve", "audit_target", "details", "audit_row",
+__all__ = ["summary", "parts", "run_search", "resolve", "audit_target", "details", "audit_row",
            "object_ref", "sidecar_of"]  # fmt: skip
 
 
@@ -34,7 +35,20 @@ def summary(rec: Recording) -> dict[str, Any]:
         "worst_loss": rec.worst_loss, "worst_jitter": rec.worst_jitter, "min_mos": rec.min_mos,
         "size": rec.size, "node": rec.node, "hold": bool(rec.legal_hold),
         "archive": rec.archive_state, "sha256": rec.sha256, "path": rec.path,
+        "series": series_key(rec), "part": rec.part,
     }  # fmt: skip
+
+
+def parts(session: Session, rec: Recording) -> dict[str, Any]:
+    """The parts of `rec`'s recording (storage.series): each one's id, state and path, and the
+    part numbers missing from the index."""
+    rows = list(session.scalars(parts_query(series_key(rec))))
+    listed = [{"part": r.part, "id": r.id, "status": r.status, "node": r.node,
+               "started": r.started, "ended": r.ended, "size": r.size, "sha256": r.sha256,
+               "archive": r.archive_state, "hold": bool(r.legal_hold), "path": r.path}
+              for r in rows]  # fmt: skip
+    return {"series": series_key(rec), "parts": listed,
+            "missing": missing_parts([r.part for r in rows])}  # fmt: skip
 
 
 def run_search(session: Session, flt: SearchFilter) -> list[Recording]:
@@ -55,18 +69,30 @@ def run_search(session: Session, flt: SearchFilter) -> list[Recording]:
     return list(session.scalars(build_query(flt, time_order=time_order)))
 
 
-def resolve(session: Session, ref: str) -> Recording:
-    """The one recording `ref` names; a clear error when none or several match."""
+def resolve(session: Session, ref: str, series: str | None = None) -> list[Recording]:
+    """The recording `ref` names; a clear error when none or several match. A Call-ID whose
+    recording is in several parts (storage.series) names that series: `series="first"` gives
+    its first indexed part, `"all"` every part, None refuses and lists the parts' ids."""
     found = list(session.scalars(lookup_query(ref, limit=6)))
     if not found:
         raise click.ClickException(f"no recording with id or Call-ID {ref!r}")
+    keys = {series_key(r) for r in found}
+    if len(found) > 1 and len(keys) == 1:
+        parts = list(session.scalars(parts_query(keys.pop())))
+        if series == "all":
+            return parts
+        if series == "first":
+            return parts[:1]
+        listed = ", ".join(f"part {r.part} {r.id[:13]}" for r in parts[:5])
+        raise click.ClickException(f"{ref!r} is one recording in {len(parts)} parts ({listed}); "
+                                   "give a part's id")  # fmt: skip
     if len(found) > 1:
         ids = ", ".join(r.id[:13] for r in found[:5])
         raise click.ClickException(
             f"{ref!r} matches {'more than 5' if len(found) > 5 else len(found)} recordings "
             f"({ids}); give a longer id"
         )
-    return found[0]
+    return found
 
 
 def audit_target(session: Session, ref: str) -> str:
@@ -75,7 +101,7 @@ def audit_target(session: Session, ref: str) -> str:
     from storage.audit.chain import purged_query
 
     if list(session.scalars(lookup_query(ref, limit=1))):
-        return resolve(session, ref).id
+        return resolve(session, ref, "first")[0].id
     ids = list(session.scalars(purged_query(ref, limit=6)))
     if not ids:
         raise click.ClickException(f"no recording (indexed or purged) with id or Call-ID {ref!r}")
@@ -133,6 +159,7 @@ def details(session: Session, rec: Recording) -> dict[str, Any]:
     entries = [audit_row(e) for e in session.scalars(audit_query(target=rec.id, limit=None))]
     side = redact_sidecar(rec.sidecar or {})  # rows indexed before redaction existed
     return {"recording": row, "archive": archive, "streams": streams,
+            "series": parts(session, rec),
             "sdp": side.get("sdp") or [], "pauses": side.get("pauses") or [],
             "audit": list(reversed(entries)), "sidecar": side}  # fmt: skip
 

@@ -230,6 +230,18 @@ def _audit(vault: Vault) -> tuple[list[str], str]:
     return lines, f"audit chain: {count} up to seq {now.seq if now else 0}; {anchored}"
 
 
+def _series_gaps(session: Any, series: dict[str, str]) -> list[str]:
+    """A part missing from the index in any recording (series) a checked part belongs to."""
+    from storage.series import missing_parts, parts_query
+
+    out = []
+    for key, call_id in series.items():
+        numbers = [r.part for r in session.scalars(parts_query(key))]
+        out += [f"MISSING {key} ({call_id}) part {n} of {max(numbers)}: not in the index"
+                for n in missing_parts(numbers)]  # fmt: skip
+    return out
+
+
 @click.command("verify", cls=OneLineCommand)
 @source_options
 @filter_options
@@ -240,16 +252,22 @@ def verify_cmd(vault: Vault, **opts: Any) -> None:
 
     Prints every mismatch or missing copy; exit status 1 if there is any problem."""
     from storage.search import build_query
+    from storage.series import series_key
 
     flt = make_filter(opts, limit=None, sort="started")
     tally = Tally()
     with vault.attempt("verify", None, failures_only=True, filter=describe_filter(flt)):
         with vault.session() as session:
+            series: dict[str, str] = {}
             for rec in session.scalars(build_query(flt)):
                 found = _check(vault, rec, tally)
                 for line in found:
                     click.echo(line)
                 tally.problems += found
+                series.setdefault(series_key(rec), rec.call_id)
+            for line in _series_gaps(session, series):
+                click.echo(line)
+                tally.problems.append(line)
         chain, account = _audit(vault)
     for line in chain:
         click.echo(line)

@@ -60,8 +60,10 @@ class Lab:
             caller: str | None = "alice", callee: str | None = "bob", status: str = "complete",
             node: str = "relay-1", pt: int = 0, fmt: str = "pcap", loss: float = 0.0,
             jitter: float = 0.5, mos: float | None = 4.4, meta: dict[str, str] | None = None,
-            ip: str = "192.0.2.10", codec: str | None = None) -> dict[str, Any]:  # fmt: skip
-        """A recording with a real file (two G.711 tone legs) and its index row."""
+            ip: str = "192.0.2.10", codec: str | None = None,
+            extra: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+        """A recording with a real file (two G.711 tone legs) and its index row; `extra`: more
+        sidecar keys (a part's `series` and `part`)."""
         rid = str(uuid.uuid4())
         legs = [Leg((ip, 4000), A[1], ssrc=0x1111, freq=440, start=0.0, seconds=seconds, pt=pt),
                 Leg(*B, ssrc=0x2222, freq=1000, start=0.2, seconds=seconds, pt=pt,
@@ -91,7 +93,7 @@ class Lab:
             "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "codecs": [name],
             "sdp": [{"direction": "offer", "party": "from-a", "in": "v=0\r\n",
                      "out": "v=0\r\no=alice 1 1 IN IP4 203.0.113.1\r\n", "time": started}],
-            "pauses": [],
+            "pauses": [], **(extra or {}),
         }  # fmt: skip
         side_path = self.spool / "sidecars" / f"{base}.json"
         side_path.write_text(json.dumps(doc))
