@@ -27,10 +27,16 @@ the index (the `num-threads` workers) may read each other's fresh sidecars here:
 document written by two processes gives the same rows (storage.ingest is idempotent, a refused
 duplicate insert is written again as an update, one upload job per recording).
 
+Purged from another host (storage.retention, docs/storage.md "Several nodes"): `rtpvault
+purge` run where this node's files are not leaves their rows with status `purged`; the writer
+looks for such rows of this node every PURGE_SWEEP seconds, removes their files and then the
+rows (`purged_local` counts them). Each node does its own, the rows are taken under a row lock
+(its `num-threads` workers skip each other's), so each is done once.
+
 stats(): upload_queue_depth, upload_oldest_age_seconds, uploads {done, retry, failed},
 uploaded_bytes (with a bucket), db_errors (failed index writes, retried), index_rejected
 (documents the index refused: logged and skipped so one bad document cannot stall the rest),
-index_pending.
+index_pending, purged_local.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ FINAL = ("complete", "interrupted", "failed")
 RECONCILE_MARGIN = 60.0  # seconds before the index's last word that sidecars are read again
 BATCH = 200  # documents written in one transaction at most
 WRITE_RACES = 3  # tries of a write refused as a duplicate (another process wrote it first)
+PURGE_SWEEP = 5.0  # seconds between looks for this node's rows purged from another host
 _STOP = object()
 
 
@@ -83,6 +90,8 @@ class ArchiveComponent:
         self.uploader = Uploader(index, s3, node) if s3 is not None else None
         self.db_errors = 0
         self.rejected = 0
+        self.purged_local = 0
+        self._swept_at = 0.0
         # schema_checked=False: the database did not answer at start-up; the writer checks the
         # schema once it does, and only then writes rows and lets the uploader run
         self._schema_ok = schema_checked
@@ -140,12 +149,16 @@ class ArchiveComponent:
             self._in_hand = 0
             if stop:
                 return
+            self._sweep_purged()
 
     def _next_batch(self) -> tuple[list[Any], bool]:
         """The next document (waiting for it) and those queued behind it, up to BATCH; and
         whether the stop mark came. One transaction per batch: when many recordings end at once
         (shutdown, a burst of hang-ups) the index is not one commit per recording behind."""
-        doc = self._queue.get()
+        try:
+            doc = self._queue.get(timeout=PURGE_SWEEP if self.root is not None else None)
+        except queue.Empty:
+            return [], False
         if doc is _STOP:
             return [], True
         docs = [doc]
@@ -190,6 +203,49 @@ class ArchiveComponent:
                 )
                 if backoff.wait():
                     return False
+
+    def _sweep_purged(self) -> None:
+        """Remove the files and rows of this node's recordings purged from another host."""
+        now = time.monotonic()
+        if self.root is None or now - self._swept_at < PURGE_SWEEP:
+            return
+        self._swept_at = now
+        from storage.retention import any_purged_here, purged_here
+
+        try:
+            with self.index.engine.connect() as conn:  # a read, rolled back: no commit
+                if not any_purged_here(conn, self.node):
+                    return
+            with self.index.session() as s:
+                done = []
+                for rec in purged_here(s, self.node):
+                    if self._remove_files(rec.id, (rec.path, rec.metadata_path, rec.sidecar_path)):
+                        s.delete(rec)
+                        done.append(rec.id)
+        except Exception as exc:  # the rows stay `purged`: the next sweep tries again
+            self.db_errors += 1
+            logger.error("removing recordings purged elsewhere failed: %s",
+                         str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return
+        if done:
+            self.purged_local += len(done)
+            logger.info("removed the files and rows of %d recording(s) purged from another "
+                        "host (%s …)", len(done), done[0])  # fmt: skip
+
+    @staticmethod
+    def _remove_files(rid: str, paths: tuple[str | None, ...]) -> bool:
+        for path in paths:
+            if not path:
+                continue
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                logger.error("purged recording %s: cannot remove %s: %s (row kept)", rid, path,
+                             exc.strerror)  # fmt: skip
+                return False
+        return True
 
     def _check_schema(self) -> bool:
         from storage.db import check_schema
@@ -358,6 +414,7 @@ class ArchiveComponent:
             "index_rejected": self.rejected,
             **({"uploaded_bytes": self.uploader.uploaded_bytes} if self.uploader else {}),
             "index_pending": self._queue.qsize() + self._in_hand,
+            "purged_local": self.purged_local,
         }
 
 
@@ -397,6 +454,13 @@ def attach(daemon: DaemonContext) -> ArchiveComponent | None:
         index, checked = Index(url, make_engine(url)), False
     raw = getattr(s, "raw", {}) or {}
     node = raw.get("recording-node") or socket.gethostname()
+    if s.recording_dir:  # the CLI on this host tells this node's files from others' by it
+        from storage.spool_owner import mark
+
+        try:
+            mark(s.recording_dir, node)
+        except OSError as exc:
+            logger.warning("cannot mark %s as node %s's spool: %s", s.recording_dir, node, exc)
     s3 = S3Settings.from_settings(s)
     if s3 is not None:
         from relay.config.keyfile import shown

@@ -41,6 +41,7 @@ __all__ = [
     "schema_revision",
     "head_revision",
     "upgrade",
+    "refuse_newer",
 ]
 
 MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
@@ -204,10 +205,35 @@ def head_revision() -> str:
     return head
 
 
+def known_revision(revision: str) -> bool:
+    """Whether `revision` is one of this code's migrations (False: a newer rtpvault wrote it)."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        return ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(
+            revision) is not None  # fmt: skip
+    except CommandError:
+        return False
+
+
+def refuse_newer(current: str | None, url: str) -> None:
+    """Raise SchemaError when the index is at a revision this code does not know: a node with
+    newer code migrated the shared index. Upgrading cannot help here (this code has no way to
+    the revision, nor should it undo it): the node's rtpvault must be upgraded instead."""
+    if current is not None and not known_revision(current):
+        raise SchemaError(
+            f"recording-db {_redact(url)} is at revision {current}, newer than this rtpvault "
+            f"knows (its newest is {head_revision()}): another node with a newer rtpvault "
+            f"migrated it; upgrade rtpvault on this node (never downgrade a shared index)"
+        )
+
+
 def check_schema(engine: Engine, url: str) -> None:
     """Raise SchemaError unless the database at `engine` is at the newest migration."""
     current, head = schema_revision(engine), head_revision()
     if current != head:
+        refuse_newer(current, url)
         state = "empty (no schema)" if current is None else f"at revision {current}"
         raise SchemaError(
             f"recording-db {_redact(url)} is {state}, rtpvault needs {head}: "
@@ -228,6 +254,7 @@ def upgrade(url: str, revision: str = "head") -> None:
 
     engine = make_engine(url)
     try:
+        refuse_newer(schema_revision(engine), url)
         with engine.begin() as conn:
             cfg = alembic_config(url)
             cfg.attributes["connection"] = conn
@@ -303,6 +330,7 @@ def open_index(url: str, *, create: bool) -> Index:
                 if parent:
                     os.makedirs(parent, exist_ok=True)
             with _migration_lock(parent):
+                refuse_newer(schema_revision(engine), url)
                 with engine.begin() as conn:
                     cfg = alembic_config(url)
                     cfg.attributes["connection"] = conn

@@ -12,6 +12,13 @@
 * `purge_one` deletes the object version first, then the local files (pcap, metadata, sidecar),
   then the index row; it stops at the first failure and leaves the row, so nothing is lost
   from the index while a copy still exists.
+* Several nodes share one index (docs/storage.md "Several nodes"), so purge may run on a host
+  that does not have a recording's files: a file whose folder does not exist here, or whose
+  spool here is marked as another node's (storage.spool_owner), is on its node. Then the
+  object goes, and the row stays with status `purged` (PURGED) until that node's daemon
+  removes the files and the row (`purged_here`, rtpvault.archive). A purged row is not
+  selected again. Two purges at once take each row under a row lock that the other
+  skips (PostgreSQL `FOR UPDATE SKIP LOCKED`, `purge_claim`), so each is purged once.
 
 The S3 calls go through a small `ObjectStore` protocol (boto3's client satisfies it).
 """
@@ -22,13 +29,17 @@ import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, not_, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, exists, func, not_, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from storage.models import Recording
+from storage.spool_owner import on_this_host
 
-__all__ = ["ObjectStore", "PurgeResult", "purge_query", "purge_one", "set_hold", "kept_counts",
-           "KEPT"]  # fmt: skip
+__all__ = ["ObjectStore", "PurgeResult", "purge_query", "purge_one", "purge_claim", "set_hold",
+           "kept_counts", "purged_here", "any_purged_here", "KEPT", "PURGED"]  # fmt: skip
+
+PURGED = "purged"
+"""Status of a row purged from another host: its object is deleted, its files wait for its node."""
 
 
 class ObjectStore(Protocol):
@@ -40,7 +51,7 @@ def _purgeable(r: Any, cutoff: float, now: float) -> list[ColumnElement[bool]]:
     return [
         r.started < cutoff,
         r.legal_hold == False,  # noqa: E712 - SQL comparison
-        r.status != "recording",
+        r.status.not_in(("recording", PURGED)),
         or_(r.retain_until.is_(None), r.retain_until <= now),
         r.archive_state.not_in(("pending", "uploading")),
     ]
@@ -53,6 +64,7 @@ def _sibling_kept(cutoff: float, now: float) -> ColumnElement[bool]:
     return exists().where(
         or_(other.series_id == series, other.id == series),
         other.id != r.id,
+        other.status != PURGED,  # purged from another host: gone already, keeps nothing
         not_(and_(*_purgeable(other, cutoff, now))),
     )
 
@@ -129,10 +141,31 @@ class PurgeResult:
     started: float
     removed: tuple[str, ...]
     error: str | None = None
+    left_to: str | None = None
+    """The node whose daemon removes the files this host cannot reach (row left `purged`)."""
 
 
 def _files(rec: Recording) -> list[str]:
     return [p for p in (rec.path, rec.metadata_path, rec.sidecar_path) if p]
+
+
+def purge_claim(rid: str, cutoff: float, now: float) -> Select[Recording]:
+    """Recording `rid` if purge may still take it, locked for this transaction: another purge
+    running at once skips it (PostgreSQL; SQLite has one writer at a time anyway). The rules
+    are read again under the lock: a hold set since the list was made wins."""
+    return (
+        purge_query(cutoff, now)
+        .where(Recording.id == rid)
+        .with_for_update(skip_locked=True, of=Recording)
+    )
+
+
+def _elsewhere(rec: Recording) -> list[str]:
+    """The recording's files that are on another host (storage.spool_owner)."""
+    return [
+        p for p in _files(rec)
+        if not (p == rec.path and rec.local_removed) and not on_this_host(p, rec.node)
+    ]  # fmt: skip
 
 
 def purge_one(
@@ -140,9 +173,11 @@ def purge_one(
 ) -> PurgeResult:  # fmt: skip
     """Delete one recording everywhere (object version, local files, row); see module doc."""
     removed: list[str] = []
+    elsewhere = _elsewhere(rec)
 
     def result(error: str | None = None) -> PurgeResult:
-        return PurgeResult(rec.id, rec.call_id, rec.started, tuple(removed), error)
+        left = rec.node if elsewhere and error is None else None
+        return PurgeResult(rec.id, rec.call_id, rec.started, tuple(removed), error, left)
 
     if rec.object_key and rec.archive_state == "archived":
         if store is None or not bucket:
@@ -156,6 +191,8 @@ def purge_one(
         rec.archive_state = "local"
         session.flush()
     for path in _files(rec):
+        if path in elsewhere:
+            continue
         try:
             os.unlink(path)
             removed.append(path)
@@ -163,6 +200,29 @@ def purge_one(
             continue
         except OSError as exc:
             return result(f"cannot remove {path}: {exc.strerror}; row kept")
+    if elsewhere:  # its node's daemon removes them, then the row (purged_here)
+        rec.status = PURGED
+        session.flush()
+        return result()
     session.delete(rec)
     session.flush()
     return result()
+
+
+def any_purged_here(conn: Connection, node: str) -> bool:
+    """Whether `node` has rows purge left to it (one probe on the status index)."""
+    found = conn.execute(select(Recording.id).where(
+        Recording.status == PURGED, Recording.node == node).limit(1)).first()  # fmt: skip
+    return found is not None
+
+
+def purged_here(session: Session, node: str, limit: int = 200) -> list[Recording]:
+    """Rows of `node` that purge left to it (status `purged`), locked; another process of the
+    node running this at once skips them."""
+    return list(session.scalars(
+        select(Recording)
+        .where(Recording.status == PURGED, Recording.node == node)
+        .order_by(Recording.started)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=Recording)
+    ))  # fmt: skip

@@ -96,7 +96,7 @@ def purge_cmd(vault: Vault, older_than: float, dry_run: bool) -> None:
                     click.echo(f"would purge {rec.id} {rec.call_id} {rec.path}")
                     purged.append(rec.id)
             continue
-        ok = _purge(vault, rid, cutoff)
+        ok = _purge(vault, rid, cutoff, now)
         if ok is not None:
             purged += [rid] if ok else []
             failed += 0 if ok else 1
@@ -113,25 +113,29 @@ def purge_cmd(vault: Vault, older_than: float, dry_run: bool) -> None:
         raise SystemExit(1)
 
 
-def _purge(vault: Vault, rid: str, cutoff: float) -> bool | None:
+def _purge(vault: Vault, rid: str, cutoff: float, now: float) -> bool | None:
     """Purge one recording and audit it under its own id (so `audit --recording` finds it
-    after the row is gone), failure included. None: it was gone already."""
-    from storage.models import Recording
-    from storage.retention import purge_one
+    after the row is gone), failure included. None: gone already, put on hold meanwhile, or
+    being purged by another purge running at once (storage.retention.purge_claim)."""
+    from storage.retention import purge_claim, purge_one
 
     with vault.session() as session:
-        rec = session.get(Recording, rid)
+        rec = session.scalars(purge_claim(rid, cutoff, now)).first()
         if rec is None:
             return None
         res = purge_one(session, rec, store=_store(vault), bucket=vault.bucket)
     details = {"call_id": res.call_id, "started": res.started, "cutoff": cutoff,
                "removed": list(res.removed)}  # fmt: skip
+    if res.left_to is not None:
+        details["files_left_to_node"] = res.left_to
     vault.audit("purge", res.id, **details, **({"error": res.error} if res.error else {}))
     if res.error:
         click.echo(f"kept {res.id} {res.call_id}: {res.error}", err=True)
         return False
     n = len(res.removed)
-    click.echo(f"purged {res.id} {res.call_id} ({plural(n, 'copy', 'copies')} removed)")
+    left = (f"; its files are on node {res.left_to}, whose daemon removes them and the row"
+            if res.left_to is not None else "")  # fmt: skip
+    click.echo(f"purged {res.id} {res.call_id} ({plural(n, 'copy', 'copies')} removed{left})")
     return True
 
 

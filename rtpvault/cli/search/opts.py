@@ -68,7 +68,7 @@ _FILTERS: list[Callable[[F], F]] = [
     click.option("--min-duration", type=DurationType(), help="At least this long (30s, 5m)."),
     click.option("--max-duration", type=DurationType(), help="At most this long."),
     click.option("--status", multiple=True, metavar="S[,S]",
-                 help="recording, complete, interrupted, failed (repeatable)."),
+                 help="recording, complete, interrupted, failed, purged (repeatable)."),
     click.option("--node", multiple=True, metavar="NODE[,NODE]", help="Relay node (repeatable)."),
     click.option("--max-loss", type=float, metavar="PCT", help="Worst stream loss ≤ PCT %."),
     click.option("--min-loss", type=float, metavar="PCT", help="Worst stream loss ≥ PCT %."),

@@ -21,7 +21,19 @@ from storage.s3.objects import composite
 
 __all__ = ["COMMANDS", "verify_cmd"]
 
-SKIPPED = {"recording": "still recording", "failed": "failed before a hash"}
+SKIPPED = {"recording": "still recording", "failed": "failed before a hash",
+           "purged": "purged, files left to their node",
+           "elsewhere": "only on their node's disk, not reachable here"}  # fmt: skip
+
+
+def _here(rec: Any, path: str) -> bool:
+    """Whether the recording's file `path` would be on this host. Several nodes share one index
+    (docs/storage.md "Several nodes"): a recording's spool is on its node, and a host that does
+    not have it (storage.spool_owner) cannot tell a missing file from one that is elsewhere;
+    it checks the S3 copy."""
+    from storage.spool_owner import on_this_host
+
+    return on_this_host(path, str(rec.node or ""))
 
 
 @dataclass
@@ -42,7 +54,8 @@ def _sidecar_sha(rec: Any) -> tuple[str | None, str | None]:
         with open(path, "rb") as f:
             doc = json.loads(f.read())
     except FileNotFoundError:
-        return None, None if rec.local_removed else f"sidecar {path} is gone"
+        gone = not rec.local_removed and _here(rec, path)
+        return None, f"sidecar {path} is gone" if gone else None
     except (OSError, ValueError) as exc:
         return None, f"sidecar {path} unreadable: {describe(exc)}"
     sha = doc.get("sha256") if isinstance(doc, dict) else None
@@ -148,7 +161,8 @@ def _rehash(vault: Vault, rec: Any, label: str, s3: S3Record | None
     expected = str(rec.sha256)
     found = copies(vault, rec)
     if not rec.local_removed and not any(c.where == "local" for c in found):
-        problems.append(f"MISSING {label}: local file {rec.path} is gone")
+        if _here(rec, str(rec.path)):
+            problems.append(f"MISSING {label}: local file {rec.path} is gone")
     if rec.archive_state == "archived" and object_ref(rec, vault.bucket) is None:
         problems.append(f"MISSING {label}: archived, but no bucket configured to check it in")
     if rec.local_removed and object_ref(rec, vault.bucket) is None:
@@ -172,7 +186,12 @@ def _rehash(vault: Vault, rec: Any, label: str, s3: S3Record | None
 
 def _check(vault: Vault, rec: Any, tally: Tally) -> list[str]:
     """Check one recording into `tally`; returns its problem lines."""
+    from rtpvault.cli.search.rows import object_ref
+
     label = f"{rec.id} ({rec.call_id})"
+    if rec.status == "purged":
+        tally.skipped[rec.status] = tally.skipped.get(rec.status, 0) + 1
+        return []
     if not rec.sha256:
         # still open, or writing failed before a hash existed (reason on the row): nothing to
         # check against, counted apart; any other recording without a hash is a finding
@@ -181,6 +200,10 @@ def _check(vault: Vault, rec: Any, tally: Tally) -> list[str]:
             return []
         tally.recordings += 1
         return [f"NO-HASH {label}: no SHA-256 in the index (status {rec.status})"]
+    if (rec.path and not rec.local_removed and not _here(rec, str(rec.path))
+            and object_ref(rec, vault.bucket) is None):  # fmt: skip
+        tally.skipped["elsewhere"] = tally.skipped.get("elsewhere", 0) + 1
+        return []
     tally.recordings += 1
     try:
         s3 = _s3_record(vault, rec)
