@@ -41,6 +41,15 @@ class PortsExhausted(Exception):
         )
 
 
+class PortPinned(Exception):
+    """A port a replayed request must take again could not be (relay.state.replay): taken by
+    someone else, or the request asked for other ports than it took the first time."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def bind_udp(address: str, port: int, family: int) -> socket.socket:
     """Open a non-blocking UDP socket bound to (address, port); OSError if taken."""
     # Non-blocking from creation: one syscall fewer than socket() + ioctl(FIONBIO).
@@ -153,6 +162,22 @@ class PortPool:
             for sock in socks:
                 sock.close()
             return None
+        return socks
+
+    def allocate_exact(self, port: int, width: int) -> list[socket.socket]:
+        """Bind exactly `width` ports from `port` (a replayed request, relay.state.replay);
+        PortPinned naming the port when one is in use or cannot be bound."""
+        if self.used.intersection(range(port, port + width)):
+            raise PortPinned(f"port {port} taken on {self.address}")
+        self._last_error = None
+        socks = self._try_bind(port, width)
+        if socks is None:
+            why = self._last_error.strerror if self._last_error is not None else "?"
+            raise PortPinned(f"port {port} taken on {self.address} ({why})")
+        self.used.update(range(port, port + width))
+        self._cursor = port + 2
+        self.last = port + width - 1
+        self.last_at = time.monotonic()
         return socks
 
     def release(self, port: int) -> None:

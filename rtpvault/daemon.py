@@ -54,7 +54,7 @@ EXIT_CONFIG = 1
 EXIT_FATAL = 255
 """... for a listener that cannot bind (address in use or not local), as rtpengine exits."""
 
-COMPONENTS = ("recording", "archive", "homer", "metrics", "ctl")
+COMPONENTS = ("recording", "archive", "homer", "metrics", "ctl", "redis_state")
 """Modules of this package composed into the daemon, in start order (see rtpvault.component)."""
 
 

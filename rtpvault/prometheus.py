@@ -133,8 +133,9 @@ class Walk:
 LATEST = ("flush_lag_seconds", "upload_queue_depth", "upload_oldest_age_seconds")
 """Parts' figures that are not added up over the workers: the oldest lag, and the upload queue
 (this node's jobs in the index every worker shares: each counts the same rows)."""
-LOWEST = ("spool_free_bytes",)
-"""... one file system for every worker: the latest (lowest) reading."""
+LOWEST = ("spool_free_bytes", "redis_up")
+"""... one file system for every worker: the latest (lowest) reading; Redis is up for the
+daemon when it is for every worker."""
 
 
 def _merge_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -181,7 +182,8 @@ class Snapshot:
                                   daemon.commands.delays, time.monotonic() - daemon.started,
                                   (walk.packets, walk.bytes, walk.errors),
                                   userspace=walk.receiving)  # fmt: skip
-        parts = {n: _stats(daemon.components.get(n)) for n in ("recording", "archive", "homer")}
+        parts = {n: _stats(daemon.components.get(n))
+                 for n in ("recording", "archive", "homer", "redis_state")}  # fmt: skip
         return cls(walk, figures, dict(ng.seconds), dict(ng.results),
                    daemon.control.counters.denied, parts)  # fmt: skip
 
@@ -379,6 +381,32 @@ def _rtpvault(snap: Snapshot) -> Iterator[Metric]:
     yield _counter("rtpvault_hep_send_errors", "HEP sends that failed", hep.get("hep_errors", 0))
     yield _gauge("rtpvault_hep_queue_length", "HEP packets waiting to be sent",
                  hep.get("hep_queue", 0))  # fmt: skip
+    yield from _redis(snap.parts.get("redis_state") or {})
+
+
+def _redis(red: dict[str, Any]) -> Iterator[Metric]:
+    """Call state in Redis (docs/spec/metrics.md §4.3): only when `redis`/`redis-write` is set."""
+    if not red:
+        return
+    yield _gauge("rtpvault_redis_up", "1 while the Redis write server answers (0: writes are "
+                 "kept and retried)", red.get("redis_up", 0))  # fmt: skip
+    yield _labelled(CounterMetricFamily, "rtpvault_redis_writes",
+                    "Call states written to Redis, by operation", "op",
+                    {"set": red.get("redis_writes", 0),
+                     "delete": red.get("redis_deletes", 0)})  # fmt: skip
+    yield _counter("rtpvault_redis_write_errors", "Failed Redis write attempts (each retry counts)",
+                   red.get("redis_write_errors", 0))  # fmt: skip
+    yield _counter("rtpvault_redis_retried_writes",
+                   "Call states written after at least one failed attempt",
+                   red.get("redis_retried", 0))  # fmt: skip
+    yield _counter("rtpvault_redis_disabled", "Pauses after redis-allowed-errors failures",
+                   red.get("redis_disabled", 0))  # fmt: skip
+    yield _gauge("rtpvault_redis_pending", "Call states waiting to be written to Redis",
+                 red.get("redis_pending", 0))  # fmt: skip
+    yield _labelled(CounterMetricFamily, "rtpvault_redis_restored_calls",
+                    "Calls read from Redis at start-up, by result", "result",
+                    {"restored": red.get("redis_restored", 0),
+                     "skipped": red.get("redis_restore_skipped", 0)})  # fmt: skip
 
 
 def _stats(component: Any) -> dict[str, Any]:

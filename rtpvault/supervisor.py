@@ -7,7 +7,8 @@ program holds the listening addresses, and forks the workers. Each worker is a w
 the supervisor runs no event loop and no thread, so forking a replacement is always safe.
 
 * A worker that dies (a crash, `kill -9`) is forked again at once: its calls are gone, as in a
-  crash of rtpengine, and its recordings are recovered by the new worker's recorder; the other
+  crash of rtpengine (with `redis`, the new worker restores them: rtpvault.redis_state), and
+  its recordings are recovered by the new worker's recorder; the other
   workers carry on untouched. A worker that keeps dying right after its start is forked again
   at most once a second.
 * A worker that cannot start (configuration, a listener that cannot bind) stops the daemon with

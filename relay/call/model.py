@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from relay.call.offered import OfferedMedia
 from relay.call.options import CallOptions
+from relay.call.rng import CallRandom, new_seed
 from relay.call.secure import SecureState
 from relay.media.reports import Reports
 from relay.media.stream import Stream
@@ -206,9 +207,17 @@ class Call:
     notes: set[str] = field(default_factory=set)
     """Causes of dropped secure media already logged for this call (relay.media.secure: one
     log line per call and cause); shared with its streams as `Stream.notes`."""
+    seed: bytes = field(default_factory=new_seed)
+    """32 bytes: os.urandom at creation, or the stored document's on a restore
+    (docs/design/redis-state.md)."""
     restored: dict[str, Any] | None = None
-    """The document's `extra` when this call was rebuilt from Redis (else None); set before the
-    first replayed request, so CallCreated listeners see it (docs/design/redis-state.md)."""
+    """The document's `extra` when this call was rebuilt from Redis (else None); set before
+    the first replayed request, so CallCreated listeners see it (docs/design/redis-state.md)."""
+    rng: CallRandom = field(init=False, repr=False, compare=False)
+    """The call's own RNG, `CallRandom(seed)`: every random draw of its requests uses it."""
+
+    def __post_init__(self) -> None:
+        self.rng = CallRandom(self.seed)
 
     def all_parties(self) -> list[Party]:
         return [*self.parties.values(), *self.untagged]

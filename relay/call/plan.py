@@ -254,7 +254,7 @@ def session_plan(
 
 def render_versioned(
     receiver: Party, offered: OfferedSession, options: CallOptions, plan: SessionPlan,
-    render: Render,
+    render: Render, rng: random.Random,
 ) -> str:
     """rtpengine's o= version handling: the receiver's monologue takes its version from the
     first SDP sent to it (flag or not); with `replace: sdp-version` that number is written
@@ -262,7 +262,7 @@ def render_versioned(
     if receiver.sdp_version is None:
         version = strtoull(offered.origin_version) if offered.origin_version.isdigit() else 0
         if version in (0, 2**64 - 1):
-            version = random.getrandbits(64)
+            version = rng.getrandbits(64)  # the call's RNG (relay.call.rng)
         receiver.sdp_version = version
     if "sdp-version" not in options.replace:
         return render(plan)

@@ -16,6 +16,7 @@ import random
 import socket
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from relay.call import (
     dtls_media,
@@ -33,6 +34,7 @@ from relay.call.events import CallCreated, CallEvent, CallListener, CallUpdated,
 from relay.call.model import Call, MediaSide, Party
 from relay.call.offered import OfferedMedia, OfferedSession
 from relay.call.options import NO_OPTIONS, CallOptions
+from relay.call.rng import new_seed
 from relay.call.secure import SecureContext
 from relay.call.sides import RequestState
 from relay.call.streams import Defer, LocalInterface, StreamAllocator, pick_interface
@@ -103,6 +105,10 @@ class Registry:
         self.tickers: list[Callable[[], None]] = []
         """Run after each sweep, about once a second (the daemon-wide limits' measures)."""
         self.relayed = self.teardown.relayed
+        self.seed_source: Callable[[], bytes] = new_seed
+        """Where a new call's seed comes from (relay.state.replay gives the stored one)."""
+        self.restoring: dict[str, Any] | None = None
+        """The document's `extra` while relay.state.replay rebuilds a call (`Call.restored`)."""
 
     @property
     def defer(self) -> Defer:
@@ -291,7 +297,8 @@ class Registry:
 
     def _new_call(self, call_id: str) -> Call:
         now = self.wallclock()
-        call = Call(call_id=call_id, created=now, last_signal=now)
+        call = Call(call_id=call_id, created=now, last_signal=now, seed=self.seed_source(),
+                    restored=self.restoring)  # fmt: skip
         self.calls[call_id] = call
         return call
 
@@ -348,6 +355,8 @@ class Registry:
         if options.metadata is not None:
             call.metadata = options.metadata
         state = RequestState.of(options)
+        # the daemon's secure inputs with the call's own RNG: keys, ufrag/pwd, tie-breakers
+        ctx = dataclasses.replace(self.secure, rng=call.rng)
         fallback = self.interfaces[0].advertised
         plans = []
         listed: list[MediaSide] = []
@@ -356,7 +365,7 @@ class Registry:
             media_plan = plan.media_plan(s_side, r_side, media, options, offer, source, fallback)
             if not media.rejected:
                 media_plan = plan.with_secure(s_side, r_side, media, options, offer, media_plan,
-                                              self.secure, self._lister(r_side, listed))
+                                              ctx, self._lister(r_side, listed))
             plans.append(media_plan)
         until = self.clock() + LEARNING_WINDOW
         for party in (sender, receiver):
@@ -368,7 +377,7 @@ class Registry:
         lite_now = [side.secure for side in receiver.medias[:count]]
         if secure.ice_lite(options, offer, session.media, lite_now):
             session = dataclasses.replace(session, ice_lite=True)
-        out = plan.render_versioned(receiver, offered, options, session, render)
+        out = plan.render_versioned(receiver, offered, options, session, render, call.rng)
         for side in receiver.medias[:count]:
             side.secure.ice_lite_self = session.ice_lite
             if side.ice_addresses and all(side is not s for s in listed):
@@ -376,11 +385,11 @@ class Registry:
         if offer and options.ice_lite == "both":
             for side in sender.medias[:count]:
                 side.secure.ice_lite_self = True  # lite towards the offerer too (measured)
-        self._wire_secure(sender, receiver, count, offer, self.secure)
+        self._wire_secure(sender, receiver, count, offer, ctx)
         for s_side, r_side in zip(sender.medias[:count], receiver.medias[:count], strict=True):
-            rtcp_media.wire_line(s_side, r_side, self.instance_id)
+            rtcp_media.wire_line(s_side, r_side, self.instance_id, call.rng)
             transcode_media.wire_line(s_side, r_side, self.make_chain, self.transcoders,
-                                      self.dtx)  # fmt: skip
+                                      self.dtx, call.rng)  # fmt: skip
         self.streams.updated((sender, receiver))  # peers, holds, flags may have changed
         if created:
             self.emit(CallCreated(call))

@@ -10,6 +10,8 @@ parties get reports and neither party's RTCP is forwarded while it is on.
 
 from __future__ import annotations
 
+import random
+
 from relay.call.model import MediaSide
 from relay.media.reports import Reports
 
@@ -20,8 +22,10 @@ def apply_flag(s_side: MediaSide, r_side: MediaSide, flag: bool | None) -> None:
         s_side.rtcp_gen = r_side.rtcp_gen = flag
 
 
-def wire_line(a: MediaSide, b: MediaSide, cname: str) -> None:
-    """Attach, re-link or remove the reports of the two sides of one media line."""
+def wire_line(a: MediaSide, b: MediaSide, cname: str, rng: random.Random | None = None) -> None:
+    """Attach, re-link or remove the reports of the two sides of one media line; new reports
+    time themselves with a generator derived from the call's `rng` (media-time draws must not
+    move the call's signalling stream: relay.call.rng)."""
     for side in (a, b):
         streams = side.streams()
         if not side.rtcp_gen or side.rtp is None or not side.port:
@@ -33,7 +37,11 @@ def wire_line(a: MediaSide, b: MediaSide, cname: str) -> None:
             continue
         r = side.reports
         if r is None:
-            r = side.reports = Reports(cname.encode())
+            timing = None
+            if rng is not None:
+                derive = getattr(rng, "derive", None)
+                timing = derive(f"rtcp {side.index} {'a' if side is a else 'b'}") if derive else rng
+            r = side.reports = Reports(cname.encode(), timing)
         r.rtp, r.rtcp, r.mux = side.rtp, side.rtcp, side.rtcp_mux
         for s in streams:
             s.reports = r

@@ -17,7 +17,7 @@ from relay.call.options import CallOptions
 from relay.media.plane import ForwardingPlane
 from relay.media.secure import detach
 from relay.media.stream import Stream
-from relay.ports import Opener, PortPool, PortsExhausted
+from relay.ports import Opener, PortPinned, PortPool, PortsExhausted
 
 logger = logging.getLogger("relay.calls")  # its log lines keep the name (docs/operations.md)
 
@@ -120,6 +120,32 @@ class StreamAllocator:
         self.interfaces = list(interfaces)
         self.defer: Defer = now
         self._starting: list[Stream] = []
+        self.taken: list[tuple[str, int]] = []
+        """(local address, first port) of every allocation, in order, since the journal last
+        took the list (relay.state.journal drains it after each request)."""
+        self.pinned: list[tuple[str, int]] | None = None
+        """While relay.state.replay replays a request: the ports it took the first time, in
+        order; each allocation binds the next one exactly (PortPinned otherwise)."""
+
+    def _take(self, pool: PortPool, width: int, prefer: int) -> tuple[list[socket.socket], int]:
+        """`width` ports from `pool` (prefer: see PortPool.allocate_pair), or the next pinned
+        one during a replay; recorded in `taken`."""
+        pinned = self.pinned
+        if pinned is not None:
+            if not pinned:
+                raise PortPinned(f"more ports asked than recorded, on {pool.address}")
+            address, port = pinned.pop(0)
+            if address != pool.address:
+                raise PortPinned(f"port {port} recorded on {address}, asked on {pool.address}")
+            socks = pool.allocate_exact(port, width)
+        elif width == 1:
+            sock, port = pool.allocate_one(prefer)
+            socks = [sock]
+        else:
+            rtp_sock, rtcp_sock, port = pool.allocate_pair(prefer)
+            socks = [rtp_sock, rtcp_sock]
+        self.taken.append((pool.address, port))
+        return socks, port
 
     def allocate(self, side: MediaSide, itf: LocalInterface, single: bool = False) -> None:
         """New ports for `side` on `itf` (one RTP port only if `single`); what the old streams
@@ -132,10 +158,7 @@ class StreamAllocator:
         # them: a re-offer shows the same port again).
         prefer, side.released_port = side.released_port, 0
         try:
-            if single:
-                rtp_sock, port = pool.allocate_one(prefer)
-            else:
-                rtp_sock, rtcp_sock, port = pool.allocate_pair(prefer)
+            socks, port = self._take(pool, 1 if single else 2, prefer)
         except PortsExhausted as exc:
             # rtpengine's three lines (docs/spec/sdp.md §3), naming the interface and the real cause
             logger.error("%s", exc)
@@ -143,6 +166,7 @@ class StreamAllocator:
                          exc.width, itf.name)  # fmt: skip
             logger.error("Error allocating media ports")
             raise
+        rtp_sock = socks[0]
         if single:
             # rtpengine assigns the one new port to the RTP stream only: an RTCP stream that
             # had a port keeps it (query shows it as the fallback RTCP)
@@ -150,7 +174,7 @@ class StreamAllocator:
             side.rtp, side.rtcp = Stream(rtp_sock, itf.local, port, fam), kept
         else:
             side.rtp = Stream(rtp_sock, itf.local, port, fam)
-            side.rtcp = Stream(rtcp_sock, itf.local, port + 1, fam, is_rtcp=True)
+            side.rtcp = Stream(socks[1], itf.local, port + 1, fam, is_rtcp=True)
         side.rtcp_fallback = single
         side.pool = pool
         side.advertised = itf.advertised
@@ -218,12 +242,7 @@ class StreamAllocator:
     ) -> IceAddress | None:
         pool = self.pools[itf.local]
         try:
-            if single:
-                sock, port = pool.allocate_one(own.local_port)
-                socks = [sock]
-            else:
-                sock, rtcp_sock, port = pool.allocate_pair(own.local_port)
-                socks = [sock, rtcp_sock]
+            socks, port = self._take(pool, 1 if single else 2, own.local_port)
         except PortsExhausted as exc:
             logger.error("%s", exc)
             logger.error("No ICE candidate on %s: no free ports there", itf.local)

@@ -25,29 +25,32 @@ from relay.transcode.plan import DirectionPlan
 
 logger = logging.getLogger(__name__)
 
-MakeChain = Callable[[DirectionPlan, "Chain | None"], Chain]
-"""Builds the chain for a plan; the second argument is the chain it replaces (None: first)."""
+MakeChain = Callable[[DirectionPlan, "Chain | None", int], Chain]
+"""Builds the chain for a plan; the second argument is the chain it replaces (None: first),
+the third the output SSRC for a first chain (drawn from the call's RNG: relay.call.rng)."""
 _rng = random.SystemRandom()
 
 
-def default_chain(plan: DirectionPlan, previous: Chain | None,
+def default_chain(plan: DirectionPlan, previous: Chain | None, ssrc: int | None = None,
                   options: ChainOptions | None = None) -> Chain:  # fmt: skip
     """relay.transcode's chain for `plan`, with a random output SSRC as rtpengine picks one;
     replacing `previous` (a re-offer changed the plan), its SSRC and sequence numbers going on
     from its last, so the receiver sees one stream. Imported when the first call transcodes:
     a daemon whose calls never do never loads PyAV."""
     module = importlib.import_module("relay.transcode.chain")
-    ssrc, seq = getattr(previous, "ssrc", None), getattr(previous, "seq", None)
-    if isinstance(ssrc, int) and isinstance(seq, int):
-        chain: Chain = module.Chain(plan, ssrc, seq=seq, options=options)  # seq: before the first
+    old_ssrc, seq = getattr(previous, "ssrc", None), getattr(previous, "seq", None)
+    if isinstance(old_ssrc, int) and isinstance(seq, int):
+        # seq: before the first
+        chain: Chain = module.Chain(plan, old_ssrc, seq=seq, options=options)
     else:
-        chain = module.Chain(plan, _rng.getrandbits(32), options=options)
+        chain = module.Chain(plan, _rng.getrandbits(32) if ssrc is None else ssrc,
+                             options=options)  # fmt: skip
     return chain
 
 
 def chain_maker(options: ChainOptions) -> MakeChain:
     """`default_chain` with the daemon's transcoding keys (relay.transcode.options)."""
-    return lambda plan, previous: default_chain(plan, previous, options)
+    return lambda plan, previous, ssrc: default_chain(plan, previous, ssrc, options)
 
 
 def _audio_clock(plan: DirectionPlan) -> Callable[[int], int | None]:
@@ -58,7 +61,7 @@ def _audio_clock(plan: DirectionPlan) -> Callable[[int], int | None]:
 
 
 def wire_line(a: MediaSide, b: MediaSide, make_chain: MakeChain, ledger: Ledger,
-              dtx: DtxSettings | None = None) -> None:  # fmt: skip
+              dtx: DtxSettings | None = None, rng: random.Random = _rng) -> None:  # fmt: skip
     """Attach, keep, replace or remove the chains of the two sides of one media line; with
     `dtx` (`dtx-delay` > 0) each new chain gets a DTX buffer (relay.transcode.dtx)."""
     for side in (a, b):
@@ -69,7 +72,9 @@ def wire_line(a: MediaSide, b: MediaSide, make_chain: MakeChain, ledger: Ledger,
             continue
         if t is None or t.plan != plan:
             try:
-                chain = make_chain(plan, None if t is None else t.chain)
+                # drawn whether used or not: the call's RNG moves the same way on a replay
+                ssrc = rng.getrandbits(32)
+                chain = make_chain(plan, None if t is None else t.chain, ssrc)
             except Exception:  # a codec the negotiation let through but FFmpeg lacks
                 logger.exception("media %d: no transcoder for %r; forwarding unchanged",
                                  side.index, plan)  # fmt: skip

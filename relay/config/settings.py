@@ -40,6 +40,7 @@ from .keyfile import (
     shown,
 )
 from .keys import BY_NAME, CLI_ONLY, KEYS, Key, Kind
+from .redis import REDIS_KEYS, RedisSettings, redis_settings
 from .values import (
     HepTarget,
     IpNetwork,
@@ -128,6 +129,7 @@ class Settings:
     s3_keep_local: bool
     config_file: str | None  # the file actually read
     raw: Mapping[str, str]  # every key's effective text (lists joined with ';')
+    redis: RedisSettings | None = None  # `redis`/`redis-write` set (docs/spec/config.md §2.10)
 
 
 # --- reading values --------------------------------------------------------------------------
@@ -535,6 +537,7 @@ def _build(
         **_s3(values, warnings),
         config_file=source,
         raw=values.raw(),
+        redis=redis_settings({n: values.get(n) for n in REDIS_KEYS}, frozenset(values.cli)),
     )
 
 

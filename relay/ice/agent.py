@@ -146,6 +146,28 @@ class IceAgent:
         """`a=end-of-candidates`: the check list may now fail (RFC 8838 §8)."""
         self.remote_complete = True
 
+    def adopt(self, socket: int, remote: Address, now: float) -> bool:
+        """Select the pair (socket, remote) at once: the pair this stream had selected before
+        the daemon restarted (relay.state.replay), so media flows before any check. Consent
+        checks (RFC 7675) then confirm it like any selected pair, and drop it if the peer no
+        longer answers. False when `socket` is not one of ours."""
+        sock = self.sockets.get(socket)
+        if sock is None:
+            return False
+        pair = next((p for p in self._pairs
+                     if p.local.key == socket and p.remote.address == remote), None)  # fmt: skip
+        if pair is None:
+            candidate = self._find_remote(remote, sock.component)
+            if candidate is None:
+                candidate = RemoteCandidate(remote, sock.component, prflx_priority(sock.component),
+                                            "prflx" + self._random(4).hex(), peer_reflexive=True)
+                self._remotes.append(candidate)
+            pair = Pair(sock, candidate)
+            self._pairs.append(pair)
+            sort_pairs(self._pairs, self.controlling)
+        self._select(pair, now)
+        return True
+
     def restart(self, ufrag: str, pwd: str) -> None:
         """Local ICE restart with new credentials; media stays on the old pair until renominated."""
         self.ufrag, self.pwd = ufrag, pwd

@@ -95,16 +95,16 @@ class MediaCommands:
 
     # -- play media / stop media (§9.2, §9.3) --------------------------------------------------
 
-    def _play_parties(self, body: dict[str, Any]) -> Sequence[Party]:
+    def _play_parties(self, body: dict[str, Any]) -> tuple[Call, Sequence[Party]]:
         call, party, everyone = self._selector().match(body)
         if everyone:
-            return call.all_parties()
+            return call, call.all_parties()
         if party is None:
             raise NgError("No participant party specified")
-        return [party]
+        return call, [party]
 
     def play_media(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
-        parties = self._play_parties(body)
+        call, parties = self._play_parties(body)
         repeat = 0
         for key, value in body.items():
             if key == "repeat-times":
@@ -118,7 +118,9 @@ class MediaCommands:
         reply: dict[str, Any] = {}
         for index, party in enumerate(parties):
             if party.player is None:
-                party.player = Player()  # before the file is looked at, as rtpengine
+                # before the file is looked at, as rtpengine; its SSRC/seq/timestamp from the
+                # call's RNG, derived (`play media` is not journalled: relay.call.rng)
+                party.player = Player(call.rng.derive(f"player {party.tag}"))
             if path:
                 data: str | bytes = path
                 failure = "Failed to start media playback from file"
@@ -139,7 +141,7 @@ class MediaCommands:
         return reply
 
     def stop_media(self, body: dict[str, Any], source: tuple[str, int]) -> dict[str, Any]:
-        for party in self._play_parties(body):
+        for party in self._play_parties(body)[1]:
             if party.player is None:
                 raise NgError("Not currently playing media")
             party.player.stop()

@@ -64,6 +64,8 @@ def ng_replies() -> list[str]:
                            interfaces=[("F" * 16, "203.0.113.1")], rng=random.Random(1))
     registry = Registry([_Itf()], 30000, 39999, opener=_opener,  # type: ignore[arg-type, list-item]
                         rng=random.Random(2), clock=_clock, wallclock=_clock, secure=secure)
+    seeds = random.Random(3)  # every call's own RNG (relay.call.rng) from a fixed seed
+    registry.seed_source = lambda: seeds.randbytes(32)
     server = NgControlServer(Commands(registry).dispatch, clock=_clock)
     sdps = load_sdps()
     out: list[str] = []
@@ -100,7 +102,6 @@ def sdp_rewrites() -> list[str]:
 
 def main() -> None:
     logging.disable(logging.CRITICAL)
-    random.seed(3)  # relay.call.plan draws rtpengine's o= version from the module's generator
     loaded = {name: compiled.is_compiled(sys.modules[name])
               for name in compiled.MODULES if name in sys.modules}
     json.dump({"compiled": loaded, "ng": ng_replies(), "sdp": sdp_rewrites()}, sys.stdout)

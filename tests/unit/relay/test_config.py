@@ -167,9 +167,9 @@ def test_unknown_key_warns_naming_it() -> None:
 
 
 def test_unimplemented_key_warns_when_set() -> None:
-    _, warnings = load("redis = 127.0.0.1:6379/1\n")
+    _, warnings = load("redis-delete-async = 1\n")
     assert warnings == [
-        "config: key 'redis' value '127.0.0.1:6379/1' accepted for rtpengine compatibility, "
+        "config: key 'redis-delete-async' value '1' accepted for rtpengine compatibility, "
         "but rtpvault does not implement it yet: no effect"
     ]
 
