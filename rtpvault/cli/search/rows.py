@@ -77,8 +77,13 @@ def resolve(session: Session, ref: str, series: str | None = None) -> list[Recor
     if not found:
         raise click.ClickException(f"no recording with id or Call-ID {ref!r}")
     keys = {series_key(r) for r in found}
+    parts: list[Recording] = []
     if len(found) > 1 and len(keys) == 1:
         parts = list(session.scalars(parts_query(keys.pop())))
+        named = {r.id for r in session.scalars(lookup_query(ref, limit=len(parts) + 1))}
+        if not named <= {r.id for r in parts}:  # more rows than the first look showed
+            parts = []  # not one series: the error below
+    if parts:
         if series == "all":
             return parts
         if series == "first":

@@ -127,3 +127,16 @@ def test_purge_takes_a_series_only_as_a_whole(lab: Lab) -> None:
     assert r.exit_code == 0, r.output
     assert "purged 2 recordings" in r.stdout
     assert not Path(first["path"]).exists() and not Path(second["path"]).exists()
+
+
+def test_a_call_id_of_many_parts_or_of_two_recordings(lab: Lab) -> None:
+    first = lab.add(CALL, started=NOW - 3600)
+    for n in range(2, 8):  # seven parts: more than one look-up shows
+        lab.add(CALL, started=NOW - 3600 + n, extra={"series": first["id"], "part": n})
+    doc = lab.json("show", CALL)
+    assert doc["recording"]["id"] == first["id"]
+    assert [p["part"] for p in doc["series"]["parts"]] == list(range(1, 8))
+    other = lab.add(CALL, started=NOW - 60)  # the Call-ID used again by another call
+    r = lab.cli("show", CALL)
+    assert r.exit_code != 0 and "matches more than 5 recordings" in r.output, r.output
+    assert lab.json("show", other["id"])["series"]["parts"][0]["id"] == other["id"]
