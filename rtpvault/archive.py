@@ -217,11 +217,12 @@ class ArchiveComponent:
                 if not any_purged_here(conn, self.node):
                     return
             with self.index.session() as s:
-                done = []
+                done: list[tuple[str, str, list[str]]] = []
                 for rec in purged_here(s, self.node):
-                    if self._remove_files(rec.id, (rec.path, rec.metadata_path, rec.sidecar_path)):
+                    files = [p for p in (rec.path, rec.metadata_path, rec.sidecar_path) if p]
+                    if self._remove_files(rec.id, files):
                         s.delete(rec)
-                        done.append(rec.id)
+                        done.append((rec.id, rec.call_id, files))
         except Exception as exc:  # the rows stay `purged`: the next sweep tries again
             self.db_errors += 1
             logger.error("removing recordings purged elsewhere failed: %s",
@@ -230,13 +231,25 @@ class ArchiveComponent:
         if done:
             self.purged_local += len(done)
             logger.info("removed the files and rows of %d recording(s) purged from another "
-                        "host (%s …)", len(done), done[0])  # fmt: skip
+                        "host (%s …)", len(done), done[0][0])  # fmt: skip
+            self._audit_purged(done)
+
+    def _audit_purged(self, done: list[tuple[str, str, list[str]]]) -> None:
+        """One `purge-files` audit entry per recording, by this node: the end of the purge
+        that another host's `rtpvault purge` (its own `purge` entry) left to it."""
+        from storage.audit import chain
+
+        for rid, call_id, files in done:
+            try:
+                chain.append(self.index, "purge-files", rid, {"call_id": call_id,
+                             "node": self.node, "removed": files}, user=f"rtpvault@{self.node}")
+            except Exception as exc:  # the files and row are gone: logged, not retried
+                logger.error("audit entry for purged recording %s not written: %s", rid,
+                             str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
     @staticmethod
-    def _remove_files(rid: str, paths: tuple[str | None, ...]) -> bool:
+    def _remove_files(rid: str, paths: list[str]) -> bool:
         for path in paths:
-            if not path:
-                continue
             try:
                 os.unlink(path)
             except FileNotFoundError:

@@ -120,7 +120,7 @@ def _render_parts(series: dict[str, Any] | None) -> list[str]:
     "--action",
     "actions",
     multiple=True,
-    help="search, show, fetch, export, verify, hold, release, purge (repeatable).",
+    help="search, show, fetch, export, verify, hold, release, purge, purge-files (repeatable).",
 )
 @click.option("--recording", "ref", metavar="ID|CALL-ID", help="Entries about one recording.")
 @click.option("--limit", default=100, show_default=True, help="Newest N entries (0 = all).")

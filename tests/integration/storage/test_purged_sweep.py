@@ -5,13 +5,15 @@ only, once; index on SQLite (one node, the embedded default) and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from sqlalchemy import select, update
 
 from rtpvault import archive
+from storage.audit import chain
 from storage.db import open_index, upgrade
-from storage.models import Recording
+from storage.models import AuditEntry, Recording
 from storage.retention import PURGED
 from storage.spool_owner import owner
 from tests.integration.storage.test_archive_component import archive_default, daemon, documents
@@ -56,7 +58,18 @@ def test_a_node_removes_what_purge_left_to_it(index_url: str, tmp_path: Path) ->
         assert not Path(str(docs[0]["path"])).exists()
         assert Path(str(docs[1]["path"])).exists()  # relay-u's row: not this node's to remove
         assert Path(str(docs[2]["path"])).exists()
+
+        def audited() -> list[AuditEntry]:  # appended right after the rows go
+            with index.session() as s:
+                return list(s.scalars(select(AuditEntry).where(
+                    AuditEntry.action == "purge-files")))  # fmt: skip
+
+        assert wait_for(audited, 30, retry_on=(Exception,))
+        (entry,) = audited()  # counted, then audited: both done now
+        assert (entry.target, entry.user) == (mine, "rtpvault@relay-t")
+        assert json.loads(entry.details)["removed"] == [str(docs[0]["path"])]
         assert comp.stats()["purged_local"] == 1 and comp.stats()["db_errors"] == 0
+        assert chain.verify(index) == []
     finally:
         comp.close()
         index.close()

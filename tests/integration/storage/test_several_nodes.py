@@ -287,6 +287,13 @@ def from_another_host(s3: MotoServer, tmp: Path, url: str, rows: list[Recording]
         for p in (r.path, r.metadata_path, r.sidecar_path):
             assert p is None or not Path(p).exists(), p
     assert Path(held.path).exists()
-    swept = sum(int(n) for d in nodes.values() for n in re.findall(
-        r"removed the files and rows of (\d+) recording", d.log()))  # fmt: skip
-    assert swept == len(left_to)
+
+    def swept_by_nodes() -> int:  # logged right after each node's commit
+        return sum(int(n) for d in nodes.values() for n in re.findall(
+            r"removed the files and rows of (\d+) recording", d.log()))  # fmt: skip
+
+    assert wait_for(lambda: swept_by_nodes() == len(left_to), 30)
+    audit = elsewhere(tmp, "audit", *cfg, "--action", "purge-files", "--json")
+    assert audit.returncode == 0, audit.stderr
+    assert sorted((e["recording_id"], e["user"]) for e in json.loads(audit.stdout)) == sorted(
+        (rid, f"rtpvault@{node}") for rid, node in left_to.items())  # fmt: skip
