@@ -66,14 +66,15 @@ def client(address: RedisAddress, settings: RedisSettings, env_name: str) -> red
     )
 
 
-def _connect(name: str, address: RedisAddress, settings: RedisSettings) -> redis.Redis | None:
+def _connect(name: str, address: RedisAddress, settings: RedisSettings,
+             required: bool) -> redis.Redis | None:  # fmt: skip
     """rtpengine's redis_new: one attempt; None (logged) when unreachable and not required."""
     store = client(address, settings, AUTH_ENV[name])
     try:
         store.ping()
     except redis.RedisError as exc:
         logger.error("Failed to connect to Redis %s, error: %s", address, reason(exc))
-        if settings.required:
+        if required:
             what = "write database" if name == "redis-write" else "database"
             raise StartupError(f"Fatal error: Cannot start up without running Redis {address} "
                                f"{what}! See also NO_REDIS_REQUIRED parameter.", 255) from None
@@ -92,10 +93,14 @@ class RedisState:
         write_addr = settings.write
         assert write_addr is not None  # redis_settings: one of the two is set
         write_name = "redis-write" if settings.write != settings.read else "redis"
+        # A worker forked again while the daemon serves (a crash) must not stop on Redis: the
+        # start-up rule is the daemon's; its calls are lost if Redis cannot give them back.
+        worker = getattr(daemon, "worker", None)
+        required = settings.required and not getattr(worker, "replacement", False)
         self.reader: redis.Redis | None = None
         if settings.write != settings.read and settings.read is not None:
-            self.reader = _connect("redis", settings.read, settings)
-        store = _connect(write_name, write_addr, settings)
+            self.reader = _connect("redis", settings.read, settings, required)
+        store = _connect(write_name, write_addr, settings, required)
         if settings.write == settings.read:
             self.reader = store
         self.health = Health(str(write_addr), settings.allowed_errors, settings.disable_time,
@@ -103,6 +108,8 @@ class RedisState:
         self.writer = Writer(store or client(write_addr, settings, AUTH_ENV[write_name]),
                              settings.expires, settings.threads, self.health)  # fmt: skip
         self.closing = False
+        self.kept: set[str] = set()
+        """Call-ids whose restore failed: their keys stay (another start may restore them)."""
         self.restored = 0
         self.skipped = 0
         from relay.state.journal import Journal  # imported with Redis only (the daemon's start)
@@ -110,8 +117,14 @@ class RedisState:
         self.journal: Journal = Journal(daemon.commands, daemon.registry, node, self._sink)
 
     def _sink(self, call_id: str, data: bytes | None) -> None:
-        if data is None and (self.closing or _stopping(self.daemon)):
-            return  # a graceful stop keeps the keys (rtpengine's call_free deletes none)
+        if data is None:
+            if self.closing or _stopping(self.daemon):
+                return  # a graceful stop keeps the keys (rtpengine's call_free deletes none)
+            if call_id in self.kept:  # the half-built call of a skipped restore was closed
+                self.kept.discard(call_id)
+                return
+        else:
+            self.kept.discard(call_id)  # a new call under that id: its end deletes the key
         self.writer.put(call_id, data)
 
     async def start(self) -> None:
@@ -163,10 +176,12 @@ class RedisState:
             restore(d.commands, d.registry, data, self.journal)
         except RestoreError as exc:
             self.skipped += 1
+            self.kept.add(call_id)
             logger.warning("Redis restore: call %s skipped: %s", call_id, exc.reason)
             return
         except Exception as exc:  # never crash the start-up on one call
             self.skipped += 1
+            self.kept.add(call_id)
             logger.error("Redis restore: call %s skipped: %r", call_id, exc)
             return
         self.restored += 1

@@ -64,6 +64,8 @@ class WorkerSetup:
     """Write end of the supervisor's ready pipe: the worker writes one byte once serving."""
     shared: dict[str, object]
     """Objects made once for every worker (the daemon's composition root knows the keys)."""
+    replacement: bool = False
+    """Forked again after a worker of this index died (the daemon was already serving)."""
 
 
 def _listeners(settings: Settings) -> Iterator[tuple[str, str, int, int]]:
@@ -160,7 +162,7 @@ class Supervisor:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
                 os.close(self._ready_r)
                 code = self._work(WorkerSetup(index, self.count, self.channels, self._ready_w,
-                                              self.shared))  # fmt: skip
+                                              self.shared, index in self._started))  # fmt: skip
             except BaseException:  # noqa: BLE001 - reported, then the process ends
                 logger.exception("worker %d failed", index)
             finally:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from relay.call.offered import OfferedMedia
 from relay.call.options import CallOptions
 from relay.call.rng import CallRandom, new_seed
-from relay.call.secure import SecureState
+from relay.call.secure import SecureContext, SecureState
 from relay.media.reports import Reports
 from relay.media.stream import Stream
 from relay.media.transcoder import Transcoder
@@ -215,6 +215,8 @@ class Call:
     the first replayed request, so CallCreated listeners see it (docs/design/redis-state.md)."""
     rng: CallRandom = field(init=False, repr=False, compare=False)
     """The call's own RNG, `CallRandom(seed)`: every random draw of its requests uses it."""
+    secure_context: SecureContext | None = field(default=None, repr=False, compare=False)
+    """The daemon's SecureContext with `rng` = this call's (made once: relay.call.registry)."""
 
     def __post_init__(self) -> None:
         self.rng = CallRandom(self.seed)

@@ -356,7 +356,9 @@ class Registry:
             call.metadata = options.metadata
         state = RequestState.of(options)
         # the daemon's secure inputs with the call's own RNG: keys, ufrag/pwd, tie-breakers
-        ctx = dataclasses.replace(self.secure, rng=call.rng)
+        ctx = call.secure_context
+        if ctx is None or ctx.fingerprint is not self.secure.fingerprint:
+            ctx = call.secure_context = dataclasses.replace(self.secure, rng=call.rng)
         fallback = self.interfaces[0].advertised
         plans = []
         listed: list[MediaSide] = []

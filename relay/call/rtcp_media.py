@@ -10,9 +10,8 @@ parties get reports and neither party's RTCP is forwarded while it is on.
 
 from __future__ import annotations
 
-import random
-
 from relay.call.model import MediaSide
+from relay.call.rng import CallRandom
 from relay.media.reports import Reports
 
 
@@ -22,7 +21,7 @@ def apply_flag(s_side: MediaSide, r_side: MediaSide, flag: bool | None) -> None:
         s_side.rtcp_gen = r_side.rtcp_gen = flag
 
 
-def wire_line(a: MediaSide, b: MediaSide, cname: str, rng: random.Random | None = None) -> None:
+def wire_line(a: MediaSide, b: MediaSide, cname: str, rng: CallRandom | None = None) -> None:
     """Attach, re-link or remove the reports of the two sides of one media line; new reports
     time themselves with a generator derived from the call's `rng` (media-time draws must not
     move the call's signalling stream: relay.call.rng)."""
@@ -37,10 +36,7 @@ def wire_line(a: MediaSide, b: MediaSide, cname: str, rng: random.Random | None 
             continue
         r = side.reports
         if r is None:
-            timing = None
-            if rng is not None:
-                derive = getattr(rng, "derive", None)
-                timing = derive(f"rtcp {side.index} {'a' if side is a else 'b'}") if derive else rng
+            timing = None if rng is None else rng.derive(f"rtcp {side.index} {side is a}")
             r = side.reports = Reports(cname.encode(), timing)
         r.rtp, r.rtcp, r.mux = side.rtp, side.rtcp, side.rtcp_mux
         for s in streams:

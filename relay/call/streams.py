@@ -120,9 +120,10 @@ class StreamAllocator:
         self.interfaces = list(interfaces)
         self.defer: Defer = now
         self._starting: list[Stream] = []
-        self.taken: list[tuple[str, int]] = []
+        self.taken: list[tuple[str, int]] | None = None
         """(local address, first port) of every allocation, in order, since the journal last
-        took the list (relay.state.journal drains it after each request)."""
+        took the list (relay.state.journal sets it and drains it after each request); None:
+        nothing is recorded (no journal)."""
         self.pinned: list[tuple[str, int]] | None = None
         """While relay.state.replay replays a request: the ports it took the first time, in
         order; each allocation binds the next one exactly (PortPinned otherwise)."""
@@ -144,7 +145,8 @@ class StreamAllocator:
         else:
             rtp_sock, rtcp_sock, port = pool.allocate_pair(prefer)
             socks = [rtp_sock, rtcp_sock]
-        self.taken.append((pool.address, port))
+        if self.taken is not None:
+            self.taken.append((pool.address, port))
         return socks, port
 
     def allocate(self, side: MediaSide, itf: LocalInterface, single: bool = False) -> None:

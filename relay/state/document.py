@@ -34,6 +34,9 @@ class Entry:
     body: bytes
     ports: tuple[Address, ...] = ()
     clock: tuple[float, ...] = ()
+    error: str | None = None
+    """The error reply's reason of a request that failed but created the call (an offer whose
+    SDP had no usable media still makes the call and its parties); None: it succeeded."""
 
 
 @dataclass(slots=True)
@@ -82,8 +85,9 @@ def encode_entry(e: Entry) -> str:
     ports = ",".join(f"[{_string(a)},{int(p)}]" for a, p in e.ports)
     clock = ",".join(_float(t) for t in e.clock)
     body = base64.b64encode(e.body).decode("ascii")
+    error = "" if e.error is None else f',"error":{_string(e.error)}'
     return (f'{{"t":{_float(e.t)},"src":[{_string(e.src[0])},{int(e.src[1])}],'
-            f'"body":"{body}","ports":[{ports}],"clock":[{clock}]}}')
+            f'"body":"{body}","ports":[{ports}],"clock":[{clock}]{error}}}')
 
 
 def encode(doc: CallDocument, entries: list[str] | None = None) -> bytes:
@@ -136,8 +140,11 @@ def _entry(raw: Any, n: int) -> Entry:
     if not isinstance(clock, list):
         raise DocumentError(f"{where}: 'clock' has the wrong type ({type(clock).__name__})")
     times = tuple(_time({"clock": t}, "clock", where) for t in clock)
+    error = raw.get("error")
+    if error is not None and not isinstance(error, str):
+        raise DocumentError(f"{where}: 'error' has the wrong type ({type(error).__name__})")
     return Entry(_time(raw, "t", where), _address(raw.get("src"), f"{where} src"), body,
-                 tuple(_address(p, f"{where} ports") for p in ports), times)  # fmt: skip
+                 tuple(_address(p, f"{where} ports") for p in ports), times, error)  # fmt: skip
 
 
 def decode(data: bytes) -> CallDocument:

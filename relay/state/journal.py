@@ -103,6 +103,7 @@ class Journal:
         self._reads: list[float] = []
         # every wall-clock read of the call model is kept for the request's entry
         registry.wallclock = registry.teardown.wallclock = self._wallclock
+        registry.streams.taken = []  # the allocator records ports from now on
         self.written = 0
         """Documents handed to the sink (deletions included)."""
         commands.observers.append(self.observe)
@@ -114,11 +115,14 @@ class Journal:
     def observe(self, command: str, body: dict[str, Any], reply: dict[str, Any],
                 source: tuple[str, int], received: float) -> None:  # fmt: skip
         """The Commands observer: after each request's reply."""
-        taken = self.registry.streams.taken
+        taken = self.registry.streams.taken or []
         if taken:
             self.registry.streams.taken = []
         reads, self._reads = self._reads, []
-        if command not in JOURNALLED or reply.get("result") != "ok":
+        if command not in JOURNALLED:
+            return
+        result = reply.get("result")
+        if result != "ok" and command != "offer":
             return
         call_id = Commands.call_id_of(command, body)
         if call_id is None:
@@ -126,9 +130,17 @@ class Journal:
         call = self.registry.calls.get(call_id)
         if call is None:
             return  # a delete that ended it (CallClosed follows), or nothing to journal
+        error = None
+        if result != "ok":
+            known = self._calls.get(call_id)
+            if result != "error" or (known is not None and known.call is call):
+                return  # a refusal that changed nothing
+            # an offer refused after it made the call (no usable media: rtpengine keeps the
+            # call and its parties): replayed, it must make them again
+            error = str(reply.get("error-reason", ""))
         state = self._state(call)
         entry = Entry(received, (source[0], source[1]), bencode_encode(body), tuple(taken),
-                      tuple(reads))  # fmt: skip
+                      tuple(reads), error)  # fmt: skip
         state.doc.ng.append(entry)
         state.entries.append(encode_entry(entry))
         self._mark(call_id)

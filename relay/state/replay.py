@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from relay.call import Call, Registry
+from relay.call import Call, CallCreated, Registry
+from relay.call.events import CallEvent
 from relay.media.secure.transport import DTLS_SUITES
 from relay.media.stream import Stream
 from relay.ng.codec import bencode_decode
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     from relay.state.journal import Journal
 
 logger = logging.getLogger(__name__)
+
+
+_REFUSED = {"result": "ok"}
 
 
 class RestoreError(Exception):
@@ -73,6 +77,13 @@ def restore(commands: Commands, registry: Registry, data: bytes,
     registry.restoring = doc.extra
     registry.defer = pending.append
     streams.taken = []
+    announced: list[Call] = []
+
+    def created(event: CallEvent) -> None:
+        if isinstance(event, CallCreated) and event.call.call_id == doc.call_id:
+            announced.append(event.call)
+
+    registry.listeners.append(created)
     try:
         _replay(commands, doc, at, reads, streams, pending)
         call = registry.calls.get(doc.call_id)
@@ -85,9 +96,11 @@ def restore(commands: Commands, registry: Registry, data: bytes,
     except Exception as exc:
         reason = exc.reason if isinstance(exc, RestoreError) else f"replay failed: {exc!r}"
         streams.pinned = None
-        _release(registry, doc.call_id, pending)
+        # listeners that saw the call created (the recorder) see it closed
+        _release(registry, doc.call_id, pending, "forced" if announced else None)
         raise RestoreError(reason) from (None if isinstance(exc, RestoreError) else exc)
     finally:
+        registry.listeners.remove(created)
         registry.wallclock = real_wallclock
         (registry.teardown.wallclock, registry.seed_source, registry.restoring, streams.pinned,
          streams.taken, registry.defer) = saved  # fmt: skip
@@ -115,9 +128,13 @@ def _replay(commands: Commands, doc: CallDocument, at: list[float], reads: list[
         try:
             reply = handler(body, entry.src)
         except NgError as exc:
-            raise RestoreError(f"request {n} ({command}): {exc.reason}") from None
+            if entry.error is None or exc.reason != entry.error:
+                raise RestoreError(f"request {n} ({command}): {exc.reason}") from None
+            reply = _REFUSED  # refused as the first time, the call made all the same
         except PortPinned as exc:
             raise RestoreError(exc.reason) from None
+        if entry.error is not None and reply is not _REFUSED:
+            raise RestoreError(f"request {n} ({command}) succeeded, it failed the first time")
         if streams.pinned:
             raise RestoreError(f"request {n} ({command}) took fewer ports than recorded")
         if reply.get("result") != "ok":
@@ -186,11 +203,13 @@ def _apply_srtp(transport: Any, srtp: dict[str, Any]) -> None:
     transport.srtp_out = open_context(suite, local, outbound=True)
 
 
-def _release(registry: Registry, call_id: str, pending: list[Callable[[], None]]) -> None:
-    """The half-built call goes with every port it took (its streams' sockets)."""
+def _release(registry: Registry, call_id: str, pending: list[Callable[[], None]],
+             reason: str | None) -> None:  # fmt: skip
+    """The half-built call goes with every port it took (its streams' sockets); `reason`:
+    its CallClosed (None: no event, nobody saw it created)."""
     call = registry.calls.get(call_id)
     if call is not None:
-        registry.teardown.destroy(call, None)
+        registry.teardown.destroy(call, reason)
     while pending:
         try:
             pending.pop(0)()

@@ -56,13 +56,15 @@ class OwnRedis:
 
     port: int
     workdir: Path
+    password: str | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         exe = shutil.which("redis-server") or require("redis-server")
         self.proc = subprocess.Popen(
             [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],  # fmt: skip
+             "--appendonly", "no", "--dir", str(self.workdir),
+             *(["--requirepass", self.password] if self.password else [])],  # fmt: skip
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         client = self.client()
@@ -75,7 +77,8 @@ class OwnRedis:
         self.proc = None
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, db=0, socket_connect_timeout=1)
+        return redis.Redis(host="127.0.0.1", port=self.port, db=0, socket_connect_timeout=1,
+                           password=self.password)  # fmt: skip
 
 
 @dataclass
@@ -91,7 +94,9 @@ class Relaunch:
     runs: int = 0
 
     def __post_init__(self) -> None:
-        self.port_range = free_port_range(self.ports)
+        # below the ephemeral range: a port another program binds by chance between the kill
+        # and the restart would make the restore skip that call
+        self.port_range = free_port_range(self.ports, below_ephemeral=True)
 
     def args(self) -> list[str]:
         pmin, pmax = self.port_range

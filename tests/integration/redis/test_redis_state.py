@@ -22,6 +22,7 @@ import redis
 
 from tests.integration.recording.media import Call
 from tests.support.daemons import Daemon
+from tests.support.ng import encode_ordered
 from tests.support.tools import free_port, require
 from tests.support.wait import wait_for
 
@@ -261,6 +262,13 @@ def test_restore_skips_a_call_whose_port_is_taken(redis_db: tuple[int, redis.Red
         gone = ng.call({"command": "query", "call-id": "redis-skip-a"})
         assert gone["result"] == "error", gone
         ng.close()
+        # one writer thread writes in order: once a new call's key is there, a deletion of the
+        # skipped call's key queued before it would have gone first
+        c = Call(d2, "redis-skip-c")
+        c.offer()
+        assert wait_for(lambda: _doc(client, "redis-skip-c"), 10)
+        c.close()
+        assert _doc(client, "redis-skip-a") is not None  # kept: another start may restore it
     finally:
         blocker.close()
         _close(a, b)
@@ -408,3 +416,135 @@ def test_startup_without_redis_as_the_real_rtpengine(tmp_path: Path, required: b
         log = d.log()
         d.stop()
     assert all(line in log for line in lines), log
+
+
+def test_a_graceful_stop_keeps_the_keys(redis_db: tuple[int, redis.Redis],
+                                        tmp_path: Path) -> None:  # fmt: skip
+    """SIGTERM ends the calls locally but keeps their keys, as rtpengine's shutdown (call_free
+    deletes none; docs/spec/config.md §2.10): the next start restores them."""
+    db, client = redis_db
+    rig = Relaunch(tmp_path, [f"--redis=127.0.0.1:6379/{db}"])
+    d = rig.start()
+    call = Call(d, "redis-sigterm")
+    d2: Daemon | None = None
+    try:
+        call.offer()
+        call.answer()
+        assert wait_for(lambda: (lambda x: x if x and len(x["ng"]) == 2 else None)(
+            _doc(client, "redis-sigterm")), 10)  # fmt: skip
+        assert d.stop() == 0
+        assert _doc(client, "redis-sigterm") is not None
+        d2 = rig.start()
+        call.ng.close()
+        call.ng = d2.client()
+        assert call.command("query")["result"] == "ok"
+    finally:
+        _close(call)
+        if d2 is not None:
+            d2.stop()
+        d.stop()
+
+
+def test_password_in_the_address_or_the_environment(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`PASSWORD@HOST:PORT/DB`, else RTPENGINE_REDIS_AUTH_PW (docs/spec/config.md §2.10); a
+    wrong one is a failed connection: exit 255 without no-redis-required."""
+    server = OwnRedis(free_port(socket.SOCK_STREAM), tmp_path, password="s3cret@pw")
+    server.start()
+    client = server.client()
+    try:
+        d = Relaunch(tmp_path / "a", [f"--redis=s3cret@pw@127.0.0.1:{server.port}/0"]).start()
+        call = Call(d, "redis-pw-a")
+        call.offer()
+        assert wait_for(lambda: _doc(client, "redis-pw-a"), 10), d.log()
+        _close(call)
+        d.stop()
+        monkeypatch.setenv("RTPENGINE_REDIS_AUTH_PW", "s3cret@pw")
+        d = Relaunch(tmp_path / "b", [f"--redis=127.0.0.1:{server.port}/0"]).start()
+        call = Call(d, "redis-pw-b")
+        call.offer()
+        assert wait_for(lambda: _doc(client, "redis-pw-b"), 10), d.log()
+        _close(call)
+        d.stop()
+        monkeypatch.setenv("RTPENGINE_REDIS_AUTH_PW", "wrong")
+        proc, log_path = Relaunch(tmp_path / "c", [f"--redis=127.0.0.1:{server.port}/0"]).popen()
+        assert proc.wait(30) == 255
+        log = log_path.read_text()
+        assert f"Failed to connect to Redis 127.0.0.1:{server.port}, error:" in log
+        assert "wrong" not in log and "s3cret" not in log
+    finally:
+        server.kill()
+
+
+def test_no_ng_answer_before_the_restore_ends(redis_db: tuple[int, redis.Redis],
+                                              tmp_path: Path) -> None:  # fmt: skip
+    """Queries sent from the moment the daemon starts: the first answer already knows every
+    restored call (rtpengine restores before its pollers read the ng socket, §2.10)."""
+    db, client = redis_db
+    rig = Relaunch(tmp_path, [f"--redis=127.0.0.1:6379/{db}"], ports=400)
+    d = rig.start()
+    ng = d.client()
+    sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+           "m=audio {} RTP/AVP 0\r\n")  # fmt: skip
+    ids = [f"redis-early-{i}" for i in range(60)]
+    for n, i in enumerate(ids):
+        body = {"command": "offer", "call-id": i, "from-tag": "a", "sdp": sdp.format(9000 + 2 * n)}
+        assert ng.call(body)["result"] == "ok"
+    ng.close()
+    assert wait_for(lambda: client.dbsize() == len(ids), 10)
+    kill9(d)
+    proc, log_path = rig.popen()
+    answers: list[str] = []
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.settimeout(0.2)
+        query = b"early " + encode_ordered({"command": "query", "call-id": ids[-1]})
+        deadline = wait_for(lambda: proc.poll() is not None or _asked(sock, rig.ng_port, query,
+                                                                      answers), 30)  # fmt: skip
+        assert deadline and proc.poll() is None, log_path.read_text()
+        sock.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+    assert answers and "result2:ok" in answers[0], (answers, log_path.read_text())
+
+
+def _asked(sock: socket.socket, port: int, query: bytes, answers: list[str]) -> bool:
+    try:
+        sock.sendto(query, ("127.0.0.1", port))
+        data = sock.recv(65535)
+    except OSError:  # not bound yet (ICMP port unreachable), or no answer yet
+        return False
+    answers.append(data.decode(errors="replace"))
+    return True
+
+
+def test_a_worker_killed_while_redis_is_down_still_serves(own_redis: OwnRedis,
+                                                          tmp_path: Path) -> None:  # fmt: skip
+    """no-redis-required is false, but it is a start-up rule: a worker forked again while the
+    daemon serves starts without Redis (its old calls are lost) instead of failing every
+    second, and new calls on it work; their state is written once Redis is back."""
+    from tests.integration.workers.workers import owned_call_ids, wait_workers
+
+    d = Relaunch(tmp_path, [f"--redis=127.0.0.1:{own_redis.port}/0"], num_threads=2,
+                 ports=200).start()  # fmt: skip
+    other = Call(d, owned_call_ids(1, 1, "redis-wd1-")[0])
+    fresh = Call(d, owned_call_ids(0, 1, "redis-wd0-")[0])
+    try:
+        other.offer()
+        other.answer()
+        own_redis.kill()
+        pids = wait_workers(d, 2)
+        os.kill(pids[0], signal.SIGKILL)
+        wait_workers(d, 2, frozenset({pids[0]}))
+        fresh.offer()
+        fresh.answer()
+        assert _both_ways(fresh, 5, 0) == (5, 5)
+        assert other.command("query")["result"] == "ok"
+        own_redis.start()
+        assert wait_for(lambda: _doc(own_redis.client(), fresh.call_id), 60), d.log()
+    finally:
+        _close(other, fresh)
+        d.stop()
+    assert (f"Starting with no initial connection to Redis 127.0.0.1:{own_redis.port} !"
+            in d.log())  # fmt: skip

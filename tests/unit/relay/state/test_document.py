@@ -26,7 +26,8 @@ ports = st.integers(0, 65535)
 addresses = st.sampled_from(["127.0.0.1", "::1", "203.0.113.7", "fe80::1%eth0"])
 entries = st.builds(Entry, times, st.tuples(addresses, ports), st.binary(max_size=64),
                     st.lists(st.tuples(addresses, st.integers(1, 65535)), max_size=4)
-                    .map(tuple), st.lists(times, max_size=4).map(tuple))  # fmt: skip
+                    .map(tuple), st.lists(times, max_size=4).map(tuple),
+                    st.none() | st.text(max_size=10))  # fmt: skip
 media = st.dictionaries(
     st.tuples(addresses, st.integers(1, 65535)).map(lambda a: f"{a[0]}:{a[1]}"),
     st.fixed_dictionaries({"peer": st.tuples(addresses, ports).map(list)}), max_size=3)
@@ -69,6 +70,8 @@ GOOD = {"v": 1, "call_id": "c", "node": "n", "seed": "00" * 32, "created": 1.0,
     ({"media": {"nocolon": {}}}, "is not <address>:<port>"),
     ({"media": {"1.2.3.4:5": {"peer": [1, 2]}}}, "peer: not an [address, port] pair"),
     ({"extra": []}, "'extra' has the wrong type"),
+    ({"ng": [{"t": 1, "src": ["x", 1], "body": "", "ports": [], "error": 1}]},
+     "ng[0]: 'error' has the wrong type"),
     ({"ng": [{"t": 1, "src": ["x", 1], "body": "", "ports": [], "clock": [-1]}]},
      "ng[0]: 'clock' is not a time"),
     ({"call_id": None}, "'call_id' has the wrong type"),

@@ -118,3 +118,40 @@ def test_a_failing_sink_is_logged_not_raised() -> None:
         assert rig.journal.written == 0
     finally:
         rig.close()
+
+
+def test_an_offer_refused_after_it_made_the_call_is_journalled_and_replayed() -> None:
+    """No m= line: rtpengine (and rtpvault) answer "Error rewriting SDP" but keep the call and
+    its parties; the journal keeps that request (with the reason), the replay expects it."""
+    from relay.state.replay import restore
+
+    rig = Rig()
+    no_media = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+    try:
+        try:
+            rig.ng(command="offer", **{"call-id": "c", "from-tag": "a", "to-tag": "b",
+                                       "sdp": no_media})  # fmt: skip
+        except NgError as exc:
+            assert exc.reason == "Error rewriting SDP"
+        assert "c" in rig.registry.calls
+        rig.ng(command="offer", **{"call-id": "c", "from-tag": "a", "sdp": SDP})
+        try:  # refused again: the call was journalled already, nothing to add
+            rig.ng(command="offer", **{"call-id": "c", "from-tag": "a", "sdp": no_media})
+        except NgError:
+            pass
+        data = rig.journal.document("c")
+        assert data is not None
+        doc = decode(data)
+        assert [e.error for e in doc.ng] == ["Error rewriting SDP", None]
+        before = rig.ng(command="query", **{"call-id": "c"})
+        rig.close()
+        other = Rig()
+        try:
+            restore(other.commands, other.registry, data, other.journal)
+            after = other.ng(command="query", **{"call-id": "c"})
+            before.pop("last signal"), after.pop("last signal")
+            assert after == before
+        finally:
+            other.close()
+    finally:
+        rig.close()

@@ -269,6 +269,9 @@ def test_a_port_taken_or_a_call_present_refuses_the_restore(
         ports = sorted(p for e in decode(data).ng for _, p in e.ports)
         first.close()
         second = Daemon(loop, cert)
+        events: list[tuple[str, dict[str, Any] | None]] = []
+        second.registry.listeners.append(
+            lambda e: events.append((type(e).__name__, e.call.restored)))
         blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         blocker.bind(("127.0.0.1", ports[-1]))  # the last port the re-offer took
         try:
@@ -276,6 +279,10 @@ def test_a_port_taken_or_a_call_present_refuses_the_restore(
                 restore(second.commands, second.registry, data, second.journal)
             await settle()
             assert second.registry.calls == {} and second.ports() == set()
+            # the recorder saw the call created (as restored) and then closed: nothing stays open
+            assert [name for name, _ in events] == [  # offer, answer; the re-offer failed
+                "CallCreated", "CallUpdated", "CallUpdated", "CallClosed"]
+            assert events[0][1] == {}
         finally:
             blocker.close()
         restore(second.commands, second.registry, data, second.journal)
