@@ -131,7 +131,8 @@ class Node:
         self.index = index
         self.tmp = tmp
         self.ng_port = free_port()
-        self.port_range = free_port_range(100)
+        # below the ephemeral range: no client socket takes a port of a call to restore
+        self.port_range = free_port_range(100, NODE_ADDRESSES[index], below_ephemeral=True)
         self.spool = tmp / "spools" / self.name
         self.extra = [
             f"--recording-dir={self.spool}", "--delete-delay=0",
