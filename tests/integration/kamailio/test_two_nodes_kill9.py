@@ -362,6 +362,7 @@ def run_scenario(moto: MotoServer, url: str, dbs: list[tuple[int, redis.Redis]],
     for c in on_survivor:
         (only,) = by_call[c]
         assert (only.node, only.part, only.status) == ("node-b", 1, "complete")
+        assert only.codecs == "PCMA", only.codecs
         assert only.series_id in (None, only.id)
         assert len(_rtp_seqs(Path(only.path))) == 2 * MEDIA_PACKETS  # both directions
     for c in on_victim:
@@ -369,6 +370,8 @@ def run_scenario(moto: MotoServer, url: str, dbs: list[tuple[int, redis.Redis]],
         assert (one.node, one.part, one.status) == ("node-a", 1, "interrupted"), logs()
         assert (two.node, two.part, two.status) == ("node-a", 2, "complete"), logs()
         assert one.series_id in (None, one.id) and two.series_id == one.id
+        # the codec the streams used (PCMA; the caller offered PCMU and telephone-event too)
+        assert one.codecs == two.codecs == "PCMA", (one.codecs, two.codecs)
         assert Path(one.path).name != Path(two.path).name
         for r in (one, two):
             assert Path(r.path).is_relative_to(victim.spool), r.path
