@@ -295,8 +295,15 @@ def run_scenario(moto: MotoServer, url: str, dbs: list[tuple[int, redis.Redis]],
     on_survivor = [c for c in cids if kamailio_pick(c) == SURVIVOR]
     pcap = looped_pcap(tmp / "media.pcap", MEDIA_PACKETS)
     spec = CallSpec(calls=CALLS, media=True, pcap=pcap, media_packets=None, call_id=prefix)
-    results: list[CallResult] = []
-    sipp = threading.Thread(target=lambda: results.append(run_calls(kamailio, spec, tmp / "sipp")))
+    results: list[CallResult | BaseException] = []
+
+    def calls() -> None:
+        try:
+            results.append(run_calls(kamailio, spec, tmp / "sipp"))
+        except BaseException as exc:  # noqa: BLE001 - raised again in the test's thread
+            results.append(exc)
+
+    sipp = threading.Thread(target=calls)
     victim_client = dbs[VICTIM][1]
     with LoopbackCapture(tmp / "media-seen.pcap", capture_filter([n.daemon for n in nodes])) as cap:
         sipp.start()
@@ -328,6 +335,8 @@ def run_scenario(moto: MotoServer, url: str, dbs: list[tuple[int, redis.Redis]],
         finally:
             sipp.join(120)
     (result,) = results
+    if isinstance(result, BaseException):
+        raise result
     assert result.ok, result.describe() + logs()
     print(f"node-a killed and back with {len(on_victim)} calls restored in {restarted_in:.2f} s")
     # each worker restored the calls it owns (docs/design/redis-state.md), none skipped
