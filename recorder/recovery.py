@@ -196,6 +196,9 @@ def _recover_one(root: str, prefix: str, doc: dict[str, Any]) -> dict[str, Any]:
                 names = [codecs.get((s["party"], pt)) for pt in s["payload_types"]]
                 s["codec"] = next((n for n in names if n), None)
             doc["streams"] = streams
+            # as a finished recording's: the codecs its streams used (docs/recording-sidecar.md)
+            doc["codecs"] = sorted({s["codec"] for s in streams if s["codec"]}) or doc.get(
+                "codecs", [])  # fmt: skip
         reason = f"daemon stopped while recording; recovered at start-up, trimmed {removed} bytes"
     else:
         doc["size"] = doc["sha256"] = None

@@ -51,7 +51,7 @@ def _purgeable(r: Any, cutoff: float, now: float) -> list[ColumnElement[bool]]:
     return [
         r.started < cutoff,
         r.legal_hold == False,  # noqa: E712 - SQL comparison
-        r.status != "recording",
+        r.status.not_in(("recording", PURGED)),
         or_(r.retain_until.is_(None), r.retain_until <= now),
         r.archive_state.not_in(("pending", "uploading")),
     ]
@@ -64,6 +64,7 @@ def _sibling_kept(cutoff: float, now: float) -> ColumnElement[bool]:
     return exists().where(
         or_(other.series_id == series, other.id == series),
         other.id != r.id,
+        other.status != PURGED,  # purged from another host: gone already, keeps nothing
         not_(and_(*_purgeable(other, cutoff, now))),
     )
 
@@ -73,9 +74,7 @@ def purge_query(cutoff: float, now: float) -> Select[Recording]:
     r = Recording
     return (
         select(r)
-        # a sibling already purged from another host (PURGED) does not keep the rest
-        .where(*_purgeable(r, cutoff, now), r.status != PURGED,
-               not_(_sibling_kept(cutoff, now)))
+        .where(*_purgeable(r, cutoff, now), not_(_sibling_kept(cutoff, now)))
         .order_by(r.started)
     )
 

@@ -212,7 +212,7 @@ class Call:
     (docs/design/redis-state.md)."""
     restored: dict[str, Any] | None = None
     """The document's `extra` when this call was rebuilt from Redis (else None); set before
-    the first replayed request, so CallCreated listeners see it."""
+    the first replayed request, so CallCreated listeners see it (docs/design/redis-state.md)."""
     rng: CallRandom = field(init=False, repr=False, compare=False)
     """The call's own RNG, `CallRandom(seed)`: every random draw of its requests uses it."""
     secure_context: SecureContext | None = field(default=None, repr=False, compare=False)

@@ -91,6 +91,30 @@ def test_recovery_keeps_the_delete_as_the_end(tmp_path: Path) -> None:
     assert done["ended"] == 1000.1 == json.loads(Path(paths.sidecar).read_text())["ended"]
 
 
+def test_recovery_names_the_codecs_the_streams_used(tmp_path: Path) -> None:
+    """An interrupted recording's `codecs` are those of its recorded streams, as a finished
+    one's (docs/recording-sidecar.md), not every codec the SDPs offered: PCMU was offered with
+    PCMA and telephone-event, only PCMU was recorded."""
+    root = tmp_path / "spool"
+    _spool(root)
+    paths = RecordingPaths(str(root), "c%403-0123456789abcdef")
+    Path(paths.pcap).write_bytes(pcap.global_header("eth") + b"".join(
+        pcap.record("eth", 1000 + i * 0.02, ("127.0.0.1", 4000), ("127.0.0.1", 30000), _rtp(i))
+        for i in range(10)))  # fmt: skip
+    offered = [{"pt": 0, "name": "PCMU", "rate": 8000}, {"pt": 8, "name": "PCMA", "rate": 8000},
+               {"pt": 101, "name": "telephone-event", "rate": 8000}]  # fmt: skip
+    doc = {"version": 1, "id": "z", "call_id": "c@3", "status": "recording", "path": paths.pcap,
+           "started": 999.0, "pauses": [], "codecs": ["PCMA", "PCMU", "telephone-event"],
+           "parties": [{"tag": "ft", "media": [{"type": "audio", "codecs": offered}]}],
+           "streams": [{"dst": "127.0.0.1:30000", "party": "ft"}]}  # fmt: skip
+    Path(paths.sidecar).write_text(json.dumps(doc))
+
+    (done,) = recover(str(root), "node-1", "eth")
+
+    assert done["streams"][0]["codec"] == "PCMU"
+    assert done["codecs"] == ["PCMU"] == json.loads(Path(paths.sidecar).read_text())["codecs"]
+
+
 def test_disk_full_marks_failed_and_keeps_whole_records(tmp_path: Path) -> None:
     """A real EFBIG from RLIMIT_FSIZE (in a child process) stands for a full disk."""
     root = tmp_path / "spool"
