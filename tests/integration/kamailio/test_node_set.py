@@ -28,6 +28,7 @@ import pytest
 from tests.support import daemons
 from tests.support.daemons import Daemon
 from tests.support.tools import require
+from tests.support.wait import wait_for
 
 from .capture import LoopbackCapture, UdpPacket
 from .sipcall import (
@@ -286,11 +287,8 @@ def _resume(rig: NodeSet, node: int, sig: signal.Signals) -> Daemon:
 
 
 def _wait_until(what: str, check: Callable[[], bool], logs: Callable[[], str]) -> None:
-    deadline = time.monotonic() + 20  # a bound on a stuck run, not a measured threshold
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{logs()}")
-        time.sleep(0.05)
+    # a bound on a stuck run, not a measured threshold
+    assert wait_for(check, 20, interval=0.05), f"timed out waiting for {what}\n{logs()}"
 
 
 def _rtp_packets(node: Daemon, call_id: str) -> int:
