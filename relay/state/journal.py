@@ -57,9 +57,8 @@ def media_state(call: Call, previous: dict[str, dict[str, Any]] | None = None
     out: dict[str, dict[str, Any]] = {}
     for party in call.all_parties():
         for side in party.medias:
-            own = [side.rtp, side.rtcp] + [s for a in side.ice_addresses for s in a.streams()]
-            for stream in own:
-                if stream is None or not stream.local_port:
+            for stream in side.all_streams():
+                if not stream.local_port:
                     continue
                 entry: dict[str, Any] = {}
                 if stream.confirmed and stream.peer is not None:
