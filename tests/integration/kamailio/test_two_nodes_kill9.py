@@ -73,6 +73,7 @@ from .test_node_set import (
     kamailio_pick,
     media_from_node,
     ng,
+    rtp_packets,
 )
 
 pytestmark = pytest.mark.integration
@@ -161,9 +162,7 @@ class Node:
         return bool(self.query(call_id).get("result") == "ok")
 
     def rtp_in(self, call_id: str) -> int:
-        reply = self.query(call_id)
-        assert reply.get("result") == "ok", reply
-        return int(reply["totals"]["RTP"]["packets"])
+        return rtp_packets(self.daemon, call_id)
 
 
 def _doc(client: redis.Redis, call_id: str) -> dict[str, Any] | None:
