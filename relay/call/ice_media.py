@@ -112,12 +112,8 @@ def _remote(side: MediaSide, agent: IceAgent) -> None:
         agent.end_of_candidates()  # without trickle the SDP lists them all
 
 
-def _all_streams(side: MediaSide) -> list[Stream]:
-    return side.streams() + [s for a in side.ice_addresses for s in a.streams()]
-
-
 def _drop(side: MediaSide, plane: ForwardingPlane) -> None:
-    for stream in _all_streams(side):
+    for stream in side.all_streams():
         if stream.transport is not None and stream.transport.ice is not None:
             detach_ice(stream)
             plane.update(stream)
@@ -153,7 +149,7 @@ def wire_side(side: MediaSide, plane: ForwardingPlane, ctx: SecureContext) -> No
             # stream of that component (its SRTP, DTLS, counters, sink)
             t.primary = side.rtp if comp == 1 else side.rtcp
         plane.update(stream)  # binds the link again: checks with new candidates start now
-    for stream in _all_streams(side):
+    for stream in side.all_streams():
         if all(stream is not s for s, _, _ in pairs) and stream.transport is not None:
             detach_ice(stream)  # RTCP muxed now: its sockets leave the agent
             plane.update(stream)

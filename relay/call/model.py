@@ -148,6 +148,10 @@ class MediaSide:
     def streams(self) -> list[Stream]:
         return [s for s in (self.rtp, self.rtcp) if s is not None]
 
+    def all_streams(self) -> list[Stream]:
+        """`streams()`, then those of the other ICE addresses (sockets of their own)."""
+        return self.streams() + [s for a in self.ice_addresses for s in a.streams()]
+
 
 @dataclass(slots=True)
 class Party:

@@ -71,14 +71,16 @@ class CallRandom(random.Random):
         out = self._buffer[self._offset:self._offset + n]
         self._offset += len(out)
         while len(out) < n:
-            block = hashlib.shake_256(
-                _DOMAIN + self._seed + self._counter.to_bytes(8, "little")
-            ).digest(_BLOCK)
+            block = self._block(self._counter)
             self._counter += 1
             need = n - len(out)
             out += block[:need]
             self._buffer, self._offset = block, min(need, _BLOCK)
         return out
+
+    def _block(self, index: int) -> bytes:
+        """Block `index` of the stream: SHAKE-256(domain ‖ seed ‖ index)."""
+        return hashlib.shake_256(_DOMAIN + self._seed + index.to_bytes(8, "little")).digest(_BLOCK)
 
     def getrandbits(self, k: int) -> int:
         if k < 0:
@@ -106,16 +108,8 @@ class CallRandom(random.Random):
                 or state[2] < 0):  # fmt: skip
             raise ValueError("not a CallRandom state")
         _, self._seed, used, offset, self.gauss_next = state
-        if used:
-            self._counter = used - 1
-            self._buffer = b""
-            self._offset = 0
-            self._bytes(offset)  # refills block used-1, then skips `offset` bytes
-            if offset == 0:  # _bytes(0) reads nothing: load the block explicitly
-                self._buffer = hashlib.shake_256(
-                    _DOMAIN + self._seed + (used - 1).to_bytes(8, "little")
-                ).digest(_BLOCK)
-                self._counter, self._offset = used, 0
+        if used:  # block used-1 is the current one, `offset` bytes of it read
+            self._counter, self._buffer, self._offset = used, self._block(used - 1), offset
         else:
             self._counter, self._buffer, self._offset = 0, b"", 0
 

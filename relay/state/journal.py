@@ -57,9 +57,8 @@ def media_state(call: Call, previous: dict[str, dict[str, Any]] | None = None
     out: dict[str, dict[str, Any]] = {}
     for party in call.all_parties():
         for side in party.medias:
-            own = [side.rtp, side.rtcp] + [s for a in side.ice_addresses for s in a.streams()]
-            for stream in own:
-                if stream is None or not stream.local_port:
+            for stream in side.all_streams():
+                if not stream.local_port:
                     continue
                 entry: dict[str, Any] = {}
                 if stream.confirmed and stream.peer is not None:
@@ -161,19 +160,13 @@ class Journal:
         """The Registry ticker (about once a second): calls whose media state changed."""
         self._reads = []  # the sweep's own reads belong to no request
         for call_id, state in self._calls.items():
-            media = media_state(state.call, state.media)
-            if media != state.media:
-                state.media = media
-                self._mark(call_id)
+            self._refresh_media(call_id, state)
 
     def media_changed(self, call_id: str) -> None:
         """Something of the call's media state changed now (a latch, keys, an ICE pair)."""
         state = self._calls.get(call_id)
         if state is not None:
-            media = media_state(state.call, state.media)
-            if media != state.media:
-                state.media = media
-                self._mark(call_id)
+            self._refresh_media(call_id, state)
 
     # -- the API other parts use -------------------------------------------------------------
 
@@ -238,6 +231,13 @@ class Journal:
                                extra=dict(call.restored or {}))  # fmt: skip
             state = self._calls[call.call_id] = _State(call, doc)
         return state
+
+    def _refresh_media(self, call_id: str, state: _State) -> None:
+        """Take the call's media state anew; a change marks the call."""
+        media = media_state(state.call, state.media)
+        if media != state.media:
+            state.media = media
+            self._mark(call_id)
 
     def _mark(self, call_id: str) -> None:
         self._dirty[call_id] = None

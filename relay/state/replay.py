@@ -147,8 +147,7 @@ def _streams(call: Call) -> dict[tuple[str, int], Stream]:
     out = {}
     for party in call.all_parties():
         for side in party.medias:
-            found = side.streams() + [s for a in side.ice_addresses for s in a.streams()]
-            for stream in found:
+            for stream in side.all_streams():
                 if stream.local_port:
                     out[(stream.local_address, stream.local_port)] = stream
     return out

@@ -10,6 +10,7 @@ the environment (inherited by daemons the test starts).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -73,6 +75,14 @@ class MotoServer:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+    def requests(self, method: str, bucket: str, key: str) -> int:
+        """How many `method` requests (PUT, DELETE, ...) for object `key` of `bucket` moto has
+        logged so far."""
+        log = self.log.read_text(errors="replace")
+        path = re.escape(f"/{bucket}/{quote(key, safe='/')}")  # as boto3 sends the key
+        # moto's log colours some methods: "\x1b[35m\x1b[1mDELETE /…"
+        return len(re.findall(rf'"(?:\x1b\[[0-9;]*m)*{method} {path}[ ?]', log))
 
     @property
     def client(self) -> Any:

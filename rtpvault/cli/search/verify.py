@@ -187,9 +187,10 @@ def _rehash(vault: Vault, rec: Any, label: str, s3: S3Record | None
 def _check(vault: Vault, rec: Any, tally: Tally) -> list[str]:
     """Check one recording into `tally`; returns its problem lines."""
     from rtpvault.cli.search.rows import object_ref
+    from storage.retention import PURGED
 
     label = f"{rec.id} ({rec.call_id})"
-    if rec.status == "purged":
+    if rec.status == PURGED:
         tally.skipped[rec.status] = tally.skipped.get(rec.status, 0) + 1
         return []
     if not rec.sha256:

@@ -28,6 +28,7 @@ import pytest
 from tests.support import daemons
 from tests.support.daemons import Daemon
 from tests.support.tools import require
+from tests.support.wait import wait_for
 
 from .capture import LoopbackCapture, UdpPacket
 from .sipcall import (
@@ -286,14 +287,11 @@ def _resume(rig: NodeSet, node: int, sig: signal.Signals) -> Daemon:
 
 
 def _wait_until(what: str, check: Callable[[], bool], logs: Callable[[], str]) -> None:
-    deadline = time.monotonic() + 20  # a bound on a stuck run, not a measured threshold
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{logs()}")
-        time.sleep(0.05)
+    # a bound on a stuck run, not a measured threshold
+    assert wait_for(check, 20, interval=0.05), f"timed out waiting for {what}\n{logs()}"
 
 
-def _rtp_packets(node: Daemon, call_id: str) -> int:
+def rtp_packets(node: Daemon, call_id: str) -> int:
     reply = ng(node, {"command": "query", "call-id": call_id})
     assert reply.get("result") == "ok", reply
     return int(reply["totals"]["RTP"]["packets"])
@@ -338,11 +336,11 @@ def test_stopped_node_is_disabled_and_calls_go_to_the_other(
                 _wait_until(f"{cid} on node {node}", partial(rig.holds, node, cid), rig.logs)
             _wait_until(
                 "media on the long calls",
-                lambda: all(_rtp_packets(rig.nodes[survivor], cid) > 0 for cid in long_ids),
+                lambda: all(rtp_packets(rig.nodes[survivor], cid) > 0 for cid in long_ids),
                 rig.logs,
             )
             _stop(rig.nodes[victim], sig)
-            counted = {cid: _rtp_packets(rig.nodes[survivor], cid) for cid in long_ids}
+            counted = {cid: rtp_packets(rig.nodes[survivor], cid) for cid in long_ids}
 
             # new calls whose call-id hashes to the stopped node: Kamailio finds it dead,
             # disables it and sends the offer to the survivor; the calls succeed there
@@ -355,7 +353,7 @@ def test_stopped_node_is_disabled_and_calls_go_to_the_other(
             assert KAMAILIO_SAYS[sig].format(url=victim_url) in rig.kamailio.log(), rig.logs()
 
             # the survivor's calls kept their media meanwhile
-            grown = {cid: _rtp_packets(rig.nodes[survivor], cid) for cid in long_ids}
+            grown = {cid: rtp_packets(rig.nodes[survivor], cid) for cid in long_ids}
             assert all(grown[cid] > counted[cid] for cid in long_ids), (counted, grown)
         finally:
             for t in threads:

@@ -36,7 +36,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import dpkt
 import pytest
@@ -74,6 +73,7 @@ from .test_node_set import (
     kamailio_pick,
     media_from_node,
     ng,
+    rtp_packets,
 )
 
 pytestmark = pytest.mark.integration
@@ -162,9 +162,7 @@ class Node:
         return bool(self.query(call_id).get("result") == "ok")
 
     def rtp_in(self, call_id: str) -> int:
-        reply = self.query(call_id)
-        assert reply.get("result") == "ok", reply
-        return int(reply["totals"]["RTP"]["packets"])
+        return rtp_packets(self.daemon, call_id)
 
 
 def _doc(client: redis.Redis, call_id: str) -> dict[str, Any] | None:
@@ -203,12 +201,6 @@ def _runs(seqs: Any) -> list[tuple[int, int]]:
 
 def _seq(p: UdpPacket) -> int:
     return int.from_bytes(p.payload[2:4], "big")
-
-
-def _puts(moto: MotoServer, key: str) -> int:
-    log = moto.log.read_text(errors="replace")
-    path = re.escape(f"/{BUCKET}/{quote(key, safe='/')}")  # as boto3 sends the key
-    return len(re.findall(rf'"(?:\x1b\[[0-9;]*m)*PUT {path}[ ?]', log))
 
 
 def _rows(url: str) -> list[Recording]:
@@ -422,7 +414,7 @@ def run_scenario(moto: MotoServer, url: str, dbs: list[tuple[int, redis.Redis]],
     jobs = _jobs(url)
     for r in rows:
         assert str(r.object_key).startswith(f"{r.node}/"), r.object_key
-        assert _puts(moto, str(r.object_key)) == 1, r.object_key
+        assert moto.requests("PUT", BUCKET, str(r.object_key)) == 1, r.object_key
         assert r.object_sha256 == r.sha256 and r.sha256
         assert jobs[r.id].state == "done"
 
