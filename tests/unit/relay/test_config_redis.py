@@ -6,22 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.config import ConfigError, Settings, parse_args, settings_from_text
-from relay.config.interfaces import Resolver
+from relay.config import ConfigError
 from relay.config.redis import RedisAddress, parse_redis_address
-
-RESOLVER = Resolver({"lo": ("127.0.0.1", "::1")})
-BASE = "[rtpengine]\ninterface = lo/127.0.0.1\nlisten-ng = 127.0.0.1:2223\n"
-
-
-def load(body: str, *argv: str) -> tuple[Settings, list[str]]:
-    return settings_from_text(BASE + body, parse_args(list(argv)), resolver=RESOLVER)
-
-
-def error(body: str, *argv: str) -> str:
-    with pytest.raises(ConfigError) as e:
-        load(body, *argv)
-    return str(e.value)
+from tests.unit.relay.test_config import error, load
 
 
 @pytest.mark.parametrize(
