@@ -351,11 +351,32 @@ def _wait(proc: subprocess.Popen[bytes], seconds: float) -> int:
         return _stop_group(proc)
 
 
-def _media_port(avoid: tuple[int, int] | None) -> int:
-    while True:
-        start, end = free_port_range(4, PARTY_ADDRESS, below_ephemeral=True)
-        if avoid is None or end < avoid[0] or start > avoid[1]:
-            return start
+def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return not (a[1] < b[0] or a[0] > b[1])
+
+
+def _party_ports(avoid: tuple[int, int] | None) -> tuple[int, int, int, int]:
+    """Media ports for the UAS and the UAC, then their SIP ports: four different ports.
+
+    Each media port is the start of an aligned-to-two block of four (sipp also binds port+2
+    for video echo). The blocks are drawn one after the other while none is bound yet, so two
+    draws can land on overlapping blocks; the second sipp then cannot bind, exits at start
+    and sends nothing (the full suite once lost a call that way). So the blocks and the SIP
+    ports are checked against each other here, not only against what is bound now."""
+    taken: list[tuple[int, int]] = [avoid] if avoid is not None else []
+    media: list[int] = []
+    while len(media) < 2:
+        block = free_port_range(4, PARTY_ADDRESS, below_ephemeral=True)
+        if not any(_overlaps(block, t) for t in taken):
+            taken.append(block)
+            media.append(block[0])
+    sip: list[int] = []
+    while len(sip) < 2:
+        port = free_port(host=PARTY_ADDRESS)
+        if not any(_overlaps((port, port), t) for t in taken):
+            taken.append((port, port))
+            sip.append(port)
+    return media[0], media[1], sip[0], sip[1]
 
 
 def run_calls(
@@ -381,9 +402,7 @@ def run_calls(
     uac_xml = _scenario(spec, workdir, pcap)
     (workdir / "uas.xml").write_text((SCENARIOS / UAS_SCENARIOS[spec.callee]).read_text())
     # media ports: sipp also uses port+2 (video echo), so take an aligned block of four
-    uas_mp, uac_mp = _media_port(avoid_ports), _media_port(avoid_ports)
-    uas_port = free_port(host=PARTY_ADDRESS)
-    uac_port = free_port(host=PARTY_ADDRESS)
+    uas_mp, uac_mp, uas_port, uac_port = _party_ports(avoid_ports)
     # a safety bound for a stuck run, not a measured threshold
     budget = spec.calls / spec.rate + spec.calls * duration_ms / 1000 + 20
     common = [

@@ -321,9 +321,19 @@ def test_stopped_node_is_disabled_and_calls_go_to_the_other(
     specs = {cid: CallSpec(call_id=cid, media=True, media_packets=200) for cid in long_ids}
     specs[orphan] = CallSpec(call_id=orphan, callee="hold", duration_ms=3000)
     results: dict[str, CallResult] = {}
+    failed: dict[str, BaseException] = {}
 
     def call(cid: str) -> None:
-        results[cid] = rig.call(specs[cid])
+        try:
+            results[cid] = rig.call(specs[cid])
+        except BaseException as e:  # reported by the wait below, not lost in the thread
+            failed[cid] = e
+            raise
+
+    def logs() -> str:
+        done = [f"--- call {cid}: {r.describe()}" for cid, r in results.items()]
+        done += [f"--- call {cid} raised: {e!r}" for cid, e in failed.items()]
+        return "\n".join([*done, rig.logs()])
 
     with LoopbackCapture(rig.workdir / "stop.pcap", capture_filter(rig.nodes)) as cap:
         threads = []
@@ -333,11 +343,11 @@ def test_stopped_node_is_disabled_and_calls_go_to_the_other(
                 threads.append(threading.Thread(target=call, args=(cid,)))
                 threads[-1].start()
                 node = victim if cid == orphan else survivor
-                _wait_until(f"{cid} on node {node}", partial(rig.holds, node, cid), rig.logs)
+                _wait_until(f"{cid} on node {node}", partial(rig.holds, node, cid), logs)
             _wait_until(
                 "media on the long calls",
                 lambda: all(rtp_packets(rig.nodes[survivor], cid) > 0 for cid in long_ids),
-                rig.logs,
+                logs,
             )
             _stop(rig.nodes[victim], sig)
             counted = {cid: rtp_packets(rig.nodes[survivor], cid) for cid in long_ids}
