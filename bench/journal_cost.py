@@ -21,13 +21,13 @@ import statistics
 import sys
 import time
 import timeit
-from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from relay.call import Registry  # noqa: E402
 from relay.call.secure import SecureContext  # noqa: E402
+from relay.config.interfaces import Interface  # noqa: E402
 from relay.ng.commands import Commands  # noqa: E402
 from relay.state.journal import Journal  # noqa: E402
 
@@ -38,12 +38,7 @@ SDP = ("v=0\r\no=- 1545997027 1 IN IP4 192.0.2.{n}\r\ns=-\r\nc=IN IP4 192.0.2.{n
 SOURCE = ("127.0.0.1", 5060)
 
 
-@dataclass(frozen=True)
-class Itf:
-    name: str = "default"
-    local: str = "127.0.0.1"
-    advertised: str = "127.0.0.1"
-    family: str = "IP4"
+LOOPBACK = Interface("default", "127.0.0.1", "127.0.0.1", "IP4")
 
 
 class FakeSock:
@@ -57,7 +52,7 @@ class FakeSock:
 def setup(journal: bool) -> tuple[Commands, dict[str, bytes | None]]:
     ctx = SecureContext(fingerprint=lambda h: f"{h} AA", interfaces=[("f", "127.0.0.1")],
                         rng=random.Random(1))  # fmt: skip
-    reg = Registry([Itf()], 20000, 59999, opener=lambda a, p, f: FakeSock(),  # type: ignore
+    reg = Registry([LOOPBACK], 20000, 59999, opener=lambda a, p, f: FakeSock(),  # type: ignore
                    secure=ctx)  # fmt: skip
     commands = Commands(reg)
     store: dict[str, bytes | None] = {}

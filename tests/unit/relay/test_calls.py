@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import random
 import socket
-from dataclasses import dataclass
 
 import pytest
 
 from relay.call import Call, CallClosed, CallError, CallEvent, CallOptions, Registry
 from relay.call.offered import OfferedMedia, OfferedSession
 from relay.call.secure import SecureContext
+from relay.config.interfaces import Interface
 from relay.ng.flags import call_options, parse_flags
 from relay.sdp.plan import SessionPlan
 
-
-@dataclass
-class Itf:
-    name: str = "lo"
-    local: str = "127.0.0.1"
-    advertised: str = "203.0.113.1"
-    family: str = "IP4"
+LOOPBACK = Interface("lo", "127.0.0.1", "203.0.113.1", "IP4")
 
 
 class FakeSock:
@@ -56,7 +50,7 @@ def secure_context() -> SecureContext:
 def registry(port_max: int = 43999, **kw: object) -> tuple[Registry, Clock]:
     clock = Clock()
     kw.setdefault("secure", secure_context())
-    reg = Registry([Itf()], 43500, port_max, opener=opener, clock=clock, wallclock=clock, **kw)  # type: ignore[arg-type]
+    reg = Registry([LOOPBACK], 43500, port_max, opener=opener, clock=clock, wallclock=clock, **kw)  # type: ignore[arg-type]
     return reg, clock
 
 
@@ -197,7 +191,7 @@ def test_real_sockets_closed_on_delete() -> None:
     from tests.support.tools import free_port_range
 
     lo, hi = free_port_range(8)
-    reg = Registry([Itf()], lo, hi, secure=secure_context())
+    reg = Registry([LOOPBACK], lo, hi, secure=secure_context())
     reg.offer("c1", "a", None, session(), flags(), render)
     socks = [s.sock for p in reg.calls["c1"].all_parties() for m in p.medias for s in m.streams()]
     assert len(socks) == 4 and all(isinstance(s, socket.socket) for s in socks)

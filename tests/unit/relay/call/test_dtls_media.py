@@ -15,12 +15,12 @@ import random
 import re
 import socket
 import struct
-from dataclasses import dataclass
 
 import pytest
 
 from relay.call import Registry
 from relay.call.secure import SecureContext
+from relay.config.interfaces import Interface
 from relay.dtls import DtlsError
 from relay.dtls.cert import DtlsCertificate, generate_certificate
 from relay.dtls.session import DtlsSession, Role, State
@@ -36,12 +36,7 @@ SOURCE = ("127.0.0.1", 5060)
 DTLS_SUITE = {"SRTP_AEAD_AES_256_GCM": "AEAD_AES_256_GCM"}
 
 
-@dataclass(frozen=True)
-class Itf:
-    name: str = "default"
-    local: str = "127.0.0.1"
-    advertised: str = "127.0.0.1"
-    family: str = "IP4"
+LOOPBACK = Interface("default", "127.0.0.1", "127.0.0.1", "IP4")
 
 
 def _sdp(port: int, protocol: str = "RTP/AVP", extra: str = "") -> str:
@@ -92,7 +87,7 @@ async def call(ours: DtlsCertificate, b_cert: DtlsCertificate, answered: DtlsCer
     ctx = SecureContext(fingerprint=lambda h: ours.fingerprint(h).render(),
                         interfaces=[("f1", "127.0.0.1")], rng=random.Random(7),
                         certificate=ours)  # fmt: skip
-    reg = Registry([Itf()], 42000, 42999, plane, secure=ctx)
+    reg = Registry([LOOPBACK], 42000, 42999, plane, secure=ctx)
     commands = Commands(reg)
     a, b = _udp(), _udp()
     try:

@@ -14,7 +14,6 @@ import re
 import socket
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import aioice
@@ -23,6 +22,7 @@ import pytest
 
 from relay.call import Registry
 from relay.call.secure import SecureContext
+from relay.config.interfaces import Interface
 from relay.media.userspace import UserspacePlane
 from relay.ng.commands import Commands
 from tests.unit.relay.media.secure_rig import BOUND
@@ -33,16 +33,11 @@ ALICE_ICE = ("a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
              "a=candidate:1 1 UDP 2130706431 127.0.0.1 {port} typ host\r\n")  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Itf:
-    name: str
-    local: str
-    advertised: str
-    family: str = "IP4"
-
-
-LO = [Itf("lo", "127.0.0.1", "203.0.113.1"), Itf("lo", "127.0.0.2", "203.0.113.2"),
-      Itf("lo", "::1", "::1", "IP6")]  # fmt: skip
+LO = [
+    Interface("lo", "127.0.0.1", "203.0.113.1", "IP4"),
+    Interface("lo", "127.0.0.2", "203.0.113.2", "IP4"),
+    Interface("lo", "::1", "::1", "IP6"),
+]
 FOUNDATIONS = [("F1", "203.0.113.1"), ("F2", "203.0.113.2"), ("F3", "::1")]
 FOUNDATIONS6 = [("G1", "203.0.113.1"), ("G2", "203.0.113.2"), ("G3", "::1")]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime
 import random
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from relay.call import Registry
 from relay.call.model import MediaSide
 from relay.call.secure import SecureContext
+from relay.config.interfaces import Interface
 from relay.dtls.cert import generate_certificate
 from relay.dtls.session import Role
 from relay.ng.commands import Commands
@@ -27,12 +27,7 @@ SECURE = {"ICE": "force", "SDES": ["off"], "transport-protocol": "UDP/TLS/RTP/SA
 PLAIN = {"ICE": "remove", "DTLS": "off", "SDES": ["off"], "transport-protocol": "RTP/AVP"}
 
 
-@dataclass(frozen=True)
-class Itf:
-    name: str = "default"
-    local: str = "127.0.0.1"
-    advertised: str = "127.0.0.1"
-    family: str = "IP4"
+LOOPBACK = Interface("default", "127.0.0.1", "127.0.0.1", "IP4")
 
 
 def _sdp(port: int, protocol: str = "RTP/AVP", extra: str = "", version: int = 1,
@@ -52,7 +47,7 @@ def _ice(ufrag: str, port: int) -> str:
 def commands() -> Commands:
     ctx = SecureContext(fingerprint=lambda h: FP, interfaces=[("f1", "127.0.0.1")],
                         rng=random.Random(3), certificate=CERT)  # fmt: skip
-    return Commands(Registry([Itf()], 41000, 41999, secure=ctx))
+    return Commands(Registry([LOOPBACK], 41000, 41999, secure=ctx))
 
 
 def _do(commands: Commands, **body: Any) -> str:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass
 from typing import Any
 
 from relay.call import Registry
 from relay.call.secure import SecureContext
+from relay.config.interfaces import Interface
 from relay.ng.codec import bencode_decode
 from relay.ng.commands import Commands
 from relay.ng.errors import NgError
@@ -22,19 +22,14 @@ SDP = ("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\
        "m=audio 4000 RTP/AVP 0\r\n")  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Itf:
-    name: str = "default"
-    local: str = "127.0.0.1"
-    advertised: str = "127.0.0.1"
-    family: str = "IP4"
+LOOPBACK = Interface("default", "127.0.0.1", "127.0.0.1", "IP4")
 
 
 class Rig:
     def __init__(self) -> None:
         ctx = SecureContext(fingerprint=lambda h: f"{h} AA", interfaces=[("f", "127.0.0.1")],
                             rng=random.Random(1))  # fmt: skip
-        self.registry = Registry([Itf()], 46600, 46799, secure=ctx)
+        self.registry = Registry([LOOPBACK], 46600, 46799, secure=ctx)
         self.commands = Commands(self.registry)
         self.sunk: list[tuple[str, bytes | None]] = []
         self.journal = Journal(self.commands, self.registry, "n1",

@@ -13,13 +13,13 @@ import re
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from relay.call import Registry
 from relay.call.secure import SecureContext
+from relay.config.interfaces import Interface
 from relay.dtls.cert import DtlsCertificate, generate_certificate
 from relay.media.userspace import UserspacePlane
 from relay.ng.codec import bencode_decode
@@ -34,12 +34,7 @@ PORT_MIN, PORT_MAX = 46200, 46599
 CRYPTO = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + "A" * 40 + "\r\n"
 
 
-@dataclass(frozen=True)
-class Itf:
-    name: str = "default"
-    local: str = "127.0.0.1"
-    advertised: str = "127.0.0.1"
-    family: str = "IP4"
+LOOPBACK = Interface("default", "127.0.0.1", "127.0.0.1", "IP4")
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +63,7 @@ class Daemon:
         ctx = SecureContext(fingerprint=lambda h: cert.fingerprint(h).render(),
                             interfaces=[("f1", "127.0.0.1")], rng=random.Random(3),
                             certificate=cert)  # fmt: skip
-        self.registry = Registry([Itf()], PORT_MIN, PORT_MAX, self.plane, secure=ctx,
+        self.registry = Registry([LOOPBACK], PORT_MIN, PORT_MAX, self.plane, secure=ctx,
                                  endpoint_learning="immediate")  # fmt: skip
         self.commands = Commands(self.registry)
         self.docs: dict[str, bytes | None] = {}
