@@ -92,6 +92,7 @@ class Relaunch:
     ng_port: int = field(default_factory=free_port)
     port_range: tuple[int, int] = (0, 0)
     runs: int = 0
+    started: list[Daemon] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # below the ephemeral range: a port another program binds by chance between the kill
@@ -121,8 +122,14 @@ class Relaunch:
         proc, log_path = self.popen()
         pmin, pmax = self.port_range
         d = Daemon("rtpvault", proc, self.ng_port, pmin, pmax, log_path, None, self.args())
+        self.started.append(d)
         _wait_ready(d, time.monotonic() + 30)
         return d
+
+    def stop_all(self) -> None:
+        """Stop every daemon this rig started (a killed one's stop only reaps it)."""
+        for d in self.started:
+            d.stop()
 
 
 def kill9(d: Daemon) -> None:

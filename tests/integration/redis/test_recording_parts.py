@@ -15,7 +15,6 @@ from storage.db import default_url, open_index
 from storage.models import Recording
 from tests.integration.recording.conftest import rtp_streams, tshark_read
 from tests.integration.recording.media import Call
-from tests.support.daemons import Daemon
 from tests.support.wait import wait_for
 
 from .rig import Relaunch, kill9
@@ -50,7 +49,6 @@ def test_kill9_recording_goes_on_in_a_linked_part(redis_db: tuple[int, redis.Red
     rig = Relaunch(tmp_path / "run", [f"--redis=127.0.0.1:6379/{db}", f"--recording-dir={spool}"])
     d = rig.start()
     call = Call(d, CALL)
-    d2: Daemon | None = None
     try:
         call.offer(**{"record-call": "yes", "metadata": "from:alice|to:bob"})
         call.answer()
@@ -72,9 +70,7 @@ def test_kill9_recording_goes_on_in_a_linked_part(redis_db: tuple[int, redis.Red
             "complete", "interrupted"], 15), d2.log()  # fmt: skip
     finally:
         call.close()
-        if d2 is not None:
-            d2.stop()
-        d.stop()
+        rig.stop_all()
     docs = {s["part"]: s for s in _sidecars(spool)}
     one, two = docs[1], docs[2]
     assert (state["id"], state["part"], state["part_id"]) == (one["id"], 1, one["id"])
@@ -132,8 +128,7 @@ def test_a_second_kill_gives_part_three(redis_db: tuple[int, redis.Redis],
             "complete", "interrupted", "interrupted"], 15), daemons[-1].log()  # fmt: skip
     finally:
         call.close()
-        for d in daemons:
-            d.stop()
+        rig.stop_all()
     docs = sorted(_sidecars(spool), key=lambda s: s["part"])
     assert [(s["part"], s["series"], s["status"]) for s in docs] == [
         (1, docs[0]["id"], "interrupted"), (2, docs[0]["id"], "interrupted"),

@@ -21,7 +21,6 @@ import pytest
 import redis
 
 from tests.integration.recording.media import Call
-from tests.support.daemons import Daemon
 from tests.support.ng import encode_ordered
 from tests.support.tools import free_port, require
 from tests.support.wait import wait_for
@@ -34,6 +33,18 @@ KEY = b"rtpvault:call:"
 def _doc(client: redis.Redis, call_id: str) -> dict[str, Any] | None:
     raw = client.get(KEY + call_id.encode())
     return json.loads(raw) if isinstance(raw, bytes) else None
+
+
+def _answered(client: redis.Redis, call_id: str) -> dict[str, Any] | None:
+    """The call's document once it holds the offer and the answer (writer threads write after
+    the reply), or None after 10 s (a bound on a stuck run, not a measured threshold)."""
+
+    def both() -> dict[str, Any] | None:
+        doc = _doc(client, call_id)
+        return doc if doc and len(doc["ng"]) == 2 else None
+
+    found: dict[str, Any] | None = wait_for(both, 10)
+    return found
 
 
 def _commands(doc: dict[str, Any]) -> list[bytes]:
@@ -69,8 +80,7 @@ def test_offer_answer_write_the_key_and_delete_removes_it(redis_db: tuple[int, r
     try:
         call.offer()
         call.answer()
-        doc = wait_for(lambda: (lambda x: x if x and len(x["ng"]) == 2 else None)(
-            _doc(client, "redis-write-1")), 10)  # fmt: skip
+        doc = _answered(client, "redis-write-1")
         assert doc is not None, d.log()
         assert doc["v"] == 1 and doc["call_id"] == "redis-write-1"
         assert _commands(doc) == [b"offer", b"answer"]
@@ -92,7 +102,6 @@ def test_redis_write_takes_the_writes_and_redis_the_restore(
                               f"--redis-write=127.0.0.1:{own_redis.port}/0"])  # fmt: skip
     d = rig.start()
     call = Call(d, "redis-split")
-    d2: Daemon | None = None
     try:
         call.offer()
         call.answer()
@@ -106,9 +115,7 @@ def test_redis_write_takes_the_writes_and_redis_the_restore(
         ng.close()
     finally:
         _close(call)
-        if d2 is not None:
-            d2.stop()
-        d.stop()
+        rig.stop_all()
     assert re.search(r"Redis restore: 0 calls restored, 0 skipped", d2.log()), d2.log()
 
 
@@ -118,7 +125,6 @@ def test_kill9_restart_restores_call_ports_and_media(redis_db: tuple[int, redis.
     rig = Relaunch(tmp_path, [f"--redis=127.0.0.1:6379/{db}"])
     d = rig.start()
     call = Call(d, "redis-kill9")
-    d2: Daemon | None = None
     try:
         call.offer()
         call.answer()
@@ -148,9 +154,7 @@ def test_kill9_restart_restores_call_ports_and_media(redis_db: tuple[int, redis.
         assert wait_for(lambda: client.exists(KEY + b"redis-kill9") == 0, 10), d2.log()
     finally:
         _close(call)
-        if d2 is not None:
-            d2.stop()
-        d.stop()
+        rig.stop_all()
     assert re.search(r"Redis restore: 1 calls restored, 0 skipped in \d+ ms", d2.log())
 
 
@@ -244,15 +248,13 @@ def test_restore_skips_a_call_whose_port_is_taken(redis_db: tuple[int, redis.Red
     rig = Relaunch(tmp_path, [f"--redis=127.0.0.1:6379/{db}"])
     d = rig.start()
     a, b = Call(d, "redis-skip-a"), Call(d, "redis-skip-b")
-    d2: Daemon | None = None
     blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         for c in (a, b):
             c.offer()
             c.answer()
         for c in (a, b):
-            assert wait_for(lambda c=c: (lambda x: x if x and len(x["ng"]) == 2 else None)(
-                _doc(client, c.call_id)), 10)  # fmt: skip
+            assert _answered(client, c.call_id)
         client.set(KEY + b"redis-skip-bad", b"{not a document")
         kill9(d)
         blocker.bind(("127.0.0.1", a.callee.relay_port))  # one of a's relay ports is taken
@@ -274,9 +276,7 @@ def test_restore_skips_a_call_whose_port_is_taken(redis_db: tuple[int, redis.Red
     finally:
         blocker.close()
         _close(a, b)
-        if d2 is not None:
-            d2.stop()
-        d.stop()
+        rig.stop_all()
     log = d2.log()
     assert re.search(r"Redis restore: call redis-skip-a skipped: .*\b"
                      rf"{a.callee.relay_port}\b", log), log  # fmt: skip
@@ -291,14 +291,12 @@ def test_two_workers_restore_each_their_calls(redis_db: tuple[int, redis.Redis],
     d = rig.start()
     ids = [f"redis-w2-{i}" for i in range(6)]
     calls = [Call(d, i) for i in ids]
-    d2: Daemon | None = None
     try:
         for c in calls:
             c.offer()
             c.answer()
         for i in ids:
-            assert wait_for(lambda i=i: (lambda x: x if x and len(x["ng"]) == 2 else None)(
-                _doc(client, i)), 10)  # fmt: skip
+            assert _answered(client, i)
         before = {c.call_id: _view(c.command("query")) for c in calls}
         kill9(d)
         d2 = rig.start()
@@ -310,9 +308,7 @@ def test_two_workers_restore_each_their_calls(redis_db: tuple[int, redis.Redis],
         ng.close()
     finally:
         _close(*calls)
-        if d2 is not None:
-            d2.stop()
-        d.stop()
+        rig.stop_all()
     restored = [int(n) for n in re.findall(
         r"Redis restore \(worker \d\): (\d+) calls restored, 0 skipped", d2.log())]  # fmt: skip
     assert len(restored) == 2 and sum(restored) == 6, d2.log()
@@ -339,8 +335,7 @@ def test_a_killed_worker_comes_back_with_its_calls(redis_db: tuple[int, redis.Re
             c.offer()
             c.answer()
         for i in ids:
-            assert wait_for(lambda i=i: (lambda x: x if x and len(x["ng"]) == 2 else None)(
-                _doc(client, i)), 10)  # fmt: skip
+            assert _answered(client, i)
         before = {c.call_id: _view(c.command("query")) for c in calls}
         pids = wait_workers(d, 2)
         os.kill(pids[0], signal.SIGKILL)
@@ -428,12 +423,10 @@ def test_a_graceful_stop_keeps_the_keys(redis_db: tuple[int, redis.Redis],
     rig = Relaunch(tmp_path, [f"--redis=127.0.0.1:6379/{db}"])
     d = rig.start()
     call = Call(d, "redis-sigterm")
-    d2: Daemon | None = None
     try:
         call.offer()
         call.answer()
-        assert wait_for(lambda: (lambda x: x if x and len(x["ng"]) == 2 else None)(
-            _doc(client, "redis-sigterm")), 10)  # fmt: skip
+        assert _answered(client, "redis-sigterm")
         assert d.stop() == 0
         assert _doc(client, "redis-sigterm") is not None
         d2 = rig.start()
@@ -442,9 +435,7 @@ def test_a_graceful_stop_keeps_the_keys(redis_db: tuple[int, redis.Redis],
         assert call.command("query")["result"] == "ok"
     finally:
         _close(call)
-        if d2 is not None:
-            d2.stop()
-        d.stop()
+        rig.stop_all()
 
 
 def test_password_in_the_address_or_the_environment(tmp_path: Path,
