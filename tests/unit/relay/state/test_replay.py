@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from relay.call import Registry
+from relay.call import Call, Registry
 from relay.call.secure import SecureContext
 from relay.config.interfaces import Interface
 from relay.dtls.cert import DtlsCertificate, generate_certificate
@@ -78,6 +78,10 @@ class Daemon:
         reply = self.commands.dispatch(body, SOURCE)
         assert reply["result"] == "ok", reply
         return reply
+
+    def restore(self, data: bytes) -> Call:
+        """The stored call rebuilt here, journalled on by this daemon's journal."""
+        return restore(self.commands, self.registry, data, self.journal)
 
     def ports(self) -> set[int]:
         return set(self.registry.pools["127.0.0.1"].used)
@@ -218,7 +222,7 @@ def test_documents_restore_the_same_calls(cert: DtlsCertificate,
         second = Daemon(loop, cert)
         for cid, data in docs.items():
             assert data is not None
-            call = restore(second.commands, second.registry, data, second.journal)
+            call = second.restore(data)
             assert call.restored == {} and call.created == created[cid]
             assert call.last_signal >= time.time() - 60
         await settle()
@@ -271,7 +275,7 @@ def test_a_port_taken_or_a_call_present_refuses_the_restore(
         blocker.bind(("127.0.0.1", ports[-1]))  # the last port the re-offer took
         try:
             with pytest.raises(RestoreError, match=f"port {ports[-1]} taken on 127.0.0.1"):
-                restore(second.commands, second.registry, data, second.journal)
+                second.restore(data)
             await settle()
             assert second.registry.calls == {} and second.ports() == set()
             # the recorder saw the call created (as restored) and then closed: nothing stays open
@@ -280,11 +284,11 @@ def test_a_port_taken_or_a_call_present_refuses_the_restore(
             assert events[0][1] == {}
         finally:
             blocker.close()
-        restore(second.commands, second.registry, data, second.journal)
+        second.restore(data)
         with pytest.raises(RestoreError, match="call already present"):
-            restore(second.commands, second.registry, data, second.journal)
+            second.restore(data)
         with pytest.raises(RestoreError, match="bad document"):
-            restore(second.commands, second.registry, b"{}", second.journal)
+            second.restore(b"{}")
         await settle()
         second.close()
 
@@ -367,7 +371,7 @@ def test_the_selected_ice_pair_is_restored(cert: DtlsCertificate) -> None:
         first.close()
 
         second = Daemon(loop, cert)
-        restore(second.commands, second.registry, data, second.journal)
+        second.restore(data)
         await settle()
         a.sendto(b"\x80\x00" + b"after" * 20, ("127.0.0.1", to_a.local_port))
         assert (await _rtp_at(b)).endswith(b"after" * 20)
@@ -434,7 +438,7 @@ def test_dtls_srtp_keys_are_restored(cert: DtlsCertificate) -> None:
         first.close()
 
         second = Daemon(loop, cert)
-        restore(second.commands, second.registry, data, second.journal)
+        second.restore(data)
         await settle()
         a.sendto(rtp[2], ("127.0.0.1", to_a.local_port))
         assert b_in.unprotect_rtp(await recv(b)) == rtp[2]
@@ -474,7 +478,7 @@ def test_extra_set_during_the_replay_is_kept_and_written(cert: DtlsCertificate) 
                 second.journal.set_extra("x", "recording", {"id": "r1", "part": 2})
 
         second.registry.listeners.append(on_event)
-        restore(second.commands, second.registry, data, second.journal)
+        second.restore(data)
         await settle()
         written = second.docs.get("x")
         assert written is not None and decode(written).extra["recording"]["part"] == 2
