@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,17 @@ def _answered(client: redis.Redis, call_id: str) -> dict[str, Any] | None:
 
     found: dict[str, Any] | None = wait_for(both, 10)
     return found
+
+
+def _answer_all(client: redis.Redis, calls: Sequence[Call]) -> dict[str, dict[str, Any]]:
+    """Offer and answer each call, wait until each one's document holds both, and return what
+    `query` says of each (its `_view`), to compare after a restore."""
+    for c in calls:
+        c.offer()
+        c.answer()
+    for c in calls:
+        assert _answered(client, c.call_id)
+    return {c.call_id: _view(c.command("query")) for c in calls}
 
 
 def _commands(doc: dict[str, Any]) -> list[bytes]:
@@ -250,11 +262,7 @@ def test_restore_skips_a_call_whose_port_is_taken(redis_db: tuple[int, redis.Red
     a, b = Call(d, "redis-skip-a"), Call(d, "redis-skip-b")
     blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        for c in (a, b):
-            c.offer()
-            c.answer()
-        for c in (a, b):
-            assert _answered(client, c.call_id)
+        _answer_all(client, (a, b))
         client.set(KEY + b"redis-skip-bad", b"{not a document")
         kill9(d)
         blocker.bind(("127.0.0.1", a.callee.relay_port))  # one of a's relay ports is taken
@@ -292,12 +300,7 @@ def test_two_workers_restore_each_their_calls(redis_db: tuple[int, redis.Redis],
     ids = [f"redis-w2-{i}" for i in range(6)]
     calls = [Call(d, i) for i in ids]
     try:
-        for c in calls:
-            c.offer()
-            c.answer()
-        for i in ids:
-            assert _answered(client, i)
-        before = {c.call_id: _view(c.command("query")) for c in calls}
+        before = _answer_all(client, calls)
         kill9(d)
         d2 = rig.start()
         ng = d2.client()
@@ -331,12 +334,7 @@ def test_a_killed_worker_comes_back_with_its_calls(redis_db: tuple[int, redis.Re
     ids = owned_call_ids(0, 2, "redis-wk0-") + owned_call_ids(1, 2, "redis-wk1-")
     calls = [Call(d, i) for i in ids]
     try:
-        for c in calls:
-            c.offer()
-            c.answer()
-        for i in ids:
-            assert _answered(client, i)
-        before = {c.call_id: _view(c.command("query")) for c in calls}
+        before = _answer_all(client, calls)
         pids = wait_workers(d, 2)
         os.kill(pids[0], signal.SIGKILL)
         wait_workers(d, 2, frozenset({pids[0]}))

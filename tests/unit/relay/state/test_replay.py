@@ -83,6 +83,12 @@ class Daemon:
         """The stored call rebuilt here, journalled on by this daemon's journal."""
         return restore(self.commands, self.registry, data, self.journal)
 
+    async def media_pass(self) -> None:
+        """The journal's once-a-second look at what media taught the calls (the daemon's
+        ticker), then time for its writes."""
+        self.journal.poll_media()
+        await settle()
+
     def ports(self) -> set[int]:
         return set(self.registry.pools["127.0.0.1"].used)
 
@@ -194,8 +200,7 @@ def test_documents_restore_the_same_calls(cert: DtlsCertificate,
         assert to_b is not None and to_a is not None
         b.sendto(b"\x80\x00" + bytes(170), ("127.0.0.1", to_b.local_port))
         assert await recv(a)
-        first.journal.poll_media()  # the ticker's once-a-second pass
-        await settle()
+        await first.media_pass()
         docs = dict(first.docs)
         assert set(docs) == {"plain", "sdes", "ice", "dtls", "tc", "fork"}
         plain_doc = decode(docs["plain"] or b"")
@@ -362,8 +367,7 @@ def test_the_selected_ice_pair_is_restored(cert: DtlsCertificate) -> None:
         assert to_a is not None
         a.sendto(b"\x80\x00" + b"before" * 20, ("127.0.0.1", to_a.local_port))
         assert (await _rtp_at(b)).endswith(b"before" * 20)
-        first.journal.poll_media()
-        await settle()
+        await first.media_pass()
         data = first.docs["icep"]
         assert data is not None
         media = decode(data).media
@@ -375,8 +379,7 @@ def test_the_selected_ice_pair_is_restored(cert: DtlsCertificate) -> None:
         await settle()
         a.sendto(b"\x80\x00" + b"after" * 20, ("127.0.0.1", to_a.local_port))
         assert (await _rtp_at(b)).endswith(b"after" * 20)
-        second.journal.poll_media()  # the adopted pair stays in the document
-        await settle()
+        await second.media_pass()  # the adopted pair stays in the document
         assert second.sink_calls == 0
         second.close()
 
@@ -429,8 +432,7 @@ def test_dtls_srtp_keys_are_restored(cert: DtlsCertificate) -> None:
         assert b_in.unprotect_rtp(await recv(b)) == rtp[0]
         b.sendto(b_out.protect_rtp(rtp[1]), to_b)
         assert await recv(a) == rtp[1]
-        first.journal.poll_media()
-        await settle()
+        await first.media_pass()
         data = first.docs["dt"]
         assert data is not None
         media = decode(data).media
@@ -444,8 +446,7 @@ def test_dtls_srtp_keys_are_restored(cert: DtlsCertificate) -> None:
         assert b_in.unprotect_rtp(await recv(b)) == rtp[2]
         b.sendto(b_out.protect_rtp(rtp[3]), to_b)
         assert await recv(a) == rtp[3]
-        second.journal.poll_media()  # the applied keys stay in the document
-        await settle()
+        await second.media_pass()  # the applied keys stay in the document
         assert second.sink_calls == 0
         second.close()
 
