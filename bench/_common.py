@@ -13,7 +13,7 @@ import resource
 import shlex
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -243,12 +243,17 @@ def format_table(rows: Sequence[Row], reference: str, candidate: str) -> str:
         ]
         for r in rows
     ]
+    return text_table(header, body, left=(0, 1, 5))
+
+
+def text_table(header: list[str], body: list[list[str]], left: Collection[int] = (0, 1)) -> str:
+    """Fixed-width columns two spaces apart, a dashed line under the header; the columns in
+    `left` are left-aligned, the others (figures) right-aligned."""
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
         parts = [
-            cells[i].ljust(widths[i]) if i in (0, 1, 5) else cells[i].rjust(widths[i])
-            for i in range(len(cells))
+            c.ljust(widths[i]) if i in left else c.rjust(widths[i]) for i, c in enumerate(cells)
         ]
         return "  ".join(parts).rstrip()
 

@@ -631,14 +631,7 @@ def format_table(res: dict[str, Result], labels: list[str], clients: int) -> str
                 q = common.ratio(value(res, c, m.get), r)
                 line.append("n/a" if q is None else f"{q:.2f}")
         body.append(line)
-    widths = [max(len(x[i]) for x in [header, *body]) for i in range(len(header))]
-
-    def fmt(cells: list[str]) -> str:
-        return "  ".join(
-            x.ljust(widths[i]) if i < 2 else x.rjust(widths[i]) for i, x in enumerate(cells)
-        ).rstrip()
-
-    return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *map(fmt, body)])
+    return common.text_table(header, body)
 
 
 def goals(res: dict[str, Result], labels: list[str], clients: int) -> list[dict[str, Any]]:

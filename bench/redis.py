@@ -722,17 +722,6 @@ def restore_run(
 # ---------------------------------------------------------------- report
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(x[i]) for x in [header, *rows]) for i in range(len(header))]
-
-    def fmt(cells: list[str]) -> str:
-        return "  ".join(
-            x.ljust(widths[i]) if i < 2 else x.rjust(widths[i]) for i, x in enumerate(cells)
-        ).rstrip()
-
-    return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *map(fmt, rows)])
-
-
 def f(v: float | None, digits: int) -> str:
     return "n/a" if v is None else f"{v:,.{digits}f}"
 
@@ -773,7 +762,7 @@ def report_cost(
                 line.append(f(common.ratio(vals[f"rtpvault/{mode}"], vals[f"rtpengine/{mode}"]), 2))
         rows.append(line)
         data.append({"metric": label, "unit": unit, **vals})
-    return table(header, rows), data
+    return common.text_table(header, rows), data
 
 
 def worker_kill_run(
@@ -890,7 +879,7 @@ def report_restore(res: dict[str, Restore], kinds: list[str]) -> str:
         if both:
             line.append(f(common.ratio(vals[1], vals[0]), 2) if unit == "s" else "")
         rows.append(line)
-    return table(header, rows)
+    return common.text_table(header, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
