@@ -37,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from .tools import free_port, require
+from .tools import free_port, require, udp_port_free
 
 
 @dataclass
@@ -240,12 +240,7 @@ class KamailioCapture:
             time.sleep(0.05)
 
     def _bound(self) -> bool:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.bind(("127.0.0.1", self.port))
-            except OSError:
-                return True
-        return False
+        return not udp_port_free(self.port)
 
     def rows(self, table: str = "rtcp_capture") -> list[dict[str, Any]]:
         if table not in TABLES:

@@ -47,6 +47,16 @@ def free_port(kind: int = socket.SOCK_DGRAM, host: str = "127.0.0.1") -> int:
         return port
 
 
+def udp_port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether this process could bind UDP `port` on `host` now (nobody else holds it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _ephemeral_low() -> int:
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:

@@ -7,7 +7,6 @@ import fcntl
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from pathlib import Path
 import redis
 
 from tests.support.daemons import Daemon, _wait_ready, rtpvault_command
-from tests.support.tools import free_port, free_port_range, require
+from tests.support.tools import free_port, free_port_range, require, udp_port_free
 from tests.support.wait import wait_for
 
 DBS = range(8, 16)
@@ -136,13 +135,4 @@ def kill9(d: Daemon) -> None:
     """`kill -9` of the daemon (its workers die with it), then wait until its ng port is free."""
     d.proc.send_signal(signal.SIGKILL)
     d.proc.wait(10)
-
-    def free() -> bool:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.bind(("127.0.0.1", d.ng_port))
-            except OSError:
-                return False
-        return True
-
-    assert wait_for(free, 20)
+    assert wait_for(lambda: udp_port_free(d.ng_port), 20)

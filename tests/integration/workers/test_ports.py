@@ -9,12 +9,12 @@ every port of the range is bound, and a call of either worker is refused.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
 from tests.support import daemons
+from tests.support.tools import udp_port_free
 
 from .test_handoff import offer
 from .workers import owned_call_ids
@@ -48,17 +48,7 @@ def fill(d: daemons.Daemon, workers: int) -> tuple[int, list[str]]:
 
 def bindable(d: daemons.Daemon) -> list[int]:
     """Ports of the daemon's range that this process can still bind (on its interface)."""
-    free = []
-    for port in range(d.port_min, d.port_max + 1):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            s.bind(("127.0.0.1", port))
-            free.append(port)
-        except OSError:
-            pass
-        finally:
-            s.close()
-    return free
+    return [port for port in range(d.port_min, d.port_max + 1) if udp_port_free(port)]
 
 
 def test_both_workers_draw_from_one_range_until_it_is_full(tmp_path: Path) -> None:

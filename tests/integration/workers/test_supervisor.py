@@ -20,7 +20,7 @@ from storage.models import Recording
 from tests.integration.recording.conftest import sidecars, tshark_read
 from tests.integration.recording.media import Call
 from tests.support import daemons
-from tests.support.tools import free_port, free_port_range
+from tests.support.tools import free_port, free_port_range, udp_port_free
 from tests.support.wait import wait_for
 
 from .workers import client_on_worker, owned_call_ids, wait_workers, worker_pids
@@ -37,16 +37,6 @@ def run(*extra: str, ng: int) -> subprocess.CompletedProcess[str]:
     ]  # fmt: skip
     # the timeout is a hang guard: each of these exits at start-up
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
-
-
-def port_free(port: int) -> bool:
-    """No process (an orphaned worker) holds the UDP port any more."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 @pytest.mark.parametrize("reuse_port", [False, True], ids=["plain", "so-reuseport"])
@@ -79,7 +69,7 @@ def test_a_worker_that_cannot_start_ends_the_daemon_with_its_status(tmp_path: Pa
     out = run(f"--recording-dir={spool}", "--log-stderr", ng=port)
     assert out.returncode == 255, out.stderr
     assert "is not a directory" in out.stderr and "Traceback" not in out.stderr
-    assert port_free(port)
+    assert udp_port_free(port)
 
 
 def test_sigterm_ends_every_workers_calls_and_exits_0(tmp_path: Path) -> None:
@@ -105,7 +95,7 @@ def test_sigterm_ends_every_workers_calls_and_exits_0(tmp_path: Path) -> None:
     for pid in pids.values():  # reaped by the supervisor, not orphaned
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
-    assert port_free(d.ng_port)
+    assert udp_port_free(d.ng_port)
     docs = sidecars(spool)
     assert sorted(doc["call_id"] for doc in docs) == sorted(c.call_id for c in calls)
     assert {doc["status"] for doc in docs} == {"complete"}
@@ -192,7 +182,7 @@ def test_kill9_of_the_supervisor_ends_its_workers(tmp_path: Path) -> None:
         d.proc.kill()
         d.proc.wait(10)
         assert wait_for(lambda: all(gone(p) for p in pids.values()), 10), pids
-        assert port_free(d.ng_port)
+        assert udp_port_free(d.ng_port)
     finally:
         for pid in pids.values():
             if not gone(pid):
